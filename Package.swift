@@ -1,0 +1,36 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "nas",
+    products: [
+        .executable(name: "nas", targets: ["CLI"]),
+        // Shipped constraint plugins: shared libraries that `nas` loads with dlopen.
+        .library(name: "nas_latency", type: .dynamic, targets: ["LatencyPlugin"]),
+        .library(name: "nas_memory", type: .dynamic, targets: ["MemoryPlugin"]),
+        .library(name: "nas_power", type: .dynamic, targets: ["PowerPlugin"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        // The versioned C ABI of constraint plugins (the header lives in plugins/include).
+        .target(name: "CNasPlugin", path: "Sources/CNasPlugin"),
+        .target(name: "Constraints"),
+        .target(name: "Plugins", dependencies: ["Constraints", "CNasPlugin"]),
+        .executableTarget(
+            name: "CLI",
+            dependencies: [
+                "Constraints", "Plugins",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Plugins shipped with the tool, one per language of the ABI.
+        .target(name: "LatencyPlugin", dependencies: ["CNasPlugin"], path: "plugins/c-latency", publicHeadersPath: "."),
+        .target(name: "MemoryPlugin", dependencies: ["CNasPlugin"], path: "plugins/c-memory", publicHeadersPath: "."),
+        .target(name: "PowerPlugin", dependencies: ["CNasPlugin"], path: "plugins/swift-power"),
+        .testTarget(name: "ConstraintsTests", dependencies: ["Constraints"]),
+        .testTarget(name: "PluginsTests", dependencies: ["Plugins", "Constraints"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI"]),
+    ]
+)

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import Plugins
+
+/// Where constraint plugins come from; shared by every command that builds constraints.
+struct PluginOptions: ParsableArguments {
+    @Option(
+        name: .customLong("plugin-dir"),
+        help: ArgumentHelp(
+            "A directory of constraint plugins (*.so) to load; repeatable. \(ConstraintRegistry.environmentVariable) adds more (':'-separated).",
+            valueName: "DIR"))
+    var directories: [String] = []
+
+    /// Built-ins, shipped plugins, then the environment's and the flags' directories.
+    func registry() throws -> ConstraintRegistry {
+        try ConstraintRegistry.standard(directories: directories)
+    }
+}
+
+/// Writes text to standard error.
+func printError(_ text: String) {
+    var stream = StandardError()
+    print(text, to: &stream)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        writeAll(string, to: STDERR_FILENO)
+    }
+}
+
+/// Writes all of `text` to a file descriptor, retrying short writes.
+func writeAll(_ text: String, to descriptor: Int32) {
+    var text = text
+    text.withUTF8 { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            offset += written
+        }
+    }
+}

@@ -1,0 +1,1 @@
+../../../plugins/include/nas_constraint.h
