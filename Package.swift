@@ -18,10 +18,12 @@ let package = Package(
         .target(name: "CNasPlugin", path: "Sources/CNasPlugin"),
         .target(name: "Constraints"),
         .target(name: "Plugins", dependencies: ["Constraints", "CNasPlugin"]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "Trainer", dependencies: ["Constraints", "CZlib"]),
         .executableTarget(
             name: "CLI",
             dependencies: [
-                "Constraints", "Plugins",
+                "Constraints", "Plugins", "Trainer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -31,6 +33,7 @@ let package = Package(
         .target(name: "PowerPlugin", dependencies: ["CNasPlugin"], path: "plugins/swift-power"),
         .testTarget(name: "ConstraintsTests", dependencies: ["Constraints"]),
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "Constraints"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer"]),
         .testTarget(name: "CLITests", dependencies: ["CLI"]),
     ]
 )
