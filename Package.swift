@@ -19,6 +19,7 @@ let package = Package(
         .target(name: "Constraints"),
         .target(name: "Plugins", dependencies: ["Constraints", "CNasPlugin"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "Trainer", dependencies: ["Constraints", "CZlib"]),
         .executableTarget(
             name: "CLI",
