@@ -21,10 +21,11 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "Trainer", dependencies: ["Constraints", "CZlib"]),
+        .target(name: "Fleet", dependencies: ["Constraints", "Trainer", "CCurl"]),
         .executableTarget(
             name: "CLI",
             dependencies: [
-                "Constraints", "Plugins", "Trainer",
+                "Constraints", "Plugins", "Trainer", "Fleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -35,6 +36,7 @@ let package = Package(
         .testTarget(name: "ConstraintsTests", dependencies: ["Constraints"]),
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "Constraints"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer"]),
+        .testTarget(name: "FleetTests", dependencies: ["Fleet"]),
         .testTarget(name: "CLITests", dependencies: ["CLI"]),
     ]
 )

@@ -1,0 +1,17 @@
+/// Measures models on the device of this machine: how a worker turns a model into metrics.
+///
+/// Backends: the native engine (in-process, the trainer's harness) and a user's command (a device with its
+/// own runtime). Both return metrics by name; every runner reports at least `latency_ms` (the p50 of its
+/// repetitions) and, where it can, `memory_bytes` (peak working memory of one inference).
+public protocol ModelRunner: Sendable {
+    /// Measures the ONNX model stored at `path`.
+    func measure(modelAt path: String) async throws -> [String: Double]
+}
+
+/// The metric keys runners and the file exchange agree on.
+public enum MetricKey {
+    /// Latency in milliseconds (p50 of the repetitions).
+    public static let latency = "latency_ms"
+    /// Peak working memory of one inference, in bytes.
+    public static let memory = "memory_bytes"
+}
