@@ -33,10 +33,12 @@ let package = Package(
         .target(name: "LatencyPlugin", dependencies: ["CNasPlugin"], path: "plugins/c-latency", publicHeadersPath: "."),
         .target(name: "MemoryPlugin", dependencies: ["CNasPlugin"], path: "plugins/c-memory", publicHeadersPath: "."),
         .target(name: "PowerPlugin", dependencies: ["CNasPlugin"], path: "plugins/swift-power"),
-        .testTarget(name: "ConstraintsTests", dependencies: ["Constraints"]),
-        .testTarget(name: "PluginsTests", dependencies: ["Plugins", "Constraints"]),
+        // Paths, processes and compilers shared by the test targets.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "ConstraintsTests", dependencies: ["Constraints", "TestSupport"]),
+        .testTarget(name: "PluginsTests", dependencies: ["Plugins", "Constraints", "TestSupport"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet"]),
-        .testTarget(name: "CLITests", dependencies: ["CLI"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ]
 )
