@@ -82,21 +82,33 @@ struct RewardCommand: ParsableCommand {
             file = standardInput
         }
         defer { fclose(file) }
-        var scorer = RewardLineScorer(defaultConstraints: defaults) { try registry.constraint(parsing: $0) }
-        var failures = 0
-        var output = ""
-        output.reserveCapacity(1 << 17)
-        var number = 0
-        try LineReader(file: file).forEachLine { line in
-            number += 1
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
-            let (text, succeeded) = scorer.score(line: line, number: number)
-            if !succeeded { failures += 1 }
-            output += text
-            output += "\n"
-            if output.utf8.count >= 1 << 16 { flush(&output) }
+        // Lines are independent: score each block's lines on every core, then write them in input order.
+        let threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 16))
+        let lanes = (0..<threads).map { _ in
+            ScoringLane(RewardLineScorer(defaultConstraints: defaults) { try registry.constraint(parsing: $0) })
         }
-        flush(&output)
+        var number = 0
+        try LineReader(file: file).forEachBlock { block in
+            let lines = LineIndex(block)
+            let firstNumber = number
+            number += lines.count
+            DispatchQueue.concurrentPerform(iterations: threads) { part in
+                let lane = lanes[part]
+                for line in (lines.count * part / threads)..<(lines.count * (part + 1) / threads) {
+                    let bytes = lines[line]
+                    if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+                    let (text, succeeded) = lane.scorer.score(line: bytes, number: firstNumber + line + 1)
+                    if !succeeded { lane.failures += 1 }
+                    lane.output += text
+                    lane.output += "\n"
+                }
+            }
+            for lane in lanes {
+                writeAll(lane.output, to: STDOUT_FILENO)
+                lane.output.removeAll(keepingCapacity: true)
+            }
+        }
+        let failures = lanes.reduce(0) { $0 + $1.failures }
         if failures > 0 {
             printError("nas reward: \(failures) of \(number) lines failed; see their \"error\" members")
             throw ExitCode(1)
@@ -136,35 +148,67 @@ struct RewardCommand: ParsableCommand {
     }
 }
 
-/// Reads a FILE in large blocks and hands out its lines without their newline.
+/// One thread's scorer and output; `concurrentPerform` hands each lane to exactly one thread at a time.
+final class ScoringLane: @unchecked Sendable {
+    var scorer: RewardLineScorer
+    var output = ""
+    var failures = 0
+
+    init(_ scorer: RewardLineScorer) {
+        self.scorer = scorer
+        output.reserveCapacity(1 << 20)
+    }
+}
+
+/// The lines of a block (without their newline), by index; read-only, so shared by the scoring threads.
+struct LineIndex: @unchecked Sendable {
+    let block: UnsafeBufferPointer<UInt8>
+    let starts: [Int]
+
+    init(_ block: UnsafeBufferPointer<UInt8>) {
+        self.block = block
+        var starts = [0]
+        for index in 0..<block.count where block[index] == 0x0A { starts.append(index + 1) }
+        if starts.last == block.count { starts.removeLast() }
+        self.starts = starts
+    }
+
+    var count: Int { starts.count }
+
+    subscript(line: Int) -> UnsafeBufferPointer<UInt8> {
+        var end = line + 1 < starts.count ? starts[line + 1] : block.count
+        if end > starts[line], block[end - 1] == 0x0A { end -= 1 }
+        return UnsafeBufferPointer(rebasing: block[starts[line]..<end])
+    }
+}
+
+/// Reads a FILE in large blocks and hands them out cut at line ends, so that every block holds whole lines.
 struct LineReader {
     let file: UnsafeMutablePointer<FILE>
+    var blockSize = 1 << 22
 
-    func forEachLine(_ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
-        let blockSize = 1 << 20
-        var pending: [UInt8] = []
-        var block = [UInt8](repeating: 0, count: blockSize)
+    func forEachBlock(_ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
+        var buffer = [UInt8](repeating: 0, count: blockSize)
+        var filled = 0
         while true {
-            let count = block.withUnsafeMutableBytes { fread($0.baseAddress, 1, blockSize, file) }
-            if count == 0 { break }
-            try block.withUnsafeBufferPointer { buffer in
-                var start = 0
-                for index in 0..<count where buffer[index] == 0x0A {
-                    if pending.isEmpty {
-                        try body(UnsafeBufferPointer(rebasing: buffer[start..<index]))
-                    } else {
-                        pending.append(contentsOf: buffer[start..<index])
-                        try pending.withUnsafeBufferPointer { try body($0) }
-                        pending.removeAll(keepingCapacity: true)
-                    }
-                    start = index + 1
+            if filled == buffer.count { buffer.append(contentsOf: repeatElement(0, count: buffer.count)) }
+            let count = buffer.withUnsafeMutableBytes { fread($0.baseAddress! + filled, 1, $0.count - filled, file) }
+            if count == 0 {
+                if ferror(file) != 0 {
+                    throw ValidationError("reading the input failed: \(String(cString: strerror(errno)))")
                 }
-                pending.append(contentsOf: buffer[start..<count])
+                if filled > 0 { try buffer.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[0..<filled])) } }
+                return
             }
+            filled += count
+            // Hand out everything up to the last newline; keep the partial line for the next read.
+            guard let last = buffer[0..<filled].lastIndex(of: 0x0A) else { continue }
+            try buffer.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[0...last])) }
+            let rest = filled - (last + 1)
+            buffer.withUnsafeMutableBytes { bytes in
+                _ = memmove(bytes.baseAddress!, bytes.baseAddress! + last + 1, rest)
+            }
+            filled = rest
         }
-        if ferror(file) != 0 {
-            throw ValidationError("reading the input failed: \(String(cString: strerror(errno)))")
-        }
-        if !pending.isEmpty { try pending.withUnsafeBufferPointer { try body($0) } }
     }
 }

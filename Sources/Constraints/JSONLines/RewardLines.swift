@@ -34,6 +34,15 @@ public struct RewardLineScorer {
     /// Scores one line (1-based `number`); returns the output line, without newline, and whether it succeeded.
     public mutating func score(line: UnsafeBufferPointer<UInt8>, number: Int) -> (output: String, succeeded: Bool) {
         var out = "{\"line\":\(number),"
+        if let seed = SeedLine.read(line) {
+            do {
+                try writeSeed(seed, into: &out)
+                out += "}"
+                return (out, true)
+            } catch {
+                // The general path below reports the error.
+            }
+        }
         do {
             let value = try JSON.parse(buffer: line)
             guard case .object = value else { throw LineError("a line must be a JSON object, not \(value.kindName)") }
@@ -73,20 +82,27 @@ public struct RewardLineScorer {
                 "unknown key '\(member.key)' in vertex-ai-nas's form; compute_reward takes accuracy, target_latency_or_flops, measured_latency_or_flops, target_memory, measured_memory, weight, use_hard_limit"
             )
         }
-        let accuracy = try Self.number(value, "accuracy")
-        let target = try Self.number(value, "target_latency_or_flops")
-        let measured = try Self.number(value, "measured_latency_or_flops")
-        let targetMemory = try Self.number(value, "target_memory", default: 0)
-        let measuredMemory = try Self.number(value, "measured_memory", default: 0)
-        let weight = try Self.number(value, "weight", default: 1)
-        let hard: Bool
+        var seed = SeedLine()
+        seed.accuracy = try Self.number(value, "accuracy")
+        seed.target = try Self.number(value, "target_latency_or_flops")
+        seed.measured = try Self.number(value, "measured_latency_or_flops")
+        seed.targetMemory = try Self.number(value, "target_memory", default: 0)
+        seed.measuredMemory = try Self.number(value, "measured_memory", default: 0)
+        seed.weight = try Self.number(value, "weight", default: 1)
         switch value["use_hard_limit"] {
-        case nil: hard = true
-        case .bool(let flag): hard = flag
-        case .number(let flag): hard = flag != 0
-        case .null: hard = false
+        case nil: seed.useHardLimit = true
+        case .bool(let flag): seed.useHardLimit = flag
+        case .number(let flag): seed.useHardLimit = flag != 0
+        case .null: seed.useHardLimit = false
         default: throw LineError("use_hard_limit must be true or false")
         }
+        try writeSeed(seed, into: &out)
+    }
+
+    private func writeSeed(_ seed: SeedLine, into out: inout String) throws {
+        let (accuracy, target, measured) = (seed.accuracy, seed.target, seed.measured)
+        let (targetMemory, measuredMemory) = (seed.targetMemory, seed.measuredMemory)
+        let (weight, hard) = (seed.weight, seed.useHardLimit)
         let reward = try SeedReward.compute(
             accuracy: accuracy, targetLatencyOrFlops: target, measuredLatencyOrFlops: measured,
             targetMemory: targetMemory, measuredMemory: measuredMemory, weight: weight, useHardLimit: hard)
