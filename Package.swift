@@ -21,11 +21,13 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "Trainer", dependencies: ["Constraints", "CZlib"]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "Search", dependencies: ["Constraints", "CSQLite"]),
         .target(name: "Fleet", dependencies: ["Constraints", "Trainer", "CCurl"]),
         .executableTarget(
             name: "CLI",
             dependencies: [
-                "Constraints", "Plugins", "Trainer", "Fleet",
+                "Constraints", "Plugins", "Trainer", "Fleet", "Search",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -38,6 +40,7 @@ let package = Package(
         .testTarget(name: "ConstraintsTests", dependencies: ["Constraints", "TestSupport"]),
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "Constraints", "TestSupport"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer"]),
+        .testTarget(name: "SearchTests", dependencies: ["Search", "Constraints", "TestSupport"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ]

@@ -1,0 +1,262 @@
+import Foundation
+
+/// Why a job directory could not be used. Each says what was wrong and what to do.
+public struct JobStoreError: Error, Hashable, Sendable, CustomStringConvertible {
+    private enum Code: Hashable, Sendable {
+        case notAJob, anotherJob, database, unknownTrial, badState
+    }
+
+    private let code: Code
+    /// The readable explanation.
+    public let message: String
+
+    private init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    static func notAJob(_ directory: String) -> JobStoreError {
+        JobStoreError(
+            .notAJob,
+            "'\(directory)' is not a nas job directory (it has no \(JobStore.fileName)); give the folder a search or train job wrote"
+        )
+    }
+
+    static func anotherJob(_ directory: String, _ name: String) -> JobStoreError {
+        JobStoreError(
+            .anotherJob,
+            "'\(directory)' already holds job '\(name)'; choose another --job-name or --root-output-dir, or continue it with --resume \(directory)"
+        )
+    }
+
+    static func database(_ path: String, _ message: String) -> JobStoreError {
+        JobStoreError(.database, "job database \(path): \(message)")
+    }
+
+    static func unknownTrial(_ id: Int) -> JobStoreError {
+        JobStoreError(.unknownTrial, "trial \(id) does not exist in this job")
+    }
+
+    /// The trials a user named that the job does not have.
+    public static func unknownTrials(_ ids: [Int], directory: String, known: [Int]) -> JobStoreError {
+        let list = ids.map(String.init).joined(separator: ", ")
+        let have = known.isEmpty ? "none" : "\(known.first!)...\(known.last!) (\(known.count) trials)"
+        return JobStoreError(.unknownTrial, "job '\(directory)' has no trial \(list); its trials are \(have)")
+    }
+}
+
+/// The state of one trial, as the job store records it.
+public enum TrialState: String, Codable, Sendable, CaseIterable {
+    /// Proposed, not started.
+    case pending
+    /// A trainer process is working on it.
+    case running
+    /// Finished with metrics and a reward.
+    case succeeded
+    /// Finished with an error (non-zero exit, NaN loss, killed...).
+    case failed
+    /// Stopped by the user before finishing.
+    case cancelled
+}
+
+/// What a job was started with: enough to resume it and to retrain its trials.
+public struct JobConfig: Codable, Hashable, Sendable {
+    /// `search` or `train` (stage 2, retrain-with-latency).
+    public var kind: String
+    /// The job's name.
+    public var name: String
+    /// The search space's name or file (search jobs).
+    public var searchSpace: String
+    /// `random`, `grid` or `evolution`.
+    public var algorithm: String
+    /// The seed of the search and of every trial's training.
+    public var seed: Int
+    /// How many trials to run.
+    public var maxTrials: Int
+    /// How many trainer processes at once.
+    public var maxParallelTrials: Int
+    /// Failed trials after which the job stops.
+    public var maxFailedTrials: Int
+    /// Constraint specs of the reward.
+    public var constraints: [String]
+    /// Device types whose latency the reward constrains.
+    public var targetDeviceTypes: [String]
+    /// Flags passed through to every `nas trainer`.
+    public var trainerArguments: [String]
+    /// For a train job: the search job it retrains.
+    public var searchJobDirectory: String?
+    /// For a train job: the search trials, in the order of this job's trials.
+    public var searchTrials: [Int]
+
+    /// Creates a job configuration.
+    public init(
+        kind: String, name: String, searchSpace: String, algorithm: String, seed: Int, maxTrials: Int,
+        maxParallelTrials: Int, maxFailedTrials: Int, constraints: [String], targetDeviceTypes: [String],
+        trainerArguments: [String], searchJobDirectory: String? = nil, searchTrials: [Int] = []
+    ) {
+        self.kind = kind
+        self.name = name
+        self.searchSpace = searchSpace
+        self.algorithm = algorithm
+        self.seed = seed
+        self.maxTrials = maxTrials
+        self.maxParallelTrials = maxParallelTrials
+        self.maxFailedTrials = maxFailedTrials
+        self.constraints = constraints
+        self.targetDeviceTypes = targetDeviceTypes
+        self.trainerArguments = trainerArguments
+        self.searchJobDirectory = searchJobDirectory
+        self.searchTrials = searchTrials
+    }
+}
+
+/// One trial as recorded.
+public struct TrialRecord: Hashable, Sendable {
+    /// The trial id, from 1, as in vertex-ai-nas.
+    public var id: Int
+    /// Where the trial is.
+    public var state: TrialState
+    /// The architecture choice (`nas_params_str.json`'s content).
+    public var parameters: String
+    /// The choice as decision indices, for the search algorithms.
+    public var decisions: [Int]
+    /// Metrics the trainer reported (`top_1_accuracy`, `flops_million`, latencies...).
+    public var metrics: [String: Double]
+    /// The reward, once succeeded.
+    public var reward: Double?
+    /// Why it failed.
+    public var error: String?
+    /// For a train job's trial: the search trial it retrains.
+    public var searchTrialID: Int?
+    /// Seconds since 1970 when it started / ended.
+    public var startedAt: Double?
+    public var endedAt: Double?
+}
+
+/// A job's state in SQLite inside its directory: one writer (the search process), WAL, each change committed.
+public final class JobStore {
+    /// The database's file name inside the job directory.
+    public static let fileName = "nas_job.sqlite"
+
+    /// The job directory.
+    public let directory: String
+    /// What the job was started with.
+    public let config: JobConfig
+    private let database: Database
+
+    private init(directory: String, config: JobConfig, database: Database) {
+        self.directory = directory
+        self.config = config
+        self.database = database
+    }
+
+    /// Creates a new job in `directory` (created if needed); refuses a directory that holds another job.
+    public static func create(directory: String, config: JobConfig) throws -> JobStore {
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        if FileManager.default.fileExists(atPath: path) {
+            let existing = try open(directory: directory)
+            throw JobStoreError.anotherJob(directory, existing.config.name)
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let database = try Database(path: path, create: true)
+        let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
+        try database.transaction {
+            try database.execute("CREATE TABLE job (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            try database.execute(
+                """
+                CREATE TABLE trials (
+                    id INTEGER PRIMARY KEY, state TEXT NOT NULL, parameters TEXT NOT NULL, decisions TEXT NOT NULL,
+                    metrics TEXT NOT NULL DEFAULT '{}', reward REAL, error TEXT, search_trial_id INTEGER,
+                    started_at REAL, ended_at REAL)
+                """)
+            try database.execute("INSERT INTO job VALUES ('config', ?), ('schema', '1')", [.text(json)])
+        }
+        return JobStore(directory: directory, config: config, database: database)
+    }
+
+    /// Opens an existing job; a directory without one is a clear error.
+    public static func open(directory: String) throws -> JobStore {
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: path) else { throw JobStoreError.notAJob(directory) }
+        let database = try Database(path: path, create: false)
+        let rows: [[SQLValue]]
+        do {
+            rows = try database.query("SELECT value FROM job WHERE key = 'config'")
+        } catch {
+            throw JobStoreError.database(path, "not a nas job database (\(error)); was it written by another tool?")
+        }
+        guard let json = rows.first?.first?.string,
+            let config = try? JSONDecoder().decode(JobConfig.self, from: Data(json.utf8))
+        else { throw JobStoreError.database(path, "the job's configuration is missing or unreadable") }
+        return JobStore(directory: directory, config: config, database: database)
+    }
+
+    /// The folder of one trial, as in vertex-ai-nas: `<job_dir>/<trial_id>`.
+    public func trialDirectory(_ id: Int) -> String {
+        (directory as NSString).appendingPathComponent(String(id))
+    }
+
+    /// Records a new pending trial and returns its id (1, 2, ...).
+    @discardableResult
+    public func addTrial(parameters: String, decisions: [Int], searchTrialID: Int? = nil) throws -> Int {
+        try database.execute(
+            "INSERT INTO trials (state, parameters, decisions, search_trial_id) VALUES ('pending', ?, ?, ?)",
+            [
+                .text(parameters), .text(decisions.map(String.init).joined(separator: ",")),
+                searchTrialID.map { .integer(Int64($0)) } ?? .null,
+            ])
+        return database.lastInsertedID
+    }
+
+    /// Marks a trial running.
+    public func markRunning(_ id: Int) throws {
+        try update(id, "state = 'running', started_at = ?, error = NULL", [.real(Date().timeIntervalSince1970)])
+    }
+
+    /// Records a finished trial's metrics and reward.
+    public func markSucceeded(_ id: Int, metrics: [String: Double], reward: Double) throws {
+        let json = String(decoding: try JSONEncoder().encode(metrics), as: UTF8.self)
+        try update(
+            id, "state = 'succeeded', metrics = ?, reward = ?, ended_at = ?",
+            [.text(json), .real(reward), .real(Date().timeIntervalSince1970)])
+    }
+
+    /// Records a failed (or cancelled) trial with its reason.
+    public func markFailed(_ id: Int, reason: String, state: TrialState = .failed) throws {
+        try update(
+            id, "state = ?, error = ?, ended_at = ?",
+            [.text(state.rawValue), .text(reason), .real(Date().timeIntervalSince1970)])
+    }
+
+    /// Puts trials left running by a killed search back to pending, and returns how many.
+    @discardableResult
+    public func requeueInterrupted() throws -> Int {
+        let rows = try database.query("SELECT id FROM trials WHERE state = 'running'")
+        try database.execute("UPDATE trials SET state = 'pending', started_at = NULL WHERE state = 'running'")
+        return rows.count
+    }
+
+    /// Every trial, by id.
+    public func trials() throws -> [TrialRecord] {
+        try database.query(
+            "SELECT id, state, parameters, decisions, metrics, reward, error, search_trial_id, started_at, ended_at FROM trials ORDER BY id"
+        ).map { row in
+            let metricsJSON = row[4].string ?? "{}"
+            let metrics = (try? JSONDecoder().decode([String: Double].self, from: Data(metricsJSON.utf8))) ?? [:]
+            return TrialRecord(
+                id: row[0].int ?? 0, state: TrialState(rawValue: row[1].string ?? "") ?? .failed,
+                parameters: row[2].string ?? "",
+                decisions: (row[3].string ?? "").split(separator: ",").compactMap { Int($0) }, metrics: metrics,
+                reward: row[5].double, error: row[6].string, searchTrialID: row[7].int, startedAt: row[8].double,
+                endedAt: row[9].double)
+        }
+    }
+
+    private func update(_ id: Int, _ assignments: String, _ values: [SQLValue]) throws {
+        let exists = try database.query("SELECT 1 FROM trials WHERE id = ?", [.integer(Int64(id))])
+        guard !exists.isEmpty else { throw JobStoreError.unknownTrial(id) }
+        try database.execute("UPDATE trials SET \(assignments) WHERE id = ?", values + [.integer(Int64(id))])
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Search
+import TestSupport
+import Testing
+
+func sampleConfig(name: String = "job") -> JobConfig {
+    JobConfig(
+        kind: "search", name: name, searchSpace: "mnist_list_of_dictionary", algorithm: "random", seed: 1,
+        maxTrials: 4, maxParallelTrials: 2, maxFailedTrials: 2, constraints: ["latency_ms<=3:soft"],
+        targetDeviceTypes: ["cpu-x86"], trainerArguments: ["--num-epochs", "1"])
+}
+
+@Suite struct JobStoreTests {
+    @Test func recordsTrialsAcrossReopening() throws {
+        let directory = try TestSupport.temporaryDirectory("nas-job").path
+        let store = try JobStore.create(directory: directory, config: sampleConfig())
+        let first = try store.addTrial(parameters: #"{"a":1}"#, decisions: [0, 1])
+        let second = try store.addTrial(parameters: #"{"a":2}"#, decisions: [1, 0])
+        #expect((first, second) == (1, 2))
+        try store.markRunning(first)
+        try store.markSucceeded(first, metrics: ["top_1_accuracy": 0.88, "latency_ms": 1.5], reward: 0.9)
+        try store.markRunning(second)
+
+        let reopened = try JobStore.open(directory: directory)
+        #expect(reopened.config == sampleConfig())
+        var trials = try reopened.trials()
+        #expect(trials.map(\.state) == [.succeeded, .running])
+        #expect(trials[0].metrics == ["top_1_accuracy": 0.88, "latency_ms": 1.5] && trials[0].reward == 0.9)
+        #expect(trials[0].decisions == [0, 1] && trials[0].parameters == #"{"a":1}"#)
+        // A search killed with trial 2 running: on resume it runs again, trial 1 is kept.
+        #expect(try reopened.requeueInterrupted() == 1)
+        trials = try reopened.trials()
+        #expect(trials.map(\.state) == [.succeeded, .pending])
+        try reopened.markFailed(2, reason: "trainer exited with status 3")
+        #expect(try reopened.trials()[1].error == "trainer exited with status 3")
+        #expect(reopened.trialDirectory(2) == directory + "/2")
+    }
+
+    @Test func refusesADirectoryHoldingAnotherJob() throws {
+        let directory = try TestSupport.temporaryDirectory("nas-job").path
+        _ = try JobStore.create(directory: directory, config: sampleConfig(name: "first"))
+        do {
+            _ = try JobStore.create(directory: directory, config: sampleConfig(name: "second"))
+            Issue.record("a second job was created over the first")
+        } catch {
+            #expect("\(error)".contains("already holds job 'first'"))
+        }
+    }
+
+    @Test func refusesFoldersThatAreNotJobs() throws {
+        let directory = try TestSupport.temporaryDirectory("nas-job")
+        #expect(throws: JobStoreError.self) { try JobStore.open(directory: directory.path) }
+        try Data("this is not sqlite".utf8).write(to: directory.appendingPathComponent(JobStore.fileName))
+        do {
+            _ = try JobStore.open(directory: directory.path)
+            Issue.record("a corrupt database was opened")
+        } catch {
+            #expect("\(error)".contains(JobStore.fileName))
+        }
+    }
+
+    @Test func unknownTrialIsAnError() throws {
+        let store = try JobStore.create(directory: try TestSupport.temporaryDirectory().path, config: sampleConfig())
+        #expect(throws: JobStoreError.self) { try store.markRunning(9) }
+    }
+}
