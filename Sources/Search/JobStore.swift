@@ -130,9 +130,28 @@ public struct TrialRecord: Hashable, Sendable {
     public var error: String?
     /// For a train job's trial: the search trial it retrains.
     public var searchTrialID: Int?
-    /// Seconds since 1970 when it started / ended.
+    /// Seconds since 1970 when it started.
     public var startedAt: Double?
+    /// Seconds since 1970 when it ended.
     public var endedAt: Double?
+
+    /// Creates a record.
+    public init(
+        id: Int, state: TrialState, parameters: String, decisions: [Int], metrics: [String: Double],
+        reward: Double? = nil, error: String? = nil, searchTrialID: Int? = nil, startedAt: Double? = nil,
+        endedAt: Double? = nil
+    ) {
+        self.id = id
+        self.state = state
+        self.parameters = parameters
+        self.decisions = decisions
+        self.metrics = metrics
+        self.reward = reward
+        self.error = error
+        self.searchTrialID = searchTrialID
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+    }
 }
 
 /// A job's state in SQLite inside its directory: one writer (the search process), WAL, each change committed.

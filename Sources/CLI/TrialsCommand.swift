@@ -1,0 +1,90 @@
+import ArgumentParser
+import Constraints
+import Foundation
+import Plugins
+import Search
+
+/// `nas trials`: a job's trials as a table, JSON or CSV.
+struct TrialsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trials",
+        abstract: "Show a job's trials, sorted by reward, with the Pareto-optimal ones marked.",
+        subcommands: [List.self],
+        defaultSubcommand: List.self
+    )
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List trials: id, state, top_1_accuracy, flops_million, latency per device, memory, nas_reward.")
+
+        @Argument(help: ArgumentHelp("The job directory of a search or train job.", valueName: "JOB_DIR"))
+        var jobDirectory: String
+
+        @Option(help: "Sort by nas_reward (best first), top_1_accuracy, id, or any metric (ascending).")
+        var sort = ResultsTable.rewardKey
+
+        @Flag(help: "Print a JSON array, one object per trial.")
+        var json = false
+
+        @Flag(help: "Print comma-separated values with a header line.")
+        var csv = false
+
+        @OptionGroup var plugins: PluginOptions
+
+        func validate() throws {
+            if json && csv { throw ValidationError("choose one of --json and --csv") }
+        }
+
+        func run() throws {
+            let (_, table) = try JobResults.load(jobDirectory, sort: sort, plugins: plugins)
+            print(json ? table.json : csv ? table.csv : table.text)
+        }
+    }
+}
+
+/// `nas report`: the job's results as one self-contained HTML file.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write an HTML report: sortable trials table, accuracy against each constraint with the Pareto front."
+    )
+
+    @Argument(help: ArgumentHelp("The job directory.", valueName: "JOB_DIR"))
+    var jobDirectory: String
+
+    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Where to write the report.", valueName: "FILE"))
+    var output = "report.html"
+
+    @OptionGroup var plugins: PluginOptions
+
+    func run() throws {
+        let (store, table) = try JobResults.load(jobDirectory, sort: ResultsTable.rewardKey, plugins: plugins)
+        let html = Report.html(config: store.config, table: table, plots: JobResults.plots(store.config, plugins: plugins))
+        do {
+            try html.write(toFile: output, atomically: true, encoding: .utf8)
+        } catch {
+            throw ValidationError("cannot write the report to '\(output)': \(error.localizedDescription)")
+        }
+        print("report: \(output)")
+    }
+}
+
+/// Reading a job's results for the commands that show them.
+enum JobResults {
+    static func constraints(_ config: JobConfig, plugins: PluginOptions) -> [Constraint] {
+        let registry = (try? plugins.registry()) ?? ConstraintRegistry()
+        return config.constraints.compactMap { try? registry.constraint(parsing: $0) }
+    }
+
+    static func load(_ directory: String, sort: String, plugins: PluginOptions) throws -> (JobStore, ResultsTable) {
+        let store = try JobStore.open(directory: directory)
+        let metrics = constraints(store.config, plugins: plugins).map(\.metric)
+        return (store, ResultsTable(trials: try store.trials(), constrainedMetrics: metrics, sortKey: sort))
+    }
+
+    /// One plot per constraint; FLOPs when the job has none.
+    static func plots(_ config: JobConfig, plugins: PluginOptions) -> [Report.Plot] {
+        let plots = constraints(config, plugins: plugins).map { Report.Plot(metric: $0.metric, target: $0.target) }
+        return plots.isEmpty ? [Report.Plot(metric: "flops_million", target: nil)] : plots
+    }
+}
