@@ -42,6 +42,6 @@ let package = Package(
         .testTarget(name: "TrainerTests", dependencies: ["Trainer"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "Constraints", "TestSupport"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Search", "TestSupport"]),
     ]
 )

@@ -6,6 +6,10 @@ import Foundation
 public final class ConstraintPlugin: @unchecked Sendable {
     // @unchecked: every stored property is immutable after init, and the ABI requires the plugin's
     // callbacks to be reentrant.
+    //
+    // A plugin is never dlclose'd, not even after a failed check: a plugin written in Swift registers type
+    // metadata with the Swift runtime when it loads, and unloading it leaves the runtime's caches pointing
+    // into unmapped memory (a crash seen in Foundation long after the registry was gone).
 
     /// The shared library's path.
     public let path: String
@@ -24,7 +28,6 @@ public final class ConstraintPlugin: @unchecked Sendable {
     /// True when the plugin replaces the standard factor.
     public var hasScore: Bool { scoreFunction != nil }
 
-    private let handle: UnsafeMutableRawPointer
     private let measureFunction: nas_measure_fn?
     private let scoreFunction: nas_score_fn?
 
@@ -46,8 +49,6 @@ public final class ConstraintPlugin: @unchecked Sendable {
                 .notLoadable, path,
                 "cannot be loaded as a shared library (\(Self.lastDLError())); build it with 'cc -shared -fPIC'")
         }
-        var keep = false
-        defer { if !keep { dlclose(handle) } }
         guard let symbol = dlsym(handle, Self.entrySymbol) else {
             throw PluginError(
                 .entrySymbolMissing, path,
@@ -88,7 +89,6 @@ public final class ConstraintPlugin: @unchecked Sendable {
             throw PluginError(.invalidName, path, "its metric '\(metric)' must be letters, digits, '_', '.' or '-'")
         }
         self.path = path
-        self.handle = handle
         self.name = name
         self.metric = metric.isEmpty ? name : metric
         self.unit = descriptor.unit.map { String(cString: $0) } ?? ""
@@ -96,11 +96,6 @@ public final class ConstraintPlugin: @unchecked Sendable {
         self.abiVersion = version
         self.measureFunction = descriptor.measure
         self.scoreFunction = descriptor.score
-        keep = true
-    }
-
-    deinit {
-        dlclose(handle)
     }
 
     /// Computes the plugin's metric from a model's bytes, e.g. an ONNX file.

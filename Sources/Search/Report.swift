@@ -121,7 +121,7 @@ public enum Report {
         for step in 0...4 {
             let x = xLow + (xHigh - xLow) * Double(step) / 4
             let y = yLow + (yHigh - yLow) * Double(step) / 4
-            svg += "<text x=\"\(f(px(x)))\" y=\"\(f(height - bottom + 16))\" font-size=\"11\" text-anchor=\"middle\">\(ResultsTable.format(x))</text>"
+            svg += "<text x=\"\(f(px(x)))\" y=\"\(f(height - bottom + 16))\" font-size=\"11\" text-anchor=\"middle\">\(tick(x))</text>"
             svg += "<text x=\"\(f(left - 6))\" y=\"\(f(py(y) + 4))\" font-size=\"11\" text-anchor=\"end\">\(ResultsTable.format(y))</text>"
         }
         svg += "<text x=\"\(f((left + width - right) / 2))\" y=\"\(f(height - 8))\" font-size=\"12\" text-anchor=\"middle\">\(escape(plot.metric))</text>"
@@ -145,6 +145,15 @@ public enum Report {
             svg += "<title>trial \(point.id): \(escape(plot.metric)) \(ResultsTable.format(point.x)), accuracy \(ResultsTable.format(point.y))</title></circle>"
         }
         return svg + "</svg></figure>\n"
+    }
+
+    /// An axis label: short, with k/M/G for large values.
+    static func tick(_ value: Double) -> String {
+        for (scale, suffix) in [(1e9, "G"), (1e6, "M"), (1e4, "k")] where abs(value) >= scale {
+            let divisor = suffix == "k" ? 1e3 : scale
+            return String(format: "%.3g", value / divisor) + suffix
+        }
+        return String(format: "%.3g", value)
     }
 
     static func padded(_ low: Double, _ high: Double) -> (Double, Double) {
