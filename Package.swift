@@ -20,7 +20,8 @@ let package = Package(
         .target(name: "Plugins", dependencies: ["Constraints", "CNasPlugin"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        .target(name: "Trainer", dependencies: ["Constraints", "CZlib"]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "Trainer", dependencies: ["Constraints", "CZlib", "COpenBLAS"]),
         .target(name: "Fleet", dependencies: ["Constraints", "Trainer", "CCurl"]),
         .executableTarget(
             name: "CLI",
