@@ -34,6 +34,8 @@ let package = Package(
         .target(name: "LatencyPlugin", dependencies: ["CNasPlugin"], path: "plugins/c-latency", publicHeadersPath: "."),
         .target(name: "MemoryPlugin", dependencies: ["CNasPlugin"], path: "plugins/c-memory", publicHeadersPath: "."),
         .target(name: "PowerPlugin", dependencies: ["CNasPlugin"], path: "plugins/swift-power"),
+        // On-demand benchmark of the trainer (bench/trainer_vs_keras.py drives it); not part of the product.
+        .executableTarget(name: "TrainerBench", dependencies: ["Trainer"], path: "bench/TrainerBench"),
         .testTarget(name: "ConstraintsTests", dependencies: ["Constraints"]),
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "Constraints"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer"]),
