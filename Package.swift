@@ -20,7 +20,8 @@ let package = Package(
         .target(name: "Plugins", dependencies: ["Constraints", "CNasPlugin"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        .target(name: "Trainer", dependencies: ["Constraints", "CZlib"]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "Trainer", dependencies: ["Constraints", "CZlib", "COpenBLAS"]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Search", dependencies: ["Constraints", "CSQLite"]),
         .target(name: "Fleet", dependencies: ["Constraints", "Trainer", "CCurl"]),
@@ -35,6 +36,8 @@ let package = Package(
         .target(name: "LatencyPlugin", dependencies: ["CNasPlugin"], path: "plugins/c-latency", publicHeadersPath: "."),
         .target(name: "MemoryPlugin", dependencies: ["CNasPlugin"], path: "plugins/c-memory", publicHeadersPath: "."),
         .target(name: "PowerPlugin", dependencies: ["CNasPlugin"], path: "plugins/swift-power"),
+        // On-demand benchmark of the trainer (bench/trainer_vs_keras.py drives it); not part of the product.
+        .executableTarget(name: "TrainerBench", dependencies: ["Trainer"], path: "bench/TrainerBench"),
         // Paths, processes and compilers shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ConstraintsTests", dependencies: ["Constraints", "TestSupport"]),

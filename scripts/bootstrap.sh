@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(
     pkg-config zlib1g-dev libsqlite3-dev
     libnghttp2-dev libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler
-    dataset-fashion-mnist python3-venv chromium
+    dataset-fashion-mnist python3-venv chromium libopenblas-dev
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -1,0 +1,343 @@
+import Dispatch
+import Foundation
+
+/// Trains, evaluates and runs a trial's CNN (`CNNArchitecture`) on the CPU.
+///
+/// The recipe is the seed tutorial's Keras one: Glorot-uniform kernels and zero biases, Adam in Keras's form,
+/// sparse categorical cross-entropy on softmax outputs, a reshuffle each epoch. Each batch is split into one
+/// contiguous share per thread; each share's gradient is computed with im2col + OpenBLAS sgemm, and the shares are
+/// summed in thread order, so that a seed and thread count give bit-identical weights.
+public enum Trainer {
+    /// Trains `architecture` on `data.train` and measures top-1 accuracy on `data.test`.
+    ///
+    /// - Parameter progress: called on the calling thread every `config.progressInterval` batches and at the end
+    ///   of each epoch.
+    /// - Throws: `TrainingError` for a bad configuration, data that does not fit the architecture, or a NaN loss
+    ///   (`trialStatus == "failed_with_nan_error"`).
+    public static func train(
+        architecture: CNNArchitecture, data: IDXDataset, config: TrainingConfig = TrainingConfig(),
+        progress: ((TrainingProgress) -> Void)? = nil
+    ) throws -> TrainingResult {
+        var result = try train(architecture: architecture, training: data.train, config: config, progress: progress)
+        let test = config.testLimit.map { data.test.prefix($0) } ?? data.test
+        result.testAccuracy = try evaluate(
+            architecture: architecture, weights: result.weights, data: test, threads: config.threads)
+        return result
+    }
+
+    /// Trains `architecture` on `training` only (`testAccuracy` is nil).
+    public static func train(
+        architecture: CNNArchitecture, training: Dataset, config: TrainingConfig = TrainingConfig(),
+        progress: ((TrainingProgress) -> Void)? = nil
+    ) throws -> TrainingResult {
+        try config.validate()
+        let data = config.trainLimit.map { training.prefix($0) } ?? training
+        try check(architecture, data, what: "the training data")
+        _ = Kernels.singleThreadedBLAS
+        let layout = ParameterLayout(architecture)
+        var parameters = layout.initialParameters(seed: config.seed)
+        let threads = min(config.threads, config.batchSize)
+        let share = (config.batchSize + threads - 1) / threads
+        let workers = (0..<threads).map { _ in Worker(layout: layout, capacity: share) }
+        let optimizer = Adam(count: layout.count, config: config)
+        var shuffler = SeededGenerator(seed: config.seed ^ 0x5DEE_CE66_D1CE_5EED)
+        var order = Array(0..<data.count)
+        let labels = data.labels.map(Int.init)
+        let batches = (data.count + config.batchSize - 1) / config.batchSize
+        var epochLosses: [Double] = []
+        var epochAccuracies: [Double] = []
+        let start = DispatchTime.now()
+        for epoch in 1...config.epochs {
+            for index in stride(from: order.count - 1, to: 0, by: -1) {
+                order.swapAt(index, shuffler.uniform(index + 1))
+            }
+            let epochStart = DispatchTime.now()
+            var lossSum = 0.0
+            var correct = 0
+            var seen = 0
+            for batch in 0..<batches {
+                let lower = batch * config.batchSize
+                let upper = min(lower + config.batchSize, data.count)
+                let outcome = parameters.withUnsafeBufferPointer { parameterBuffer in
+                    data.images.withUnsafeBufferPointer { images in
+                        order.withUnsafeBufferPointer { order in
+                            labels.withUnsafeBufferPointer { labels in
+                                step(
+                                    workers: workers, parameters: parameterBuffer.baseAddress!,
+                                    images: images.baseAddress!, order: order, labels: labels, lower: lower,
+                                    upper: upper, share: share)
+                            }
+                        }
+                    }
+                }
+                let batchLoss = outcome.loss / Double(upper - lower)
+                guard batchLoss.isFinite else {
+                    throw TrainingError.nanLoss(epoch: epoch, batch: batch + 1, loss: batchLoss)
+                }
+                optimizer.update(&parameters, workers: workers)
+                lossSum += batchLoss
+                correct += outcome.correct
+                seen += upper - lower
+                if let progress, (batch + 1) % config.progressInterval == 0 || batch + 1 == batches {
+                    progress(
+                        TrainingProgress(
+                            epoch: epoch, batch: batch + 1, batchesPerEpoch: batches,
+                            loss: lossSum / Double(batch + 1), accuracy: Double(correct) / Double(seen),
+                            imagesPerSecond: Double(seen) / seconds(since: epochStart)))
+                }
+            }
+            epochLosses.append(lossSum / Double(batches))
+            epochAccuracies.append(Double(correct) / Double(seen))
+        }
+        let elapsed = seconds(since: start)
+        return TrainingResult(
+            weights: layout.weights(parameters), epochLosses: epochLosses, epochAccuracies: epochAccuracies,
+            testAccuracy: nil, elapsedSeconds: elapsed,
+            imagesPerSecond: Double(data.count * config.epochs) / elapsed)
+    }
+
+    /// Top-1 accuracy of `weights` on `data`, in [0, 1].
+    public static func evaluate(architecture: CNNArchitecture, weights: CNNWeights, data: Dataset, threads: Int = 2)
+        throws -> Double
+    {
+        try check(architecture, data, what: "the evaluation data")
+        var correct = 0
+        try run(architecture: architecture, weights: weights, images: data.images, count: data.count,
+            threads: threads) { worker, first in
+            var hits = 0
+            for slot in 0..<worker.images where worker.predictedClass(slot) == Int(data.labels[first + slot]) {
+                hits += 1
+            }
+            return hits
+        } collect: { correct += $0 }
+        return Double(correct) / Double(data.count)
+    }
+
+    /// Softmax probabilities `[count, classes]` for `count` images given as NCHW floats in [0, 1].
+    public static func predict(
+        architecture: CNNArchitecture, weights: CNNWeights, images: [Float], threads: Int = 2
+    ) throws -> [Float] {
+        let imageSize = architecture.channels * architecture.height * architecture.width
+        guard imageSize > 0, images.count % imageSize == 0 else {
+            throw TrainingError.weightsMismatch(
+                "\(images.count) input floats are not a whole number of \(architecture.channels)x"
+                    + "\(architecture.height)x\(architecture.width) images")
+        }
+        let count = images.count / imageSize
+        let classes = architecture.classes
+        var output = [Float](repeating: 0, count: count * classes)
+        var chunks: [(Int, [Float])] = []
+        try run(architecture: architecture, weights: weights, images: images, count: count, threads: threads) {
+            worker, first in
+            (first, Array(UnsafeBufferPointer(start: worker.probabilities, count: worker.images * classes)))
+        } collect: { chunks.append($0) }
+        for (first, probabilities) in chunks {
+            output.replaceSubrange((first * classes)..<(first * classes + probabilities.count), with: probabilities)
+        }
+        return output
+    }
+
+    /// The initial weights training starts from for `seed` (Glorot uniform, zero biases).
+    public static func initialWeights(architecture: CNNArchitecture, seed: UInt64) -> CNNWeights {
+        let layout = ParameterLayout(architecture)
+        return layout.weights(layout.initialParameters(seed: seed))
+    }
+
+    /// The mean loss over `indices` and its gradient, in the flat parameter layout (for gradient checks).
+    static func lossAndGradient(
+        architecture: CNNArchitecture, parameters: [Float], data: Dataset, indices: [Int]
+    ) -> (loss: Double, gradient: [Float]) {
+        _ = Kernels.singleThreadedBLAS
+        let layout = ParameterLayout(architecture)
+        let worker = Worker(layout: layout, capacity: indices.count)
+        let labels = indices.map { Int(data.labels[$0]) }
+        let loss = parameters.withUnsafeBufferPointer { parameters in
+            data.images.withUnsafeBufferPointer { images in
+                indices.withUnsafeBufferPointer { order in
+                    labels.withUnsafeBufferPointer { labels in
+                        worker.load(images.baseAddress!, indices: order)
+                        worker.forward(parameters.baseAddress!)
+                        return worker.backward(
+                            parameters.baseAddress!, labels: labels, scale: 1 / Float(indices.count)
+                        ).loss
+                    }
+                }
+            }
+        }
+        return (loss / Double(indices.count), Array(UnsafeBufferPointer(start: worker.gradient, count: layout.count)))
+    }
+
+    private static func step(
+        workers: [Worker], parameters: UnsafePointer<Float>, images: UnsafePointer<Float>,
+        order: UnsafeBufferPointer<Int>, labels: UnsafeBufferPointer<Int>, lower: Int, upper: Int, share: Int
+    ) -> (loss: Double, correct: Int) {
+        let scale = 1 / Float(upper - lower)
+        let parts = UnsafeMutableBufferPointer<(loss: Double, correct: Int)>.allocate(capacity: workers.count)
+        defer { parts.deallocate() }
+        let shared = SharedPointers(
+            parameters: parameters, images: images, order: order, labels: labels, parts: parts)
+        DispatchQueue.concurrentPerform(iterations: workers.count) { index in
+            let first = min(lower + index * share, upper)
+            let last = min(first + share, upper)
+            let worker = workers[index]
+            let slice = UnsafeBufferPointer(rebasing: shared.order[first..<last])
+            worker.load(shared.images, indices: slice)
+            guard last > first else {
+                shared.parts[index] = (0, 0)
+                return
+            }
+            let batchLabels = slice.map { shared.labels[$0] }
+            worker.forward(shared.parameters)
+            shared.parts[index] = batchLabels.withUnsafeBufferPointer {
+                worker.backward(shared.parameters, labels: $0, scale: scale)
+            }
+        }
+        var loss = 0.0
+        var correct = 0
+        for (index, part) in parts.enumerated() where workers[index].images > 0 {
+            loss += part.loss
+            correct += part.correct
+        }
+        return (loss, correct)
+    }
+
+    /// Runs the forward pass over `count` images in chunks spread over `threads`, handing each finished chunk to
+    /// `each` on its thread, then every chunk's result to `collect` on the calling thread, in order.
+    private static func run<Part>(
+        architecture: CNNArchitecture, weights: CNNWeights, images: [Float], count: Int, threads: Int,
+        each: @escaping @Sendable (Worker, Int) -> Part, collect: (Part) -> Void
+    ) throws {
+        guard count > 0 else { throw TrainingError.emptyData("the input") }
+        guard threads >= 1 else { throw TrainingError.invalidConfig("threads is \(threads); it must be 1 or more") }
+        _ = Kernels.singleThreadedBLAS
+        let layout = ParameterLayout(architecture)
+        let parameters = try layout.parameters(weights)
+        let chunk = 32
+        let workers = (0..<threads).map { _ in Worker(layout: layout, capacity: chunk) }
+        let chunks = (count + chunk - 1) / chunk
+        let results = ResultSlots<Part>(count: chunks)
+        let order = Array(0..<count)
+        parameters.withUnsafeBufferPointer { parameters in
+            images.withUnsafeBufferPointer { images in
+                order.withUnsafeBufferPointer { order in
+                    let shared = SharedPointers(
+                        parameters: parameters.baseAddress!, images: images.baseAddress!, order: order,
+                        labels: order, parts: UnsafeMutableBufferPointer(start: nil, count: 0))
+                    DispatchQueue.concurrentPerform(iterations: workers.count) { thread in
+                        let worker = workers[thread]
+                        // Chunks go round-robin to threads, so that the split, and thus the results, are fixed.
+                        for index in stride(from: thread, to: chunks, by: workers.count) {
+                            let first = index * chunk
+                            let last = min(first + chunk, count)
+                            worker.load(shared.images, indices: UnsafeBufferPointer(rebasing: shared.order[first..<last]))
+                            worker.forward(shared.parameters)
+                            results.set(index, each(worker, first))
+                        }
+                    }
+                }
+            }
+        }
+        for index in 0..<chunks { collect(results.get(index)) }
+    }
+
+    private static func check(_ architecture: CNNArchitecture, _ data: Dataset, what: String) throws {
+        guard data.count > 0 else { throw TrainingError.emptyData(what) }
+        guard data.height == architecture.height, data.width == architecture.width,
+            data.channels == architecture.channels
+        else {
+            throw TrainingError.shapeMismatch(
+                architecture: architecture, height: data.height, width: data.width, channels: data.channels)
+        }
+        guard !architecture.layers.contains(where: { $0.kernelSize < 1 || $0.filters < 1 }), architecture.classes > 1
+        else {
+            throw TrainingError.weightsMismatch(
+                "every layer needs a kernel size and filters >= 1, and the model at least 2 classes")
+        }
+        if let index = data.labels.firstIndex(where: { Int($0) >= architecture.classes }) {
+            throw TrainingError.labelOutOfRange(Int(data.labels[index]), index: index, classes: architecture.classes)
+        }
+    }
+
+    private static func seconds(since start: DispatchTime) -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    }
+}
+
+/// Pointers shared with the threads of one `concurrentPerform`; each thread writes only its own slots.
+private struct SharedPointers: @unchecked Sendable {
+    let parameters: UnsafePointer<Float>
+    let images: UnsafePointer<Float>
+    let order: UnsafeBufferPointer<Int>
+    let labels: UnsafeBufferPointer<Int>
+    let parts: UnsafeMutableBufferPointer<(loss: Double, correct: Int)>
+}
+
+/// One result slot per chunk, each written by exactly one thread before being read on the calling thread.
+private final class ResultSlots<Part>: @unchecked Sendable {
+    private var slots: [Part?]
+
+    init(count: Int) {
+        slots = Array(repeating: nil, count: count)
+    }
+
+    func set(_ index: Int, _ value: Part) {
+        slots.withUnsafeMutableBufferPointer { $0[index] = value }
+    }
+
+    func get(_ index: Int) -> Part { slots[index]! }
+}
+
+/// Adam as Keras implements it: `lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)`,
+/// `m += (g - m) * (1 - beta1)`, `v += (g^2 - v) * (1 - beta2)`, `w -= lr_t * m / (sqrt(v) + epsilon)`.
+final class Adam {
+    private var first: [Float]
+    private var second: [Float]
+    private var step = 0
+    private let learningRate: Double
+    private let beta1: Double
+    private let beta2: Double
+    private let epsilon: Float
+    private let gradient: UnsafeMutablePointer<Float>
+
+    init(count: Int, config: TrainingConfig) {
+        first = Array(repeating: 0, count: count)
+        second = Array(repeating: 0, count: count)
+        learningRate = config.learningRate
+        beta1 = config.beta1
+        beta2 = config.beta2
+        epsilon = Float(config.epsilon)
+        gradient = .allocate(capacity: count)
+    }
+
+    deinit {
+        gradient.deallocate()
+    }
+
+    func update(_ parameters: inout [Float], workers: [Worker]) {
+        step += 1
+        let count = parameters.count
+        // Sum the workers' gradients in worker order: the fixed order is what makes runs repeatable.
+        gradient.update(from: workers[0].gradient, count: count)
+        for worker in workers.dropFirst() where worker.images > 0 {
+            for index in 0..<count { gradient[index] += worker.gradient[index] }
+        }
+        let t = Double(step)
+        let rate = Float(learningRate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t)))
+        let keep1 = Float(1 - beta1)
+        let keep2 = Float(1 - beta2)
+        let epsilon = self.epsilon
+        let gradient = self.gradient
+        first.withUnsafeMutableBufferPointer { m in
+            second.withUnsafeMutableBufferPointer { v in
+                parameters.withUnsafeMutableBufferPointer { w in
+                    for index in 0..<count {
+                        let g = gradient[index]
+                        m[index] += (g - m[index]) * keep1
+                        v[index] += (g * g - v[index]) * keep2
+                        w[index] -= rate * m[index] / (v[index].squareRoot() + epsilon)
+                    }
+                }
+            }
+        }
+    }
+}
