@@ -124,10 +124,8 @@ struct ExchangeProcessTests {
         let fixture = try StorageFixture(backend)
         let folder = StorageTestSupport.temporaryFolder("nas-kill")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let release = folder + "/release"
-        // A's runner hangs until the test ends (so that its orphan does not outlive the test).
-        let stuck = "while [ ! -e '\(release)' ]; do sleep 0.05; done; cat {model}"
-        defer { FileManager.default.createFile(atPath: release, contents: nil) }
+        // A's runner hangs while the test's folder exists, so that its orphan ends with the test.
+        let stuck = "while [ -d '\(folder)' ]; do sleep 0.05; done; cat {model}"
         let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.05, timeout: 60))
         try trainer.submit(trial: 1, model: metricsModel(latency: 11))
         let a = try WorkerProcess(fixture, folder: folder, name: "A", runner: stuck, extra: ["--lease-seconds", "1.5"])
