@@ -1,0 +1,99 @@
+import ArgumentParser
+import Dispatch
+import Fleet
+import Foundation
+
+/// `nas file-worker`: the device side of the file exchange (vertex-ai-nas's latency calculator), for workers
+/// the coordinator cannot reach: it watches a job directory (a folder or `gs://bucket/prefix`), measures each
+/// trial's model once and writes `model_latency.json` beside it.
+struct FileWorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "file-worker",
+        abstract: "Measure models through a shared job directory (local folder or gs://bucket/prefix).",
+        discussion: """
+            Finds <job_dir>/<trial_id>/saved_model/model.onnx without model_latency.json, claims the trial \
+            (latency_worker_id.json, with a lease), measures it and writes model_latency.json. Stops when \
+            <job_dir>/job_status.json has a state other than RUNNING, or on SIGINT/SIGTERM after the model in \
+            hand. GCS credentials: STORAGE_EMULATOR_HOST, GOOGLE_OAUTH_ACCESS_TOKEN, application default \
+            credentials (authorized_user), then the GCE metadata server.
+            """)
+
+    @Option(name: .customLong("job-dir"), help: ArgumentHelp("The job directory.", valueName: "DIR|gs://BUCKET/PREFIX"))
+    var jobDir: String
+
+    @Option(name: .customLong("device-type"), help: ArgumentHelp("The device type measured here, e.g. cpu-x86.", valueName: "TYPE"))
+    var deviceType: String
+
+    @Option(name: .customLong("num-latency-workers"), help: "With N > 1, take only trials with trial_id % N == K (the seed's static partition).")
+    var numLatencyWorkers: Int = 1
+
+    @Option(name: .customLong("latency-worker-id"), help: "This worker's K in [0, N-1].")
+    var latencyWorkerID: Int = 0
+
+    @Option(name: .customLong("poll-interval"), help: "Seconds between two scans of the job directory.")
+    var pollInterval: Double = 1
+
+    @Option(
+        name: .customLong("runner-command"),
+        help: ArgumentHelp(
+            "Measure with a command printing one JSON object, e.g. {\"latency_ms\": 3.1, \"memory_bytes\": 1234}; {model} is the ONNX path.",
+            valueName: "CMD {model}"))
+    var runnerCommand: String?
+
+    @Option(name: .customLong("runner-timeout"), help: "Seconds after which the runner command is killed.")
+    var runnerTimeout: Double = 600
+
+    @Option(name: .customLong("lease-seconds"), help: "Seconds a claim holds without renewal; a dead worker's trials are taken over after it.")
+    var leaseSeconds: Double = 30
+
+    @Option(name: .customLong("worker-id"), help: "A unique name of this worker in claims (default: host-pid-random).")
+    var workerID: String?
+
+    func validate() throws {
+        guard runnerCommand != nil else {
+            throw ValidationError("give --runner-command 'CMD {model}' (the native engine runner is not wired in yet)")
+        }
+        do {
+            try workerConfiguration().validate()
+            _ = try StorageLocation.parse(jobDir)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    private func workerConfiguration() -> FileWorker.Configuration {
+        FileWorker.Configuration(
+            deviceType: deviceType, latencyWorkerID: latencyWorkerID, numLatencyWorkers: numLatencyWorkers,
+            pollInterval: pollInterval, leaseDuration: leaseSeconds, workerID: workerID)
+    }
+
+    func run() async throws {
+        let storage: any ObjectStorage
+        let worker: FileWorker
+        do {
+            storage = try StorageLocation.parse(jobDir).open()
+            let command = runnerCommand ?? ""
+            worker = try FileWorker(
+                storage: storage, runner: FileExchangeCommandRunner(command: command, timeout: runnerTimeout),
+                configuration: workerConfiguration(), runnerName: command)
+        } catch {
+            printError("nas file-worker: \(error)")
+            throw ExitCode(2)
+        }
+        let stop = FileWorkerStop()
+        let sources = [Int32(SIGINT), Int32(SIGTERM)].map { (number: Int32) -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                if stop.isRequested { Foundation.exit(128 + number) }  // a second signal does not wait
+                printError("nas file-worker: stopping after the model in hand (signal again to quit now)")
+                stop.request()
+            }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
+        let measured = await worker.run(until: stop)
+        print("measured \(measured.count) trial(s): \(measured.map(String.init).joined(separator: " "))")
+    }
+}

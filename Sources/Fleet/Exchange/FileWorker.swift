@@ -1,0 +1,256 @@
+import Foundation
+import Synchronization
+
+/// A stop request shared between a signal handler and a running ``FileWorker``: the worker finishes the model
+/// in hand, then returns.
+public final class FileWorkerStop: Sendable {
+    private let requested = Mutex(false)
+
+    /// A request not yet made.
+    public init() {}
+
+    /// Asks the worker to stop after the model in hand.
+    public func request() { requested.withLock { $0 = true } }
+
+    /// Whether a stop was asked for.
+    public var isRequested: Bool { requested.withLock { $0 } }
+}
+
+/// The device side of the file exchange: finds trials whose model exists and whose metrics do not, claims
+/// each atomically (``TrialClaims``), measures it with a ``ModelRunner`` while renewing the lease, and writes
+/// `model_latency.json` in the seed's format plus the runner's other metrics.
+///
+/// Bad trials (a folder that is not a trial id, a failing runner, a lost lease) are reported through the log
+/// and in ``Pass/problems``; the worker carries on with the other trials.
+public final class FileWorker: Sendable {
+    /// Worker settings, with the seed's static partition as an option.
+    public struct Configuration: Sendable {
+        /// The device type this worker measures on (written into claims).
+        public var deviceType: String
+        /// The seed's `latency_worker_id`: this worker's index in the static partition.
+        public var latencyWorkerID: Int
+        /// The seed's `num_latency_workers`: with more than 1, the worker only takes trials with
+        /// `trial_id % numLatencyWorkers == latencyWorkerID`; with 1 (the default) claims alone share the work.
+        public var numLatencyWorkers: Int
+        /// Seconds between two scans when there was nothing to do; default 1.
+        public var pollInterval: Double
+        /// Seconds a claim holds without renewal; renewed every third of it while measuring. Default 30.
+        public var leaseDuration: Double
+        /// The unique id of this worker process, written into claims (host, pid and a random part by default).
+        public var workerID: String
+        /// Where models are downloaded for the runner.
+        public var scratchFolder: String
+
+        /// Builds a configuration (defaults: no partition, 1 s poll, 30 s lease).
+        public init(
+            deviceType: String, latencyWorkerID: Int = 0, numLatencyWorkers: Int = 1, pollInterval: Double = 1,
+            leaseDuration: Double = 30, workerID: String? = nil, scratchFolder: String = NSTemporaryDirectory()
+        ) {
+            self.deviceType = deviceType
+            self.latencyWorkerID = latencyWorkerID
+            self.numLatencyWorkers = numLatencyWorkers
+            self.pollInterval = pollInterval
+            self.leaseDuration = leaseDuration
+            self.workerID =
+                workerID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
+            self.scratchFolder = scratchFolder
+        }
+
+        /// Checks the ranges; the error says which setting is wrong.
+        public func validate() throws {
+            if deviceType.isEmpty { throw ExchangeError.invalidConfiguration("the device type is empty; name it, e.g. cpu-x86") }
+            if numLatencyWorkers < 1 {
+                throw ExchangeError.invalidConfiguration("--num-latency-workers is \(numLatencyWorkers); it must be at least 1")
+            }
+            if latencyWorkerID < 0 || latencyWorkerID >= numLatencyWorkers {
+                throw ExchangeError.invalidConfiguration(
+                    "--latency-worker-id is \(latencyWorkerID); it must be in [0, \(numLatencyWorkers - 1)]")
+            }
+            if !(pollInterval > 0) { throw ExchangeError.invalidConfiguration("the poll interval must be greater than 0 s") }
+            if !(leaseDuration >= 0.3) { throw ExchangeError.invalidConfiguration("the lease must be at least 0.3 s") }
+        }
+    }
+
+    /// What one scan did.
+    public struct Pass: Sendable {
+        /// Trials measured (metrics written) by this worker in this pass.
+        public var measured: [Int] = []
+        /// Claims taken over from workers whose lease lapsed.
+        public var tookOver: [Int] = []
+        /// What went wrong, one readable line each; the pass went on after each.
+        public var problems: [String] = []
+        /// Whether `job_status.json` says the job ended.
+        public var jobEnded = false
+    }
+
+    /// The job directory.
+    public let storage: any ObjectStorage
+    /// The measuring backend.
+    public let runner: any ModelRunner
+    /// Settings.
+    public let configuration: Configuration
+    private let runnerName: String
+    private let claims: TrialClaims
+    private let log: @Sendable (String) -> Void
+    private let reportedFolders = Mutex<Set<String>>([])
+
+    /// Builds a worker; `runnerName` names the runner in errors, `log` receives one line per event.
+    public init(
+        storage: any ObjectStorage, runner: any ModelRunner, configuration: Configuration, runnerName: String = "runner",
+        log: @escaping @Sendable (String) -> Void = FileWorker.standardErrorLog,
+        clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+    ) throws {
+        try configuration.validate()
+        self.storage = storage
+        self.runner = runner
+        self.configuration = configuration
+        self.runnerName = runnerName
+        self.log = log
+        claims = TrialClaims(
+            storage: storage, worker: configuration.workerID, latencyWorkerID: configuration.latencyWorkerID,
+            deviceType: configuration.deviceType, leaseDuration: configuration.leaseDuration, clock: clock)
+    }
+
+    /// Writes a line to standard error.
+    public static let standardErrorLog: @Sendable (String) -> Void = { line in
+        FileHandle.standardError.write(Data("nas file-worker: \(line)\n".utf8))
+    }
+
+    /// Scans and works until the job ends or `stop` is requested (after finishing the model in hand); returns
+    /// the trials this worker measured.
+    public func run(until stop: FileWorkerStop = FileWorkerStop()) async -> [Int] {
+        var measured = [Int]()
+        log("worker \(configuration.workerID) (\(configuration.deviceType)) watching \(storage.location)")
+        while !stop.isRequested {
+            let pass = await runOnce(stop: stop)
+            measured += pass.measured
+            if pass.jobEnded {
+                log("job ended (\(JobLayout.statusKey)); measured \(measured.count) trial(s)")
+                return measured
+            }
+            if !pass.measured.isEmpty { continue }  // more models may have arrived while measuring
+            let wake = Date().addingTimeInterval(configuration.pollInterval)
+            while !stop.isRequested && wake.timeIntervalSinceNow > 0 {
+                try? await Task.sleep(nanoseconds: UInt64(min(0.05, max(0, wake.timeIntervalSinceNow)) * 1e9))
+            }
+        }
+        log("stopped on request; measured \(measured.count) trial(s)")
+        return measured
+    }
+
+    /// One scan: every trial with a model and without metrics (in this worker's partition) is tried once.
+    public func runOnce(stop: FileWorkerStop = FileWorkerStop()) async -> Pass {
+        var pass = Pass()
+        func problem(_ text: String) {
+            pass.problems.append(text)
+            log(text)
+        }
+        do {
+            if try JobState.read(from: storage).hasEnded {
+                pass.jobEnded = true
+                return pass
+            }
+        } catch {
+            problem("cannot read the job status: \(error)")
+        }
+        let keys: [String]
+        do {
+            keys = try storage.list(prefix: "")
+        } catch {
+            problem("cannot list \(storage.location): \(error)")
+            return pass
+        }
+        var models = Set<String>()
+        var done = Set<String>()
+        for key in keys {
+            let parts = key.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[1] == "saved_model" else { continue }
+            if parts[2] == "model.onnx" { models.insert(String(parts[0])) }
+            if parts[2] == "model_latency.json" { done.insert(String(parts[0])) }
+        }
+        var trials = [Int]()
+        for folder in models.subtracting(done) {
+            do {
+                let trial = try JobLayout.trialID(folder: folder, location: storage.location)
+                if trial % configuration.numLatencyWorkers == configuration.latencyWorkerID { trials.append(trial) }
+            } catch {
+                if reportedFolders.withLock({ $0.insert(folder).inserted }) { problem("\(error)") }
+            }
+        }
+        for trial in trials.sorted() {
+            if stop.isRequested { break }
+            do {
+                if let tookOver = try await work(on: trial) {
+                    pass.measured.append(trial)
+                    if tookOver { pass.tookOver.append(trial) }
+                }
+            } catch {
+                problem("trial \(trial): \(error)")
+            }
+        }
+        return pass
+    }
+
+    /// Claims, measures and publishes one trial; nil when another worker has it, else whether it was taken
+    /// over from a lapsed claim.
+    private func work(on trial: Int) async throws -> Bool? {
+        guard let lease = try claims.tryClaim(trial: trial) else { return nil }
+        // Another worker may have finished between our listing and our claim.
+        if try storage.exists(JobLayout.metricsKey(trial: trial)) { return nil }
+        guard let model = try storage.read(JobLayout.modelKey(trial: trial)) else { return nil }
+        log("trial \(trial): claimed\(lease.tookOver ? " (took over a lapsed claim)" : ""), measuring")
+        let folder = configuration.scratchFolder + "/nas-file-worker-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/model.onnx"
+        guard FileManager.default.createFile(atPath: path, contents: Data(model.data)) else {
+            throw ExchangeError.invalidConfiguration("cannot write the model to \(path); check --scratch space")
+        }
+        let (metrics, held) = try await measureHolding(lease, modelAt: path)
+        let result = try LatencyMetrics(runnerMetrics: metrics, runner: runnerName)
+        // Publish only while the claim is still ours, so a trial taken over is never written twice.
+        do {
+            guard try claims.renew(held) != nil else { throw ExchangeError.leaseLost(trial: trial) }
+        } catch let error as StorageError where error.isTransient && claims.clock() < held.expiresAt {}
+        try storage.write(JobLayout.metricsKey(trial: trial), data: result.encoded())
+        log("trial \(trial): latency \(result.latencyMilliseconds) ms, memory \(Int(result.memoryBytes)) bytes")
+        return lease.tookOver
+    }
+
+    /// Runs the runner while a companion task renews the lease every third of its duration; a lost lease
+    /// cancels the measurement.
+    private func measureHolding(_ lease: TrialLease, modelAt path: String) async throws -> ([String: Double], TrialLease) {
+        let holder = LeaseHolder(lease)
+        let claims = self.claims
+        let runner = self.runner
+        let interval = configuration.leaseDuration / 3
+        let metrics = try await withThrowingTaskGroup(of: [String: Double]?.self) { group in
+            group.addTask { try await runner.measure(modelAt: path) }
+            group.addTask {
+                while true {
+                    try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                    let current = holder.lease.withLock { $0 }
+                    do {
+                        guard let renewed = try claims.renew(current) else { throw ExchangeError.leaseLost(trial: lease.trial) }
+                        holder.lease.withLock { $0 = renewed }
+                    } catch let error as StorageError where error.isTransient {
+                        // An outage: keep measuring while the lease still holds, the next renewal may get through.
+                        if claims.clock() >= current.expiresAt { throw ExchangeError.leaseLost(trial: lease.trial) }
+                    }
+                }
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let result { return result }
+            }
+            return [:]
+        }
+        return (metrics, holder.lease.withLock { $0 })
+    }
+}
+
+/// The lease of a trial in measurement, shared by the renewing task and the worker.
+private final class LeaseHolder: Sendable {
+    let lease: Mutex<TrialLease>
+    init(_ lease: TrialLease) { self.lease = Mutex(lease) }
+}

@@ -1,0 +1,71 @@
+import Foundation
+
+/// The trainer's side of the file exchange: publish a trial's model, wait for a worker's metrics.
+///
+/// The counterpart of vertex-ai-nas `cloud_nas_utils.wait_and_retrieve_latency`, but it polls every
+/// ``Configuration/pollInterval`` (1 s by default, not the seed's 30 s) and fails clearly after
+/// ``Configuration/timeout`` (600 s, as in the seed).
+public struct TrainerExchange: Sendable {
+    /// Polling and timeout.
+    public struct Configuration: Sendable {
+        /// Seconds between two looks for `model_latency.json`; default 1.
+        public var pollInterval: Double
+        /// Seconds to wait in all before failing; default 600, as in the seed.
+        public var timeout: Double
+
+        /// Builds a configuration (defaults: 1 s poll, 600 s timeout).
+        public init(pollInterval: Double = 1, timeout: Double = 600) {
+            self.pollInterval = pollInterval
+            self.timeout = timeout
+        }
+    }
+
+    /// The job directory.
+    public let storage: any ObjectStorage
+    /// Polling and timeout.
+    public let configuration: Configuration
+
+    /// Builds the trainer side for a job directory.
+    public init(storage: any ObjectStorage, configuration: Configuration = Configuration()) {
+        self.storage = storage
+        self.configuration = configuration
+    }
+
+    /// Writes `saved_model/model.onnx` of `trial`, first removing metrics and claim of an earlier attempt of
+    /// the same trial so that the wait cannot return stale numbers.
+    public func submit(trial: Int, model: [UInt8]) throws {
+        try storage.delete(JobLayout.metricsKey(trial: trial))
+        try storage.delete(JobLayout.claimKey(trial: trial))
+        try storage.write(JobLayout.modelKey(trial: trial), data: model)
+    }
+
+    /// Waits for `model_latency.json` of `trial` and returns it; a malformed file, a permanent storage error
+    /// or the timeout are errors. Transient storage errors (an outage) are ridden out until the timeout.
+    public func waitForMetrics(trial: Int) async throws -> LatencyMetrics {
+        let key = JobLayout.metricsKey(trial: trial)
+        let deadline = Date().addingTimeInterval(configuration.timeout)
+        var lastError: String?
+        while true {
+            do {
+                if let object = try storage.read(key) {
+                    return try LatencyMetrics.decode(object.data, path: "\(storage.location)/\(key)")
+                }
+                lastError = nil
+            } catch let error as StorageError where error.isTransient {
+                lastError = error.description
+            }
+            let remaining = deadline.timeIntervalSinceNow
+            if remaining <= 0 {
+                throw ExchangeError.metricsTimeout(
+                    trial: trial, seconds: configuration.timeout, location: storage.location, lastError: lastError)
+            }
+            try await Task.sleep(nanoseconds: UInt64(min(configuration.pollInterval, remaining) * 1e9))
+        }
+    }
+
+    /// Submits the model of `trial` and waits for its metrics.
+    public func measure(trial: Int, model: [UInt8]) async throws -> LatencyMetrics {
+        try submit(trial: trial, model: model)
+        return try await waitForMetrics(trial: trial)
+    }
+}

@@ -1,0 +1,198 @@
+import Foundation
+import Testing
+
+@testable import Fleet
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `nas file-worker` process, with its output kept in files for the failure messages.
+final class WorkerProcess: @unchecked Sendable {
+    let process = Process()
+    let outputPath: String
+
+    /// The `nas` executable built beside the test bundle.
+    static func nasBinary() throws -> String {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var folder = URL(fileURLWithPath: executable).deletingLastPathComponent()
+        if folder.lastPathComponent == "Linux" || folder.pathExtension == "xctest" {  // inside an .xctest bundle
+            folder = folder.deletingLastPathComponent()
+        }
+        let path = folder.appendingPathComponent("nas").path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            Issue.record("the nas executable is not at \(path); build it first (swift build, or scripts/test.sh)")
+            throw StorageTestFailure("nas missing")
+        }
+        return path
+    }
+
+    init(jobDir: String, environment extra: [String: String], folder: String, name: String, runner: String,
+        extra arguments: [String]) throws {
+        outputPath = folder + "/\(name).log"
+        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: try Self.nasBinary())
+        process.arguments =
+            [
+                "file-worker", "--job-dir", jobDir, "--device-type", "cpu-test", "--poll-interval", "0.1",
+                "--runner-command", runner, "--worker-id", name,
+            ] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["STORAGE_EMULATOR_HOST"] = nil
+        environment.merge(extra) { $1 }
+        process.environment = environment
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+
+    /// Waits for the exit (killing the worker after `timeout` seconds); returns the exit status.
+    @discardableResult
+    func waitForExit(timeout: Double = 60) async -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { try? await Task.sleep(nanoseconds: 20_000_000) }
+        if process.isRunning {
+            Issue.record("worker did not exit within \(timeout) s; its output:\n\(output)")
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+
+    func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit {
+        if process.isRunning { kill9() }
+    }
+}
+
+/// Polls `condition` every 20 ms for up to `timeout` seconds.
+func eventually(_ timeout: Double = 60, _ condition: () throws -> Bool) async rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        try? await Task.sleep(nanoseconds: 20_000_000)
+    }
+    return try condition()
+}
+
+@Suite("File exchange with real nas file-worker processes", .serialized)
+struct ExchangeProcessTests {
+    @Test("two workers racing for the same trials: every trial is measured exactly once", arguments: StorageBackend.allCases)
+    func race(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        let folder = StorageTestSupport.temporaryFolder("nas-race")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let log = folder + "/measured.txt"
+        // Each measurement appends the model (which names its trial) to one log, then prints it as metrics.
+        // One printf is one write(2) in append mode, so lines of concurrent workers do not interleave.
+        let runner = "printf '%s\\n' \"$(cat {model})\" >> '\(log)'; sleep 0.05; cat {model}"
+        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.05, timeout: 60))
+        let trials = Array(1...10)
+        for trial in trials.prefix(5) { try trainer.submit(trial: trial, model: metricsModel(latency: Double(trial), extra: ", \"trial\": \(trial)")) }
+        let workers = try ["A", "B"].map { try WorkerProcess(fixture, folder: folder, name: $0, runner: runner) }
+        for trial in trials.dropFirst(5) {
+            try trainer.submit(trial: trial, model: metricsModel(latency: Double(trial), extra: ", \"trial\": \(trial)"))
+        }
+        for trial in trials {
+            let metrics = try await trainer.waitForMetrics(trial: trial)
+            #expect(metrics.latencyMilliseconds == Double(trial))
+            #expect(metrics.others["trial"] == Double(trial))
+        }
+        try JobState.succeeded.write(to: fixture.storage)
+        for worker in workers {
+            let status = await worker.waitForExit()
+            #expect(status == 0, "worker output:\n\(worker.output)")
+        }
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        var counts = [Int: Int]()
+        for line in lines {
+            let metrics = try FileExchangeCommandRunner.parseMetrics(Array(line.utf8), command: "log")
+            counts[Int(metrics["trial"] ?? -1), default: 0] += 1
+        }
+        #expect(counts == Dictionary(uniqueKeysWithValues: trials.map { ($0, 1) }), "\(workers.map(\.output))")
+    }
+
+    @Test("a worker killed while holding a claim: another takes the trial over after the lease", arguments: StorageBackend.allCases)
+    func killedWorker(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        let folder = StorageTestSupport.temporaryFolder("nas-kill")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // A's runner hangs while the test's folder exists, so that its orphan ends with the test.
+        let stuck = "while [ -d '\(folder)' ]; do sleep 0.05; done; cat {model}"
+        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.05, timeout: 60))
+        try trainer.submit(trial: 1, model: metricsModel(latency: 11))
+        let a = try WorkerProcess(fixture, folder: folder, name: "A", runner: stuck, extra: ["--lease-seconds", "1.5"])
+        let claimed = try await eventually { try fixture.storage.exists(JobLayout.claimKey(trial: 1)) }
+        #expect(claimed, "worker A never claimed trial 1:\n\(a.output)")
+        a.kill9()
+        let held = try #require(try fixture.storage.read(JobLayout.claimKey(trial: 1)))
+        #expect(TrialClaim.decode(held.data)?.worker == "A")
+        let b = try WorkerProcess(fixture, folder: folder, name: "B", runner: "cat {model}", extra: ["--lease-seconds", "1.5"])
+        let metrics = try await trainer.waitForMetrics(trial: 1)
+        #expect(metrics.latencyMilliseconds == 11)
+        let claim = try #require(try fixture.storage.read(JobLayout.claimKey(trial: 1)))
+        #expect(TrialClaim.decode(claim.data)?.worker == "B")
+        try JobState.succeeded.write(to: fixture.storage)
+        #expect(await b.waitForExit() == 0)
+        #expect(b.output.contains("took over a lapsed claim"), "\(b.output)")
+    }
+
+    @Test("the emulator stopped and restarted mid-job: the job still completes")
+    func emulatorRestart() async throws {
+        let data = StorageTestSupport.temporaryFolder("nas-gcs-data")
+        let folder = StorageTestSupport.temporaryFolder("nas-restart")
+        defer {
+            try? FileManager.default.removeItem(atPath: data)
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+        var emulator = try FakeGCS(dataFolder: data)
+        defer { emulator.stop() }
+        try emulator.createBucket("nas-test")
+        let storage = try GCSStorage(
+            bucket: "nas-test", prefix: "job", configuration: StorageTestSupport.emulatorConfiguration(emulator))
+        let trainer = TrainerExchange(storage: storage, configuration: .init(pollInterval: 0.05, timeout: 90))
+        // Trial 2's metrics upload falls in the outage (it ends 0.3 s after the claim; the outage lasts 2 s), so
+        // the worker's retries, and the trainer's polls, meet the stopped emulator.
+        let runner = "if grep -q slow {model}; then sleep 0.3; fi; cat {model}"
+        let worker = try WorkerProcess(
+            StorageFixtureView(jobDir: "gs://nas-test/job", environment: ["STORAGE_EMULATOR_HOST": emulator.hostAndPort]),
+            folder: folder, name: "W", runner: runner, extra: ["--lease-seconds", "1.5"])
+        try trainer.submit(trial: 1, model: metricsModel(latency: 1))
+        #expect(try await trainer.waitForMetrics(trial: 1).latencyMilliseconds == 1)
+        try trainer.submit(trial: 2, model: metricsModel(latency: 2, extra: ", \"slow\": 1"))
+        let claimed = try await eventually { try storage.exists(JobLayout.claimKey(trial: 2)) }
+        #expect(claimed)
+        emulator.stop()
+        try await Task.sleep(nanoseconds: 2_000_000_000)
+        emulator = try FakeGCS(port: emulator.port, dataFolder: data)
+        #expect(try await trainer.waitForMetrics(trial: 2).latencyMilliseconds == 2)
+        try trainer.submit(trial: 3, model: metricsModel(latency: 3))
+        #expect(try await trainer.waitForMetrics(trial: 3).latencyMilliseconds == 3)
+        try JobState.succeeded.write(to: storage)
+        #expect(await worker.waitForExit() == 0, "\(worker.output)")
+    }
+}
+
+/// The parts of a ``StorageFixture`` a worker process needs, for stores the test built itself.
+struct StorageFixtureView {
+    let jobDir: String
+    let environment: [String: String]
+}
+
+extension WorkerProcess {
+    convenience init(_ view: StorageFixtureView, folder: String, name: String, runner: String, extra: [String] = []) throws {
+        try self.init(jobDir: view.jobDir, environment: view.environment, folder: folder, name: name, runner: runner, extra: extra)
+    }
+
+    convenience init(_ fixture: StorageFixture, folder: String, name: String, runner: String, extra: [String] = []) throws {
+        try self.init(
+            jobDir: fixture.jobDir, environment: fixture.environment, folder: folder, name: name, runner: runner, extra: extra)
+    }
+}

@@ -1,0 +1,242 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import Fleet
+
+/// A settable wall clock, so that leases lapse without sleeping.
+final class TestClock: Sendable {
+    private let now = Mutex(1_000_000.0)
+    var read: @Sendable () -> Double { { [self] in now.withLock { $0 } } }
+    func advance(_ seconds: Double) { now.withLock { $0 += seconds } }
+}
+
+/// Collects a worker's log lines.
+final class LogLines: Sendable {
+    private let lines = Mutex<[String]>([])
+    var sink: @Sendable (String) -> Void { { [self] line in lines.withLock { $0.append(line) } } }
+    var all: [String] { lines.withLock { $0 } }
+}
+
+/// The runner of these tests: `cat` prints the "model", which the tests write as the JSON metrics they expect.
+let catRunner = FileExchangeCommandRunner(command: "cat {model}", timeout: 30)
+
+func metricsModel(latency: Double, memory: Double = 1000, extra: String = "") -> [UInt8] {
+    Array("{\"latency_ms\": \(latency), \"memory_bytes\": \(memory)\(extra)}".utf8)
+}
+
+@Suite("File exchange: metrics, claims, trainer wait, worker passes")
+struct ExchangeTests {
+    @Test("model_latency.json round-trips with the seed's keys and the runner's other metrics")
+    func metricsRoundTrip() throws {
+        let metrics = try LatencyMetrics(
+            runnerMetrics: ["latency_ms": 3.5, "memory_bytes": 2048, "latency_p90_ms": 4.25], runner: "r")
+        let text = String(decoding: metrics.encoded(), as: UTF8.self)
+        #expect(text.contains("\"latency_in_milliseconds\":3.5"))
+        #expect(text.contains("\"model_memory\":2048"))
+        let back = try LatencyMetrics.decode(metrics.encoded(), path: "x")
+        #expect(back == metrics)
+        #expect(back.metrics == ["latency_ms": 3.5, "memory_bytes": 2048, "latency_p90_ms": 4.25])
+        // The seed's own file (memory 0, no extras) reads too.
+        let seed = try LatencyMetrics.decode(Array(#"{"latency_in_milliseconds": 2.0, "model_memory": 0}"#.utf8), path: "x")
+        #expect(seed == LatencyMetrics(latencyMilliseconds: 2, memoryBytes: 0))
+        // A runner without latency is an error naming what it gave.
+        let error = try #require(throws: ExchangeError.self) {
+            try LatencyMetrics(runnerMetrics: ["memory_bytes": 1], runner: "my-runner")
+        }
+        #expect(error.description.contains("my-runner") && error.description.contains("latency_ms"))
+    }
+
+    @Test("a model_latency.json that is not JSON or lacks the keys is a typed error saying which")
+    func badMetricsFiles() throws {
+        let cases: [(String, String)] = [
+            ("latency: 3", "not JSON"), ("[1, 2]", "not an object"), (#"{"model_memory": 0}"#, "lacks \"latency_in_milliseconds\""),
+            (#"{"latency_in_milliseconds": 1}"#, "lacks \"model_memory\""),
+            (#"{"latency_in_milliseconds": "fast", "model_memory": 0}"#, "not a finite number"),
+            (#"{"latency_in_milliseconds": NaN, "model_memory": 0}"#, "not a finite number"),
+        ]
+        for (text, reason) in cases {
+            let error = try #require(throws: ExchangeError.self) {
+                try LatencyMetrics.decode(Array(text.utf8), path: "job/3/saved_model/model_latency.json")
+            }
+            #expect(error.description.contains(reason), "\(text): \(error)")
+            #expect(error.description.contains("job/3/saved_model/model_latency.json"))
+        }
+    }
+
+    @Test("trial folder names: canonical non-negative integers only")
+    func trialFolders() throws {
+        #expect(try JobLayout.trialID(folder: "12", location: "l") == 12)
+        #expect(try JobLayout.trialID(folder: "0", location: "l") == 0)
+        for bad in ["abc", "-1", "007", "1.5", "..", "", "12a", "99999999999999999999"] {
+            let error = try #require(throws: ExchangeError.self) { try JobLayout.trialID(folder: bad, location: "l") }
+            #expect(error.description.contains("not a trial id"))
+        }
+    }
+
+    @Test("job states: Vertex AI names and ours", arguments: [
+        ("RUNNING", false), ("JOB_STATE_RUNNING", false), ("pending", false), ("SUCCEEDED", true),
+        ("JOB_STATE_FAILED", true), ("JOB_STATE_CANCELLED", true), ("canceled", true),
+    ])
+    func jobStates(_ name: String, _ ended: Bool) {
+        #expect(JobState(name: name).hasEnded == ended)
+    }
+
+    @Test("claims: one winner, lapsed claims taken over by exactly one worker, the old holder loses its renewal",
+        arguments: StorageBackend.allCases)
+    func claims(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        let clock = TestClock()
+        func claimer(_ name: String) -> TrialClaims {
+            TrialClaims(storage: fixture.storage, worker: name, latencyWorkerID: 0, deviceType: "cpu", leaseDuration: 10, clock: clock.read)
+        }
+        let a = claimer("a")
+        let b = claimer("b")
+        let c = claimer("c")
+        let leaseA = try #require(try a.tryClaim(trial: 4))
+        #expect(leaseA.tookOver == false)
+        #expect(try b.tryClaim(trial: 4) == nil)
+        // Asking again for a claim one holds returns it (a retried create whose answer was lost).
+        #expect(try a.tryClaim(trial: 4)?.generation == leaseA.generation)
+        let renewedA = try #require(try a.renew(leaseA))
+        clock.advance(9)
+        #expect(try b.tryClaim(trial: 4) == nil)  // renewed at t0, so it holds until t0 + 10
+        clock.advance(2)
+        // Lapsed: b and c race for the takeover; exactly one wins.
+        async let fromB = b.tryClaim(trial: 4)
+        async let fromC = c.tryClaim(trial: 4)
+        let winners = [try await fromB, try await fromC].compactMap { $0 }
+        #expect(winners.count == 1)
+        #expect(winners.first?.tookOver == true)
+        // The old holder finds out at its next renewal.
+        #expect(try a.renew(renewedA) == nil)
+        let stored = try #require(try fixture.storage.read(JobLayout.claimKey(trial: 4)))
+        let claim = try #require(TrialClaim.decode(stored.data))
+        #expect(["b", "c"].contains(claim.worker))
+        // A claim in the seed's format (no lease) counts as lapsed.
+        try fixture.storage.write(JobLayout.claimKey(trial: 5), data: Array(#"{"latency_worker_id": 0}"#.utf8))
+        #expect(try a.tryClaim(trial: 5)?.tookOver == true)
+    }
+
+    @Test("the trainer gets the metrics a worker writes", arguments: StorageBackend.allCases)
+    func trainerAndWorker(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.05, timeout: 60))
+        try trainer.submit(trial: 3, model: metricsModel(latency: 2.5, memory: 4096, extra: ", \"latency_p99_ms\": 3"))
+        let worker = try FileWorker(
+            storage: fixture.storage, runner: catRunner,
+            configuration: .init(deviceType: "cpu-x86", pollInterval: 0.05), log: { _ in })
+        async let waited = trainer.waitForMetrics(trial: 3)
+        let pass = await worker.runOnce()
+        #expect(pass.measured == [3])
+        #expect(pass.problems.isEmpty)
+        let metrics = try await waited
+        #expect(metrics == LatencyMetrics(latencyMilliseconds: 2.5, memoryBytes: 4096, others: ["latency_p99_ms": 3]))
+        let claimObject = try #require(try fixture.storage.read(JobLayout.claimKey(trial: 3)))
+        let claim = try #require(TrialClaim.decode(claimObject.data))
+        #expect(claim.worker == worker.configuration.workerID && claim.deviceType == "cpu-x86")
+        // Done trials are not measured again.
+        #expect(await worker.runOnce().measured.isEmpty)
+        // Submitting the trial again removes the stale metrics first.
+        try trainer.submit(trial: 3, model: metricsModel(latency: 7))
+        #expect(try fixture.storage.exists(JobLayout.metricsKey(trial: 3)) == false)
+        #expect(await worker.runOnce().measured == [3])
+        #expect(try await trainer.waitForMetrics(trial: 3).latencyMilliseconds == 7)
+    }
+
+    @Test("the trainer's wait fails clearly on timeout and on a malformed metrics file", arguments: StorageBackend.allCases)
+    func trainerFailures(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.02, timeout: 0.1))
+        try trainer.submit(trial: 8, model: [1, 2, 3])
+        let timeout = await #expect(throws: ExchangeError.self) { try await trainer.waitForMetrics(trial: 8) }
+        #expect(timeout?.description.contains("no model_latency.json for trial 8") == true)
+        try fixture.storage.write(JobLayout.metricsKey(trial: 8), data: Array("not json".utf8))
+        let malformed = await #expect(throws: ExchangeError.self) { try await trainer.waitForMetrics(trial: 8) }
+        #expect(malformed?.description.contains("is not a valid metrics file") == true)
+    }
+
+    @Test("bad trials are reported and the worker measures the others", arguments: StorageBackend.allCases)
+    func badTrials(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        let storage = fixture.storage
+        try storage.write(JobLayout.modelKey(trial: 1), data: metricsModel(latency: 1))
+        try storage.write("abc/saved_model/model.onnx", data: metricsModel(latency: 9))
+        try storage.write("007/saved_model/model.onnx", data: metricsModel(latency: 9))
+        try storage.write(JobLayout.modelKey(trial: 2), data: Array("this runner output is not JSON".utf8))
+        try storage.write(JobLayout.modelKey(trial: 3), data: Array("{\"memory_bytes\": 5}".utf8))
+        try storage.write(JobLayout.modelKey(trial: 4), data: metricsModel(latency: 4))
+        let log = LogLines()
+        let worker = try FileWorker(
+            storage: storage, runner: catRunner, configuration: .init(deviceType: "cpu"), runnerName: "cat", log: log.sink)
+        let pass = await worker.runOnce()
+        #expect(pass.measured == [1, 4])
+        let problems = pass.problems.joined(separator: "\n")
+        #expect(problems.contains("folder 'abc'") && problems.contains("folder '007'"))
+        #expect(problems.contains("trial 2:") && problems.contains("no JSON object"))
+        #expect(problems.contains("trial 3:") && problems.contains("latency_ms"))
+        // A folder name is reported once, not on every scan.
+        let again = await worker.runOnce()
+        #expect(!again.problems.joined().contains("folder 'abc'"))
+    }
+
+    @Test("static partition: trial_id % num_latency_workers == latency_worker_id", arguments: StorageBackend.allCases)
+    func staticPartition(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        for trial in 1...6 { try fixture.storage.write(JobLayout.modelKey(trial: trial), data: metricsModel(latency: 1)) }
+        let worker = try FileWorker(
+            storage: fixture.storage, runner: catRunner,
+            configuration: .init(deviceType: "cpu", latencyWorkerID: 1, numLatencyWorkers: 3), log: { _ in })
+        #expect(await worker.runOnce().measured == [1, 4])
+        #expect(throws: ExchangeError.self) {
+            try FileWorker(
+                storage: fixture.storage, runner: catRunner,
+                configuration: .init(deviceType: "cpu", latencyWorkerID: 3, numLatencyWorkers: 3))
+        }
+    }
+
+    @Test("the worker stops when job_status.json says the job ended", arguments: StorageBackend.allCases)
+    func stopsWhenJobEnds(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        try fixture.storage.write(JobLayout.modelKey(trial: 1), data: metricsModel(latency: 1))
+        let worker = try FileWorker(
+            storage: fixture.storage, runner: catRunner, configuration: .init(deviceType: "cpu", pollInterval: 0.05),
+            log: { _ in })
+        async let measured = worker.run()
+        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.05, timeout: 60))
+        _ = try await trainer.waitForMetrics(trial: 1)
+        try JobState.succeeded.write(to: fixture.storage)
+        #expect(await measured == [1])
+        #expect(try JobState.read(from: fixture.storage) == .succeeded)
+    }
+
+    @Test("a stop request ends the loop")
+    func stopRequest() async throws {
+        let fixture = try StorageFixture(.local)
+        let worker = try FileWorker(
+            storage: fixture.storage, runner: catRunner, configuration: .init(deviceType: "cpu", pollInterval: 0.05),
+            log: { _ in })
+        let stop = FileWorkerStop()
+        async let measured = worker.run(until: stop)
+        try await Task.sleep(nanoseconds: 100_000_000)
+        stop.request()
+        #expect(await measured == [])
+    }
+
+    @Test("the command runner: {model} quoted, the last JSON line wins, timeout and exit status are errors")
+    func commandRunner() async throws {
+        let folder = StorageTestSupport.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/it's a model.onnx"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("x".utf8)))
+        let runner = FileExchangeCommandRunner(
+            command: "echo log line; test -f {model} && echo '{\"latency_ms\": 1.5, \"note\": \"s\"}'")
+        #expect(try await runner.measure(modelAt: path) == ["latency_ms": 1.5])
+        let failing = FileExchangeCommandRunner(command: "echo broken >&2; exit 3")
+        let failure = await #expect(throws: ExchangeError.self) { try await failing.measure(modelAt: path) }
+        #expect(failure?.description.contains("status 3") == true && failure?.description.contains("broken") == true)
+        let slow = FileExchangeCommandRunner(command: "sleep 20; echo '{\"latency_ms\": 1}'", timeout: 0.3)
+        let timeout = await #expect(throws: ExchangeError.self) { try await slow.measure(modelAt: path) }
+        #expect(timeout?.description.contains("longer than 0.3 s") == true)
+    }
+}
