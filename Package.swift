@@ -43,6 +43,6 @@ let package = Package(
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "Constraints"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet"]),
-        .testTarget(name: "CLITests", dependencies: ["CLI"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Trainer"]),
     ]
 )
