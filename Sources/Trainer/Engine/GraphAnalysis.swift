@@ -1,0 +1,101 @@
+/// Static shapes, element types and load-time constants of every value of a graph, for batch-size-1 inference.
+///
+/// Free dimensions of the inputs (`N`, `batch_size`, unknown) are bound to 1. Nodes whose inputs are all known
+/// at load time (the Shape / Gather / Concat / Reshape chains exporters emit, Constant, ConstantOfShape) are
+/// evaluated here, once, and their outputs become constants; the others are kept, with their shapes, in `nodes`.
+struct GraphAnalysis {
+    struct Value {
+        var shape: [Int]
+        var type: OnnxDataType
+        var constant: HostTensor?
+    }
+
+    /// A node left to run, with the static shapes of its inputs and outputs.
+    struct Node {
+        var node: OnnxNode
+        var inputShapes: [[Int]?]
+        var outputShapes: [[Int]]
+    }
+
+    let opset: Int64
+    private(set) var values: [String: Value] = [:]
+    private(set) var nodes: [Node] = []
+    /// The graph inputs that are fed at run time, with their bound shapes.
+    private(set) var inputs: [(name: String, shape: [Int])] = []
+    let outputs: [String]
+
+    /// Analyses `model`; with `recordedShapesForUnknownOps`, an op this code does not know is accepted when the
+    /// file records its output shapes (value_info), which is enough for counting FLOPs.
+    init(model: OnnxModel, recordedShapesForUnknownOps: Bool = false) throws {
+        let graph = model.graph
+        opset = model.opset ?? 13
+        outputs = graph.outputs.map(\.name)
+        for tensor in graph.initializers {
+            guard let host = HostTensor(tensor) else {
+                values[tensor.name] = Value(shape: tensor.dims, type: tensor.dataType, constant: nil)
+                continue
+            }
+            values[tensor.name] = Value(shape: host.shape, type: host.type, constant: host)
+        }
+        for input in graph.inputs where values[input.name] == nil {
+            guard let shape = input.shape else {
+                throw OnnxError.shapeInference(
+                    "graph input '\(input.name)'", "the model records no shape for it; re-export with a static input shape")
+            }
+            let bound = shape.map { dimension -> Int in
+                if case .value(let size) = dimension { return size }
+                return 1
+            }
+            values[input.name] = Value(shape: bound, type: input.elementType == .undefined ? .float : input.elementType)
+            inputs.append((input.name, bound))
+        }
+        var recorded: [String: OnnxValueInfo] = [:]
+        for info in graph.valueInfo + graph.outputs { recorded[info.name] = info }
+        for node in graph.nodes {
+            var inputValues: [Value?] = []
+            for (index, name) in node.inputs.enumerated() {
+                if name.isEmpty {
+                    inputValues.append(nil)
+                    continue
+                }
+                guard let value = values[name] else {
+                    throw OnnxError.invalidModel(
+                        "input \(index) '\(name)' of \(node.displayName) is produced by no earlier node, initializer or graph input (the nodes must be in topological order)"
+                    )
+                }
+                inputValues.append(value)
+            }
+            let results: [Value]
+            do {
+                results = try ShapeInference(opset: opset).outputs(of: node, inputs: inputValues)
+            } catch let error as OnnxError where recordedShapesForUnknownOps && !ShapeInference.knows(node) {
+                var fallback: [Value] = []
+                for output in node.outputs {
+                    guard let info = recorded[output], let shape = info.shape,
+                        case let sizes = shape.compactMap({ dimension -> Int? in
+                            if case .value(let size) = dimension { return size }
+                            return nil
+                        }), sizes.count == shape.count
+                    else { throw error }
+                    fallback.append(Value(shape: sizes, type: info.elementType))
+                }
+                results = fallback
+            }
+            for (output, value) in zip(node.outputs, results) where !output.isEmpty {
+                values[output] = value
+            }
+            if results.contains(where: { $0.constant == nil }) {
+                nodes.append(
+                    Node(
+                        node: node, inputShapes: inputValues.map { $0?.shape },
+                        outputShapes: results.map(\.shape)))
+            }
+        }
+        for output in outputs where values[output] == nil {
+            throw OnnxError.invalidModel("graph output '\(output)' is produced by no node")
+        }
+    }
+
+    func shape(_ name: String) -> [Int]? { values[name]?.shape }
+    func constant(_ name: String) -> HostTensor? { values[name]?.constant }
+}

@@ -1,0 +1,195 @@
+/// A tensor whose values are known when the model loads: an initializer, a Constant, or a folded shape computation.
+struct HostTensor: Hashable, Sendable {
+    enum Values: Hashable, Sendable {
+        case floats([Float])
+        case ints([Int64])
+
+        var count: Int {
+            switch self {
+            case .floats(let values): values.count
+            case .ints(let values): values.count
+            }
+        }
+
+        /// The values at `indices`, in order: the one primitive every data-movement op folds to.
+        func picking(_ indices: [Int]) -> Values {
+            switch self {
+            case .floats(let values): .floats(indices.map { values[$0] })
+            case .ints(let values): .ints(indices.map { values[$0] })
+            }
+        }
+    }
+
+    var shape: [Int]
+    var type: OnnxDataType
+    var values: Values
+
+    init(shape: [Int], type: OnnxDataType, values: Values) {
+        self.shape = shape
+        self.type = type
+        self.values = values
+    }
+
+    init(shape: [Int], floats: [Float]) {
+        self.init(shape: shape, type: .float, values: .floats(floats))
+    }
+
+    init(shape: [Int], ints: [Int64]) {
+        self.init(shape: shape, type: .int64, values: .ints(ints))
+    }
+
+    /// The tensor's values as integers (float values truncated).
+    var ints: [Int64] {
+        switch values {
+        case .ints(let values): values
+        case .floats(let values): values.map { $0.isFinite ? Int64(max(min($0, 9e18), -9e18)) : 0 }
+        }
+    }
+
+    /// The tensor's values as floats.
+    var floats: [Float] {
+        switch values {
+        case .floats(let values): values
+        case .ints(let values): values.map { Float($0) }
+        }
+    }
+
+    /// Converts an initializer or tensor attribute; nil for element types the engine does not compute with.
+    init?(_ tensor: OnnxTensor) {
+        if tensor.dataType.isFloatingPoint {
+            self.init(shape: tensor.dims, type: .float, values: .floats(tensor.floats))
+        } else if tensor.dataType.isInteger {
+            self.init(shape: tensor.dims, type: tensor.dataType, values: .ints(tensor.int64s))
+        } else {
+            return nil
+        }
+    }
+}
+
+/// Shape arithmetic shared by shape inference, constant folding and the engine's planner.
+enum ShapeMath {
+    static func count(_ shape: [Int]) -> Int { shape.reduce(1, *) }
+
+    static func strides(_ shape: [Int]) -> [Int] {
+        var strides = [Int](repeating: 1, count: shape.count)
+        var running = 1
+        for axis in stride(from: shape.count - 1, through: 0, by: -1) {
+            strides[axis] = running
+            running *= shape[axis]
+        }
+        return strides
+    }
+
+    /// numpy's multidirectional broadcasting; nil when the shapes are incompatible.
+    static func broadcast(_ a: [Int], _ b: [Int]) -> [Int]? {
+        let rank = max(a.count, b.count)
+        var out = [Int](repeating: 1, count: rank)
+        for axis in 0..<rank {
+            let x = axis - (rank - a.count) >= 0 ? a[axis - (rank - a.count)] : 1
+            let y = axis - (rank - b.count) >= 0 ? b[axis - (rank - b.count)] : 1
+            if x == y || y == 1 {
+                out[axis] = x
+            } else if x == 1 {
+                out[axis] = y
+            } else {
+                return nil
+            }
+        }
+        return out
+    }
+
+    /// For each element of `output`, the flat index of the element of `input` (broadcast to it) that it reads.
+    static func broadcastIndices(input: [Int], output: [Int]) -> [Int] {
+        let rank = output.count
+        let padded = [Int](repeating: 1, count: rank - input.count) + input
+        let inputStrides = strides(padded)
+        var effective = [Int](repeating: 0, count: rank)
+        for axis in 0..<rank where padded[axis] != 1 { effective[axis] = inputStrides[axis] }
+        return mapIndices(output: output) { coordinate in
+            var index = 0
+            for axis in 0..<rank { index += coordinate[axis] * effective[axis] }
+            return index
+        }
+    }
+
+    /// Calls `body` with each coordinate of `output` in row-major order and collects its results.
+    static func mapIndices(output: [Int], _ body: ([Int]) -> Int) -> [Int] {
+        let total = count(output)
+        var result = [Int]()
+        result.reserveCapacity(total)
+        if total == 0 { return result }
+        var coordinate = [Int](repeating: 0, count: output.count)
+        for _ in 0..<total {
+            result.append(body(coordinate))
+            var axis = output.count - 1
+            while axis >= 0 {
+                coordinate[axis] += 1
+                if coordinate[axis] < output[axis] { break }
+                coordinate[axis] = 0
+                axis -= 1
+            }
+        }
+        return result
+    }
+
+    static func transposeIndices(input: [Int], perm: [Int]) -> (shape: [Int], indices: [Int]) {
+        let inputStrides = strides(input)
+        let output = perm.map { input[$0] }
+        let indices = mapIndices(output: output) { coordinate in
+            var index = 0
+            for axis in 0..<perm.count { index += coordinate[axis] * inputStrides[perm[axis]] }
+            return index
+        }
+        return (output, indices)
+    }
+
+    static func gatherIndices(input: [Int], axis: Int, indices: [Int], indicesShape: [Int]) -> (shape: [Int], indices: [Int]) {
+        let outer = count(Array(input[..<axis]))
+        let inner = count(Array(input[(axis + 1)...]))
+        let output = Array(input[..<axis]) + indicesShape + Array(input[(axis + 1)...])
+        var result = [Int]()
+        result.reserveCapacity(outer * indices.count * inner)
+        for o in 0..<outer {
+            for index in indices {
+                let base = (o * input[axis] + index) * inner
+                for i in 0..<inner { result.append(base + i) }
+            }
+        }
+        return (output, result)
+    }
+
+    /// Resolved `Slice` parameters per axis: start, step and count (numpy semantics with clamping).
+    static func sliceIndices(input: [Int], starts: [Int64], ends: [Int64], axes: [Int], steps: [Int64]) -> (
+        shape: [Int], indices: [Int]
+    ) {
+        var start = [Int](repeating: 0, count: input.count)
+        var step = [Int](repeating: 1, count: input.count)
+        var output = input
+        for (position, axis) in axes.enumerated() {
+            let dim = Int64(input[axis])
+            let s = steps[position]
+            var first = starts[position]
+            var last = ends[position]
+            if first < 0 { first += dim }
+            if last < 0 { last += dim }
+            if s > 0 {
+                first = min(max(first, 0), dim)
+                last = min(max(last, 0), dim)
+                output[axis] = Int(max(0, (last - first + s - 1) / s))
+            } else {
+                first = min(max(first, 0), dim - 1)
+                last = min(max(last, -1), dim - 1)
+                output[axis] = Int(max(0, (first - last + (-s) - 1) / (-s)))
+            }
+            start[axis] = Int(first)
+            step[axis] = Int(s)
+        }
+        let inputStrides = strides(input)
+        let indices = mapIndices(output: output) { coordinate in
+            var index = 0
+            for axis in 0..<input.count { index += (start[axis] + coordinate[axis] * step[axis]) * inputStrides[axis] }
+            return index
+        }
+        return (output, indices)
+    }
+}

@@ -1,0 +1,86 @@
+/// The floating-point operations of one inference (batch 1), per node and in total.
+public struct FlopsReport: Hashable, Sendable, Codable {
+    /// One node's count.
+    public struct Entry: Hashable, Sendable, Codable {
+        /// The node's name, or its op type and output when the file gives none.
+        public var node: String
+        /// The operator.
+        public var opType: String
+        /// The operations it performs.
+        public var flops: Int
+
+        /// Creates an entry.
+        public init(node: String, opType: String, flops: Int) {
+            self.node = node
+            self.opType = opType
+            self.flops = flops
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case node
+            case opType = "op_type"
+            case flops
+        }
+    }
+
+    /// The sum over all nodes.
+    public var total: Int
+    /// Per node that runs at inference time, in graph order (shape computations folded at load time are left out).
+    public var operations: [Entry]
+
+    /// Creates a report.
+    public init(total: Int, operations: [Entry]) {
+        self.total = total
+        self.operations = operations
+    }
+}
+
+/// Counts FLOPs on an ONNX graph by TensorFlow's profiler convention, the one vertex-ai-nas's `get_flops` uses.
+///
+/// 2 per multiply-add in Conv, MatMul and Gemm at every output position (padded or not); 1 per output element for
+/// a bias (Conv's and Gemm's C) and for Add, Sub, Mul and Div; 5 per element for Softmax; the window size per
+/// output element for MaxPool and AveragePool and 1 per input element for GlobalAveragePool (TF's pools and
+/// Mean); 0 for activations (Relu, Clip, Sigmoid, as TF registers none), BatchNormalization (TF's FusedBatchNorm
+/// has no count either) and data movement. Free dimensions are taken as 1, so the count is per image.
+public enum OnnxFlops {
+    /// Counts the FLOPs of `model`, inferring every shape from its inputs' (files from other tools included).
+    public static func count(_ model: OnnxModel) throws -> FlopsReport {
+        let analysis = try GraphAnalysis(model: model, recordedShapesForUnknownOps: true)
+        var entries: [FlopsReport.Entry] = []
+        for analyzed in analysis.nodes {
+            let node = analyzed.node
+            let output = analyzed.outputShapes.first.map(ShapeMath.count) ?? 0
+            var flops = 0
+            switch node.opType {
+            case "Conv":
+                let weight = analyzed.inputShapes[1] ?? []
+                let perOutput = ShapeMath.count(Array(weight.dropFirst()))
+                flops = 2 * output * perOutput + (node.input(2) != nil ? output : 0)
+            case "MatMul":
+                let a = analyzed.inputShapes[0] ?? []
+                flops = 2 * output * (a.last ?? 0)
+            case "Gemm":
+                let a = analyzed.inputShapes[0] ?? []
+                let k = node.int("transA", default: 0) != 0 ? a[0] : a[1]
+                flops = 2 * output * k + (node.input(2) != nil ? output : 0)
+            case "Add", "Sub", "Mul", "Div":
+                flops = output
+            case "Softmax":
+                flops = 5 * output
+            case "MaxPool", "AveragePool":
+                flops = output * ShapeMath.count(node.ints("kernel_shape") ?? [])
+            case "GlobalAveragePool":
+                flops = ShapeMath.count(analyzed.inputShapes[0] ?? [])
+            default:
+                flops = 0
+            }
+            entries.append(FlopsReport.Entry(node: node.name.isEmpty ? node.displayName : node.name, opType: node.opType, flops: flops))
+        }
+        return FlopsReport(total: entries.reduce(0) { $0 + $1.flops }, operations: entries)
+    }
+
+    /// Counts the FLOPs of the model in `bytes` (an `.onnx` file's contents).
+    public static func count(bytes: [UInt8]) throws -> FlopsReport {
+        try count(try OnnxModel(bytes: bytes))
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+import Trainer
+
+/// End-to-end tests of `nas flops`, `nas infer` and `nas measure`: the built binary as a subprocess.
+@Suite struct OnnxCommandsTests {
+    static let tutorial = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6)])
+
+    /// `nas`, built beside this test binary by `swift build --build-tests`.
+    static func nas() throws -> String {
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var directory = executable.deletingLastPathComponent()
+        // The test binary may sit inside an .xctest bundle folder; walk up to the build products folder.
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent("nas").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            directory.deleteLastPathComponent()
+        }
+        Issue.record("no `nas` binary beside the tests; run `swift build --build-tests` first")
+        throw CancellationError()
+    }
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String]) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try nas())
+        process.arguments = arguments
+        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("nas-cli-err-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errURL) }
+        let err = try FileHandle(forWritingTo: errURL)
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        try err.close()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(
+            status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self),
+            stderr: String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self))
+    }
+
+    static func withTutorialModel(_ body: (URL, URL) throws -> Void) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nas-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let model = directory.appendingPathComponent("model.onnx")
+        let bytes = try OnnxExport.serialized(architecture: tutorial, weights: OnnxExport.randomWeights(for: tutorial, seed: 5))
+        try Data(bytes).write(to: model)
+        try body(directory, model)
+    }
+
+    @Test func flopsPrintsTheCountAndAJSONBreakdown() throws {
+        try Self.withTutorialModel { _, model in
+            let plain = try Self.run(["flops", model.path])
+            #expect(plain.status == 0, "\(plain.stderr)")
+            #expect(plain.stdout == "397548\n")
+            let json = try Self.run(["flops", model.path, "--json"])
+            #expect(json.status == 0)
+            let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+            #expect(object?["flops"] as? Int == 397_548)
+            let operations = object?["operations"] as? [[String: Any]]
+            #expect(operations?.count == 7)
+            #expect(operations?.first?["op_type"] as? String == "Conv")
+            #expect(operations?.first?["flops"] as? Int == 44_688)
+        }
+    }
+
+    @Test func flopsOfATruncatedFileIsAClearError() throws {
+        try Self.withTutorialModel { directory, model in
+            let truncated = directory.appendingPathComponent("truncated.onnx")
+            try Data(try Data(contentsOf: model).prefix(500)).write(to: truncated)
+            let result = try Self.run(["flops", truncated.path])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("not a readable ONNX model"))
+            let missing = try Self.run(["flops", directory.appendingPathComponent("nope.onnx").path])
+            #expect(missing.status != 0)
+            #expect(missing.stderr.contains("cannot read model file"))
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+
+/// Shared helpers of the ONNX tests: the package root, the Python peer, subprocesses, temporary files.
+enum OnnxTestSupport {
+    /// The folder holding Package.swift, found from this file's path.
+    static let packageRoot: URL = {
+        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while url.path != "/" {
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+            url.deleteLastPathComponent()
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    }()
+
+    /// The Python with onnx and onnxruntime: $NAS_TEST_PYTHON, else .venv/bin/python in the package root.
+    static func python() throws -> String {
+        let path =
+            ProcessInfo.processInfo.environment["NAS_TEST_PYTHON"]
+            ?? packageRoot.appendingPathComponent(".venv/bin/python").path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            Issue.record("no Python peer at \(path); run scripts/bootstrap.sh (or set NAS_TEST_PYTHON)")
+            throw CancellationError()
+        }
+        return path
+    }
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs a program to completion, capturing its output.
+    static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let out = Pipe()
+        // stderr goes to a file so that a chatty child never blocks on a second full pipe.
+        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("nas-stderr-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errURL) }
+        let err = try FileHandle(forWritingTo: errURL)
+        process.standardOutput = out
+        process.standardError = err
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        try err.close()
+        if let stdin { input.fileHandleForWriting.write(stdin) }
+        try input.fileHandleForWriting.close()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let errData = (try? Data(contentsOf: errURL)) ?? Data()
+        return Output(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Runs a Python script with the peer and returns its standard output; records its stderr on failure.
+    static func runPython(_ script: String, _ arguments: [String] = []) throws -> String {
+        let output = try run(try python(), ["-c", script] + arguments)
+        if output.status != 0 {
+            Issue.record("python failed (\(output.status)):\n\(output.stderr)")
+            throw CancellationError()
+        }
+        return output.stdout
+    }
+
+    /// A fresh temporary directory.
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("nas-onnx-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// Deterministic pseudo-random floats in [-1, 1).
+    static func randomFloats(_ count: Int, seed: UInt64) -> [Float] {
+        var state = seed &* 2_862_933_555_777_941_757 &+ 3_037_000_493
+        return (0..<count).map { _ in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Float((state >> 40) & 0xFF_FFFF) / Float(0x80_0000) - 1
+        }
+    }
+
+    static func write(_ floats: [Float], to url: URL) throws {
+        try floats.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: url)
+    }
+
+    static func readFloats(_ url: URL) throws -> [Float] {
+        let data = try Data(contentsOf: url)
+        return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+}
