@@ -29,7 +29,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary("protobuf-c")]),
         .target(name: "Trainer", dependencies: ["Constraints", "CZlib", "COpenBLAS", "COnnx"]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
-        .target(name: "Search", dependencies: ["Constraints", "CSQLite"]),
+        .target(name: "Search", dependencies: ["Constraints", "Trainer", "CSQLite"]),
         .target(name: "Fleet", dependencies: ["Constraints", "Trainer", "CCurl"]),
         .executableTarget(
             name: "CLI",
@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "ConstraintsTests", dependencies: ["Constraints", "TestSupport"]),
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "Constraints", "TestSupport"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer"]),
-        .testTarget(name: "SearchTests", dependencies: ["Search", "Constraints", "TestSupport"]),
+        .testTarget(name: "SearchTests", dependencies: ["Search", "Trainer", "Constraints", "TestSupport"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Trainer", "Search", "TestSupport"]),
     ]
