@@ -72,12 +72,12 @@ struct RewardCommand: ParsableCommand {
         let file: UnsafeMutablePointer<FILE>
         if let input {
             guard let opened = fopen(input, "rb") else {
-                throw ValidationError("cannot open --input '\(input)': \(String(cString: strerror(errno)))")
+                throw CLIError("cannot open --input '\(input)': \(String(cString: strerror(errno)))")
             }
             file = opened
         } else {
             guard let standardInput = fdopen(STDIN_FILENO, "rb") else {
-                throw ValidationError("cannot read standard input: \(String(cString: strerror(errno)))")
+                throw CLIError("cannot read standard input: \(String(cString: strerror(errno)))")
             }
             file = standardInput
         }
@@ -195,7 +195,7 @@ struct LineReader {
             let count = buffer.withUnsafeMutableBytes { fread($0.baseAddress! + filled, 1, $0.count - filled, file) }
             if count == 0 {
                 if ferror(file) != 0 {
-                    throw ValidationError("reading the input failed: \(String(cString: strerror(errno)))")
+                    throw CLIError("reading the input failed: \(String(cString: strerror(errno)))")
                 }
                 if filled > 0 { try buffer.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[0..<filled])) } }
                 return

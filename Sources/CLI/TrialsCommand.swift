@@ -63,7 +63,7 @@ struct ReportCommand: ParsableCommand {
         do {
             try html.write(toFile: output, atomically: true, encoding: .utf8)
         } catch {
-            throw ValidationError("cannot write the report to '\(output)': \(error.localizedDescription)")
+            throw CLIError("cannot write the report to '\(output)': \(error.localizedDescription)")
         }
         print("report: \(output)")
     }

@@ -44,3 +44,12 @@ func writeAll(_ text: String, to descriptor: Int32) {
         }
     }
 }
+
+/// A failure while a command runs (not a misuse of its flags): printed as `Error: ...` without the usage text.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

@@ -1,0 +1,231 @@
+import ArgumentParser
+import Constraints
+import Foundation
+import Plugins
+import Trainer
+
+/// `nas trainer`: one trial as a process, in the seed trainer's terms.
+///
+/// It writes into `--job-dir` (the trial's folder): `nas_params_str.json`, `saved_model/model.onnx`,
+/// `metrics.json` (`top_1_accuracy`, `flops`, `flops_million`, latency and memory when measured, `nas_reward`,
+/// `nas_trial_id` when retraining) and `job_status.json`.
+struct TrainerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trainer",
+        abstract: "Train one trial: build its CNN, train and evaluate it, count FLOPs, export ONNX, compute the reward.",
+        discussion: """
+            Exit status: 0 when the trial succeeded, 3 when its loss became NaN (job_status.json says
+            failed_with_nan_error), 1 for any other failure (job_status.json says failed, with the reason).
+            """
+    )
+
+    /// The metrics every trial reports.
+    static let trainingMetrics: Set<String> = ["top_1_accuracy", "flops", "flops_million"]
+
+    /// Exit status of a trial whose loss became NaN.
+    static let nanExitCode: Int32 = 3
+
+    @Option(
+        name: .customLong("nas-params-str"),
+        help: ArgumentHelp("The trial's architecture: nas_params_str JSON, or a file holding it.", valueName: "JSON|FILE"))
+    var nasParams: String?
+
+    @Option(name: .customLong("job-dir"), help: ArgumentHelp("The trial's output folder.", valueName: "DIR"))
+    var jobDirectory: String
+
+    @Option(name: .customLong("num-epochs"), help: "Passes over the training data.")
+    var epochs = 2
+
+    @Option(name: .customLong("target-flops-million"), help: "Adds the hard constraint flops_million<=X (as the seed).")
+    var targetFlopsMillion: Double?
+
+    @Option(
+        name: .customLong("constraint"),
+        help: ArgumentHelp("A reward constraint, as in 'nas reward --help'; repeatable.", valueName: "SPEC"))
+    var constraints: [String] = []
+
+    @Option(
+        name: .customLong("retrain-search-job-dir"),
+        help: ArgumentHelp("Stage 2: the search job whose trial this retrains.", valueName: "DIR"))
+    var retrainSearchJob: String?
+
+    @Option(
+        name: .customLong("retrain-search-job-trials"),
+        help: ArgumentHelp(
+            "Stage 2: search trials, comma-separated; this trial (by --trial-id) retrains the one at its position.",
+            valueName: "IDS"))
+    var retrainSearchTrials: String?
+
+    @Option(
+        name: .customLong("trial-id"),
+        help: "This trial's id (default: CLOUD_ML_TRIAL_ID, else the --job-dir folder's name when it is a number).")
+    var trialID: Int?
+
+    @Option(name: .customLong("data-dir"), help: ArgumentHelp("An IDX data set in MNIST's file names.", valueName: "DIR"))
+    var dataDirectory = IDXDataset.defaultDirectory
+
+    @Option(name: .customLong("train-limit"), help: "Train on the first N training images only.")
+    var trainLimit: Int?
+
+    @Option(name: .customLong("test-limit"), help: "Evaluate on the first N test images only.")
+    var testLimit: Int?
+
+    @Option(help: "Seeds the initial weights and the shuffles.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Threads sharing each batch.")
+    var threads = 2
+
+    @Option(name: .customLong("batch-size"), help: "Examples per step.")
+    var batchSize = 32
+
+    @Option(name: .customLong("learning-rate"), help: "Adam's learning rate.")
+    var learningRate = 1e-3
+
+    @Flag(help: "Print no progress lines.")
+    var quiet = false
+
+    @OptionGroup var plugins: PluginOptions
+
+    func validate() throws {
+        if (nasParams == nil) == (retrainSearchJob == nil) {
+            throw ValidationError("give either --nas-params-str (a search trial) or --retrain-search-job-dir (stage 2)")
+        }
+        if (retrainSearchJob == nil) != (retrainSearchTrials == nil) {
+            throw ValidationError("--retrain-search-job-dir and --retrain-search-job-trials go together")
+        }
+        if let target = targetFlopsMillion, !(target.isFinite && target > 0) {
+            throw ValidationError("--target-flops-million is \(target); it must be a finite number > 0")
+        }
+    }
+
+    func run() throws {
+        let status = TrialStatusFile(directory: jobDirectory)
+        do {
+            try runTrial(status)
+        } catch let error as TrainingError {
+            try? status.write(error.trialStatus, reason: "\(error)")
+            printError("nas trainer: \(error)")
+            throw ExitCode(error.trialStatus == "failed_with_nan_error" ? Self.nanExitCode : 1)
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            try? status.write("failed", reason: "\(error)")
+            throw error
+        }
+    }
+
+    private func runTrial(_ status: TrialStatusFile) throws {
+        let registry = try plugins.registry()
+        var specs = constraints
+        if let targetFlopsMillion { specs.append("flops_million<=\(targetFlopsMillion):vertex-hard") }
+        let reward = Reward(constraints: try specs.map { try registry.constraint(parsing: $0) })
+        // Refuse a constraint on a metric nothing will produce before spending minutes on training.
+        let produced = Self.trainingMetrics.union(registry.kinds.filter { $0.plugin?.canMeasure == true }.map(\.metric))
+        for constraint in reward.constraints where !produced.contains(constraint.metric) {
+            throw CLIError(
+                "constraint '\(constraint.name)' reads metric '\(constraint.metric)', which this trial does not produce (it produces: \(produced.sorted().joined(separator: ", "))); load the plugin that measures it with --plugin-dir"
+            )
+        }
+        let config = TrainingConfig(
+            epochs: epochs, batchSize: batchSize, learningRate: learningRate, seed: seed, threads: threads,
+            trainLimit: trainLimit, testLimit: testLimit, progressInterval: 200)
+        try config.validate()
+
+        let (parameters, searchTrial) = try trialParameters()
+        let architecture = try parameters.architecture()
+        try parameters.write(toTrialDirectory: jobDirectory)
+        try status.write("running")
+
+        let data = try IDXDataset.load(directory: dataDirectory, trainLimit: trainLimit, testLimit: testLimit)
+        let result = try Trainer.train(architecture: architecture, data: data, config: config) { progress in
+            guard !quiet else { return }
+            printError(
+                String(
+                    format: "epoch %d/%d batch %d/%d loss %.4f accuracy %.4f %.0f images/s", progress.epoch, epochs,
+                    progress.batch, progress.batchesPerEpoch, progress.loss, progress.accuracy,
+                    progress.imagesPerSecond))
+        }
+        let model = try OnnxExport.serialized(architecture: architecture, weights: result.weights, batch: 1)
+        let modelPath = try writeModel(model)
+        let flops = try OnnxFlops.count(bytes: model).total
+
+        var metrics: [String: Double] = [
+            "top_1_accuracy": result.testAccuracy ?? .nan, "flops": Double(flops), "flops_million": Double(flops) / 1e6,
+            "train_seconds": result.elapsedSeconds, "images_per_second": result.imagesPerSecond,
+            "final_loss": result.epochLosses.last ?? .nan,
+        ]
+        if let searchTrial { metrics["nas_trial_id"] = Double(searchTrial) }
+        for kind in registry.kinds where kind.plugin?.canMeasure == true && metrics[kind.metric] == nil {
+            metrics[kind.metric] = try kind.plugin!.measure(model: model)
+        }
+        let scored = try reward.evaluate(accuracy: metrics["top_1_accuracy"]!, metrics: metrics)
+        metrics["nas_reward"] = scored.reward
+        let metricsPath = (jobDirectory as NSString).appendingPathComponent("metrics.json")
+        try Data((try jsonLine(metrics) + "\n").utf8).write(to: URL(fileURLWithPath: metricsPath), options: .atomic)
+        try status.write("succeeded")
+        print(try jsonLine(metrics))
+        if !quiet { printError("nas trainer: model \(modelPath), metrics \(metricsPath)") }
+    }
+
+    /// The architecture to train, and for stage 2 the search trial it came from.
+    private func trialParameters() throws -> (TrialParameters, Int?) {
+        if let nasParams {
+            let trimmed = nasParams.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("{") || trimmed.hasPrefix("[") {
+                return (try TrialParameters(jsonText: trimmed, source: "--nas-params-str"), nil)
+            }
+            return (try TrialParameters.read(path: nasParams), nil)
+        }
+        let trials = try Self.parseTrialList(retrainSearchTrials ?? "")
+        let id = try resolvedTrialID()
+        guard id >= 1, id <= trials.count else {
+            throw CLIError(
+                "this is trial \(id) of the retrain job, but --retrain-search-job-trials names \(trials.count) trial(s)")
+        }
+        let searchTrial = trials[id - 1]
+        let directory = ((retrainSearchJob ?? "") as NSString).appendingPathComponent(String(searchTrial))
+        return (try TrialParameters.read(fromTrialDirectory: directory), searchTrial)
+    }
+
+    private func resolvedTrialID() throws -> Int {
+        if let trialID { return trialID }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["CLOUD_ML_TRIAL_ID"], let id = Int(fromEnvironment) {
+            return id
+        }
+        if let id = Int((jobDirectory as NSString).lastPathComponent) { return id }
+        throw CLIError("cannot tell which trial this is: pass --trial-id (or set CLOUD_ML_TRIAL_ID)")
+    }
+
+    /// Reads `1,9` as [1, 9]; anything else is a clear error.
+    static func parseTrialList(_ text: String) throws -> [Int] {
+        let ids = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let parsed = ids.compactMap { Int($0) }.filter { $0 >= 1 }
+        guard !ids.isEmpty, parsed.count == ids.count else {
+            throw CLIError("trial list '\(text)' must be trial ids (integers >= 1) separated by commas, e.g. 1,9")
+        }
+        return parsed
+    }
+
+    private func writeModel(_ model: [UInt8]) throws -> String {
+        let directory = (jobDirectory as NSString).appendingPathComponent("saved_model")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = (directory as NSString).appendingPathComponent("model.onnx")
+        try Data(model).write(to: URL(fileURLWithPath: path), options: .atomic)
+        return path
+    }
+}
+
+/// `job_status.json` in a trial folder: `{"status": "running" | "succeeded" | "failed" | "failed_with_nan_error"}`.
+struct TrialStatusFile {
+    let directory: String
+
+    var path: String { (directory as NSString).appendingPathComponent("job_status.json") }
+
+    func write(_ status: String, reason: String? = nil) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var members: [(key: String, value: JSON)] = [("status", .string(status))]
+        if let reason { members.append(("reason", .string(reason))) }
+        try Data((JSON.object(members).text + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+}
