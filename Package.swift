@@ -26,7 +26,8 @@ let package = Package(
         .target(
             name: "COnnx", dependencies: ["CProtobufC"], exclude: ["proto"],
             linkerSettings: [.linkedLibrary("protobuf-c")]),
-        .target(name: "Trainer", dependencies: ["Constraints", "CZlib", "COnnx"]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "Trainer", dependencies: ["Constraints", "CZlib", "COnnx", "COpenBLAS"]),
         .target(name: "Fleet", dependencies: ["Constraints", "Trainer", "CCurl"]),
         .executableTarget(
             name: "CLI",
