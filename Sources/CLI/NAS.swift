@@ -6,6 +6,6 @@ struct NAS: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nas",
         abstract: "Hardware-aware neural architecture search: rewards, constraint plugins, trainer, device fleet.",
-        subcommands: [RewardCommand.self, PluginsCommand.self, FlopsCommand.self]
+        subcommands: [RewardCommand.self, PluginsCommand.self, FlopsCommand.self, InferCommand.self, MeasureCommand.self]
     )
 }
