@@ -85,3 +85,47 @@ import Trainer
         }
     }
 }
+
+extension OnnxCommandsTests {
+    @Test func inferWritesTheEnginesOutput() throws {
+        try Self.withTutorialModel { directory, model in
+            let input = directory.appendingPathComponent("in.bin")
+            let output = directory.appendingPathComponent("out.bin")
+            let pixels = (0..<784).map { Float($0 % 17) / 17 }
+            try pixels.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: input)
+            let result = try Self.run(["infer", model.path, "--input", input.path, "--output", output.path])
+            #expect(result.status == 0, "\(result.stderr)")
+            let data = try Data(contentsOf: output)
+            let probabilities = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            let expected = try OnnxEngine(bytes: Array(try Data(contentsOf: model))).run(pixels)
+            #expect(probabilities == expected)
+            #expect(abs(probabilities.reduce(0, +) - 1) < 1e-5)
+        }
+    }
+
+    @Test func inferWithAWrongInputSizeIsAClearError() throws {
+        try Self.withTutorialModel { directory, model in
+            let input = directory.appendingPathComponent("in.bin")
+            try Data(count: 100).write(to: input)
+            let result = try Self.run(["infer", model.path, "--input", input.path, "--output", directory.appendingPathComponent("o").path])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("has 100 bytes; input 'input' of shape [1, 1, 28, 28] needs 3136 bytes"))
+        }
+    }
+
+    @Test func measurePrintsTheReportAsJSON() throws {
+        try Self.withTutorialModel { _, model in
+            let result = try Self.run(["measure", model.path, "--warmup", "2", "--repeats", "30", "--json"])
+            #expect(result.status == 0, "\(result.stderr)")
+            let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            #expect(object?["count"] as? Int == 30)
+            #expect((object?["p50_ms"] as? Double ?? 0) > 0)
+            #expect((object?["peak_memory_bytes"] as? Int ?? 0) > 784 * 4)
+            let text = try Self.run(["measure", model.path, "--repeats", "5"])
+            #expect(text.stdout.contains("p50 "))
+            let bad = try Self.run(["measure", model.path, "--repeats", "0"])
+            #expect(bad.status != 0)
+            #expect(bad.stderr.contains("--repeats must be at least 1"))
+        }
+    }
+}

@@ -1,0 +1,286 @@
+internal import COpenBLAS
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The activation fused into the op that produces a value (Conv, Gemm, MatMul, Add followed by Relu or Clip).
+enum Activation: Hashable, Sendable {
+    case none
+    case relu
+    case clip(Float, Float)
+
+    @inline(__always)
+    func apply(_ pointer: UnsafeMutablePointer<Float>, _ count: Int) {
+        switch self {
+        case .none: break
+        case .relu: for i in 0..<count { pointer[i] = max(pointer[i], 0) }
+        case .clip(let low, let high): for i in 0..<count { pointer[i] = min(max(pointer[i], low), high) }
+        }
+    }
+}
+
+/// Numeric kernels of the native engine over raw float buffers; shapes are resolved by the planner.
+enum EngineKernels {
+    /// Row-major C = alpha * op(A) * op(B) + beta * C, through OpenBLAS.
+    @inline(__always)
+    static func sgemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        if k == 0 {
+            for row in 0..<m {
+                for column in 0..<n { c[row * ldc + column] = beta == 0 ? 0 : beta * c[row * ldc + column] }
+            }
+            return
+        }
+        nas_sgemm(
+            transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c,
+            Int32(ldc))
+    }
+
+    static func setSingleThreaded() {
+        openblas_set_num_threads(1)
+    }
+
+    /// 2-D convolution parameters, resolved for one input shape.
+    struct ConvParameters {
+        var batch: Int
+        var channels: Int
+        var height: Int
+        var width: Int
+        var filters: Int
+        var groups: Int
+        var kernelH: Int
+        var kernelW: Int
+        var strideH: Int
+        var strideW: Int
+        var dilationH: Int
+        var dilationW: Int
+        var padTop: Int
+        var padLeft: Int
+        var padBottom: Int
+        var padRight: Int
+        var outH: Int
+        var outW: Int
+
+        var channelsPerGroup: Int { channels / groups }
+        var filtersPerGroup: Int { filters / groups }
+        var paddedH: Int { height + padTop + padBottom }
+        var paddedW: Int { width + padLeft + padRight }
+        /// Rows of the im2col matrix of one group.
+        var patch: Int { channelsPerGroup * kernelH * kernelW }
+        /// The "wide" path computes stride-1 outputs over the padded width, so every im2col row is one
+        /// contiguous span of the padded input: one memcpy per row instead of one per output row.
+        var usesWidePath: Bool { strideH == 1 && strideW == 1 }
+        var isPointwise: Bool {
+            kernelH == 1 && kernelW == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0
+                && padBottom == 0 && padRight == 0
+        }
+        var slack: Int { (kernelW - 1) * dilationW + 1 }
+
+        /// Floats of scratch memory one run needs.
+        var scratchCount: Int {
+            if isPointwise { return 0 }
+            if usesWidePath {
+                let columns = outH * paddedW
+                return channels * paddedH * paddedW + slack + patch * columns + filtersPerGroup * columns
+            }
+            return patch * outH * outW
+        }
+    }
+
+    static func conv(
+        _ p: ConvParameters, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, activation: Activation
+    ) {
+        let inputPlane = p.height * p.width
+        let outputPlane = p.outH * p.outW
+        for image in 0..<p.batch {
+            let x = input + image * p.channels * inputPlane
+            let y = output + image * p.filters * outputPlane
+            if p.isPointwise {
+                for group in 0..<p.groups {
+                    sgemm(
+                        transA: false, transB: false, m: p.filtersPerGroup, n: outputPlane, k: p.channelsPerGroup,
+                        alpha: 1, a: weight + group * p.filtersPerGroup * p.patch, lda: p.patch,
+                        b: x + group * p.channelsPerGroup * inputPlane, ldb: inputPlane, beta: 0,
+                        c: y + group * p.filtersPerGroup * outputPlane, ldc: outputPlane)
+                }
+                finish(y, filters: p.filters, plane: outputPlane, bias: bias, activation: activation)
+            } else if p.usesWidePath {
+                convWide(p, x: x, weight: weight, bias: bias, y: y, scratch: scratch, activation: activation)
+            } else {
+                convStrided(p, x: x, weight: weight, y: y, scratch: scratch)
+                finish(y, filters: p.filters, plane: outputPlane, bias: bias, activation: activation)
+            }
+        }
+    }
+
+    @inline(__always)
+    static func finish(
+        _ y: UnsafeMutablePointer<Float>, filters: Int, plane: Int, bias: UnsafePointer<Float>?, activation: Activation
+    ) {
+        for filter in 0..<filters {
+            let row = y + filter * plane
+            if let bias {
+                let value = bias[filter]
+                for i in 0..<plane { row[i] += value }
+            }
+            activation.apply(row, plane)
+        }
+    }
+
+    private static func convWide(
+        _ p: ConvParameters, x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, activation: Activation
+    ) {
+        let paddedPlane = p.paddedH * p.paddedW
+        let padded = scratch
+        let paddedCount = p.channels * paddedPlane + p.slack
+        let columns = p.outH * p.paddedW
+        let matrix = padded + paddedCount
+        let wide = matrix + p.patch * columns
+        // Copy the input into a zero-padded buffer; the tail slack keeps the last wide reads inside it.
+        padded.update(repeating: 0, count: paddedCount)
+        for channel in 0..<p.channels {
+            for row in 0..<p.height {
+                (padded + channel * paddedPlane + (row + p.padTop) * p.paddedW + p.padLeft)
+                    .update(from: x + (channel * p.height + row) * p.width, count: p.width)
+            }
+        }
+        let outputPlane = p.outH * p.outW
+        for group in 0..<p.groups {
+            var row = 0
+            for channel in 0..<p.channelsPerGroup {
+                let source = padded + (group * p.channelsPerGroup + channel) * paddedPlane
+                for ky in 0..<p.kernelH {
+                    for kx in 0..<p.kernelW {
+                        (matrix + row * columns).update(
+                            from: source + ky * p.dilationH * p.paddedW + kx * p.dilationW, count: columns)
+                        row += 1
+                    }
+                }
+            }
+            sgemm(
+                transA: false, transB: false, m: p.filtersPerGroup, n: columns, k: p.patch, alpha: 1,
+                a: weight + group * p.filtersPerGroup * p.patch, lda: p.patch, b: matrix, ldb: columns, beta: 0,
+                c: wide, ldc: columns)
+            // Keep the first outW of every paddedW columns, adding the bias and the activation on the way.
+            for filter in 0..<p.filtersPerGroup {
+                let global = group * p.filtersPerGroup + filter
+                let value = bias?[global] ?? 0
+                let destination = y + global * outputPlane
+                let source = wide + filter * columns
+                for oy in 0..<p.outH {
+                    let d = destination + oy * p.outW
+                    let s = source + oy * p.paddedW
+                    switch activation {
+                    case .none: for ox in 0..<p.outW { d[ox] = s[ox] + value }
+                    case .relu: for ox in 0..<p.outW { d[ox] = max(s[ox] + value, 0) }
+                    case .clip(let low, let high): for ox in 0..<p.outW { d[ox] = min(max(s[ox] + value, low), high) }
+                    }
+                }
+            }
+        }
+    }
+
+    private static func convStrided(
+        _ p: ConvParameters, x: UnsafePointer<Float>, weight: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
+        let outputPlane = p.outH * p.outW
+        let inputPlane = p.height * p.width
+        for group in 0..<p.groups {
+            var row = 0
+            for channel in 0..<p.channelsPerGroup {
+                let source = x + (group * p.channelsPerGroup + channel) * inputPlane
+                for ky in 0..<p.kernelH {
+                    for kx in 0..<p.kernelW {
+                        let destination = scratch + row * outputPlane
+                        for oy in 0..<p.outH {
+                            let iy = oy * p.strideH - p.padTop + ky * p.dilationH
+                            let line = destination + oy * p.outW
+                            if iy < 0 || iy >= p.height {
+                                line.update(repeating: 0, count: p.outW)
+                                continue
+                            }
+                            let sourceRow = source + iy * p.width
+                            for ox in 0..<p.outW {
+                                let ix = ox * p.strideW - p.padLeft + kx * p.dilationW
+                                line[ox] = ix >= 0 && ix < p.width ? sourceRow[ix] : 0
+                            }
+                        }
+                        row += 1
+                    }
+                }
+            }
+            sgemm(
+                transA: false, transB: false, m: p.filtersPerGroup, n: outputPlane, k: p.patch, alpha: 1,
+                a: weight + group * p.filtersPerGroup * p.patch, lda: p.patch, b: scratch, ldb: outputPlane, beta: 0,
+                c: y + group * p.filtersPerGroup * outputPlane, ldc: outputPlane)
+        }
+    }
+
+    /// MaxPool / AveragePool over NCHW.
+    static func pool(
+        _ p: ConvParameters, isMax: Bool, countIncludePad: Bool, input: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>
+    ) {
+        let planes = p.batch * p.channels
+        for plane in 0..<planes {
+            let x = input + plane * p.height * p.width
+            let y = output + plane * p.outH * p.outW
+            for oy in 0..<p.outH {
+                for ox in 0..<p.outW {
+                    var best = -Float.infinity
+                    var sum: Float = 0
+                    var count = 0
+                    var padded = 0
+                    for ky in 0..<p.kernelH {
+                        let iy = oy * p.strideH - p.padTop + ky * p.dilationH
+                        for kx in 0..<p.kernelW {
+                            let ix = ox * p.strideW - p.padLeft + kx * p.dilationW
+                            if iy < 0 || iy >= p.height || ix < 0 || ix >= p.width {
+                                // Positions past the explicit pads (ceil_mode) never count.
+                                if iy < p.height + p.padBottom && ix < p.width + p.padRight { padded += 1 }
+                                continue
+                            }
+                            let value = x[iy * p.width + ix]
+                            best = max(best, value)
+                            sum += value
+                            count += 1
+                        }
+                    }
+                    if isMax {
+                        y[oy * p.outW + ox] = best
+                    } else {
+                        let divisor = countIncludePad ? count + padded : count
+                        y[oy * p.outW + ox] = divisor > 0 ? sum / Float(divisor) : 0
+                    }
+                }
+            }
+        }
+    }
+
+    static func softmax(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, outer: Int, length: Int, inner: Int) {
+        for o in 0..<outer {
+            for i in 0..<inner {
+                let base = o * length * inner + i
+                var largest = -Float.infinity
+                for j in 0..<length { largest = max(largest, x[base + j * inner]) }
+                var sum: Float = 0
+                for j in 0..<length {
+                    let value = expf(x[base + j * inner] - largest)
+                    y[base + j * inner] = value
+                    sum += value
+                }
+                let scale = 1 / sum
+                for j in 0..<length { y[base + j * inner] *= scale }
+            }
+        }
+    }
+
+    static func sigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int) {
+        for i in 0..<count { y[i] = 1 / (1 + expf(-x[i])) }
+    }
+}

@@ -1,0 +1,127 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Latency and memory of repeated batch-1 inferences of one model on this machine.
+public struct LatencyReport: Hashable, Sendable, Codable {
+    /// Mean latency in milliseconds.
+    public var meanMs: Double
+    /// Median latency in milliseconds: the figure constraints use.
+    public var p50Ms: Double
+    /// 90th percentile in milliseconds.
+    public var p90Ms: Double
+    /// 99th percentile in milliseconds.
+    public var p99Ms: Double
+    /// Sample standard deviation in milliseconds.
+    public var stddevMs: Double
+    /// The number of timed runs (warm-up runs excluded).
+    public var count: Int
+    /// Peak working memory of one inference in bytes: the engine's planned arena.
+    public var peakMemoryBytes: Int
+
+    /// Creates a report.
+    public init(
+        meanMs: Double, p50Ms: Double, p90Ms: Double, p99Ms: Double, stddevMs: Double, count: Int, peakMemoryBytes: Int
+    ) {
+        self.meanMs = meanMs
+        self.p50Ms = p50Ms
+        self.p90Ms = p90Ms
+        self.p99Ms = p99Ms
+        self.stddevMs = stddevMs
+        self.count = count
+        self.peakMemoryBytes = peakMemoryBytes
+    }
+
+    /// Summarises latencies (milliseconds); percentiles interpolate linearly between ranks, as numpy's default.
+    public init(samples: [Double], peakMemoryBytes: Int) {
+        let sorted = samples.sorted()
+        let count = sorted.count
+        func percentile(_ p: Double) -> Double {
+            guard count > 0 else { return 0 }
+            let position = p / 100 * Double(count - 1)
+            let lower = Int(position.rounded(.down))
+            let upper = min(lower + 1, count - 1)
+            return sorted[lower] + (sorted[upper] - sorted[lower]) * (position - Double(lower))
+        }
+        let mean = count > 0 ? sorted.reduce(0, +) / Double(count) : 0
+        let variance = count > 1 ? sorted.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(count - 1) : 0
+        self.init(
+            meanMs: mean, p50Ms: percentile(50), p90Ms: percentile(90), p99Ms: percentile(99),
+            stddevMs: variance.squareRoot(), count: count, peakMemoryBytes: peakMemoryBytes)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case meanMs = "mean_ms"
+        case p50Ms = "p50_ms"
+        case p90Ms = "p90_ms"
+        case p99Ms = "p99_ms"
+        case stddevMs = "stddev_ms"
+        case count
+        case peakMemoryBytes = "peak_memory_bytes"
+    }
+}
+
+/// How many runs a measurement makes.
+public struct MeasurementOptions: Hashable, Sendable {
+    /// Untimed runs first, to warm caches, page in the arena and let the CPU clock settle. Default 20.
+    public var warmup: Int
+    /// At least this many timed runs. Default 200.
+    public var repeats: Int
+    /// Keep timing until at least this many seconds have passed, even past `repeats`. Default 0.
+    public var minimumSeconds: Double
+
+    /// Creates options; the defaults suit the tutorial CNNs (about 0.05 ms each).
+    public init(warmup: Int = 20, repeats: Int = 200, minimumSeconds: Double = 0) {
+        self.warmup = warmup
+        self.repeats = repeats
+        self.minimumSeconds = minimumSeconds
+    }
+}
+
+extension OnnxEngine {
+    /// Times batch-1 inferences of the first input with a fixed pseudo-random image.
+    public func measure(_ options: MeasurementOptions = MeasurementOptions()) throws -> LatencyReport {
+        guard options.warmup >= 0, options.repeats >= 1, options.minimumSeconds >= 0, options.minimumSeconds.isFinite else {
+            throw OnnxError.invalidInput(
+                "measurement needs warmup >= 0, repeats >= 1 and a finite minimum time >= 0; got warmup \(options.warmup), repeats \(options.repeats), minimum \(options.minimumSeconds) s"
+            )
+        }
+        guard let first = inputs.first, let result = outputs.first else {
+            throw OnnxError.invalidInput("the model has no run-time input or no output to measure")
+        }
+        var state: UInt32 = 12345
+        let input = (0..<first.count).map { _ -> Float in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return Float(state >> 8) / Float(1 << 24)
+        }
+        var output = [Float](repeating: 0, count: result.count)
+        var samples: [Double] = []
+        samples.reserveCapacity(options.repeats)
+        input.withUnsafeBufferPointer { inputBuffer in
+            output.withUnsafeMutableBufferPointer { outputBuffer in
+                for _ in 0..<options.warmup { run(input: inputBuffer, output: outputBuffer) }
+                let start = Self.now()
+                while samples.count < options.repeats || Self.now() - start < options.minimumSeconds {
+                    let before = Self.now()
+                    run(input: inputBuffer, output: outputBuffer)
+                    samples.append((Self.now() - before) * 1000)
+                }
+            }
+        }
+        return LatencyReport(samples: samples, peakMemoryBytes: peakMemoryBytes)
+    }
+
+    /// Monotonic seconds.
+    static func now() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+}
+
+/// Loads an ONNX model into the native engine and measures batch-1 latency and peak working memory: what a
+/// fleet worker's native runner reports.
+public func measure(model: [UInt8], warmup: Int, repeats: Int, minimumSeconds: Double = 0) throws -> LatencyReport {
+    try OnnxEngine(bytes: model).measure(
+        MeasurementOptions(warmup: warmup, repeats: repeats, minimumSeconds: minimumSeconds))
+}

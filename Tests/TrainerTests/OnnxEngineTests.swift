@@ -1,0 +1,199 @@
+import Foundation
+import Testing
+
+@testable import Trainer
+
+/// The native engine against onnxruntime (1 thread) on small random graphs covering every supported op.
+@Suite struct OnnxEngineTests {
+    /// Writes `<case>.onnx`, `<case>.in.bin` and onnxruntime's `<case>.out.bin` per case, and `manifest.txt`.
+    static let generator = #"""
+        import sys, os, numpy as np, onnx, onnxruntime as ort
+        from onnx import helper, numpy_helper, TensorProto
+        out = sys.argv[1]
+        rng = np.random.default_rng(11)
+        names = []
+        def f(*shape):
+            return rng.standard_normal(shape).astype(np.float32)
+        def case(name, nodes, x_shape, inits={}, opset=13, output_name='y'):
+            graph = helper.make_graph(
+                nodes, name, [helper.make_tensor_value_info('x', TensorProto.FLOAT, list(x_shape))],
+                [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, None)],
+                [numpy_helper.from_array(v, k) for k, v in inits.items()])
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)])
+            model.ir_version = 8
+            path = os.path.join(out, name + '.onnx')
+            onnx.save(model, path)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.log_severity_level = 3
+            session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+            x = f(*[d if isinstance(d, int) else 1 for d in x_shape])
+            y = session.run(None, {'x': x})[0].astype(np.float32)
+            x.tofile(os.path.join(out, name + '.in.bin'))
+            y.tofile(os.path.join(out, name + '.out.bin'))
+            names.append(name)
+        N = helper.make_node
+        i64 = lambda *v: np.array(v, dtype=np.int64)
+
+        case('conv_basic', [N('Conv', ['x', 'w', 'b'], ['y'], pads=[1, 1, 1, 1])], [1, 3, 8, 8], {'w': f(4, 3, 3, 3), 'b': f(4)})
+        case('conv_strided_dilated', [N('Conv', ['x', 'w'], ['y'], strides=[2, 2], dilations=[2, 2], pads=[1, 2, 0, 1])],
+             [1, 2, 11, 9], {'w': f(3, 2, 3, 3)})
+        case('conv_groups', [N('Conv', ['x', 'w', 'b'], ['y'], group=2, pads=[1, 1, 1, 1])], [1, 4, 7, 7], {'w': f(6, 2, 3, 3), 'b': f(6)})
+        case('conv_depthwise_same_upper', [N('Conv', ['x', 'w', 'b'], ['y'], group=4, strides=[2, 2], auto_pad='SAME_UPPER')],
+             [1, 4, 9, 9], {'w': f(4, 1, 3, 3), 'b': f(4)})
+        case('conv_same_lower_even', [N('Conv', ['x', 'w'], ['y'], auto_pad='SAME_LOWER')], [1, 2, 6, 6], {'w': f(3, 2, 2, 2)})
+        case('conv_valid_rect', [N('Conv', ['x', 'w', 'b'], ['y'], auto_pad='VALID', kernel_shape=[2, 3])], [1, 2, 6, 7],
+             {'w': f(5, 2, 2, 3), 'b': f(5)})
+        case('conv_pointwise_relu', [N('Conv', ['x', 'w', 'b'], ['c']), N('Relu', ['c'], ['y'])], [1, 5, 4, 4], {'w': f(3, 5, 1, 1), 'b': f(3)})
+        case('conv_1d', [N('Conv', ['x', 'w', 'b'], ['y'], pads=[1, 1])], [1, 2, 10], {'w': f(3, 2, 3), 'b': f(3)})
+        case('conv_clip6', [N('Conv', ['x', 'w', 'b'], ['c'], pads=[1, 1, 1, 1]), N('Clip', ['c', 'lo', 'hi'], ['y'])], [1, 2, 5, 5],
+             {'w': f(3, 2, 3, 3) * 3, 'b': f(3), 'lo': np.array(0, np.float32), 'hi': np.array(1, np.float32)})
+        case('relu', [N('Relu', ['x'], ['y'])], [2, 3, 4])
+        case('sigmoid', [N('Sigmoid', ['x'], ['y'])], [2, 3, 4])
+        case('clip_opset10', [N('Clip', ['x'], ['y'], min=-0.5, max=0.7)], [3, 4], opset=10)
+        case('add_channel_broadcast', [N('Add', ['x', 'c'], ['y'])], [1, 3, 4, 5], {'c': f(3, 1, 1)})
+        case('mul_last_axis', [N('Mul', ['x', 'c'], ['y'])], [1, 3, 4, 5], {'c': f(5)})
+        case('sub_scalar_first', [N('Sub', ['c', 'x'], ['y'])], [2, 3], {'c': np.array(1.5, np.float32)})
+        case('div_broadcast_both', [N('Div', ['x', 'c'], ['y'])], [3, 1, 4], {'c': f(2, 1) + 3})
+        case('add_two_runtime_relu', [N('Relu', ['x'], ['r']), N('Sigmoid', ['x'], ['s']), N('Add', ['r', 's'], ['a']),
+             N('Relu', ['a'], ['y'])], [2, 5])
+        case('matmul_shared_b', [N('MatMul', ['x', 'w'], ['y'])], [2, 3, 4], {'w': f(4, 5)})
+        case('matmul_batched', [N('MatMul', ['x', 'w'], ['y'])], [2, 3, 4], {'w': f(2, 4, 5)})
+        case('matmul_vector', [N('MatMul', ['x', 'w'], ['y'])], [4], {'w': f(4, 5)})
+        case('gemm_trans_alpha_beta', [N('Gemm', ['x', 'w', 'c'], ['y'], transA=1, transB=1, alpha=0.5, beta=2.0)], [6, 3],
+             {'w': f(4, 6), 'c': f(1, 4)})
+        case('gemm_no_c', [N('Gemm', ['x', 'w'], ['y'])], [2, 6], {'w': f(6, 4)})
+        case('reshape_flatten_transpose', [N('Reshape', ['x', 's'], ['r']), N('Transpose', ['r'], ['t'], perm=[0, 2, 1, 3]),
+             N('Flatten', ['t'], ['y'], axis=2)], [2, 12, 5], {'s': i64(2, 3, 4, -1)})
+        case('softmax_axis1', [N('Softmax', ['x'], ['y'], axis=1)], [2, 4, 3])
+        case('softmax_opset11_coerced', [N('Softmax', ['x'], ['y'], axis=1)], [2, 4, 3], opset=11)
+        case('maxpool_strided_padded', [N('MaxPool', ['x'], ['y'], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])], [1, 2, 9, 9])
+        case('maxpool_ceil', [N('MaxPool', ['x'], ['y'], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)], [1, 2, 7, 7])
+        case('avgpool_exclude_pad', [N('AveragePool', ['x'], ['y'], kernel_shape=[3, 3], pads=[1, 1, 1, 1])], [1, 2, 5, 6])
+        case('avgpool_include_pad', [N('AveragePool', ['x'], ['y'], kernel_shape=[3, 2], strides=[2, 1], pads=[1, 0, 1, 1],
+             count_include_pad=1)], [1, 2, 5, 6])
+        case('global_average_pool', [N('GlobalAveragePool', ['x'], ['y'])], [1, 3, 5, 4])
+        case('batchnorm', [N('BatchNormalization', ['x', 's', 'b', 'm', 'v'], ['y'], epsilon=1e-3)], [1, 3, 4, 4],
+             {'s': f(3), 'b': f(3), 'm': f(3), 'v': np.abs(f(3)) + 0.5})
+        case('concat_runtime_and_constant', [N('Relu', ['x'], ['r']), N('Concat', ['x', 'r', 'c'], ['y'], axis=1)], [1, 2, 3],
+             {'c': f(1, 4, 3)})
+        case('identity_dropout', [N('Identity', ['x'], ['i']), N('Dropout', ['i'], ['y'])], [2, 3])
+        case('slice_negative_step', [N('Slice', ['x', 'st', 'en', 'ax', 'sp'], ['y'])], [3, 8],
+             {'st': i64(-1, 1), 'en': i64(-9, 7), 'ax': i64(1, 0), 'sp': i64(-2, 1)})
+        case('gather_runtime_data', [N('Gather', ['x', 'i'], ['y'], axis=1)], [2, 5, 3], {'i': i64(4, 0, -1)})
+        case('squeeze_unsqueeze_cast', [N('Unsqueeze', ['x', 'a0'], ['u']), N('Squeeze', ['u', 'a0'], ['s']),
+             N('Cast', ['s'], ['y'], to=TensorProto.FLOAT)], [2, 3], {'a0': i64(0)})
+        case('shape_chain_constant_of_shape', [N('Shape', ['x'], ['sh']), N('ConstantOfShape', ['sh'], ['z'],
+             value=numpy_helper.from_array(np.array([0.25], np.float32))), N('Add', ['x', 'z'], ['a']),
+             N('Shape', ['x'], ['sh2'], start=1), N('Constant', [], ['k'], value_ints=[-1]), N('Concat', ['k', 'sh2'], ['ns'], axis=0),
+             N('Cast', ['ns'], ['ns64'], to=TensorProto.INT64), N('Reshape', ['a', 'ns64'], ['y'])], [2, 3, 4], opset=15)
+        open(os.path.join(out, 'manifest.txt'), 'w').write('\n'.join(names))
+        """#
+
+    static func compare(_ actual: [Float], _ expected: [Float], tolerance: Float = 1e-4) -> String? {
+        guard actual.count == expected.count else { return "\(actual.count) values, expected \(expected.count)" }
+        for (index, (a, e)) in zip(actual, expected).enumerated() where !(abs(a - e) <= tolerance * max(1, abs(e))) {
+            return "value \(index) is \(a), onnxruntime gives \(e)"
+        }
+        return nil
+    }
+
+    @Test func everyOpMatchesOnnxRuntime() throws {
+        let directory = try OnnxTestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        _ = try OnnxTestSupport.runPython(Self.generator, [directory.path])
+        let names = try String(contentsOf: directory.appendingPathComponent("manifest.txt"), encoding: .utf8)
+            .split(separator: "\n").map(String.init)
+        #expect(names.count >= 35)
+        for name in names {
+            let bytes = Array(try Data(contentsOf: directory.appendingPathComponent("\(name).onnx")))
+            let input = try OnnxTestSupport.readFloats(directory.appendingPathComponent("\(name).in.bin"))
+            let expected = try OnnxTestSupport.readFloats(directory.appendingPathComponent("\(name).out.bin"))
+            do {
+                let engine = try OnnxEngine(bytes: bytes)
+                let output = try engine.run(input)
+                #expect(Self.compare(output, expected) == nil, "\(name): \(Self.compare(output, expected) ?? "")")
+                // A second run on the same arena gives the same answer (no state leaks between runs).
+                #expect(try engine.run(input) == output, "\(name): second run differs")
+            } catch {
+                Issue.record("\(name): \(error)")
+            }
+        }
+    }
+
+    @Test func exportedAndForeignModelsMatchOnnxRuntime() throws {
+        let directory = try OnnxTestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try OnnxFixtures.writeForeignModels(to: directory)
+        let tutorial = CNNArchitecture(layers: [ConvLayer(kernelSize: 5, filters: 4), ConvLayer(kernelSize: 2, filters: 8)])
+        try Data(try OnnxExport.serialized(architecture: tutorial, weights: OnnxExport.randomWeights(for: tutorial, seed: 9)))
+            .write(to: directory.appendingPathComponent("ours.onnx"))
+        let output = try OnnxTestSupport.runPython(
+            """
+            import sys, os, numpy as np, onnxruntime as ort
+            rng = np.random.default_rng(5)
+            for name in ['ours', 'tf2onnx', 'torch']:
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = 1
+                s = ort.InferenceSession(os.path.join(sys.argv[1], name + '.onnx'), options, providers=['CPUExecutionProvider'])
+                shape = [1, 28, 28, 1] if name == 'tf2onnx' else [1, 1, 28, 28]
+                for k in range(3):
+                    x = rng.random(shape, dtype=np.float32)
+                    x.tofile(os.path.join(sys.argv[1], f'{name}.{k}.in.bin'))
+                    s.run(None, {'input': x})[0].tofile(os.path.join(sys.argv[1], f'{name}.{k}.out.bin'))
+            print('ok')
+            """, [directory.path])
+        #expect(output.contains("ok"))
+        for name in ["ours", "tf2onnx", "torch"] {
+            let engine = try OnnxEngine(bytes: Array(try Data(contentsOf: directory.appendingPathComponent("\(name).onnx"))))
+            #expect(engine.outputs.first?.shape == [1, 10])
+            for k in 0..<3 {
+                let input = try OnnxTestSupport.readFloats(directory.appendingPathComponent("\(name).\(k).in.bin"))
+                let expected = try OnnxTestSupport.readFloats(directory.appendingPathComponent("\(name).\(k).out.bin"))
+                let result = try engine.run(input)
+                #expect(Self.compare(result, expected) == nil, "\(name) #\(k): \(Self.compare(result, expected) ?? "")")
+            }
+        }
+    }
+
+    @Test func unsupportedOperatorNamesTheOpAndTheNode() throws {
+        let model = OnnxModel(
+            graph: OnnxGraph(
+                nodes: [OnnxNode(name: "rnn_1", opType: "LSTM", inputs: ["x"], outputs: ["y"])],
+                inputs: [OnnxValueInfo(name: "x", shape: [.value(1), .value(4)])],
+                outputs: [OnnxValueInfo(name: "y", shape: nil)]))
+        let error = try #require(throws: OnnxError.self) { try OnnxEngine(model: model) }
+        #expect(error.description.contains("operator LSTM of node 'rnn_1'"))
+        var custom = model
+        custom.graph.nodes[0].domain = "com.microsoft"
+        custom.graph.nodes[0].opType = "FusedConv"
+        let customError = try #require(throws: OnnxError.self) { try OnnxEngine(model: custom) }
+        #expect(customError.description.contains("com.microsoft.FusedConv"))
+    }
+
+    @Test func wrongInputSizeIsATypedError() throws {
+        let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 2)])
+        let engine = try OnnxEngine(
+            model: try OnnxExport.model(architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 3)))
+        #expect(engine.inputs == [OnnxEngine.Tensor(name: "input", shape: [1, 1, 28, 28])])
+        let error = try #require(throws: OnnxError.self) { try engine.run([Float](repeating: 0, count: 100)) }
+        #expect(error.description.contains("input 'input' has shape [1, 1, 28, 28] (784 floats); got 100 floats"))
+    }
+
+    @Test func arenaReusesMemoryOfDeadValues() throws {
+        // Ten chained Relus of 1,000 floats need two live buffers at a time, not ten.
+        var nodes: [OnnxNode] = []
+        var previous = "x"
+        for index in 0..<10 {
+            nodes.append(OnnxNode(opType: "Sigmoid", inputs: [previous], outputs: ["v\(index)"]))
+            previous = "v\(index)"
+        }
+        let model = OnnxModel(
+            graph: OnnxGraph(
+                nodes: nodes, inputs: [OnnxValueInfo(name: "x", shape: [.value(1000)])],
+                outputs: [OnnxValueInfo(name: previous, shape: [.value(1000)])]))
+        let engine = try OnnxEngine(model: model)
+        #expect(engine.peakMemoryBytes <= 3 * 1008 * 4)
+        #expect(engine.peakMemoryBytes >= 2 * 1000 * 4)
+    }
+}
