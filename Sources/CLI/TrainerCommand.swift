@@ -20,7 +20,16 @@ struct TrainerCommand: ParsableCommand {
     )
 
     /// The metrics every trial reports.
-    static let trainingMetrics: Set<String> = ["top_1_accuracy", "flops", "flops_million"]
+    static let trainingMetrics = Set(["top_1_accuracy", "flops", "flops_million"]).union(deviceMetrics)
+    /// The metrics of a latency measurement, taken when a constraint reads one of them.
+    static let deviceMetrics: Set<String> = ["latency_ms", "latency_mean_ms", "latency_p90_ms", "latency_p99_ms", "memory_bytes"]
+
+    static func deviceMetrics(_ report: LatencyReport) -> [String: Double] {
+        [
+            "latency_ms": report.p50Ms, "latency_mean_ms": report.meanMs, "latency_p90_ms": report.p90Ms,
+            "latency_p99_ms": report.p99Ms, "memory_bytes": Double(report.peakMemoryBytes),
+        ]
+    }
 
     /// Exit status of a trial whose loss became NaN.
     static let nanExitCode: Int32 = 3
@@ -38,6 +47,14 @@ struct TrainerCommand: ParsableCommand {
 
     @Option(name: .customLong("target-flops-million"), help: "Adds the hard constraint flops_million<=X (as the seed).")
     var targetFlopsMillion: Double?
+
+    @Option(
+        name: .customLong("target-latency-millisec"),
+        help: "Adds the hard constraint latency_ms<=Y, latency measured in this process by the native engine.")
+    var targetLatency: Double?
+
+    @Option(name: .customLong("latency-repeats"), help: "Timed runs of the model when latency is measured.")
+    var latencyRepeats = 200
 
     @Option(
         name: .customLong("constraint"),
@@ -94,8 +111,10 @@ struct TrainerCommand: ParsableCommand {
         if (retrainSearchJob == nil) != (retrainSearchTrials == nil) {
             throw ValidationError("--retrain-search-job-dir and --retrain-search-job-trials go together")
         }
-        if let target = targetFlopsMillion, !(target.isFinite && target > 0) {
-            throw ValidationError("--target-flops-million is \(target); it must be a finite number > 0")
+        for (flag, value) in [("--target-flops-million", targetFlopsMillion), ("--target-latency-millisec", targetLatency)] {
+            if let value, !(value.isFinite && value > 0) {
+                throw ValidationError("\(flag) is \(value); it must be a finite number > 0")
+            }
         }
     }
 
@@ -119,6 +138,7 @@ struct TrainerCommand: ParsableCommand {
         let registry = try plugins.registry()
         var specs = constraints
         if let targetFlopsMillion { specs.append("flops_million<=\(targetFlopsMillion):vertex-hard") }
+        if let targetLatency { specs.append("latency_ms<=\(targetLatency):vertex-hard") }
         let reward = Reward(constraints: try specs.map { try registry.constraint(parsing: $0) })
         // Refuse a constraint on a metric nothing will produce before spending minutes on training.
         let produced = Self.trainingMetrics.union(registry.kinds.filter { $0.plugin?.canMeasure == true }.map(\.metric))
@@ -156,6 +176,10 @@ struct TrainerCommand: ParsableCommand {
             "final_loss": result.epochLosses.last ?? .nan,
         ]
         if let searchTrial { metrics["nas_trial_id"] = Double(searchTrial) }
+        if reward.constraints.contains(where: { Self.deviceMetrics.contains($0.metric) }) {
+            let report = try measure(model: model, warmup: 20, repeats: latencyRepeats)
+            metrics.merge(Self.deviceMetrics(report)) { $1 }
+        }
         for kind in registry.kinds where kind.plugin?.canMeasure == true && metrics[kind.metric] == nil {
             metrics[kind.metric] = try kind.plugin!.measure(model: model)
         }

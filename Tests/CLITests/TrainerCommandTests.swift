@@ -39,6 +39,21 @@ import Testing
         #expect(params.contains("\"decisions\":[0,0,0,0]"))
     }
 
+    @Test func measuresLatencyInProcessForALatencyTarget() throws {
+        let trial = try TestSupport.temporaryDirectory("nas-trial").appendingPathComponent("1").path
+        let result = try TestSupport.nas(
+            ["trainer", "--nas-params-str", Self.tutorialTrial, "--job-dir", trial, "--target-latency-millisec", "1000",
+             "--constraint", "memory_bytes<=1k:soft", "--latency-repeats", "20"] + Self.small)
+        try #require(result.status == 0, "\(result.stderr)")
+        let values = try metrics(trial)
+        let latency = try #require(values["latency_ms"])
+        let memory = try #require(values["memory_bytes"])
+        #expect(latency > 0 && latency < 1000 && memory > 1000)
+        // Latency meets its target (factor 1); memory misses its soft one.
+        let expected = values["top_1_accuracy"]! * pow(memory / 1000, -0.07)
+        #expect(abs(values["nas_reward"]! - expected) < 1e-9)
+    }
+
     @Test func sameSeedSameModel() throws {
         let root = try TestSupport.temporaryDirectory("nas-trial")
         for name in ["a", "b"] {
