@@ -20,15 +20,33 @@ struct TrainerCommand: ParsableCommand {
     )
 
     /// The metrics every trial reports.
-    static let trainingMetrics = Set(["top_1_accuracy", "flops", "flops_million"]).union(deviceMetrics)
-    /// The metrics of a latency measurement, taken when a constraint reads one of them.
-    static let deviceMetrics: Set<String> = ["latency_ms", "latency_mean_ms", "latency_p90_ms", "latency_p99_ms", "memory_bytes"]
+    static let trainingMetrics: Set<String> = ["top_1_accuracy", "flops", "flops_million"]
 
-    static func deviceMetrics(_ report: LatencyReport) -> [String: Double] {
-        [
-            "latency_ms": report.p50Ms, "latency_mean_ms": report.meanMs, "latency_p90_ms": report.p90Ms,
-            "latency_p99_ms": report.p99Ms, "memory_bytes": Double(report.peakMemoryBytes),
-        ]
+    /// The device types whose latency this trial measures: those given, else this machine when a constraint
+    /// reads latency or memory.
+    func measuredDeviceTypes(_ reward: Reward) -> [String] {
+        if !deviceTypes.isEmpty { return deviceTypes }
+        let local = Set(JobPlan.deviceMetricNames([DeviceType.local]))
+        return reward.constraints.contains { local.contains($0.metric) } ? [DeviceType.local] : []
+    }
+
+    /// Latency and memory of the model on every measured device type, named as `JobPlan.deviceMetricNames`.
+    private func measureOnDevices(_ types: [String], _ model: [UInt8]) throws -> [String: Double] {
+        var metrics: [String: Double] = [:]
+        for type in types {
+            guard type == DeviceType.local else {
+                throw CLIError(
+                    "no worker serves device type '\(type)'; this machine measures '\(DeviceType.local)' only")
+            }
+            let report = try measure(model: model, warmup: 20, repeats: latencyRepeats)
+            let values = [
+                report.p50Ms, report.meanMs, report.p90Ms, report.p99Ms, Double(report.peakMemoryBytes),
+            ]
+            for (name, value) in zip(JobPlan.deviceMetricNames(of: type, qualified: types.count > 1), values) {
+                metrics[name] = value
+            }
+        }
+        return metrics
     }
 
     /// Exit status of a trial whose loss became NaN.
@@ -52,6 +70,13 @@ struct TrainerCommand: ParsableCommand {
         name: .customLong("target-latency-millisec"),
         help: "Adds the hard constraint latency_ms<=Y, latency measured in this process by the native engine.")
     var targetLatency: Double?
+
+    @Option(
+        name: .customLong("target-device-type"),
+        help: ArgumentHelp(
+            "A device type to measure latency and memory on; repeatable. With several, metrics are named latency_ms.TYPE.",
+            valueName: "TYPE"))
+    var deviceTypes: [String] = []
 
     @Option(name: .customLong("latency-repeats"), help: "Timed runs of the model when latency is measured.")
     var latencyRepeats = 200
@@ -119,6 +144,7 @@ struct TrainerCommand: ParsableCommand {
     }
 
     func run() throws {
+        ParentWatch.startIfRequested()
         let status = TrialStatusFile(directory: jobDirectory)
         do {
             try runTrial(status)
@@ -141,7 +167,9 @@ struct TrainerCommand: ParsableCommand {
         if let targetLatency { specs.append("latency_ms<=\(targetLatency):vertex-hard") }
         let reward = Reward(constraints: try specs.map { try registry.constraint(parsing: $0) })
         // Refuse a constraint on a metric nothing will produce before spending minutes on training.
-        let produced = Self.trainingMetrics.union(registry.kinds.filter { $0.plugin?.canMeasure == true }.map(\.metric))
+        let devices = measuredDeviceTypes(reward)
+        let produced = Self.trainingMetrics.union(JobPlan.deviceMetricNames(devices))
+            .union(registry.kinds.filter { $0.plugin?.canMeasure == true }.map(\.metric))
         for constraint in reward.constraints where !produced.contains(constraint.metric) {
             throw CLIError(
                 "constraint '\(constraint.name)' reads metric '\(constraint.metric)', which this trial does not produce (it produces: \(produced.sorted().joined(separator: ", "))); load the plugin that measures it with --plugin-dir"
@@ -176,10 +204,7 @@ struct TrainerCommand: ParsableCommand {
             "final_loss": result.epochLosses.last ?? .nan,
         ]
         if let searchTrial { metrics["nas_trial_id"] = Double(searchTrial) }
-        if reward.constraints.contains(where: { Self.deviceMetrics.contains($0.metric) }) {
-            let report = try measure(model: model, warmup: 20, repeats: latencyRepeats)
-            metrics.merge(Self.deviceMetrics(report)) { $1 }
-        }
+        metrics.merge(try measureOnDevices(devices, model)) { $1 }
         for kind in registry.kinds where kind.plugin?.canMeasure == true && metrics[kind.metric] == nil {
             metrics[kind.metric] = try kind.plugin!.measure(model: model)
         }

@@ -249,12 +249,16 @@ public final class JobStore {
             [.text(state.rawValue), .text(reason), .real(Date().timeIntervalSince1970)])
     }
 
-    /// Puts trials left running by a killed search back to pending, and returns how many.
+    /// Puts trials left running by a killed search, or cancelled by the user, back to pending; returns how many.
     @discardableResult
     public func requeueInterrupted() throws -> Int {
-        let rows = try database.query("SELECT id FROM trials WHERE state = 'running'")
-        try database.execute("UPDATE trials SET state = 'pending', started_at = NULL WHERE state = 'running'")
-        return rows.count
+        try database.transaction {
+            let rows = try database.query("SELECT id FROM trials WHERE state IN ('running', 'cancelled')")
+            try database.execute(
+                "UPDATE trials SET state = 'pending', started_at = NULL, ended_at = NULL, error = NULL WHERE state IN ('running', 'cancelled')"
+            )
+            return rows.count
+        }
     }
 
     /// Every trial, by id.

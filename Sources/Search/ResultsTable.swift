@@ -1,5 +1,6 @@
 import Constraints
 import Foundation
+import Trainer
 
 /// A job's trials as the seed's job page shows them: one row per trial, Pareto-optimal ones marked.
 public struct ResultsTable: Sendable {
@@ -73,12 +74,16 @@ public struct ResultsTable: Sendable {
 
     /// The header of the text and CSV forms.
     public var header: [String] {
-        ["trial", "state"] + metricColumns + [Self.rewardKey, "pareto"]
+        ["trial", "state"] + (isRetrain ? ["nas_trial_id"] : []) + metricColumns + [Self.rewardKey, "pareto"]
     }
+
+    /// True for a train job's table, whose trials each retrain a search trial.
+    var isRetrain: Bool { rows.contains { $0.trial.searchTrialID != nil } }
 
     /// The cells of one row, as text.
     public func cells(_ row: Row) -> [String] {
         var cells = [String(row.trial.id), row.trial.state.rawValue]
+        if isRetrain { cells.append(row.trial.searchTrialID.map(String.init) ?? "-") }
         for metric in metricColumns {
             cells.append(row.trial.metrics[metric].map(Self.format) ?? "-")
         }
@@ -119,7 +124,7 @@ public struct ResultsTable: Sendable {
             members.append(("nas_params", (try? JSON.parse(row.trial.parameters)) ?? .string(row.trial.parameters)))
             items.append(.object(members))
         }
-        return JSON.array(items).text
+        return JSON.array(items).integerText
     }
 
     static func format(_ value: Double) -> String {

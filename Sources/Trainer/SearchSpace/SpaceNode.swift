@@ -356,7 +356,7 @@ private func multiply(_ a: Int, _ b: Int) -> Int {
 extension JSON {
     /// Compact JSON text with integral numbers written as integers (`5`, not Python's float spelling `5.0`):
     /// the parser keeps numbers as doubles, and a space's kernel sizes and filter counts are integers.
-    var integerText: String {
+    public var integerText: String {
         var out = ""
         writeIntegers(to: &out)
         return out

@@ -1,0 +1,62 @@
+import Constraints
+import Foundation
+import Plugins
+import Search
+import Trainer
+
+/// A job's trials to run: where they come from and how each becomes a `nas trainer` command line.
+struct JobPlan {
+    /// Proposes the next trial's parameters from the architectures proposed so far and the finished trials;
+    /// nil when there is nothing more to propose.
+    typealias Proposer = (_ proposed: [SearchChoice], _ finished: [TrialOutcome]) throws -> TrialParameters?
+
+    let store: JobStore
+    let registry: ConstraintRegistry
+    let propose: Proposer
+
+    var config: JobConfig { store.config }
+
+    /// The device metrics a trial reports for each device type: plain names with one type, `NAME.TYPE` with several.
+    static func deviceMetricNames(_ types: [String]) -> [String] {
+        types.flatMap { deviceMetricNames(of: $0, qualified: types.count > 1) }
+    }
+
+    /// The names of one device type's metrics, in the order p50 latency, mean, p90, p99, peak memory.
+    static func deviceMetricNames(of type: String, qualified: Bool) -> [String] {
+        ["latency_ms", "latency_mean_ms", "latency_p90_ms", "latency_p99_ms", "memory_bytes"].map {
+            qualified ? "\($0).\(type)" : $0
+        }
+    }
+
+    /// Refuses, before anything runs, a constraint on a metric no trial will produce.
+    static func checkConstraints(_ config: JobConfig, registry: ConstraintRegistry) throws {
+        let produced = Set(["top_1_accuracy", "flops", "flops_million"])
+            .union(deviceMetricNames(config.targetDeviceTypes))
+            .union(registry.kinds.filter { $0.plugin?.canMeasure == true }.map(\.metric))
+        for spec in config.constraints {
+            let constraint = try registry.constraint(parsing: spec)
+            guard produced.contains(constraint.metric) else {
+                throw CLIError(
+                    "constraint '\(spec)' reads metric '\(constraint.metric)', which no trial of this job produces (they produce: \(produced.sorted().joined(separator: ", "))); add --target-device-type for latency and memory, or --plugin-dir for a plugin that measures it"
+                )
+            }
+        }
+    }
+
+    /// The command line of one trial.
+    func trainerArguments(trial: TrialRecord) -> [String] {
+        let directory = store.trialDirectory(trial.id)
+        var arguments = ["trainer", "--job-dir", directory, "--trial-id", String(trial.id), "--seed", String(config.seed)]
+        if let search = config.searchJobDirectory {
+            arguments += [
+                "--retrain-search-job-dir", search, "--retrain-search-job-trials",
+                config.searchTrials.map(String.init).joined(separator: ","),
+            ]
+        } else {
+            arguments += ["--nas-params-str", (directory as NSString).appendingPathComponent(TrialParameters.fileName)]
+        }
+        for spec in config.constraints { arguments += ["--constraint", spec] }
+        for type in config.targetDeviceTypes { arguments += ["--target-device-type", type] }
+        return arguments + config.trainerArguments
+    }
+}

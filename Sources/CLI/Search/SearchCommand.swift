@@ -1,0 +1,154 @@
+import ArgumentParser
+import Constraints
+import Foundation
+import Plugins
+import Search
+import Trainer
+
+/// `nas search`: a whole architecture search, each trial a `nas trainer` process.
+struct SearchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search",
+        abstract: "Run a latency-constrained architecture search; results sorted by reward, with the Pareto front.",
+        discussion: """
+            The job lives in ROOT_OUTPUT_DIR/JOB_NAME: nas_job.sqlite (the job's state), one folder per trial
+            (nas_params_str.json, saved_model/model.onnx, metrics.json, job_status.json, trainer.log) and
+            report.html. A killed search continues with --resume JOB_DIR; Ctrl-C stops launching trials and waits
+            for the running ones (--on-interrupt cancel stops them too; a second Ctrl-C always does).
+            With one --target-device-type the latency metrics are latency_ms and memory_bytes; with several they are
+            latency_ms.TYPE and memory_bytes.TYPE, one constraint each.
+            """
+    )
+
+    @Option(name: .customLong("job-name"), help: "The job's name: its folder under --root-output-dir.")
+    var jobName: String?
+
+    @Option(
+        name: .customLong("root-output-dir"), help: ArgumentHelp("Where job folders are created.", valueName: "DIR"))
+    var rootOutputDirectory = "nas_jobs"
+
+    @Option(
+        name: .customLong("search-space"),
+        help: ArgumentHelp(
+            "A built-in space (\(SearchSpace.builtinNames.joined(separator: ", "))) or a JSON file.",
+            valueName: "NAME|FILE"))
+    var searchSpace = "mnist_list_of_dictionary"
+
+    @Option(help: "random, grid or evolution (regularized evolution, Real et al. 2019).")
+    var algorithm = "evolution"
+
+    @Option(name: .customLong("max-trials"), help: "Trials to run (the seed's max_nas_trial).")
+    var maxTrials = 10
+
+    @Option(name: .customLong("max-parallel-trials"), help: "Trainer processes at once.")
+    var maxParallelTrials = 2
+
+    @Option(name: .customLong("max-failed-trials"), help: "Failed trials after which the search stops.")
+    var maxFailedTrials = 3
+
+    @Option(help: "Seeds the proposals and every trial's training.")
+    var seed = 0
+
+    @Option(
+        name: .customLong("target-device-type"),
+        help: ArgumentHelp("A device type whose latency the reward constrains; repeatable.", valueName: "TYPE"))
+    var deviceTypes: [String] = []
+
+    @Option(
+        name: .customLong("target-latency-millisec"),
+        help: "Adds the hard constraint latency_ms<=Y (one device type), as the seed's flag.")
+    var targetLatency: Double?
+
+    @Option(name: .customLong("target-flops-million"), help: "Adds the hard constraint flops_million<=X.")
+    var targetFlopsMillion: Double?
+
+    @Option(
+        name: .customLong("constraint"),
+        help: ArgumentHelp("A reward constraint, as in 'nas reward --help'; repeatable.", valueName: "SPEC"))
+    var constraints: [String] = []
+
+    @Option(help: ArgumentHelp("Continue the search job in this folder.", valueName: "JOB_DIR"))
+    var resume: String?
+
+    @Option(name: .customLong("on-interrupt"), help: "On Ctrl-C: wait for running trials, or cancel them.")
+    var onInterrupt: InterruptPolicy = .wait
+
+    @OptionGroup var trainer: TrainerOptions
+    @OptionGroup var output: ProgressOptions
+    @OptionGroup var plugins: PluginOptions
+
+    func validate() throws {
+        guard SearchAlgorithmKind(rawValue: algorithm) != nil else {
+            throw ValidationError(
+                "unknown algorithm '\(algorithm)'; use one of \(SearchAlgorithmKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard maxTrials >= 1, maxParallelTrials >= 1, maxFailedTrials >= 1 else {
+            throw ValidationError("--max-trials, --max-parallel-trials and --max-failed-trials must be 1 or more")
+        }
+        try trainer.check()
+    }
+
+    func run() throws {
+        let registry = try plugins.registry()
+        let store: JobStore
+        if let resume {
+            store = try JobStore.open(directory: resume)
+            guard store.config.kind == "search" else {
+                throw CLIError("'\(resume)' holds a \(store.config.kind) job; continue it with 'nas train --resume'")
+            }
+        } else {
+            var specs = constraints
+            if let targetFlopsMillion { specs.append("flops_million<=\(targetFlopsMillion):vertex-hard") }
+            if let targetLatency { specs.append("latency_ms<=\(targetLatency):vertex-hard") }
+            let types = deviceTypes.isEmpty && specs.contains(where: { $0.contains("latency") || $0.contains("memory") })
+                ? [DeviceType.local] : deviceTypes
+            let config = JobConfig(
+                kind: "search", name: jobName ?? "search-\(Self.timestamp())", searchSpace: searchSpace,
+                algorithm: algorithm, seed: seed, maxTrials: maxTrials, maxParallelTrials: maxParallelTrials,
+                maxFailedTrials: maxFailedTrials, constraints: specs, targetDeviceTypes: types,
+                trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] })
+            // Everything the job needs is checked before its folder exists or any training starts.
+            _ = try SearchSpace.load(searchSpace)
+            try JobPlan.checkConstraints(config, registry: registry)
+            let directory = (rootOutputDirectory as NSString).appendingPathComponent(config.name)
+            store = try JobStore.create(directory: directory, config: config)
+        }
+        let space = try SearchSpace.load(store.config.searchSpace)
+        let algorithm = SearchAlgorithm(
+            kind: SearchAlgorithmKind(rawValue: store.config.algorithm) ?? .random, space: space,
+            seed: UInt64(truncatingIfNeeded: store.config.seed))
+        let plan = JobPlan(store: store, registry: registry) { proposed, finished in
+            guard let choice = try algorithm.propose(trial: proposed.count, proposed: proposed, finished: finished)
+            else { return nil }
+            return try space.parameters(of: choice)
+        }
+        try SearchLoop(plan: plan, output: output, onInterrupt: onInterrupt).run()
+    }
+
+    static func timestamp() -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: Date())
+    }
+}
+
+/// What Ctrl-C does to running trials.
+enum InterruptPolicy: String, ExpressibleByArgument, CaseIterable {
+    case wait
+    case cancel
+}
+
+/// This machine's device type, for the embedded local worker.
+enum DeviceType {
+    static var local: String {
+        var info = utsname()
+        uname(&info)
+        let machine = withUnsafeBytes(of: &info.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        switch machine {
+        case "x86_64": return "cpu-x86"
+        case "aarch64", "arm64": return "cpu-arm64"
+        default: return "cpu-\(machine)"
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import Foundation
+import Plugins
+import Search
+import Trainer
+
+/// `nas train`: stage 2, retrain-with-latency of chosen trials of a search job.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Retrain chosen search trials (stage 2) with their own epochs, latency measured again.",
+        discussion: """
+            A new job whose trial k retrains search trial k of --trials, as in vertex-ai-nas (with --trials 1,9,
+            trial 1 retrains search trial 1 and trial 2 retrains search trial 9), reusing their nas_params_str.json.
+            Constraints and device types default to the search job's. Each trial's metrics carry nas_trial_id.
+            """
+    )
+
+    @Option(name: .customLong("search-job"), help: ArgumentHelp("The search job's folder.", valueName: "JOB_DIR"))
+    var searchJob: String?
+
+    @Option(help: ArgumentHelp("Search trials to retrain, comma-separated.", valueName: "IDS"))
+    var trials: String?
+
+    @Option(name: .customLong("job-name"), help: "The job's name: its folder under --root-output-dir.")
+    var jobName: String?
+
+    @Option(
+        name: .customLong("root-output-dir"), help: ArgumentHelp("Where job folders are created.", valueName: "DIR"))
+    var rootOutputDirectory = "nas_jobs"
+
+    @Option(name: .customLong("max-parallel-trials"), help: "Trainer processes at once.")
+    var maxParallelTrials = 2
+
+    @Option(name: .customLong("max-failed-trials"), help: "Failed trials after which the job stops.")
+    var maxFailedTrials = 3
+
+    @Option(
+        name: .customLong("target-device-type"),
+        help: ArgumentHelp("Device types to measure (default: the search job's); repeatable.", valueName: "TYPE"))
+    var deviceTypes: [String] = []
+
+    @Option(
+        name: .customLong("constraint"),
+        help: ArgumentHelp("Reward constraints (default: the search job's); repeatable.", valueName: "SPEC"))
+    var constraints: [String] = []
+
+    @Option(help: ArgumentHelp("Continue the train job in this folder.", valueName: "JOB_DIR"))
+    var resume: String?
+
+    @Option(name: .customLong("on-interrupt"), help: "On Ctrl-C: wait for running trials, or cancel them.")
+    var onInterrupt: InterruptPolicy = .wait
+
+    @OptionGroup var trainer: TrainerOptions
+    @OptionGroup var output: ProgressOptions
+    @OptionGroup var plugins: PluginOptions
+
+    func validate() throws {
+        if resume == nil, searchJob == nil || trials == nil {
+            throw ValidationError("give --search-job JOB_DIR and --trials IDS (or --resume JOB_DIR)")
+        }
+        try trainer.check()
+    }
+
+    func run() throws {
+        let registry = try plugins.registry()
+        let store: JobStore
+        if let resume {
+            store = try JobStore.open(directory: resume)
+            guard store.config.kind == "train" else {
+                throw CLIError("'\(resume)' holds a \(store.config.kind) job; continue it with 'nas search --resume'")
+            }
+        } else {
+            store = try create(registry: registry)
+        }
+        let plan = JobPlan(store: store, registry: registry) { _, _ in nil }
+        try SearchLoop(plan: plan, output: output, onInterrupt: onInterrupt).run()
+    }
+
+    /// Checks the search job and its trials, then creates the train job with one pending trial per search trial.
+    private func create(registry: ConstraintRegistry) throws -> JobStore {
+        let searchDirectory = searchJob ?? ""
+        let search = try JobStore.open(directory: searchDirectory)
+        let ids = try TrainerCommand.parseTrialList(trials ?? "")
+        let known = try search.trials()
+        let missing = ids.filter { id in !known.contains { $0.id == id } }
+        guard missing.isEmpty else {
+            throw JobStoreError.unknownTrials(missing, directory: searchDirectory, known: known.map(\.id))
+        }
+        let parameters = try ids.map { try TrialParameters.read(fromTrialDirectory: search.trialDirectory($0)) }
+        let config = JobConfig(
+            kind: "train", name: jobName ?? "train-\(SearchCommand.timestamp())", searchSpace: search.config.searchSpace,
+            algorithm: "retrain", seed: search.config.seed, maxTrials: ids.count,
+            maxParallelTrials: maxParallelTrials, maxFailedTrials: maxFailedTrials,
+            constraints: constraints.isEmpty ? search.config.constraints : constraints,
+            targetDeviceTypes: deviceTypes.isEmpty ? search.config.targetDeviceTypes : deviceTypes,
+            trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] },
+            searchJobDirectory: URL(fileURLWithPath: searchDirectory).standardizedFileURL.path, searchTrials: ids)
+        try JobPlan.checkConstraints(config, registry: registry)
+        let store = try JobStore.create(
+            directory: (rootOutputDirectory as NSString).appendingPathComponent(config.name), config: config)
+        for (id, parameter) in zip(ids, parameters) {
+            let trial = try store.addTrial(parameters: parameter.jsonText, decisions: parameter.choice.decisions, searchTrialID: id)
+            try parameter.write(toTrialDirectory: store.trialDirectory(trial))
+        }
+        return store
+    }
+}

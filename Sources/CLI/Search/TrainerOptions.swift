@@ -1,0 +1,48 @@
+import ArgumentParser
+import Trainer
+
+/// Trainer flags a search or train job passes to each `nas trainer`.
+struct TrainerOptions: ParsableArguments {
+    @Option(name: .customLong("num-epochs"), help: "Each trial's passes over the training data.")
+    var epochs = 2
+
+    @Option(name: .customLong("data-dir"), help: ArgumentHelp("An IDX data set in MNIST's file names.", valueName: "DIR"))
+    var dataDirectory = IDXDataset.defaultDirectory
+
+    @Option(name: .customLong("train-limit"), help: "Train each trial on the first N training images only.")
+    var trainLimit: Int?
+
+    @Option(name: .customLong("test-limit"), help: "Evaluate each trial on the first N test images only.")
+    var testLimit: Int?
+
+    @Option(name: .customLong("trainer-threads"), help: "Threads of each trainer.")
+    var threads = 1
+
+    @Option(name: .customLong("batch-size"), help: "Examples per step.")
+    var batchSize = 32
+
+    @Option(name: .customLong("learning-rate"), help: "Adam's learning rate.")
+    var learningRate = 1e-3
+
+    @Option(name: .customLong("latency-repeats"), help: "Timed runs of each model when latency is measured.")
+    var latencyRepeats = 200
+
+    /// The flags as `nas trainer` reads them.
+    var arguments: [String] {
+        var arguments = [
+            "--num-epochs", String(epochs), "--data-dir", dataDirectory, "--threads", String(threads), "--batch-size",
+            String(batchSize), "--learning-rate", String(learningRate), "--latency-repeats", String(latencyRepeats),
+        ]
+        if let trainLimit { arguments += ["--train-limit", String(trainLimit)] }
+        if let testLimit { arguments += ["--test-limit", String(testLimit)] }
+        return arguments
+    }
+
+    func check() throws {
+        try TrainingConfig(
+            epochs: epochs, batchSize: batchSize, learningRate: learningRate, threads: threads, trainLimit: trainLimit,
+            testLimit: testLimit
+        ).validate()
+        guard latencyRepeats >= 1 else { throw ValidationError("--latency-repeats must be 1 or more") }
+    }
+}

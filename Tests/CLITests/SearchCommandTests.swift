@@ -1,0 +1,156 @@
+import Foundation
+import Search
+import TestSupport
+import Testing
+
+/// `nas search` and `nas train` end to end, with real trainer processes on small slices of the data.
+@Suite struct SearchCommandTests {
+    static let quick = [
+        "--num-epochs", "1", "--train-limit", "600", "--test-limit", "200", "--latency-repeats", "5",
+        "--trainer-threads", "1",
+    ]
+
+    func search(_ root: URL, _ name: String, _ extra: [String]) throws -> TestSupport.Output {
+        try TestSupport.nas(
+            ["search", "--root-output-dir", root.path, "--job-name", name, "--algorithm", "random", "--seed", "3"]
+                + Self.quick + extra)
+    }
+
+    /// Starts `nas` without waiting, its output discarded.
+    func start(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = TestSupport.nas
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    func waitFor(_ what: String, timeout: Double = 120, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while try !condition() {
+            guard Date() < deadline else { throw TestSupportError("timed out waiting for \(what)") }
+            usleep(50_000)
+        }
+    }
+
+    @Test func runsALatencyConstrainedSearchEndToEnd() throws {
+        let root = try TestSupport.temporaryDirectory("nas-search")
+        let result = try search(
+            root, "small", ["--max-trials", "3", "--max-parallel-trials", "2", "--constraint", "latency_ms<=0.05:soft"])
+        try #require(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("Search job small: 3 succeeded, 0 failed"))
+        #expect(result.stdout.contains("Best trials (* = Pareto-optimal):"))
+        #expect(result.stdout.contains("report: \(root.path)/small/report.html"))
+        #expect(result.stderr.contains("trial 1 started") && result.stderr.contains("succeeded: accuracy"))
+
+        let store = try JobStore.open(directory: root.appendingPathComponent("small").path)
+        let trials = try store.trials()
+        #expect(trials.count == 3 && trials.allSatisfy { $0.state == .succeeded })
+        #expect(Set(trials.map(\.decisions)).count == 3)
+        for trial in trials {
+            #expect(trial.metrics["latency_ms"] != nil && trial.metrics["top_1_accuracy"] != nil)
+            #expect(trial.reward == trial.metrics["nas_reward"])
+            let model = store.trialDirectory(trial.id) + "/saved_model/model.onnx"
+            #expect(FileManager.default.fileExists(atPath: model))
+        }
+        #expect(FileManager.default.fileExists(atPath: store.directory + "/report.html"))
+
+        // The same directory cannot hold a second job.
+        let again = try search(root, "small", ["--max-trials", "1"])
+        #expect(again.status != 0 && again.stderr.contains("already holds job 'small'"))
+
+        // Stage 2: trial 1 retrains search trial 3, trial 2 retrains search trial 1.
+        let train = try TestSupport.nas(
+            ["train", "--search-job", store.directory, "--trials", "3,1", "--root-output-dir", root.path, "--job-name",
+             "stage2"] + Self.quick)
+        try #require(train.status == 0, "\(train.stdout)\(train.stderr)")
+        let retrained = try JobStore.open(directory: root.appendingPathComponent("stage2").path).trials()
+        #expect(retrained.map(\.searchTrialID) == [3, 1])
+        #expect(retrained.map { $0.metrics["nas_trial_id"] } == [3, 1])
+        #expect(retrained.map(\.decisions) == [trials[2].decisions, trials[0].decisions])
+        #expect(retrained.allSatisfy { $0.metrics["latency_ms"] != nil })
+        let unknown = try TestSupport.nas(
+            ["train", "--search-job", store.directory, "--trials", "1,8", "--root-output-dir", root.path])
+        #expect(unknown.status != 0 && unknown.stderr.contains("has no trial 8"))
+    }
+
+    @Test func jsonEventsForScripts() throws {
+        let root = try TestSupport.temporaryDirectory("nas-search")
+        let result = try search(root, "json", ["--max-trials", "1", "--json"])
+        try #require(result.status == 0, "\(result.stderr)")
+        let events = try result.stdout.split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+        #expect(events.map { $0["event"] as? String } == ["job_started", "trial_started", "trial_succeeded", "job_finished"])
+        #expect(result.stderr.contains("Search job json: 1 succeeded"))
+    }
+
+    @Test func resumesAfterSIGKILLWithoutRerunningFinishedTrials() throws {
+        let root = try TestSupport.temporaryDirectory("nas-search")
+        let job = root.appendingPathComponent("killed")
+        let arguments = ["search", "--root-output-dir", root.path, "--job-name", "killed", "--algorithm", "grid",
+                         "--max-trials", "3", "--max-parallel-trials", "1"] + Self.quick
+        let process = try start(arguments)
+        try waitFor("trial 1 to finish") { FileManager.default.fileExists(atPath: job.path + "/2/trainer.log") }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let before = try JobStore.open(directory: job.path).trials()
+        #expect(before.first?.state == .succeeded)
+        #expect(before.last?.state == .running)
+
+        let resumed = try TestSupport.nas(["search", "--resume", job.path])
+        try #require(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
+        #expect(resumed.stderr.contains("1 interrupted trial(s) will run again"))
+        let after = try JobStore.open(directory: job.path).trials()
+        #expect(after.count == 3 && after.allSatisfy { $0.state == .succeeded })
+        #expect(after[0].metrics == before[0].metrics)
+        let firstLog = try String(contentsOfFile: job.path + "/1/trainer.log", encoding: .utf8)
+        #expect(firstLog.components(separatedBy: "nas trainer: model").count - 1 == 1, "trial 1 ran again")
+    }
+
+    @Test(arguments: [("wait", TrialState.succeeded), ("cancel", TrialState.cancelled)])
+    func ctrlCStopsGracefully(policy: String, expected: TrialState) throws {
+        let root = try TestSupport.temporaryDirectory("nas-search")
+        let job = root.appendingPathComponent("interrupted")
+        let process = try start(
+            ["search", "--root-output-dir", root.path, "--job-name", "interrupted", "--max-trials", "4",
+             "--max-parallel-trials", "1", "--on-interrupt", policy] + Self.quick)
+        try waitFor("trial 1 to start") { FileManager.default.fileExists(atPath: job.path + "/1/trainer.log") }
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130)
+        let trials = try JobStore.open(directory: job.path).trials()
+        #expect(trials.count == 1 && trials[0].state == expected, "\(trials.map { ($0.state, $0.error ?? "") })")
+    }
+
+    @Test func stopsAtMaxFailedTrials() throws {
+        let root = try TestSupport.temporaryDirectory("nas-search")
+        let result = try search(
+            root, "failing", ["--max-trials", "5", "--max-parallel-trials", "1", "--max-failed-trials", "2",
+                              "--learning-rate", "1e12"])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("stopped: 2 trials failed (--max-failed-trials 2)"))
+        let trials = try JobStore.open(directory: root.appendingPathComponent("failing").path).trials()
+        #expect(trials.count == 2 && trials.allSatisfy { $0.state == .failed && $0.error == "failed_with_nan_error" })
+    }
+
+    @Test func refusesBadInputBeforeAnyTraining() throws {
+        let root = try TestSupport.temporaryDirectory("nas-search")
+        let cases: [([String], String)] = [
+            (["--search-space", "no_such_space"], "no_such_space"),
+            (["--algorithm", "annealing"], "unknown algorithm 'annealing'"),
+            (["--constraint", "power_w<=5"], "which no trial of this job produces"),
+            (["--constraint", "latency_ms<=0"], "target"),
+        ]
+        for (extra, message) in cases {
+            let result = try search(root, "bad", extra)
+            #expect(result.status != 0, "\(extra) was accepted")
+            #expect(result.stderr.contains(message), "\(extra): \(result.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("bad").path))
+        let notAJob = try TestSupport.nas(["search", "--resume", root.path])
+        #expect(notAJob.status != 0 && notAJob.stderr.contains("is not a nas job directory"))
+    }
+}
