@@ -6,6 +6,9 @@ struct NAS: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nas",
         abstract: "Hardware-aware neural architecture search: rewards, constraint plugins, trainer, device fleet.",
-        subcommands: [RewardCommand.self, PluginsCommand.self]
+        subcommands: [
+            RewardCommand.self, PluginsCommand.self, CoordinatorCommand.self, WorkerCommand.self,
+            WorkersCommand.self, EvaluateCommand.self,
+        ]
     )
 }

@@ -336,7 +336,7 @@ private final class HTTP2ServerConnection {
         while true {
             if pendingOffset < pendingOutput.count {
                 let written = pendingOutput.withUnsafeBytes {
-                    write(fd, $0.baseAddress! + pendingOffset, $0.count - pendingOffset)
+                    send(fd, $0.baseAddress! + pendingOffset, $0.count - pendingOffset, Int32(MSG_NOSIGNAL))
                 }
                 if written < 0 {
                     let error = nas_errno()
