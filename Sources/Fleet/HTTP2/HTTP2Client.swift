@@ -195,7 +195,7 @@ private final class CurlTransfer {
         self.body = UnsafeMutableRawBufferPointer.allocate(byteCount: max(body.count, 1), alignment: 1)
         body.withUnsafeBytes { self.body.copyMemory(from: $0) }
         headers = curl_slist_append(headers, "content-type: application/x-protobuf")
-        headers = curl_slist_append(headers, "authorization: Bearer \(token)")
+        if !token.isEmpty { headers = curl_slist_append(headers, "authorization: Bearer \(token)") }
         headers = curl_slist_append(headers, "expect:")
         let me = Unmanaged.passUnretained(self).toOpaque()
         _ = nas_curl_easy_setopt_string(easy, CURLOPT_URL, url)
