@@ -1,4 +1,5 @@
-/* libnghttp2 and the Linux calls of the event loop that drives it (epoll, eventfd), with typed shims where
+/* libnghttp2 and the Linux calls of the event loop that drives it (epoll, eventfd) and of the command runner
+ * (posix_spawn), with typed shims where
  * Swift cannot use the C declarations directly. */
 #ifndef NAS_CNGHTTP2_SHIM_H
 #define NAS_CNGHTTP2_SHIM_H
@@ -12,6 +13,15 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <errno.h>
+#include <spawn.h>
+
+/* glibc >= 2.34 has it, declared only under _GNU_SOURCE / __USE_MISC variants the module may not see. */
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
+
+/* The command runner's child closes every descriptor from `from` on: no socket of the worker leaks into it. */
+static inline int nas_spawn_close_from(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
 
 /* struct epoll_event is packed on x86_64: keep its layout in C. */
 static inline int nas_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {

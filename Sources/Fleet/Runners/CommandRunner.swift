@@ -1,4 +1,5 @@
 import Foundation
+internal import CNghttp2
 
 /// Runs the user's command for each model: `{model}` in the command becomes the model's path (shell-quoted), the
 /// command runs under `/bin/sh -c`, and its standard output must be one JSON object of metrics, e.g.
@@ -93,7 +94,9 @@ private func spawnAndWait(_ line: String, seconds: Double) throws -> ProcessOutp
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
     posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-    for fd in outPipe + errPipe { posix_spawn_file_actions_addclose(&actions, fd) }
+    // Nothing else of the worker's (sockets, libcurl's wakeup pair) leaks into the command: a command that
+    // outlives a killed worker must not keep the worker's connections open.
+    nas_spawn_close_from(&actions, 3)
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
