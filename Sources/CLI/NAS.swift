@@ -7,8 +7,10 @@ struct NAS: AsyncParsableCommand {
         commandName: "nas",
         abstract: "Hardware-aware neural architecture search: rewards, constraint plugins, trainer, device fleet.",
         subcommands: [
-            RewardCommand.self, PluginsCommand.self, SearchCommand.self, TrainCommand.self, TrainerCommand.self, FlopsCommand.self, InferCommand.self,
-            MeasureCommand.self, TrialsCommand.self, ReportCommand.self, FileWorkerCommand.self,
+            RewardCommand.self, PluginsCommand.self, SearchCommand.self, TrainCommand.self, TrialsCommand.self,
+            ReportCommand.self, TrainerCommand.self, FlopsCommand.self, InferCommand.self, MeasureCommand.self,
+            CoordinatorCommand.self, WorkerCommand.self, WorkersCommand.self, EvaluateCommand.self,
+            FileWorkerCommand.self,
         ]
     )
 }

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Fleet
+import Foundation
+
+/// `nas coordinator`: serves the fleet: workers register with it and evaluations go through it.
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run the fleet's coordinator: workers register, models are pushed to a worker of the asked type.",
+        discussion: """
+            Speaks HTTP/2 without TLS (h2c, prior knowledge): POST /nas.fleet.Coordinator/<Method> with protobuf
+            bodies (Sources/CFleetProto/proto/fleet.proto). Every call needs `authorization: Bearer <token>`.
+            Prints `listening on http://HOST:PORT` once it serves; port 0 picks a free port. Stops on SIGINT/SIGTERM.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Address to listen on; port 0 picks one.", valueName: "HOST:PORT"))
+    var listen = ListenAddress(host: "127.0.0.1", port: 7878)
+
+    @OptionGroup var token: FleetTokenOptions
+
+    @Option(help: "Largest request body (a model) accepted, in bytes; larger ones get 413.")
+    var maxBodyBytes = 64 << 20
+
+    @Option(help: "A worker is dropped when no heartbeat came for this many milliseconds.")
+    var leaseMs = 3000
+
+    @Option(help: "How often workers send heartbeats, in milliseconds.")
+    var heartbeatMs = 1000
+
+    @Option(help: "Dispatches of one evaluation before a retryable failure (worker lost, timed out) is final.")
+    var maxAttempts = 3
+
+    func validate() throws {
+        guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
+        guard heartbeatMs > 0, leaseMs > heartbeatMs else {
+            throw ValidationError("--lease-ms must be longer than --heartbeat-ms (both positive)")
+        }
+        guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
+    }
+
+    func run() async throws {
+        var configuration = Coordinator.Configuration(token: try token.token())
+        configuration.host = listen.host
+        configuration.port = listen.port
+        configuration.maxBodyBytes = maxBodyBytes
+        configuration.leaseMilliseconds = leaseMs
+        configuration.heartbeatMilliseconds = heartbeatMs
+        configuration.maxAttempts = maxAttempts
+        let coordinator = Coordinator(configuration: configuration)
+        let port = try coordinator.start()
+        let host = listen.host.contains(":") ? "[\(listen.host)]" : listen.host
+        printNow("nas coordinator: listening on http://\(host):\(port)")
+        await waitForTermination()
+        coordinator.stop()
+    }
+}

@@ -1,0 +1,238 @@
+import Foundation
+
+/// The fleet's coordinator: workers register with it, callers ask it to evaluate models, and it pushes each model
+/// to a live worker of the asked device type. Embeddable: `start()` serves on a port, `stop()` ends it.
+public final class Coordinator: @unchecked Sendable {
+    /// Coordinator settings, with the defaults `nas coordinator` uses.
+    public struct Configuration: Sendable {
+        /// Address to bind (default `127.0.0.1`).
+        public var host = "127.0.0.1"
+        /// Port to bind; 0 picks a free one (default 0).
+        public var port = 0
+        /// The fleet's shared bearer token; every call must carry it.
+        public var token: String
+        /// Largest request body accepted (default 64 MiB): the largest model that can be evaluated.
+        public var maxBodyBytes = 64 << 20
+        /// A worker is dropped when no heartbeat came for this long (default 3 s).
+        public var leaseMilliseconds = 3000
+        /// How often workers send heartbeats (default 1 s).
+        public var heartbeatMilliseconds = 1000
+        /// The deadline of an evaluation whose caller set none (default 300 s).
+        public var defaultDeadlineMilliseconds = 300_000
+        /// Dispatches of one evaluation before a retryable failure is final (default 3).
+        public var maxAttempts = 3
+
+        /// Defaults, with the shared token.
+        public init(token: String) {
+            self.token = token
+        }
+    }
+
+    public let configuration: Configuration
+    private let lock = NSLock()
+    private var scheduler: Scheduler
+    private var waiters: [UInt64: CheckedContinuation<Result<EvaluateResponse, FleetError>, Never>] = [:]
+    private var models: [UInt64: [UInt8]] = [:]
+    private var nextEvaluation: UInt64 = 1
+    private var server: HTTP2Server?
+    private var ticker: Task<Void, Never>?
+    private let workerCalls: FleetCaller
+    private let clock = ContinuousClock()
+    private let started: ContinuousClock.Instant
+
+    /// A coordinator with `configuration`; call `start()` to serve.
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+        scheduler = Scheduler(configuration: .init(
+            leaseMilliseconds: UInt64(configuration.leaseMilliseconds),
+            heartbeatMilliseconds: UInt64(configuration.heartbeatMilliseconds),
+            maxAttempts: configuration.maxAttempts))
+        workerCalls = FleetCaller(http: HTTP2Client(token: configuration.token))
+        started = clock.now
+    }
+
+    deinit {
+        stop()
+        workerCalls.http.shutdown()
+    }
+
+    /// The bound port, once started.
+    public var port: Int { lock.withLock { server?.port ?? 0 } }
+
+    /// Binds and serves; returns the bound port.
+    @discardableResult
+    public func start() throws -> Int {
+        guard !configuration.token.isEmpty else {
+            throw FleetError.invalidConfiguration("the fleet token is empty: pass --token-file or set NAS_FLEET_TOKEN")
+        }
+        let routes: Set<String> = [FleetPath.register, FleetPath.heartbeat, FleetPath.deregister, FleetPath.evaluate,
+                                   FleetPath.listWorkers]
+        let server = HTTP2Server(configuration: .init(host: configuration.host, port: configuration.port,
+                                                      token: configuration.token,
+                                                      maxBodyBytes: configuration.maxBodyBytes, routes: routes)) {
+            [unowned self] request in await handle(request)
+        }
+        let port = try server.start()
+        lock.withLock { self.server = server }
+        ticker = Task.detached { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(20))
+                guard let self else { return }
+                self.perform(self.lock.withLock { self.scheduler.tick(now: self.now()) })
+            }
+        }
+        return port
+    }
+
+    /// Stops serving; evaluations still waiting fail.
+    public func stop() {
+        ticker?.cancel()
+        ticker = nil
+        let server = lock.withLock {
+            let server = self.server
+            self.server = nil
+            return server
+        }
+        server?.stop()
+        let waiting = lock.withLock {
+            let waiting = waiters
+            waiters.removeAll()
+            models.removeAll()
+            return waiting
+        }
+        for waiter in waiting.values {
+            waiter.resume(returning: .failure(FleetError(.internal, "the coordinator stopped")))
+        }
+    }
+
+    private func now() -> UInt64 {
+        let elapsed = clock.now - started
+        return UInt64(elapsed.components.seconds) * 1000 + UInt64(elapsed.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    // MARK: Calls
+
+    private func handle(_ request: HTTP2Request) async -> HTTP2Response {
+        do {
+            switch request.path {
+            case FleetPath.register: return try register(RegisterRequest(decoding: request.body))
+            case FleetPath.heartbeat: return try heartbeat(HeartbeatRequest(decoding: request.body))
+            case FleetPath.deregister: return try deregister(DeregisterRequest(decoding: request.body))
+            case FleetPath.listWorkers:
+                _ = try ListWorkersRequest(decoding: request.body)
+                let workers = lock.withLock { scheduler.listing(now: now()) }
+                return HTTP2Response(status: 200, body: ListWorkersResponse(workers: workers).encoded())
+            case FleetPath.evaluate: return try await evaluate(EvaluateRequest(decoding: request.body))
+            default: return .error(.notFound(request.path))
+            }
+        } catch {
+            return .error(error)
+        }
+    }
+
+    private func register(_ request: RegisterRequest) throws(FleetError) -> HTTP2Response {
+        let registered = lock.withLock {
+            Result { () throws(FleetError) in try scheduler.register(request, now: now()) }
+        }
+        let (id, actions) = try registered.get()
+        perform(actions)
+        let response = RegisterResponse(workerID: id, leaseMilliseconds: UInt32(configuration.leaseMilliseconds),
+                                        heartbeatMilliseconds: UInt32(configuration.heartbeatMilliseconds))
+        return HTTP2Response(status: 200, body: response.encoded())
+    }
+
+    private func heartbeat(_ request: HeartbeatRequest) throws(FleetError) -> HTTP2Response {
+        guard let actions = lock.withLock({ scheduler.heartbeat(request.workerID, now: now()) }) else {
+            throw FleetError.unknownWorker(request.workerID)
+        }
+        perform(actions)
+        let response = HeartbeatResponse(leaseMilliseconds: UInt32(configuration.leaseMilliseconds))
+        return HTTP2Response(status: 200, body: response.encoded())
+    }
+
+    private func deregister(_ request: DeregisterRequest) throws(FleetError) -> HTTP2Response {
+        guard let actions = lock.withLock({ scheduler.deregister(request.workerID, now: now()) }) else {
+            throw FleetError.unknownWorker(request.workerID)
+        }
+        perform(actions)
+        return HTTP2Response(status: 200, body: DeregisterResponse().encoded())
+    }
+
+    private func evaluate(_ request: EvaluateRequest) async throws(FleetError) -> HTTP2Response {
+        guard !request.deviceType.isEmpty else { throw FleetError.badRequest("evaluate: device_type is empty") }
+        guard !request.model.isEmpty else { throw FleetError.badModel("the model is empty") }
+        let hash = SHA256.hash(request.model)
+        guard request.sha256.isEmpty || request.sha256 == hash else {
+            throw FleetError.badModel("the model's sha256 is \(SHA256.hex(hash)), the request says "
+                + "\(SHA256.hex(request.sha256)): the bytes were damaged on the way")
+        }
+        let deadline = request.deadlineMilliseconds > 0
+            ? Int(request.deadlineMilliseconds) : configuration.defaultDeadlineMilliseconds
+        let result = await withCheckedContinuation { continuation in
+            let actions = lock.withLock {
+                let id = nextEvaluation
+                nextEvaluation += 1
+                waiters[id] = continuation
+                models[id] = request.model
+                let now = now()
+                return scheduler.submit(id: id, deviceType: request.deviceType, sha256: hash,
+                                        deadline: now + UInt64(deadline), now: now)
+            }
+            perform(actions)
+        }
+        let response = try result.get()
+        return HTTP2Response(status: 200, body: response.encoded())
+    }
+
+    // MARK: Actions
+
+    private func perform(_ actions: [Scheduler.Action]) {
+        for action in actions {
+            switch action {
+            case .dispatch(let evaluation, let worker, let address, let sendModel):
+                push(evaluation, to: worker, address: address, sendModel: sendModel)
+            case .succeed(let evaluation, let metrics, let worker, let attempts):
+                answer(evaluation, .success(EvaluateResponse(metrics: metrics, workerID: worker,
+                                                             attempts: UInt32(attempts))))
+            case .fail(let evaluation, let error):
+                answer(evaluation, .failure(error))
+            }
+        }
+    }
+
+    private func answer(_ evaluation: UInt64, _ result: Result<EvaluateResponse, FleetError>) {
+        let waiter = lock.withLock {
+            models[evaluation] = nil
+            return waiters.removeValue(forKey: evaluation)
+        }
+        waiter?.resume(returning: result)
+    }
+
+    /// Sends the model (or only its hash) to the worker; a worker that lost its cache gets the bytes again.
+    private func push(_ evaluation: UInt64, to worker: String, address: String, sendModel: Bool) {
+        Task.detached { [self] in
+            let (model, deadline) = lock.withLock { (models[evaluation], scheduler.evaluations[evaluation]?.deadline) }
+            guard let model, let deadline else { return }
+            let timeout = max(0.05, Double(Int64(deadline) - Int64(now())) / 1000)
+            let url = address + FleetPath.run
+            let hash = SHA256.hash(model)
+            var result: Result<[String: Double], FleetError>
+            do throws(FleetError) {
+                var request = RunRequest(sha256: hash, model: sendModel ? model : [],
+                                         timeoutMilliseconds: UInt32(clamping: Int(timeout * 1000)))
+                do throws(FleetError) {
+                    result = .success(try await workerCalls.call(url, request, as: RunResponse.self, timeout: timeout).metrics)
+                } catch where error.code == .modelNotCached && !sendModel {
+                    request.model = model
+                    result = .success(try await workerCalls.call(url, request, as: RunResponse.self, timeout: timeout).metrics)
+                }
+            } catch where error.code == .transport {
+                result = .failure(.workerLost(worker, error.message))
+            } catch {
+                result = .failure(error)
+            }
+            let finishedResult = result
+            perform(lock.withLock { scheduler.finished(evaluation, worker: worker, result: finishedResult, now: now()) })
+        }
+    }
+}

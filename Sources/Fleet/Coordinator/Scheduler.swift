@@ -1,0 +1,255 @@
+/// The coordinator's bookkeeping as a plain value: workers and their leases, one queue of evaluations per device
+/// type, dispatch, deadlines and retries. Every event takes the current time (milliseconds on a monotonic
+/// clock, injected) and returns the actions the I/O layer must carry out, so it tests without sockets or sleeps.
+struct Scheduler: Sendable {
+    /// Limits of the scheduling.
+    struct Configuration: Sendable {
+        /// A worker is dropped when no heartbeat arrived for this long.
+        var leaseMilliseconds: UInt64 = 3000
+        /// How often workers are asked to send heartbeats.
+        var heartbeatMilliseconds: UInt64 = 1000
+        /// Dispatches of one evaluation before a retryable failure becomes final.
+        var maxAttempts = 3
+    }
+
+    enum WorkerState: String, Sendable {
+        /// Heartbeats arrive and pushes succeed.
+        case live
+        /// A push failed on the transport: no new work until a heartbeat shows the worker is back.
+        case lost
+    }
+
+    struct Worker: Sendable {
+        var id: String
+        var deviceType: String
+        var attributes: [String: String]
+        var capacity: Int
+        var address: String
+        var state = WorkerState.live
+        var inFlight: Set<UInt64> = []
+        var done: UInt64 = 0
+        var failed: UInt64 = 0
+        var lastHeartbeat: UInt64
+        /// Hashes of the models this worker has measured, so it is not sent them again.
+        var cached: Set<[UInt8]> = []
+    }
+
+    struct Evaluation: Sendable {
+        var id: UInt64
+        var deviceType: String
+        var sha256: [UInt8]
+        var deadline: UInt64
+        var attempts = 0
+        var tried: Set<String> = []
+        var worker: String?
+    }
+
+    enum Action: Equatable, Sendable {
+        /// Push the evaluation to the worker at `address`; `sendModel` is false when the worker has it cached.
+        case dispatch(evaluation: UInt64, worker: String, address: String, sendModel: Bool)
+        /// Answer the caller with the metrics.
+        case succeed(evaluation: UInt64, metrics: [String: Double], worker: String, attempts: Int)
+        /// Answer the caller with the error.
+        case fail(evaluation: UInt64, error: FleetError)
+    }
+
+    let configuration: Configuration
+    private(set) var workers: [String: Worker] = [:]
+    private(set) var evaluations: [UInt64: Evaluation] = [:]
+    /// Evaluations waiting for a worker, oldest first, by device type.
+    private(set) var queues: [String: [UInt64]] = [:]
+    private var nextWorkerNumber = 1
+
+    init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+    }
+
+    // MARK: Workers
+
+    /// Registers a worker (again, when it names the id it had); returns its id.
+    mutating func register(_ request: RegisterRequest, now: UInt64) throws(FleetError) -> (id: String, actions: [Action]) {
+        guard !request.deviceType.isEmpty else { throw .badRequest("register: device_type is empty") }
+        guard request.capacity >= 1 else { throw .badRequest("register: capacity must be at least 1") }
+        guard request.address.hasPrefix("http://") else {
+            throw .badRequest("register: address '\(request.address)' must be http://host:port")
+        }
+        var id = request.workerID
+        if id.isEmpty {
+            repeat {
+                id = "w\(nextWorkerNumber)"
+                nextWorkerNumber += 1
+            } while workers[id] != nil
+        }
+        if var existing = workers[id] {
+            existing.deviceType = request.deviceType
+            existing.attributes = request.attributes
+            existing.capacity = Int(request.capacity)
+            existing.address = request.address
+            existing.state = .live
+            existing.lastHeartbeat = now
+            workers[id] = existing
+        } else {
+            workers[id] = Worker(id: id, deviceType: request.deviceType, attributes: request.attributes,
+                                 capacity: Int(request.capacity), address: request.address, lastHeartbeat: now)
+        }
+        return (id, dispatchQueued(now: now))
+    }
+
+    /// Renews a worker's lease; nil when the worker is unknown (dropped, or the coordinator restarted).
+    mutating func heartbeat(_ id: String, now: UInt64) -> [Action]? {
+        guard var worker = workers[id] else { return nil }
+        worker.lastHeartbeat = now
+        let wasLost = worker.state == .lost
+        worker.state = .live
+        workers[id] = worker
+        return wasLost ? dispatchQueued(now: now) : []
+    }
+
+    /// Removes a worker that is going away; its evaluations go back to the queue.
+    mutating func deregister(_ id: String, now: UInt64) -> [Action]? {
+        guard let worker = workers.removeValue(forKey: id) else { return nil }
+        var actions: [Action] = []
+        for evaluation in worker.inFlight {
+            actions += retry(evaluation, error: .workerLost(id, "it deregistered"), countAttempt: false, now: now)
+        }
+        return actions + dispatchQueued(now: now)
+    }
+
+    /// The device types some worker serves, sorted.
+    var registeredDeviceTypes: [String] {
+        Set(workers.values.map(\.deviceType)).sorted()
+    }
+
+    /// What `nas workers` shows.
+    func listing(now: UInt64) -> [WorkerInfo] {
+        workers.values.sorted { ($0.deviceType, $0.id) < ($1.deviceType, $1.id) }.map { worker in
+            WorkerInfo(workerID: worker.id, deviceType: worker.deviceType, attributes: worker.attributes,
+                       state: worker.state.rawValue, capacity: UInt32(worker.capacity),
+                       inFlight: UInt32(worker.inFlight.count), done: worker.done, failed: worker.failed,
+                       lastHeartbeatMillisecondsAgo: now &- worker.lastHeartbeat, address: worker.address)
+        }
+    }
+
+    // MARK: Evaluations
+
+    /// Queues an evaluation; it waits for a worker of its type until `deadline`.
+    mutating func submit(id: UInt64, deviceType: String, sha256: [UInt8], deadline: UInt64, now: UInt64) -> [Action] {
+        evaluations[id] = Evaluation(id: id, deviceType: deviceType, sha256: sha256, deadline: deadline)
+        queues[deviceType, default: []].append(id)
+        return dispatchQueued(now: now)
+    }
+
+    /// A worker answered a push (or the push failed).
+    mutating func finished(_ id: UInt64, worker workerID: String, result: Result<[String: Double], FleetError>,
+                           now: UInt64) -> [Action] {
+        var worker = workers[workerID]
+        worker?.inFlight.remove(id)
+        guard let evaluation = evaluations[id], evaluation.worker == workerID else {
+            // A late answer for an evaluation that already ended or moved on: only the load changes.
+            if let worker { workers[workerID] = worker }
+            return dispatchQueued(now: now)
+        }
+        switch result {
+        case .success(let metrics):
+            worker?.done += 1
+            worker?.cached.insert(evaluation.sha256)
+            evaluations[id] = nil
+            if let worker { workers[workerID] = worker }
+            return [.succeed(evaluation: id, metrics: metrics, worker: workerID, attempts: evaluation.attempts)]
+                + dispatchQueued(now: now)
+        case .failure(let error):
+            worker?.failed += 1
+            if error.code == .workerLost || error.code == .transport { worker?.state = .lost }
+            if error.code == .modelNotCached { worker?.cached.remove(evaluation.sha256) }
+            if let worker { workers[workerID] = worker }
+            if error.isRetryable {
+                return retry(id, error: error, countAttempt: error.code != .modelNotCached, now: now)
+                    + dispatchQueued(now: now)
+            }
+            evaluations[id] = nil
+            return [.fail(evaluation: id, error: error)] + dispatchQueued(now: now)
+        }
+    }
+
+    /// Drops workers whose lease lapsed and fails evaluations whose deadline passed.
+    mutating func tick(now: UInt64) -> [Action] {
+        var actions: [Action] = []
+        for worker in workers.values where now > worker.lastHeartbeat + configuration.leaseMilliseconds {
+            workers[worker.id] = nil
+            for evaluation in worker.inFlight {
+                actions += retry(evaluation, error: .workerLost(worker.id, "its lease lapsed"), countAttempt: true,
+                                 now: now)
+            }
+        }
+        for evaluation in evaluations.values where now >= evaluation.deadline {
+            actions.append(.fail(evaluation: evaluation.id, error: deadlineError(evaluation)))
+            evaluations[evaluation.id] = nil
+            queues[evaluation.deviceType]?.removeAll { $0 == evaluation.id }
+        }
+        return actions + dispatchQueued(now: now)
+    }
+
+    // MARK: Inside
+
+    private func deadlineError(_ evaluation: Evaluation) -> FleetError {
+        let serving = workers.values.contains { $0.deviceType == evaluation.deviceType }
+        if !serving && evaluation.worker == nil {
+            return .noWorker(deviceType: evaluation.deviceType, registered: registeredDeviceTypes)
+        }
+        let tries = evaluation.attempts == 1 ? "1 attempt" : "\(evaluation.attempts) attempts"
+        return .timedOut("the evaluation on device type '\(evaluation.deviceType)' passed its deadline after \(tries)")
+    }
+
+    /// Puts an evaluation back in front of its queue, or fails it when it used up its attempts.
+    private mutating func retry(_ id: UInt64, error: FleetError, countAttempt: Bool, now: UInt64) -> [Action] {
+        guard var evaluation = evaluations[id] else { return [] }
+        if !countAttempt { evaluation.attempts -= 1 }
+        evaluation.worker = nil
+        if evaluation.attempts >= configuration.maxAttempts {
+            evaluations[id] = nil
+            return [.fail(evaluation: id, error: FleetError(error.code,
+                "\(error.message) (gave up after \(evaluation.attempts) attempts)"))]
+        }
+        evaluations[id] = evaluation
+        queues[evaluation.deviceType, default: []].insert(id, at: 0)
+        return []
+    }
+
+    /// Hands queued evaluations to the least-loaded live workers of their type that have room.
+    private mutating func dispatchQueued(now: UInt64) -> [Action] {
+        var actions: [Action] = []
+        for deviceType in queues.keys.sorted() {
+            var queue = queues[deviceType] ?? []
+            var kept: [UInt64] = []
+            while !queue.isEmpty {
+                let id = queue.removeFirst()
+                guard var evaluation = evaluations[id] else { continue }
+                let candidates = workers.values.filter {
+                    $0.deviceType == deviceType && $0.state == .live && $0.inFlight.count < $0.capacity
+                }
+                if candidates.isEmpty {
+                    kept.append(id)
+                    kept.append(contentsOf: queue)
+                    break
+                }
+                // Another worker than those that already failed it, when there is one.
+                let fresh = candidates.filter { !evaluation.tried.contains($0.id) }
+                let pool = fresh.isEmpty ? candidates : fresh
+                let chosen = pool.min { a, b in
+                    let loadA = Double(a.inFlight.count) / Double(a.capacity)
+                    let loadB = Double(b.inFlight.count) / Double(b.capacity)
+                    return (loadA, a.inFlight.count, a.id) < (loadB, b.inFlight.count, b.id)
+                }!
+                evaluation.attempts += 1
+                evaluation.tried.insert(chosen.id)
+                evaluation.worker = chosen.id
+                evaluations[id] = evaluation
+                workers[chosen.id]?.inFlight.insert(id)
+                actions.append(.dispatch(evaluation: id, worker: chosen.id, address: chosen.address,
+                                         sendModel: !chosen.cached.contains(evaluation.sha256)))
+            }
+            queues[deviceType] = kept.isEmpty ? nil : kept
+        }
+        return actions
+    }
+}

@@ -1,0 +1,116 @@
+/// Calls of the fleet's protocol over one HTTP/2 client: encodes the request, decodes the response or the error.
+struct FleetCaller: Sendable {
+    let http: HTTP2Client
+
+    func call<Request: ProtobufCMessageConvertible, Response: ProtobufCMessageConvertible>(
+        _ url: String, _ request: Request, as: Response.Type, timeout: Double
+    ) async throws(FleetError) -> Response {
+        let response = try await http.post(url: url, body: request.encoded(), timeout: timeout)
+        guard response.status == 200 else {
+            if let wire = try? ErrorMessage(decoding: response.body), wire.code != .unspecified {
+                throw FleetError(wire: wire)
+            }
+            throw FleetError(.httpStatus, "POST \(url): HTTP \(response.status) without an error message")
+        }
+        return try Response(decoding: response.body)
+    }
+}
+
+/// One measured evaluation: the metrics, which worker measured them and how many dispatches it took.
+public struct FleetEvaluation: Sendable, Equatable {
+    /// Metrics by name (`MetricKey`).
+    public var metrics: [String: Double]
+    /// The worker that measured the model.
+    public var workerID: String
+    /// Dispatches it took; more than 1 when a worker was lost or timed out.
+    public var attempts: Int
+}
+
+/// A worker as the coordinator sees it.
+public struct FleetWorkerStatus: Sendable, Equatable, Codable {
+    /// The id the coordinator gave it (kept across coordinator restarts).
+    public var workerID: String
+    /// Its routing key, e.g. `cpu-x86`.
+    public var deviceType: String
+    /// Free-form attributes it registered with.
+    public var attributes: [String: String]
+    /// `live`, or `lost` when a push to it failed and no heartbeat came since.
+    public var state: String
+    /// Concurrent evaluations it accepts.
+    public var capacity: Int
+    /// Evaluations it is running now.
+    public var inFlight: Int
+    /// Evaluations it measured.
+    public var done: Int
+    /// Evaluations that failed on it.
+    public var failed: Int
+    /// Milliseconds since its last heartbeat.
+    public var lastHeartbeatMillisecondsAgo: Int
+    /// Where the coordinator pushes models to it.
+    public var address: String
+}
+
+/// The client of a coordinator: what the trainer and the search call to measure a model on a device type.
+public final class FleetClient: Sendable {
+    private let base: String
+    let caller: FleetCaller
+
+    /// A client of the coordinator at `coordinator` (`http://host:port`) using the fleet's shared `token`.
+    public init(coordinator: String, token: String) {
+        var base = coordinator
+        while base.hasSuffix("/") { base.removeLast() }
+        if !base.contains("://") { base = "http://" + base }
+        self.base = base
+        caller = FleetCaller(http: HTTP2Client(token: token))
+    }
+
+    deinit {
+        caller.http.shutdown()
+    }
+
+    /// Measures an ONNX model on a worker of `deviceType`; fails when no worker measured it before `deadline`.
+    public func evaluate(model: [UInt8], deviceType: String, deadline: Duration = .seconds(300)) async throws
+        -> [String: Double]
+    {
+        try await evaluateDetailed(model: model, deviceType: deviceType, deadline: deadline).metrics
+    }
+
+    /// Like `evaluate`, and also tells which worker measured the model and in how many attempts.
+    public func evaluateDetailed(model: [UInt8], deviceType: String, deadline: Duration = .seconds(300)) async throws
+        -> FleetEvaluation
+    {
+        let milliseconds = max(1, deadline.components.seconds * 1000 + deadline.components.attoseconds / 1_000_000_000_000_000)
+        let request = EvaluateRequest(deviceType: deviceType, model: model, sha256: SHA256.hash(model),
+                                      deadlineMilliseconds: UInt32(clamping: milliseconds))
+        // The transport waits a little longer than the coordinator, so the coordinator's answer wins.
+        let response = try await caller.call(base + FleetPath.evaluate, request, as: EvaluateResponse.self,
+                                             timeout: Double(milliseconds) / 1000 + 5)
+        return FleetEvaluation(metrics: response.metrics, workerID: response.workerID, attempts: Int(response.attempts))
+    }
+
+    /// The workers the coordinator knows.
+    public func workers() async throws -> [FleetWorkerStatus] {
+        let response = try await caller.call(base + FleetPath.listWorkers, ListWorkersRequest(),
+                                             as: ListWorkersResponse.self, timeout: 30)
+        return response.workers.map {
+            FleetWorkerStatus(workerID: $0.workerID, deviceType: $0.deviceType, attributes: $0.attributes,
+                              state: $0.state, capacity: Int($0.capacity), inFlight: Int($0.inFlight),
+                              done: Int($0.done), failed: Int($0.failed),
+                              lastHeartbeatMillisecondsAgo: Int($0.lastHeartbeatMillisecondsAgo), address: $0.address)
+        }
+    }
+
+    func register(_ request: RegisterRequest, timeout: Double = 10) async throws(FleetError) -> RegisterResponse {
+        try await caller.call(base + FleetPath.register, request, as: RegisterResponse.self, timeout: timeout)
+    }
+
+    func heartbeat(_ workerID: String, timeout: Double = 10) async throws(FleetError) -> HeartbeatResponse {
+        try await caller.call(base + FleetPath.heartbeat, HeartbeatRequest(workerID: workerID),
+                              as: HeartbeatResponse.self, timeout: timeout)
+    }
+
+    func deregister(_ workerID: String, timeout: Double = 5) async throws(FleetError) {
+        _ = try await caller.call(base + FleetPath.deregister, DeregisterRequest(workerID: workerID),
+                                  as: DeregisterResponse.self, timeout: timeout)
+    }
+}

@@ -1,0 +1,260 @@
+import Foundation
+internal import CCurl
+
+/// An HTTP/2 client on libcurl's multi interface: prior-knowledge h2c, one connection per host reused by every
+/// call, calls multiplexed as streams on it. One thread runs the multi loop; calls from any task are queued to
+/// it and woken with `curl_multi_wakeup`.
+///
+/// libcurl 7.88 (Debian 12) fails every call that reuses a prior-knowledge connection ("Error in the HTTP2
+/// framing layer", curl issue 10634, fixed in 8.0). So one call per host opens the connection with prior
+/// knowledge while the others wait, and then they all ask for plain HTTP/2, which reuses the open connection
+/// and multiplexes on it. A call that finds the connection gone fails at once and is sent once more the same
+/// way: the server closes an HTTP/1.1 upgrade attempt before it reads a request, so nothing runs twice.
+final class HTTP2Client: @unchecked Sendable {
+    /// The answer to one call.
+    struct Response: Sendable {
+        var status: Int
+        var body: [UInt8]
+    }
+
+    private let token: String
+    private let multi: UnsafeMutableRawPointer
+    private let lock = NSLock()
+    private var pending: [CurlTransfer] = []
+    private var stopping = false
+    private let finished = DispatchSemaphore(value: 0)
+    // Touched by the loop thread only.
+    private var transfers: [ObjectIdentifier: CurlTransfer] = [:]
+    private var hosts: [String: HostState] = [:]
+
+    /// Whether a connection to one host is known open, being opened, and who waits for it.
+    private struct HostState {
+        var connected = false
+        var opening = false
+        var waiting: [CurlTransfer] = []
+    }
+
+    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
+
+    /// A client that sends `authorization: Bearer <token>` on every call.
+    init(token: String) {
+        _ = Self.globalInit
+        self.token = token
+        multi = curl_multi_init()!
+        _ = nas_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
+        _ = nas_curl_multi_setopt_long(multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000)
+        let thread = Thread { [self] in runLoop() }
+        thread.name = "nas-http2-client"
+        thread.start()
+    }
+
+    deinit {
+        curl_multi_cleanup(multi)
+    }
+
+    /// Ends the loop; calls still in flight fail. Must be called before the client is released.
+    func shutdown() {
+        let first: Bool = lock.withLock {
+            if stopping { return false }
+            stopping = true
+            return true
+        }
+        guard first else { return }
+        curl_multi_wakeup(multi)
+        finished.wait()
+    }
+
+    /// POSTs one encoded message to `url`; the call fails after `timeout` seconds.
+    func post(url: String, body: [UInt8], timeout: Double) async throws(FleetError) -> Response {
+        let result: Result<Response, FleetError> = await withCheckedContinuation { continuation in
+            let transfer = CurlTransfer(url: url, token: token, body: body, timeout: timeout) { result in
+                continuation.resume(returning: result)
+            }
+            let accepted: Bool = lock.withLock {
+                if stopping { return false }
+                pending.append(transfer)
+                return true
+            }
+            if accepted {
+                curl_multi_wakeup(multi)
+            } else {
+                transfer.finish(.failure(.transport("the fleet client was shut down")))
+            }
+        }
+        return try result.get()
+    }
+
+    /// Starts a call now, as the opener of its host's connection or on the open one, or parks it until the
+    /// opener is done.
+    private func schedule(_ transfer: CurlTransfer) {
+        var state = hosts[transfer.host, default: HostState()]
+        defer { hosts[transfer.host] = state }
+        if state.connected {
+            start(transfer, priorKnowledge: false)
+        } else if !state.opening {
+            state.opening = true
+            transfer.isOpener = true
+            start(transfer, priorKnowledge: true)
+        } else {
+            state.waiting.append(transfer)
+        }
+    }
+
+    private func start(_ transfer: CurlTransfer, priorKnowledge: Bool) {
+        let version = priorKnowledge ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_2_0
+        _ = nas_curl_easy_setopt_long(transfer.easy, CURLOPT_HTTP_VERSION, Int(version))
+        transfers[ObjectIdentifier(transfer)] = transfer
+        curl_multi_add_handle(multi, transfer.easy)
+    }
+
+    private func finished(_ transfer: CurlTransfer, code: CURLcode) {
+        var state = hosts[transfer.host, default: HostState()]
+        let failedOnTransport = code != CURLE_OK && code != CURLE_OPERATION_TIMEDOUT
+        if transfer.isOpener {
+            transfer.isOpener = false
+            state.opening = false
+            state.connected = code == CURLE_OK
+            let waiting = state.waiting
+            state.waiting = []
+            hosts[transfer.host] = state
+            for next in waiting { schedule(next) }
+        } else if failedOnTransport {
+            state.connected = false
+            hosts[transfer.host] = state
+            if !transfer.resent {
+                transfer.resent = true
+                transfer.response = []
+                schedule(transfer)
+                return
+            }
+        }
+        transfer.complete(code: code)
+    }
+
+    private func runLoop() {
+        var running: Int32 = 0
+        while true {
+            let (batch, stop) = lock.withLock {
+                let batch = pending
+                pending.removeAll()
+                return (batch, stopping)
+            }
+            if stop {
+                for transfer in batch { transfer.finish(.failure(.transport("the fleet client was shut down"))) }
+                break
+            }
+            for transfer in batch { schedule(transfer) }
+            curl_multi_perform(multi, &running)
+            var left: Int32 = 0
+            while let message = curl_multi_info_read(multi, &left) {
+                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
+                let code = message.pointee.data.result
+                var owner: UnsafeMutableRawPointer?
+                _ = nas_curl_easy_getinfo_pointer(easy, CURLINFO_PRIVATE, &owner)
+                curl_multi_remove_handle(multi, easy)
+                guard let owner else { continue }
+                let transfer = Unmanaged<CurlTransfer>.fromOpaque(owner).takeUnretainedValue()
+                transfers[ObjectIdentifier(transfer)] = nil
+                finished(transfer, code: code)
+            }
+            curl_multi_poll(multi, nil, 0, 1000, nil)
+        }
+        for transfer in transfers.values {
+            curl_multi_remove_handle(multi, transfer.easy)
+            transfer.finish(.failure(.transport("the fleet client was shut down")))
+        }
+        transfers.removeAll()
+        for state in hosts.values {
+            for transfer in state.waiting { transfer.finish(.failure(.transport("the fleet client was shut down"))) }
+        }
+        hosts.removeAll()
+        finished.signal()
+    }
+}
+
+/// One call: owns its easy handle, header list, request body copy and response bytes.
+private final class CurlTransfer {
+    let easy: UnsafeMutableRawPointer
+    private var headers: UnsafeMutablePointer<curl_slist>?
+    private let body: UnsafeMutableRawBufferPointer
+    var response: [UInt8] = []
+    /// `host:port`, the key of the connection this call uses.
+    let host: String
+    var isOpener = false
+    var resent = false
+    private var onFinish: ((Result<HTTP2Client.Response, FleetError>) -> Void)?
+    let url: String
+
+    init(url: String, token: String, body: [UInt8], timeout: Double,
+         onFinish: @escaping (Result<HTTP2Client.Response, FleetError>) -> Void) {
+        self.url = url
+        self.onFinish = onFinish
+        let rest = url.split(separator: "://", maxSplits: 1).last ?? Substring(url)
+        host = String(rest.prefix { $0 != "/" })
+        easy = curl_easy_init()!
+        self.body = UnsafeMutableRawBufferPointer.allocate(byteCount: max(body.count, 1), alignment: 1)
+        body.withUnsafeBytes { self.body.copyMemory(from: $0) }
+        headers = curl_slist_append(headers, "content-type: application/x-protobuf")
+        if !token.isEmpty { headers = curl_slist_append(headers, "authorization: Bearer \(token)") }
+        headers = curl_slist_append(headers, "expect:")
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        _ = nas_curl_easy_setopt_string(easy, CURLOPT_URL, url)
+        _ = nas_curl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1)
+        _ = nas_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        _ = nas_curl_easy_setopt_long(easy, CURLOPT_POST, 1)
+        _ = nas_curl_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, self.body.baseAddress)
+        _ = nas_curl_easy_setopt_offset(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+        _ = nas_curl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headers)
+        _ = nas_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, max(1, Int(timeout * 1000)))
+        _ = nas_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(min(timeout, 10) * 1000)))
+        _ = nas_curl_easy_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, collectBody)
+        _ = nas_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, me)
+        _ = nas_curl_easy_setopt_pointer(easy, CURLOPT_PRIVATE, me)
+        if verboseCurl { _ = nas_curl_easy_setopt_long(easy, CURLOPT_VERBOSE, 1) }
+    }
+
+    deinit {
+        curl_easy_cleanup(easy)
+        curl_slist_free_all(headers)
+        body.deallocate()
+    }
+
+    func complete(code: CURLcode) {
+        guard code == CURLE_OK else {
+            finish(.failure(curlError(code, url: url)))
+            return
+        }
+        var status = 0
+        _ = nas_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        finish(.success(HTTP2Client.Response(status: status, body: response)))
+    }
+
+    func finish(_ result: Result<HTTP2Client.Response, FleetError>) {
+        let callback = onFinish
+        onFinish = nil
+        callback?(result)
+    }
+}
+
+/// `NAS_CURL_VERBOSE=1` prints libcurl's trace of every call to stderr, to debug a peer.
+private let verboseCurl = ProcessInfo.processInfo.environment["NAS_CURL_VERBOSE"] == "1"
+
+private func collectBody(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int,
+                         _ user: UnsafeMutableRawPointer?) -> Int {
+    guard let data, let user else { return 0 }
+    let transfer = Unmanaged<CurlTransfer>.fromOpaque(user).takeUnretainedValue()
+    let total = size * count
+    data.withMemoryRebound(to: UInt8.self, capacity: total) {
+        transfer.response.append(contentsOf: UnsafeBufferPointer(start: $0, count: total))
+    }
+    return total
+}
+
+/// The one place a CURLcode becomes a Swift error: timeouts are told apart, as they are retried differently.
+private func curlError(_ code: CURLcode, url: String) -> FleetError {
+    let text = String(cString: curl_easy_strerror(code))
+    if code == CURLE_OPERATION_TIMEDOUT {
+        return .timedOut("POST \(url): \(text)")
+    }
+    return .transport("POST \(url): \(text) (curl error \(code.rawValue))")
+}

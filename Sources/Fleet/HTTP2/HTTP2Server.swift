@@ -1,0 +1,565 @@
+import Foundation
+internal import CNghttp2
+
+/// One request the server received whole.
+struct HTTP2Request: Sendable {
+    /// The `:path`, e.g. `/nas.fleet.Coordinator/Register`.
+    let path: String
+    let body: [UInt8]
+}
+
+/// One response to send: a status and an encoded message.
+struct HTTP2Response: Sendable {
+    var status: Int
+    var body: [UInt8]
+
+    /// A failed call: the status of the error's code and the encoded error message.
+    static func error(_ error: FleetError) -> HTTP2Response {
+        let wire = error.wire
+        return HTTP2Response(status: wire.code.httpStatus, body: wire.encoded())
+    }
+}
+
+/// An HTTP/2 (h2c, prior knowledge) server on libnghttp2 with its own non-blocking epoll loop on one thread.
+///
+/// The loop reads, feeds nghttp2, and writes; it never waits on a handler. A request whose body arrived whole is
+/// handed to `handler` in a task, and the response comes back to the loop through a queue and an eventfd.
+/// Authentication, unknown paths and the body limit are checked as soon as the headers arrive, so a rejected
+/// body is never buffered.
+final class HTTP2Server: @unchecked Sendable {
+    /// Server settings.
+    struct Configuration: Sendable {
+        /// Address to bind; `127.0.0.1` by default.
+        var host = "127.0.0.1"
+        /// Port to bind; 0 picks a free one.
+        var port = 0
+        /// The shared bearer token every call must carry.
+        var token: String
+        /// Largest request body accepted; larger ones get 413 without being buffered (64 MiB by default).
+        var maxBodyBytes = 64 << 20
+        /// The paths that exist; any other gets 404.
+        var routes: Set<String>
+    }
+
+    typealias Handler = @Sendable (HTTP2Request) async -> HTTP2Response
+
+    let configuration: Configuration
+    private let handler: Handler
+    private let lock = NSLock()
+    private var completed: [(connection: UInt64, stream: Int32, response: HTTP2Response)] = []
+    private var stopping = false
+    private var epollFD: Int32 = -1
+    private var listenFD: Int32 = -1
+    private var wakeFD: Int32 = -1
+    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+    // Touched by the loop thread only.
+    private var connections: [UInt64: HTTP2ServerConnection] = [:]
+    private var nextConnectionID: UInt64 = 2
+    private static let listenToken: UInt64 = 0
+    private static let wakeToken: UInt64 = 1
+
+    /// The port bound by `start()`.
+    private(set) var port = 0
+
+    init(configuration: Configuration, handler: @escaping Handler) {
+        self.configuration = configuration
+        self.handler = handler
+    }
+
+    deinit {
+        stop()
+    }
+
+    /// Binds, listens and starts the loop; returns the bound port.
+    @discardableResult
+    func start() throws(FleetError) -> Int {
+        let fd = try bindListener(host: configuration.host, port: configuration.port)
+        listenFD = fd
+        port = try boundPort(fd)
+        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard epollFD >= 0, wakeFD >= 0 else { throw errnoError("epoll/eventfd") }
+        _ = nas_epoll_ctl(epollFD, EPOLL_CTL_ADD, listenFD, EPOLLIN.rawValue, Self.listenToken)
+        _ = nas_epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, EPOLLIN.rawValue, Self.wakeToken)
+        let thread = Thread { [self] in runLoop() }
+        thread.name = "nas-http2-server"
+        thread.start()
+        self.thread = thread
+        return port
+    }
+
+    /// Stops the loop, closes every connection and the listening socket; returns when the loop is gone.
+    func stop() {
+        let running: Bool = lock.withLock {
+            guard !stopping, thread != nil else { return false }
+            stopping = true
+            return true
+        }
+        guard running else { return }
+        wake()
+        finished.wait()
+    }
+
+    /// Called from any task: queues a response for the loop to send.
+    fileprivate func complete(connection: UInt64, stream: Int32, response: HTTP2Response) {
+        lock.withLock { completed.append((connection, stream, response)) }
+        wake()
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { write(wakeFD, $0.baseAddress, 8) }
+    }
+
+    // MARK: The loop
+
+    private func runLoop() {
+        var events = [UInt32](repeating: 0, count: 64)
+        var tokens = [UInt64](repeating: 0, count: 64)
+        while !(lock.withLock { stopping }) {
+            let count = nas_epoll_wait(epollFD, &events, &tokens, 64, -1)
+            if count < 0 {
+                if nas_errno() == EINTR { continue }
+                break
+            }
+            for index in 0..<Int(count) {
+                switch tokens[index] {
+                case Self.listenToken: acceptConnections()
+                case Self.wakeToken: drainWake()
+                case let token: serviceConnection(token, events: events[index])
+                }
+            }
+        }
+        for connection in connections.values { closeConnection(connection) }
+        connections.removeAll()
+        close(listenFD)
+        close(wakeFD)
+        close(epollFD)
+        finished.signal()
+    }
+
+    private func acceptConnections() {
+        while true {
+            let fd = nas_accept_nonblocking(listenFD)
+            if fd < 0 { return }
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let id = nextConnectionID
+            nextConnectionID += 1
+            guard let connection = HTTP2ServerConnection(id: id, fd: fd, server: self) else {
+                close(fd)
+                continue
+            }
+            connections[id] = connection
+            _ = nas_epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, EPOLLIN.rawValue | EPOLLRDHUP.rawValue, id)
+            flush(connection)
+        }
+    }
+
+    private func drainWake() {
+        var value: UInt64 = 0
+        _ = withUnsafeMutableBytes(of: &value) { read(wakeFD, $0.baseAddress, 8) }
+        let batch = lock.withLock {
+            let batch = completed
+            completed.removeAll(keepingCapacity: true)
+            return batch
+        }
+        var touched: [UInt64: HTTP2ServerConnection] = [:]
+        for item in batch {
+            guard let connection = connections[item.connection] else { continue }
+            connection.submit(stream: item.stream, response: item.response)
+            touched[item.connection] = connection
+        }
+        for connection in touched.values { flush(connection) }
+    }
+
+    private func serviceConnection(_ token: UInt64, events: UInt32) {
+        guard let connection = connections[token] else { return }
+        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+            // A few reads per wake-up, so one busy connection does not starve the others.
+            for _ in 0..<4 {
+                switch connection.readAndProcess() {
+                case .again: break
+                case .more: continue
+                case .closed:
+                    drop(connection)
+                    return
+                }
+                break
+            }
+        }
+        flush(connection)
+    }
+
+    /// Writes what nghttp2 has to send; closes the connection when both sides are done or the peer is gone.
+    private func flush(_ connection: HTTP2ServerConnection) {
+        switch connection.flush() {
+        case .closed:
+            drop(connection)
+        case .blocked:
+            if !connection.waitingForWritable {
+                connection.waitingForWritable = true
+                _ = nas_epoll_ctl(epollFD, EPOLL_CTL_MOD, connection.fd,
+                                  EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue, connection.id)
+            }
+        case .done:
+            if connection.waitingForWritable {
+                connection.waitingForWritable = false
+                _ = nas_epoll_ctl(epollFD, EPOLL_CTL_MOD, connection.fd, EPOLLIN.rawValue | EPOLLRDHUP.rawValue,
+                                  connection.id)
+            }
+        }
+    }
+
+    private func drop(_ connection: HTTP2ServerConnection) {
+        connections[connection.id] = nil
+        closeConnection(connection)
+    }
+
+    private func closeConnection(_ connection: HTTP2ServerConnection) {
+        _ = nas_epoll_ctl(epollFD, EPOLL_CTL_DEL, connection.fd, 0, 0)
+        connection.close()
+    }
+
+    // MARK: Requests, from the connection's callbacks
+
+    /// Checks a request's headers; returns the error to answer with at once, or nil to read its body.
+    fileprivate func check(method: String, path: String, authorization: String?, contentLength: Int?) -> FleetError? {
+        guard authorization.map({ tokenMatches($0) }) == true else { return .unauthenticated() }
+        guard configuration.routes.contains(path) else { return .notFound(path) }
+        guard method == "POST" else { return .badRequest("\(method) \(path): every call is a POST") }
+        if let contentLength, contentLength > configuration.maxBodyBytes {
+            return .tooLarge(limit: configuration.maxBodyBytes)
+        }
+        return nil
+    }
+
+    /// Compares in time independent of where the first difference is, so the token cannot be guessed by timing.
+    private func tokenMatches(_ header: String) -> Bool {
+        let expected = Array("Bearer \(configuration.token)".utf8)
+        let given = Array(header.utf8)
+        var difference = expected.count ^ given.count
+        for index in 0..<expected.count {
+            difference |= Int(expected[index] ^ (index < given.count ? given[index] : 0))
+        }
+        return difference == 0
+    }
+
+    fileprivate func dispatch(connection: UInt64, stream: Int32, request: HTTP2Request) {
+        let handler = handler
+        Task.detached { [self] in
+            let response = await handler(request)
+            complete(connection: connection, stream: stream, response: response)
+        }
+    }
+}
+
+// MARK: One connection
+
+/// One client connection: owns its socket and its nghttp2 session.
+private final class HTTP2ServerConnection {
+    enum ReadResult { case more, again, closed }
+    enum FlushResult { case done, blocked, closed }
+
+    /// A request stream in progress.
+    final class Stream {
+        var method = ""
+        var path = ""
+        var authorization: String?
+        var contentLength: Int?
+        var body: [UInt8] = []
+        var rejected = false
+        var dispatched = false
+        var response: [UInt8] = []
+        var responseOffset = 0
+    }
+
+    let id: UInt64
+    let fd: Int32
+    unowned let server: HTTP2Server
+    private var session: OpaquePointer?
+    var streams: [Int32: Stream] = [:]
+    private var pendingOutput: [UInt8] = []
+    private var pendingOffset = 0
+    var waitingForWritable = false
+    private var closed = false
+
+    init?(id: UInt64, fd: Int32, server: HTTP2Server) {
+        self.id = id
+        self.fd = fd
+        self.server = server
+        var callbacks: OpaquePointer?
+        guard nghttp2_session_callbacks_new(&callbacks) == 0 else { return nil }
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, onBeginHeaders)
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, onHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrameReceived)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunk)
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
+        let user = Unmanaged.passUnretained(self).toOpaque()
+        guard nghttp2_session_server_new(&session, callbacks, user) == 0 else { return nil }
+        var settings = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: 1024),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: 1 << 20),
+        ]
+        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
+        // A large connection window lets many models upload at once without waiting on WINDOW_UPDATEs.
+        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 16 << 20)
+    }
+
+    deinit {
+        nghttp2_session_del(session)
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        Glibc.close(fd)
+    }
+
+    func readAndProcess() -> ReadResult {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count == 0 { return .closed }
+        if count < 0 {
+            let error = nas_errno()
+            return error == EAGAIN || error == EWOULDBLOCK || error == EINTR ? .again : .closed
+        }
+        let consumed = buffer.withUnsafeBufferPointer { nghttp2_session_mem_recv(session, $0.baseAddress, count) }
+        // A negative result is a protocol error (HTTP/1.1, bytes that are no HTTP/2): this connection ends.
+        if consumed < 0 { return .closed }
+        return count == buffer.count ? .more : .again
+    }
+
+    func flush() -> FlushResult {
+        while true {
+            if pendingOffset < pendingOutput.count {
+                let written = pendingOutput.withUnsafeBytes {
+                    send(fd, $0.baseAddress! + pendingOffset, $0.count - pendingOffset, Int32(MSG_NOSIGNAL))
+                }
+                if written < 0 {
+                    let error = nas_errno()
+                    if error == EAGAIN || error == EWOULDBLOCK { return .blocked }
+                    if error == EINTR { continue }
+                    return .closed
+                }
+                pendingOffset += written
+                if pendingOffset < pendingOutput.count { return .blocked }
+                pendingOutput.removeAll(keepingCapacity: true)
+                pendingOffset = 0
+            }
+            var data: UnsafePointer<UInt8>?
+            let length = nghttp2_session_mem_send(session, &data)
+            if length < 0 { return .closed }
+            if length == 0 { break }
+            pendingOutput.append(contentsOf: UnsafeBufferPointer(start: data, count: length))
+        }
+        if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 { return .closed }
+        return .done
+    }
+
+    func submit(stream id: Int32, response: HTTP2Response) {
+        guard let stream = streams[id] else { return }
+        stream.response = response.body
+        stream.responseOffset = 0
+        let headers = [
+            (":status", String(response.status)),
+            ("content-type", "application/x-protobuf"),
+            ("content-length", String(response.body.count)),
+        ]
+        var cStrings: [UnsafeMutablePointer<CChar>] = []
+        defer { cStrings.forEach { free($0) } }
+        var nva: [nghttp2_nv] = headers.map { name, value in
+            let n = strdup(name)!
+            let v = strdup(value)!
+            cStrings.append(n)
+            cStrings.append(v)
+            return nghttp2_nv(
+                name: UnsafeMutableRawPointer(n).assumingMemoryBound(to: UInt8.self),
+                value: UnsafeMutableRawPointer(v).assumingMemoryBound(to: UInt8.self),
+                namelen: strlen(n), valuelen: strlen(v), flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+        }
+        _ = nas_nghttp2_submit_response(session, id, &nva, nva.count, readResponseBody)
+    }
+
+    /// Answers at once with an error, before or while the body arrives; the body is then ignored.
+    func reject(_ stream: Stream, id: Int32, error: FleetError) {
+        stream.rejected = true
+        stream.body = []
+        submit(stream: id, response: .error(error))
+    }
+
+    fileprivate func headersComplete(_ stream: Stream, id: Int32) {
+        if let error = server.check(method: stream.method, path: stream.path, authorization: stream.authorization,
+                                    contentLength: stream.contentLength) {
+            reject(stream, id: id, error: error)
+        }
+    }
+
+    fileprivate func requestComplete(_ stream: Stream, id: Int32) {
+        guard !stream.rejected, !stream.dispatched else { return }
+        stream.dispatched = true
+        let request = HTTP2Request(path: stream.path, body: stream.body)
+        stream.body = []
+        server.dispatch(connection: self.id, stream: id, request: request)
+    }
+
+    fileprivate func bodyChunk(_ stream: Stream, id: Int32, _ data: UnsafeBufferPointer<UInt8>) {
+        guard !stream.rejected else { return }
+        if stream.body.count + data.count > server.configuration.maxBodyBytes {
+            reject(stream, id: id, error: .tooLarge(limit: server.configuration.maxBodyBytes))
+            return
+        }
+        stream.body.append(contentsOf: data)
+    }
+}
+
+// MARK: nghttp2 callbacks
+
+private func connection(_ user: UnsafeMutableRawPointer?) -> HTTP2ServerConnection {
+    Unmanaged<HTTP2ServerConnection>.fromOpaque(user!).takeUnretainedValue()
+}
+
+private func onBeginHeaders(
+    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ user: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
+        frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
+    else { return 0 }
+    connection(user).streams[frame.pointee.hd.stream_id] = HTTP2ServerConnection.Stream()
+    return 0
+}
+
+private func onHeader(
+    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ name: UnsafePointer<UInt8>?, _ nameLength: Int,
+    _ value: UnsafePointer<UInt8>?, _ valueLength: Int, _ flags: UInt8, _ user: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame, let stream = connection(user).streams[frame.pointee.hd.stream_id], let name, let value else {
+        return 0
+    }
+    let key = String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self)
+    let text = String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
+    switch key {
+    case ":method": stream.method = text
+    case ":path": stream.path = text
+    case "authorization": stream.authorization = text
+    case "content-length": stream.contentLength = Int(text)
+    default: break
+    }
+    return 0
+}
+
+private func onFrameReceived(
+    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ user: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame else { return 0 }
+    let owner = connection(user)
+    let id = frame.pointee.hd.stream_id
+    guard let stream = owner.streams[id] else { return 0 }
+    let type = frame.pointee.hd.type
+    let flags = frame.pointee.hd.flags
+    if type == UInt8(NGHTTP2_HEADERS.rawValue), flags & UInt8(NGHTTP2_FLAG_END_HEADERS.rawValue) != 0,
+        frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
+    {
+        owner.headersComplete(stream, id: id)
+    }
+    if type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
+        flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+    {
+        owner.requestComplete(stream, id: id)
+    }
+    return 0
+}
+
+private func onDataChunk(
+    _ session: OpaquePointer?, _ flags: UInt8, _ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ length: Int,
+    _ user: UnsafeMutableRawPointer?
+) -> Int32 {
+    let owner = connection(user)
+    guard let stream = owner.streams[streamID] else { return 0 }
+    owner.bodyChunk(stream, id: streamID, UnsafeBufferPointer(start: data, count: length))
+    return 0
+}
+
+private func onStreamClose(
+    _ session: OpaquePointer?, _ streamID: Int32, _ errorCode: UInt32, _ user: UnsafeMutableRawPointer?
+) -> Int32 {
+    connection(user).streams[streamID] = nil
+    return 0
+}
+
+private func readResponseBody(
+    _ session: OpaquePointer?, _ streamID: Int32, _ buffer: UnsafeMutablePointer<UInt8>?, _ length: Int,
+    _ flags: UnsafeMutablePointer<UInt32>?, _ source: UnsafeMutablePointer<nghttp2_data_source>?,
+    _ user: UnsafeMutableRawPointer?
+) -> Int {
+    guard let stream = connection(user).streams[streamID], let buffer, let flags else {
+        return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+    }
+    let count = min(length, stream.response.count - stream.responseOffset)
+    if count > 0 {
+        stream.response.withUnsafeBufferPointer { body in
+            buffer.update(from: body.baseAddress! + stream.responseOffset, count: count)
+        }
+    }
+    stream.responseOffset += count
+    if stream.responseOffset == stream.response.count {
+        flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+    }
+    return count
+}
+
+// MARK: Sockets
+
+/// A listening, non-blocking TCP socket on host:port (IPv4 or IPv6 literal, or `localhost`).
+func bindListener(host: String, port: Int) throws(FleetError) -> Int32 {
+    var hints = addrinfo()
+    hints.ai_family = AF_UNSPEC
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+    var result: UnsafeMutablePointer<addrinfo>?
+    let status = getaddrinfo(host, String(port), &hints, &result)
+    guard status == 0, let info = result else {
+        throw FleetError.invalidConfiguration("cannot resolve listen address \(host):\(port): "
+            + String(cString: gai_strerror(status)))
+    }
+    defer { freeaddrinfo(result) }
+    let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw errnoError("socket") }
+    var one: Int32 = 1
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+    guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+        let error = errnoError("bind \(host):\(port)")
+        close(fd)
+        throw error
+    }
+    guard listen(fd, 1024) == 0 else {
+        let error = errnoError("listen")
+        close(fd)
+        throw error
+    }
+    return fd
+}
+
+private func boundPort(_ fd: Int32) throws(FleetError) -> Int {
+    var storage = sockaddr_storage()
+    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let status = withUnsafeMutablePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    guard status == 0 else { throw errnoError("getsockname") }
+    let family = storage.ss_family
+    return withUnsafePointer(to: &storage) { pointer in
+        if family == sa_family_t(AF_INET6) {
+            return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+        }
+        return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
+    }
+}
+
+/// The one place errno becomes a Swift error.
+func errnoError(_ operation: String) -> FleetError {
+    let code = nas_errno()
+    return FleetError(.transport, "\(operation) failed: \(String(cString: strerror(code))) (errno \(code))")
+}

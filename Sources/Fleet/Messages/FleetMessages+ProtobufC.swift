@@ -1,0 +1,341 @@
+internal import CFleetProto
+import Glibc
+
+/// Strings and bytes handed to protobuf-c while one message is packed; freed together when the arena goes.
+final class CArena {
+    private var allocations: [UnsafeMutableRawPointer] = []
+
+    func string(_ value: String) -> UnsafeMutablePointer<CChar> {
+        let pointer = strdup(value)!
+        allocations.append(UnsafeMutableRawPointer(pointer))
+        return pointer
+    }
+
+    func bytes(_ value: [UInt8]) -> ProtobufCBinaryData {
+        guard !value.isEmpty else { return ProtobufCBinaryData(len: 0, data: nil) }
+        let pointer = UnsafeMutablePointer<UInt8>.allocate(capacity: value.count)
+        value.withUnsafeBufferPointer { pointer.initialize(from: $0.baseAddress!, count: $0.count) }
+        allocations.append(UnsafeMutableRawPointer(pointer))
+        return ProtobufCBinaryData(len: value.count, data: pointer)
+    }
+
+    /// An array of pointers to C messages, each made by `make`.
+    func messages<C>(_ count: Int, _ make: (Int, UnsafeMutablePointer<C>) -> Void)
+        -> UnsafeMutablePointer<UnsafeMutablePointer<C>?>?
+    {
+        guard count > 0 else { return nil }
+        let array = UnsafeMutablePointer<UnsafeMutablePointer<C>?>.allocate(capacity: count)
+        allocations.append(UnsafeMutableRawPointer(array))
+        for index in 0..<count {
+            let element = UnsafeMutablePointer<C>.allocate(capacity: 1)
+            allocations.append(UnsafeMutableRawPointer(element))
+            make(index, element)
+            array[index] = element
+        }
+        return array
+    }
+
+    deinit {
+        for pointer in allocations { free(pointer) }
+    }
+}
+
+/// A message that converts to and from its protobuf-c struct; encoding and decoding are shared.
+protocol ProtobufCMessageConvertible {
+    associatedtype CMessage
+    /// The generated `..._init` function: sets the descriptor and the defaults.
+    static func initialize(_ message: UnsafeMutablePointer<CMessage>)
+    func fill(_ message: inout CMessage, arena: CArena)
+    init(_ message: CMessage)
+}
+
+extension ProtobufCMessageConvertible {
+    /// The protobuf encoding of this message.
+    func encoded() -> [UInt8] {
+        let arena = CArena()
+        let message = UnsafeMutablePointer<CMessage>.allocate(capacity: 1)
+        defer { message.deallocate() }
+        Self.initialize(message)
+        fill(&message.pointee, arena: arena)
+        return message.withMemoryRebound(to: ProtobufCMessage.self, capacity: 1) { base in
+            let size = protobuf_c_message_get_packed_size(base)
+            var output = [UInt8](repeating: 0, count: size)
+            output.withUnsafeMutableBufferPointer { buffer in
+                if let address = buffer.baseAddress { _ = protobuf_c_message_pack(base, address) }
+            }
+            return output
+        }
+    }
+
+    /// Decodes one message; `FleetError.malformedMessage` when the bytes are not one.
+    init(decoding bytes: [UInt8]) throws(FleetError) {
+        // The descriptor's address comes from the generated init: a C global copied into Swift would be a copy.
+        let template = UnsafeMutablePointer<CMessage>.allocate(capacity: 1)
+        Self.initialize(template)
+        let descriptor = template.withMemoryRebound(to: ProtobufCMessage.self, capacity: 1) { $0.pointee.descriptor }
+        template.deallocate()
+        var one: UInt8 = 0
+        let unpacked = bytes.withUnsafeBufferPointer { buffer in
+            withUnsafeMutablePointer(to: &one) { fallback in
+                protobuf_c_message_unpack(descriptor, nil, buffer.count, buffer.baseAddress ?? UnsafePointer(fallback))
+            }
+        }
+        guard let unpacked else {
+            throw FleetError.malformedMessage("\(Self.self): the body is not a valid protobuf encoding of it")
+        }
+        defer { protobuf_c_message_free_unpacked(unpacked, nil) }
+        self.init(UnsafeRawPointer(unpacked).load(as: CMessage.self))
+    }
+}
+
+private func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
+    pointer.map { String(cString: $0) } ?? ""
+}
+
+private func bytes(_ data: ProtobufCBinaryData) -> [UInt8] {
+    guard data.len > 0, let pointer = data.data else { return [] }
+    return Array(UnsafeBufferPointer(start: pointer, count: data.len))
+}
+
+private func array<C>(_ pointer: UnsafeMutablePointer<UnsafeMutablePointer<C>?>?, _ count: Int) -> [C] {
+    guard let pointer, count > 0 else { return [] }
+    return (0..<count).compactMap { pointer[$0]?.pointee }
+}
+
+private func fillAttributes(_ attributes: [String: String], arena: CArena)
+    -> (Int, UnsafeMutablePointer<UnsafeMutablePointer<Nas__Fleet__Attribute>?>?)
+{
+    let sorted = attributes.sorted { $0.key < $1.key }
+    let pointers = arena.messages(sorted.count) { (index, element: UnsafeMutablePointer<Nas__Fleet__Attribute>) in
+        nas__fleet__attribute__init(element)
+        element.pointee.key = arena.string(sorted[index].key)
+        element.pointee.value = arena.string(sorted[index].value)
+    }
+    return (sorted.count, pointers)
+}
+
+private func readAttributes(_ pointer: UnsafeMutablePointer<UnsafeMutablePointer<Nas__Fleet__Attribute>?>?, _ count: Int)
+    -> [String: String]
+{
+    var result: [String: String] = [:]
+    for attribute in array(pointer, count) { result[string(attribute.key)] = string(attribute.value) }
+    return result
+}
+
+private func fillMetrics(_ metrics: [String: Double], arena: CArena)
+    -> (Int, UnsafeMutablePointer<UnsafeMutablePointer<Nas__Fleet__Metric>?>?)
+{
+    let sorted = metrics.sorted { $0.key < $1.key }
+    let pointers = arena.messages(sorted.count) { (index, element: UnsafeMutablePointer<Nas__Fleet__Metric>) in
+        nas__fleet__metric__init(element)
+        element.pointee.name = arena.string(sorted[index].key)
+        element.pointee.value = sorted[index].value
+    }
+    return (sorted.count, pointers)
+}
+
+private func readMetrics(_ pointer: UnsafeMutablePointer<UnsafeMutablePointer<Nas__Fleet__Metric>?>?, _ count: Int)
+    -> [String: Double]
+{
+    var result: [String: Double] = [:]
+    for metric in array(pointer, count) { result[string(metric.name)] = metric.value }
+    return result
+}
+
+extension ErrorMessage: ProtobufCMessageConvertible {
+    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__Error>) { nas__fleet__error__init(message) }
+    func fill(_ message: inout Nas__Fleet__Error, arena: CArena) {
+        message.code = Nas__Fleet__ErrorCode(rawValue: UInt32(code.rawValue))
+        message.message = arena.string(self.message)
+    }
+    init(_ message: Nas__Fleet__Error) {
+        code = WireErrorCode(rawValue: Int(message.code.rawValue)) ?? .unspecified
+        self.message = string(message.message)
+    }
+}
+
+extension RegisterRequest: ProtobufCMessageConvertible {
+    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__RegisterRequest>) {
+        nas__fleet__register_request__init(message)
+    }
+    func fill(_ message: inout Nas__Fleet__RegisterRequest, arena: CArena) {
+        message.device_type = arena.string(deviceType)
+        (message.n_attributes, message.attributes) = fillAttributes(attributes, arena: arena)
+        message.capacity = capacity
+        message.address = arena.string(address)
+        message.worker_id = arena.string(workerID)
+    }
+    init(_ message: Nas__Fleet__RegisterRequest) {
+        deviceType = string(message.device_type)
+        attributes = readAttributes(message.attributes, message.n_attributes)
+        capacity = message.capacity
+        address = string(message.address)
+        workerID = string(message.worker_id)
+    }
+}
+
+extension RegisterResponse: ProtobufCMessageConvertible {
+    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__RegisterResponse>) {
+        nas__fleet__register_response__init(message)
+    }
+    func fill(_ message: inout Nas__Fleet__RegisterResponse, arena: CArena) {
+        message.worker_id = arena.string(workerID)
+        message.lease_ms = leaseMilliseconds
+        message.heartbeat_ms = heartbeatMilliseconds
+    }
+    init(_ message: Nas__Fleet__RegisterResponse) {
+        workerID = string(message.worker_id)
+        leaseMilliseconds = message.lease_ms
+        heartbeatMilliseconds = message.heartbeat_ms
+    }
+}
+
+extension HeartbeatRequest: ProtobufCMessageConvertible {
+    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__HeartbeatRequest>) {
+        nas__fleet__heartbeat_request__init(message)
+    }
+    func fill(_ message: inout Nas__Fleet__HeartbeatRequest, arena: CArena) {
+        message.worker_id = arena.string(workerID)
+    }
+    init(_ message: Nas__Fleet__HeartbeatRequest) { workerID = string(message.worker_id) }
+}
+
+extension HeartbeatResponse: ProtobufCMessageConvertible {
+    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__HeartbeatResponse>) {
+        nas__fleet__heartbeat_response__init(message)
+    }
+    func fill(_ message: inout Nas__Fleet__HeartbeatResponse, arena: CArena) { message.lease_ms = leaseMilliseconds }
+    init(_ message: Nas__Fleet__HeartbeatResponse) { leaseMilliseconds = message.lease_ms }
+}
+
+extension DeregisterRequest: ProtobufCMessageConvertible {
+    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__DeregisterRequest>) {
+        nas__fleet__deregister_request__init(message)
+    }
+    func fill(_ message: inout Nas__Fleet__DeregisterRequest, arena: CArena) {
+        message.worker_id = arena.string(workerID)
+    }
+    init(_ message: Nas__Fleet__DeregisterRequest) { workerID = string(message.worker_id) }
+}
+
+extension DeregisterResponse: ProtobufCMessageConvertible {
+    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__DeregisterResponse>) {
+        nas__fleet__deregister_response__init(message)
+    }
+    func fill(_ message: inout Nas__Fleet__DeregisterResponse, arena: CArena) {}
+    init(_ message: Nas__Fleet__DeregisterResponse) {}
+}
+
+extension EvaluateRequest: ProtobufCMessageConvertible {
+    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__EvaluateRequest>) {
+        nas__fleet__evaluate_request__init(message)
+    }
+    func fill(_ message: inout Nas__Fleet__EvaluateRequest, arena: CArena) {
+        message.device_type = arena.string(deviceType)
+        message.model = arena.bytes(model)
+        message.sha256 = arena.bytes(sha256)
+        message.deadline_ms = deadlineMilliseconds
+    }
+    init(_ message: Nas__Fleet__EvaluateRequest) {
+        deviceType = string(message.device_type)
+        model = bytes(message.model)
+        sha256 = bytes(message.sha256)
+        deadlineMilliseconds = message.deadline_ms
+    }
+}
+
+extension EvaluateResponse: ProtobufCMessageConvertible {
+    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__EvaluateResponse>) {
+        nas__fleet__evaluate_response__init(message)
+    }
+    func fill(_ message: inout Nas__Fleet__EvaluateResponse, arena: CArena) {
+        (message.n_metrics, message.metrics) = fillMetrics(metrics, arena: arena)
+        message.worker_id = arena.string(workerID)
+        message.attempts = attempts
+    }
+    init(_ message: Nas__Fleet__EvaluateResponse) {
+        metrics = readMetrics(message.metrics, message.n_metrics)
+        workerID = string(message.worker_id)
+        attempts = message.attempts
+    }
+}
+
+extension ListWorkersRequest: ProtobufCMessageConvertible {
+    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__ListWorkersRequest>) {
+        nas__fleet__list_workers_request__init(message)
+    }
+    func fill(_ message: inout Nas__Fleet__ListWorkersRequest, arena: CArena) {}
+    init(_ message: Nas__Fleet__ListWorkersRequest) {}
+}
+
+extension WorkerInfo: ProtobufCMessageConvertible {
+    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__WorkerInfo>) {
+        nas__fleet__worker_info__init(message)
+    }
+    func fill(_ message: inout Nas__Fleet__WorkerInfo, arena: CArena) {
+        message.worker_id = arena.string(workerID)
+        message.device_type = arena.string(deviceType)
+        (message.n_attributes, message.attributes) = fillAttributes(attributes, arena: arena)
+        message.state = arena.string(state)
+        message.capacity = capacity
+        message.in_flight = inFlight
+        message.done = done
+        message.failed = failed
+        message.last_heartbeat_ms_ago = lastHeartbeatMillisecondsAgo
+        message.address = arena.string(address)
+    }
+    init(_ message: Nas__Fleet__WorkerInfo) {
+        workerID = string(message.worker_id)
+        deviceType = string(message.device_type)
+        attributes = readAttributes(message.attributes, message.n_attributes)
+        state = string(message.state)
+        capacity = message.capacity
+        inFlight = message.in_flight
+        done = message.done
+        failed = message.failed
+        lastHeartbeatMillisecondsAgo = message.last_heartbeat_ms_ago
+        address = string(message.address)
+    }
+}
+
+extension ListWorkersResponse: ProtobufCMessageConvertible {
+    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__ListWorkersResponse>) {
+        nas__fleet__list_workers_response__init(message)
+    }
+    func fill(_ message: inout Nas__Fleet__ListWorkersResponse, arena: CArena) {
+        message.n_workers = workers.count
+        message.workers = arena.messages(workers.count) { (index, element: UnsafeMutablePointer<Nas__Fleet__WorkerInfo>) in
+            nas__fleet__worker_info__init(element)
+            workers[index].fill(&element.pointee, arena: arena)
+        }
+    }
+    init(_ message: Nas__Fleet__ListWorkersResponse) {
+        workers = array(message.workers, message.n_workers).map(WorkerInfo.init)
+    }
+}
+
+extension RunRequest: ProtobufCMessageConvertible {
+    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__RunRequest>) {
+        nas__fleet__run_request__init(message)
+    }
+    func fill(_ message: inout Nas__Fleet__RunRequest, arena: CArena) {
+        message.sha256 = arena.bytes(sha256)
+        message.model = arena.bytes(model)
+        message.timeout_ms = timeoutMilliseconds
+    }
+    init(_ message: Nas__Fleet__RunRequest) {
+        sha256 = bytes(message.sha256)
+        model = bytes(message.model)
+        timeoutMilliseconds = message.timeout_ms
+    }
+}
+
+extension RunResponse: ProtobufCMessageConvertible {
+    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__RunResponse>) {
+        nas__fleet__run_response__init(message)
+    }
+    func fill(_ message: inout Nas__Fleet__RunResponse, arena: CArena) {
+        (message.n_metrics, message.metrics) = fillMetrics(metrics, arena: arena)
+    }
+    init(_ message: Nas__Fleet__RunResponse) { metrics = readMetrics(message.metrics, message.n_metrics) }
+}

@@ -1,0 +1,15 @@
+/// A runner that measures nothing and answers the same metrics every time: for tests, and for benchmarks of the
+/// fleet itself, where the device's time must not count.
+public struct ConstantRunner: ModelRunner {
+    /// The metrics every measurement returns.
+    public let metrics: [String: Double]
+
+    /// A runner answering `metrics` (by default 1 ms and 1 KiB).
+    public init(metrics: [String: Double] = [MetricKey.latency: 1, MetricKey.memory: 1024]) {
+        self.metrics = metrics
+    }
+
+    public func measure(modelAt path: String) async throws -> [String: Double] {
+        metrics
+    }
+}

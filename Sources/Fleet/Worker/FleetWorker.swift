@@ -1,0 +1,179 @@
+import Foundation
+
+/// A device worker: serves `nas.fleet.Worker/Run` for the coordinator, registers with it, keeps its lease with
+/// heartbeats, and registers again (same id, with backoff) when the coordinator restarts or forgot it.
+public final class FleetWorker: @unchecked Sendable {
+    /// Worker settings.
+    public struct Configuration: Sendable {
+        /// The coordinator's URL, `http://host:port`.
+        public var coordinator: String
+        /// The routing key of this device, e.g. `cpu-x86`.
+        public var deviceType: String
+        /// The fleet's shared token.
+        public var token: String
+        /// Free-form attributes shown by `nas workers`.
+        public var attributes: [String: String] = [:]
+        /// Concurrent evaluations (default 1: measurements disturb each other).
+        public var capacity = 1
+        /// Address to bind (default `127.0.0.1`).
+        public var host = "127.0.0.1"
+        /// Port to bind; 0 picks one (default 0).
+        public var port = 0
+        /// The host the coordinator reaches this worker at (default: `host`, or 127.0.0.1 when that is 0.0.0.0).
+        public var advertisedHost: String?
+        /// Largest model accepted (default 64 MiB).
+        public var maxBodyBytes = 64 << 20
+        /// Where models are cached by hash (default: a folder in the temporary directory).
+        public var cacheDirectory: String?
+        /// Longest wait between registration attempts while the coordinator is away (default 1 s).
+        public var maxBackoffMilliseconds = 1000
+
+        /// Defaults for the given coordinator, device type and token.
+        public init(coordinator: String, deviceType: String, token: String) {
+            self.coordinator = coordinator
+            self.deviceType = deviceType
+            self.token = token
+        }
+    }
+
+    public let configuration: Configuration
+    private let runner: any ModelRunner
+    private let client: FleetClient
+    private let cacheDirectory: String
+    private let lock = NSLock()
+    private var server: HTTP2Server?
+    private var registeredID: String?
+    private var stopped = false
+    private let log: @Sendable (String) -> Void
+
+    /// A worker measuring models with `runner`; `log` receives one line per registration event.
+    public init(configuration: Configuration, runner: any ModelRunner, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.configuration = configuration
+        self.runner = runner
+        self.log = log
+        client = FleetClient(coordinator: configuration.coordinator, token: configuration.token)
+        cacheDirectory = configuration.cacheDirectory
+            ?? (NSTemporaryDirectory() + "nas-worker-cache-\(getpid())-\(UUID().uuidString.prefix(8))")
+    }
+
+    /// The id the coordinator gave this worker, once registered.
+    public var workerID: String? { lock.withLock { registeredID } }
+
+    /// The bound port, once started.
+    public var port: Int { lock.withLock { server?.port ?? 0 } }
+
+    /// Starts serving pushes; returns the bound port. Call `run()` next to register and keep the lease.
+    @discardableResult
+    public func start() throws -> Int {
+        try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
+        let server = HTTP2Server(configuration: .init(host: configuration.host, port: configuration.port,
+                                                      token: configuration.token,
+                                                      maxBodyBytes: configuration.maxBodyBytes,
+                                                      routes: [FleetPath.run])) { [unowned self] request in
+            await handle(request)
+        }
+        let port = try server.start()
+        lock.withLock { self.server = server }
+        return port
+    }
+
+    /// Registers and sends heartbeats until `stop()` or cancellation; never throws: the coordinator may come and go.
+    public func run() async {
+        let host = configuration.advertisedHost
+            ?? (configuration.host == "0.0.0.0" || configuration.host == "::" ? "127.0.0.1" : configuration.host)
+        let address = host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
+        var heartbeatMilliseconds = 1000
+        var backoff = 50
+        while !Task.isCancelled && !(lock.withLock { stopped }) {
+            if let id = workerID {
+                try? await Task.sleep(for: .milliseconds(heartbeatMilliseconds))
+                if Task.isCancelled || lock.withLock({ stopped }) { break }
+                do throws(FleetError) {
+                    _ = try await client.heartbeat(id, timeout: Double(heartbeatMilliseconds) / 1000 + 2)
+                    continue
+                } catch {
+                    // Unknown (the coordinator restarted) or unreachable: register again, with the same id.
+                    log("heartbeat failed: \(error); registering again")
+                    lock.withLock { registeredID = nil }
+                    lastID = id
+                    backoff = 50
+                }
+            }
+            let request = RegisterRequest(deviceType: configuration.deviceType, attributes: configuration.attributes,
+                                          capacity: UInt32(configuration.capacity), address: address,
+                                          workerID: lastID ?? "")
+            do throws(FleetError) {
+                let response = try await client.register(request, timeout: 5)
+                heartbeatMilliseconds = max(50, Int(response.heartbeatMilliseconds))
+                lock.withLock { registeredID = response.workerID }
+                lastID = response.workerID
+                log("registered as \(response.workerID) (device type \(configuration.deviceType), \(address))")
+            } catch {
+                if error.code == .badRequest || error.code == .unauthenticated {
+                    log("registration refused: \(error)")
+                }
+                // Full jitter: many workers coming back after a coordinator restart do not arrive all at once.
+                try? await Task.sleep(for: .milliseconds(Int.random(in: backoff / 2...backoff)))
+                backoff = min(backoff * 2, configuration.maxBackoffMilliseconds)
+            }
+        }
+    }
+
+    private var lastID: String? {
+        get { lock.withLock { storedLastID } }
+        set { lock.withLock { storedLastID = newValue } }
+    }
+    private var storedLastID: String?
+
+    /// Deregisters (best effort) and stops serving.
+    public func stop() async {
+        let id = lock.withLock {
+            stopped = true
+            return registeredID
+        }
+        if let id { try? await client.deregister(id) }
+        let server = lock.withLock {
+            let server = self.server
+            self.server = nil
+            return server
+        }
+        server?.stop()
+    }
+
+    // MARK: Pushes
+
+    private func handle(_ request: HTTP2Request) async -> HTTP2Response {
+        do throws(FleetError) {
+            let run = try RunRequest(decoding: request.body)
+            guard run.sha256.count == 32 else { throw FleetError.badRequest("run: sha256 must be 32 bytes") }
+            let path = cacheDirectory + "/" + SHA256.hex(run.sha256) + ".onnx"
+            if run.model.isEmpty {
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw FleetError(.modelNotCached, "model \(SHA256.hex(run.sha256)) is not in this worker's cache")
+                }
+            } else {
+                guard SHA256.hash(run.model) == run.sha256 else {
+                    throw FleetError.badModel("the model's bytes do not match its sha256")
+                }
+                if !FileManager.default.fileExists(atPath: path) {
+                    // Written aside and renamed, so a concurrent run never reads half a model.
+                    let temporary = path + ".\(UUID().uuidString).part"
+                    guard FileManager.default.createFile(atPath: temporary, contents: Data(run.model)),
+                        rename(temporary, path) == 0
+                    else { throw FleetError(.internal, "cannot write the model to the cache at \(path)") }
+                }
+            }
+            let metrics: [String: Double]
+            do {
+                metrics = try await runner.measure(modelAt: path)
+            } catch let error as FleetError {
+                throw error
+            } catch {
+                throw FleetError(.runnerFailed, "the runner failed: \(error)")
+            }
+            return HTTP2Response(status: 200, body: RunResponse(metrics: metrics).encoded())
+        } catch {
+            return .error(error)
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+
+@testable import Fleet
+
+/// A coordinator and workers in this process, on real sockets.
+final class TestFleet: @unchecked Sendable {
+    static let token = "fleet-test-token"
+    let coordinator: Coordinator
+    var workers: [FleetWorker] = []
+    var runs: [Task<Void, Never>] = []
+    let client: FleetClient
+
+    init(leaseMilliseconds: Int = 3000, heartbeatMilliseconds: Int = 1000, maxBodyBytes: Int = 64 << 20) throws {
+        var configuration = Coordinator.Configuration(token: Self.token)
+        configuration.leaseMilliseconds = leaseMilliseconds
+        configuration.heartbeatMilliseconds = heartbeatMilliseconds
+        configuration.maxBodyBytes = maxBodyBytes
+        coordinator = Coordinator(configuration: configuration)
+        let port = try coordinator.start()
+        client = FleetClient(coordinator: "http://127.0.0.1:\(port)", token: Self.token)
+    }
+
+    var url: String { "http://127.0.0.1:\(coordinator.port)" }
+
+    @discardableResult
+    func addWorker(_ type: String, runner: any ModelRunner = ConstantRunner(), capacity: Int = 1,
+                   attributes: [String: String] = [:]) async throws -> FleetWorker {
+        var configuration = FleetWorker.Configuration(coordinator: url, deviceType: type, token: Self.token)
+        configuration.capacity = capacity
+        configuration.attributes = attributes
+        let worker = FleetWorker(configuration: configuration, runner: runner)
+        try worker.start()
+        workers.append(worker)
+        runs.append(Task { await worker.run() })
+        // Registered when the coordinator lists it.
+        for _ in 0..<500 {
+            if worker.workerID != nil { return worker }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw TestFailure("worker of \(type) did not register")
+    }
+
+    func shutdown() async {
+        for worker in workers { await worker.stop() }
+        for run in runs { run.cancel() }
+        coordinator.stop()
+    }
+}
+
+@Suite struct CoordinatorTests {
+    static let model: [UInt8] = Array("not really onnx, the constant runner does not read it".utf8)
+
+    @Test func evaluatesOnTheRightDeviceTypeAndListsWorkers() async throws {
+        let fleet = try TestFleet()
+        let cpu = try await fleet.addWorker("cpu-x86", runner: ConstantRunner(metrics: ["latency_ms": 2]),
+                                            attributes: ["cores": "2"])
+        let arm = try await fleet.addWorker("arm-a76", runner: ConstantRunner(metrics: ["latency_ms": 9]))
+        let onCPU = try await fleet.client.evaluateDetailed(model: Self.model, deviceType: "cpu-x86")
+        #expect(onCPU.metrics == ["latency_ms": 2])
+        #expect(onCPU.workerID == cpu.workerID)
+        #expect(onCPU.attempts == 1)
+        let onARM = try await fleet.client.evaluate(model: Self.model, deviceType: "arm-a76")
+        #expect(onARM == ["latency_ms": 9])
+        // Many at once, on one HTTP/2 connection.
+        let results = try await withThrowingTaskGroup(of: [String: Double].self) { group in
+            for index in 0..<40 {
+                group.addTask {
+                    try await fleet.client.evaluate(model: Self.model + [UInt8(index)],
+                                                    deviceType: index % 2 == 0 ? "cpu-x86" : "arm-a76")
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.filter { $0 == ["latency_ms": 2] }.count == 20)
+        let workers = try await fleet.client.workers()
+        #expect(workers.map(\.deviceType) == ["arm-a76", "cpu-x86"])
+        #expect(workers.first { $0.deviceType == "cpu-x86" }?.attributes == ["cores": "2"])
+        #expect(workers.map(\.done).reduce(0, +) == 42)
+        #expect(workers.allSatisfy { $0.state == "live" && $0.inFlight == 0 })
+        _ = arm
+        await fleet.shutdown()
+    }
+
+    @Test func aTypeNoWorkerServesFailsAtItsDeadlineNamingTheTypes() async throws {
+        let fleet = try TestFleet()
+        try await fleet.addWorker("cpu-x86")
+        do {
+            _ = try await fleet.client.evaluate(model: Self.model, deviceType: "gpu-h100", deadline: .milliseconds(300))
+            Issue.record("evaluation on a type no worker serves succeeded")
+        } catch let error as FleetError {
+            #expect(error.description.contains("no worker serves device type 'gpu-h100'"))
+            #expect(error.description.contains("registered device types: cpu-x86"))
+        }
+        await fleet.shutdown()
+    }
+
+    @Test func finalRunnerErrorsReachTheCallerUnretried() async throws {
+        let fleet = try TestFleet()
+        let runner = try CommandRunner(command: "echo 'not json' # {model}")
+        try await fleet.addWorker("cpu", runner: runner)
+        try await fleet.addWorker("cpu", runner: runner)
+        do {
+            _ = try await fleet.client.evaluateDetailed(model: Self.model, deviceType: "cpu", deadline: .seconds(10))
+            Issue.record("a runner printing no JSON gave metrics")
+        } catch let error as FleetError {
+            #expect(error.description.contains("must print one JSON object"))
+        }
+        let workers = try await fleet.client.workers()
+        #expect(workers.map(\.failed).reduce(0, +) == 1)
+        await fleet.shutdown()
+    }
+
+    @Test func aWorkerThatLostItsCacheGetsTheModelAgain() async throws {
+        let fleet = try TestFleet()
+        let worker = try await fleet.addWorker("cpu")
+        _ = try await fleet.client.evaluate(model: Self.model, deviceType: "cpu")
+        // Empty the worker's cache behind the coordinator's back.
+        let cache = try #require(Mirror(reflecting: worker).children.first { $0.label == "cacheDirectory" }?.value
+            as? String)
+        for file in try FileManager.default.contentsOfDirectory(atPath: cache) {
+            try FileManager.default.removeItem(atPath: cache + "/" + file)
+        }
+        let again = try await fleet.client.evaluateDetailed(model: Self.model, deviceType: "cpu")
+        #expect(again.metrics == ConstantRunner().metrics)
+        #expect(FileManager.default.fileExists(atPath: cache + "/" + SHA256.hex(SHA256.hash(Self.model)) + ".onnx"))
+        await fleet.shutdown()
+    }
+}

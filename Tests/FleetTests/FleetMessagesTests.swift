@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+
+@testable import Fleet
+
+@Suite struct FleetMessagesTests {
+    @Test func messagesRoundTripThroughProtobufC() throws {
+        let register = RegisterRequest(
+            deviceType: "cpu-x86", attributes: ["cores": "2", "os": "linux"], capacity: 4,
+            address: "http://127.0.0.1:9000", workerID: "w-1")
+        #expect(try RegisterRequest(decoding: register.encoded()) == register)
+        let evaluate = EvaluateRequest(deviceType: "arm-a76", model: [1, 2, 3, 0, 255], sha256: SHA256.hash([1]),
+                                       deadlineMilliseconds: 1234)
+        #expect(try EvaluateRequest(decoding: evaluate.encoded()) == evaluate)
+        let list = ListWorkersResponse(workers: [
+            WorkerInfo(workerID: "a", deviceType: "t", attributes: ["k": "v"], state: "live", capacity: 2, inFlight: 1,
+                       done: 10, failed: 1, lastHeartbeatMillisecondsAgo: 5, address: "http://x"),
+            WorkerInfo(workerID: "b", deviceType: "u"),
+        ])
+        #expect(try ListWorkersResponse(decoding: list.encoded()) == list)
+        let response = EvaluateResponse(metrics: ["latency_ms": 1.5, "memory_bytes": 4096], workerID: "a", attempts: 2)
+        #expect(try EvaluateResponse(decoding: response.encoded()) == response)
+        let error = ErrorMessage(code: .noWorker, message: "none")
+        #expect(try ErrorMessage(decoding: error.encoded()) == error)
+        #expect(try ListWorkersRequest(decoding: []) == ListWorkersRequest())
+    }
+
+    @Test func malformedBytesAreATypedError() {
+        // Field 1 as a length-delimited string whose length runs past the end.
+        #expect(throws: FleetError.self) { try RegisterRequest(decoding: [0x0a, 0x7f, 0x41]) }
+        #expect(throws: FleetError.self) { try EvaluateRequest(decoding: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff]) }
+        do {
+            _ = try HeartbeatRequest(decoding: [0x0a, 0x05, 0x61])
+            Issue.record("decoding a truncated message succeeded")
+        } catch {
+            #expect(error.description.contains("HeartbeatRequest"))
+        }
+    }
+
+    @Test func sha256MatchesKnownVectors() {
+        #expect(SHA256.hex(SHA256.hash([])) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex(SHA256.hash(Array("abc".utf8)))
+                == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        let long = Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
+        #expect(SHA256.hex(SHA256.hash(long)) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        let million = [UInt8](repeating: 0x61, count: 1_000_000)
+        #expect(SHA256.hex(SHA256.hash(million)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    /// The committed C must be what protoc-c makes of the committed .proto.
+    @Test func committedGeneratedCodeIsFresh() throws {
+        let root = TestPaths.packageRoot
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("nas-protos-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let result = try runProgram("/bin/bash", [root.appendingPathComponent("scripts/gen-fleet-protos.sh").path, out.path])
+        try #require(result.status == 0, "gen-fleet-protos.sh failed: \(result.stderr)")
+        let pairs = [
+            ("fleet.pb-c.c", "Sources/CFleetProto/fleet.pb-c.c"),
+            ("fleet.pb-c.h", "Sources/CFleetProto/include/fleet.pb-c.h"),
+        ]
+        for (generated, committed) in pairs {
+            let fresh = try Data(contentsOf: out.appendingPathComponent(generated))
+            let current = try Data(contentsOf: root.appendingPathComponent(committed))
+            #expect(fresh == current, "\(committed) is stale: run scripts/gen-fleet-protos.sh and commit the result")
+        }
+    }
+}

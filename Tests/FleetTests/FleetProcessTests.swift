@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+@testable import Fleet
+
+/// The fleet as users run it: `nas coordinator` and `nas worker` processes, real signals, real peers.
+@Suite(.serialized) struct FleetProcessTests {
+    static let json = #"echo '{"latency_ms": 2.5}' # {model}"#
+
+    static func worker(_ url: String, _ type: String, _ extra: [String]) throws -> NasProcess {
+        try NasProcess(["worker", "--coordinator", url, "--device-type", type] + extra)
+    }
+
+    @Test func killingAWorkerMidEvaluationReDispatchesToAnother() async throws {
+        let coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0"])
+        let url = try await coordinator.listeningURL()
+        let client = FleetClient(coordinator: url, token: TestFleet.token)
+        // The slow worker takes the evaluation first; the fast one registers after it.
+        let slow = try Self.worker(url, "cpu", ["--runner-command", #"sleep 4; echo '{"latency_ms": 99}' # {model}"#])
+        try await eventually("the slow worker registered") { try await client.workers().count == 1 }
+        let evaluation = Task { try await client.evaluateDetailed(model: [1, 2, 3], deviceType: "cpu",
+                                                                  deadline: .seconds(60)) }
+        try await eventually("the slow worker runs the evaluation") {
+            try await client.workers().first?.inFlight == 1
+        }
+        let fast = try Self.worker(url, "cpu", ["--runner-command", Self.json])
+        try await eventually("the fast worker registered") { try await client.workers().count == 2 }
+        slow.killAndWait()
+        let result = try await evaluation.value
+        #expect(result.metrics == ["latency_ms": 2.5])
+        #expect(result.attempts == 2)
+        _ = fast
+    }
+
+    @Test func aLapsedLeaseDropsTheWorkerAndItComesBackWithItsID() async throws {
+        let coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0", "--lease-ms", "600",
+                                          "--heartbeat-ms", "150"])
+        let url = try await coordinator.listeningURL()
+        let client = FleetClient(coordinator: url, token: TestFleet.token)
+        let worker = try Self.worker(url, "cpu", ["--runner", "constant"])
+        try await eventually("the worker registered") { try await client.workers().count == 1 }
+        let id = try await client.workers()[0].workerID
+        worker.signal(SIGSTOP)  // stalled: no heartbeats
+        try await eventually("the lapsed worker was dropped") { try await client.workers().isEmpty }
+        worker.signal(SIGCONT)
+        try await eventually("the worker registered again") { try await client.workers().map(\.workerID) == [id] }
+        #expect(try await client.evaluate(model: [1], deviceType: "cpu") == ConstantRunner().metrics)
+    }
+
+    @Test func aCoordinatorRestartLosesNoWorker() async throws {
+        var coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0", "--heartbeat-ms", "200",
+                                          "--lease-ms", "1000"])
+        let url = try await coordinator.listeningURL()
+        let port = url.split(separator: ":").last.map(String.init)!
+        let client = FleetClient(coordinator: url, token: TestFleet.token)
+        let workers = try [
+            Self.worker(url, "cpu-x86", ["--runner", "constant", "--attr", "cores=2"]),
+            Self.worker(url, "arm-a76", ["--runner", "constant"]),
+        ]
+        try await eventually("both workers registered") { try await client.workers().count == 2 }
+        let before = try await client.workers().map(\.workerID).sorted()
+        coordinator.killAndWait()
+        coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:\(port)", "--heartbeat-ms", "200",
+                                      "--lease-ms", "1000"])
+        _ = try await coordinator.listeningURL()
+        try await eventually("both workers are back under their ids") {
+            try await client.workers().map(\.workerID).sorted() == before
+        }
+        #expect(try await client.workers().first { $0.deviceType == "cpu-x86" }?.attributes == ["cores": "2"])
+        #expect(try await client.evaluate(model: [7], deviceType: "arm-a76") == ConstantRunner().metrics)
+        _ = workers
+    }
+
+    /// Two device types at once: onnxruntime in Python through the command runner, and the constant runner.
+    @Test func twoDeviceTypesOneOfThemOnnxruntimeThroughTheCommandRunner() async throws {
+        let python = try TestPaths.python()
+        let peers = TestPaths.packageRoot.appendingPathComponent("Tests/FleetPeers").path
+        let model = NSTemporaryDirectory() + "nas-tiny-\(UUID().uuidString).onnx"
+        defer { try? FileManager.default.removeItem(atPath: model) }
+        let made = try runProgram(python, [peers + "/make_model.py", model])
+        try #require(made.status == 0, "make_model.py failed (run scripts/bootstrap.sh for onnx): \(made.stderr)")
+        let coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0"])
+        let url = try await coordinator.listeningURL()
+        let client = FleetClient(coordinator: url, token: TestFleet.token)
+        let ort = try Self.worker(url, "cpu-ort", ["--runner-command", "\(python) \(peers)/ort_runner.py {model}",
+                                                   "--attr", "runtime=onnxruntime"])
+        let constant = try Self.worker(url, "sim", ["--runner", "constant", "--constant-metric", "latency_ms=7"])
+        try await eventually("both workers registered") { try await client.workers().count == 2 }
+        let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: model)))
+        async let onORT = client.evaluateDetailed(model: bytes, deviceType: "cpu-ort", deadline: .seconds(120))
+        async let onSim = client.evaluateDetailed(model: bytes, deviceType: "sim", deadline: .seconds(120))
+        let (measured, simulated) = try await (onORT, onSim)
+        let latency = try #require(measured.metrics["latency_ms"])
+        #expect(latency > 0 && latency < 10_000)
+        #expect(measured.metrics["repeats"] == 20)
+        #expect(simulated.metrics == ["latency_ms": 7])
+        #expect(measured.workerID != simulated.workerID)
+        // `nas evaluate --json` gives the same kind of answer from the command line.
+        let cli = try runProgram(try TestPaths.nasBinary(),
+                                 ["evaluate", model, "--coordinator", url, "--device-type", "sim", "--json"],
+                                 environment: ["NAS_FLEET_TOKEN": TestFleet.token])
+        #expect(cli.status == 0)
+        #expect(cli.stdout.contains(#""metrics":{"latency_ms":7}"#))
+        _ = (ort, constant)
+    }
+}

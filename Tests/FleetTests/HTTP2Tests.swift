@@ -1,0 +1,53 @@
+import Foundation
+import Testing
+
+@testable import Fleet
+
+@Suite struct HTTP2Tests {
+    static let token = "test-token"
+
+    static func echoServer(maxBodyBytes: Int = 64 << 20) throws -> HTTP2Server {
+        let server = HTTP2Server(
+            configuration: .init(token: token, maxBodyBytes: maxBodyBytes, routes: ["/test.Echo/Echo"])
+        ) { request in
+            HTTP2Response(status: 200, body: Array(request.body.reversed()))
+        }
+        try server.start()
+        return server
+    }
+
+    @Test func roundTripAndManyConcurrentStreamsOnOneClient() async throws {
+        let server = try Self.echoServer()
+        defer { server.stop() }
+        let client = HTTP2Client(token: Self.token)
+        defer { client.shutdown() }
+        let url = "http://127.0.0.1:\(server.port)/test.Echo/Echo"
+        let one = try await client.post(url: url, body: [1, 2, 3], timeout: 10)
+        #expect(one.status == 200)
+        #expect(one.body == [3, 2, 1])
+        let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<200 {
+                group.addTask {
+                    let body = (0..<(index % 50 + 1)).map { UInt8(truncatingIfNeeded: $0 &+ index) }
+                    let response = try await client.post(url: url, body: body, timeout: 10)
+                    return response.status == 200 && response.body == body.reversed()
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.count == 200)
+        #expect(results.allSatisfy { $0 })
+    }
+
+    @Test func largeBodyRoundTrips() async throws {
+        let server = try Self.echoServer()
+        defer { server.stop() }
+        let client = HTTP2Client(token: Self.token)
+        defer { client.shutdown() }
+        let body = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        let response = try await client.post(url: "http://127.0.0.1:\(server.port)/test.Echo/Echo", body: body, timeout: 30)
+        #expect(response.status == 200)
+        #expect(response.body == body.reversed())
+    }
+}
+
