@@ -1,5 +1,6 @@
 import ArgumentParser
 import Constraints
+import Fleet
 import Foundation
 import Plugins
 import Trainer
@@ -9,7 +10,7 @@ import Trainer
 /// It writes into `--job-dir` (the trial's folder): `nas_params_str.json`, `saved_model/model.onnx`,
 /// `metrics.json` (`top_1_accuracy`, `flops`, `flops_million`, latency and memory when measured, `nas_reward`,
 /// `nas_trial_id` when retraining) and `job_status.json`.
-struct TrainerCommand: ParsableCommand {
+struct TrainerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trainer",
         abstract: "Train one trial: build its CNN, train and evaluate it, count FLOPs, export ONNX, compute the reward.",
@@ -28,25 +29,6 @@ struct TrainerCommand: ParsableCommand {
         if !deviceTypes.isEmpty { return deviceTypes }
         let local = Set(JobPlan.deviceMetricNames([DeviceType.local]))
         return reward.constraints.contains { local.contains($0.metric) } ? [DeviceType.local] : []
-    }
-
-    /// Latency and memory of the model on every measured device type, named as `JobPlan.deviceMetricNames`.
-    private func measureOnDevices(_ types: [String], _ model: [UInt8]) throws -> [String: Double] {
-        var metrics: [String: Double] = [:]
-        for type in types {
-            guard type == DeviceType.local else {
-                throw CLIError(
-                    "no worker serves device type '\(type)'; this machine measures '\(DeviceType.local)' only")
-            }
-            let report = try measure(model: model, warmup: 20, repeats: latencyRepeats)
-            let values = [
-                report.p50Ms, report.meanMs, report.p90Ms, report.p99Ms, Double(report.peakMemoryBytes),
-            ]
-            for (name, value) in zip(JobPlan.deviceMetricNames(of: type, qualified: types.count > 1), values) {
-                metrics[name] = value
-            }
-        }
-        return metrics
     }
 
     /// Exit status of a trial whose loss became NaN.
@@ -80,6 +62,26 @@ struct TrainerCommand: ParsableCommand {
 
     @Option(name: .customLong("latency-repeats"), help: "Timed runs of the model when latency is measured.")
     var latencyRepeats = 200
+
+    @Option(
+        help: ArgumentHelp(
+            "The fleet's coordinator; without it, this machine's device type is measured in this process.",
+            valueName: "URL"))
+    var coordinator: String?
+
+    @Option(help: "push (fleet), files (job-directory exchange) or auto (push when a worker of the type is there).")
+    var transport: Transport = .auto
+
+    @Option(name: .customLong("push-wait"), help: "Seconds auto waits for a worker of the type before using files.")
+    var pushWait = 10.0
+
+    @Option(name: .customLong("poll-interval"), help: "Seconds between looks for model_latency.json in file mode.")
+    var pollInterval = 1.0
+
+    @Option(name: .customLong("latency-timeout"), help: "Seconds to wait for a file-mode worker's metrics.")
+    var latencyTimeout = 600.0
+
+    @OptionGroup var token: FleetTokenOptions
 
     @Option(
         name: .customLong("constraint"),
@@ -143,11 +145,11 @@ struct TrainerCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         ParentWatch.startIfRequested()
         let status = TrialStatusFile(directory: jobDirectory)
         do {
-            try runTrial(status)
+            try await runTrial(status)
         } catch let error as TrainingError {
             try? status.write(error.trialStatus, reason: "\(error)")
             printError("nas trainer: \(error)")
@@ -160,7 +162,7 @@ struct TrainerCommand: ParsableCommand {
         }
     }
 
-    private func runTrial(_ status: TrialStatusFile) throws {
+    private func runTrial(_ status: TrialStatusFile) async throws {
         let registry = try plugins.registry()
         var specs = constraints
         if let targetFlopsMillion { specs.append("flops_million<=\(targetFlopsMillion):vertex-hard") }
@@ -204,7 +206,15 @@ struct TrainerCommand: ParsableCommand {
             "final_loss": result.epochLosses.last ?? .nan,
         ]
         if let searchTrial { metrics["nas_trial_id"] = Double(searchTrial) }
-        metrics.merge(try measureOnDevices(devices, model)) { $1 }
+        if !devices.isEmpty {
+            let measurement = DeviceMeasurement(
+                coordinator: coordinator, token: coordinator == nil ? nil : try token.token(), transport: transport,
+                pushWait: pushWait, jobRoot: (jobDirectory as NSString).deletingLastPathComponent,
+                trialID: try resolvedTrialID(), repeats: latencyRepeats,
+                exchange: TrainerExchange.Configuration(pollInterval: pollInterval, timeout: latencyTimeout)
+            ) { line in if !quiet { printError("nas trainer: \(line)") } }
+            metrics.merge(try await measurement.measure(model: model, modelPath: modelPath, deviceTypes: devices)) { $1 }
+        }
         for kind in registry.kinds where kind.plugin?.canMeasure == true && metrics[kind.metric] == nil {
             metrics[kind.metric] = try kind.plugin!.measure(model: model)
         }

@@ -57,6 +57,9 @@ public struct FleetError: Error, CustomStringConvertible, Sendable, Equatable {
                           + "`nas worker --device-type \(deviceType)` or ask for a registered type")
     }
     static func badModel(_ detail: String) -> FleetError { FleetError(.badModel, "bad model: \(detail)") }
+    static func modelNotSupported(_ detail: String) -> FleetError {
+        FleetError(.modelNotSupported, "model not supported: \(detail)")
+    }
     static func transport(_ detail: String) -> FleetError { FleetError(.transport, detail) }
     static func invalidConfiguration(_ detail: String) -> FleetError { FleetError(.invalidConfiguration, detail) }
 

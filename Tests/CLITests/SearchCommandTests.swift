@@ -93,7 +93,11 @@ import Testing
         let arguments = ["search", "--root-output-dir", root.path, "--job-name", "killed", "--algorithm", "grid",
                          "--max-trials", "3", "--max-parallel-trials", "1"] + Self.quick
         let process = try start(arguments)
-        try waitFor("trial 1 to finish") { FileManager.default.fileExists(atPath: job.path + "/2/trainer.log") }
+        try waitFor("trial 2 to start") {
+            guard FileManager.default.fileExists(atPath: job.path + "/" + JobStore.fileName) else { return false }
+            let trials = try JobStore.open(directory: job.path).trials()
+            return trials.count == 2 && trials[1].state == .running
+        }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         let before = try JobStore.open(directory: job.path).trials()

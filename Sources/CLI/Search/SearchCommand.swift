@@ -74,6 +74,7 @@ struct SearchCommand: ParsableCommand {
     var onInterrupt: InterruptPolicy = .wait
 
     @OptionGroup var trainer: TrainerOptions
+    @OptionGroup var fleet: JobFleetOptions
     @OptionGroup var output: ProgressOptions
     @OptionGroup var plugins: PluginOptions
 
@@ -122,7 +123,7 @@ struct SearchCommand: ParsableCommand {
             else { return nil }
             return try space.parameters(of: choice)
         }
-        try SearchLoop(plan: plan, output: output, onInterrupt: onInterrupt).run()
+        try SearchLoop(plan: plan, output: output, onInterrupt: onInterrupt, fleet: fleet).run()
     }
 
     static func timestamp() -> String {

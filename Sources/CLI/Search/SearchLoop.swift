@@ -10,6 +10,7 @@ struct SearchLoop {
     let plan: JobPlan
     let output: ProgressOptions
     let onInterrupt: InterruptPolicy
+    let fleet: JobFleetOptions
 
     private var store: JobStore { plan.store }
     private var config: JobConfig { plan.store.config }
@@ -23,6 +24,28 @@ struct SearchLoop {
         reporter.event(
             "job \(config.name) in \(store.directory): \(config.maxTrials) trials, \(config.maxParallelTrials) at once",
             json: ["event": "job_started", "job_dir": store.directory, "max_trials": config.maxTrials])
+        // Latency is measured through a fleet: the one given, or one embedded for the job's duration.
+        var trainerFleetArguments: [String] = []
+        var trainerEnvironment: [String: String] = [:]
+        var embedded: EmbeddedFleet?
+        defer { embedded?.stop() }
+        if !config.targetDeviceTypes.isEmpty {
+            let url: String
+            if let coordinator = fleet.coordinator {
+                url = coordinator
+                trainerEnvironment["NAS_FLEET_TOKEN"] = try fleet.token.token()
+            } else {
+                let started = try EmbeddedFleet(
+                    jobDirectory: store.directory, listen: fleet.listen, localDeviceType: DeviceType.local
+                ) { line in reporter.event(line, json: ["event": "fleet", "message": line]) }
+                embedded = started
+                url = started.url
+                trainerEnvironment["NAS_FLEET_TOKEN"] = started.token
+            }
+            trainerFleetArguments = [
+                "--coordinator", url, "--transport", fleet.transport.rawValue, "--push-wait", String(fleet.pushWait),
+            ]
+        }
         let interrupts = InterruptCounter()
         interrupts.install()
         defer { interrupts.uninstall() }
@@ -69,10 +92,18 @@ struct SearchLoop {
                 }
                 let directory = store.trialDirectory(trial.id)
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                let process = try ChildProcess(
-                    executable: executable, arguments: plan.trainerArguments(trial: trial),
-                    logPath: (directory as NSString).appendingPathComponent("trainer.log"))
+                // Recorded as running first: a search killed right after the spawn re-runs the trial on resume.
                 try store.markRunning(trial.id)
+                let process: ChildProcess
+                do {
+                    process = try ChildProcess(
+                        executable: executable, arguments: plan.trainerArguments(trial: trial) + trainerFleetArguments,
+                        logPath: (directory as NSString).appendingPathComponent("trainer.log"),
+                        environment: trainerEnvironment)
+                } catch {
+                    try store.markFailed(trial.id, reason: "\(error)")
+                    throw error
+                }
                 running[trial.id] = (process, Date())
                 reporter.event(
                     "trial \(trial.id) started: \(Self.describe(trial.parameters))",

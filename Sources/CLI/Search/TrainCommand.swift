@@ -52,6 +52,7 @@ struct TrainCommand: ParsableCommand {
     var onInterrupt: InterruptPolicy = .wait
 
     @OptionGroup var trainer: TrainerOptions
+    @OptionGroup var fleet: JobFleetOptions
     @OptionGroup var output: ProgressOptions
     @OptionGroup var plugins: PluginOptions
 
@@ -74,7 +75,7 @@ struct TrainCommand: ParsableCommand {
             store = try create(registry: registry)
         }
         let plan = JobPlan(store: store, registry: registry) { _, _ in nil }
-        try SearchLoop(plan: plan, output: output, onInterrupt: onInterrupt).run()
+        try SearchLoop(plan: plan, output: output, onInterrupt: onInterrupt, fleet: fleet).run()
     }
 
     /// Checks the search job and its trials, then creates the train job with one pending trial per search trial.

@@ -27,11 +27,18 @@ struct TrainerOptions: ParsableArguments {
     @Option(name: .customLong("latency-repeats"), help: "Timed runs of each model when latency is measured.")
     var latencyRepeats = 200
 
+    @Option(name: .customLong("poll-interval"), help: "Seconds between looks for a file-mode worker's metrics.")
+    var pollInterval = 1.0
+
+    @Option(name: .customLong("latency-timeout"), help: "Seconds a trial waits for a file-mode worker's metrics.")
+    var latencyTimeout = 600.0
+
     /// The flags as `nas trainer` reads them.
     var arguments: [String] {
         var arguments = [
             "--num-epochs", String(epochs), "--data-dir", dataDirectory, "--threads", String(threads), "--batch-size",
             String(batchSize), "--learning-rate", String(learningRate), "--latency-repeats", String(latencyRepeats),
+            "--poll-interval", String(pollInterval), "--latency-timeout", String(latencyTimeout),
         ]
         if let trainLimit { arguments += ["--train-limit", String(trainLimit)] }
         if let testLimit { arguments += ["--test-limit", String(testLimit)] }
@@ -44,5 +51,8 @@ struct TrainerOptions: ParsableArguments {
             testLimit: testLimit
         ).validate()
         guard latencyRepeats >= 1 else { throw ValidationError("--latency-repeats must be 1 or more") }
+        guard pollInterval > 0, latencyTimeout > 0 else {
+            throw ValidationError("--poll-interval and --latency-timeout must be positive")
+        }
     }
 }

@@ -24,6 +24,9 @@ public struct OnnxError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { message }
 
+    /// True when the model is valid ONNX that this engine cannot run (an operator or data type outside its set).
+    public var isUnsupported: Bool { code == .unsupportedOperator || code == .unsupportedDataType }
+
     /// The bytes are not an ONNX protobuf: truncated, corrupt, or another kind of file.
     public static func malformed(_ reason: String) -> OnnxError {
         OnnxError(
