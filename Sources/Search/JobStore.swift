@@ -179,6 +179,17 @@ public final class JobStore {
             throw JobStoreError.anotherJob(directory, existing.config.name)
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // Built under a temporary name and renamed into place, so that no reader ever sees a job without its tables.
+        let building = path + ".creating"
+        try? FileManager.default.removeItem(atPath: building)
+        try createSchema(path: building, config: config)
+        guard rename(building, path) == 0 else {
+            throw JobStoreError.database(path, "cannot move the new database into place: \(String(cString: strerror(errno)))")
+        }
+        return JobStore(directory: directory, config: config, database: try Database(path: path, create: false))
+    }
+
+    private static func createSchema(path: String, config: JobConfig) throws {
         let database = try Database(path: path, create: true)
         let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
         try database.transaction {
@@ -192,7 +203,6 @@ public final class JobStore {
                 """)
             try database.execute("INSERT INTO job VALUES ('config', ?), ('schema', '1')", [.text(json)])
         }
-        return JobStore(directory: directory, config: config, database: database)
     }
 
     /// Opens an existing job; a directory without one is a clear error.
