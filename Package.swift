@@ -21,7 +21,9 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "Trainer", dependencies: ["Constraints", "CZlib", "COpenBLAS"]),
+        // The trainer's SIMD convolution kernels (AVX2 + FMA with a portable fallback, chosen at run time).
+        .target(name: "CTrainerKernels", path: "Sources/CTrainerKernels"),
+        .target(name: "Trainer", dependencies: ["Constraints", "CZlib", "COpenBLAS", "CTrainerKernels"]),
         .target(name: "Fleet", dependencies: ["Constraints", "Trainer", "CCurl"]),
         .executableTarget(
             name: "CLI",

@@ -1,0 +1,27 @@
+/* SIMD kernels of the trainer's direct "same" convolutions, for channel counts too small for sgemm to pay off.
+ *
+ * Planes are row-major with a caller-chosen row stride; inputs are pre-padded with zeros so that the kernels
+ * never branch on borders. Reads may run up to NAS_CONV_TILE + k - 1 floats past a row's first column of a tile,
+ * so rows must be at least round_up(width, NAS_CONV_TILE) + k - 1 floats long (padding included), and the
+ * readable padding must hold finite values. */
+#ifndef NAS_KERNELS_H
+#define NAS_KERNELS_H
+
+/* Output columns computed per tile: width is rounded up to a multiple of it. */
+#define NAS_CONV_TILE 32
+
+/* out[o][y][x] = bias[o] + sum over c, ky, kx of w[o][c][ky][kx] * in[c][y + ky][x + kx], then max(0, .) if relu.
+ * in: ci planes, plane stride in_plane, row stride in_row, already padded (in[c][0][0] is the top-left padding).
+ * w: [co][ci][k][k]. bias may be NULL. Only the width valid columns of out are written. */
+void nas_conv2d_forward(const float *in, int ci, int in_plane, int in_row, const float *w, int co, int k,
+                        const float *bias, int relu, float *out, int out_plane, int out_row, int height,
+                        int width);
+
+/* dw[o][c][ky][kx] += sum over y < height, x < round_up(width, 8) of dz[o][y][x] * in[c][y + ky][x + kx].
+ * dz must be zero in columns width ..< round_up(width, 8) of each row. */
+void nas_conv2d_weight_grad(const float *in, int ci, int in_plane, int in_row, const float *dz, int co,
+                            int dz_plane, int dz_row, int k, int height, int width, float *dw);
+
+/* Whether the AVX2 + FMA versions run (else the portable ones). */
+int nas_kernels_use_avx2(void);
+#endif
