@@ -17,11 +17,18 @@ void nas_conv2d_forward(const float *in, int ci, int in_plane, int in_row, const
                         const float *bias, int relu, float *out, int out_plane, int out_row, int height,
                         int width);
 
-/* dw[o][c][ky][kx] += sum over y < height, x < round_up(width, 8) of dz[o][y][x] * in[c][y + ky][x + kx].
- * dz must be zero in columns width ..< round_up(width, 8) of each row. */
+/* dw[o][c][ky][kx] += sum over y < height, x < round_up(width, 16) of dz[o][y][x] * in[c][y + ky][x + kx].
+ * dz must be zero in columns width ..< round_up(width, 16) of each row. */
 void nas_conv2d_weight_grad(const float *in, int ci, int in_plane, int in_row, const float *dz, int co,
                             int dz_plane, int dz_row, int k, int height, int width, float *dw);
 
-/* Whether the AVX2 + FMA versions run (else the portable ones). */
-int nas_kernels_use_avx2(void);
+/* out[c][y][x] = act[c][y][x] > 0 ? grad[c][y][x] : 0 (the ReLU's backward pass), and bias_grad[c] += the sum of
+ * out[c] (the conv bias's gradient), each plane with its own strides. */
+void nas_relu_backward(const float *grad, int grad_plane, int grad_row, const float *act, int act_plane, int act_row,
+                       float *out, int out_plane, int out_row, int channels, int height, int width,
+                       float *bias_grad);
+
+/* The instruction set the kernels use: 2 AVX-512, 1 AVX2 + FMA, 0 portable. The environment variable
+ * NAS_KERNELS=avx2 or NAS_KERNELS=portable caps it, to compare paths. */
+int nas_kernels_level(void);
 #endif

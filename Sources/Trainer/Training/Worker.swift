@@ -209,21 +209,11 @@ final class Worker: @unchecked Sendable {
             let conv = plane.conv
             let activation = output(of: index, slot: slot)
             let masked = outputGradients[index] + padded.before * (padded.row + 1)
-            // The ReLU mask, written into the padded planes the next two kernels read.
-            for filter in 0..<conv.filters {
-                var sum: Float = 0
-                for y in 0..<height {
-                    let from = upstream + (filter * height + y) * width
-                    let active = activation.pointer + filter * activation.plane + y * activation.row
-                    let into = masked + filter * padded.plane + y * padded.row
-                    for x in 0..<width {
-                        let value = active[x] > 0 ? from[x] : 0
-                        into[x] = value
-                        sum += value
-                    }
-                }
-                gradient[conv.biasOffset + filter] += sum
-            }
+            // The ReLU mask, written into the padded planes the next two kernels read, and the bias gradient.
+            nas_relu_backward(
+                upstream, Int32(height * width), Int32(width), activation.pointer, Int32(activation.plane),
+                Int32(activation.row), masked, Int32(padded.plane), Int32(padded.row), Int32(conv.filters),
+                Int32(height), Int32(width), gradient + conv.biasOffset)
             nas_conv2d_weight_grad(
                 inputs[index] + slot * conv.inputChannels * plane.plane, Int32(conv.inputChannels),
                 Int32(plane.plane), Int32(plane.row), masked, Int32(conv.filters), Int32(padded.plane),
