@@ -149,7 +149,8 @@ ALWAYS_INLINE void weight_grad_body(const float *in, int ci, int in_plane, int i
         const int nb = co - o0 < block ? co - o0 : block;
         for (int c = 0; c < ci; c++) {
             for (int ky = 0; ky < k; ky++) {
-#define WG(B, K) weight_grad_block(in, in_plane, in_row, dz, dz_plane, dz_row, ci, c, ky, height, width, dw, o0, nb, B, K)
+#define WG(B, K) \
+    weight_grad_block(in, in_plane, in_row, dz, dz_plane, dz_row, ci, c, ky, height, width, dw, o0, nb, B, K)
 #define WG_K(K)                       \
     case K:                           \
         switch (block) {              \

@@ -106,7 +106,8 @@ func syntheticData(count: Int, channels: Int, height: Int, width: Int, classes: 
             let step: Float = 1e-4
             plus[index] += step
             minus[index] -= step
-            let numeric = (ReferenceCNN.loss(architecture, plus, data) - ReferenceCNN.loss(architecture, minus, data))
+            let numeric =
+                (ReferenceCNN.loss(architecture, plus, data) - ReferenceCNN.loss(architecture, minus, data))
                 / Double(plus[index] - minus[index])
             let error = abs(Double(gradient[index]) - numeric) / max(1e-2, abs(numeric))
             worst = max(worst, error)
@@ -136,7 +137,8 @@ func syntheticData(count: Int, channels: Int, height: Int, width: Int, classes: 
             // Many units here: steps of 1e-4 already cross ReLU kinks; the double reference affords 1e-5.
             plus[index] += 1e-5
             minus[index] -= 1e-5
-            let numeric = (ReferenceCNN.loss(wide, plus, data) - ReferenceCNN.loss(wide, minus, data))
+            let numeric =
+                (ReferenceCNN.loss(wide, plus, data) - ReferenceCNN.loss(wide, minus, data))
                 / Double(plus[index] - minus[index])
             worst = max(worst, abs(Double(gradient[index]) - numeric) / max(1e-2, abs(numeric)))
         }

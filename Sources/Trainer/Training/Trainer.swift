@@ -5,8 +5,10 @@ import Foundation
 ///
 /// The recipe is the seed tutorial's Keras one: Glorot-uniform kernels and zero biases, Adam in Keras's form,
 /// sparse categorical cross-entropy on softmax outputs, a reshuffle each epoch. Each batch is split into one
-/// contiguous share per thread; each share's gradient is computed with im2col + OpenBLAS sgemm, and the shares are
-/// summed in thread order, so that a seed and thread count give bit-identical weights.
+/// contiguous share per thread; each share's gradient is computed with direct SIMD convolutions (CTrainerKernels)
+/// and OpenBLAS sgemm for the dense layer, and the shares are summed in thread order, so that a seed and thread
+/// count give bit-identical weights on a given machine (AVX-512 and AVX2 give the same bits; the portable
+/// fallback rounds differently).
 public enum Trainer {
     /// Trains `architecture` on `data.train` and measures top-1 accuracy on `data.test`.
     ///
@@ -102,14 +104,18 @@ public enum Trainer {
     {
         try check(architecture, data, what: "the evaluation data")
         var correct = 0
-        try run(architecture: architecture, weights: weights, images: data.images, count: data.count,
-            threads: threads) { worker, first in
+        try run(
+            architecture: architecture, weights: weights, images: data.images, count: data.count,
+            threads: threads
+        ) { worker, first in
             var hits = 0
             for slot in 0..<worker.images where worker.predictedClass(slot) == Int(data.labels[first + slot]) {
                 hits += 1
             }
             return hits
-        } collect: { correct += $0 }
+        } collect: {
+            correct += $0
+        }
         return Double(correct) / Double(data.count)
     }
 
@@ -130,7 +136,9 @@ public enum Trainer {
         try run(architecture: architecture, weights: weights, images: images, count: count, threads: threads) {
             worker, first in
             (first, Array(UnsafeBufferPointer(start: worker.probabilities, count: worker.images * classes)))
-        } collect: { chunks.append($0) }
+        } collect: {
+            chunks.append($0)
+        }
         for (first, probabilities) in chunks {
             output.replaceSubrange((first * classes)..<(first * classes + probabilities.count), with: probabilities)
         }
@@ -229,7 +237,8 @@ public enum Trainer {
                         for index in stride(from: thread, to: chunks, by: workers.count) {
                             let first = index * chunk
                             let last = min(first + chunk, count)
-                            worker.load(shared.images, indices: UnsafeBufferPointer(rebasing: shared.order[first..<last]))
+                            worker.load(
+                                shared.images, indices: UnsafeBufferPointer(rebasing: shared.order[first..<last]))
                             worker.forward(shared.parameters)
                             results.set(index, each(worker, first))
                         }

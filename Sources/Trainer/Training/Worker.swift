@@ -57,10 +57,16 @@ final class Worker: @unchecked Sendable {
         self.capacity = capacity
         height = layout.architecture.height
         width = layout.architecture.width
-        planes = layout.convs.map { Plane($0, height: layout.architecture.height, width: layout.architecture.width,
-            before: ($0.kernelSize - 1) / 2) }
-        gradientPlanes = layout.convs.map { Plane($0, height: layout.architecture.height,
-            width: layout.architecture.width, before: $0.kernelSize - 1 - ($0.kernelSize - 1) / 2) }
+        planes = layout.convs.map {
+            Plane(
+                $0, height: layout.architecture.height, width: layout.architecture.width,
+                before: ($0.kernelSize - 1) / 2)
+        }
+        gradientPlanes = layout.convs.map {
+            Plane(
+                $0, height: layout.architecture.height,
+                width: layout.architecture.width, before: $0.kernelSize - 1 - ($0.kernelSize - 1) / 2)
+        }
         func zeroed(_ count: Int) -> UnsafeMutablePointer<Float> {
             let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
             buffer.initialize(repeating: 0, count: max(count, 1))
