@@ -227,35 +227,75 @@ static void weight_grad_portable(const float *in, int ci, int in_plane, int in_r
     weight_grad_body(in, ci, in_plane, in_row, dz, co, dz_plane, dz_row, k, height, width, dw, 0);
 }
 
+ALWAYS_INLINE void store16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+
 ALWAYS_INLINE void relu_backward_body(const float *grad, int grad_plane, int grad_row, const float *act,
-                                     int act_plane, int act_row, float *out, int out_plane, int out_row,
-                                     int channels, int height, int width, float *bias_grad) {
-    const int full = width / 16 * 16;
+                                      int act_plane, int act_row, float *out, int out_plane, int out_row,
+                                      int channels, int height, int width, float *bias_grad) {
+    vi16 lane;
+    for (int l = 0; l < 16; l++) lane[l] = l;
     for (int c = 0; c < channels; c++) {
         v16 sum = splat16(0);
-        float tail = 0;
         for (int y = 0; y < height; y++) {
             const float *g = grad + (size_t)c * grad_plane + (size_t)y * grad_row;
             const float *a = act + (size_t)c * act_plane + (size_t)y * act_row;
             float *o = out + (size_t)c * out_plane + (size_t)y * out_row;
-            for (int x = 0; x < full; x += 16) {
-                const vi16 active = load16(a) > splat16(0);
-                const v16 value = (v16)(active & (vi16)load16(g));
-                memcpy(o + x, &value, sizeof value);
+            for (int x = 0; x < width; x += 16) {
+                /* The last vector of a row reads past it (callers leave room) but keeps only its own lanes. */
+                const int n = width - x < 16 ? width - x : 16;
+                const vi16 keep = (load16(a + x) > splat16(0)) & (lane < n);
+                const v16 value = (v16)(keep & (vi16)load16(g + x));
+                if (n == 16)
+                    store16(o + x, value);
+                else
+                    memcpy(o + x, &value, (size_t)n * sizeof(float));
                 sum += value;
-                a += 16;
-                g += 16;
-            }
-            for (int x = full; x < width; x++) {
-                const float value = act[(size_t)c * act_plane + (size_t)y * act_row + x] > 0
-                                        ? grad[(size_t)c * grad_plane + (size_t)y * grad_row + x]
-                                        : 0;
-                o[x] = value;
-                tail += value;
             }
         }
-        bias_grad[c] += sum16(sum) + tail;
+        bias_grad[c] += sum16(sum);
     }
+}
+
+/* w -= rate * m / (sqrt(v) + epsilon) after m += (g - m) * keep1, v += (g * g - v) * keep2, with g the sum of the
+ * sources' gradients in source order, for indices begin ..< end. */
+ALWAYS_INLINE void adam_body(float *w, float *m, float *v, const float *const *grads, int sources, long begin,
+                             long end, float rate, float keep1, float keep2, float epsilon) {
+    long i = begin;
+    for (; i + 16 <= end; i += 16) {
+        v16 g = load16(grads[0] + i);
+        for (int s = 1; s < sources; s++) g += load16(grads[s] + i);
+        v16 mm = load16(m + i);
+        v16 vv = load16(v + i);
+        mm += (g - mm) * splat16(keep1);
+        vv += (g * g - vv) * splat16(keep2);
+        store16(m + i, mm);
+        store16(v + i, vv);
+        store16(w + i, load16(w + i) - splat16(rate) * mm / (__builtin_elementwise_sqrt(vv) + splat16(epsilon)));
+    }
+    for (; i < end; i++) {
+        float g = grads[0][i];
+        for (int s = 1; s < sources; s++) g += grads[s][i];
+        m[i] += (g - m[i]) * keep1;
+        v[i] += (g * g - v[i]) * keep2;
+        w[i] -= rate * m[i] / (__builtin_sqrtf(v[i]) + epsilon);
+    }
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void adam_avx512(
+    float *w, float *m, float *v, const float *const *grads, int sources, long begin, long end, float rate,
+    float keep1, float keep2, float epsilon) {
+    adam_body(w, m, v, grads, sources, begin, end, rate, keep1, keep2, epsilon);
+}
+
+__attribute__((target("avx2,fma"))) static void adam_avx2(float *w, float *m, float *v, const float *const *grads,
+                                                          int sources, long begin, long end, float rate,
+                                                          float keep1, float keep2, float epsilon) {
+    adam_body(w, m, v, grads, sources, begin, end, rate, keep1, keep2, epsilon);
+}
+
+static void adam_portable(float *w, float *m, float *v, const float *const *grads, int sources, long begin,
+                          long end, float rate, float keep1, float keep2, float epsilon) {
+    adam_body(w, m, v, grads, sources, begin, end, rate, keep1, keep2, epsilon);
 }
 
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void relu_backward_avx512(
@@ -341,5 +381,19 @@ void nas_relu_backward(const float *grad, int grad_plane, int grad_row, const fl
         default:
             relu_backward_portable(grad, grad_plane, grad_row, act, act_plane, act_row, out, out_plane, out_row,
                                    channels, height, width, bias_grad);
+    }
+}
+
+void nas_adam_update(float *w, float *m, float *v, const float *const *grads, int sources, long begin, long end,
+                     float rate, float keep1, float keep2, float epsilon) {
+    switch (nas_kernels_level()) {
+        case 2:
+            adam_avx512(w, m, v, grads, sources, begin, end, rate, keep1, keep2, epsilon);
+            break;
+        case 1:
+            adam_avx2(w, m, v, grads, sources, begin, end, rate, keep1, keep2, epsilon);
+            break;
+        default:
+            adam_portable(w, m, v, grads, sources, begin, end, rate, keep1, keep2, epsilon);
     }
 }

@@ -23,10 +23,16 @@ void nas_conv2d_weight_grad(const float *in, int ci, int in_plane, int in_row, c
                             int dz_plane, int dz_row, int k, int height, int width, float *dw);
 
 /* out[c][y][x] = act[c][y][x] > 0 ? grad[c][y][x] : 0 (the ReLU's backward pass), and bias_grad[c] += the sum of
- * out[c] (the conv bias's gradient), each plane with its own strides. */
+ * out[c] (the conv bias's gradient), each plane with its own strides. Only out's valid columns are written, but
+ * grad and act are read up to round_up(width, 16) columns into each row, so their buffers need that much room. */
 void nas_relu_backward(const float *grad, int grad_plane, int grad_row, const float *act, int act_plane, int act_row,
                        float *out, int out_plane, int out_row, int channels, int height, int width,
                        float *bias_grad);
+
+/* One step of Keras's Adam on parameters begin ..< end: g = grads[0][i] + ... + grads[sources - 1][i] (in that
+ * order), m += (g - m) * keep1, v += (g * g - v) * keep2, w -= rate * m / (sqrt(v) + epsilon). */
+void nas_adam_update(float *w, float *m, float *v, const float *const *grads, int sources, long begin, long end,
+                     float rate, float keep1, float keep2, float epsilon);
 
 /* The instruction set the kernels use: 2 AVX-512, 1 AVX2 + FMA, 0 portable. The environment variable
  * NAS_KERNELS=avx2 or NAS_KERNELS=portable caps it, to compare paths. */

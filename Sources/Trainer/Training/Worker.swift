@@ -67,9 +67,10 @@ final class Worker: @unchecked Sendable {
                 $0, height: layout.architecture.height,
                 width: layout.architecture.width, before: $0.kernelSize - 1 - ($0.kernelSize - 1) / 2)
         }
+        // One vector of room past the end: the ReLU kernel reads whole vectors at the end of the last row.
         func zeroed(_ count: Int) -> UnsafeMutablePointer<Float> {
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-            buffer.initialize(repeating: 0, count: max(count, 1))
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count + 16)
+            buffer.initialize(repeating: 0, count: count + 16)
             return buffer
         }
         inputs = planes.map { zeroed(capacity * $0.conv.inputChannels * $0.plane) }
