@@ -27,7 +27,9 @@ let package = Package(
         .target(
             name: "COnnx", dependencies: ["CProtobufC"], exclude: ["proto"],
             linkerSettings: [.linkedLibrary("protobuf-c")]),
-        .target(name: "Trainer", dependencies: ["Constraints", "CZlib", "COpenBLAS", "COnnx"]),
+        // The trainer's SIMD convolution kernels (AVX2 + FMA with a portable fallback, chosen at run time).
+        .target(name: "CTrainerKernels", path: "Sources/CTrainerKernels"),
+        .target(name: "Trainer", dependencies: ["Constraints", "CZlib", "COpenBLAS", "COnnx", "CTrainerKernels"]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Search", dependencies: ["Constraints", "Trainer", "CSQLite"]),
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),

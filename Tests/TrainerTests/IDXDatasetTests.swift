@@ -118,7 +118,8 @@ func expectDatasetError(file: String, _ words: [String], _ body: () throws -> Vo
         let fixture = try IDXFixture()
         defer { fixture.remove() }
         try fixture.writeValid()
-        let real = try Data(contentsOf: URL(fileURLWithPath: IDXDataset.defaultDirectory + "/t10k-labels-idx1-ubyte.gz"))
+        let real = try Data(
+            contentsOf: URL(fileURLWithPath: IDXDataset.defaultDirectory + "/t10k-labels-idx1-ubyte.gz"))
         try FileManager.default.removeItem(atPath: fixture.directory + "/t10k-labels-idx1-ubyte")
         try FileManager.default.removeItem(atPath: fixture.directory + "/t10k-images-idx3-ubyte")
         try fixture.write("t10k-labels-idx1-ubyte.gz", Array(real.prefix(real.count / 2)))
@@ -134,7 +135,8 @@ func expectDatasetError(file: String, _ words: [String], _ body: () throws -> Vo
         let fixture = try IDXFixture()
         defer { fixture.remove() }
         try fixture.writeValid()
-        var real = try [UInt8](Data(contentsOf: URL(fileURLWithPath: IDXDataset.defaultDirectory + "/t10k-labels-idx1-ubyte.gz")))
+        var real = try [UInt8](
+            Data(contentsOf: URL(fileURLWithPath: IDXDataset.defaultDirectory + "/t10k-labels-idx1-ubyte.gz")))
         for index in stride(from: real.count / 3, to: real.count / 3 + 64, by: 1) { real[index] ^= 0x5a }
         try FileManager.default.removeItem(atPath: fixture.directory + "/t10k-labels-idx1-ubyte")
         try fixture.write("t10k-labels-idx1-ubyte.gz", real)

@@ -37,10 +37,13 @@ func expectSearchSpaceError(_ words: [String], _ body: () throws -> Void) {
 
     @Test func choiceTurnsIntoTheArchitecture() throws {
         let choice = SearchChoice([1, 2, 0, 1])
-        #expect(try space.value(of: choice).integerText == #"[{"kernel_size":5,"filters":5},{"kernel_size":3,"filters":8}]"#)
+        #expect(
+            try space.value(of: choice).integerText == #"[{"kernel_size":5,"filters":5},{"kernel_size":3,"filters":8}]"#
+        )
         #expect(
             try space.architecture(of: choice)
-                == CNNArchitecture(layers: [ConvLayer(kernelSize: 5, filters: 5), ConvLayer(kernelSize: 3, filters: 8)]))
+                == CNNArchitecture(layers: [ConvLayer(kernelSize: 5, filters: 5), ConvLayer(kernelSize: 3, filters: 8)])
+        )
     }
 
     @Test func samplingIsSeededAndCoversTheSpace() throws {
@@ -65,7 +68,10 @@ func expectSearchSpaceError(_ words: [String], _ body: () throws -> Void) {
         #expect(read == parameters)
         #expect(read.choice.decisions == [0, 1, 1, 2])
         try read.validate(against: space)
-        #expect(try read.architecture().layers == [ConvLayer(kernelSize: 3, filters: 4), ConvLayer(kernelSize: 5, filters: 10)])
+        #expect(
+            try read.architecture().layers == [
+                ConvLayer(kernelSize: 3, filters: 4), ConvLayer(kernelSize: 5, filters: 10),
+            ])
         // A file whose value disagrees with its decisions is caught.
         let forged = TrialParameters(choice: SearchChoice([0, 0, 0, 0]), value: parameters.value)
         expectSearchSpaceError(["pick", "file says"]) { try forged.validate(against: space) }
@@ -93,20 +99,24 @@ func expectSearchSpaceError(_ words: [String], _ body: () throws -> Void) {
     }
 
     @Test func nestedSpacesAndSublists() throws {
-        let nested = try SearchSpace(text: """
-            {"layers": {"one_of": [[{"kernel_size": 3, "filters": {"one_of": [4, 8]}}],
-                                   [{"kernel_size": {"one_of": [3, 5]}, "filters": 4}, {"kernel_size": 3, "filters": 6}]]},
-             "extras": {"sublist_of": ["a", "b", "c"], "k": 2, "name": "extras"}}
-            """)
+        let nested = try SearchSpace(
+            text: """
+                {"layers": {"one_of": [[{"kernel_size": 3, "filters": {"one_of": [4, 8]}}],
+                                       [{"kernel_size": {"one_of": [3, 5]}, "filters": 4},
+                                        {"kernel_size": 3, "filters": 6}]]},
+                 "extras": {"sublist_of": ["a", "b", "c"], "k": 2, "name": "extras"}}
+                """)
         // (2 + 2) layer options times 3 * 2 ordered distinct pairs.
         #expect(nested.size == 24)
         let all = try nested.allChoices()
         #expect(all.count == 24 && Set(all).count == 24)
         let values = try all.map { try nested.value(of: $0) }
         #expect(Set(values.map(\.integerText)).count == 24)
-        #expect(try nested.value(of: SearchChoice([1, 1, 2, 0])).integerText
-            == #"{"layers":[{"kernel_size":5,"filters":4},{"kernel_size":3,"filters":6}],"extras":["c","a"]}"#)
-        #expect(try nested.architecture(of: SearchChoice([0, 1, 0, 1])).layers == [ConvLayer(kernelSize: 3, filters: 8)])
+        #expect(
+            try nested.value(of: SearchChoice([1, 1, 2, 0])).integerText
+                == #"{"layers":[{"kernel_size":5,"filters":4},{"kernel_size":3,"filters":6}],"extras":["c","a"]}"#)
+        #expect(
+            try nested.architecture(of: SearchChoice([0, 1, 0, 1])).layers == [ConvLayer(kernelSize: 3, filters: 8)])
         expectSearchSpaceError(["distinct"]) { try nested.validate(SearchChoice([0, 0, 1, 1])) }
         expectSearchSpaceError(["ends after"]) { try nested.validate(SearchChoice([0, 0, 1])) }
         expectSearchSpaceError(["2 option(s)"]) { try nested.validate(SearchChoice([2, 0, 1, 0])) }
@@ -155,9 +165,23 @@ func expectSearchSpaceError(_ words: [String], _ body: () throws -> Void) {
         }
     }
 
+    @Test func spacesLoadFromFiles() throws {
+        let path = NSTemporaryDirectory() + "nas-space-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(#"[{"kernel_size": {"one_of": [1, 3, 5, 7]}, "filters": 16}]"#.utf8)
+            .write(to: URL(fileURLWithPath: path))
+        let space = try SearchSpace.load(path)
+        #expect(space.size == 4)
+        #expect(try space.architecture(of: SearchChoice([3])).layers == [ConvLayer(kernelSize: 7, filters: 16)])
+        try Data(#"[{"kernel_size": {"one_of": []}}]"#.utf8).write(to: URL(fileURLWithPath: path))
+        expectSearchSpaceError([path, "$[0].kernel_size.one_of", "empty"]) { _ = try SearchSpace.load(path) }
+    }
+
     @Test func hugeSpacesSaturate() throws {
-        let wide = try SearchSpace(text: "[" + Array(repeating: #"{"one_of": [1,2,3,4,5,6,7,8,9,10]}"#, count: 30)
-            .joined(separator: ",") + "]")
+        let wide = try SearchSpace(
+            text: "["
+                + Array(repeating: #"{"one_of": [1,2,3,4,5,6,7,8,9,10]}"#, count: 30)
+                .joined(separator: ",") + "]")
         #expect(wide.size == Int.max)
     }
 }

@@ -96,13 +96,16 @@ let fashionSlice: IDXDataset = {
             #expect(error.description.contains("3 classes"))
             #expect(error.trialStatus == "failed")
         }
-        for config in [TrainingConfig(epochs: 0), TrainingConfig(batchSize: 0), TrainingConfig(learningRate: -1),
-            TrainingConfig(threads: 0)]
-        {
+        for config in [
+            TrainingConfig(epochs: 0), TrainingConfig(batchSize: 0), TrainingConfig(learningRate: -1),
+            TrainingConfig(threads: 0),
+        ] {
             #expect(throws: TrainingError.self) { try config.validate() }
         }
         let weights = Trainer.initialWeights(architecture: small, seed: 0)
-        let other = CNNArchitecture(layers: [ConvLayer(kernelSize: 5, filters: 3), ConvLayer(kernelSize: 3, filters: 6)])
+        let other = CNNArchitecture(layers: [
+            ConvLayer(kernelSize: 5, filters: 3), ConvLayer(kernelSize: 3, filters: 6),
+        ])
         #expect(throws: TrainingError.self) { try Trainer.evaluate(architecture: other, weights: weights, data: train) }
         #expect(throws: TrainingError.self) {
             try Trainer.predict(architecture: small, weights: weights, images: [Float](repeating: 0, count: 100))

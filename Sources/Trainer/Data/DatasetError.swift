@@ -22,6 +22,7 @@ public struct DatasetError: Error, Hashable, Sendable, CustomStringConvertible {
         self.message = message
     }
 
+    /// The readable explanation (the same as `message`).
     public var description: String { message }
 
     /// None of the accepted spellings of a data file exists.

@@ -16,6 +16,7 @@ public struct SearchChoice: Hashable, Sendable, Codable, CustomStringConvertible
         self.decisions = decisions
     }
 
+    /// The decisions as a list, e.g. `[0, 1, 1, 2]`.
     public var description: String { "\(decisions)" }
 }
 
@@ -198,7 +199,8 @@ public struct TrialParameters: Equatable, Sendable {
         var decisions: [Int] = []
         for item in items {
             guard case .number(let number) = item, let index = Int(exactly: number), index >= 0 else {
-                throw SearchSpaceError.unreadableFile(source, "decision \(item.integerText) is not an index (an integer >= 0)")
+                throw SearchSpaceError.unreadableFile(
+                    source, "decision \(item.integerText) is not an index (an integer >= 0)")
             }
             decisions.append(index)
         }
@@ -243,7 +245,8 @@ public struct TrialParameters: Equatable, Sendable {
         let expected = try space.value(of: choice)
         guard expected == value else {
             throw SearchSpaceError.invalidChoice(
-                choice.decisions, "they pick \(expected.integerText) in this space, but the file says \(value.integerText)")
+                choice.decisions,
+                "they pick \(expected.integerText) in this space, but the file says \(value.integerText)")
         }
     }
 }
@@ -261,7 +264,8 @@ extension CNNArchitecture {
             guard case .number(let number)? = json, let integer = Int(exactly: number), integer > 0, integer < 4096
             else {
                 throw SearchSpaceError.notAnArchitecture(
-                    value.integerText, "layer \(index)'s \(name) is \(json?.integerText ?? "missing"), expected an integer >= 1")
+                    value.integerText,
+                    "layer \(index)'s \(name) is \(json?.integerText ?? "missing"), expected an integer >= 1")
             }
             return integer
         }
@@ -280,7 +284,8 @@ extension CNNArchitecture {
                         filters: try positive(pair[1], "filters", index)))
             default:
                 throw SearchSpaceError.notAnArchitecture(
-                    value.integerText, "layer \(index) is \(item.integerText), not {\"kernel_size\": K, \"filters\": F}")
+                    value.integerText, "layer \(index) is \(item.integerText), not {\"kernel_size\": K, \"filters\": F}"
+                )
             }
         }
         self.init(layers: layers, height: height, width: width, channels: channels, classes: classes)

@@ -19,6 +19,7 @@ public struct SearchSpaceError: Error, Hashable, Sendable, CustomStringConvertib
         self.message = message
     }
 
+    /// The readable explanation (the same as `message`).
     public var description: String { message }
 
     /// The search space's JSON breaks a rule of the format; `at` is a JSON path such as `$[0].filters`.

@@ -76,12 +76,14 @@ extension SpaceNode {
                 let sorted = try Self.flag(json["choices_sorted"], default: false, path: path + ".choices_sorted")
                 guard case .number(let number)? = json["k"], let k = Int(exactly: number), k >= 1 else {
                     throw SearchSpaceError.invalidSpace(
-                        at: path + ".k", "'k' must be an integer >= 1 (how many candidates to pick), found "
+                        at: path + ".k",
+                        "'k' must be an integer >= 1 (how many candidates to pick), found "
                             + (json["k"]?.integerText ?? "nothing"))
                 }
                 if distinct, k > nodes.count {
                     throw SearchSpaceError.invalidSpace(
-                        at: path + ".k", "k = \(k) distinct picks from \(nodes.count) candidates is impossible; "
+                        at: path + ".k",
+                        "k = \(k) distinct picks from \(nodes.count) candidates is impossible; "
                             + "lower k or set \"choices_distinct\": false")
                 }
                 self = .sublistOf(nodes, k: k, distinct: distinct, sorted: sorted)
@@ -104,7 +106,8 @@ extension SpaceNode {
     private static func checkKeys(_ keys: [String], allowed: Set<String>, path: String, kind: String) throws {
         for key in keys where !allowed.contains(key) {
             throw SearchSpaceError.invalidSpace(
-                at: path, "unknown key '\(key)' in a \(kind) decision; allowed: \(allowed.sorted().joined(separator: ", "))")
+                at: path,
+                "unknown key '\(key)' in a \(kind) decision; allowed: \(allowed.sorted().joined(separator: ", "))")
         }
     }
 
@@ -122,7 +125,8 @@ extension SpaceNode {
         switch json {
         case nil: return fallback
         case .bool(let value)?: return value
-        case let other?: throw SearchSpaceError.invalidSpace(at: path, "expected true or false, found \(other.integerText)")
+        case let other?:
+            throw SearchSpaceError.invalidSpace(at: path, "expected true or false, found \(other.integerText)")
         }
     }
 
@@ -164,7 +168,8 @@ extension SpaceNode {
             let index = decisions[cursor]
             guard index >= 0, index < count else {
                 throw SearchSpaceError.invalidChoice(
-                    decisions, "decision \(cursor) is \(index), but that decision has \(count) option(s) (0..<\(count))")
+                    decisions, "decision \(cursor) is \(index), but that decision has \(count) option(s) (0..<\(count))"
+                )
             }
             cursor += 1
             return index
@@ -187,7 +192,8 @@ extension SpaceNode {
                 }
                 if sorted, let last = picks.last, index < last.index {
                     throw SearchSpaceError.invalidChoice(
-                        decisions, "decision \(start) picks candidate \(index) after \(last.index), but the picks "
+                        decisions,
+                        "decision \(start) picks candidate \(index) after \(last.index), but the picks "
                             + "must be in candidate order")
                 }
                 picks.append(Decided.Pick(index: index, child: try candidates[index].decide(decisions, &cursor)))

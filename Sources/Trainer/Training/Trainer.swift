@@ -1,3 +1,4 @@
+internal import CTrainerKernels
 import Dispatch
 import Foundation
 
@@ -5,8 +6,10 @@ import Foundation
 ///
 /// The recipe is the seed tutorial's Keras one: Glorot-uniform kernels and zero biases, Adam in Keras's form,
 /// sparse categorical cross-entropy on softmax outputs, a reshuffle each epoch. Each batch is split into one
-/// contiguous share per thread; each share's gradient is computed with im2col + OpenBLAS sgemm, and the shares are
-/// summed in thread order, so that a seed and thread count give bit-identical weights.
+/// contiguous share per thread; each share's gradient is computed with direct SIMD convolutions (CTrainerKernels)
+/// and OpenBLAS sgemm for the dense layer, and the shares are summed in thread order, so that a seed and thread
+/// count give bit-identical weights on a given machine (AVX-512 and AVX2 give the same bits; the portable
+/// fallback rounds differently).
 public enum Trainer {
     /// Trains `architecture` on `data.train` and measures top-1 accuracy on `data.test`.
     ///
@@ -102,14 +105,18 @@ public enum Trainer {
     {
         try check(architecture, data, what: "the evaluation data")
         var correct = 0
-        try run(architecture: architecture, weights: weights, images: data.images, count: data.count,
-            threads: threads) { worker, first in
+        try run(
+            architecture: architecture, weights: weights, images: data.images, count: data.count,
+            threads: threads
+        ) { worker, first in
             var hits = 0
             for slot in 0..<worker.images where worker.predictedClass(slot) == Int(data.labels[first + slot]) {
                 hits += 1
             }
             return hits
-        } collect: { correct += $0 }
+        } collect: {
+            correct += $0
+        }
         return Double(correct) / Double(data.count)
     }
 
@@ -130,7 +137,9 @@ public enum Trainer {
         try run(architecture: architecture, weights: weights, images: images, count: count, threads: threads) {
             worker, first in
             (first, Array(UnsafeBufferPointer(start: worker.probabilities, count: worker.images * classes)))
-        } collect: { chunks.append($0) }
+        } collect: {
+            chunks.append($0)
+        }
         for (first, probabilities) in chunks {
             output.replaceSubrange((first * classes)..<(first * classes + probabilities.count), with: probabilities)
         }
@@ -229,7 +238,8 @@ public enum Trainer {
                         for index in stride(from: thread, to: chunks, by: workers.count) {
                             let first = index * chunk
                             let last = min(first + chunk, count)
-                            worker.load(shared.images, indices: UnsafeBufferPointer(rebasing: shared.order[first..<last]))
+                            worker.load(
+                                shared.images, indices: UnsafeBufferPointer(rebasing: shared.order[first..<last]))
                             worker.forward(shared.parameters)
                             results.set(index, each(worker, first))
                         }
@@ -289,55 +299,69 @@ private final class ResultSlots<Part>: @unchecked Sendable {
 
 /// Adam as Keras implements it: `lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)`,
 /// `m += (g - m) * (1 - beta1)`, `v += (g^2 - v) * (1 - beta2)`, `w -= lr_t * m / (sqrt(v) + epsilon)`.
-final class Adam {
-    private var first: [Float]
-    private var second: [Float]
+///
+/// The workers' gradients are summed in worker order inside the update (the fixed order is what makes runs
+/// repeatable), and the parameters are split into one contiguous range per worker thread.
+final class Adam: @unchecked Sendable {
+    private let first: UnsafeMutablePointer<Float>
+    private let second: UnsafeMutablePointer<Float>
+    private let count: Int
     private var step = 0
     private let learningRate: Double
     private let beta1: Double
     private let beta2: Double
     private let epsilon: Float
-    private let gradient: UnsafeMutablePointer<Float>
 
     init(count: Int, config: TrainingConfig) {
-        first = Array(repeating: 0, count: count)
-        second = Array(repeating: 0, count: count)
+        self.count = count
+        first = .allocate(capacity: count)
+        first.initialize(repeating: 0, count: count)
+        second = .allocate(capacity: count)
+        second.initialize(repeating: 0, count: count)
         learningRate = config.learningRate
         beta1 = config.beta1
         beta2 = config.beta2
         epsilon = Float(config.epsilon)
-        gradient = .allocate(capacity: count)
     }
 
     deinit {
-        gradient.deallocate()
+        first.deallocate()
+        second.deallocate()
     }
 
     func update(_ parameters: inout [Float], workers: [Worker]) {
         step += 1
-        let count = parameters.count
-        // Sum the workers' gradients in worker order: the fixed order is what makes runs repeatable.
-        gradient.update(from: workers[0].gradient, count: count)
-        for worker in workers.dropFirst() where worker.images > 0 {
-            for index in 0..<count { gradient[index] += worker.gradient[index] }
-        }
         let t = Double(step)
         let rate = Float(learningRate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t)))
         let keep1 = Float(1 - beta1)
         let keep2 = Float(1 - beta2)
-        let epsilon = self.epsilon
-        let gradient = self.gradient
-        first.withUnsafeMutableBufferPointer { m in
-            second.withUnsafeMutableBufferPointer { v in
-                parameters.withUnsafeMutableBufferPointer { w in
-                    for index in 0..<count {
-                        let g = gradient[index]
-                        m[index] += (g - m[index]) * keep1
-                        v[index] += (g * g - v[index]) * keep2
-                        w[index] -= rate * m[index] / (v[index].squareRoot() + epsilon)
-                    }
+        let sources: [UnsafePointer<Float>?] = workers.filter { $0.images > 0 }.map { UnsafePointer($0.gradient) }
+        let count = self.count
+        let parts = workers.count
+        // Ranges of whole vectors, so that the split does not change which elements take the scalar tail.
+        let share = (count / parts + 15) / 16 * 16
+        parameters.withUnsafeMutableBufferPointer { weights in
+            sources.withUnsafeBufferPointer { sources in
+                let shared = AdamPointers(
+                    weights: weights.baseAddress!, first: first, second: second, sources: sources.baseAddress!)
+                let (epsilon, sourceCount) = (self.epsilon, Int32(sources.count))
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    let begin = min(part * share, count)
+                    let end = part == parts - 1 ? count : min(begin + share, count)
+                    guard begin < end else { return }
+                    nas_adam_update(
+                        shared.weights, shared.first, shared.second, shared.sources, sourceCount, begin, end, rate,
+                        keep1, keep2, epsilon)
                 }
             }
         }
     }
+}
+
+/// The buffers one Adam step shares with its threads; each thread writes a disjoint range.
+private struct AdamPointers: @unchecked Sendable {
+    let weights: UnsafeMutablePointer<Float>
+    let first: UnsafeMutablePointer<Float>
+    let second: UnsafeMutablePointer<Float>
+    let sources: UnsafePointer<UnsafePointer<Float>?>
 }

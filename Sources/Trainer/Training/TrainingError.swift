@@ -18,6 +18,7 @@ public struct TrainingError: Error, Hashable, Sendable, CustomStringConvertible 
         self.message = message
     }
 
+    /// The readable explanation (the same as `message`).
     public var description: String { message }
 
     /// The status a trial reports for this error: `failed_with_nan_error` for a NaN loss (vertex-ai-nas's
