@@ -33,6 +33,15 @@ enum Kernels {
             }
             return
         }
+        if m == 1 && !transA && transB {
+            // One row of A is a matrix-vector product; sgemv skips sgemm's packing of B.
+            if transB {
+                nas_sgemv(0, Int32(n), Int32(k), alpha, b, Int32(ldb), a, beta, c)
+            } else {
+                nas_sgemv(1, Int32(k), Int32(n), alpha, b, Int32(ldb), a, beta, c)
+            }
+            return
+        }
         nas_sgemm(
             transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c,
             Int32(ldc))
@@ -77,13 +86,16 @@ enum Kernels {
                 && padBottom == 0 && padRight == 0
         }
         var slack: Int { (kernelW - 1) * dilationW + 1 }
+        /// Columns of one im2col tile: about 64 KiB of patches, so that the tile and sgemm's packed copy of it
+        /// stay in L2.
+        var columnTile: Int { max(64, (16384 / max(patch, 1)) / 16 * 16) }
 
         /// Floats of scratch memory one run needs.
         var scratchCount: Int {
             if isPointwise { return 0 }
             if usesWidePath {
                 let columns = outH * paddedW
-                return channels * paddedH * paddedW + slack + patch * columns + filtersPerGroup * columns
+                return channels * paddedH * paddedW + slack + patch * min(columns, columnTile) + filtersPerGroup * columns
             }
             return patch * outH * outW
         }
@@ -139,7 +151,7 @@ enum Kernels {
         let paddedCount = p.channels * paddedPlane + p.slack
         let columns = p.outH * p.paddedW
         let matrix = padded + paddedCount
-        let wide = matrix + p.patch * columns
+        let wide = matrix + p.patch * min(columns, p.columnTile)
         // Copy the input into a zero-padded buffer; the tail slack keeps the last wide reads inside it.
         padded.update(repeating: 0, count: paddedCount)
         for channel in 0..<p.channels {
@@ -150,21 +162,28 @@ enum Kernels {
         }
         let outputPlane = p.outH * p.outW
         for group in 0..<p.groups {
-            var row = 0
-            for channel in 0..<p.channelsPerGroup {
-                let source = padded + (group * p.channelsPerGroup + channel) * paddedPlane
-                for ky in 0..<p.kernelH {
-                    for kx in 0..<p.kernelW {
-                        (matrix + row * columns).update(
-                            from: source + ky * p.dilationH * p.paddedW + kx * p.dilationW, count: columns)
-                        row += 1
+            // im2col in column tiles small enough to stay in cache, with sgemm on each tile.
+            let tile = p.columnTile
+            var start = 0
+            while start < columns {
+                let width = min(tile, columns - start)
+                var row = 0
+                for channel in 0..<p.channelsPerGroup {
+                    let source = padded + (group * p.channelsPerGroup + channel) * paddedPlane + start
+                    for ky in 0..<p.kernelH {
+                        for kx in 0..<p.kernelW {
+                            (matrix + row * width).update(
+                                from: source + ky * p.dilationH * p.paddedW + kx * p.dilationW, count: width)
+                            row += 1
+                        }
                     }
                 }
+                sgemm(
+                    transA: false, transB: false, m: p.filtersPerGroup, n: width, k: p.patch, alpha: 1,
+                    a: weight + group * p.filtersPerGroup * p.patch, lda: p.patch, b: matrix, ldb: width, beta: 0,
+                    c: wide + start, ldc: columns)
+                start += width
             }
-            sgemm(
-                transA: false, transB: false, m: p.filtersPerGroup, n: columns, k: p.patch, alpha: 1,
-                a: weight + group * p.filtersPerGroup * p.patch, lda: p.patch, b: matrix, ldb: columns, beta: 0,
-                c: wide, ldc: columns)
             // Keep the first outW of every paddedW columns, adding the bias and the activation on the way.
             for filter in 0..<p.filtersPerGroup {
                 let global = group * p.filtersPerGroup + filter

@@ -251,9 +251,20 @@ struct Planner {
             let ldb = shape(1)[1]
             let cIndex = c.map { _ in ShapeMath.broadcastIndices(input: shape(2), output: outShape).map { Int32($0) } }
             let (activation, target) = fuse(output)
+            // For one row, a constant B is stored transposed so that sgemv reads long contiguous rows.
+            let constantB = analysis.constant(b)
+            let pretranspose = m == 1 && !transA && !transB && constantB != nil
             add([a, b] + (c.map { [$0] } ?? []), target, count: outCount) { resolver, _ in
                 let x = resolver.pointer(a)
-                let w = resolver.pointer(b)
+                let w: UnsafeMutablePointer<Float>
+                if pretranspose {
+                    let values = constantB!.floats
+                    w = resolver.constants.make((0..<(n * k)).map { values[($0 % k) * n + $0 / k] })
+                } else {
+                    w = resolver.pointer(b)
+                }
+                let transB = pretranspose ? true : transB
+                let ldb = pretranspose ? k : ldb
                 let bias = c.map { resolver.pointer($0) }
                 let y = resolver.pointer(target)
                 return {
