@@ -46,6 +46,9 @@ struct GraphAnalysis {
                 if case .value(let size) = dimension { return size }
                 return 1
             }
+            guard ShapeMath.count(bound) <= ShapeMath.maximumCount else {
+                throw OnnxError.shapeInference("graph input '\(input.name)'", "its shape \(bound) has more than 2^30 elements")
+            }
             values[input.name] = Value(shape: bound, type: input.elementType == .undefined ? .float : input.elementType)
             inputs.append((input.name, bound))
         }
@@ -82,6 +85,10 @@ struct GraphAnalysis {
                 results = fallback
             }
             for (output, value) in zip(node.outputs, results) where !output.isEmpty {
+                guard ShapeMath.count(value.shape) <= ShapeMath.maximumCount else {
+                    throw OnnxError.shapeInference(
+                        "output '\(output)' of \(node.displayName)", "its shape \(value.shape) has more than 2^30 elements")
+                }
                 values[output] = value
             }
             if results.contains(where: { $0.constant == nil }) {

@@ -39,9 +39,23 @@ public final class OnnxEngine {
     public init(model: OnnxModel) throws {
         Kernels.setSingleThreaded()
         let analysis = try GraphAnalysis(model: model)
+        guard !analysis.outputs.isEmpty else {
+            throw OnnxError.invalidModel("the graph has no outputs, so there is nothing to run")
+        }
+        for output in analysis.outputs where analysis.values[output]?.constant == nil {
+            guard analysis.values[output]?.type.isFloatingPoint == true else {
+                throw OnnxError.unsupportedDataType("graph output '\(output)'", analysis.values[output]?.type ?? .undefined)
+            }
+        }
         var planner = try Planner(analysis: analysis)
         try planner.plan()
+        for output in analysis.outputs where planner.storageOf[output] == nil && analysis.constant(output) == nil {
+            throw OnnxError.invalidModel("graph output '\(output)' is not computed by any node the engine runs")
+        }
         let layout = planner.layout()
+        guard layout.arenaCount <= ShapeMath.maximumCount else {
+            throw OnnxError.invalidModel("the model needs \(layout.arenaCount * 4) bytes of working memory, more than 4 GiB")
+        }
         let count = max(layout.arenaCount, 16)
         var raw: UnsafeMutableRawPointer?
         guard posix_memalign(&raw, 64, count * MemoryLayout<Float>.stride) == 0, let raw else {
