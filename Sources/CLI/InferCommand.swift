@@ -41,7 +41,9 @@ struct InferCommand: ParsableCommand {
             )
         }
         let values = data.withUnsafeBytes { raw in
-            (0..<first.count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            (0..<first.count).map {
+                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))
+            }
         }
         let result = try engine.run(values)
         var bytes = Data(capacity: result.count * 4)

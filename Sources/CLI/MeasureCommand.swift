@@ -39,7 +39,8 @@ struct MeasureCommand: ParsableCommand {
     func run() throws {
         let report: LatencyReport
         do {
-            report = try measure(model: try readModelFile(model), warmup: warmup, repeats: repeats, minimumSeconds: minTime)
+            report = try measure(
+                model: try readModelFile(model), warmup: warmup, repeats: repeats, minimumSeconds: minTime)
         } catch let error as OnnxError {
             throw ValidationError("\(model): \(error)")
         }

@@ -125,10 +125,15 @@ import Testing
         let directory = try OnnxTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         try OnnxFixtures.writeForeignModels(to: directory)
-        let tutorial = CNNArchitecture(layers: [ConvLayer(kernelSize: 5, filters: 4), ConvLayer(kernelSize: 2, filters: 8)])
-        try Data(try OnnxExport.serialized(architecture: tutorial, weights: OnnxExport.randomWeights(for: tutorial, seed: 9)))
-            .write(to: directory.appendingPathComponent("ours.onnx"))
-        try Data(try OnnxModelTests.kitchenSinkModel().serialized()).write(to: directory.appendingPathComponent("kitchen.onnx"))
+        let tutorial = CNNArchitecture(layers: [
+            ConvLayer(kernelSize: 5, filters: 4), ConvLayer(kernelSize: 2, filters: 8),
+        ])
+        try Data(
+            try OnnxExport.serialized(architecture: tutorial, weights: OnnxExport.randomWeights(for: tutorial, seed: 9))
+        )
+        .write(to: directory.appendingPathComponent("ours.onnx"))
+        try Data(try OnnxModelTests.kitchenSinkModel().serialized()).write(
+            to: directory.appendingPathComponent("kitchen.onnx"))
         let output = try OnnxTestSupport.runPython(
             """
             import sys, os, numpy as np, onnxruntime as ort
@@ -147,7 +152,8 @@ import Testing
             """, [directory.path])
         #expect(output.contains("ok"))
         for name in ["ours", "tf2onnx", "torch", "kitchen"] {
-            let engine = try OnnxEngine(bytes: Array(try Data(contentsOf: directory.appendingPathComponent("\(name).onnx"))))
+            let engine = try OnnxEngine(
+                bytes: Array(try Data(contentsOf: directory.appendingPathComponent("\(name).onnx"))))
             #expect(engine.outputs.first?.shape == (name == "kitchen" ? [1, 5] : [1, 10]))
             for k in 0..<3 {
                 let input = try OnnxTestSupport.readFloats(directory.appendingPathComponent("\(name).\(k).in.bin"))
@@ -176,7 +182,8 @@ import Testing
     @Test func wrongInputSizeIsATypedError() throws {
         let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 2)])
         let engine = try OnnxEngine(
-            model: try OnnxExport.model(architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 3)))
+            model: try OnnxExport.model(
+                architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 3)))
         #expect(engine.inputs == [OnnxEngine.Tensor(name: "input", shape: [1, 1, 28, 28])])
         let error = try #require(throws: OnnxError.self) { try engine.run([Float](repeating: 0, count: 100)) }
         #expect(error.description.contains("input 'input' has shape [1, 1, 28, 28] (784 floats); got 100 floats"))

@@ -4,7 +4,9 @@ import Testing
 @testable import Trainer
 
 @Suite struct OnnxModelTests {
-    static let tutorial = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6)])
+    static let tutorial = CNNArchitecture(layers: [
+        ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6),
+    ])
 
     static func tutorialModel() throws -> OnnxModel {
         try OnnxExport.model(architecture: tutorial, weights: OnnxExport.randomWeights(for: tutorial, seed: 1))
@@ -103,36 +105,52 @@ import Testing
 
     /// A graph with most supported ops, including the shape-computing ones, as a fuzzing seed.
     static func kitchenSinkModel() -> OnnxModel {
-        func ints(_ name: String, _ values: [Int64]) -> OnnxTensor { OnnxTensor(name: name, dims: [values.count], int64s: values) }
+        func ints(_ name: String, _ values: [Int64]) -> OnnxTensor {
+            OnnxTensor(name: name, dims: [values.count], int64s: values)
+        }
         func floats(_ name: String, _ dims: [Int]) -> OnnxTensor {
-            OnnxTensor(name: name, dims: dims, floats: OnnxTestSupport.randomFloats(dims.reduce(1, *), seed: UInt64(name.utf8.count)))
+            OnnxTensor(
+                name: name, dims: dims,
+                floats: OnnxTestSupport.randomFloats(dims.reduce(1, *), seed: UInt64(name.utf8.count)))
         }
         let nodes = [
-            OnnxNode(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: [
-                OnnxAttribute("group", .int(3)), OnnxAttribute("strides", .ints([2, 1])),
-                OnnxAttribute("pads", .ints([1, 1, 1, 1])),
-            ]),
+            OnnxNode(
+                name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"],
+                attributes: [
+                    OnnxAttribute("group", .int(3)), OnnxAttribute("strides", .ints([2, 1])),
+                    OnnxAttribute("pads", .ints([1, 1, 1, 1])),
+                ]),
             OnnxNode(name: "bn", opType: "BatchNormalization", inputs: ["c", "s", "bb", "m", "v"], outputs: ["n"]),
             OnnxNode(name: "clip", opType: "Clip", inputs: ["n", "lo", "hi"], outputs: ["k"]),
-            OnnxNode(name: "pool", opType: "MaxPool", inputs: ["k"], outputs: ["p"], attributes: [
-                OnnxAttribute("kernel_shape", .ints([2, 2])), OnnxAttribute("strides", .ints([2, 2])),
-                OnnxAttribute("ceil_mode", .int(1)),
-            ]),
-            OnnxNode(name: "avg", opType: "AveragePool", inputs: ["p"], outputs: ["a"], attributes: [
-                OnnxAttribute("kernel_shape", .ints([1, 1])), OnnxAttribute("auto_pad", .string("SAME_UPPER")),
-            ]),
+            OnnxNode(
+                name: "pool", opType: "MaxPool", inputs: ["k"], outputs: ["p"],
+                attributes: [
+                    OnnxAttribute("kernel_shape", .ints([2, 2])), OnnxAttribute("strides", .ints([2, 2])),
+                    OnnxAttribute("ceil_mode", .int(1)),
+                ]),
+            OnnxNode(
+                name: "avg", opType: "AveragePool", inputs: ["p"], outputs: ["a"],
+                attributes: [
+                    OnnxAttribute("kernel_shape", .ints([1, 1])), OnnxAttribute("auto_pad", .string("SAME_UPPER")),
+                ]),
             OnnxNode(name: "shape", opType: "Shape", inputs: ["a"], outputs: ["sh"]),
             OnnxNode(name: "gather", opType: "Gather", inputs: ["sh", "zero"], outputs: ["batch"]),
             OnnxNode(name: "unsqueeze", opType: "Unsqueeze", inputs: ["batch", "zero1"], outputs: ["batch1"]),
-            OnnxNode(name: "concat", opType: "Concat", inputs: ["batch1", "minus1"], outputs: ["target"], attributes: [
-                OnnxAttribute("axis", .int(0))
-            ]),
+            OnnxNode(
+                name: "concat", opType: "Concat", inputs: ["batch1", "minus1"], outputs: ["target"],
+                attributes: [
+                    OnnxAttribute("axis", .int(0))
+                ]),
             OnnxNode(name: "reshape", opType: "Reshape", inputs: ["a", "target"], outputs: ["r"]),
             OnnxNode(name: "slice", opType: "Slice", inputs: ["r", "st", "en", "ax", "sp"], outputs: ["sl"]),
-            OnnxNode(name: "transpose", opType: "Transpose", inputs: ["sl"], outputs: ["t"], attributes: [
-                OnnxAttribute("perm", .ints([1, 0]))
-            ]),
-            OnnxNode(name: "flatten", opType: "Flatten", inputs: ["t"], outputs: ["f"], attributes: [OnnxAttribute("axis", .int(0))]),
+            OnnxNode(
+                name: "transpose", opType: "Transpose", inputs: ["sl"], outputs: ["t"],
+                attributes: [
+                    OnnxAttribute("perm", .ints([1, 0]))
+                ]),
+            OnnxNode(
+                name: "flatten", opType: "Flatten", inputs: ["t"], outputs: ["f"],
+                attributes: [OnnxAttribute("axis", .int(0))]),
             OnnxNode(name: "matmul", opType: "MatMul", inputs: ["f", "wm"], outputs: ["mm"]),
             OnnxNode(name: "add", opType: "Add", inputs: ["mm", "bm"], outputs: ["logits"]),
             OnnxNode(name: "mul", opType: "Mul", inputs: ["logits", "scale"], outputs: ["scaled"]),

@@ -155,7 +155,9 @@ enum ShapeMath {
         return (output, indices)
     }
 
-    static func gatherIndices(input: [Int], axis: Int, indices: [Int], indicesShape: [Int]) -> (shape: [Int], indices: [Int]) {
+    static func gatherIndices(input: [Int], axis: Int, indices: [Int], indicesShape: [Int]) -> (
+        shape: [Int], indices: [Int]
+    ) {
         let outer = count(Array(input[..<axis]))
         let inner = count(Array(input[(axis + 1)...]))
         let output = Array(input[..<axis]) + indicesShape + Array(input[(axis + 1)...])

@@ -1,4 +1,5 @@
 internal import COpenBLAS
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -95,7 +96,8 @@ enum Kernels {
             if isPointwise { return 0 }
             if usesWidePath {
                 let columns = outH * paddedW
-                return channels * paddedH * paddedW + slack + patch * min(columns, columnTile) + filtersPerGroup * columns
+                return channels * paddedH * paddedW + slack + patch * min(columns, columnTile) + filtersPerGroup
+                    * columns
             }
             return patch * outH * outW
         }
@@ -281,7 +283,9 @@ enum Kernels {
         }
     }
 
-    static func softmax(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, outer: Int, length: Int, inner: Int) {
+    static func softmax(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, outer: Int, length: Int, inner: Int
+    ) {
         for o in 0..<outer {
             for i in 0..<inner {
                 let base = o * length * inner + i

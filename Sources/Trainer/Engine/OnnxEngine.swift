@@ -44,7 +44,8 @@ public final class OnnxEngine {
         }
         for output in analysis.outputs where analysis.values[output]?.constant == nil {
             guard analysis.values[output]?.type.isFloatingPoint == true else {
-                throw OnnxError.unsupportedDataType("graph output '\(output)'", analysis.values[output]?.type ?? .undefined)
+                throw OnnxError.unsupportedDataType(
+                    "graph output '\(output)'", analysis.values[output]?.type ?? .undefined)
             }
         }
         var planner = try Planner(analysis: analysis)
@@ -54,7 +55,8 @@ public final class OnnxEngine {
         }
         let layout = planner.layout()
         guard layout.arenaCount <= ShapeMath.maximumCount else {
-            throw OnnxError.invalidModel("the model needs \(layout.arenaCount * 4) bytes of working memory, more than 4 GiB")
+            throw OnnxError.invalidModel(
+                "the model needs \(layout.arenaCount * 4) bytes of working memory, more than 4 GiB")
         }
         let count = max(layout.arenaCount, 16)
         var raw: UnsafeMutableRawPointer?
@@ -96,7 +98,8 @@ public final class OnnxEngine {
     /// Runs the model on one array per input, in graph order; returns one array per output.
     public func run(inputs values: [[Float]]) throws -> [[Float]] {
         guard values.count == inputs.count else {
-            throw OnnxError.invalidInput("the model takes \(inputs.count) inputs (\(inputs.map(\.name))); got \(values.count)")
+            throw OnnxError.invalidInput(
+                "the model takes \(inputs.count) inputs (\(inputs.map(\.name))); got \(values.count)")
         }
         for (value, input) in zip(values, inputs) where value.count != input.count {
             throw OnnxError.invalidInput(
