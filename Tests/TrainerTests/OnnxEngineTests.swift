@@ -41,6 +41,17 @@ import Testing
         case('conv_groups', [N('Conv', ['x', 'w', 'b'], ['y'], group=2, pads=[1, 1, 1, 1])], [1, 4, 7, 7], {'w': f(6, 2, 3, 3), 'b': f(6)})
         case('conv_depthwise_same_upper', [N('Conv', ['x', 'w', 'b'], ['y'], group=4, strides=[2, 2], auto_pad='SAME_UPPER')],
              [1, 4, 9, 9], {'w': f(4, 1, 3, 3), 'b': f(4)})
+        case('depthwise3x3_s1_relu', [N('Conv', ['x', 'w', 'b'], ['c'], group=3, pads=[1, 1, 1, 1]), N('Relu', ['c'], ['y'])],
+             [1, 3, 20, 19], {'w': f(3, 1, 3, 3), 'b': f(3)})
+        case('depthwise3x3_s2_clip', [N('Conv', ['x', 'w'], ['c'], group=2, strides=[2, 2], pads=[1, 1, 1, 1]),
+             N('Clip', ['c', 'lo', 'hi'], ['y'])], [1, 2, 37, 35],
+             {'w': f(2, 1, 3, 3), 'lo': np.array(-0.5, np.float32), 'hi': np.array(0.5, np.float32)})
+        case('depthwise5x5_multiplier_dilated', [N('Conv', ['x', 'w', 'b'], ['y'], group=2, dilations=[1, 2], pads=[2, 4, 2, 4])],
+             [1, 2, 12, 21], {'w': f(4, 1, 5, 5), 'b': f(4)})
+        case('depthwise3x3_s3', [N('Conv', ['x', 'w', 'b'], ['y'], group=2, strides=[3, 3], pads=[0, 1, 2, 1])],
+             [1, 2, 30, 40], {'w': f(2, 1, 3, 3), 'b': f(2)})
+        case('conv_strided_wide', [N('Conv', ['x', 'w', 'b'], ['c'], strides=[2, 2], pads=[1, 1, 1, 1]), N('Relu', ['c'], ['y'])],
+             [1, 3, 24, 26], {'w': f(8, 3, 3, 3), 'b': f(8)})
         case('conv_same_lower_even', [N('Conv', ['x', 'w'], ['y'], auto_pad='SAME_LOWER')], [1, 2, 6, 6], {'w': f(3, 2, 2, 2)})
         case('conv_valid_rect', [N('Conv', ['x', 'w', 'b'], ['y'], auto_pad='VALID', kernel_shape=[2, 3])], [1, 2, 6, 7],
              {'w': f(5, 2, 2, 3), 'b': f(5)})
@@ -104,7 +115,7 @@ import Testing
         _ = try OnnxTestSupport.runPython(Self.generator, [directory.path])
         let names = try String(contentsOf: directory.appendingPathComponent("manifest.txt"), encoding: .utf8)
             .split(separator: "\n").map(String.init)
-        #expect(names.count >= 35)
+        #expect(names.count >= 40)
         for name in names {
             let bytes = Array(try Data(contentsOf: directory.appendingPathComponent("\(name).onnx")))
             let input = try OnnxTestSupport.readFloats(directory.appendingPathComponent("\(name).in.bin"))
