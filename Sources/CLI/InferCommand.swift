@@ -8,7 +8,7 @@ struct InferCommand: ParsableCommand {
         commandName: "infer",
         abstract: "Run an ONNX model once with the native engine on raw little-endian float32 data.",
         discussion: """
-            --input holds the model's first input for batch 1 (free dimensions taken as 1), row-major float32;
+            --input holds the model's first input for batch 1 (free dimensions taken as 1), row-major float32; \
             --output receives the first output the same way. Prints the input and output shapes.
             """
     )
