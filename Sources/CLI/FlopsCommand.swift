@@ -7,10 +7,10 @@ struct FlopsCommand: ParsableCommand {
         commandName: "flops",
         abstract: "Count the FLOPs of an ONNX model (batch 1), as TensorFlow's profiler and vertex-ai-nas count them.",
         discussion: """
-            2 per multiply-add in Conv, MatMul and Gemm, 1 per element for biases and Add/Sub/Mul/Div, 5 per
-            element for Softmax, window size per output for pools, 0 for activations and data movement.
-            Works on files other exporters wrote (tf2onnx, torch.onnx): shapes are inferred over the graph.
-            Prints the count; --json prints {"flops":N,"operations":[{"node":..,"op_type":..,"flops":..}]}.
+            2 per multiply-add in Conv, MatMul and Gemm, 1 per element for biases and Add/Sub/Mul/Div, 5 per \
+            element for Softmax, window size per output for pools, 0 for activations and data movement. Works on \
+            files other exporters wrote (tf2onnx, torch.onnx): shapes are inferred over the graph. Prints the \
+            count; --json prints {"flops":N,"operations":[{"node":..,"op_type":..,"flops":..}]}.
             """
     )
 

@@ -8,7 +8,7 @@ struct InferCommand: ParsableCommand {
         commandName: "infer",
         abstract: "Run an ONNX model once with the native engine on raw little-endian float32 data.",
         discussion: """
-            --input holds the model's first input for batch 1 (free dimensions taken as 1), row-major float32;
+            --input holds the model's first input for batch 1 (free dimensions taken as 1), row-major float32; \
             --output receives the first output the same way. Prints the input and output shapes.
             """
     )
@@ -41,7 +41,9 @@ struct InferCommand: ParsableCommand {
             )
         }
         let values = data.withUnsafeBytes { raw in
-            (0..<first.count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            (0..<first.count).map {
+                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))
+            }
         }
         let result = try engine.run(values)
         var bytes = Data(capacity: result.count * 4)

@@ -8,8 +8,9 @@ struct MeasureCommand: ParsableCommand {
         commandName: "measure",
         abstract: "Measure an ONNX model's batch-1 latency and peak working memory with the native engine.",
         discussion: """
-            Runs --warmup untimed inferences, then at least --repeats timed ones and for at least --min-time
-            seconds. --json prints {"mean_ms","p50_ms","p90_ms","p99_ms","stddev_ms","count","peak_memory_bytes"}.
+            Runs --warmup untimed inferences, then at least --repeats timed ones and for at least --min-time \
+            seconds. --json prints \
+            {"mean_ms","p50_ms","p90_ms","p99_ms","stddev_ms","count","peak_memory_bytes"}.
             """
     )
 
@@ -39,7 +40,8 @@ struct MeasureCommand: ParsableCommand {
     func run() throws {
         let report: LatencyReport
         do {
-            report = try measure(model: try readModelFile(model), warmup: warmup, repeats: repeats, minimumSeconds: minTime)
+            report = try measure(
+                model: try readModelFile(model), warmup: warmup, repeats: repeats, minimumSeconds: minTime)
         } catch let error as OnnxError {
             throw ValidationError("\(model): \(error)")
         }

@@ -9,4 +9,10 @@ static inline void nas_sgemm(int trans_a, int trans_b, int m, int n, int k, floa
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
                 alpha, a, lda, b, ldb, beta, c, ldc);
 }
+
+/* Row-major y = alpha * op(A) * x + beta * y. */
+static inline void nas_sgemv(int trans, int m, int n, float alpha, const float *a, int lda, const float *x, float beta,
+                             float *y) {
+    cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1);
+}
 #endif

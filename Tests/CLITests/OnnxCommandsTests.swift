@@ -4,7 +4,9 @@ import Trainer
 
 /// End-to-end tests of `nas flops`, `nas infer` and `nas measure`: the built binary as a subprocess.
 @Suite struct OnnxCommandsTests {
-    static let tutorial = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6)])
+    static let tutorial = CNNArchitecture(layers: [
+        ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6),
+    ])
 
     /// `nas`, built beside this test binary by `swift build --build-tests`.
     static func nas() throws -> String {
@@ -51,7 +53,8 @@ import Trainer
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let model = directory.appendingPathComponent("model.onnx")
-        let bytes = try OnnxExport.serialized(architecture: tutorial, weights: OnnxExport.randomWeights(for: tutorial, seed: 5))
+        let bytes = try OnnxExport.serialized(
+            architecture: tutorial, weights: OnnxExport.randomWeights(for: tutorial, seed: 5))
         try Data(bytes).write(to: model)
         try body(directory, model)
     }
@@ -107,7 +110,9 @@ extension OnnxCommandsTests {
         try Self.withTutorialModel { directory, model in
             let input = directory.appendingPathComponent("in.bin")
             try Data(count: 100).write(to: input)
-            let result = try Self.run(["infer", model.path, "--input", input.path, "--output", directory.appendingPathComponent("o").path])
+            let result = try Self.run([
+                "infer", model.path, "--input", input.path, "--output", directory.appendingPathComponent("o").path,
+            ])
             #expect(result.status != 0)
             #expect(result.stderr.contains("has 100 bytes; input 'input' of shape [1, 1, 28, 28] needs 3136 bytes"))
         }

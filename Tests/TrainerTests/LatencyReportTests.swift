@@ -19,13 +19,19 @@ import Testing
         let report = LatencyReport(
             meanMs: 1, p50Ms: 2, p90Ms: 3, p99Ms: 4, stddevMs: 0.5, count: 7, peakMemoryBytes: 1024)
         let object = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(report)) as? [String: Any]
-        #expect(Set(object?.keys ?? [:].keys) == ["mean_ms", "p50_ms", "p90_ms", "p99_ms", "stddev_ms", "count", "peak_memory_bytes"])
+        #expect(
+            Set(object?.keys ?? [:].keys) == [
+                "mean_ms", "p50_ms", "p90_ms", "p99_ms", "stddev_ms", "count", "peak_memory_bytes",
+            ])
         #expect(try JSONDecoder().decode(LatencyReport.self, from: try JSONEncoder().encode(report)) == report)
     }
 
     @Test func measuringAModelRunsTheRequestedRepetitions() throws {
-        let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6)])
-        let bytes = try OnnxExport.serialized(architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 4))
+        let architecture = CNNArchitecture(layers: [
+            ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6),
+        ])
+        let bytes = try OnnxExport.serialized(
+            architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 4))
         let report = try measure(model: bytes, warmup: 3, repeats: 25)
         #expect(report.count == 25)
         #expect(report.p50Ms > 0)

@@ -41,6 +41,17 @@ import Testing
         case('conv_groups', [N('Conv', ['x', 'w', 'b'], ['y'], group=2, pads=[1, 1, 1, 1])], [1, 4, 7, 7], {'w': f(6, 2, 3, 3), 'b': f(6)})
         case('conv_depthwise_same_upper', [N('Conv', ['x', 'w', 'b'], ['y'], group=4, strides=[2, 2], auto_pad='SAME_UPPER')],
              [1, 4, 9, 9], {'w': f(4, 1, 3, 3), 'b': f(4)})
+        case('depthwise3x3_s1_relu', [N('Conv', ['x', 'w', 'b'], ['c'], group=3, pads=[1, 1, 1, 1]), N('Relu', ['c'], ['y'])],
+             [1, 3, 20, 19], {'w': f(3, 1, 3, 3), 'b': f(3)})
+        case('depthwise3x3_s2_clip', [N('Conv', ['x', 'w'], ['c'], group=2, strides=[2, 2], pads=[1, 1, 1, 1]),
+             N('Clip', ['c', 'lo', 'hi'], ['y'])], [1, 2, 37, 35],
+             {'w': f(2, 1, 3, 3), 'lo': np.array(-0.5, np.float32), 'hi': np.array(0.5, np.float32)})
+        case('depthwise5x5_multiplier_dilated', [N('Conv', ['x', 'w', 'b'], ['y'], group=2, dilations=[1, 2], pads=[2, 4, 2, 4])],
+             [1, 2, 12, 21], {'w': f(4, 1, 5, 5), 'b': f(4)})
+        case('depthwise3x3_s3', [N('Conv', ['x', 'w', 'b'], ['y'], group=2, strides=[3, 3], pads=[0, 1, 2, 1])],
+             [1, 2, 30, 40], {'w': f(2, 1, 3, 3), 'b': f(2)})
+        case('conv_strided_wide', [N('Conv', ['x', 'w', 'b'], ['c'], strides=[2, 2], pads=[1, 1, 1, 1]), N('Relu', ['c'], ['y'])],
+             [1, 3, 24, 26], {'w': f(8, 3, 3, 3), 'b': f(8)})
         case('conv_same_lower_even', [N('Conv', ['x', 'w'], ['y'], auto_pad='SAME_LOWER')], [1, 2, 6, 6], {'w': f(3, 2, 2, 2)})
         case('conv_valid_rect', [N('Conv', ['x', 'w', 'b'], ['y'], auto_pad='VALID', kernel_shape=[2, 3])], [1, 2, 6, 7],
              {'w': f(5, 2, 2, 3), 'b': f(5)})
@@ -104,7 +115,7 @@ import Testing
         _ = try OnnxTestSupport.runPython(Self.generator, [directory.path])
         let names = try String(contentsOf: directory.appendingPathComponent("manifest.txt"), encoding: .utf8)
             .split(separator: "\n").map(String.init)
-        #expect(names.count >= 35)
+        #expect(names.count >= 40)
         for name in names {
             let bytes = Array(try Data(contentsOf: directory.appendingPathComponent("\(name).onnx")))
             let input = try OnnxTestSupport.readFloats(directory.appendingPathComponent("\(name).in.bin"))
@@ -125,28 +136,36 @@ import Testing
         let directory = try OnnxTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         try OnnxFixtures.writeForeignModels(to: directory)
-        let tutorial = CNNArchitecture(layers: [ConvLayer(kernelSize: 5, filters: 4), ConvLayer(kernelSize: 2, filters: 8)])
-        try Data(try OnnxExport.serialized(architecture: tutorial, weights: OnnxExport.randomWeights(for: tutorial, seed: 9)))
-            .write(to: directory.appendingPathComponent("ours.onnx"))
+        let tutorial = CNNArchitecture(layers: [
+            ConvLayer(kernelSize: 5, filters: 4), ConvLayer(kernelSize: 2, filters: 8),
+        ])
+        try Data(
+            try OnnxExport.serialized(architecture: tutorial, weights: OnnxExport.randomWeights(for: tutorial, seed: 9))
+        )
+        .write(to: directory.appendingPathComponent("ours.onnx"))
+        try Data(try OnnxModelTests.kitchenSinkModel().serialized()).write(
+            to: directory.appendingPathComponent("kitchen.onnx"))
         let output = try OnnxTestSupport.runPython(
             """
             import sys, os, numpy as np, onnxruntime as ort
             rng = np.random.default_rng(5)
-            for name in ['ours', 'tf2onnx', 'torch']:
+            for name in ['ours', 'tf2onnx', 'torch', 'kitchen']:
                 options = ort.SessionOptions()
                 options.intra_op_num_threads = 1
                 s = ort.InferenceSession(os.path.join(sys.argv[1], name + '.onnx'), options, providers=['CPUExecutionProvider'])
-                shape = [1, 28, 28, 1] if name == 'tf2onnx' else [1, 1, 28, 28]
+                shape = {'tf2onnx': [1, 28, 28, 1], 'kitchen': [1, 3, 8, 8]}.get(name, [1, 1, 28, 28])
+                feed = s.get_inputs()[0].name
                 for k in range(3):
                     x = rng.random(shape, dtype=np.float32)
                     x.tofile(os.path.join(sys.argv[1], f'{name}.{k}.in.bin'))
-                    s.run(None, {'input': x})[0].tofile(os.path.join(sys.argv[1], f'{name}.{k}.out.bin'))
+                    s.run(None, {feed: x})[0].tofile(os.path.join(sys.argv[1], f'{name}.{k}.out.bin'))
             print('ok')
             """, [directory.path])
         #expect(output.contains("ok"))
-        for name in ["ours", "tf2onnx", "torch"] {
-            let engine = try OnnxEngine(bytes: Array(try Data(contentsOf: directory.appendingPathComponent("\(name).onnx"))))
-            #expect(engine.outputs.first?.shape == [1, 10])
+        for name in ["ours", "tf2onnx", "torch", "kitchen"] {
+            let engine = try OnnxEngine(
+                bytes: Array(try Data(contentsOf: directory.appendingPathComponent("\(name).onnx"))))
+            #expect(engine.outputs.first?.shape == (name == "kitchen" ? [1, 5] : [1, 10]))
             for k in 0..<3 {
                 let input = try OnnxTestSupport.readFloats(directory.appendingPathComponent("\(name).\(k).in.bin"))
                 let expected = try OnnxTestSupport.readFloats(directory.appendingPathComponent("\(name).\(k).out.bin"))
@@ -174,7 +193,8 @@ import Testing
     @Test func wrongInputSizeIsATypedError() throws {
         let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 2)])
         let engine = try OnnxEngine(
-            model: try OnnxExport.model(architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 3)))
+            model: try OnnxExport.model(
+                architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 3)))
         #expect(engine.inputs == [OnnxEngine.Tensor(name: "input", shape: [1, 1, 28, 28])])
         let error = try #require(throws: OnnxError.self) { try engine.run([Float](repeating: 0, count: 100)) }
         #expect(error.description.contains("input 'input' has shape [1, 1, 28, 28] (784 floats); got 100 floats"))

@@ -5,7 +5,9 @@ import Testing
 
 @Suite struct OnnxFlopsTests {
     @Test func tutorialModelCountsWhatTensorFlowReports() throws {
-        let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6)])
+        let architecture = CNNArchitecture(layers: [
+            ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6),
+        ])
         let bytes = try OnnxExport.serialized(
             architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 2))
         let report = try OnnxFlops.count(bytes: bytes)
@@ -16,8 +18,11 @@ import Testing
 
     @Test func evenKernelsAndMoreLayersCount() throws {
         // [[5,4],[2,8]]: conv 28*28*4*(25*2+1) + conv 28*28*8*(4*4*2+1) + dense 6272*10*2+10 + softmax 50.
-        let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 5, filters: 4), ConvLayer(kernelSize: 2, filters: 8)])
-        let model = try OnnxExport.model(architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 2))
+        let architecture = CNNArchitecture(layers: [
+            ConvLayer(kernelSize: 5, filters: 4), ConvLayer(kernelSize: 2, filters: 8),
+        ])
+        let model = try OnnxExport.model(
+            architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 2))
         #expect(try OnnxFlops.count(model).total == 784 * 4 * 51 + 784 * 8 * 33 + 125_450 + 50)
     }
 
@@ -34,7 +39,8 @@ import Testing
 
     @Test func unknownOperatorWithoutRecordedShapesIsATypedError() throws {
         var model = try OnnxExport.model(
-            architecture: CNNArchitecture(layers: []), weights: OnnxExport.randomWeights(for: CNNArchitecture(layers: []), seed: 1))
+            architecture: CNNArchitecture(layers: []),
+            weights: OnnxExport.randomWeights(for: CNNArchitecture(layers: []), seed: 1))
         model.graph.nodes[0].opType = "Mish"
         let error = try #require(throws: OnnxError.self) { try OnnxFlops.count(model) }
         #expect(error.description.contains("operator Mish of node 'flatten'"))

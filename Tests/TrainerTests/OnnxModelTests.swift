@@ -4,7 +4,9 @@ import Testing
 @testable import Trainer
 
 @Suite struct OnnxModelTests {
-    static let tutorial = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6)])
+    static let tutorial = CNNArchitecture(layers: [
+        ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6),
+    ])
 
     static func tutorialModel() throws -> OnnxModel {
         try OnnxExport.model(architecture: tutorial, weights: OnnxExport.randomWeights(for: tutorial, seed: 1))
@@ -101,8 +103,84 @@ import Testing
         #expect(error.description.contains("nested"))
     }
 
+    /// A graph with most supported ops, including the shape-computing ones, as a fuzzing seed.
+    static func kitchenSinkModel() -> OnnxModel {
+        func ints(_ name: String, _ values: [Int64]) -> OnnxTensor {
+            OnnxTensor(name: name, dims: [values.count], int64s: values)
+        }
+        func floats(_ name: String, _ dims: [Int]) -> OnnxTensor {
+            OnnxTensor(
+                name: name, dims: dims,
+                floats: OnnxTestSupport.randomFloats(dims.reduce(1, *), seed: UInt64(name.utf8.count)))
+        }
+        let nodes = [
+            OnnxNode(
+                name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"],
+                attributes: [
+                    OnnxAttribute("group", .int(3)), OnnxAttribute("strides", .ints([2, 1])),
+                    OnnxAttribute("pads", .ints([1, 1, 1, 1])),
+                ]),
+            OnnxNode(name: "bn", opType: "BatchNormalization", inputs: ["c", "s", "bb", "m", "v"], outputs: ["n"]),
+            OnnxNode(name: "clip", opType: "Clip", inputs: ["n", "lo", "hi"], outputs: ["k"]),
+            OnnxNode(
+                name: "pool", opType: "MaxPool", inputs: ["k"], outputs: ["p"],
+                attributes: [
+                    OnnxAttribute("kernel_shape", .ints([2, 2])), OnnxAttribute("strides", .ints([2, 2])),
+                    OnnxAttribute("ceil_mode", .int(1)),
+                ]),
+            OnnxNode(
+                name: "avg", opType: "AveragePool", inputs: ["p"], outputs: ["a"],
+                attributes: [
+                    OnnxAttribute("kernel_shape", .ints([1, 1])), OnnxAttribute("auto_pad", .string("SAME_UPPER")),
+                ]),
+            OnnxNode(name: "shape", opType: "Shape", inputs: ["a"], outputs: ["sh"]),
+            OnnxNode(name: "gather", opType: "Gather", inputs: ["sh", "zero"], outputs: ["batch"]),
+            OnnxNode(name: "unsqueeze", opType: "Unsqueeze", inputs: ["batch", "zero1"], outputs: ["batch1"]),
+            OnnxNode(
+                name: "concat", opType: "Concat", inputs: ["batch1", "minus1"], outputs: ["target"],
+                attributes: [
+                    OnnxAttribute("axis", .int(0))
+                ]),
+            OnnxNode(name: "reshape", opType: "Reshape", inputs: ["a", "target"], outputs: ["r"]),
+            OnnxNode(name: "slice", opType: "Slice", inputs: ["r", "st", "en", "ax", "sp"], outputs: ["sl"]),
+            OnnxNode(
+                name: "transpose", opType: "Transpose", inputs: ["sl"], outputs: ["t"],
+                attributes: [
+                    OnnxAttribute("perm", .ints([1, 0]))
+                ]),
+            OnnxNode(
+                name: "flatten", opType: "Flatten", inputs: ["t"], outputs: ["f"],
+                attributes: [OnnxAttribute("axis", .int(0))]),
+            OnnxNode(name: "matmul", opType: "MatMul", inputs: ["f", "wm"], outputs: ["mm"]),
+            OnnxNode(name: "add", opType: "Add", inputs: ["mm", "bm"], outputs: ["logits"]),
+            OnnxNode(name: "mul", opType: "Mul", inputs: ["logits", "scale"], outputs: ["scaled"]),
+            OnnxNode(name: "softmax", opType: "Softmax", inputs: ["scaled"], outputs: ["y"]),
+        ]
+        let initializers = [
+            floats("w", [6, 1, 3, 3]), floats("b", [6]), floats("s", [6]), floats("bb", [6]), floats("m", [6]),
+            OnnxTensor(name: "v", dims: [6], floats: [1, 2, 3, 1, 2, 3]),
+            OnnxTensor(name: "lo", dims: [], floats: [0]), OnnxTensor(name: "hi", dims: [], floats: [6]),
+            OnnxTensor(name: "zero", dims: [], int64s: [0]), ints("zero1", [0]), ints("minus1", [-1]),
+            ints("st", [1]), ints("en", [97]), ints("ax", [1]), ints("sp", [2]),
+            floats("wm", [24, 5]), floats("bm", [5]), OnnxTensor(name: "scale", dims: [1], floats: [2]),
+        ]
+        return OnnxModel(
+            graph: OnnxGraph(
+                nodes: nodes, initializers: initializers,
+                inputs: [OnnxValueInfo(name: "x", shape: [.param("N"), .value(3), .value(8), .value(8)])],
+                outputs: [OnnxValueInfo(name: "y", shape: nil)]))
+    }
+
+    @Test func kitchenSinkSeedRuns() throws {
+        let engine = try OnnxEngine(model: Self.kitchenSinkModel())
+        let output = try engine.run(OnnxTestSupport.randomFloats(192, seed: 1))
+        #expect(output.count == 5)
+        #expect(abs(output.reduce(0, +) - 1) < 1e-5)
+    }
+
     @Test func fuzzedBytesNeverCrashTheDecoder() throws {
-        let seedBytes = try Self.tutorialModel().serialized()
+        let seeds = [try Self.tutorialModel().serialized(), try Self.kitchenSinkModel().serialized()]
+        let iterations = Int(ProcessInfo.processInfo.environment["NAS_FUZZ_ITERATIONS"] ?? "") ?? 3000
         var state: UInt64 = 0x1234_5678
         func next(_ bound: Int) -> Int {
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
@@ -110,7 +188,8 @@ import Testing
         }
         var decoded = 0
         var rejected = 0
-        for round in 0..<3000 {
+        for round in 0..<iterations {
+            let seedBytes = seeds[round / 4 % seeds.count]
             var bytes: [UInt8]
             switch round % 4 {
             case 0:
@@ -131,12 +210,18 @@ import Testing
                 let model = try OnnxModel(bytes: bytes)
                 _ = try? model.serialized()
                 decoded += 1
+                // What decodes must also analyse, count and plan without crashing: mutated dims, attributes
+                // and op types reach the shape inference and the planner.
+                _ = try? OnnxFlops.count(model)
+                if let engine = try? OnnxEngine(model: model), let input = engine.inputs.first, input.count < 1 << 20 {
+                    _ = try? engine.run([Float](repeating: 0.5, count: input.count))
+                }
             } catch is OnnxError {
                 rejected += 1
             }
         }
-        #expect(decoded + rejected == 3000)
-        #expect(rejected > 1000)
+        #expect(decoded + rejected == iterations)
+        #expect(rejected > iterations / 3)
     }
 
     @Test func committedGeneratedCodeMatchesProtocC() throws {

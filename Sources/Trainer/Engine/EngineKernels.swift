@@ -1,4 +1,5 @@
 internal import COpenBLAS
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -30,6 +31,15 @@ enum EngineKernels {
         if k == 0 {
             for row in 0..<m {
                 for column in 0..<n { c[row * ldc + column] = beta == 0 ? 0 : beta * c[row * ldc + column] }
+            }
+            return
+        }
+        if m == 1 && !transA && transB {
+            // One row of A is a matrix-vector product; sgemv skips sgemm's packing of B.
+            if transB {
+                nas_sgemv(0, Int32(n), Int32(k), alpha, b, Int32(ldb), a, beta, c)
+            } else {
+                nas_sgemv(1, Int32(k), Int32(n), alpha, b, Int32(ldb), a, beta, c)
             }
             return
         }
@@ -77,13 +87,23 @@ enum EngineKernels {
                 && padBottom == 0 && padRight == 0
         }
         var slack: Int { (kernelW - 1) * dilationW + 1 }
+        /// Columns of one im2col tile: about 64 KiB of patches, so that the tile and sgemm's packed copy of it
+        /// stay in L2.
+        var columnTile: Int { max(64, (16384 / max(patch, 1)) / 16 * 16) }
 
         /// Floats of scratch memory one run needs.
+        /// One input channel per group (depthwise): direct loops beat an sgemm with one row per channel.
+        var isDepthwise: Bool { channelsPerGroup == 1 && groups > 1 }
+        /// One zero-padded plane, plus room for the last SIMD16 load of a strided row.
+        var depthwiseScratch: Int { paddedH * paddedW + 16 * max(strideW, 1) + slack }
+
         var scratchCount: Int {
+            if isDepthwise { return depthwiseScratch }
             if isPointwise { return 0 }
             if usesWidePath {
                 let columns = outH * paddedW
-                return channels * paddedH * paddedW + slack + patch * columns + filtersPerGroup * columns
+                return channels * paddedH * paddedW + slack + patch * min(columns, columnTile) + filtersPerGroup
+                    * columns
             }
             return patch * outH * outW
         }
@@ -98,7 +118,9 @@ enum EngineKernels {
         for image in 0..<p.batch {
             let x = input + image * p.channels * inputPlane
             let y = output + image * p.filters * outputPlane
-            if p.isPointwise {
+            if p.isDepthwise {
+                depthwise(p, x: x, weight: weight, bias: bias, y: y, scratch: scratch, activation: activation)
+            } else if p.isPointwise {
                 for group in 0..<p.groups {
                     sgemm(
                         transA: false, transB: false, m: p.filtersPerGroup, n: outputPlane, k: p.channelsPerGroup,
@@ -122,11 +144,159 @@ enum EngineKernels {
     ) {
         for filter in 0..<filters {
             let row = y + filter * plane
-            if let bias {
-                let value = bias[filter]
-                for i in 0..<plane { row[i] += value }
+            let value = bias?[filter] ?? 0
+            // One pass for bias and activation.
+            switch activation {
+            case .none: if bias != nil { for i in 0..<plane { row[i] += value } }
+            case .relu: for i in 0..<plane { row[i] = max(row[i] + value, 0) }
+            case .clip(let low, let high): for i in 0..<plane { row[i] = min(max(row[i] + value, low), high) }
             }
-            activation.apply(row, plane)
+        }
+    }
+
+    /// Depthwise convolution: each channel's input is copied into a zero-padded plane, then every run of 8
+    /// outputs of a row accumulates all taps in one SIMD register (strided inputs through even lanes).
+    private static func depthwise(
+        _ p: ConvParameters, x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, activation: Activation
+    ) {
+        let outputPlane = p.outH * p.outW
+        let taps = p.kernelH * p.kernelW
+        let paddedW = p.paddedW
+        let plane = scratch
+        plane.update(repeating: 0, count: p.depthwiseScratch)
+        for filter in 0..<p.filters {
+            // Filters of one group share its channel: copy it once.
+            if filter % p.filtersPerGroup == 0 {
+                let source = x + (filter / p.filtersPerGroup) * p.height * p.width
+                for row in 0..<p.height {
+                    (plane + (row + p.padTop) * paddedW + p.padLeft).update(
+                        from: source + row * p.width, count: p.width)
+                }
+            }
+            let w = weight + filter * taps
+            let b = bias?[filter] ?? 0
+            let destination = y + filter * outputPlane
+            let vectorEnd = p.outW / 8 * 8
+            if p.kernelH == 3 && p.kernelW == 3 && p.dilationH == 1 && p.dilationW == 1
+                && (p.strideW == 1 || p.strideW == 2)
+            {
+                depthwise3x3(p, plane: plane, w: w, bias: b, out: destination, activation: activation)
+                continue
+            }
+            for oy in 0..<p.outH {
+                let rowBase = plane + oy * p.strideH * paddedW
+                let out = destination + oy * p.outW
+                var ox = 0
+                while ox < vectorEnd {
+                    var acc = SIMD8<Float>(repeating: b)
+                    for ky in 0..<p.kernelH {
+                        let line = UnsafeRawPointer(rowBase + ky * p.dilationH * paddedW + ox * p.strideW)
+                        for kx in 0..<p.kernelW {
+                            let tap = SIMD8<Float>(repeating: w[ky * p.kernelW + kx])
+                            let offset = kx * p.dilationW * 4
+                            if p.strideW == 1 {
+                                acc += tap * line.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+                            } else if p.strideW == 2 {
+                                acc += tap * line.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self).evenHalf
+                            } else {
+                                var lanes = SIMD8<Float>()
+                                let base = line.assumingMemoryBound(to: Float.self) + kx * p.dilationW
+                                for lane in 0..<8 { lanes[lane] = base[lane * p.strideW] }
+                                acc += tap * lanes
+                            }
+                        }
+                    }
+                    switch activation {
+                    case .none: break
+                    case .relu: acc.replace(with: 0, where: acc .< 0)
+                    case .clip(let low, let high):
+                        acc.replace(with: low, where: acc .< low)
+                        acc.replace(with: high, where: acc .> high)
+                    }
+                    UnsafeMutableRawPointer(out + ox).storeBytes(of: acc, as: SIMD8<Float>.self)
+                    ox += 8
+                }
+                while ox < p.outW {
+                    var sum = b
+                    for ky in 0..<p.kernelH {
+                        let line = rowBase + ky * p.dilationH * paddedW + ox * p.strideW
+                        for kx in 0..<p.kernelW { sum += w[ky * p.kernelW + kx] * line[kx * p.dilationW] }
+                    }
+                    out[ox] = sum
+                    activation.apply(out + ox, 1)
+                    ox += 1
+                }
+            }
+        }
+    }
+
+    /// The MobileNet case, unrolled: 3x3 taps, stride 1 or 2, no dilation.
+    private static func depthwise3x3(
+        _ p: ConvParameters, plane: UnsafeMutablePointer<Float>, w: UnsafePointer<Float>, bias: Float,
+        out destination: UnsafeMutablePointer<Float>, activation: Activation
+    ) {
+        let paddedW = p.paddedW
+        let (w0, w1, w2) = (SIMD8<Float>(repeating: w[0]), SIMD8<Float>(repeating: w[1]), SIMD8<Float>(repeating: w[2]))
+        let (w3, w4, w5) = (SIMD8<Float>(repeating: w[3]), SIMD8<Float>(repeating: w[4]), SIMD8<Float>(repeating: w[5]))
+        let (w6, w7, w8) = (SIMD8<Float>(repeating: w[6]), SIMD8<Float>(repeating: w[7]), SIMD8<Float>(repeating: w[8]))
+        let start = SIMD8<Float>(repeating: bias)
+        let vectorEnd = p.outW / 8 * 8
+        let stride = p.strideW
+        for oy in 0..<p.outH {
+            let r0 = UnsafeRawPointer(plane + oy &* p.strideH &* paddedW)
+            let r1 = r0 + paddedW &* 4
+            let r2 = r1 + paddedW &* 4
+            let out = destination + oy &* p.outW
+            var ox = 0
+            while ox < vectorEnd {
+                var acc = start
+                if stride == 1 {
+                    let o = ox &* 4
+                    acc += w0 * r0.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                    acc += w1 * r0.loadUnaligned(fromByteOffset: o &+ 4, as: SIMD8<Float>.self)
+                    acc += w2 * r0.loadUnaligned(fromByteOffset: o &+ 8, as: SIMD8<Float>.self)
+                    acc += w3 * r1.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                    acc += w4 * r1.loadUnaligned(fromByteOffset: o &+ 4, as: SIMD8<Float>.self)
+                    acc += w5 * r1.loadUnaligned(fromByteOffset: o &+ 8, as: SIMD8<Float>.self)
+                    acc += w6 * r2.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                    acc += w7 * r2.loadUnaligned(fromByteOffset: o &+ 4, as: SIMD8<Float>.self)
+                    acc += w8 * r2.loadUnaligned(fromByteOffset: o &+ 8, as: SIMD8<Float>.self)
+                } else {
+                    let o = ox &* 8
+                    let a0 = r0.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
+                    let a1 = r0.loadUnaligned(fromByteOffset: o &+ 4, as: SIMD16<Float>.self)
+                    let b0 = r1.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
+                    let b1 = r1.loadUnaligned(fromByteOffset: o &+ 4, as: SIMD16<Float>.self)
+                    let c0 = r2.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
+                    let c1 = r2.loadUnaligned(fromByteOffset: o &+ 4, as: SIMD16<Float>.self)
+                    acc += w0 * a0.evenHalf + w1 * a0.oddHalf + w2 * a1.oddHalf
+                    acc += w3 * b0.evenHalf + w4 * b0.oddHalf + w5 * b1.oddHalf
+                    acc += w6 * c0.evenHalf + w7 * c0.oddHalf + w8 * c1.oddHalf
+                }
+                switch activation {
+                case .none: break
+                case .relu: acc.replace(with: 0, where: acc .< 0)
+                case .clip(let low, let high):
+                    acc.replace(with: low, where: acc .< low)
+                    acc.replace(with: high, where: acc .> high)
+                }
+                UnsafeMutableRawPointer(out + ox).storeBytes(of: acc, as: SIMD8<Float>.self)
+                ox &+= 8
+            }
+            let rows = (
+                r0.assumingMemoryBound(to: Float.self), r1.assumingMemoryBound(to: Float.self),
+                r2.assumingMemoryBound(to: Float.self)
+            )
+            while ox < p.outW {
+                let i = ox * stride
+                var sum = bias + w[0] * rows.0[i] + w[1] * rows.0[i + 1] + w[2] * rows.0[i + 2]
+                sum += w[3] * rows.1[i] + w[4] * rows.1[i + 1] + w[5] * rows.1[i + 2]
+                sum += w[6] * rows.2[i] + w[7] * rows.2[i + 1] + w[8] * rows.2[i + 2]
+                out[ox] = sum
+                activation.apply(out + ox, 1)
+                ox += 1
+            }
         }
     }
 
@@ -139,7 +309,7 @@ enum EngineKernels {
         let paddedCount = p.channels * paddedPlane + p.slack
         let columns = p.outH * p.paddedW
         let matrix = padded + paddedCount
-        let wide = matrix + p.patch * columns
+        let wide = matrix + p.patch * min(columns, p.columnTile)
         // Copy the input into a zero-padded buffer; the tail slack keeps the last wide reads inside it.
         padded.update(repeating: 0, count: paddedCount)
         for channel in 0..<p.channels {
@@ -150,21 +320,28 @@ enum EngineKernels {
         }
         let outputPlane = p.outH * p.outW
         for group in 0..<p.groups {
-            var row = 0
-            for channel in 0..<p.channelsPerGroup {
-                let source = padded + (group * p.channelsPerGroup + channel) * paddedPlane
-                for ky in 0..<p.kernelH {
-                    for kx in 0..<p.kernelW {
-                        (matrix + row * columns).update(
-                            from: source + ky * p.dilationH * p.paddedW + kx * p.dilationW, count: columns)
-                        row += 1
+            // im2col in column tiles small enough to stay in cache, with sgemm on each tile.
+            let tile = p.columnTile
+            var start = 0
+            while start < columns {
+                let width = min(tile, columns - start)
+                var row = 0
+                for channel in 0..<p.channelsPerGroup {
+                    let source = padded + (group * p.channelsPerGroup + channel) * paddedPlane + start
+                    for ky in 0..<p.kernelH {
+                        for kx in 0..<p.kernelW {
+                            (matrix + row * width).update(
+                                from: source + ky * p.dilationH * p.paddedW + kx * p.dilationW, count: width)
+                            row += 1
+                        }
                     }
                 }
+                sgemm(
+                    transA: false, transB: false, m: p.filtersPerGroup, n: width, k: p.patch, alpha: 1,
+                    a: weight + group * p.filtersPerGroup * p.patch, lda: p.patch, b: matrix, ldb: width, beta: 0,
+                    c: wide + start, ldc: columns)
+                start += width
             }
-            sgemm(
-                transA: false, transB: false, m: p.filtersPerGroup, n: columns, k: p.patch, alpha: 1,
-                a: weight + group * p.filtersPerGroup * p.patch, lda: p.patch, b: matrix, ldb: columns, beta: 0,
-                c: wide, ldc: columns)
             // Keep the first outW of every paddedW columns, adding the bias and the activation on the way.
             for filter in 0..<p.filtersPerGroup {
                 let global = group * p.filtersPerGroup + filter
@@ -204,11 +381,15 @@ enum EngineKernels {
                                 line.update(repeating: 0, count: p.outW)
                                 continue
                             }
-                            let sourceRow = source + iy * p.width
-                            for ox in 0..<p.outW {
-                                let ix = ox * p.strideW - p.padLeft + kx * p.dilationW
-                                line[ox] = ix >= 0 && ix < p.width ? sourceRow[ix] : 0
-                            }
+                            // Columns outside [first, last) read padding; the rest are a strided copy.
+                            let shift = kx * p.dilationW - p.padLeft
+                            let first = min(p.outW, shift >= 0 ? 0 : (-shift + p.strideW - 1) / p.strideW)
+                            let last = max(
+                                first, min(p.outW, p.width - 1 - shift < 0 ? 0 : (p.width - 1 - shift) / p.strideW + 1))
+                            let sourceRow = source + iy * p.width + shift
+                            line.update(repeating: 0, count: first)
+                            for ox in first..<last { line[ox] = sourceRow[ox * p.strideW] }
+                            (line + last).update(repeating: 0, count: p.outW - last)
                         }
                         row += 1
                     }
@@ -262,7 +443,9 @@ enum EngineKernels {
         }
     }
 
-    static func softmax(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, outer: Int, length: Int, inner: Int) {
+    static func softmax(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, outer: Int, length: Int, inner: Int
+    ) {
         for o in 0..<outer {
             for i in 0..<inner {
                 let base = o * length * inner + i

@@ -40,11 +40,16 @@ struct GraphAnalysis {
         for input in graph.inputs where values[input.name] == nil {
             guard let shape = input.shape else {
                 throw OnnxError.shapeInference(
-                    "graph input '\(input.name)'", "the model records no shape for it; re-export with a static input shape")
+                    "graph input '\(input.name)'",
+                    "the model records no shape for it; re-export with a static input shape")
             }
             let bound = shape.map { dimension -> Int in
                 if case .value(let size) = dimension { return size }
                 return 1
+            }
+            guard ShapeMath.count(bound) <= ShapeMath.maximumCount else {
+                throw OnnxError.shapeInference(
+                    "graph input '\(input.name)'", "its shape \(bound) has more than 2^30 elements")
             }
             values[input.name] = Value(shape: bound, type: input.elementType == .undefined ? .float : input.elementType)
             inputs.append((input.name, bound))
@@ -82,6 +87,11 @@ struct GraphAnalysis {
                 results = fallback
             }
             for (output, value) in zip(node.outputs, results) where !output.isEmpty {
+                guard ShapeMath.count(value.shape) <= ShapeMath.maximumCount else {
+                    throw OnnxError.shapeInference(
+                        "output '\(output)' of \(node.displayName)",
+                        "its shape \(value.shape) has more than 2^30 elements")
+                }
                 values[output] = value
             }
             if results.contains(where: { $0.constant == nil }) {

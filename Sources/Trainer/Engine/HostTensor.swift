@@ -68,7 +68,19 @@ struct HostTensor: Hashable, Sendable {
 
 /// Shape arithmetic shared by shape inference, constant folding and the engine's planner.
 enum ShapeMath {
-    static func count(_ shape: [Int]) -> Int { shape.reduce(1, *) }
+    /// The element count, saturating at `Int.max` instead of trapping on crafted shapes.
+    static func count(_ shape: [Int]) -> Int {
+        var total = 1
+        for size in shape {
+            let (product, overflow) = total.multipliedReportingOverflow(by: size)
+            if overflow { return Int.max }
+            total = product
+        }
+        return total
+    }
+
+    /// The largest tensor the engine plans: 2^30 floats (4 GiB).
+    static let maximumCount = 1 << 30
 
     static func strides(_ shape: [Int]) -> [Int] {
         var strides = [Int](repeating: 1, count: shape.count)
@@ -143,7 +155,9 @@ enum ShapeMath {
         return (output, indices)
     }
 
-    static func gatherIndices(input: [Int], axis: Int, indices: [Int], indicesShape: [Int]) -> (shape: [Int], indices: [Int]) {
+    static func gatherIndices(input: [Int], axis: Int, indices: [Int], indicesShape: [Int]) -> (
+        shape: [Int], indices: [Int]
+    ) {
         let outer = count(Array(input[..<axis]))
         let inner = count(Array(input[(axis + 1)...]))
         let output = Array(input[..<axis]) + indicesShape + Array(input[(axis + 1)...])

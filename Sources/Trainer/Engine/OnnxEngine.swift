@@ -39,9 +39,25 @@ public final class OnnxEngine {
     public init(model: OnnxModel) throws {
         EngineKernels.setSingleThreaded()
         let analysis = try GraphAnalysis(model: model)
+        guard !analysis.outputs.isEmpty else {
+            throw OnnxError.invalidModel("the graph has no outputs, so there is nothing to run")
+        }
+        for output in analysis.outputs where analysis.values[output]?.constant == nil {
+            guard analysis.values[output]?.type.isFloatingPoint == true else {
+                throw OnnxError.unsupportedDataType(
+                    "graph output '\(output)'", analysis.values[output]?.type ?? .undefined)
+            }
+        }
         var planner = try Planner(analysis: analysis)
         try planner.plan()
+        for output in analysis.outputs where planner.storageOf[output] == nil && analysis.constant(output) == nil {
+            throw OnnxError.invalidModel("graph output '\(output)' is not computed by any node the engine runs")
+        }
         let layout = planner.layout()
+        guard layout.arenaCount <= ShapeMath.maximumCount else {
+            throw OnnxError.invalidModel(
+                "the model needs \(layout.arenaCount * 4) bytes of working memory, more than 4 GiB")
+        }
         let count = max(layout.arenaCount, 16)
         var raw: UnsafeMutableRawPointer?
         guard posix_memalign(&raw, 64, count * MemoryLayout<Float>.stride) == 0, let raw else {
@@ -82,7 +98,8 @@ public final class OnnxEngine {
     /// Runs the model on one array per input, in graph order; returns one array per output.
     public func run(inputs values: [[Float]]) throws -> [[Float]] {
         guard values.count == inputs.count else {
-            throw OnnxError.invalidInput("the model takes \(inputs.count) inputs (\(inputs.map(\.name))); got \(values.count)")
+            throw OnnxError.invalidInput(
+                "the model takes \(inputs.count) inputs (\(inputs.map(\.name))); got \(values.count)")
         }
         for (value, input) in zip(values, inputs) where value.count != input.count {
             throw OnnxError.invalidInput(

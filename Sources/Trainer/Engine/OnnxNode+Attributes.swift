@@ -45,7 +45,9 @@ struct WindowGeometry: Hashable, Sendable {
             dilations.allSatisfy({ $0 > 0 }), kernel.allSatisfy({ $0 > 0 })
         else {
             throw OnnxError.invalidNode(
-                node.displayName, "strides \(strides), dilations \(dilations) and kernel \(kernel) must be positive, one per spatial axis")
+                node.displayName,
+                "strides \(strides), dilations \(dilations) and kernel \(kernel) must be positive, one per spatial axis"
+            )
         }
         let autoPad = node.string("auto_pad", default: "NOTSET")
         let ceil = allowCeil && node.int("ceil_mode", default: 0) != 0
@@ -72,12 +74,15 @@ struct WindowGeometry: Hashable, Sendable {
                     padsEnd[axis] = pads[axis + rank]
                 }
             default:
-                throw OnnxError.invalidNode(node.displayName, "auto_pad '\(autoPad)' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
+                throw OnnxError.invalidNode(
+                    node.displayName, "auto_pad '\(autoPad)' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
             }
             let span = input[axis] + padsBegin[axis] + padsEnd[axis] - extent
             guard span >= 0 else {
                 throw OnnxError.invalidNode(
-                    node.displayName, "the window (\(extent)) is larger than the padded input (\(input[axis] + padsBegin[axis] + padsEnd[axis])) on spatial axis \(axis)")
+                    node.displayName,
+                    "the window (\(extent)) is larger than the padded input (\(input[axis] + padsBegin[axis] + padsEnd[axis])) on spatial axis \(axis)"
+                )
             }
             var out = (ceil ? (span + strides[axis] - 1) / strides[axis] : span / strides[axis]) + 1
             // With ceil_mode the last window must start inside the input or the left padding.

@@ -20,7 +20,8 @@ struct Planner {
         self.analysis = analysis
         for input in analysis.inputs {
             guard analysis.values[input.name]?.type.isFloatingPoint == true else {
-                throw OnnxError.unsupportedDataType("graph input '\(input.name)'", analysis.values[input.name]?.type ?? .undefined)
+                throw OnnxError.unsupportedDataType(
+                    "graph input '\(input.name)'", analysis.values[input.name]?.type ?? .undefined)
             }
             define(input.name, count: ShapeMath.count(input.shape))
         }
@@ -53,7 +54,10 @@ struct Planner {
 
     private func clipBounds(_ node: OnnxNode) throws -> (Float, Float) {
         if analysis.opset < 11 {
-            return (node.float("min", default: -.greatestFiniteMagnitude), node.float("max", default: .greatestFiniteMagnitude))
+            return (
+                node.float("min", default: -.greatestFiniteMagnitude),
+                node.float("max", default: .greatestFiniteMagnitude)
+            )
         }
         func bound(_ index: Int, _ fallback: Float) throws -> Float {
             guard let name = node.input(index) else { return fallback }
@@ -76,7 +80,8 @@ struct Planner {
         _ build: @escaping (Resolver, UnsafeMutablePointer<Float>?) -> () -> Void
     ) {
         define(output, count: count)
-        steps.append(PlannedStep(reads: reads.filter { isRuntime($0) }, writes: [output], scratch: scratch, build: build))
+        steps.append(
+            PlannedStep(reads: reads.filter { isRuntime($0) }, writes: [output], scratch: scratch, build: build))
     }
 
     /// Fuses a following Relu/Clip when possible; returns the activation and the name the kernel writes.
@@ -95,10 +100,12 @@ struct Planner {
         func inputName(_ index: Int) throws -> String {
             guard let input = node.input(index) else { throw OnnxError.invalidNode(name, "input \(index) is missing") }
             if analysis.values[input]?.type.isFloatingPoint != true {
-                throw OnnxError.unsupportedDataType("input '\(input)' of \(name)", analysis.values[input]?.type ?? .undefined)
+                throw OnnxError.unsupportedDataType(
+                    "input '\(input)' of \(name)", analysis.values[input]?.type ?? .undefined)
             }
             if !isRuntime(input) && analysis.constant(input) == nil {
-                throw OnnxError.unsupportedDataType("input '\(input)' of \(name)", analysis.values[input]?.type ?? .undefined)
+                throw OnnxError.unsupportedDataType(
+                    "input '\(input)' of \(name)", analysis.values[input]?.type ?? .undefined)
             }
             return input
         }
@@ -142,8 +149,12 @@ struct Planner {
             let op = node.opType
             let aCount = ShapeMath.count(shape(0))
             let bCount = ShapeMath.count(shape(1))
-            let aIndex = aCount == outCount ? nil : ShapeMath.broadcastIndices(input: shape(0), output: outShape).map { Int32($0) }
-            let bIndex = bCount == outCount ? nil : ShapeMath.broadcastIndices(input: shape(1), output: outShape).map { Int32($0) }
+            let aIndex =
+                aCount == outCount
+                ? nil : ShapeMath.broadcastIndices(input: shape(0), output: outShape).map { Int32($0) }
+            let bIndex =
+                bCount == outCount
+                ? nil : ShapeMath.broadcastIndices(input: shape(1), output: outShape).map { Int32($0) }
             add([a, b], target, count: outCount) { resolver, _ in
                 let x = resolver.pointer(a)
                 let z = resolver.pointer(b)
@@ -161,19 +172,26 @@ struct Planner {
             let xs = shape(0)
             let ws = shape(1)
             guard xs.count == 4 || xs.count == 3 else {
-                throw OnnxError.invalidNode(name, "only 1-D and 2-D convolutions run natively; the input has shape \(xs)")
+                throw OnnxError.invalidNode(
+                    name, "only 1-D and 2-D convolutions run natively; the input has shape \(xs)")
             }
             let kernel = Array(ws[2...])
             let window = try WindowGeometry(node: node, input: Array(xs[2...]), kernel: kernel, allowCeil: false)
-            let p = Self.parameters(window: window, batch: xs[0], channels: xs[1], filters: ws[0], groups: node.int("group", default: 1))
+            let p = Self.parameters(
+                window: window, batch: xs[0], channels: xs[1], filters: ws[0], groups: node.int("group", default: 1))
             let (activation, target) = fuse(output)
-            add([x, w] + (bias.map { [$0] } ?? []), target, count: outCount, scratch: p.scratchCount) { resolver, scratch in
+            add([x, w] + (bias.map { [$0] } ?? []), target, count: outCount, scratch: p.scratchCount) {
+                resolver, scratch in
                 let input = resolver.pointer(x)
                 let weight = resolver.pointer(w)
                 let biasPointer = bias.map { UnsafePointer(resolver.pointer($0)) }
                 let y = resolver.pointer(target)
                 let work = scratch ?? y
-                return { EngineKernels.conv(p, input: input, weight: weight, bias: biasPointer, output: y, scratch: work, activation: activation) }
+                return {
+                    EngineKernels.conv(
+                        p, input: input, weight: weight, bias: biasPointer, output: y, scratch: work,
+                        activation: activation)
+                }
             }
             if target != output { storageOf[output] = storageOf[target] }
         case "MaxPool", "AveragePool":
@@ -251,9 +269,20 @@ struct Planner {
             let ldb = shape(1)[1]
             let cIndex = c.map { _ in ShapeMath.broadcastIndices(input: shape(2), output: outShape).map { Int32($0) } }
             let (activation, target) = fuse(output)
+            // For one row, a constant B is stored transposed so that sgemv reads long contiguous rows.
+            let constantB = analysis.constant(b)
+            let pretranspose = m == 1 && !transA && !transB && constantB != nil
             add([a, b] + (c.map { [$0] } ?? []), target, count: outCount) { resolver, _ in
                 let x = resolver.pointer(a)
-                let w = resolver.pointer(b)
+                let w: UnsafeMutablePointer<Float>
+                if pretranspose {
+                    let values = constantB!.floats
+                    w = resolver.constants.make((0..<(n * k)).map { values[($0 % k) * n + $0 / k] })
+                } else {
+                    w = resolver.pointer(b)
+                }
+                let transB = pretranspose ? true : transB
+                let ldb = pretranspose ? k : ldb
                 let bias = c.map { resolver.pointer($0) }
                 let y = resolver.pointer(target)
                 return {
@@ -397,7 +426,9 @@ struct Planner {
     {
         // A 1-D window is a 2-D one of height 1.
         let twoD = window.input.count == 1
-        func pick(_ values: [Int], _ axis: Int, _ fallback: Int) -> Int { twoD ? (axis == 0 ? fallback : values[0]) : values[axis] }
+        func pick(_ values: [Int], _ axis: Int, _ fallback: Int) -> Int {
+            twoD ? (axis == 0 ? fallback : values[0]) : values[axis]
+        }
         return EngineKernels.ConvParameters(
             batch: batch, channels: channels, height: pick(window.input, 0, 1), width: pick(window.input, 1, 1),
             filters: filters, groups: groups, kernelH: pick(window.kernel, 0, 1), kernelW: pick(window.kernel, 1, 1),
@@ -446,7 +477,9 @@ struct Planner {
         var first = [Int](repeating: -1, count: storageCounts.count)
         var last = [Int](repeating: -1, count: storageCounts.count)
         for (index, step) in steps.enumerated() {
-            for name in step.writes { if let s = storageOf[name], first[s] == -1 || index < first[s] { first[s] = index } }
+            for name in step.writes {
+                if let s = storageOf[name], first[s] == -1 || index < first[s] { first[s] = index }
+            }
         }
         for input in analysis.inputs { if let s = storageOf[input.name] { first[s] = -1 } }
         for (index, step) in steps.enumerated() {
@@ -462,7 +495,11 @@ struct Planner {
             let size = aligned(count)
             if let best = free.indices.filter({ free[$0].size >= size }).min(by: { free[$0].size < free[$1].size }) {
                 let block = free[best]
-                if block.size == size { free.remove(at: best) } else { free[best] = (block.offset + size, block.size - size) }
+                if block.size == size {
+                    free.remove(at: best)
+                } else {
+                    free[best] = (block.offset + size, block.size - size)
+                }
                 return block.offset
             }
             top += size

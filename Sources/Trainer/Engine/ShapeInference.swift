@@ -26,7 +26,9 @@ struct ShapeInference {
         func constant(_ index: Int, _ what: String) throws -> HostTensor {
             guard let value = try input(index).constant else {
                 throw OnnxError.shapeInference(
-                    "\(node.displayName)", "its \(what) (input \(index)) is computed at run time; the engine needs it to be known when the model loads")
+                    "\(node.displayName)",
+                    "its \(what) (input \(index)) is computed at run time; the engine needs it to be known when the model loads"
+                )
             }
             return value
         }
@@ -35,7 +37,9 @@ struct ShapeInference {
         }
         func axis(_ value: Int, rank: Int) throws -> Int {
             let normalized = value < 0 ? value + rank : value
-            guard normalized >= 0, normalized < max(rank, 1) else { throw fail("axis \(value) is out of range for rank \(rank)") }
+            guard normalized >= 0, normalized < max(rank, 1) else {
+                throw fail("axis \(value) is out of range for rank \(rank)")
+            }
             return normalized
         }
         let allConstant = !inputs.isEmpty && inputs.allSatisfy { $0 == nil || $0?.constant != nil }
@@ -89,7 +93,9 @@ struct ShapeInference {
         case "Gemm":
             let a = try input(0)
             let b = try input(1)
-            guard a.shape.count == 2, b.shape.count == 2 else { throw fail("Gemm needs 2-D A and B, got \(a.shape) and \(b.shape)") }
+            guard a.shape.count == 2, b.shape.count == 2 else {
+                throw fail("Gemm needs 2-D A and B, got \(a.shape) and \(b.shape)")
+            }
             let transA = node.int("transA", default: 0) != 0
             let transB = node.int("transB", default: 0) != 0
             let (m, k) = transA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
@@ -112,11 +118,14 @@ struct ShapeInference {
                 throw fail("input channels \(value.shape[1]), weight \(weight.shape) and group \(group) do not agree")
             }
             let kernel = node.ints("kernel_shape") ?? Array(weight.shape[2...])
-            guard kernel == Array(weight.shape[2...]) else { throw fail("kernel_shape \(kernel) differs from the weight's \(weight.shape)") }
+            guard kernel == Array(weight.shape[2...]) else {
+                throw fail("kernel_shape \(kernel) differs from the weight's \(weight.shape)")
+            }
             if let bias = inputs.count > 2 ? inputs[2] : nil, bias.shape != [weight.shape[0]] {
                 throw fail("bias shape \(bias.shape) is not [\(weight.shape[0])]")
             }
-            let window = try WindowGeometry(node: node, input: Array(value.shape[2...]), kernel: kernel, allowCeil: false)
+            let window = try WindowGeometry(
+                node: node, input: Array(value.shape[2...]), kernel: kernel, allowCeil: false)
             return [Value(shape: [value.shape[0], weight.shape[0]] + window.output, type: value.type)]
         case "MaxPool", "AveragePool":
             let value = try input(0)
@@ -124,12 +133,17 @@ struct ShapeInference {
                 throw fail("needs an input of rank >= 3 and a kernel_shape attribute")
             }
             if node.outputs.count > 1, !node.outputs[1].isEmpty { throw fail("the Indices output is not supported") }
-            let window = try WindowGeometry(node: node, input: Array(value.shape[2...]), kernel: kernel, allowCeil: true)
+            let window = try WindowGeometry(
+                node: node, input: Array(value.shape[2...]), kernel: kernel, allowCeil: true)
             return [Value(shape: Array(value.shape[..<2]) + window.output, type: value.type)]
         case "GlobalAveragePool":
             let value = try input(0)
             guard value.shape.count >= 3 else { throw fail("needs an input of rank >= 3") }
-            return [Value(shape: Array(value.shape[..<2]) + [Int](repeating: 1, count: value.shape.count - 2), type: value.type)]
+            return [
+                Value(
+                    shape: Array(value.shape[..<2]) + [Int](repeating: 1, count: value.shape.count - 2),
+                    type: value.type)
+            ]
         case "Flatten":
             let value = try input(0)
             let rank = value.shape.count
@@ -137,7 +151,11 @@ struct ShapeInference {
             if at < 0 { at += rank }
             guard at >= 0, at <= rank else { throw fail("axis \(at) is out of range for rank \(rank)") }
             let shape = [ShapeMath.count(Array(value.shape[..<at])), ShapeMath.count(Array(value.shape[at...]))]
-            return [Value(shape: shape, type: value.type, constant: value.constant.map { HostTensor(shape: shape, type: $0.type, values: $0.values) })]
+            return [
+                Value(
+                    shape: shape, type: value.type,
+                    constant: value.constant.map { HostTensor(shape: shape, type: $0.type, values: $0.values) })
+            ]
         case "Reshape":
             let value = try input(0)
             let requested: [Int64]
@@ -151,7 +169,9 @@ struct ShapeInference {
             var inferred: Int?
             for (index, size) in requested.enumerated() {
                 if size == 0 && !allowZero {
-                    guard index < value.shape.count else { throw fail("shape \(requested) copies a missing dimension \(index)") }
+                    guard index < value.shape.count else {
+                        throw fail("shape \(requested) copies a missing dimension \(index)")
+                    }
                     shape.append(value.shape[index])
                 } else if size == -1 {
                     guard inferred == nil else { throw fail("shape \(requested) has more than one -1") }
@@ -169,15 +189,29 @@ struct ShapeInference {
                 guard known > 0, total % known == 0 else { throw fail("cannot reshape \(value.shape) to \(requested)") }
                 shape[inferred] = total / known
             }
-            guard ShapeMath.count(shape) == total else { throw fail("cannot reshape \(value.shape) (\(total) values) to \(shape)") }
-            return [Value(shape: shape, type: value.type, constant: value.constant.map { HostTensor(shape: shape, type: $0.type, values: $0.values) })]
+            guard ShapeMath.count(shape) == total else {
+                throw fail("cannot reshape \(value.shape) (\(total) values) to \(shape)")
+            }
+            return [
+                Value(
+                    shape: shape, type: value.type,
+                    constant: value.constant.map { HostTensor(shape: shape, type: $0.type, values: $0.values) })
+            ]
         case "Transpose":
             let value = try input(0)
             let rank = value.shape.count
             let perm = node.ints("perm") ?? Array((0..<rank).reversed())
-            guard perm.sorted() == Array(0..<rank) else { throw fail("perm \(perm) is not a permutation of 0..<\(rank)") }
+            guard perm.sorted() == Array(0..<rank) else {
+                throw fail("perm \(perm) is not a permutation of 0..<\(rank)")
+            }
             let (shape, indices) = ShapeMath.transposeIndices(input: value.shape, perm: perm)
-            return [Value(shape: shape, type: value.type, constant: value.constant.map { HostTensor(shape: shape, type: $0.type, values: $0.values.picking(indices)) })]
+            return [
+                Value(
+                    shape: shape, type: value.type,
+                    constant: value.constant.map {
+                        HostTensor(shape: shape, type: $0.type, values: $0.values.picking(indices))
+                    })
+            ]
         case "Concat":
             let parts = try (0..<inputs.count).compactMap { inputs[$0] == nil ? nil : try input($0) }
             guard let first = parts.first else { throw fail("has no inputs") }
@@ -200,10 +234,15 @@ struct ShapeInference {
                     for part in parts {
                         let inner = ShapeMath.count(Array(part.shape[at...]))
                         let range = (o * inner)..<((o + 1) * inner)
-                        if isFloat { floats += part.constant!.floats[range] } else { ints += part.constant!.ints[range] }
+                        if isFloat {
+                            floats += part.constant!.floats[range]
+                        } else {
+                            ints += part.constant!.ints[range]
+                        }
                     }
                 }
-                result.constant = HostTensor(shape: shape, type: first.type, values: isFloat ? .floats(floats) : .ints(ints))
+                result.constant = HostTensor(
+                    shape: shape, type: first.type, values: isFloat ? .floats(floats) : .ints(ints))
             }
             return [result]
         case "Shape":
@@ -226,11 +265,20 @@ struct ShapeInference {
             var indices: [Int] = []
             for index in indicesValue.ints {
                 let normalized = index < 0 ? index + Int64(size) : index
-                guard normalized >= 0, normalized < Int64(size) else { throw fail("index \(index) is out of range for size \(size)") }
+                guard normalized >= 0, normalized < Int64(size) else {
+                    throw fail("index \(index) is out of range for size \(size)")
+                }
                 indices.append(Int(normalized))
             }
-            let (shape, map) = ShapeMath.gatherIndices(input: data.shape, axis: at, indices: indices, indicesShape: indicesValue.shape)
-            return [Value(shape: shape, type: data.type, constant: data.constant.map { HostTensor(shape: shape, type: $0.type, values: $0.values.picking(map)) })]
+            let (shape, map) = ShapeMath.gatherIndices(
+                input: data.shape, axis: at, indices: indices, indicesShape: indicesValue.shape)
+            return [
+                Value(
+                    shape: shape, type: data.type,
+                    constant: data.constant.map {
+                        HostTensor(shape: shape, type: $0.type, values: $0.values.picking(map))
+                    })
+            ]
         case "Slice":
             let data = try input(0)
             let rank = data.shape.count
@@ -253,8 +301,15 @@ struct ShapeInference {
                 steps.allSatisfy({ $0 != 0 })
             else { throw fail("starts, ends, axes and steps must have the same length and steps no zero") }
             let normalizedAxes = try axes.map { try axis(Int($0), rank: rank) }
-            let (shape, map) = ShapeMath.sliceIndices(input: data.shape, starts: starts, ends: ends, axes: normalizedAxes, steps: steps)
-            return [Value(shape: shape, type: data.type, constant: data.constant.map { HostTensor(shape: shape, type: $0.type, values: $0.values.picking(map)) })]
+            let (shape, map) = ShapeMath.sliceIndices(
+                input: data.shape, starts: starts, ends: ends, axes: normalizedAxes, steps: steps)
+            return [
+                Value(
+                    shape: shape, type: data.type,
+                    constant: data.constant.map {
+                        HostTensor(shape: shape, type: $0.type, values: $0.values.picking(map))
+                    })
+            ]
         case "Cast":
             let value = try input(0)
             let to = OnnxDataType(rawValue: Int32(clamping: node.int("to", default: 1)))
@@ -278,24 +333,37 @@ struct ShapeInference {
             var shape: [Int] = []
             var source = value.shape.makeIterator()
             for index in 0..<rank { shape.append(normalized.contains(index) ? 1 : source.next()!) }
-            return [Value(shape: shape, type: value.type, constant: value.constant.map { HostTensor(shape: shape, type: $0.type, values: $0.values) })]
+            return [
+                Value(
+                    shape: shape, type: value.type,
+                    constant: value.constant.map { HostTensor(shape: shape, type: $0.type, values: $0.values) })
+            ]
         case "Squeeze":
             let value = try input(0)
             let rank = value.shape.count
-            let axes = opset < 13 ? node.ints("axes").map { $0.map { Int64($0) } } : try optionalConstant(1, "axes")?.ints
+            let axes =
+                opset < 13 ? node.ints("axes").map { $0.map { Int64($0) } } : try optionalConstant(1, "axes")?.ints
             let normalized: Set<Int>
             if let axes {
                 normalized = try Set(axes.map { try axis(Int($0), rank: rank) })
-                guard normalized.allSatisfy({ value.shape[$0] == 1 }) else { throw fail("cannot squeeze axes \(axes) of \(value.shape)") }
+                guard normalized.allSatisfy({ value.shape[$0] == 1 }) else {
+                    throw fail("cannot squeeze axes \(axes) of \(value.shape)")
+                }
             } else {
                 normalized = Set((0..<rank).filter { value.shape[$0] == 1 })
             }
             let shape = (0..<rank).filter { !normalized.contains($0) }.map { value.shape[$0] }
-            return [Value(shape: shape, type: value.type, constant: value.constant.map { HostTensor(shape: shape, type: $0.type, values: $0.values) })]
+            return [
+                Value(
+                    shape: shape, type: value.type,
+                    constant: value.constant.map { HostTensor(shape: shape, type: $0.type, values: $0.values) })
+            ]
         case "Constant":
             let tensor: HostTensor
             if let value = node.attribute("value")?.tensorValue {
-                guard let host = HostTensor(value) else { throw OnnxError.unsupportedDataType("the value of \(node.displayName)", value.dataType) }
+                guard let host = HostTensor(value) else {
+                    throw OnnxError.unsupportedDataType("the value of \(node.displayName)", value.dataType)
+                }
                 tensor = host
             } else if case .float(let value)? = node.attribute("value_float") {
                 tensor = HostTensor(shape: [], floats: [value])
@@ -308,19 +376,28 @@ struct ShapeInference {
             } else {
                 throw fail("has no value, value_float(s) or value_int(s) attribute")
             }
-            guard tensor.values.count == ShapeMath.count(tensor.shape) else { throw fail("its value has the wrong number of elements") }
+            guard tensor.values.count == ShapeMath.count(tensor.shape) else {
+                throw fail("its value has the wrong number of elements")
+            }
             return [Value(shape: tensor.shape, type: tensor.type, constant: tensor)]
         case "ConstantOfShape":
             let dims = try constant(0, "shape").ints
-            guard dims.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else { throw fail("shape \(dims) has a negative or huge size") }
+            guard dims.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else {
+                throw fail("shape \(dims) has a negative or huge size")
+            }
             let shape = dims.map { Int($0) }
             let count = ShapeMath.count(shape)
             guard count <= 1 << 26 else { throw fail("shape \(dims) is too large to fold") }
-            let fill = node.attribute("value")?.tensorValue.flatMap { HostTensor($0) } ?? HostTensor(shape: [1], floats: [0])
+            let fill =
+                node.attribute("value")?.tensorValue.flatMap { HostTensor($0) } ?? HostTensor(shape: [1], floats: [0])
             let tensor: HostTensor
             switch fill.values {
-            case .floats(let values): tensor = HostTensor(shape: shape, type: .float, values: .floats(.init(repeating: values.first ?? 0, count: count)))
-            case .ints(let values): tensor = HostTensor(shape: shape, type: fill.type, values: .ints(.init(repeating: values.first ?? 0, count: count)))
+            case .floats(let values):
+                tensor = HostTensor(
+                    shape: shape, type: .float, values: .floats(.init(repeating: values.first ?? 0, count: count)))
+            case .ints(let values):
+                tensor = HostTensor(
+                    shape: shape, type: fill.type, values: .ints(.init(repeating: values.first ?? 0, count: count)))
             }
             return [Value(shape: shape, type: tensor.type, constant: tensor)]
         default:

@@ -81,7 +81,8 @@ public struct MeasurementOptions: Hashable, Sendable {
 extension OnnxEngine {
     /// Times batch-1 inferences of the first input with a fixed pseudo-random image.
     public func measure(_ options: MeasurementOptions = MeasurementOptions()) throws -> LatencyReport {
-        guard options.warmup >= 0, options.repeats >= 1, options.minimumSeconds >= 0, options.minimumSeconds.isFinite else {
+        guard options.warmup >= 0, options.repeats >= 1, options.minimumSeconds >= 0, options.minimumSeconds.isFinite
+        else {
             throw OnnxError.invalidInput(
                 "measurement needs warmup >= 0, repeats >= 1 and a finite minimum time >= 0; got warmup \(options.warmup), repeats \(options.repeats), minimum \(options.minimumSeconds) s"
             )

@@ -74,7 +74,9 @@ public enum OnnxFlops {
             default:
                 flops = 0
             }
-            entries.append(FlopsReport.Entry(node: node.name.isEmpty ? node.displayName : node.name, opType: node.opType, flops: flops))
+            entries.append(
+                FlopsReport.Entry(
+                    node: node.name.isEmpty ? node.displayName : node.name, opType: node.opType, flops: flops))
         }
         return FlopsReport(total: entries.reduce(0) { $0 + $1.flops }, operations: entries)
     }

@@ -39,7 +39,8 @@ public enum OnnxExport {
                         OnnxAttribute("dilations", .ints([1, 1])),
                         OnnxAttribute("group", .int(1)),
                     ]))
-            nodes.append(OnnxNode(name: "relu\(index)", opType: "Relu", inputs: ["conv\(index)"], outputs: ["relu\(index)"]))
+            nodes.append(
+                OnnxNode(name: "relu\(index)", opType: "Relu", inputs: ["conv\(index)"], outputs: ["relu\(index)"]))
             current = "relu\(index)"
             channels = layer.filters
         }
@@ -128,7 +129,8 @@ public enum OnnxExport {
         var channels = architecture.channels
         for (index, layer) in architecture.layers.enumerated() {
             guard layer.kernelSize > 0, layer.filters > 0 else {
-                throw OnnxError.invalidInput("layer \(index) has kernel \(layer.kernelSize) and \(layer.filters) filters; both must be positive")
+                throw OnnxError.invalidInput(
+                    "layer \(index) has kernel \(layer.kernelSize) and \(layer.filters) filters; both must be positive")
             }
             let expected = layer.filters * channels * layer.kernelSize * layer.kernelSize
             guard weights.convKernels[index].count == expected, weights.convBiases[index].count == layer.filters else {

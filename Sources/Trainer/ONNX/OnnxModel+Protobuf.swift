@@ -1,5 +1,6 @@
 internal import COnnx
 internal import CProtobufC
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -187,10 +188,13 @@ private struct ProtobufEncoder {
         case .float:
             guard tensor.floats.count == count else {
                 throw OnnxError.encodingFailed(
-                    "tensor '\(tensor.name)' has dims \(tensor.dims) (\(count) values) but \(tensor.floats.count) floats")
+                    "tensor '\(tensor.name)' has dims \(tensor.dims) (\(count) values) but \(tensor.floats.count) floats"
+                )
             }
             raw.reserveCapacity(count * 4)
-            for value in tensor.floats { withUnsafeBytes(of: value.bitPattern.littleEndian) { raw.append(contentsOf: $0) } }
+            for value in tensor.floats {
+                withUnsafeBytes(of: value.bitPattern.littleEndian) { raw.append(contentsOf: $0) }
+            }
         case .double:
             guard tensor.floats.count == count else {
                 throw OnnxError.encodingFailed("tensor '\(tensor.name)' has \(tensor.floats.count) of \(count) values")
@@ -329,14 +333,23 @@ private enum ProtobufDecoder {
         var type = message.has_type != 0 ? message.type : ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED
         if type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED {
             // IR version 1 files carry no type: infer it from the field that is set.
-            if message.has_f != 0 { type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT }
-            else if message.has_i != 0 { type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT }
-            else if message.has_s != 0 { type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING }
-            else if message.t != nil { type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR }
-            else if message.g != nil { type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH }
-            else if message.n_floats > 0 { type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS }
-            else if message.n_ints > 0 { type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS }
-            else if message.n_strings > 0 { type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS }
+            if message.has_f != 0 {
+                type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT
+            } else if message.has_i != 0 {
+                type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT
+            } else if message.has_s != 0 {
+                type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING
+            } else if message.t != nil {
+                type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR
+            } else if message.g != nil {
+                type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH
+            } else if message.n_floats > 0 {
+                type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS
+            } else if message.n_ints > 0 {
+                type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS
+            } else if message.n_strings > 0 {
+                type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS
+            }
         }
         let value: OnnxAttribute.Value
         switch type {
@@ -353,7 +366,8 @@ private enum ProtobufDecoder {
                 throw OnnxError.invalidModel("graph attribute '\(name)' has no graph")
             }
             value = .graph(try graph(graphMessage.pointee))
-        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS: value = .floats(list(message.floats, message.n_floats) { $0 })
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
+            value = .floats(list(message.floats, message.n_floats) { $0 })
         case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS: value = .ints(list(message.ints, message.n_ints) { $0 })
         case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS:
             value = .strings(list(message.strings, message.n_strings) { string($0) })
@@ -395,7 +409,8 @@ private enum ProtobufDecoder {
             let width = MemoryLayout<T>.size
             guard raw.len == count * width, let base = raw.data else {
                 throw OnnxError.invalidModel(
-                    "tensor '\(name)' has dims \(dims) (\(count) values of \(dataType)) but \(raw.len) bytes of raw data")
+                    "tensor '\(name)' has dims \(dims) (\(count) values of \(dataType)) but \(raw.len) bytes of raw data"
+                )
             }
             let buffer = UnsafeRawBufferPointer(start: base, count: raw.len)
             return (0..<count).map { convert(buffer, $0 * width) }
@@ -409,22 +424,28 @@ private enum ProtobufDecoder {
         switch dataType {
         case .float:
             if hasRaw {
-                floats = try rawValues(Float.self) { Float(bitPattern: UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: UInt32.self))) }
+                floats = try rawValues(Float.self) {
+                    Float(bitPattern: UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: UInt32.self)))
+                }
             } else {
                 floats = list(message.float_data, message.n_float_data) { $0 }
                 try checkCount(floats.count)
             }
         case .double:
             if hasRaw {
-                floats = try rawValues(Double.self) { Double(bitPattern: UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: UInt64.self))) }
-                    .map { Float($0) }
+                floats = try rawValues(Double.self) {
+                    Double(bitPattern: UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: UInt64.self)))
+                }
+                .map { Float($0) }
             } else {
                 floats = list(message.double_data, message.n_double_data) { Float($0) }
                 try checkCount(floats.count)
             }
         case .int64:
             if hasRaw {
-                int64s = try rawValues(Int64.self) { Int64(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: Int64.self)) }
+                int64s = try rawValues(Int64.self) {
+                    Int64(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: Int64.self))
+                }
             } else {
                 int64s = list(message.int64_data, message.n_int64_data) { $0 }
                 try checkCount(int64s.count)
@@ -432,11 +453,15 @@ private enum ProtobufDecoder {
         case .uint64, .uint32:
             if hasRaw {
                 if dataType == .uint64 {
-                    int64s = try rawValues(UInt64.self) { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: UInt64.self)) }
-                        .map { Int64(truncatingIfNeeded: $0) }
+                    int64s = try rawValues(UInt64.self) {
+                        UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: UInt64.self))
+                    }
+                    .map { Int64(truncatingIfNeeded: $0) }
                 } else {
-                    int64s = try rawValues(UInt32.self) { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: UInt32.self)) }
-                        .map { Int64($0) }
+                    int64s = try rawValues(UInt32.self) {
+                        UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: UInt32.self))
+                    }
+                    .map { Int64($0) }
                 }
             } else {
                 int64s = list(message.uint64_data, message.n_uint64_data) { Int64(truncatingIfNeeded: $0) }
@@ -446,14 +471,20 @@ private enum ProtobufDecoder {
             if hasRaw {
                 switch dataType {
                 case .int32:
-                    int64s = try rawValues(Int32.self) { Int32(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: Int32.self)) }
-                        .map { Int64($0) }
+                    int64s = try rawValues(Int32.self) {
+                        Int32(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: Int32.self))
+                    }
+                    .map { Int64($0) }
                 case .int16:
-                    int64s = try rawValues(Int16.self) { Int16(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: Int16.self)) }
-                        .map { Int64($0) }
+                    int64s = try rawValues(Int16.self) {
+                        Int16(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: Int16.self))
+                    }
+                    .map { Int64($0) }
                 case .uint16:
-                    int64s = try rawValues(UInt16.self) { UInt16(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: UInt16.self)) }
-                        .map { Int64($0) }
+                    int64s = try rawValues(UInt16.self) {
+                        UInt16(littleEndian: $0.loadUnaligned(fromByteOffset: $1, as: UInt16.self))
+                    }
+                    .map { Int64($0) }
                 case .int8:
                     int64s = try rawValues(Int8.self) { $0.load(fromByteOffset: $1, as: Int8.self) }.map { Int64($0) }
                 default:
@@ -476,7 +507,8 @@ private enum ProtobufDecoder {
         else {
             return OnnxValueInfo(name: name, elementType: .undefined, shape: nil)
         }
-        let elementType = OnnxDataType(rawValue: tensorType.pointee.has_elem_type != 0 ? tensorType.pointee.elem_type : 0)
+        let elementType = OnnxDataType(
+            rawValue: tensorType.pointee.has_elem_type != 0 ? tensorType.pointee.elem_type : 0)
         guard let shape = tensorType.pointee.shape else {
             return OnnxValueInfo(name: name, elementType: elementType, shape: nil)
         }

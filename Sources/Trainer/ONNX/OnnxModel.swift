@@ -270,7 +270,7 @@ public struct OnnxTensor: Hashable, Sendable {
     }
 
     /// The number of elements the dims describe.
-    public var elementCount: Int { dims.reduce(1, *) }
+    public var elementCount: Int { ShapeMath.count(dims) }
 }
 
 /// The name, element type and shape of a graph input, output or intermediate value.

@@ -65,7 +65,7 @@ enum ProtobufNesting {
             case 5:
                 offset += 4
             case 2:
-                guard let length = varint(), length <= UInt64(top.end - offset) else { return }
+                guard let length = varint(), offset <= top.end, length <= UInt64(top.end - offset) else { return }
                 let end = offset + Int(length)
                 if let kind = child(of: top.kind, field: key >> 3) {
                     if stack.count >= maximumDepth {
