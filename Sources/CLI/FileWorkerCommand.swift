@@ -1,7 +1,7 @@
 import ArgumentParser
-import Dispatch
 import Fleet
 import Foundation
+import Synchronization
 
 /// `nas file-worker`: the device side of the file exchange (vertex-ai-nas's latency calculator), for workers
 /// the coordinator cannot reach: it watches a job directory (a folder or `gs://bucket/prefix`), measures each
@@ -81,19 +81,39 @@ struct FileWorkerCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let stop = FileWorkerStop()
-        let sources = [Int32(SIGINT), Int32(SIGTERM)].map { (number: Int32) -> DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                if stop.isRequested { Foundation.exit(128 + number) }  // a second signal does not wait
-                printError("nas file-worker: stopping after the model in hand (signal again to quit now)")
-                stop.request()
+        installStopSignals()
+        // The handler only counts signals (all it may safely do); this task turns the count into a stop request.
+        let watcher = Task {
+            while !Task.isCancelled {
+                if fileWorkerSignals.load(ordering: .relaxed) > 0 && !stop.isRequested {
+                    printError("nas file-worker: stopping after the model in hand (signal again to quit now)")
+                    stop.request()
+                }
+                try? await Task.sleep(nanoseconds: 50_000_000)
             }
-            source.resume()
-            return source
         }
-        defer { sources.forEach { $0.cancel() } }
+        defer { watcher.cancel() }
         let measured = await worker.run(until: stop)
         print("measured \(measured.count) trial(s): \(measured.map(String.init).joined(separator: " "))")
     }
+}
+
+/// SIGINT and SIGTERM received so far.
+private let fileWorkerSignals = Atomic<Int32>(0)
+
+/// Counts SIGINT/SIGTERM; the second one ends the process at once. Only async-signal-safe calls here.
+private func fileWorkerSignalHandler(_ number: Int32) {
+    if fileWorkerSignals.add(1, ordering: .relaxed).newValue > 1 { _exit(128 + number) }
+}
+
+/// Installs the handler and unblocks the signals, which a parent may have left blocked (Foundation's
+/// Process passes on the spawning thread's mask).
+private func installStopSignals() {
+    var mask = sigset_t()
+    sigemptyset(&mask)
+    for number in [SIGINT, SIGTERM] {
+        signal(number, fileWorkerSignalHandler)
+        sigaddset(&mask, number)
+    }
+    pthread_sigmask(SIG_UNBLOCK, &mask, nil)
 }

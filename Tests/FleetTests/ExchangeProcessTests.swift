@@ -144,6 +144,25 @@ struct ExchangeProcessTests {
         #expect(b.output.contains("took over a lapsed claim"), "\(b.output)")
     }
 
+    @Test("SIGTERM: the worker finishes the model in hand, writes its metrics, then exits 0", arguments: StorageBackend.allCases)
+    func sigterm(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        let folder = StorageTestSupport.temporaryFolder("nas-term")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let started = folder + "/started"
+        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.05, timeout: 60))
+        try trainer.submit(trial: 1, model: metricsModel(latency: 1))
+        try trainer.submit(trial: 2, model: metricsModel(latency: 2))
+        let worker = try WorkerProcess(
+            fixture, folder: folder, name: "W", runner: "touch '\(started)'; sleep 1; cat {model}")
+        #expect(await eventually { FileManager.default.fileExists(atPath: started) }, "\(worker.output)")
+        kill(worker.process.processIdentifier, SIGTERM)
+        #expect(await worker.waitForExit() == 0, "\(worker.output)")
+        #expect(try await trainer.waitForMetrics(trial: 1).latencyMilliseconds == 1)
+        #expect(try fixture.storage.exists(JobLayout.metricsKey(trial: 2)) == false)  // not started after the signal
+        #expect(worker.output.contains("stopped on request"), "\(worker.output)")
+    }
+
     @Test("the emulator stopped and restarted mid-job: the job still completes")
     func emulatorRestart() async throws {
         let data = StorageTestSupport.temporaryFolder("nas-gcs-data")
