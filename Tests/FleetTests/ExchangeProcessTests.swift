@@ -163,6 +163,30 @@ struct ExchangeProcessTests {
         #expect(worker.output.contains("stopped on request"), "\(worker.output)")
     }
 
+    @Test("bad command lines: a malformed gs:// URL or an out-of-range worker id is refused with the reason")
+    func badCommandLines() async throws {
+        let folder = StorageTestSupport.temporaryFolder("nas-cli")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let cases: [([String], String)] = [
+            (["--job-dir", "gs://Bad_Bucket/x"], "bucket name 'Bad_Bucket'"),
+            (["--job-dir", "gs:/x/y"], "starts with 'gs://'"),
+            (["--job-dir", folder, "--num-latency-workers", "2", "--latency-worker-id", "2"], "[0, 1]"),
+        ]
+        for (arguments, reason) in cases {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try WorkerProcess.nasBinary())
+            process.arguments = ["file-worker", "--device-type", "cpu", "--runner-command", "cat {model}"] + arguments
+            let errors = Pipe()
+            process.standardError = errors
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 64, "\(arguments): \(text)")
+            #expect(text.contains(reason), "\(arguments): \(text)")
+        }
+    }
+
     @Test("the emulator stopped and restarted mid-job: the job still completes")
     func emulatorRestart() async throws {
         let data = StorageTestSupport.temporaryFolder("nas-gcs-data")

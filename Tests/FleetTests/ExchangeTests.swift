@@ -180,6 +180,42 @@ struct ExchangeTests {
         #expect(!again.problems.joined().contains("folder 'abc'"))
     }
 
+    @Test("an object named with '..' in the bucket is reported, never followed, and the rest measured")
+    func dotDotObjectNames() async throws {
+        let fixture = try StorageFixture(.gcs)
+        let emulator = try #require(fixture.emulator)
+        // GCS names may hold '..'; the storage API refuses such keys, so this one is uploaded raw.
+        let http = StorageHTTP()
+        let name = storagePercentEncode("jobs/job-1/../saved_model/model.onnx")
+        let upload = try http.perform(
+            "POST", emulator.endpoint + "/upload/storage/v1/b/nas-test/o?uploadType=media&name=\(name)",
+            body: metricsModel(latency: 9), what: "raw upload")
+        #expect(upload.status == 200)
+        try fixture.storage.write(JobLayout.modelKey(trial: 6), data: metricsModel(latency: 6))
+        let worker = try FileWorker(
+            storage: fixture.storage, runner: catRunner, configuration: .init(deviceType: "cpu"), log: { _ in })
+        let pass = await worker.runOnce()
+        #expect(pass.measured == [6])
+        #expect(pass.problems.count == 1 && pass.problems.first?.contains("folder '..'") == true, "\(pass.problems)")
+    }
+
+    @Test("a bucket that cannot be read: the pass reports it and the worker keeps running")
+    func unreadableBucket() async throws {
+        let emulator = try FakeGCS()
+        defer { emulator.stop() }
+        let storage = try GCSStorage(
+            bucket: "missing-bucket", prefix: "job", configuration: StorageTestSupport.emulatorConfiguration(emulator))
+        let worker = try FileWorker(
+            storage: storage, runner: catRunner, configuration: .init(deviceType: "cpu", pollInterval: 0.05), log: { _ in })
+        let pass = await worker.runOnce()
+        #expect(pass.measured.isEmpty && !pass.jobEnded)
+        #expect(pass.problems.contains { $0.contains("bucket 'missing-bucket' does not exist") }, "\(pass.problems)")
+        // The bucket appears later: the next pass works.
+        try emulator.createBucket("missing-bucket")
+        try storage.write(JobLayout.modelKey(trial: 1), data: metricsModel(latency: 1))
+        #expect(await worker.runOnce().measured == [1])
+    }
+
     @Test("static partition: trial_id % num_latency_workers == latency_worker_id", arguments: StorageBackend.allCases)
     func staticPartition(_ backend: StorageBackend) async throws {
         let fixture = try StorageFixture(backend)
