@@ -21,10 +21,14 @@ struct FileWorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("job-dir"), help: ArgumentHelp("The job directory.", valueName: "DIR|gs://BUCKET/PREFIX"))
     var jobDir: String
 
-    @Option(name: .customLong("device-type"), help: ArgumentHelp("The device type measured here, e.g. cpu-x86.", valueName: "TYPE"))
+    @Option(
+        name: .customLong("device-type"),
+        help: ArgumentHelp("The device type measured here, e.g. cpu-x86.", valueName: "TYPE"))
     var deviceType: String
 
-    @Option(name: .customLong("num-latency-workers"), help: "With N > 1, take only trials with trial_id % N == K (the seed's static partition).")
+    @Option(
+        name: .customLong("num-latency-workers"),
+        help: "With N > 1, take only trials with trial_id % N == K (the seed's static partition).")
     var numLatencyWorkers: Int = 1
 
     @Option(name: .customLong("latency-worker-id"), help: "This worker's K in [0, N-1].")
@@ -36,14 +40,17 @@ struct FileWorkerCommand: AsyncParsableCommand {
     @Option(
         name: .customLong("runner-command"),
         help: ArgumentHelp(
-            "Measure with a command printing one JSON object, e.g. {\"latency_ms\": 3.1, \"memory_bytes\": 1234}; {model} is the ONNX path.",
+            "Measure with a command printing one JSON object, e.g. {\"latency_ms\": 3.1, \"memory_bytes\": 1234}; "
+                + "{model} is the ONNX path.",
             valueName: "CMD {model}"))
     var runnerCommand: String?
 
     @Option(name: .customLong("runner-timeout"), help: "Seconds after which the runner command is killed.")
     var runnerTimeout: Double = 600
 
-    @Option(name: .customLong("lease-seconds"), help: "Seconds a claim holds without renewal; a dead worker's trials are taken over after it.")
+    @Option(
+        name: .customLong("lease-seconds"),
+        help: "Seconds a claim holds without renewal; a dead worker's trials are taken over after it.")
     var leaseSeconds: Double = 30
 
     @Option(name: .customLong("worker-id"), help: "A unique name of this worker in claims (default: host-pid-random).")

@@ -52,9 +52,10 @@ final class TokenServer: @unchecked Sendable {
 
     init(folder: String) throws {
         logPath = folder + "/requests.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         guard FileManager.default.isExecutableFile(atPath: StorageTestSupport.python) else {
-            Issue.record("python not found at \(StorageTestSupport.python); run scripts/bootstrap.sh or set NAS_TEST_PYTHON")
+            Issue.record(
+                "python not found at \(StorageTestSupport.python); run scripts/bootstrap.sh or set NAS_TEST_PYTHON")
             throw StorageTestFailure("python missing")
         }
         process.executableURL = URL(fileURLWithPath: StorageTestSupport.python)
@@ -120,10 +121,13 @@ struct StorageAuthTests {
         let server = try TokenServer(folder: folder)
         let configuration = GCSStorage.Configuration(
             endpoint: server.endpoint,
-            credentials: .authorizedUser(clientID: "c", clientSecret: "s", refreshToken: "revoked", tokenURI: server.endpoint + "/token"))
+            credentials: .authorizedUser(
+                clientID: "c", clientSecret: "s", refreshToken: "revoked", tokenURI: server.endpoint + "/token"))
         let storage = try GCSStorage(bucket: "flaky", configuration: configuration)
         let error = try #require(throws: StorageError.self) { try storage.list(prefix: "") }
-        #expect(error.description.contains("cannot get Google Cloud credentials") && error.description.contains("invalid_grant"))
+        #expect(
+            error.description.contains("cannot get Google Cloud credentials")
+                && error.description.contains("invalid_grant"))
         #expect(error.description.contains("HTTP 400"))
     }
 
@@ -141,6 +145,8 @@ struct StorageAuthTests {
         #expect(error.description.contains("lack access"))
         let requests = server.requests
         #expect(requests.contains { $0.hasPrefix("GET /computeMetadata") && $0.hasSuffix("Google") }, "\(requests)")
-        #expect(requests.contains { $0.hasPrefix("GET /storage/v1/b/denied") && $0.contains("Bearer vm-token") }, "\(requests)")
+        #expect(
+            requests.contains { $0.hasPrefix("GET /storage/v1/b/denied") && $0.contains("Bearer vm-token") },
+            "\(requests)")
     }
 }

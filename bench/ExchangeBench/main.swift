@@ -5,19 +5,24 @@ import Fleet
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 func argument(_ name: String) -> String? {
-    guard let index = CommandLine.arguments.firstIndex(of: name), index + 1 < CommandLine.arguments.count else { return nil }
+    guard let index = CommandLine.arguments.firstIndex(of: name), index + 1 < CommandLine.arguments.count else {
+        return nil
+    }
     return CommandLine.arguments[index + 1]
 }
 
 let trials = Int(argument("--trials") ?? "") ?? 10
-let here = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+let here = URL(
+    fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        ?? CommandLine.arguments[0])
 let nas = argument("--nas") ?? here.deletingLastPathComponent().appendingPathComponent("nas").path
 guard let emulatorBinary = argument("--emulator") else {
-    FileHandle.standardError.write(Data("usage: ExchangeBench --emulator PATH-TO-fake-gcs-server [--nas PATH] [--trials N]\n".utf8))
+    FileHandle.standardError.write(
+        Data("usage: ExchangeBench --emulator PATH-TO-fake-gcs-server [--nas PATH] [--trials N]\n".utf8))
     exit(2)
 }
 
@@ -39,7 +44,8 @@ func freePort() -> Int {
 
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    return sorted.count % 2 == 1
+        ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
 func percentile(_ values: [Double], _ p: Double) -> Double {
@@ -53,7 +59,7 @@ let runner = FileExchangeCommandRunner(command: "cat {model}")
 /// The runner's own time, measured alone, to subtract from the turnaround.
 func runnerSeconds(_ folder: String) async throws -> Double {
     let path = folder + "/model.onnx"
-    FileManager.default.createFile(atPath: path, contents: Data(model))
+    guard FileManager.default.createFile(atPath: path, contents: Data(model)) else { fatalError("cannot write \(path)") }
     var times = [Double]()
     for _ in 0..<max(5, trials) {
         let start = Date()
@@ -63,14 +69,18 @@ func runnerSeconds(_ folder: String) async throws -> Double {
     return median(times)
 }
 
-func bench(_ label: String, storage: any ObjectStorage, jobDir: String, environment: [String: String]) async throws -> [Double] {
+func bench(_ label: String, storage: any ObjectStorage, jobDir: String, environment: [String: String]) async throws
+    -> [Double]
+{
     let folder = NSTemporaryDirectory() + "nas-exchange-bench-\(getpid())-\(label)"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }
     let measuring = try await runnerSeconds(folder)
     let worker = Process()
     worker.executableURL = URL(fileURLWithPath: nas)
-    worker.arguments = ["file-worker", "--job-dir", jobDir, "--device-type", "bench", "--runner-command", "cat {model}"]
+    worker.arguments = [
+        "file-worker", "--job-dir", jobDir, "--device-type", "bench", "--runner-command", "cat {model}",
+    ]
     worker.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     worker.standardError = FileHandle.nullDevice
     worker.standardOutput = FileHandle.nullDevice
@@ -92,7 +102,8 @@ func bench(_ label: String, storage: any ObjectStorage, jobDir: String, environm
     print(
         name
             + String(
-                format: " trials %3d  median %.3f s  p90 %.3f s  min %.3f s  max %.3f s  (runner alone %.3f s, subtracted)",
+                format:
+                    " trials %3d  median %.3f s  p90 %.3f s  min %.3f s  max %.3f s  (runner alone %.3f s, subtracted)",
                 trials, median(turnarounds), percentile(turnarounds, 0.9), turnarounds.min()!, turnarounds.max()!,
                 measuring))
     return turnarounds
@@ -100,12 +111,15 @@ func bench(_ label: String, storage: any ObjectStorage, jobDir: String, environm
 
 let localRoot = NSTemporaryDirectory() + "nas-exchange-bench-\(getpid())-job"
 defer { try? FileManager.default.removeItem(atPath: localRoot) }
-let local = try await bench("local folder", storage: try LocalStorage(root: localRoot), jobDir: localRoot, environment: [:])
+let local = try await bench(
+    "local folder", storage: try LocalStorage(root: localRoot), jobDir: localRoot, environment: [:])
 
 let port = freePort()
 let emulator = Process()
 emulator.executableURL = URL(fileURLWithPath: emulatorBinary)
-emulator.arguments = ["-scheme", "http", "-host", "127.0.0.1", "-port", "\(port)", "-backend", "memory", "-log-level", "error"]
+emulator.arguments = [
+    "-scheme", "http", "-host", "127.0.0.1", "-port", "\(port)", "-backend", "memory", "-log-level", "error",
+]
 emulator.standardOutput = FileHandle.nullDevice
 emulator.standardError = FileHandle.nullDevice
 try emulator.run()
@@ -118,8 +132,10 @@ var created = false
 for _ in 0..<200 where !created {
     let task = Process()
     task.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-    task.arguments = ["-sf", "-o", "/dev/null", "-X", "POST", "-H", "Content-Type: application/json", "-d", #"{"name":"bench"}"#,
-        "http://127.0.0.1:\(port)/storage/v1/b"]
+    task.arguments = [
+        "-sf", "-o", "/dev/null", "-X", "POST", "-H", "Content-Type: application/json", "-d", #"{"name":"bench"}"#,
+        "http://127.0.0.1:\(port)/storage/v1/b",
+    ]
     try task.run()
     task.waitUntilExit()
     created = task.terminationStatus == 0
@@ -133,4 +149,7 @@ let gcs = try await bench(
 // picked up and its metrics up to 30 s to be read: 0-90 s, 45 s on average with random phases.
 let seedMean = 45.0
 print(String(format: "seed floor (30 s trainer sleep + up to 60 s evaluator sleep): 0-90 s, mean %.0f s", seedMean))
-print(String(format: "ratio seed mean / median: local %.0fx, fake-gcs-server %.0fx", seedMean / median(local), seedMean / median(gcs)))
+print(
+    String(
+        format: "ratio seed mean / median: local %.0fx, fake-gcs-server %.0fx", seedMean / median(local),
+        seedMean / median(gcs)))
