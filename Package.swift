@@ -52,6 +52,8 @@ let package = Package(
         .target(name: "PowerPlugin", dependencies: ["CNasPlugin"], path: "plugins/swift-power"),
         // On-demand benchmark of the trainer (bench/trainer_vs_keras.py drives it); not part of the product.
         .executableTarget(name: "TrainerBench", dependencies: ["Trainer"], path: "bench/TrainerBench"),
+        // On-demand benchmark of the file exchange's turnaround (bench/exchange/run.sh drives it).
+        .executableTarget(name: "ExchangeBench", dependencies: ["Fleet"], path: "bench/ExchangeBench"),
         // Paths, processes and compilers shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ConstraintsTests", dependencies: ["Constraints", "TestSupport"]),

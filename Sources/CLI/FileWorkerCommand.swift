@@ -1,7 +1,7 @@
 import ArgumentParser
-import Dispatch
 import Fleet
 import Foundation
+import Synchronization
 
 /// `nas file-worker`: the device side of the file exchange (vertex-ai-nas's latency calculator), for workers
 /// the coordinator cannot reach: it watches a job directory (a folder or `gs://bucket/prefix`), measures each
@@ -21,10 +21,14 @@ struct FileWorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("job-dir"), help: ArgumentHelp("The job directory.", valueName: "DIR|gs://BUCKET/PREFIX"))
     var jobDir: String
 
-    @Option(name: .customLong("device-type"), help: ArgumentHelp("The device type measured here, e.g. cpu-x86.", valueName: "TYPE"))
+    @Option(
+        name: .customLong("device-type"),
+        help: ArgumentHelp("The device type measured here, e.g. cpu-x86.", valueName: "TYPE"))
     var deviceType: String
 
-    @Option(name: .customLong("num-latency-workers"), help: "With N > 1, take only trials with trial_id % N == K (the seed's static partition).")
+    @Option(
+        name: .customLong("num-latency-workers"),
+        help: "With N > 1, take only trials with trial_id % N == K (the seed's static partition).")
     var numLatencyWorkers: Int = 1
 
     @Option(name: .customLong("latency-worker-id"), help: "This worker's K in [0, N-1].")
@@ -36,14 +40,17 @@ struct FileWorkerCommand: AsyncParsableCommand {
     @Option(
         name: .customLong("runner-command"),
         help: ArgumentHelp(
-            "Measure with a command printing one JSON object, e.g. {\"latency_ms\": 3.1, \"memory_bytes\": 1234}; {model} is the ONNX path.",
+            "Measure with a command printing one JSON object, e.g. {\"latency_ms\": 3.1, \"memory_bytes\": 1234}; "
+                + "{model} is the ONNX path.",
             valueName: "CMD {model}"))
     var runnerCommand: String?
 
     @Option(name: .customLong("runner-timeout"), help: "Seconds after which the runner command is killed.")
     var runnerTimeout: Double = 600
 
-    @Option(name: .customLong("lease-seconds"), help: "Seconds a claim holds without renewal; a dead worker's trials are taken over after it.")
+    @Option(
+        name: .customLong("lease-seconds"),
+        help: "Seconds a claim holds without renewal; a dead worker's trials are taken over after it.")
     var leaseSeconds: Double = 30
 
     @Option(name: .customLong("worker-id"), help: "A unique name of this worker in claims (default: host-pid-random).")
@@ -81,19 +88,39 @@ struct FileWorkerCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let stop = FileWorkerStop()
-        let sources = [Int32(SIGINT), Int32(SIGTERM)].map { (number: Int32) -> DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                if stop.isRequested { Foundation.exit(128 + number) }  // a second signal does not wait
-                printError("nas file-worker: stopping after the model in hand (signal again to quit now)")
-                stop.request()
+        installStopSignals()
+        // The handler only counts signals (all it may safely do); this task turns the count into a stop request.
+        let watcher = Task {
+            while !Task.isCancelled {
+                if fileWorkerSignals.load(ordering: .relaxed) > 0 && !stop.isRequested {
+                    printError("nas file-worker: stopping after the model in hand (signal again to quit now)")
+                    stop.request()
+                }
+                try? await Task.sleep(nanoseconds: 50_000_000)
             }
-            source.resume()
-            return source
         }
-        defer { sources.forEach { $0.cancel() } }
+        defer { watcher.cancel() }
         let measured = await worker.run(until: stop)
         print("measured \(measured.count) trial(s): \(measured.map(String.init).joined(separator: " "))")
     }
+}
+
+/// SIGINT and SIGTERM received so far.
+private let fileWorkerSignals = Atomic<Int32>(0)
+
+/// Counts SIGINT/SIGTERM; the second one ends the process at once. Only async-signal-safe calls here.
+private func fileWorkerSignalHandler(_ number: Int32) {
+    if fileWorkerSignals.add(1, ordering: .relaxed).newValue > 1 { _exit(128 + number) }
+}
+
+/// Installs the handler and unblocks the signals, which a parent may have left blocked (Foundation's
+/// Process passes on the spawning thread's mask).
+private func installStopSignals() {
+    var mask = sigset_t()
+    sigemptyset(&mask)
+    for number in [SIGINT, SIGTERM] {
+        signal(number, fileWorkerSignalHandler)
+        sigaddset(&mask, number)
+    }
+    pthread_sigmask(SIG_UNBLOCK, &mask, nil)
 }

@@ -4,7 +4,7 @@ import Testing
 @testable import Fleet
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A `nas file-worker` process, with its output kept in files for the failure messages.
@@ -14,7 +14,8 @@ final class WorkerProcess: @unchecked Sendable {
 
     /// The `nas` executable built beside the test bundle.
     static func nasBinary() throws -> String {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var folder = URL(fileURLWithPath: executable).deletingLastPathComponent()
         if folder.lastPathComponent == "Linux" || folder.pathExtension == "xctest" {  // inside an .xctest bundle
             folder = folder.deletingLastPathComponent()
@@ -27,10 +28,12 @@ final class WorkerProcess: @unchecked Sendable {
         return path
     }
 
-    init(jobDir: String, environment extra: [String: String], folder: String, name: String, runner: String,
-        extra arguments: [String]) throws {
+    init(
+        jobDir: String, environment extra: [String: String], folder: String, name: String, runner: String,
+        extra arguments: [String]
+    ) throws {
         outputPath = folder + "/\(name).log"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: try Self.nasBinary())
         process.arguments =
             [
@@ -84,7 +87,9 @@ func eventually(_ timeout: Double = 60, _ condition: () throws -> Bool) async re
 
 @Suite("File exchange with real nas file-worker processes", .serialized)
 struct ExchangeProcessTests {
-    @Test("two workers racing for the same trials: every trial is measured exactly once", arguments: StorageBackend.allCases)
+    @Test(
+        "two workers racing for the same trials: every trial is measured exactly once",
+        arguments: StorageBackend.allCases)
     func race(_ backend: StorageBackend) async throws {
         let fixture = try StorageFixture(backend)
         let folder = StorageTestSupport.temporaryFolder("nas-race")
@@ -95,10 +100,14 @@ struct ExchangeProcessTests {
         let runner = "printf '%s\\n' \"$(cat {model})\" >> '\(log)'; sleep 0.05; cat {model}"
         let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.05, timeout: 60))
         let trials = Array(1...10)
-        for trial in trials.prefix(5) { try trainer.submit(trial: trial, model: metricsModel(latency: Double(trial), extra: ", \"trial\": \(trial)")) }
+        for trial in trials.prefix(5) {
+            try trainer.submit(
+                trial: trial, model: metricsModel(latency: Double(trial), extra: ", \"trial\": \(trial)"))
+        }
         let workers = try ["A", "B"].map { try WorkerProcess(fixture, folder: folder, name: $0, runner: runner) }
         for trial in trials.dropFirst(5) {
-            try trainer.submit(trial: trial, model: metricsModel(latency: Double(trial), extra: ", \"trial\": \(trial)"))
+            try trainer.submit(
+                trial: trial, model: metricsModel(latency: Double(trial), extra: ", \"trial\": \(trial)"))
         }
         for trial in trials {
             let metrics = try await trainer.waitForMetrics(trial: trial)
@@ -119,7 +128,9 @@ struct ExchangeProcessTests {
         #expect(counts == Dictionary(uniqueKeysWithValues: trials.map { ($0, 1) }), "\(workers.map(\.output))")
     }
 
-    @Test("a worker killed while holding a claim: another takes the trial over after the lease", arguments: StorageBackend.allCases)
+    @Test(
+        "a worker killed while holding a claim: another takes the trial over after the lease",
+        arguments: StorageBackend.allCases)
     func killedWorker(_ backend: StorageBackend) async throws {
         let fixture = try StorageFixture(backend)
         let folder = StorageTestSupport.temporaryFolder("nas-kill")
@@ -134,7 +145,8 @@ struct ExchangeProcessTests {
         a.kill9()
         let held = try #require(try fixture.storage.read(JobLayout.claimKey(trial: 1)))
         #expect(TrialClaim.decode(held.data)?.worker == "A")
-        let b = try WorkerProcess(fixture, folder: folder, name: "B", runner: "cat {model}", extra: ["--lease-seconds", "1.5"])
+        let b = try WorkerProcess(
+            fixture, folder: folder, name: "B", runner: "cat {model}", extra: ["--lease-seconds", "1.5"])
         let metrics = try await trainer.waitForMetrics(trial: 1)
         #expect(metrics.latencyMilliseconds == 11)
         let claim = try #require(try fixture.storage.read(JobLayout.claimKey(trial: 1)))
@@ -142,6 +154,51 @@ struct ExchangeProcessTests {
         try JobState.succeeded.write(to: fixture.storage)
         #expect(await b.waitForExit() == 0)
         #expect(b.output.contains("took over a lapsed claim"), "\(b.output)")
+    }
+
+    @Test(
+        "SIGTERM: the worker finishes the model in hand, writes its metrics, then exits 0",
+        arguments: StorageBackend.allCases)
+    func sigterm(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        let folder = StorageTestSupport.temporaryFolder("nas-term")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let started = folder + "/started"
+        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.05, timeout: 60))
+        try trainer.submit(trial: 1, model: metricsModel(latency: 1))
+        try trainer.submit(trial: 2, model: metricsModel(latency: 2))
+        let worker = try WorkerProcess(
+            fixture, folder: folder, name: "W", runner: "touch '\(started)'; sleep 1; cat {model}")
+        #expect(await eventually { FileManager.default.fileExists(atPath: started) }, "\(worker.output)")
+        kill(worker.process.processIdentifier, SIGTERM)
+        #expect(await worker.waitForExit() == 0, "\(worker.output)")
+        #expect(try await trainer.waitForMetrics(trial: 1).latencyMilliseconds == 1)
+        #expect(try fixture.storage.exists(JobLayout.metricsKey(trial: 2)) == false)  // not started after the signal
+        #expect(worker.output.contains("stopped on request"), "\(worker.output)")
+    }
+
+    @Test("bad command lines: a malformed gs:// URL or an out-of-range worker id is refused with the reason")
+    func badCommandLines() async throws {
+        let folder = StorageTestSupport.temporaryFolder("nas-cli")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let cases: [([String], String)] = [
+            (["--job-dir", "gs://Bad_Bucket/x"], "bucket name 'Bad_Bucket'"),
+            (["--job-dir", "gs:/x/y"], "starts with 'gs://'"),
+            (["--job-dir", folder, "--num-latency-workers", "2", "--latency-worker-id", "2"], "[0, 1]"),
+        ]
+        for (arguments, reason) in cases {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try WorkerProcess.nasBinary())
+            process.arguments = ["file-worker", "--device-type", "cpu", "--runner-command", "cat {model}"] + arguments
+            let errors = Pipe()
+            process.standardError = errors
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 64, "\(arguments): \(text)")
+            #expect(text.contains(reason), "\(arguments): \(text)")
+        }
     }
 
     @Test("the emulator stopped and restarted mid-job: the job still completes")
@@ -162,7 +219,8 @@ struct ExchangeProcessTests {
         // the worker's retries, and the trainer's polls, meet the stopped emulator.
         let runner = "if grep -q slow {model}; then sleep 0.3; fi; cat {model}"
         let worker = try WorkerProcess(
-            StorageFixtureView(jobDir: "gs://nas-test/job", environment: ["STORAGE_EMULATOR_HOST": emulator.hostAndPort]),
+            StorageFixtureView(
+                jobDir: "gs://nas-test/job", environment: ["STORAGE_EMULATOR_HOST": emulator.hostAndPort]),
             folder: folder, name: "W", runner: runner, extra: ["--lease-seconds", "1.5"])
         try trainer.submit(trial: 1, model: metricsModel(latency: 1))
         #expect(try await trainer.waitForMetrics(trial: 1).latencyMilliseconds == 1)
@@ -187,12 +245,19 @@ struct StorageFixtureView {
 }
 
 extension WorkerProcess {
-    convenience init(_ view: StorageFixtureView, folder: String, name: String, runner: String, extra: [String] = []) throws {
-        try self.init(jobDir: view.jobDir, environment: view.environment, folder: folder, name: name, runner: runner, extra: extra)
+    convenience init(_ view: StorageFixtureView, folder: String, name: String, runner: String, extra: [String] = [])
+        throws
+    {
+        try self.init(
+            jobDir: view.jobDir, environment: view.environment, folder: folder, name: name, runner: runner, extra: extra
+        )
     }
 
-    convenience init(_ fixture: StorageFixture, folder: String, name: String, runner: String, extra: [String] = []) throws {
+    convenience init(_ fixture: StorageFixture, folder: String, name: String, runner: String, extra: [String] = [])
+        throws
+    {
         try self.init(
-            jobDir: fixture.jobDir, environment: fixture.environment, folder: folder, name: name, runner: runner, extra: extra)
+            jobDir: fixture.jobDir, environment: fixture.environment, folder: folder, name: name, runner: runner,
+            extra: extra)
     }
 }

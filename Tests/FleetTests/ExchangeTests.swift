@@ -38,7 +38,8 @@ struct ExchangeTests {
         #expect(back == metrics)
         #expect(back.metrics == ["latency_ms": 3.5, "memory_bytes": 2048, "latency_p90_ms": 4.25])
         // The seed's own file (memory 0, no extras) reads too.
-        let seed = try LatencyMetrics.decode(Array(#"{"latency_in_milliseconds": 2.0, "model_memory": 0}"#.utf8), path: "x")
+        let seed = try LatencyMetrics.decode(
+            Array(#"{"latency_in_milliseconds": 2.0, "model_memory": 0}"#.utf8), path: "x")
         #expect(seed == LatencyMetrics(latencyMilliseconds: 2, memoryBytes: 0))
         // A runner without latency is an error naming what it gave.
         let error = try #require(throws: ExchangeError.self) {
@@ -50,7 +51,8 @@ struct ExchangeTests {
     @Test("a model_latency.json that is not JSON or lacks the keys is a typed error saying which")
     func badMetricsFiles() throws {
         let cases: [(String, String)] = [
-            ("latency: 3", "not JSON"), ("[1, 2]", "not an object"), (#"{"model_memory": 0}"#, "lacks \"latency_in_milliseconds\""),
+            ("latency: 3", "not JSON"), ("[1, 2]", "not an object"),
+            (#"{"model_memory": 0}"#, "lacks \"latency_in_milliseconds\""),
             (#"{"latency_in_milliseconds": 1}"#, "lacks \"model_memory\""),
             (#"{"latency_in_milliseconds": "fast", "model_memory": 0}"#, "not a finite number"),
             (#"{"latency_in_milliseconds": NaN, "model_memory": 0}"#, "not a finite number"),
@@ -74,21 +76,26 @@ struct ExchangeTests {
         }
     }
 
-    @Test("job states: Vertex AI names and ours", arguments: [
-        ("RUNNING", false), ("JOB_STATE_RUNNING", false), ("pending", false), ("SUCCEEDED", true),
-        ("JOB_STATE_FAILED", true), ("JOB_STATE_CANCELLED", true), ("canceled", true),
-    ])
+    @Test(
+        "job states: Vertex AI names and ours",
+        arguments: [
+            ("RUNNING", false), ("JOB_STATE_RUNNING", false), ("pending", false), ("SUCCEEDED", true),
+            ("JOB_STATE_FAILED", true), ("JOB_STATE_CANCELLED", true), ("canceled", true),
+        ])
     func jobStates(_ name: String, _ ended: Bool) {
         #expect(JobState(name: name).hasEnded == ended)
     }
 
-    @Test("claims: one winner, lapsed claims taken over by exactly one worker, the old holder loses its renewal",
+    @Test(
+        "claims: one winner, lapsed claims taken over by exactly one worker, the old holder loses its renewal",
         arguments: StorageBackend.allCases)
     func claims(_ backend: StorageBackend) async throws {
         let fixture = try StorageFixture(backend)
         let clock = TestClock()
         func claimer(_ name: String) -> TrialClaims {
-            TrialClaims(storage: fixture.storage, worker: name, latencyWorkerID: 0, deviceType: "cpu", leaseDuration: 10, clock: clock.read)
+            TrialClaims(
+                storage: fixture.storage, worker: name, latencyWorkerID: 0, deviceType: "cpu", leaseDuration: 10,
+                clock: clock.read)
         }
         let a = claimer("a")
         let b = claimer("b")
@@ -144,7 +151,9 @@ struct ExchangeTests {
         #expect(try await trainer.waitForMetrics(trial: 3).latencyMilliseconds == 7)
     }
 
-    @Test("the trainer's wait fails clearly on timeout and on a malformed metrics file", arguments: StorageBackend.allCases)
+    @Test(
+        "the trainer's wait fails clearly on timeout and on a malformed metrics file",
+        arguments: StorageBackend.allCases)
     func trainerFailures(_ backend: StorageBackend) async throws {
         let fixture = try StorageFixture(backend)
         let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.02, timeout: 0.1))
@@ -168,7 +177,8 @@ struct ExchangeTests {
         try storage.write(JobLayout.modelKey(trial: 4), data: metricsModel(latency: 4))
         let log = LogLines()
         let worker = try FileWorker(
-            storage: storage, runner: catRunner, configuration: .init(deviceType: "cpu"), runnerName: "cat", log: log.sink)
+            storage: storage, runner: catRunner, configuration: .init(deviceType: "cpu"), runnerName: "cat",
+            log: log.sink)
         let pass = await worker.runOnce()
         #expect(pass.measured == [1, 4])
         let problems = pass.problems.joined(separator: "\n")
@@ -180,10 +190,49 @@ struct ExchangeTests {
         #expect(!again.problems.joined().contains("folder 'abc'"))
     }
 
+    @Test("an object named with '..' in the bucket is reported, never followed, and the rest measured")
+    func dotDotObjectNames() async throws {
+        let fixture = try StorageFixture(.gcs)
+        let emulator = try #require(fixture.emulator)
+        // GCS names may hold '..'; the storage API refuses such keys, so this one is uploaded raw.
+        let http = StorageHTTP()
+        let name = storagePercentEncode("jobs/job-1/../saved_model/model.onnx")
+        let upload = try http.perform(
+            "POST", emulator.endpoint + "/upload/storage/v1/b/nas-test/o?uploadType=media&name=\(name)",
+            body: metricsModel(latency: 9), what: "raw upload")
+        #expect(upload.status == 200)
+        try fixture.storage.write(JobLayout.modelKey(trial: 6), data: metricsModel(latency: 6))
+        let worker = try FileWorker(
+            storage: fixture.storage, runner: catRunner, configuration: .init(deviceType: "cpu"), log: { _ in })
+        let pass = await worker.runOnce()
+        #expect(pass.measured == [6])
+        #expect(pass.problems.count == 1 && pass.problems.first?.contains("folder '..'") == true, "\(pass.problems)")
+    }
+
+    @Test("a bucket that cannot be read: the pass reports it and the worker keeps running")
+    func unreadableBucket() async throws {
+        let emulator = try FakeGCS()
+        defer { emulator.stop() }
+        let storage = try GCSStorage(
+            bucket: "missing-bucket", prefix: "job", configuration: StorageTestSupport.emulatorConfiguration(emulator))
+        let worker = try FileWorker(
+            storage: storage, runner: catRunner, configuration: .init(deviceType: "cpu", pollInterval: 0.05),
+            log: { _ in })
+        let pass = await worker.runOnce()
+        #expect(pass.measured.isEmpty && !pass.jobEnded)
+        #expect(pass.problems.contains { $0.contains("bucket 'missing-bucket' does not exist") }, "\(pass.problems)")
+        // The bucket appears later: the next pass works.
+        try emulator.createBucket("missing-bucket")
+        try storage.write(JobLayout.modelKey(trial: 1), data: metricsModel(latency: 1))
+        #expect(await worker.runOnce().measured == [1])
+    }
+
     @Test("static partition: trial_id % num_latency_workers == latency_worker_id", arguments: StorageBackend.allCases)
     func staticPartition(_ backend: StorageBackend) async throws {
         let fixture = try StorageFixture(backend)
-        for trial in 1...6 { try fixture.storage.write(JobLayout.modelKey(trial: trial), data: metricsModel(latency: 1)) }
+        for trial in 1...6 {
+            try fixture.storage.write(JobLayout.modelKey(trial: trial), data: metricsModel(latency: 1))
+        }
         let worker = try FileWorker(
             storage: fixture.storage, runner: catRunner,
             configuration: .init(deviceType: "cpu", latencyWorkerID: 1, numLatencyWorkers: 3), log: { _ in })

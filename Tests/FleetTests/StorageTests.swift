@@ -45,7 +45,8 @@ struct StorageTests {
         // A sibling job beside this one is not listed.
         if case .gcs = backend, let emulator = fixture.emulator {
             let sibling = try GCSStorage(
-                bucket: "nas-test", prefix: "jobs/job-10", configuration: StorageTestSupport.emulatorConfiguration(emulator))
+                bucket: "nas-test", prefix: "jobs/job-10",
+                configuration: StorageTestSupport.emulatorConfiguration(emulator))
             try sibling.write("1/saved_model/model.onnx", data: [9])
             #expect(try storage.list(prefix: "1/") == ["1/nas_params_str.json", "1/saved_model/model.onnx"])
         }
@@ -68,7 +69,8 @@ struct StorageTests {
         let winners = try await withThrowingTaskGroup(of: Int?.self) { group in
             for contender in 0..<8 {
                 group.addTask {
-                    try storage.createIfAbsent("7/claim.json", data: Array("\(contender)".utf8)) != nil ? contender : nil
+                    try storage.createIfAbsent("7/claim.json", data: Array("\(contender)".utf8)) != nil
+                        ? contender : nil
                 }
             }
             var winners = [Int]()
@@ -84,7 +86,8 @@ struct StorageTests {
         let fixture = try StorageFixture(backend)
         let storage = fixture.storage
         let first = try #require(try storage.createIfAbsent("2/claim.json", data: Array("one".utf8)))
-        let second = try #require(try storage.compareAndSwap("2/claim.json", data: Array("two".utf8), ifGeneration: first))
+        let second = try #require(
+            try storage.compareAndSwap("2/claim.json", data: Array("two".utf8), ifGeneration: first))
         #expect(second != first)
         // A writer still holding the first generation loses.
         #expect(try storage.compareAndSwap("2/claim.json", data: Array("three".utf8), ifGeneration: first) == nil)
@@ -167,8 +170,11 @@ struct StorageTests {
         #expect(
             user.credentials
                 == .authorizedUser(
-                    clientID: "id", clientSecret: "s", refreshToken: "r", tokenURI: "https://oauth2.googleapis.com/token"))
-        let metadata = try GCSStorage.Configuration.fromEnvironment(["HOME": folder, "GCE_METADATA_HOST": "127.0.0.1:9"])
+                    clientID: "id", clientSecret: "s", refreshToken: "r",
+                    tokenURI: "https://oauth2.googleapis.com/token"))
+        let metadata = try GCSStorage.Configuration.fromEnvironment([
+            "HOME": folder, "GCE_METADATA_HOST": "127.0.0.1:9",
+        ])
         #expect(metadata.credentials == .metadataServer(host: "127.0.0.1:9"))
         try Data(#"{"type":"service_account"}"#.utf8).write(to: URL(fileURLWithPath: adc))
         let error = try #require(throws: StorageError.self) {

@@ -37,7 +37,9 @@ public struct ExchangeError: Error, Hashable, Sendable, CustomStringConvertible 
     }
 
     /// The trainer waited longer than its timeout for the metrics of a trial.
-    public static func metricsTimeout(trial: Int, seconds: Double, location: String, lastError: String?) -> ExchangeError {
+    public static func metricsTimeout(trial: Int, seconds: Double, location: String, lastError: String?)
+        -> ExchangeError
+    {
         var message =
             "no model_latency.json for trial \(trial) in \(location) after \(seconds) s; is a "
             + "`nas file-worker --job-dir \(location) ...` running for this job and this trial's partition?"

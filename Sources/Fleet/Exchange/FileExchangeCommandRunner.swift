@@ -3,7 +3,7 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Measures a model by running a user's command: `CMD {model}` through `/bin/sh -c`, with `{model}` replaced
@@ -25,7 +25,8 @@ public struct FileExchangeCommandRunner: ModelRunner {
     /// The shell command line for `path`.
     public func commandLine(modelAt path: String) -> String {
         let quoted = "'" + path.replacingOccurrences(of: "'", with: "'\\''") + "'"
-        return command.contains("{model}") ? command.replacingOccurrences(of: "{model}", with: quoted) : command + " " + quoted
+        return command.contains("{model}")
+            ? command.replacingOccurrences(of: "{model}", with: quoted) : command + " " + quoted
     }
 
     public func measure(modelAt path: String) async throws -> [String: Double] {
@@ -105,7 +106,8 @@ public struct FileExchangeCommandRunner: ModelRunner {
         }
         let start = String(text.prefix(200))
         throw ExchangeError.runnerFailed(
-            command, "it printed no JSON object of metrics on stdout (got \(start.debugDescription)); print e.g. "
+            command,
+            "it printed no JSON object of metrics on stdout (got \(start.debugDescription)); print e.g. "
                 + "{\"latency_ms\": 3.1, \"memory_bytes\": 123456}")
     }
 }

@@ -51,22 +51,27 @@ public final class FileWorker: Sendable {
             self.numLatencyWorkers = numLatencyWorkers
             self.pollInterval = pollInterval
             self.leaseDuration = leaseDuration
-            self.workerID =
-                workerID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
+            let random = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+            self.workerID = workerID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(random)"
             self.scratchFolder = scratchFolder
         }
 
         /// Checks the ranges; the error says which setting is wrong.
         public func validate() throws {
-            if deviceType.isEmpty { throw ExchangeError.invalidConfiguration("the device type is empty; name it, e.g. cpu-x86") }
+            if deviceType.isEmpty {
+                throw ExchangeError.invalidConfiguration("the device type is empty; name it, e.g. cpu-x86")
+            }
             if numLatencyWorkers < 1 {
-                throw ExchangeError.invalidConfiguration("--num-latency-workers is \(numLatencyWorkers); it must be at least 1")
+                throw ExchangeError.invalidConfiguration(
+                    "--num-latency-workers is \(numLatencyWorkers); it must be at least 1")
             }
             if latencyWorkerID < 0 || latencyWorkerID >= numLatencyWorkers {
                 throw ExchangeError.invalidConfiguration(
                     "--latency-worker-id is \(latencyWorkerID); it must be in [0, \(numLatencyWorkers - 1)]")
             }
-            if !(pollInterval > 0) { throw ExchangeError.invalidConfiguration("the poll interval must be greater than 0 s") }
+            if !(pollInterval > 0) {
+                throw ExchangeError.invalidConfiguration("the poll interval must be greater than 0 s")
+            }
             if !(leaseDuration >= 0.3) { throw ExchangeError.invalidConfiguration("the lease must be at least 0.3 s") }
         }
     }
@@ -96,7 +101,8 @@ public final class FileWorker: Sendable {
 
     /// Builds a worker; `runnerName` names the runner in errors, `log` receives one line per event.
     public init(
-        storage: any ObjectStorage, runner: any ModelRunner, configuration: Configuration, runnerName: String = "runner",
+        storage: any ObjectStorage, runner: any ModelRunner, configuration: Configuration,
+        runnerName: String = "runner",
         log: @escaping @Sendable (String) -> Void = FileWorker.standardErrorLog,
         clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) throws {
@@ -219,7 +225,9 @@ public final class FileWorker: Sendable {
 
     /// Runs the runner while a companion task renews the lease every third of its duration; a lost lease
     /// cancels the measurement.
-    private func measureHolding(_ lease: TrialLease, modelAt path: String) async throws -> ([String: Double], TrialLease) {
+    private func measureHolding(_ lease: TrialLease, modelAt path: String) async throws -> (
+        [String: Double], TrialLease
+    ) {
         let holder = LeaseHolder(lease)
         let claims = self.claims
         let runner = self.runner
@@ -231,7 +239,9 @@ public final class FileWorker: Sendable {
                     try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
                     let current = holder.lease.withLock { $0 }
                     do {
-                        guard let renewed = try claims.renew(current) else { throw ExchangeError.leaseLost(trial: lease.trial) }
+                        guard let renewed = try claims.renew(current) else {
+                            throw ExchangeError.leaseLost(trial: lease.trial)
+                        }
                         holder.lease.withLock { $0 = renewed }
                     } catch let error as StorageError where error.isTransient {
                         // An outage: keep measuring while the lease still holds, the next renewal may get through.

@@ -26,7 +26,8 @@ public struct LatencyMetrics: Sendable, Hashable {
     public init(runnerMetrics: [String: Double], runner: String) throws {
         guard let latency = runnerMetrics[MetricKey.latency], latency.isFinite, latency >= 0 else {
             throw ExchangeError.runnerFailed(
-                runner, "its metrics lack a finite, non-negative \"\(MetricKey.latency)\" (got: "
+                runner,
+                "its metrics lack a finite, non-negative \"\(MetricKey.latency)\" (got: "
                     + "\(runnerMetrics.keys.sorted().joined(separator: ", ")))")
         }
         var others = runnerMetrics.filter { $0.value.isFinite }
@@ -61,7 +62,8 @@ public struct LatencyMetrics: Sendable, Hashable {
             parsed = try JSON.parse(bytes)
         } catch {
             let start = String(decoding: bytes.prefix(40), as: UTF8.self)
-            throw ExchangeError.invalidMetrics(path, "it is not JSON (\(error); it starts with \(start.debugDescription))")
+            throw ExchangeError.invalidMetrics(
+                path, "it is not JSON (\(error); it starts with \(start.debugDescription))")
         }
         guard case .object(let members) = parsed else {
             throw ExchangeError.invalidMetrics(path, "it is JSON but not an object")
@@ -69,7 +71,8 @@ public struct LatencyMetrics: Sendable, Hashable {
         func number(_ key: String) throws -> Double {
             guard let value = parsed[key] else {
                 let keys = members.map(\.key).sorted().joined(separator: ", ")
-                throw ExchangeError.invalidMetrics(path, "it lacks \"\(key)\" (it has: \(keys.isEmpty ? "nothing" : keys))")
+                throw ExchangeError.invalidMetrics(
+                    path, "it lacks \"\(key)\" (it has: \(keys.isEmpty ? "nothing" : keys))")
             }
             guard case .number(let number) = value, number.isFinite else {
                 throw ExchangeError.invalidMetrics(path, "\"\(key)\" is not a finite number")

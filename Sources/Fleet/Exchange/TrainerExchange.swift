@@ -31,6 +31,25 @@ public struct TrainerExchange: Sendable {
         self.configuration = configuration
     }
 
+    /// The exchange of the job holding a trial's own directory (`<job_dir>/<trial_id>`, a folder or a gs:// URL),
+    /// as vertex-ai-nas hands each trial its output folder; returns the exchange and the trial id.
+    public static func forTrialDirectory(
+        _ path: String, configuration: Configuration = Configuration(),
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> (exchange: TrainerExchange, trial: Int) {
+        var path = path
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        guard let slash = path.lastIndex(of: "/"), path.index(after: slash) < path.endIndex else {
+            throw StorageError.invalidLocation(path, "a trial directory ends with /<trial_id>")
+        }
+        let folder = String(path[path.index(after: slash)...])
+        let jobDirectory = String(path[..<slash])
+        if jobDirectory == "gs:/" { throw StorageError.invalidLocation(path, "the bucket name is missing") }
+        let trial = try JobLayout.trialID(folder: folder, location: jobDirectory.isEmpty ? "/" : jobDirectory)
+        let storage = try StorageLocation.parse(jobDirectory.isEmpty ? "/" : jobDirectory).open(environment: environment)
+        return (TrainerExchange(storage: storage, configuration: configuration), trial)
+    }
+
     /// Writes `saved_model/model.onnx` of `trial`, first removing metrics and claim of an earlier attempt of
     /// the same trial so that the wait cannot return stale numbers.
     public func submit(trial: Int, model: [UInt8]) throws {

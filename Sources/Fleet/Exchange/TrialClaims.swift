@@ -112,7 +112,9 @@ public struct TrialClaims: Sendable {
                     trial: trial, generation: current.generation, expiresAt: existing.leaseExpiresAt, tookOver: false)
             }
             if let existing, existing.leaseExpiresAt > clock() { return nil }
-            guard let generation = try storage.compareAndSwap(key, data: claim(expiringAt: expiry), ifGeneration: current.generation)
+            guard
+                let generation = try storage.compareAndSwap(
+                    key, data: claim(expiringAt: expiry), ifGeneration: current.generation)
             else { return nil }  // another worker took it over first
             return TrialLease(trial: trial, generation: generation, expiresAt: expiry, tookOver: true)
         }
@@ -123,14 +125,17 @@ public struct TrialClaims: Sendable {
     public func renew(_ lease: TrialLease) throws -> TrialLease? {
         let expiry = clock() + leaseDuration
         let key = JobLayout.claimKey(trial: lease.trial)
-        guard let generation = try storage.compareAndSwap(key, data: claim(expiringAt: expiry), ifGeneration: lease.generation)
+        guard
+            let generation = try storage.compareAndSwap(
+                key, data: claim(expiringAt: expiry), ifGeneration: lease.generation)
         else {
             // A retried request whose first attempt landed fails its precondition: the claim is still ours if it
             // holds exactly what we wrote.
             if let current = try storage.read(key), let existing = TrialClaim.decode(current.data),
                 existing.worker == worker, existing.leaseExpiresAt == expiry
             {
-                return TrialLease(trial: lease.trial, generation: current.generation, expiresAt: expiry, tookOver: lease.tookOver)
+                return TrialLease(
+                    trial: lease.trial, generation: current.generation, expiresAt: expiry, tookOver: lease.tookOver)
             }
             return nil
         }

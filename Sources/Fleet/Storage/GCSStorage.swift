@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A job directory in a Google Cloud Storage bucket, spoken to through the GCS JSON API over libcurl.
 ///
@@ -77,7 +78,8 @@ public final class GCSStorage: ObjectStorage {
                     throw StorageError.auth("GOOGLE_APPLICATION_CREDENTIALS names '\(path)', which does not exist")
                 }
             } else {
-                let folder = environment["CLOUDSDK_CONFIG"] ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.config/gcloud")
+                let folder =
+                    environment["CLOUDSDK_CONFIG"] ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.config/gcloud")
                 path = folder + "/application_default_credentials.json"
                 guard FileManager.default.fileExists(atPath: path) else { return nil }
             }
@@ -206,7 +208,8 @@ public final class GCSStorage: ObjectStorage {
         var keys = [String]()
         var pageToken: String?
         repeat {
-            var url = objectsURL + "?prefix=\(storagePercentEncode(root + listPrefix))&maxResults=\(configuration.pageSize)"
+            var url =
+                objectsURL + "?prefix=\(storagePercentEncode(root + listPrefix))&maxResults=\(configuration.pageSize)"
             url += "&fields=\(storagePercentEncode("items(name),nextPageToken"))"
             if let pageToken { url += "&pageToken=\(storagePercentEncode(pageToken))" }
             let response = try send("GET", url, what: what)
@@ -369,7 +372,8 @@ final class GCSTokenSource: Sendable {
             source = "the metadata server \(host)"
             let url = "http://\(host)/computeMetadata/v1/instance/service-accounts/default/token"
             do {
-                response = try http.perform("GET", url, headers: ["Metadata-Flavor: Google"], what: "asking the metadata server")
+                response = try http.perform(
+                    "GET", url, headers: ["Metadata-Flavor: Google"], what: "asking the metadata server")
             } catch {
                 throw StorageError.auth(
                     "no credentials found: not on GCE (\(source) did not answer), no GOOGLE_OAUTH_ACCESS_TOKEN, no "
@@ -389,5 +393,3 @@ final class GCSTokenSource: Sendable {
         return (token, Date().addingTimeInterval(lifetime))
     }
 }
-
-import Synchronization

@@ -59,7 +59,9 @@ public enum StorageKey {
         if key.utf8.contains(0) { throw StorageError.invalidKey(key, "it contains a NUL byte") }
         if key.contains("\\") { throw StorageError.invalidKey(key, "it contains a backslash") }
         for component in key.split(separator: "/", omittingEmptySubsequences: false) {
-            if component.isEmpty { throw StorageError.invalidKey(key, "it has an empty component ('//' or a trailing '/')") }
+            if component.isEmpty {
+                throw StorageError.invalidKey(key, "it has an empty component ('//' or a trailing '/')")
+            }
             if component == ".." { throw StorageError.invalidKey(key, "it tries to leave the job directory with '..'") }
             if component == "." { throw StorageError.invalidKey(key, "it has a '.' component") }
         }
@@ -121,7 +123,8 @@ public enum StorageLocation: Hashable, Sendable {
         }
         let alnum = Set("abcdefghijklmnopqrstuvwxyz0123456789")
         if !alnum.contains(bucket.first!) || !alnum.contains(bucket.last!) {
-            throw StorageError.invalidLocation(text, "bucket name '\(bucket)' must start and end with a letter or digit")
+            throw StorageError.invalidLocation(
+                text, "bucket name '\(bucket)' must start and end with a letter or digit")
         }
     }
 

@@ -31,7 +31,10 @@ final class StorageHTTP: Sendable {
         _ method: String, _ url: String, headers: [String] = [], body: [UInt8]? = nil, what: String
     ) throws -> StorageHTTPResponse {
         let handle = pool.withLock { $0.popLast() } ?? StorageCurlHandle()
-        let result = Result { try handle.perform(method, url, headers: headers, body: body, timeoutMilliseconds: timeoutMilliseconds, what: what) }
+        let result = Result {
+            try handle.perform(
+                method, url, headers: headers, body: body, timeoutMilliseconds: timeoutMilliseconds, what: what)
+        }
         pool.withLock { if $0.count < 8 { $0.append(handle) } }
         return try result.get()
     }
@@ -130,13 +133,17 @@ final class StorageCurlHandle: @unchecked Sendable {
     }
 }
 
-private func storageCurlWrite(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ user: UnsafeMutableRawPointer?) -> Int {
+private func storageCurlWrite(
+    _ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ user: UnsafeMutableRawPointer?
+) -> Int {
     let total = size * count
     if let data { StorageCurlHandle.appendBody(user, UnsafeRawBufferPointer(start: data, count: total)) }
     return total
 }
 
-private func storageCurlHeader(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ user: UnsafeMutableRawPointer?) -> Int {
+private func storageCurlHeader(
+    _ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ user: UnsafeMutableRawPointer?
+) -> Int {
     let total = size * count
     if let data { StorageCurlHandle.appendHeader(user, UnsafeRawBufferPointer(start: data, count: total)) }
     return total
