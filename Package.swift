@@ -39,6 +39,8 @@ let package = Package(
         .target(name: "LatencyPlugin", dependencies: ["CNasPlugin"], path: "plugins/c-latency", publicHeadersPath: "."),
         .target(name: "MemoryPlugin", dependencies: ["CNasPlugin"], path: "plugins/c-memory", publicHeadersPath: "."),
         .target(name: "PowerPlugin", dependencies: ["CNasPlugin"], path: "plugins/swift-power"),
+        // Benchmarks of the fleet (bench/fleet-bench.sh), run on demand.
+        .executableTarget(name: "FleetBench", dependencies: ["Fleet"], path: "bench/FleetBench"),
         .testTarget(name: "ConstraintsTests", dependencies: ["Constraints"]),
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "Constraints"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer"]),
