@@ -54,6 +54,8 @@ let package = Package(
         .executableTarget(name: "TrainerBench", dependencies: ["Trainer"], path: "bench/TrainerBench"),
         // On-demand benchmark of the file exchange's turnaround (bench/exchange/run.sh drives it).
         .executableTarget(name: "ExchangeBench", dependencies: ["Fleet"], path: "bench/ExchangeBench"),
+        // Benchmarks of the fleet (bench/fleet-bench.sh), run on demand.
+        .executableTarget(name: "FleetBench", dependencies: ["Fleet"], path: "bench/FleetBench"),
         // Paths, processes and compilers shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ConstraintsTests", dependencies: ["Constraints", "TestSupport"]),

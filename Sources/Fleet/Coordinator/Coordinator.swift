@@ -69,7 +69,8 @@ public final class Coordinator: @unchecked Sendable {
                                    FleetPath.listWorkers]
         let server = HTTP2Server(configuration: .init(host: configuration.host, port: configuration.port,
                                                       token: configuration.token,
-                                                      maxBodyBytes: configuration.maxBodyBytes, routes: routes)) {
+                                                      maxBodyBytes: configuration.maxBodyBytes, routes: routes),
+                                  immediate: { [unowned self] request in handleAtOnce(request) }) {
             [unowned self] request in await handle(request)
         }
         let port = try server.start()
@@ -112,8 +113,9 @@ public final class Coordinator: @unchecked Sendable {
 
     // MARK: Calls
 
-    private func handle(_ request: HTTP2Request) async -> HTTP2Response {
-        do {
+    /// Every call but Evaluate is bookkeeping under the lock: answered on the server's loop, without a task.
+    private func handleAtOnce(_ request: HTTP2Request) -> HTTP2Response? {
+        do throws(FleetError) {
             switch request.path {
             case FleetPath.register: return try register(RegisterRequest(decoding: request.body))
             case FleetPath.heartbeat: return try heartbeat(HeartbeatRequest(decoding: request.body))
@@ -122,9 +124,17 @@ public final class Coordinator: @unchecked Sendable {
                 _ = try ListWorkersRequest(decoding: request.body)
                 let workers = lock.withLock { scheduler.listing(now: now()) }
                 return HTTP2Response(status: 200, body: ListWorkersResponse(workers: workers).encoded())
-            case FleetPath.evaluate: return try await evaluate(EvaluateRequest(decoding: request.body))
+            case FleetPath.evaluate: return nil
             default: return .error(.notFound(request.path))
             }
+        } catch {
+            return .error(error)
+        }
+    }
+
+    private func handle(_ request: HTTP2Request) async -> HTTP2Response {
+        do {
+            return try await evaluate(EvaluateRequest(decoding: request.body))
         } catch {
             return .error(error)
         }
@@ -215,7 +225,7 @@ public final class Coordinator: @unchecked Sendable {
             guard let model, let deadline else { return }
             let timeout = max(0.05, Double(Int64(deadline) - Int64(now())) / 1000)
             let url = address + FleetPath.run
-            let hash = SHA256.hash(model)
+            let hash = lock.withLock { scheduler.evaluations[evaluation]?.sha256 } ?? SHA256.hash(model)
             var result: Result<[String: Double], FleetError>
             do throws(FleetError) {
                 var request = RunRequest(sha256: hash, model: sendModel ? model : [],

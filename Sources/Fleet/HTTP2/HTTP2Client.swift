@@ -70,13 +70,14 @@ final class HTTP2Client: @unchecked Sendable {
             let transfer = CurlTransfer(url: url, token: token, body: body, timeout: timeout) { result in
                 continuation.resume(returning: result)
             }
-            let accepted: Bool = lock.withLock {
-                if stopping { return false }
+            let (accepted, first): (Bool, Bool) = lock.withLock {
+                if stopping { return (false, false) }
                 pending.append(transfer)
-                return true
+                return (true, pending.count == 1)
             }
             if accepted {
-                curl_multi_wakeup(multi)
+                // One wakeup per batch: the loop takes every queued call when it wakes.
+                if first { curl_multi_wakeup(multi) }
             } else {
                 transfer.finish(.failure(.transport("the fleet client was shut down")))
             }

@@ -23,7 +23,9 @@ struct HTTP2Response: Sendable {
 /// An HTTP/2 (h2c, prior knowledge) server on libnghttp2 with its own non-blocking epoll loop on one thread.
 ///
 /// The loop reads, feeds nghttp2, and writes; it never waits on a handler. A request whose body arrived whole is
-/// handed to `handler` in a task, and the response comes back to the loop through a queue and an eventfd.
+/// first offered to `immediate`, which answers calls that need no waiting (bookkeeping under a lock) right on the
+/// loop, with no thread hop; the others go to `handler` in a task, and their response comes back to the loop
+/// through a queue and an eventfd.
 /// Authentication, unknown paths and the body limit are checked as soon as the headers arrive, so a rejected
 /// body is never buffered.
 final class HTTP2Server: @unchecked Sendable {
@@ -42,9 +44,12 @@ final class HTTP2Server: @unchecked Sendable {
     }
 
     typealias Handler = @Sendable (HTTP2Request) async -> HTTP2Response
+    /// Answers a request at once on the loop thread, or returns nil to hand it to the async handler.
+    typealias ImmediateHandler = @Sendable (HTTP2Request) -> HTTP2Response?
 
     let configuration: Configuration
     private let handler: Handler
+    private let immediate: ImmediateHandler?
     private let lock = NSLock()
     private var completed: [(connection: UInt64, stream: Int32, response: HTTP2Response)] = []
     private var stopping = false
@@ -55,6 +60,8 @@ final class HTTP2Server: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     // Touched by the loop thread only.
     private var connections: [UInt64: HTTP2ServerConnection] = [:]
+    /// One read buffer for every connection: the loop reads one socket at a time.
+    fileprivate var readBuffer = [UInt8](repeating: 0, count: 65536)
     private var nextConnectionID: UInt64 = 2
     private static let listenToken: UInt64 = 0
     private static let wakeToken: UInt64 = 1
@@ -62,8 +69,9 @@ final class HTTP2Server: @unchecked Sendable {
     /// The port bound by `start()`.
     private(set) var port = 0
 
-    init(configuration: Configuration, handler: @escaping Handler) {
+    init(configuration: Configuration, immediate: ImmediateHandler? = nil, handler: @escaping Handler) {
         self.configuration = configuration
+        self.immediate = immediate
         self.handler = handler
     }
 
@@ -103,8 +111,12 @@ final class HTTP2Server: @unchecked Sendable {
 
     /// Called from any task: queues a response for the loop to send.
     fileprivate func complete(connection: UInt64, stream: Int32, response: HTTP2Response) {
-        lock.withLock { completed.append((connection, stream, response)) }
-        wake()
+        // One eventfd write per batch: the loop takes every queued response when it wakes.
+        let first = lock.withLock {
+            completed.append((connection, stream, response))
+            return completed.count == 1
+        }
+        if first { wake() }
     }
 
     private func wake() {
@@ -246,6 +258,11 @@ final class HTTP2Server: @unchecked Sendable {
         return difference == 0
     }
 
+    /// The immediate answer to a request, if the server has one.
+    fileprivate func answerAtOnce(_ request: HTTP2Request) -> HTTP2Response? {
+        immediate?(request)
+    }
+
     fileprivate func dispatch(connection: UInt64, stream: Int32, request: HTTP2Request) {
         let handler = handler
         Task.detached { [self] in
@@ -319,41 +336,46 @@ private final class HTTP2ServerConnection {
     }
 
     func readAndProcess() -> ReadResult {
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        let count = server.readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if count == 0 { return .closed }
         if count < 0 {
             let error = nas_errno()
             return error == EAGAIN || error == EWOULDBLOCK || error == EINTR ? .again : .closed
         }
-        let consumed = buffer.withUnsafeBufferPointer { nghttp2_session_mem_recv(session, $0.baseAddress, count) }
+        let consumed = server.readBuffer.withUnsafeBufferPointer {
+            nghttp2_session_mem_recv(session, $0.baseAddress, count)
+        }
         // A negative result is a protocol error (HTTP/1.1, bytes that are no HTTP/2): this connection ends.
         if consumed < 0 { return .closed }
-        return count == buffer.count ? .more : .again
+        return count == server.readBuffer.count ? .more : .again
     }
 
     func flush() -> FlushResult {
         while true {
-            if pendingOffset < pendingOutput.count {
-                let written = pendingOutput.withUnsafeBytes {
-                    send(fd, $0.baseAddress! + pendingOffset, $0.count - pendingOffset, Int32(MSG_NOSIGNAL))
-                }
-                if written < 0 {
-                    let error = nas_errno()
-                    if error == EAGAIN || error == EWOULDBLOCK { return .blocked }
-                    if error == EINTR { continue }
-                    return .closed
-                }
-                pendingOffset += written
-                if pendingOffset < pendingOutput.count { return .blocked }
+            // Gather every frame nghttp2 has (up to 256 KiB) and send them in one call, not one call per frame.
+            if pendingOffset == pendingOutput.count {
                 pendingOutput.removeAll(keepingCapacity: true)
                 pendingOffset = 0
+                while pendingOutput.count < 256 << 10 {
+                    var data: UnsafePointer<UInt8>?
+                    let length = nghttp2_session_mem_send(session, &data)
+                    if length < 0 { return .closed }
+                    if length == 0 { break }
+                    pendingOutput.append(contentsOf: UnsafeBufferPointer(start: data, count: length))
+                }
+                if pendingOutput.isEmpty { break }
             }
-            var data: UnsafePointer<UInt8>?
-            let length = nghttp2_session_mem_send(session, &data)
-            if length < 0 { return .closed }
-            if length == 0 { break }
-            pendingOutput.append(contentsOf: UnsafeBufferPointer(start: data, count: length))
+            let written = pendingOutput.withUnsafeBytes {
+                send(fd, $0.baseAddress! + pendingOffset, $0.count - pendingOffset, Int32(MSG_NOSIGNAL))
+            }
+            if written < 0 {
+                let error = nas_errno()
+                if error == EAGAIN || error == EWOULDBLOCK { return .blocked }
+                if error == EINTR { continue }
+                return .closed
+            }
+            pendingOffset += written
+            if pendingOffset < pendingOutput.count { return .blocked }
         }
         if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 { return .closed }
         return .done
@@ -402,7 +424,11 @@ private final class HTTP2ServerConnection {
         stream.dispatched = true
         let request = HTTP2Request(path: stream.path, body: stream.body)
         stream.body = []
-        server.dispatch(connection: self.id, stream: id, request: request)
+        if let response = server.answerAtOnce(request) {
+            submit(stream: id, response: response)
+        } else {
+            server.dispatch(connection: self.id, stream: id, request: request)
+        }
     }
 
     fileprivate func bodyChunk(_ stream: Stream, id: Int32, _ data: UnsafeBufferPointer<UInt8>) {

@@ -1,0 +1,106 @@
+// Benchmarks of the fleet, run on demand by bench/fleet-bench.sh (never in CI).
+//
+//   FleetBench roundtrip URL TOKEN [COUNT]         sequential trivial calls (ListWorkers) through FleetClient:
+//                                                  prints p50/p99 in microseconds
+//   FleetBench evaluations [WORKERS] [SECONDS] [CONCURRENCY]
+//                                                  coordinator + WORKERS constant-runner workers in this process,
+//                                                  CONCURRENCY callers evaluating a small model: prints evals/s
+import Fleet
+import Foundation
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}
+
+func roundtrip(url: String, token: String, count: Int) async throws {
+    let client = FleetClient(coordinator: url, token: token)
+    for _ in 0..<200 { _ = try await client.workers() }  // warm-up: connection open, caches warm
+    var samples: [Double] = []
+    samples.reserveCapacity(count)
+    let clock = ContinuousClock()
+    for _ in 0..<count {
+        let start = clock.now
+        _ = try await client.workers()
+        let elapsed = clock.now - start
+        samples.append(Double(elapsed.components.attoseconds) / 1e12 + Double(elapsed.components.seconds) * 1e6)
+    }
+    samples.sort()
+    print(String(format: "roundtrip fleet-client count=%d p50_us=%.1f p99_us=%.1f", count, percentile(samples, 0.5),
+                 percentile(samples, 0.99)))
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func add(_ n: Int) { lock.withLock { value += n } }
+    var current: Int { lock.withLock { value } }
+}
+
+func evaluations(workers count: Int, seconds: Double, concurrency: Int) async throws {
+    let token = "bench-token"
+    let coordinator = Coordinator(configuration: .init(token: token))
+    let port = try coordinator.start()
+    let url = "http://127.0.0.1:\(port)"
+    var workers: [FleetWorker] = []
+    var loops: [Task<Void, Never>] = []
+    for _ in 0..<count {
+        let worker = FleetWorker(
+            configuration: .init(coordinator: url, deviceType: "bench", token: token), runner: ConstantRunner())
+        var configuration = worker.configuration
+        configuration.capacity = max(1, concurrency / count)
+        let sized = FleetWorker(configuration: configuration, runner: ConstantRunner())
+        try sized.start()
+        workers.append(sized)
+        loops.append(Task { await sized.run() })
+    }
+    let clients = (0..<4).map { _ in FleetClient(coordinator: url, token: token) }
+    while try await clients[0].workers().count < count { try await Task.sleep(for: .milliseconds(20)) }
+    let model = [UInt8](repeating: 7, count: 256)
+    let done = Counter()
+    let failed = Counter()
+    let clock = ContinuousClock()
+    // Warm-up, so every worker has the model cached and every connection is open.
+    _ = try await clients[0].evaluate(model: model, deviceType: "bench")
+    let start = clock.now
+    let end = start + .milliseconds(Int(seconds * 1000))
+    await withTaskGroup(of: Void.self) { group in
+        for index in 0..<concurrency {
+            let client = clients[index % clients.count]
+            group.addTask {
+                while clock.now < end {
+                    do {
+                        _ = try await client.evaluate(model: model, deviceType: "bench", deadline: .seconds(30))
+                        done.add(1)
+                    } catch {
+                        failed.add(1)
+                    }
+                }
+            }
+        }
+    }
+    let elapsed = clock.now - start
+    let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    print(String(format: "evaluations workers=%d concurrency=%d seconds=%.1f done=%d failed=%d evals_per_s=%.0f",
+                 count, concurrency, wall, done.current, failed.current, Double(done.current) / wall))
+    for worker in workers { await worker.stop() }
+    for loop in loops { loop.cancel() }
+    coordinator.stop()
+}
+
+let arguments = CommandLine.arguments
+do {
+    switch arguments.dropFirst().first {
+    case "roundtrip":
+        try await roundtrip(url: arguments[2], token: arguments[3], count: arguments.count > 4 ? Int(arguments[4])! : 5000)
+    case "evaluations":
+        try await evaluations(workers: arguments.count > 2 ? Int(arguments[2])! : 4,
+                              seconds: arguments.count > 3 ? Double(arguments[3])! : 10,
+                              concurrency: arguments.count > 4 ? Int(arguments[4])! : 256)
+    default:
+        print("usage: FleetBench roundtrip URL TOKEN [COUNT] | evaluations [WORKERS] [SECONDS] [CONCURRENCY]")
+        exit(2)
+    }
+} catch {
+    print("FleetBench: \(error)")
+    exit(1)
+}
