@@ -54,6 +54,8 @@ let package = Package(
         .executableTarget(name: "TrainerBench", dependencies: ["Trainer"], path: "bench/TrainerBench"),
         // On-demand benchmark of the file exchange's turnaround (bench/exchange/run.sh drives it).
         .executableTarget(name: "ExchangeBench", dependencies: ["Fleet"], path: "bench/ExchangeBench"),
+        // Search efficiency on a fixed reward table (bench/search/run.sh), run on demand.
+        .executableTarget(name: "SearchBench", dependencies: ["Search", "Trainer"], path: "bench/SearchBench"),
         // Benchmarks of the fleet (bench/fleet-bench.sh), run on demand.
         .executableTarget(name: "FleetBench", dependencies: ["Fleet"], path: "bench/FleetBench"),
         // Paths, processes and compilers shared by the test targets.

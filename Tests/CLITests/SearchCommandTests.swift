@@ -76,6 +76,39 @@ import Testing
         #expect(unknown.status != 0 && unknown.stderr.contains("has no trial 8"))
     }
 
+    /// A device type no push worker serves: trials fall back to the file exchange, and a file-mode worker
+    /// watching the job folder measures them, then stops by itself when the search ends.
+    @Test func fallsBackToTheFileExchangeForUnreachableDevices() throws {
+        let root = try TestSupport.temporaryDirectory("nas-search")
+        let job = root.appendingPathComponent("phone")
+        let search = try start(
+            ["search", "--root-output-dir", root.path, "--job-name", "phone", "--max-trials", "2",
+             "--max-parallel-trials", "2", "--target-device-type", "phone", "--constraint", "latency_ms<=2:soft",
+             "--push-wait", "1", "--poll-interval", "0.1", "--latency-timeout", "120"] + Self.quick)
+        try waitFor("the job folder") { FileManager.default.fileExists(atPath: job.path + "/job_status.json") }
+        let worker = Process()
+        worker.executableURL = TestSupport.nas
+        worker.arguments = [
+            "file-worker", "--job-dir", job.path, "--device-type", "phone", "--poll-interval", "0.1",
+            "--runner-command", "echo '{\"latency_ms\": 1.5, \"memory_bytes\": 4096}' # {model}",
+        ]
+        worker.standardOutput = FileHandle.nullDevice
+        worker.standardError = FileHandle.nullDevice
+        try worker.run()
+        search.waitUntilExit()
+        #expect(search.terminationStatus == 0)
+        try waitFor("the file worker to stop", timeout: 30) { !worker.isRunning }
+        #expect(worker.terminationStatus == 0)
+        let trials = try JobStore.open(directory: job.path).trials()
+        #expect(trials.count == 2)
+        for trial in trials {
+            #expect(trial.state == .succeeded)
+            #expect(trial.metrics["latency_ms"] == 1.5 && trial.metrics["memory_bytes"] == 4096)
+            let latency = try String(contentsOfFile: job.path + "/\(trial.id)/saved_model/model_latency.json", encoding: .utf8)
+            #expect(latency.contains("\"latency_in_milliseconds\":1.5") || latency.contains("\"latency_in_milliseconds\": 1.5"))
+        }
+    }
+
     @Test func jsonEventsForScripts() throws {
         let root = try TestSupport.temporaryDirectory("nas-search")
         let result = try search(root, "json", ["--max-trials", "1", "--json"])

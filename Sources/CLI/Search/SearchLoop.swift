@@ -1,5 +1,6 @@
 import ArgumentParser
 import Constraints
+import Fleet
 import Foundation
 import Search
 import Trainer
@@ -46,6 +47,9 @@ struct SearchLoop {
                 "--coordinator", url, "--transport", fleet.transport.rawValue, "--push-wait", String(fleet.pushWait),
             ]
         }
+        // job_status.json tells file-mode workers watching this folder when the job has ended.
+        let jobStorage = try LocalStorage(root: store.directory)
+        try JobState.running.write(to: jobStorage)
         let interrupts = InterruptCounter()
         interrupts.install()
         defer { interrupts.uninstall() }
@@ -123,6 +127,8 @@ struct SearchLoop {
             usleep(100_000)
         }
         try finish(reporter, stopReason: stopReason, exhausted: exhausted)
+        let ended: JobState = stopReason == nil ? .succeeded : stopReason == "interrupted" ? .cancelled : .failed
+        try ended.write(to: jobStorage)
         if stopReason == "interrupted" { throw ExitCode(130) }
         if stopReason != nil { throw ExitCode(1) }
     }
