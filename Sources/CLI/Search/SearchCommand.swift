@@ -20,13 +20,6 @@ struct SearchCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .customLong("job-name"), help: "The job's name: its folder under --root-output-dir.")
-    var jobName: String?
-
-    @Option(
-        name: .customLong("root-output-dir"), help: ArgumentHelp("Where job folders are created.", valueName: "DIR"))
-    var rootOutputDirectory = "nas_jobs"
-
     @Option(
         name: .customLong("search-space"),
         help: ArgumentHelp(
@@ -39,12 +32,6 @@ struct SearchCommand: ParsableCommand {
 
     @Option(name: .customLong("max-trials"), help: "Trials to run (the seed's max_nas_trial).")
     var maxTrials = 10
-
-    @Option(name: .customLong("max-parallel-trials"), help: "Trainer processes at once.")
-    var maxParallelTrials = 2
-
-    @Option(name: .customLong("max-failed-trials"), help: "Failed trials after which the search stops.")
-    var maxFailedTrials = 3
 
     @Option(help: "Seeds the proposals and every trial's training.")
     var seed = 0
@@ -67,12 +54,7 @@ struct SearchCommand: ParsableCommand {
         help: ArgumentHelp("A reward constraint, as in 'nas reward --help'; repeatable.", valueName: "SPEC"))
     var constraints: [String] = []
 
-    @Option(help: ArgumentHelp("Continue the search job in this folder.", valueName: "JOB_DIR"))
-    var resume: String?
-
-    @Option(name: .customLong("on-interrupt"), help: "On Ctrl-C: wait for running trials, or cancel them.")
-    var onInterrupt: InterruptPolicy = .wait
-
+    @OptionGroup var job: JobOptions
     @OptionGroup var trainer: TrainerOptions
     @OptionGroup var fleet: JobFleetOptions
     @OptionGroup var output: ProgressOptions
@@ -83,16 +65,15 @@ struct SearchCommand: ParsableCommand {
             throw ValidationError(
                 "unknown algorithm '\(algorithm)'; use one of \(SearchAlgorithmKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard maxTrials >= 1, maxParallelTrials >= 1, maxFailedTrials >= 1 else {
-            throw ValidationError("--max-trials, --max-parallel-trials and --max-failed-trials must be 1 or more")
-        }
+        guard maxTrials >= 1 else { throw ValidationError("--max-trials must be 1 or more") }
+        try job.check()
         try trainer.check()
     }
 
     func run() throws {
         let registry = try plugins.registry()
         let store: JobStore
-        if let resume {
+        if let resume = job.resume {
             store = try JobStore.open(directory: resume)
             guard store.config.kind == "search" else {
                 throw CLIError("'\(resume)' holds a \(store.config.kind) job; continue it with 'nas train --resume'")
@@ -104,15 +85,14 @@ struct SearchCommand: ParsableCommand {
             let types = deviceTypes.isEmpty && specs.contains(where: { $0.contains("latency") || $0.contains("memory") })
                 ? [DeviceType.local] : deviceTypes
             let config = JobConfig(
-                kind: "search", name: jobName ?? "search-\(Self.timestamp())", searchSpace: searchSpace,
-                algorithm: algorithm, seed: seed, maxTrials: maxTrials, maxParallelTrials: maxParallelTrials,
-                maxFailedTrials: maxFailedTrials, constraints: specs, targetDeviceTypes: types,
+                kind: "search", name: job.jobName ?? "search-\(Self.timestamp())", searchSpace: searchSpace,
+                algorithm: algorithm, seed: seed, maxTrials: maxTrials, maxParallelTrials: job.maxParallelTrials,
+                maxFailedTrials: job.maxFailedTrials, constraints: specs, targetDeviceTypes: types,
                 trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] })
             // Everything the job needs is checked before its folder exists or any training starts.
             _ = try SearchSpace.load(searchSpace)
             try JobPlan.checkConstraints(config, registry: registry)
-            let directory = (rootOutputDirectory as NSString).appendingPathComponent(config.name)
-            store = try JobStore.create(directory: directory, config: config)
+            store = try JobStore.create(directory: job.directory(config.name), config: config)
         }
         let space = try SearchSpace.load(store.config.searchSpace)
         let algorithm = SearchAlgorithm(
@@ -123,7 +103,7 @@ struct SearchCommand: ParsableCommand {
             else { return nil }
             return try space.parameters(of: choice)
         }
-        try SearchLoop(plan: plan, output: output, onInterrupt: onInterrupt, fleet: fleet).run()
+        try SearchLoop(plan: plan, output: output, onInterrupt: job.onInterrupt, fleet: fleet).run()
     }
 
     static func timestamp() -> String {
@@ -134,11 +114,6 @@ struct SearchCommand: ParsableCommand {
     }
 }
 
-/// What Ctrl-C does to running trials.
-enum InterruptPolicy: String, ExpressibleByArgument, CaseIterable {
-    case wait
-    case cancel
-}
 
 /// This machine's device type, for the embedded local worker.
 enum DeviceType {

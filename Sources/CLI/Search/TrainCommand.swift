@@ -22,19 +22,6 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Search trials to retrain, comma-separated.", valueName: "IDS"))
     var trials: String?
 
-    @Option(name: .customLong("job-name"), help: "The job's name: its folder under --root-output-dir.")
-    var jobName: String?
-
-    @Option(
-        name: .customLong("root-output-dir"), help: ArgumentHelp("Where job folders are created.", valueName: "DIR"))
-    var rootOutputDirectory = "nas_jobs"
-
-    @Option(name: .customLong("max-parallel-trials"), help: "Trainer processes at once.")
-    var maxParallelTrials = 2
-
-    @Option(name: .customLong("max-failed-trials"), help: "Failed trials after which the job stops.")
-    var maxFailedTrials = 3
-
     @Option(
         name: .customLong("target-device-type"),
         help: ArgumentHelp("Device types to measure (default: the search job's); repeatable.", valueName: "TYPE"))
@@ -45,28 +32,24 @@ struct TrainCommand: ParsableCommand {
         help: ArgumentHelp("Reward constraints (default: the search job's); repeatable.", valueName: "SPEC"))
     var constraints: [String] = []
 
-    @Option(help: ArgumentHelp("Continue the train job in this folder.", valueName: "JOB_DIR"))
-    var resume: String?
-
-    @Option(name: .customLong("on-interrupt"), help: "On Ctrl-C: wait for running trials, or cancel them.")
-    var onInterrupt: InterruptPolicy = .wait
-
+    @OptionGroup var job: JobOptions
     @OptionGroup var trainer: TrainerOptions
     @OptionGroup var fleet: JobFleetOptions
     @OptionGroup var output: ProgressOptions
     @OptionGroup var plugins: PluginOptions
 
     func validate() throws {
-        if resume == nil, searchJob == nil || trials == nil {
+        if job.resume == nil, searchJob == nil || trials == nil {
             throw ValidationError("give --search-job JOB_DIR and --trials IDS (or --resume JOB_DIR)")
         }
+        try job.check()
         try trainer.check()
     }
 
     func run() throws {
         let registry = try plugins.registry()
         let store: JobStore
-        if let resume {
+        if let resume = job.resume {
             store = try JobStore.open(directory: resume)
             guard store.config.kind == "train" else {
                 throw CLIError("'\(resume)' holds a \(store.config.kind) job; continue it with 'nas search --resume'")
@@ -75,7 +58,7 @@ struct TrainCommand: ParsableCommand {
             store = try create(registry: registry)
         }
         let plan = JobPlan(store: store, registry: registry) { _, _ in nil }
-        try SearchLoop(plan: plan, output: output, onInterrupt: onInterrupt, fleet: fleet).run()
+        try SearchLoop(plan: plan, output: output, onInterrupt: job.onInterrupt, fleet: fleet).run()
     }
 
     /// Checks the search job and its trials, then creates the train job with one pending trial per search trial.
@@ -90,16 +73,15 @@ struct TrainCommand: ParsableCommand {
         }
         let parameters = try ids.map { try TrialParameters.read(fromTrialDirectory: search.trialDirectory($0)) }
         let config = JobConfig(
-            kind: "train", name: jobName ?? "train-\(SearchCommand.timestamp())", searchSpace: search.config.searchSpace,
+            kind: "train", name: job.jobName ?? "train-\(SearchCommand.timestamp())", searchSpace: search.config.searchSpace,
             algorithm: "retrain", seed: search.config.seed, maxTrials: ids.count,
-            maxParallelTrials: maxParallelTrials, maxFailedTrials: maxFailedTrials,
+            maxParallelTrials: job.maxParallelTrials, maxFailedTrials: job.maxFailedTrials,
             constraints: constraints.isEmpty ? search.config.constraints : constraints,
             targetDeviceTypes: deviceTypes.isEmpty ? search.config.targetDeviceTypes : deviceTypes,
             trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] },
             searchJobDirectory: URL(fileURLWithPath: searchDirectory).standardizedFileURL.path, searchTrials: ids)
         try JobPlan.checkConstraints(config, registry: registry)
-        let store = try JobStore.create(
-            directory: (rootOutputDirectory as NSString).appendingPathComponent(config.name), config: config)
+        let store = try JobStore.create(directory: job.directory(config.name), config: config)
         for (id, parameter) in zip(ids, parameters) {
             let trial = try store.addTrial(parameters: parameter.jsonText, decisions: parameter.choice.decisions, searchTrialID: id)
             try parameter.write(toTrialDirectory: store.trialDirectory(trial))
