@@ -227,6 +227,30 @@ struct ExchangeTests {
         #expect(await worker.runOnce().measured == [1])
     }
 
+    @Test(
+        "a model that keeps failing is given up after maxAttempts, and its trainer fails at once with the reason",
+        arguments: StorageBackend.allCases)
+    func givenUp(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.02, timeout: 60))
+        try trainer.submit(trial: 5, model: Array("unsupported op".utf8))
+        let worker = try FileWorker(
+            storage: fixture.storage, runner: catRunner, configuration: .init(deviceType: "cpu", maxAttempts: 2),
+            log: { _ in })
+        #expect(await worker.runOnce().problems.count == 1)
+        #expect(try fixture.storage.exists(JobLayout.errorKey(trial: 5)) == false)
+        #expect(await worker.runOnce().problems.count == 1)
+        #expect(try fixture.storage.exists(JobLayout.errorKey(trial: 5)))
+        #expect(await worker.runOnce().problems.isEmpty)  // given up: not retried
+        let error = await #expect(throws: ExchangeError.self) { try await trainer.waitForMetrics(trial: 5) }
+        #expect(error?.description.contains("could not measure trial 5") == true)
+        #expect(error?.description.contains("no JSON object") == true)
+        // Submitting again clears the report, and a fixed model is measured.
+        try trainer.submit(trial: 5, model: metricsModel(latency: 5))
+        #expect(await worker.runOnce().measured == [5])
+        #expect(try await trainer.waitForMetrics(trial: 5).latencyMilliseconds == 5)
+    }
+
     @Test("static partition: trial_id % num_latency_workers == latency_worker_id", arguments: StorageBackend.allCases)
     func staticPartition(_ backend: StorageBackend) async throws {
         let fixture = try StorageFixture(backend)

@@ -40,12 +40,17 @@ public final class FileWorker: Sendable {
         public var workerID: String
         /// Where models are downloaded for the runner.
         public var scratchFolder: String
+        /// Failed measurements of one trial (by this worker) before it writes `model_latency_error.json` and
+        /// gives the trial up; default 3.
+        public var maxAttempts: Int
 
         /// Builds a configuration (defaults: no partition, 1 s poll, 30 s lease).
         public init(
             deviceType: String, latencyWorkerID: Int = 0, numLatencyWorkers: Int = 1, pollInterval: Double = 1,
-            leaseDuration: Double = 30, workerID: String? = nil, scratchFolder: String = NSTemporaryDirectory()
+            leaseDuration: Double = 30, workerID: String? = nil, scratchFolder: String = NSTemporaryDirectory(),
+            maxAttempts: Int = 3
         ) {
+            self.maxAttempts = max(1, maxAttempts)
             self.deviceType = deviceType
             self.latencyWorkerID = latencyWorkerID
             self.numLatencyWorkers = numLatencyWorkers
@@ -98,6 +103,7 @@ public final class FileWorker: Sendable {
     private let claims: TrialClaims
     private let log: @Sendable (String) -> Void
     private let reportedFolders = Mutex<Set<String>>([])
+    private let failures = Mutex<[Int: Int]>([:])
 
     /// Builds a worker; `runnerName` names the runner in errors, `log` receives one line per event.
     public init(
@@ -172,7 +178,9 @@ public final class FileWorker: Sendable {
             let parts = key.split(separator: "/", omittingEmptySubsequences: false)
             guard parts.count == 3, parts[1] == "saved_model" else { continue }
             if parts[2] == "model.onnx" { models.insert(String(parts[0])) }
-            if parts[2] == "model_latency.json" { done.insert(String(parts[0])) }
+            if parts[2] == "model_latency.json" || parts[2] == "model_latency_error.json" {
+                done.insert(String(parts[0]))
+            }
         }
         var trials = [Int]()
         for folder in models.subtracting(done) {
@@ -210,10 +218,22 @@ public final class FileWorker: Sendable {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/model.onnx"
         guard FileManager.default.createFile(atPath: path, contents: Data(model.data)) else {
-            throw ExchangeError.invalidConfiguration("cannot write the model to \(path); check --scratch space")
+            throw ExchangeError.invalidConfiguration("cannot write the model to \(path); check the space in TMPDIR")
         }
-        let (metrics, held) = try await measureHolding(lease, modelAt: path)
-        let result = try LatencyMetrics(runnerMetrics: metrics, runner: runnerName)
+        let metrics: [String: Double]
+        let held: TrialLease
+        let result: LatencyMetrics
+        do {
+            (metrics, held) = try await measureHolding(lease, modelAt: path)
+            result = try LatencyMetrics(runnerMetrics: metrics, runner: runnerName)
+        } catch let failure as RunnerFailure {
+            try recordFailure(trial: trial, failure.error)
+            throw failure.error
+        } catch let error as ExchangeError where error.isRunnerFailure {
+            try recordFailure(trial: trial, error)
+            throw error
+        }
+        failures.withLock { $0[trial] = nil }
         // Publish only while the claim is still ours, so a trial taken over is never written twice.
         do {
             guard try claims.renew(held) != nil else { throw ExchangeError.leaseLost(trial: trial) }
@@ -221,6 +241,24 @@ public final class FileWorker: Sendable {
         try storage.write(JobLayout.metricsKey(trial: trial), data: result.encoded())
         log("trial \(trial): latency \(result.latencyMilliseconds) ms, memory \(Int(result.memoryBytes)) bytes")
         return lease.tookOver
+    }
+
+    /// Counts a failed measurement of `trial`; at ``Configuration/maxAttempts`` the trial gets
+    /// `model_latency_error.json`, so that workers stop retrying it and its trainer fails at once with the reason.
+    private func recordFailure(trial: Int, _ error: any Error) throws {
+        let attempts = failures.withLock { counts -> Int in
+            counts[trial, default: 0] += 1
+            return counts[trial]!
+        }
+        guard attempts >= configuration.maxAttempts else { return }
+        let report: [String: Any] = [
+            "error": "\(error)", "worker": configuration.workerID, "device_type": configuration.deviceType,
+            "attempts": attempts,
+        ]
+        let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
+        try storage.write(JobLayout.errorKey(trial: trial), data: Array(data))
+        failures.withLock { $0[trial] = nil }
+        log("trial \(trial): gave up after \(attempts) failed measurements; wrote \(JobLayout.errorKey(trial: trial))")
     }
 
     /// Runs the runner while a companion task renews the lease every third of its duration; a lost lease
@@ -233,7 +271,15 @@ public final class FileWorker: Sendable {
         let runner = self.runner
         let interval = configuration.leaseDuration / 3
         let metrics = try await withThrowingTaskGroup(of: [String: Double]?.self) { group in
-            group.addTask { try await runner.measure(modelAt: path) }
+            group.addTask {
+                do {
+                    return try await runner.measure(modelAt: path)
+                } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    throw RunnerFailure(error: error)
+                }
+            }
             group.addTask {
                 while true {
                     try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
@@ -263,4 +309,9 @@ public final class FileWorker: Sendable {
 private final class LeaseHolder: Sendable {
     let lease: Mutex<TrialLease>
     init(_ lease: TrialLease) { self.lease = Mutex(lease) }
+}
+
+/// An error of the runner itself (as opposed to the lease or the storage), carried out of the task group.
+private struct RunnerFailure: Error {
+    let error: any Error
 }
