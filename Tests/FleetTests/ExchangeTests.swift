@@ -125,6 +125,34 @@ struct ExchangeTests {
         #expect(try a.tryClaim(trial: 5)?.tookOver == true)
     }
 
+    @Test(
+        "a measurement longer than several leases keeps its claim: renewals stop a takeover",
+        arguments: StorageBackend.allCases)
+    func renewal(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        let folder = StorageTestSupport.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let log = folder + "/runs.txt"
+        let slow = FileExchangeCommandRunner(command: "echo run >> '\(log)'; sleep 1.5; cat {model}")
+        try fixture.storage.write(JobLayout.modelKey(trial: 1), data: metricsModel(latency: 1))
+        func worker(_ name: String) throws -> FileWorker {
+            try FileWorker(
+                storage: fixture.storage, runner: slow,
+                configuration: .init(deviceType: "cpu", pollInterval: 0.05, leaseDuration: 0.45, workerID: name),
+                log: { _ in })
+        }
+        let a = try worker("a")
+        let b = try worker("b")
+        let stop = FileWorkerStop()
+        async let first = a.runOnce()
+        #expect(try await eventually { try fixture.storage.exists(JobLayout.claimKey(trial: 1)) })
+        async let second = b.run(until: stop)  // keeps trying while a measures for over three leases
+        #expect(await first.measured == [1])
+        stop.request()
+        #expect(await second == [])
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == "run\n")
+    }
+
     @Test("the trainer gets the metrics a worker writes", arguments: StorageBackend.allCases)
     func trainerAndWorker(_ backend: StorageBackend) async throws {
         let fixture = try StorageFixture(backend)

@@ -47,12 +47,15 @@ public struct FileExchangeCommandRunner: ModelRunner {
                 group.enter()
                 group.enter()
                 group.enter()
-                // Both pipes are drained while the command runs, so a chatty command never blocks on a full pipe.
-                DispatchQueue.global().async {
+                // Both pipes are drained while the command runs, so a chatty command never blocks on a full pipe;
+                // on dedicated threads: on Linux the global dispatch queues are also Swift concurrency's
+                // cooperative pool (one thread per core), which two blocked reads would starve, delaying the lease
+                // renewals that run beside the measurement.
+                Thread.detachNewThread {
                     stdout = output.fileHandleForReading.readDataToEndOfFile()
                     group.leave()
                 }
-                DispatchQueue.global().async {
+                Thread.detachNewThread {
                     stderr = errors.fileHandleForReading.readDataToEndOfFile()
                     group.leave()
                 }

@@ -158,7 +158,7 @@ public final class FileWorker: Sendable {
             log(text)
         }
         do {
-            if try JobState.read(from: storage).hasEnded {
+            if try await offPool({ [storage] in try JobState.read(from: storage) }).hasEnded {
                 pass.jobEnded = true
                 return pass
             }
@@ -167,7 +167,7 @@ public final class FileWorker: Sendable {
         }
         let keys: [String]
         do {
-            keys = try storage.list(prefix: "")
+            keys = try await offPool { [storage] in try storage.list(prefix: "") }
         } catch {
             problem("cannot list \(storage.location): \(error)")
             return pass
@@ -208,10 +208,11 @@ public final class FileWorker: Sendable {
     /// Claims, measures and publishes one trial; nil when another worker has it, else whether it was taken
     /// over from a lapsed claim.
     private func work(on trial: Int) async throws -> Bool? {
-        guard let lease = try claims.tryClaim(trial: trial) else { return nil }
+        let (storage, claims) = (self.storage, self.claims)
+        guard let lease = try await offPool({ try claims.tryClaim(trial: trial) }) else { return nil }
         // Another worker may have finished between our listing and our claim.
-        if try storage.exists(JobLayout.metricsKey(trial: trial)) { return nil }
-        guard let model = try storage.read(JobLayout.modelKey(trial: trial)) else { return nil }
+        if try await offPool({ try storage.exists(JobLayout.metricsKey(trial: trial)) }) { return nil }
+        guard let model = try await offPool({ try storage.read(JobLayout.modelKey(trial: trial)) }) else { return nil }
         log("trial \(trial): claimed\(lease.tookOver ? " (took over a lapsed claim)" : ""), measuring")
         let folder = configuration.scratchFolder + "/nas-file-worker-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -227,25 +228,28 @@ public final class FileWorker: Sendable {
             (metrics, held) = try await measureHolding(lease, modelAt: path)
             result = try LatencyMetrics(runnerMetrics: metrics, runner: runnerName)
         } catch let failure as RunnerFailure {
-            try recordFailure(trial: trial, failure.error)
+            try await recordFailure(trial: trial, failure.error)
             throw failure.error
         } catch let error as ExchangeError where error.isRunnerFailure {
-            try recordFailure(trial: trial, error)
+            try await recordFailure(trial: trial, error)
             throw error
         }
         failures.withLock { $0[trial] = nil }
         // Publish only while the claim is still ours, so a trial taken over is never written twice.
         do {
-            guard try claims.renew(held) != nil else { throw ExchangeError.leaseLost(trial: trial) }
+            guard try await offPool({ try claims.renew(held) }) != nil else {
+                throw ExchangeError.leaseLost(trial: trial)
+            }
         } catch let error as StorageError where error.isTransient && claims.clock() < held.expiresAt {}
-        try storage.write(JobLayout.metricsKey(trial: trial), data: result.encoded())
+        let encoded = result.encoded()
+        try await offPool { try storage.write(JobLayout.metricsKey(trial: trial), data: encoded) }
         log("trial \(trial): latency \(result.latencyMilliseconds) ms, memory \(Int(result.memoryBytes)) bytes")
         return lease.tookOver
     }
 
     /// Counts a failed measurement of `trial`; at ``Configuration/maxAttempts`` the trial gets
     /// `model_latency_error.json`, so that workers stop retrying it and its trainer fails at once with the reason.
-    private func recordFailure(trial: Int, _ error: any Error) throws {
+    private func recordFailure(trial: Int, _ error: any Error) async throws {
         let attempts = failures.withLock { counts -> Int in
             counts[trial, default: 0] += 1
             return counts[trial]!
@@ -256,7 +260,7 @@ public final class FileWorker: Sendable {
             "attempts": attempts,
         ]
         let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
-        try storage.write(JobLayout.errorKey(trial: trial), data: Array(data))
+        try await offPool { [storage] in try storage.write(JobLayout.errorKey(trial: trial), data: Array(data)) }
         failures.withLock { $0[trial] = nil }
         log("trial \(trial): gave up after \(attempts) failed measurements; wrote \(JobLayout.errorKey(trial: trial))")
     }
@@ -285,7 +289,7 @@ public final class FileWorker: Sendable {
                     try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
                     let current = holder.lease.withLock { $0 }
                     do {
-                        guard let renewed = try claims.renew(current) else {
+                        guard let renewed = try await offPool({ try claims.renew(current) }) else {
                             throw ExchangeError.leaseLost(trial: lease.trial)
                         }
                         holder.lease.withLock { $0 = renewed }

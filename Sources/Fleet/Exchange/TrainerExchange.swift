@@ -70,10 +70,11 @@ public struct TrainerExchange: Sendable {
         var lastError: String?
         while true {
             do {
-                if let object = try storage.read(key) {
+                let storage = self.storage
+                if let object = try await offPool({ try storage.read(key) }) {
                     return try LatencyMetrics.decode(object.data, path: "\(storage.location)/\(key)")
                 }
-                if let failure = try storage.read(JobLayout.errorKey(trial: trial)) {
+                if let failure = try await offPool({ try storage.read(JobLayout.errorKey(trial: trial)) }) {
                     throw ExchangeError.measurementFailed(
                         trial: trial, path: "\(storage.location)/\(JobLayout.errorKey(trial: trial))",
                         Self.reason(failure.data))
