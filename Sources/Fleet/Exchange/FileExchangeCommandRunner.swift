@@ -47,10 +47,9 @@ public struct FileExchangeCommandRunner: ModelRunner {
                 group.enter()
                 group.enter()
                 group.enter()
-                // Both pipes are drained while the command runs, so a chatty command never blocks on a full pipe;
-                // on dedicated threads: on Linux the global dispatch queues are also Swift concurrency's
-                // cooperative pool (one thread per core), which two blocked reads would starve, delaying the lease
-                // renewals that run beside the measurement.
+                // Both pipes are drained while the command runs, so a chatty command never blocks on a full pipe.
+                // Dedicated threads, not the global dispatch queues: on Linux (2 cores) two reads blocked there held
+                // back Swift concurrency's threads, and the lease renewals beside the measurement came seconds late.
                 Thread.detachNewThread {
                     stdout = output.fileHandleForReading.readDataToEndOfFile()
                     group.leave()
