@@ -53,6 +53,11 @@ struct FileWorkerCommand: AsyncParsableCommand {
         help: "Seconds a claim holds without renewal; a dead worker's trials are taken over after it.")
     var leaseSeconds: Double = 30
 
+    @Option(
+        name: .customLong("max-attempts"),
+        help: "Failed measurements of a trial before giving it up (model_latency_error.json tells its trainer why).")
+    var maxAttempts: Int = 3
+
     @Option(name: .customLong("worker-id"), help: "A unique name of this worker in claims (default: host-pid-random).")
     var workerID: String?
 
@@ -71,7 +76,7 @@ struct FileWorkerCommand: AsyncParsableCommand {
     private func workerConfiguration() -> FileWorker.Configuration {
         FileWorker.Configuration(
             deviceType: deviceType, latencyWorkerID: latencyWorkerID, numLatencyWorkers: numLatencyWorkers,
-            pollInterval: pollInterval, leaseDuration: leaseSeconds, workerID: workerID)
+            pollInterval: pollInterval, leaseDuration: leaseSeconds, workerID: workerID, maxAttempts: maxAttempts)
     }
 
     func run() async throws {

@@ -89,7 +89,7 @@ func eventually(_ timeout: Double = 60, _ condition: () throws -> Bool) async re
 struct ExchangeProcessTests {
     @Test(
         "two workers racing for the same trials: every trial is measured exactly once",
-        arguments: StorageBackend.allCases)
+        arguments: StorageBackend.shared)
     func race(_ backend: StorageBackend) async throws {
         let fixture = try StorageFixture(backend)
         let folder = StorageTestSupport.temporaryFolder("nas-race")
@@ -130,7 +130,7 @@ struct ExchangeProcessTests {
 
     @Test(
         "a worker killed while holding a claim: another takes the trial over after the lease",
-        arguments: StorageBackend.allCases)
+        arguments: StorageBackend.shared)
     func killedWorker(_ backend: StorageBackend) async throws {
         let fixture = try StorageFixture(backend)
         let folder = StorageTestSupport.temporaryFolder("nas-kill")
@@ -158,7 +158,7 @@ struct ExchangeProcessTests {
 
     @Test(
         "SIGTERM: the worker finishes the model in hand, writes its metrics, then exits 0",
-        arguments: StorageBackend.allCases)
+        arguments: StorageBackend.shared)
     func sigterm(_ backend: StorageBackend) async throws {
         let fixture = try StorageFixture(backend)
         let folder = StorageTestSupport.temporaryFolder("nas-term")

@@ -125,6 +125,34 @@ struct ExchangeTests {
         #expect(try a.tryClaim(trial: 5)?.tookOver == true)
     }
 
+    @Test(
+        "a measurement longer than several leases keeps its claim: renewals stop a takeover",
+        arguments: StorageBackend.allCases)
+    func renewal(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        let folder = StorageTestSupport.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let log = folder + "/runs.txt"
+        let slow = FileExchangeCommandRunner(command: "echo run >> '\(log)'; sleep 1.5; cat {model}")
+        try fixture.storage.write(JobLayout.modelKey(trial: 1), data: metricsModel(latency: 1))
+        func worker(_ name: String) throws -> FileWorker {
+            try FileWorker(
+                storage: fixture.storage, runner: slow,
+                configuration: .init(deviceType: "cpu", pollInterval: 0.05, leaseDuration: 0.45, workerID: name),
+                log: { _ in })
+        }
+        let a = try worker("a")
+        let b = try worker("b")
+        let stop = FileWorkerStop()
+        async let first = a.runOnce()
+        #expect(try await eventually { try fixture.storage.exists(JobLayout.claimKey(trial: 1)) })
+        async let second = b.run(until: stop)  // keeps trying while a measures for over three leases
+        #expect(await first.measured == [1])
+        stop.request()
+        #expect(await second == [])
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == "run\n")
+    }
+
     @Test("the trainer gets the metrics a worker writes", arguments: StorageBackend.allCases)
     func trainerAndWorker(_ backend: StorageBackend) async throws {
         let fixture = try StorageFixture(backend)
@@ -225,6 +253,30 @@ struct ExchangeTests {
         try emulator.createBucket("missing-bucket")
         try storage.write(JobLayout.modelKey(trial: 1), data: metricsModel(latency: 1))
         #expect(await worker.runOnce().measured == [1])
+    }
+
+    @Test(
+        "a model that keeps failing is given up after maxAttempts, and its trainer fails at once with the reason",
+        arguments: StorageBackend.allCases)
+    func givenUp(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.02, timeout: 60))
+        try trainer.submit(trial: 5, model: Array("unsupported op".utf8))
+        let worker = try FileWorker(
+            storage: fixture.storage, runner: catRunner, configuration: .init(deviceType: "cpu", maxAttempts: 2),
+            log: { _ in })
+        #expect(await worker.runOnce().problems.count == 1)
+        #expect(try fixture.storage.exists(JobLayout.errorKey(trial: 5)) == false)
+        #expect(await worker.runOnce().problems.count == 1)
+        #expect(try fixture.storage.exists(JobLayout.errorKey(trial: 5)))
+        #expect(await worker.runOnce().problems.isEmpty)  // given up: not retried
+        let error = await #expect(throws: ExchangeError.self) { try await trainer.waitForMetrics(trial: 5) }
+        #expect(error?.description.contains("could not measure trial 5") == true)
+        #expect(error?.description.contains("no JSON object") == true)
+        // Submitting again clears the report, and a fixed model is measured.
+        try trainer.submit(trial: 5, model: metricsModel(latency: 5))
+        #expect(await worker.runOnce().measured == [5])
+        #expect(try await trainer.waitForMetrics(trial: 5).latencyMilliseconds == 5)
     }
 
     @Test("static partition: trial_id % num_latency_workers == latency_worker_id", arguments: StorageBackend.allCases)

@@ -151,6 +151,10 @@ final class FakeGCS: @unchecked Sendable {
 enum StorageBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case local
     case gcs
+    case memory
+
+    /// The backends a separate `nas file-worker` process can share.
+    static let shared: [StorageBackend] = [.local, .gcs]
 
     var testDescription: String { rawValue }
 }
@@ -184,6 +188,12 @@ final class StorageFixture: @unchecked Sendable {
                 bucket: "nas-test", prefix: prefix,
                 configuration: StorageTestSupport.emulatorConfiguration(emulator, pageSize: pageSize))
             environment = ["STORAGE_EMULATOR_HOST": emulator.hostAndPort]
+        case .memory:
+            storage = InMemoryStorage()
+            emulator = nil
+            folder = nil
+            jobDir = "memory://job"
+            environment = [:]
         }
     }
 

@@ -81,6 +81,27 @@ struct StorageTests {
         #expect(try storage.read("7/claim.json")?.data == Array("\(winners.first ?? -1)".utf8))
     }
 
+    @Test("a local reader never sees half a file while a writer replaces it")
+    func noTornReads() async throws {
+        let fixture = try StorageFixture(.local)
+        let storage = fixture.storage
+        let size = 1 << 17
+        try storage.write("1/saved_model/model.onnx", data: [UInt8](repeating: 0, count: size))
+        async let writer: Void = {
+            for round in 1...40 {
+                try storage.write("1/saved_model/model.onnx", data: [UInt8](repeating: UInt8(round), count: size))
+            }
+        }()
+        var torn = 0
+        for _ in 0..<100 {
+            let object = try #require(try storage.read("1/saved_model/model.onnx"))
+            if object.data.count != size || object.data.contains(where: { $0 != object.data[0] }) { torn += 1 }
+        }
+        try await writer
+        #expect(torn == 0)
+        #expect(try storage.list(prefix: "1/") == ["1/saved_model/model.onnx"])  // no temporary file left over
+    }
+
     @Test("compare-and-swap succeeds only on the generation read", arguments: StorageBackend.allCases)
     func compareAndSwap(_ backend: StorageBackend) throws {
         let fixture = try StorageFixture(backend)

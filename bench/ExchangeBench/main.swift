@@ -59,7 +59,9 @@ let runner = FileExchangeCommandRunner(command: "cat {model}")
 /// The runner's own time, measured alone, to subtract from the turnaround.
 func runnerSeconds(_ folder: String) async throws -> Double {
     let path = folder + "/model.onnx"
-    guard FileManager.default.createFile(atPath: path, contents: Data(model)) else { fatalError("cannot write \(path)") }
+    guard FileManager.default.createFile(atPath: path, contents: Data(model)) else {
+        fatalError("cannot write \(path)")
+    }
     var times = [Double]()
     for _ in 0..<max(5, trials) {
         let start = Date()

@@ -7,6 +7,7 @@ public struct ExchangeError: Error, Hashable, Sendable, CustomStringConvertible 
         case runnerFailed
         case leaseLost
         case invalidConfiguration
+        case measurementFailed
     }
 
     private let code: Code
@@ -19,6 +20,17 @@ public struct ExchangeError: Error, Hashable, Sendable, CustomStringConvertible 
     }
 
     public var description: String { message }
+
+    /// Whether the runner failed (as opposed to the lease, the storage or the configuration).
+    var isRunnerFailure: Bool { code == .runnerFailed }
+
+    /// The workers gave the trial up: its model failed to measure repeatedly (`model_latency_error.json`).
+    public static func measurementFailed(trial: Int, path: String, _ reason: String) -> ExchangeError {
+        ExchangeError(
+            .measurementFailed,
+            "the workers could not measure trial \(trial) (\(path)): \(reason); fix the model or the runner, then "
+                + "submit the trial again")
+    }
 
     /// A folder of the job directory holds a model but its name is not a trial id.
     public static func invalidTrialFolder(_ folder: String, location: String) -> ExchangeError {

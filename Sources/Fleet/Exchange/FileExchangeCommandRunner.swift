@@ -48,11 +48,13 @@ public struct FileExchangeCommandRunner: ModelRunner {
                 group.enter()
                 group.enter()
                 // Both pipes are drained while the command runs, so a chatty command never blocks on a full pipe.
-                DispatchQueue.global().async {
+                // Dedicated threads, not the global dispatch queues: on Linux (2 cores) two reads blocked there held
+                // back Swift concurrency's threads, and the lease renewals beside the measurement came seconds late.
+                Thread.detachNewThread {
                     stdout = output.fileHandleForReading.readDataToEndOfFile()
                     group.leave()
                 }
-                DispatchQueue.global().async {
+                Thread.detachNewThread {
                     stderr = errors.fileHandleForReading.readDataToEndOfFile()
                     group.leave()
                 }

@@ -40,12 +40,17 @@ public final class FileWorker: Sendable {
         public var workerID: String
         /// Where models are downloaded for the runner.
         public var scratchFolder: String
+        /// Failed measurements of one trial (by this worker) before it writes `model_latency_error.json` and
+        /// gives the trial up; default 3.
+        public var maxAttempts: Int
 
         /// Builds a configuration (defaults: no partition, 1 s poll, 30 s lease).
         public init(
             deviceType: String, latencyWorkerID: Int = 0, numLatencyWorkers: Int = 1, pollInterval: Double = 1,
-            leaseDuration: Double = 30, workerID: String? = nil, scratchFolder: String = NSTemporaryDirectory()
+            leaseDuration: Double = 30, workerID: String? = nil, scratchFolder: String = NSTemporaryDirectory(),
+            maxAttempts: Int = 3
         ) {
+            self.maxAttempts = max(1, maxAttempts)
             self.deviceType = deviceType
             self.latencyWorkerID = latencyWorkerID
             self.numLatencyWorkers = numLatencyWorkers
@@ -98,6 +103,7 @@ public final class FileWorker: Sendable {
     private let claims: TrialClaims
     private let log: @Sendable (String) -> Void
     private let reportedFolders = Mutex<Set<String>>([])
+    private let failures = Mutex<[Int: Int]>([:])
 
     /// Builds a worker; `runnerName` names the runner in errors, `log` receives one line per event.
     public init(
@@ -152,7 +158,7 @@ public final class FileWorker: Sendable {
             log(text)
         }
         do {
-            if try JobState.read(from: storage).hasEnded {
+            if try await offPool({ [storage] in try JobState.read(from: storage) }).hasEnded {
                 pass.jobEnded = true
                 return pass
             }
@@ -161,7 +167,7 @@ public final class FileWorker: Sendable {
         }
         let keys: [String]
         do {
-            keys = try storage.list(prefix: "")
+            keys = try await offPool { [storage] in try storage.list(prefix: "") }
         } catch {
             problem("cannot list \(storage.location): \(error)")
             return pass
@@ -172,7 +178,9 @@ public final class FileWorker: Sendable {
             let parts = key.split(separator: "/", omittingEmptySubsequences: false)
             guard parts.count == 3, parts[1] == "saved_model" else { continue }
             if parts[2] == "model.onnx" { models.insert(String(parts[0])) }
-            if parts[2] == "model_latency.json" { done.insert(String(parts[0])) }
+            if parts[2] == "model_latency.json" || parts[2] == "model_latency_error.json" {
+                done.insert(String(parts[0]))
+            }
         }
         var trials = [Int]()
         for folder in models.subtracting(done) {
@@ -200,27 +208,61 @@ public final class FileWorker: Sendable {
     /// Claims, measures and publishes one trial; nil when another worker has it, else whether it was taken
     /// over from a lapsed claim.
     private func work(on trial: Int) async throws -> Bool? {
-        guard let lease = try claims.tryClaim(trial: trial) else { return nil }
+        let (storage, claims) = (self.storage, self.claims)
+        guard let lease = try await offPool({ try claims.tryClaim(trial: trial) }) else { return nil }
         // Another worker may have finished between our listing and our claim.
-        if try storage.exists(JobLayout.metricsKey(trial: trial)) { return nil }
-        guard let model = try storage.read(JobLayout.modelKey(trial: trial)) else { return nil }
+        if try await offPool({ try storage.exists(JobLayout.metricsKey(trial: trial)) }) { return nil }
+        guard let model = try await offPool({ try storage.read(JobLayout.modelKey(trial: trial)) }) else { return nil }
         log("trial \(trial): claimed\(lease.tookOver ? " (took over a lapsed claim)" : ""), measuring")
         let folder = configuration.scratchFolder + "/nas-file-worker-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/model.onnx"
         guard FileManager.default.createFile(atPath: path, contents: Data(model.data)) else {
-            throw ExchangeError.invalidConfiguration("cannot write the model to \(path); check --scratch space")
+            throw ExchangeError.invalidConfiguration("cannot write the model to \(path); check the space in TMPDIR")
         }
-        let (metrics, held) = try await measureHolding(lease, modelAt: path)
-        let result = try LatencyMetrics(runnerMetrics: metrics, runner: runnerName)
+        let metrics: [String: Double]
+        let held: TrialLease
+        let result: LatencyMetrics
+        do {
+            (metrics, held) = try await measureHolding(lease, modelAt: path)
+            result = try LatencyMetrics(runnerMetrics: metrics, runner: runnerName)
+        } catch let failure as RunnerFailure {
+            try await recordFailure(trial: trial, failure.error)
+            throw failure.error
+        } catch let error as ExchangeError where error.isRunnerFailure {
+            try await recordFailure(trial: trial, error)
+            throw error
+        }
+        failures.withLock { $0[trial] = nil }
         // Publish only while the claim is still ours, so a trial taken over is never written twice.
         do {
-            guard try claims.renew(held) != nil else { throw ExchangeError.leaseLost(trial: trial) }
+            guard try await offPool({ try claims.renew(held) }) != nil else {
+                throw ExchangeError.leaseLost(trial: trial)
+            }
         } catch let error as StorageError where error.isTransient && claims.clock() < held.expiresAt {}
-        try storage.write(JobLayout.metricsKey(trial: trial), data: result.encoded())
+        let encoded = result.encoded()
+        try await offPool { try storage.write(JobLayout.metricsKey(trial: trial), data: encoded) }
         log("trial \(trial): latency \(result.latencyMilliseconds) ms, memory \(Int(result.memoryBytes)) bytes")
         return lease.tookOver
+    }
+
+    /// Counts a failed measurement of `trial`; at ``Configuration/maxAttempts`` the trial gets
+    /// `model_latency_error.json`, so that workers stop retrying it and its trainer fails at once with the reason.
+    private func recordFailure(trial: Int, _ error: any Error) async throws {
+        let attempts = failures.withLock { counts -> Int in
+            counts[trial, default: 0] += 1
+            return counts[trial]!
+        }
+        guard attempts >= configuration.maxAttempts else { return }
+        let report: [String: Any] = [
+            "error": "\(error)", "worker": configuration.workerID, "device_type": configuration.deviceType,
+            "attempts": attempts,
+        ]
+        let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
+        try await offPool { [storage] in try storage.write(JobLayout.errorKey(trial: trial), data: Array(data)) }
+        failures.withLock { $0[trial] = nil }
+        log("trial \(trial): gave up after \(attempts) failed measurements; wrote \(JobLayout.errorKey(trial: trial))")
     }
 
     /// Runs the runner while a companion task renews the lease every third of its duration; a lost lease
@@ -233,13 +275,21 @@ public final class FileWorker: Sendable {
         let runner = self.runner
         let interval = configuration.leaseDuration / 3
         let metrics = try await withThrowingTaskGroup(of: [String: Double]?.self) { group in
-            group.addTask { try await runner.measure(modelAt: path) }
+            group.addTask {
+                do {
+                    return try await runner.measure(modelAt: path)
+                } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    throw RunnerFailure(error: error)
+                }
+            }
             group.addTask {
                 while true {
                     try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
                     let current = holder.lease.withLock { $0 }
                     do {
-                        guard let renewed = try claims.renew(current) else {
+                        guard let renewed = try await offPool({ try claims.renew(current) }) else {
                             throw ExchangeError.leaseLost(trial: lease.trial)
                         }
                         holder.lease.withLock { $0 = renewed }
@@ -263,4 +313,9 @@ public final class FileWorker: Sendable {
 private final class LeaseHolder: Sendable {
     let lease: Mutex<TrialLease>
     init(_ lease: TrialLease) { self.lease = Mutex(lease) }
+}
+
+/// An error of the runner itself (as opposed to the lease or the storage), carried out of the task group.
+private struct RunnerFailure: Error {
+    let error: any Error
 }

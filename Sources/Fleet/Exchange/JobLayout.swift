@@ -7,6 +7,7 @@ import Foundation
 ///     <job_dir>/<trial_id>/saved_model/model.onnx             written by the trainer
 ///     <job_dir>/<trial_id>/saved_model/latency_worker_id.json the claim of a worker, with its lease
 ///     <job_dir>/<trial_id>/saved_model/model_latency.json     the metrics, written by the worker
+///     <job_dir>/<trial_id>/saved_model/model_latency_error.json why the workers gave the trial up (ours)
 public enum JobLayout {
     /// The job's status marker at the job root; workers stop once it names an ended state.
     public static let statusKey = "job_status.json"
@@ -16,6 +17,8 @@ public enum JobLayout {
     public static func claimKey(trial: Int) -> String { "\(trial)/saved_model/latency_worker_id.json" }
     /// Where a worker writes a trial's metrics.
     public static func metricsKey(trial: Int) -> String { "\(trial)/saved_model/model_latency.json" }
+    /// Where a worker explains why it gave a trial up after repeated failed measurements.
+    public static func errorKey(trial: Int) -> String { "\(trial)/saved_model/model_latency_error.json" }
     /// Where a trial's architecture lives.
     public static func paramsKey(trial: Int) -> String { "\(trial)/nas_params_str.json" }
 

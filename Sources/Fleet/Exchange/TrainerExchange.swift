@@ -1,3 +1,4 @@
+import Constraints
 import Foundation
 
 /// The trainer's side of the file exchange: publish a trial's model, wait for a worker's metrics.
@@ -46,28 +47,37 @@ public struct TrainerExchange: Sendable {
         let jobDirectory = String(path[..<slash])
         if jobDirectory == "gs:/" { throw StorageError.invalidLocation(path, "the bucket name is missing") }
         let trial = try JobLayout.trialID(folder: folder, location: jobDirectory.isEmpty ? "/" : jobDirectory)
-        let storage = try StorageLocation.parse(jobDirectory.isEmpty ? "/" : jobDirectory).open(environment: environment)
+        let storage = try StorageLocation.parse(jobDirectory.isEmpty ? "/" : jobDirectory).open(
+            environment: environment)
         return (TrainerExchange(storage: storage, configuration: configuration), trial)
     }
 
-    /// Writes `saved_model/model.onnx` of `trial`, first removing metrics and claim of an earlier attempt of
-    /// the same trial so that the wait cannot return stale numbers.
+    /// Writes `saved_model/model.onnx` of `trial`, first removing the metrics, claim and error report of an
+    /// earlier attempt of the same trial so that the wait cannot return stale numbers.
     public func submit(trial: Int, model: [UInt8]) throws {
         try storage.delete(JobLayout.metricsKey(trial: trial))
         try storage.delete(JobLayout.claimKey(trial: trial))
+        try storage.delete(JobLayout.errorKey(trial: trial))
         try storage.write(JobLayout.modelKey(trial: trial), data: model)
     }
 
-    /// Waits for `model_latency.json` of `trial` and returns it; a malformed file, a permanent storage error
-    /// or the timeout are errors. Transient storage errors (an outage) are ridden out until the timeout.
+    /// Waits for `model_latency.json` of `trial` and returns it; a malformed file, the workers giving the trial
+    /// up (`model_latency_error.json`), a permanent storage error or the timeout are errors. Transient storage
+    /// errors (an outage) are ridden out until the timeout.
     public func waitForMetrics(trial: Int) async throws -> LatencyMetrics {
         let key = JobLayout.metricsKey(trial: trial)
         let deadline = Date().addingTimeInterval(configuration.timeout)
         var lastError: String?
         while true {
             do {
-                if let object = try storage.read(key) {
+                let storage = self.storage
+                if let object = try await offPool({ try storage.read(key) }) {
                     return try LatencyMetrics.decode(object.data, path: "\(storage.location)/\(key)")
+                }
+                if let failure = try await offPool({ try storage.read(JobLayout.errorKey(trial: trial)) }) {
+                    throw ExchangeError.measurementFailed(
+                        trial: trial, path: "\(storage.location)/\(JobLayout.errorKey(trial: trial))",
+                        Self.reason(failure.data))
                 }
                 lastError = nil
             } catch let error as StorageError where error.isTransient {
@@ -80,6 +90,11 @@ public struct TrainerExchange: Sendable {
             }
             try await Task.sleep(nanoseconds: UInt64(min(configuration.pollInterval, remaining) * 1e9))
         }
+    }
+
+    private static func reason(_ data: [UInt8]) -> String {
+        if case .string(let text)? = (try? JSON.parse(data))?["error"] { return text }
+        return String(decoding: data.prefix(500), as: UTF8.self)
     }
 
     /// Submits the model of `trial` and waits for its metrics.

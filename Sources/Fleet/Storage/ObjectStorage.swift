@@ -17,7 +17,7 @@ public struct StoredObject: Sendable, Hashable {
 /// A flat store of objects named by relative, `/`-separated keys: the job directory of the file exchange.
 ///
 /// Two backends: a local folder (``LocalStorage``) and a Google Cloud Storage bucket and prefix
-/// (``GCSStorage``). Calls block the calling thread for the duration of one round trip (like `FileManager`);
+/// (``GCSStorage``); ``InMemoryStorage`` has their semantics for unit tests. Calls block the calling thread for the duration of one round trip (like `FileManager`);
 /// every key is checked with ``StorageKey/validate(_:)`` so that no call reaches outside the job directory.
 public protocol ObjectStorage: Sendable {
     /// Where the objects live, as the user wrote it (`/path` or `gs://bucket/prefix`).
