@@ -142,7 +142,7 @@ ALWAYS_INLINE void weight_grad_body(const float *in, int ci, int in_plane, int i
                                     int dz_plane, int dz_row, int k, int height, int width, float *dw,
                                     const int wide) {
     /* Registers: B * K accumulators plus B gradient vectors; AVX-512 affords more outputs per pass. */
-    const int max_block = wide ? (k <= 3 ? 6 : k <= 5 ? 4 : 2) : 1;
+    const int max_block = wide ? (k <= 3 ? 4 : k <= 5 ? 3 : 2) : 1;
     const int blocks = (co + max_block - 1) / max_block;
     const int block = (co + blocks - 1) / blocks;
     for (int o0 = 0; o0 < co; o0 += block) {
@@ -195,7 +195,7 @@ ALWAYS_INLINE void weight_grad_body(const float *in, int ci, int in_plane, int i
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void forward_avx512(
     const float *in, int ci, int in_plane, int in_row, const float *w, int co, int k, const float *bias, int relu,
     float *out, int out_plane, int out_row, int height, int width) {
-    forward_body(in, ci, in_plane, in_row, w, co, k, bias, relu, out, out_plane, out_row, height, width, 10);
+    forward_body(in, ci, in_plane, in_row, w, co, k, bias, relu, out, out_plane, out_row, height, width, 6);
 }
 
 __attribute__((target("avx2,fma"))) static void forward_avx2(
