@@ -23,6 +23,11 @@ struct JobOptions: ParsableArguments {
     var onInterrupt: InterruptPolicy = .wait
 
     func check() throws {
+        if rootOutputDirectory.lowercased().hasPrefix("gs:") {
+            throw ValidationError(
+                "--root-output-dir \(rootOutputDirectory): a job's state (SQLite) needs a local folder; keep the job local and let remote devices measure through the fleet, or through 'nas file-worker --job-dir' on a folder they share"
+            )
+        }
         guard maxParallelTrials >= 1, maxFailedTrials >= 1 else {
             throw ValidationError("--max-parallel-trials and --max-failed-trials must be 1 or more")
         }
