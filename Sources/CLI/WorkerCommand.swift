@@ -1,43 +1,91 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import Synchronization
+import Trainer
 
-/// `nas worker`: measures models on this machine's device for a coordinator.
+/// `nas worker`: measures models on this machine's device, pushed by a coordinator or found in a job directory.
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
-        abstract: "Serve a device to the fleet: register with the coordinator and measure the models it pushes.",
+        abstract: "Serve a device: measure the models a coordinator pushes, or those in a shared job directory.",
         discussion: """
-            The worker listens for pushes (--listen, port 0 by default), registers under --device-type, keeps its
-            lease with heartbeats, and registers again with backoff when the coordinator restarts. Models are
-            cached by sha256. The runner measures each model:
+            Push mode (--coordinator URL): the worker listens for pushes (--listen, port 0 by default), registers
+            under --device-type, keeps its lease with heartbeats, and registers again with backoff when the
+            coordinator restarts. Models are cached by sha256.
+
+            File mode (--job-dir DIR|gs://BUCKET/PREFIX), for devices the coordinator cannot reach: the worker finds
+            <job_dir>/<trial_id>/saved_model/model.onnx without model_latency.json, claims the trial
+            (latency_worker_id.json, with a lease), measures it and writes model_latency.json, as vertex-ai-nas's
+            latency calculator does. It stops when <job_dir>/job_status.json says the job ended, or on
+            SIGINT/SIGTERM after the model in hand. GCS credentials: STORAGE_EMULATOR_HOST,
+            GOOGLE_OAUTH_ACCESS_TOKEN, application default credentials (authorized_user), the GCE metadata server.
+
+            The runner measures each model:
+              --runner native                 the built-in ONNX engine (the default): p50 latency, peak memory
               --runner-command 'CMD {model}'  runs CMD with the model's path; it must print one JSON object of
                                               metrics, e.g. {"latency_ms": 1.8, "memory_bytes": 120000}
               --runner constant               answers --constant-metric values (tests, fleet benchmarks)
-              --runner native                 the built-in inference engine (not available in this build yet)
             """
     )
 
-    @Option(help: ArgumentHelp("The coordinator's URL.", valueName: "URL"))
-    var coordinator: String
+    @Option(help: ArgumentHelp("Push mode: the coordinator's URL.", valueName: "URL"))
+    var coordinator: String?
+
+    @Option(
+        name: .customLong("job-dir"),
+        help: ArgumentHelp("File mode: the job directory to watch.", valueName: "DIR|gs://BUCKET/PREFIX"))
+    var jobDir: String?
 
     @Option(help: ArgumentHelp("This device's routing key, e.g. cpu-x86, gpu-h100, arm-a76.", valueName: "TYPE"))
     var deviceType: String
 
-    @Option(help: ArgumentHelp("Address to listen on for pushes; port 0 picks one.", valueName: "HOST:PORT"))
+    @Option(help: ArgumentHelp("Push mode: address to listen on for pushes; port 0 picks one.", valueName: "HOST:PORT"))
     var listen = ListenAddress(host: "127.0.0.1", port: 0)
 
-    @Option(help: ArgumentHelp("Host the coordinator reaches this worker at (default: the --listen host).",
-                               valueName: "HOST"))
+    @Option(
+        help: ArgumentHelp(
+            "Push mode: host the coordinator reaches this worker at (default: the --listen host).", valueName: "HOST"))
     var advertise: String?
 
-    @Option(help: "Concurrent evaluations.")
+    @Option(help: "Push mode: concurrent evaluations.")
     var capacity = 1
 
-    @Option(name: .customLong("attr"), help: ArgumentHelp("A free-form attribute; repeatable.", valueName: "KEY=VALUE"))
+    @Option(
+        name: .customLong("attr"),
+        help: ArgumentHelp("Push mode: a free-form attribute; repeatable.", valueName: "KEY=VALUE"))
     var attributes: [String] = []
 
-    @Option(help: ArgumentHelp("The built-in runner: native or constant.", valueName: "NAME"))
+    @Option(help: ArgumentHelp("Push mode: where models are cached by hash (default: a temporary folder).", valueName: "DIR"))
+    var cacheDir: String?
+
+    @Option(
+        name: .customLong("num-latency-workers"),
+        help: "File mode: with N > 1, take only trials with trial_id % N == K (the seed's static partition).")
+    var numLatencyWorkers: Int = 1
+
+    @Option(name: .customLong("latency-worker-id"), help: "File mode: this worker's K in [0, N-1].")
+    var latencyWorkerID: Int = 0
+
+    @Option(name: .customLong("poll-interval"), help: "File mode: seconds between two scans of the job directory.")
+    var pollInterval: Double = 1
+
+    @Option(
+        name: .customLong("lease-seconds"),
+        help: "File mode: seconds a claim holds without renewal; a dead worker's trials are taken over after it.")
+    var leaseSeconds: Double = 30
+
+    @Option(
+        name: .customLong("max-attempts"),
+        help: "File mode: failed measurements of a trial before giving it up (model_latency_error.json says why).")
+    var maxAttempts: Int = 3
+
+    @Option(
+        name: .customLong("worker-id"),
+        help: "File mode: a unique name of this worker in claims (default: host-pid-random).")
+    var workerID: String?
+
+    @Option(help: ArgumentHelp("The built-in runner: native (default) or constant.", valueName: "NAME"))
     var runner: String?
 
     @Option(help: ArgumentHelp("Measure with this command; {model} becomes the model's path.", valueName: "CMD"))
@@ -46,19 +94,31 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds one run of --runner-command may take.")
     var runnerTimeout: Double = 600
 
+    @Option(help: "Native runner: timed runs of each model (after 20 warm-up runs).")
+    var repeats = 200
+
     @Option(help: ArgumentHelp("A metric of --runner constant; repeatable.", valueName: "NAME=VALUE"))
     var constantMetric: [String] = []
-
-    @Option(help: ArgumentHelp("Where models are cached by hash (default: a temporary folder).", valueName: "DIR"))
-    var cacheDir: String?
 
     @OptionGroup var token: FleetTokenOptions
 
     func validate() throws {
         guard !deviceType.isEmpty else { throw ValidationError("--device-type is empty") }
-        guard capacity >= 1 else { throw ValidationError("--capacity must be at least 1") }
+        switch (coordinator, jobDir) {
+        case (nil, nil): throw ValidationError("give --coordinator URL (push mode) or --job-dir DIR (file mode)")
+        case (.some, .some): throw ValidationError("--coordinator and --job-dir exclude each other: run two workers")
+        case (nil, .some(let jobDir)):
+            do {
+                try fileConfiguration().validate()
+                _ = try StorageLocation.parse(jobDir)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        case (.some, nil):
+            guard capacity >= 1 else { throw ValidationError("--capacity must be at least 1") }
+            _ = try parsePairs(attributes, option: "--attr")
+        }
         switch (runner, runnerCommand) {
-        case (nil, nil): throw ValidationError("choose a runner: --runner-command 'CMD {model}' or --runner NAME")
         case (.some, .some): throw ValidationError("--runner and --runner-command exclude each other")
         case (.some(let name), nil) where !["native", "constant"].contains(name):
             throw ValidationError("unknown --runner '\(name)': use native or constant, or --runner-command")
@@ -66,7 +126,7 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ValidationError("--runner-command must contain {model} where the model's path goes")
         default: break
         }
-        _ = try parsePairs(attributes, option: "--attr")
+        guard repeats >= 1 else { throw ValidationError("--repeats must be 1 or more") }
         for (name, value) in try parsePairs(constantMetric, option: "--constant-metric") where Double(value) == nil {
             throw ValidationError("--constant-metric \(name)=\(value): the value must be a number")
         }
@@ -76,27 +136,32 @@ struct WorkerCommand: AsyncParsableCommand {
         if let runnerCommand {
             return try CommandRunner(command: runnerCommand, timeout: .milliseconds(Int(runnerTimeout * 1000)))
         }
-        if runner == "native" {
-            printError("nas worker: the native runner is not available yet in this build; measure with "
-                       + "--runner-command 'CMD {model}' (e.g. an onnxruntime script)")
-            throw ExitCode(2)
+        if runner == "constant" {
+            let metrics = try parsePairs(constantMetric, option: "--constant-metric").compactMapValues(Double.init)
+            return metrics.isEmpty ? ConstantRunner() : ConstantRunner(metrics: metrics)
         }
-        let metrics = try parsePairs(constantMetric, option: "--constant-metric").compactMapValues(Double.init)
-        return metrics.isEmpty ? ConstantRunner() : ConstantRunner(metrics: metrics)
+        return NativeRunner(options: MeasurementOptions(warmup: 20, repeats: repeats))
     }
 
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
-        let runner = try makeRunner()
-        var configuration = FleetWorker.Configuration(coordinator: coordinator, deviceType: deviceType,
-                                                      token: try token.token())
+        if let jobDir {
+            try await runFileMode(jobDir)
+        } else {
+            try await runPushMode(coordinator ?? "")
+        }
+    }
+
+    private func runPushMode(_ coordinator: String) async throws {
+        var configuration = FleetWorker.Configuration(
+            coordinator: coordinator, deviceType: deviceType, token: try token.token())
         configuration.host = listen.host
         configuration.port = listen.port
         configuration.advertisedHost = advertise
         configuration.capacity = capacity
         configuration.attributes = try parsePairs(attributes, option: "--attr")
         configuration.cacheDirectory = cacheDir
-        let worker = FleetWorker(configuration: configuration, runner: runner) { line in
+        let worker = FleetWorker(configuration: configuration, runner: try makeRunner()) { line in
             printError("nas worker: \(line)")
         }
         let port = try worker.start()
@@ -106,4 +171,58 @@ struct WorkerCommand: AsyncParsableCommand {
         loop.cancel()
         await worker.stop()
     }
+
+    private func fileConfiguration() -> FileWorker.Configuration {
+        FileWorker.Configuration(
+            deviceType: deviceType, latencyWorkerID: latencyWorkerID, numLatencyWorkers: numLatencyWorkers,
+            pollInterval: pollInterval, leaseDuration: leaseSeconds, workerID: workerID, maxAttempts: maxAttempts)
+    }
+
+    private func runFileMode(_ jobDir: String) async throws {
+        let worker: FileWorker
+        do {
+            let storage = try StorageLocation.parse(jobDir).open()
+            worker = try FileWorker(
+                storage: storage, runner: try makeRunner(), configuration: fileConfiguration(),
+                runnerName: runnerCommand ?? runner ?? "native")
+        } catch {
+            printError("nas worker: \(error)")
+            throw ExitCode(2)
+        }
+        let stop = FileWorkerStop()
+        installStopSignals()
+        // The handler only counts signals (all it may safely do); this task turns the count into a stop request.
+        let watcher = Task {
+            while !Task.isCancelled {
+                if workerSignals.load(ordering: .relaxed) > 0 && !stop.isRequested {
+                    printError("nas worker: stopping after the model in hand (signal again to quit now)")
+                    stop.request()
+                }
+                try? await Task.sleep(nanoseconds: 50_000_000)
+            }
+        }
+        defer { watcher.cancel() }
+        let measured = await worker.run(until: stop)
+        print("measured \(measured.count) trial(s): \(measured.map(String.init).joined(separator: " "))")
+    }
+}
+
+/// SIGINT and SIGTERM received so far by a file-mode worker.
+private let workerSignals = Atomic<Int32>(0)
+
+/// Counts SIGINT/SIGTERM; the second one ends the process at once. Only async-signal-safe calls here.
+private func workerSignalHandler(_ number: Int32) {
+    if workerSignals.add(1, ordering: .relaxed).newValue > 1 { _exit(128 + number) }
+}
+
+/// Installs the handler and unblocks the signals, which a parent may have left blocked (Foundation's
+/// Process passes on the spawning thread's mask).
+private func installStopSignals() {
+    var mask = sigset_t()
+    sigemptyset(&mask)
+    for number in [SIGINT, SIGTERM] {
+        signal(number, workerSignalHandler)
+        sigaddset(&mask, number)
+    }
+    pthread_sigmask(SIG_UNBLOCK, &mask, nil)
 }

@@ -89,7 +89,7 @@ import Testing
         let worker = Process()
         worker.executableURL = TestSupport.nas
         worker.arguments = [
-            "file-worker", "--job-dir", job.path, "--device-type", "phone", "--poll-interval", "0.1",
+            "worker", "--job-dir", job.path, "--device-type", "phone", "--poll-interval", "0.1",
             "--runner-command", "echo '{\"latency_ms\": 1.5, \"memory_bytes\": 4096}' # {model}",
         ]
         worker.standardOutput = FileHandle.nullDevice

@@ -7,7 +7,7 @@ import Testing
     import Glibc
 #endif
 
-/// A `nas file-worker` process, with its output kept in files for the failure messages.
+/// A `nas worker --job-dir` process, with its output kept in files for the failure messages.
 final class WorkerProcess: @unchecked Sendable {
     let process = Process()
     let outputPath: String
@@ -37,7 +37,7 @@ final class WorkerProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: try Self.nasBinary())
         process.arguments =
             [
-                "file-worker", "--job-dir", jobDir, "--device-type", "cpu-test", "--poll-interval", "0.1",
+                "worker", "--job-dir", jobDir, "--device-type", "cpu-test", "--poll-interval", "0.1",
                 "--runner-command", runner, "--worker-id", name,
             ] + arguments
         var environment = ProcessInfo.processInfo.environment
@@ -85,7 +85,7 @@ func eventually(_ timeout: Double = 60, _ condition: () throws -> Bool) async re
     return try condition()
 }
 
-@Suite("File exchange with real nas file-worker processes", .serialized)
+@Suite("File exchange with real nas worker --job-dir processes", .serialized)
 struct ExchangeProcessTests {
     @Test(
         "two workers racing for the same trials: every trial is measured exactly once",
@@ -189,7 +189,7 @@ struct ExchangeProcessTests {
         for (arguments, reason) in cases {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: try WorkerProcess.nasBinary())
-            process.arguments = ["file-worker", "--device-type", "cpu", "--runner-command", "cat {model}"] + arguments
+            process.arguments = ["worker", "--device-type", "cpu", "--runner-command", "cat {model}"] + arguments
             let errors = Pipe()
             process.standardError = errors
             process.standardOutput = FileHandle.nullDevice

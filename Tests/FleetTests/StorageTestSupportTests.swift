@@ -153,7 +153,7 @@ enum StorageBackend: String, CaseIterable, Sendable, CustomTestStringConvertible
     case gcs
     case memory
 
-    /// The backends a separate `nas file-worker` process can share.
+    /// The backends a separate `nas worker --job-dir` process can share.
     static let shared: [StorageBackend] = [.local, .gcs]
 
     var testDescription: String { rawValue }
@@ -164,7 +164,7 @@ final class StorageFixture: @unchecked Sendable {
     let storage: any ObjectStorage
     let emulator: FakeGCS?
     let folder: String?
-    /// `--job-dir` for a `nas file-worker` process.
+    /// `--job-dir` for a `nas worker --job-dir` process.
     let jobDir: String
     /// Extra environment of a worker process (the emulator's address).
     let environment: [String: String]

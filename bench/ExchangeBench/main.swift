@@ -81,7 +81,7 @@ func bench(_ label: String, storage: any ObjectStorage, jobDir: String, environm
     let worker = Process()
     worker.executableURL = URL(fileURLWithPath: nas)
     worker.arguments = [
-        "file-worker", "--job-dir", jobDir, "--device-type", "bench", "--runner-command", "cat {model}",
+        "worker", "--job-dir", jobDir, "--device-type", "bench", "--runner-command", "cat {model}",
     ]
     worker.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     worker.standardError = FileHandle.nullDevice

@@ -45,7 +45,7 @@ var means: [SearchAlgorithmKind: Double] = [:]
 for kind in SearchAlgorithmKind.allCases {
     let counts = try (0..<seeds).map { try trialsToBest(kind, seed: UInt64($0)) }
     means[kind] = Double(counts.reduce(0, +)) / Double(seeds)
-    print(String(format: "%-10@ mean trials to the best: %5.2f  (min %d, max %d)", kind.rawValue, means[kind]!,
+    print(String(format: "%@ mean trials to the best: %5.2f  (min %d, max %d)", kind.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0), means[kind]!,
                  counts.min()!, counts.max()!))
 }
 print(String(format: "evolution / random: %.2f (below 1 means evolution needs fewer trials)",

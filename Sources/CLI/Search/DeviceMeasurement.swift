@@ -93,7 +93,7 @@ struct DeviceMeasurement {
     private func files(model: [UInt8], deviceType: String, of count: Int) async throws -> [String: Double] {
         let root = count > 1 ? (jobRoot as NSString).appendingPathComponent("devices/\(deviceType)") : jobRoot
         let storage = try StorageLocation.parse(root).open()
-        log("waiting for a file-mode worker of '\(deviceType)': nas file-worker --job-dir \(root) --device-type \(deviceType)")
+        log("waiting for a file-mode worker of '\(deviceType)': nas worker --job-dir \(root) --device-type \(deviceType)")
         return try await TrainerExchange(storage: storage, configuration: exchange)
             .measure(trial: trialID, model: model).metrics
     }

@@ -25,7 +25,7 @@ struct JobOptions: ParsableArguments {
     func check() throws {
         if rootOutputDirectory.lowercased().hasPrefix("gs:") {
             throw ValidationError(
-                "--root-output-dir \(rootOutputDirectory): a job's state (SQLite) needs a local folder; keep the job local and let remote devices measure through the fleet, or through 'nas file-worker --job-dir' on a folder they share"
+                "--root-output-dir \(rootOutputDirectory): a job's state (SQLite) needs a local folder; keep the job local and let remote devices measure through the fleet, or through 'nas worker --job-dir' on a folder they share"
             )
         }
         guard maxParallelTrials >= 1, maxFailedTrials >= 1 else {

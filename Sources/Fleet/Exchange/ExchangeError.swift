@@ -54,7 +54,7 @@ public struct ExchangeError: Error, Hashable, Sendable, CustomStringConvertible 
     {
         var message =
             "no model_latency.json for trial \(trial) in \(location) after \(seconds) s; is a "
-            + "`nas file-worker --job-dir \(location) ...` running for this job and this trial's partition?"
+            + "`nas worker --job-dir \(location) ...` running for this job and this trial's partition?"
         if let lastError { message += " (last storage error: \(lastError))" }
         return ExchangeError(.metricsTimeout, message)
     }

@@ -125,7 +125,7 @@ public final class FileWorker: Sendable {
 
     /// Writes a line to standard error.
     public static let standardErrorLog: @Sendable (String) -> Void = { line in
-        FileHandle.standardError.write(Data("nas file-worker: \(line)\n".utf8))
+        FileHandle.standardError.write(Data("nas worker: \(line)\n".utf8))
     }
 
     /// Scans and works until the job ends or `stop` is requested (after finishing the model in hand); returns
