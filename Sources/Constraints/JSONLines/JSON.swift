@@ -336,25 +336,35 @@ extension JSON {
         out += "\""
     }
 
-    /// The JSON text of this value, compact.
+    /// The JSON text of this value, compact, numbers spelt as Python's `json.dumps` does (`5.0`).
     public var text: String {
         var out = ""
         write(to: &out)
         return out
     }
 
-    /// Appends the compact JSON text of this value.
-    public func write(to out: inout String) {
+    /// Compact JSON text with integral numbers written as integers (`5`, not `5.0`): for values that are counts,
+    /// such as a search space's kernel sizes and filters, or trial ids.
+    public var integerText: String {
+        var out = ""
+        write(to: &out, integers: true)
+        return out
+    }
+
+    /// Appends the compact JSON text of this value; with `integers`, integral numbers as integers.
+    public func write(to out: inout String, integers: Bool = false) {
         switch self {
         case .null: out += "null"
         case .bool(let value): out += value ? "true" : "false"
+        case .number(let value) where integers && value.rounded() == value && abs(value) < 9.0e15:
+            out += String(Int64(value))
         case .number(let value): JSON.write(number: value, to: &out)
         case .string(let value): JSON.write(string: value, to: &out)
         case .array(let values):
             out += "["
             for (offset, value) in values.enumerated() {
                 if offset > 0 { out += "," }
-                value.write(to: &out)
+                value.write(to: &out, integers: integers)
             }
             out += "]"
         case .object(let members):
@@ -363,7 +373,7 @@ extension JSON {
                 if offset > 0 { out += "," }
                 JSON.write(string: member.key, to: &out)
                 out += ":"
-                member.value.write(to: &out)
+                member.value.write(to: &out, integers: integers)
             }
             out += "}"
         }

@@ -358,38 +358,3 @@ private func multiply(_ a: Int, _ b: Int) -> Int {
     let (product, overflow) = a.multipliedReportingOverflow(by: b)
     return overflow ? Int.max : product
 }
-
-extension JSON {
-    /// Compact JSON text with integral numbers written as integers (`5`, not Python's float spelling `5.0`):
-    /// the parser keeps numbers as doubles, and a space's kernel sizes and filter counts are integers.
-    public var integerText: String {
-        var out = ""
-        writeIntegers(to: &out)
-        return out
-    }
-
-    private func writeIntegers(to out: inout String) {
-        switch self {
-        case .number(let value) where value.rounded() == value && abs(value) < 9.0e15:
-            out += String(Int64(value))
-        case .array(let values):
-            out += "["
-            for (offset, value) in values.enumerated() {
-                if offset > 0 { out += "," }
-                value.writeIntegers(to: &out)
-            }
-            out += "]"
-        case .object(let members):
-            out += "{"
-            for (offset, member) in members.enumerated() {
-                if offset > 0 { out += "," }
-                JSON.write(string: member.key, to: &out)
-                out += ":"
-                member.value.writeIntegers(to: &out)
-            }
-            out += "}"
-        default:
-            write(to: &out)
-        }
-    }
-}
