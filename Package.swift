@@ -21,7 +21,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        // The trainer's SIMD convolution kernels (AVX2 + FMA with a portable fallback, chosen at run time).
+        // The trainer's SIMD convolution kernels (AVX-512, AVX2 + FMA or portable, chosen at run time).
         .target(name: "CTrainerKernels", path: "Sources/CTrainerKernels"),
         .target(name: "Trainer", dependencies: ["Constraints", "CZlib", "COpenBLAS", "CTrainerKernels"]),
         .target(name: "Fleet", dependencies: ["Constraints", "Trainer", "CCurl"]),
