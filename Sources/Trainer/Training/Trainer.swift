@@ -282,16 +282,25 @@ private struct SharedPointers: @unchecked Sendable {
     let parts: UnsafeMutableBufferPointer<(loss: Double, correct: Int)>
 }
 
-/// One result slot per chunk, each written by exactly one thread before being read on the calling thread.
+/// One result slot per chunk, each written by exactly one thread before being read on the calling thread. Raw
+/// memory rather than an array, so that threads writing different slots never touch a shared array's storage.
 private final class ResultSlots<Part>: @unchecked Sendable {
-    private var slots: [Part?]
+    private let slots: UnsafeMutablePointer<Part?>
+    private let count: Int
 
     init(count: Int) {
-        slots = Array(repeating: nil, count: count)
+        self.count = count
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: nil, count: count)
+    }
+
+    deinit {
+        slots.deinitialize(count: count)
+        slots.deallocate()
     }
 
     func set(_ index: Int, _ value: Part) {
-        slots.withUnsafeMutableBufferPointer { $0[index] = value }
+        slots[index] = value
     }
 
     func get(_ index: Int) -> Part { slots[index]! }
