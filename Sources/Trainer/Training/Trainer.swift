@@ -146,6 +146,17 @@ public enum Trainer {
         return output
     }
 
+    /// The instruction set the convolution kernels use on this machine: "avx512", "avx2" or "portable"
+    /// (the environment variable `NAS_KERNELS=avx2` or `NAS_KERNELS=portable` caps it). Results are bit-identical
+    /// between "avx512" and "avx2"; "portable" rounds differently.
+    public static var instructionSet: String {
+        switch nas_kernels_level() {
+        case 2: return "avx512"
+        case 1: return "avx2"
+        default: return "portable"
+        }
+    }
+
     /// The initial weights training starts from for `seed` (Glorot uniform, zero biases).
     public static func initialWeights(architecture: CNNArchitecture, seed: UInt64) -> CNNWeights {
         let layout = ParameterLayout(architecture)
