@@ -27,7 +27,7 @@ let package = Package(
         .target(
             name: "COnnx", dependencies: ["CProtobufC"], exclude: ["proto"],
             linkerSettings: [.linkedLibrary("protobuf-c")]),
-        // The trainer's SIMD convolution kernels (AVX2 + FMA with a portable fallback, chosen at run time).
+        // The trainer's SIMD convolution kernels (AVX-512, AVX2 + FMA or portable, chosen at run time).
         .target(name: "CTrainerKernels", path: "Sources/CTrainerKernels"),
         .target(name: "Trainer", dependencies: ["Constraints", "CZlib", "COpenBLAS", "COnnx", "CTrainerKernels"]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),

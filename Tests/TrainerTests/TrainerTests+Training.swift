@@ -66,6 +66,20 @@ let fashionSlice: IDXDataset = {
         #expect(abs(one.epochLosses[1] - first.epochLosses[1]) < 1e-3)
     }
 
+    @Test func limitsInTheConfigurationSliceTheData() throws {
+        var batches = 0
+        let config = TrainingConfig(epochs: 1, trainLimit: 500, testLimit: 200, progressInterval: 1000)
+        let result = try Trainer.train(architecture: small, data: fashionSlice, config: config) {
+            batches = $0.batchesPerEpoch
+        }
+        #expect(batches == 16)
+        let accuracy = try #require(result.testAccuracy)
+        let expected = try Trainer.evaluate(
+            architecture: small, weights: result.weights, data: fashionSlice.test.prefix(200))
+        #expect(accuracy == expected)
+        #expect(["avx512", "avx2", "portable"].contains(Trainer.instructionSet))
+    }
+
     @Test func nanLossIsATypedError() throws {
         var train = fashionSlice.train.prefix(64)
         for index in 0..<train.imageSize { train.images[index] = .nan }

@@ -39,7 +39,8 @@ do {
     }
     let layerText = layers.map { "[\($0.kernelSize),\($0.filters)]" }.joined(separator: ",")
     print(
-        "{\"engine\":\"nas\",\"layers\":[\(layerText)],\"epochs\":\(config.epochs),\"threads\":\(config.threads),"
+        "{\"engine\":\"nas\",\"kernels\":\"\(Trainer.instructionSet)\",\"layers\":[\(layerText)],"
+            + "\"epochs\":\(config.epochs),\"threads\":\(config.threads),"
             + "\"train_images\":\(data.train.count),\"images_per_second\":\(result.imagesPerSecond),"
             + "\"epoch_seconds\":\(epochSeconds),\"loss\":\(result.epochLosses),"
             + "\"test_accuracy\":\(result.testAccuracy ?? -1)}")

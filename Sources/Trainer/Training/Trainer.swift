@@ -146,6 +146,17 @@ public enum Trainer {
         return output
     }
 
+    /// The instruction set the convolution kernels use on this machine: "avx512", "avx2" or "portable"
+    /// (the environment variable `NAS_KERNELS=avx2` or `NAS_KERNELS=portable` caps it). Results are bit-identical
+    /// between "avx512" and "avx2"; "portable" rounds differently.
+    public static var instructionSet: String {
+        switch nas_kernels_level() {
+        case 2: return "avx512"
+        case 1: return "avx2"
+        default: return "portable"
+        }
+    }
+
     /// The initial weights training starts from for `seed` (Glorot uniform, zero biases).
     public static func initialWeights(architecture: CNNArchitecture, seed: UInt64) -> CNNWeights {
         let layout = ParameterLayout(architecture)
@@ -282,16 +293,25 @@ private struct SharedPointers: @unchecked Sendable {
     let parts: UnsafeMutableBufferPointer<(loss: Double, correct: Int)>
 }
 
-/// One result slot per chunk, each written by exactly one thread before being read on the calling thread.
+/// One result slot per chunk, each written by exactly one thread before being read on the calling thread. Raw
+/// memory rather than an array, so that threads writing different slots never touch a shared array's storage.
 private final class ResultSlots<Part>: @unchecked Sendable {
-    private var slots: [Part?]
+    private let slots: UnsafeMutablePointer<Part?>
+    private let count: Int
 
     init(count: Int) {
-        slots = Array(repeating: nil, count: count)
+        self.count = count
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: nil, count: count)
+    }
+
+    deinit {
+        slots.deinitialize(count: count)
+        slots.deallocate()
     }
 
     func set(_ index: Int, _ value: Part) {
-        slots.withUnsafeMutableBufferPointer { $0[index] = value }
+        slots[index] = value
     }
 
     func get(_ index: Int) -> Part { slots[index]! }
