@@ -9,7 +9,7 @@ import Testing
         let python = try TestPaths.python()
         let fleet = try TestFleet()
         let root = TestPaths.packageRoot
-        let result = try runProgram(python, [
+        let result = try await runProgram(python, [
             root.appendingPathComponent("Tests/FleetPeers/interop.py").path, fleet.url, TestFleet.token,
             root.appendingPathComponent("Sources/CFleetProto/proto").path,
         ])

@@ -62,9 +62,16 @@ final class NasProcess: @unchecked Sendable {
         kill(process.processIdentifier, number)
     }
 
-    func killAndWait() {
+    /// Kills the process and waits for its end on a thread of its own (not on the cooperative pool).
+    func killAndWait() async {
         signal(SIGKILL)
-        process.waitUntilExit()
+        let process = process
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread {
+                process.waitUntilExit()
+                continuation.resume()
+            }.start()
+        }
     }
 }
 

@@ -286,7 +286,9 @@ private final class HTTP2ServerConnection {
         var authorization: String?
         var contentLength: Int?
         var body: [UInt8] = []
-        var rejected = false
+        /// The error to answer with once the request ends; its body is dropped as it arrives.
+        var rejection: FleetError?
+        var rejected: Bool { rejection != nil }
         var dispatched = false
         var response: [UInt8] = []
         var responseOffset = 0
@@ -405,11 +407,13 @@ private final class HTTP2ServerConnection {
         _ = nas_nghttp2_submit_response(session, id, &nva, nva.count, readResponseBody)
     }
 
-    /// Answers at once with an error, before or while the body arrives; the body is then ignored.
+    /// Refuses a request: its body is dropped as it arrives (never buffered) and the error is the answer once the
+    /// client ends the request. Answering before that would make nghttp2 reset a stream the client is still
+    /// sending on, which libcurl reports as a send failure instead of the answer.
     func reject(_ stream: Stream, id: Int32, error: FleetError) {
-        stream.rejected = true
+        guard stream.rejection == nil else { return }
+        stream.rejection = error
         stream.body = []
-        submit(stream: id, response: .error(error))
     }
 
     fileprivate func headersComplete(_ stream: Stream, id: Int32) {
@@ -420,8 +424,12 @@ private final class HTTP2ServerConnection {
     }
 
     fileprivate func requestComplete(_ stream: Stream, id: Int32) {
-        guard !stream.rejected, !stream.dispatched else { return }
+        guard !stream.dispatched else { return }
         stream.dispatched = true
+        if let rejection = stream.rejection {
+            submit(stream: id, response: .error(rejection))
+            return
+        }
         let request = HTTP2Request(path: stream.path, body: stream.body)
         stream.body = []
         if let response = server.answerAtOnce(request) {
