@@ -110,7 +110,7 @@ final class HTTP2Client: @unchecked Sendable {
 
     private func finished(_ transfer: CurlTransfer, code: CURLcode) {
         var state = hosts[transfer.host, default: HostState()]
-        let failedOnTransport = code != CURLE_OK && code != CURLE_OPERATION_TIMEDOUT
+        let failedOnTransport = code != CURLE_OK && code != CURLE_OPERATION_TIMEDOUT && !transfer.answered(despite: code)
         if transfer.isOpener {
             transfer.isOpener = false
             state.opening = false
@@ -220,13 +220,29 @@ private final class CurlTransfer {
         body.deallocate()
     }
 
+    /// True when the call failed only after its answer arrived whole: a server may refuse a call (413) before
+    /// the whole body is sent and reset the stream after its answer, which libcurl reports as a send error.
+    func answered(despite code: CURLcode) -> Bool {
+        guard code == CURLE_SEND_ERROR || code == CURLE_HTTP2_STREAM, !response.isEmpty else { return false }
+        return status >= 400
+    }
+
+    var status: Int {
+        var status = 0
+        _ = nas_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        return status
+    }
+
     func complete(code: CURLcode) {
+        if answered(despite: code) {
+            finish(.success(HTTP2Client.Response(status: status, body: response)))
+            return
+        }
         guard code == CURLE_OK else {
             finish(.failure(curlError(code, url: url)))
             return
         }
-        var status = 0
-        _ = nas_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        let status = status
         finish(.success(HTTP2Client.Response(status: status, body: response)))
     }
 

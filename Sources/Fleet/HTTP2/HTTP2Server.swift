@@ -420,16 +420,24 @@ private final class HTTP2ServerConnection {
         if let error = server.check(method: stream.method, path: stream.path, authorization: stream.authorization,
                                     contentLength: stream.contentLength) {
             reject(stream, id: id, error: error)
+            // A body declared too large is answered at once: waiting for its end would take it all in.
+            if error.code == .tooLarge { answerRejection(stream, id: id) }
         }
     }
 
-    fileprivate func requestComplete(_ stream: Stream, id: Int32) {
-        guard !stream.dispatched else { return }
+    private func answerRejection(_ stream: Stream, id: Int32) {
+        guard let rejection = stream.rejection, !stream.dispatched else { return }
         stream.dispatched = true
-        if let rejection = stream.rejection {
-            submit(stream: id, response: .error(rejection))
+        submit(stream: id, response: .error(rejection))
+    }
+
+    fileprivate func requestComplete(_ stream: Stream, id: Int32) {
+        if stream.rejection != nil {
+            answerRejection(stream, id: id)
             return
         }
+        guard !stream.dispatched else { return }
+        stream.dispatched = true
         let request = HTTP2Request(path: stream.path, body: stream.body)
         stream.body = []
         if let response = server.answerAtOnce(request) {
@@ -443,6 +451,7 @@ private final class HTTP2ServerConnection {
         guard !stream.rejected else { return }
         if stream.body.count + data.count > server.configuration.maxBodyBytes {
             reject(stream, id: id, error: .tooLarge(limit: server.configuration.maxBodyBytes))
+            answerRejection(stream, id: id)
             return
         }
         stream.body.append(contentsOf: data)
