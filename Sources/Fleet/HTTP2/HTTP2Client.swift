@@ -67,22 +67,27 @@ final class HTTP2Client: @unchecked Sendable {
     /// POSTs one encoded message to `url`; the call fails after `timeout` seconds.
     func post(url: String, body: [UInt8], timeout: Double) async throws(FleetError) -> Response {
         let result: Result<Response, FleetError> = await withCheckedContinuation { continuation in
-            let transfer = CurlTransfer(url: url, token: token, body: body, timeout: timeout) { result in
-                continuation.resume(returning: result)
-            }
-            let (accepted, first): (Bool, Bool) = lock.withLock {
-                if stopping { return (false, false) }
-                pending.append(transfer)
-                return (true, pending.count == 1)
-            }
-            if accepted {
-                // One wakeup per batch: the loop takes every queued call when it wakes.
-                if first { curl_multi_wakeup(multi) }
-            } else {
-                transfer.finish(.failure(.transport("the fleet client was shut down")))
-            }
+            post(url: url, body: body, timeout: timeout) { continuation.resume(returning: $0) }
         }
         return try result.get()
+    }
+
+    /// POSTs one encoded message; `completion` runs on the client's loop thread when the call ends. For callers
+    /// that are themselves event-driven (the coordinator's pushes): no task per call.
+    func post(url: String, body: [UInt8], timeout: Double,
+              completion: @escaping @Sendable (Result<Response, FleetError>) -> Void) {
+        let transfer = CurlTransfer(url: url, token: token, body: body, timeout: timeout, onFinish: completion)
+        let (accepted, first): (Bool, Bool) = lock.withLock {
+            if stopping { return (false, false) }
+            pending.append(transfer)
+            return (true, pending.count == 1)
+        }
+        if accepted {
+            // One wakeup per batch: the loop takes every queued call when it wakes.
+            if first { curl_multi_wakeup(multi) }
+        } else {
+            transfer.finish(.failure(.transport("the fleet client was shut down")))
+        }
     }
 
     /// Starts a call now, as the opener of its host's connection or on the open one, or parks it until the

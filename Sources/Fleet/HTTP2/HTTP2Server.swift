@@ -44,8 +44,17 @@ final class HTTP2Server: @unchecked Sendable {
     }
 
     typealias Handler = @Sendable (HTTP2Request) async -> HTTP2Response
-    /// Answers a request at once on the loop thread, or returns nil to hand it to the async handler.
-    typealias ImmediateHandler = @Sendable (HTTP2Request) -> HTTP2Response?
+    /// What the loop-thread handler does with a request.
+    enum Disposition {
+        /// Answer with this now.
+        case now(HTTP2Response)
+        /// The handler kept the responder and answers later, from any thread.
+        case later
+        /// Hand the request to the async handler.
+        case async
+    }
+    /// Sees each request first, on the loop thread: answers it now, keeps the responder for later, or passes it on.
+    typealias ImmediateHandler = @Sendable (HTTP2Request, HTTP2Responder) -> Disposition
 
     let configuration: Configuration
     private let handler: Handler
@@ -258,9 +267,9 @@ final class HTTP2Server: @unchecked Sendable {
         return difference == 0
     }
 
-    /// The immediate answer to a request, if the server has one.
-    fileprivate func answerAtOnce(_ request: HTTP2Request) -> HTTP2Response? {
-        immediate?(request)
+    /// What the loop-thread handler decides for a request (`.async` when there is none).
+    fileprivate func answerAtOnce(_ request: HTTP2Request, connection: UInt64, stream: Int32) -> Disposition {
+        immediate?(request, HTTP2Responder(server: self, connection: connection, stream: stream)) ?? .async
     }
 
     fileprivate func dispatch(connection: UInt64, stream: Int32, request: HTTP2Request) {
@@ -269,6 +278,17 @@ final class HTTP2Server: @unchecked Sendable {
             let response = await handler(request)
             complete(connection: connection, stream: stream, response: response)
         }
+    }
+}
+
+/// Answers one request later, from any thread: the response goes to the server's loop.
+struct HTTP2Responder: Sendable {
+    fileprivate let server: HTTP2Server
+    fileprivate let connection: UInt64
+    fileprivate let stream: Int32
+
+    func respond(_ response: HTTP2Response) {
+        server.complete(connection: connection, stream: stream, response: response)
     }
 }
 
@@ -440,10 +460,10 @@ private final class HTTP2ServerConnection {
         stream.dispatched = true
         let request = HTTP2Request(path: stream.path, body: stream.body)
         stream.body = []
-        if let response = server.answerAtOnce(request) {
-            submit(stream: id, response: response)
-        } else {
-            server.dispatch(connection: self.id, stream: id, request: request)
+        switch server.answerAtOnce(request, connection: self.id, stream: id) {
+        case .now(let response): submit(stream: id, response: response)
+        case .later: break
+        case .async: server.dispatch(connection: self.id, stream: id, request: request)
         }
     }
 

@@ -13,3 +13,12 @@ public struct ConstantRunner: ModelRunner {
         metrics
     }
 }
+
+/// A runner that needs no waiting: the worker calls it on its server's loop, without a task per run.
+protocol ImmediateModelRunner: ModelRunner {
+    func measureAtOnce(modelAt path: String) -> [String: Double]
+}
+
+extension ConstantRunner: ImmediateModelRunner {
+    func measureAtOnce(modelAt path: String) -> [String: Double] { metrics }
+}
