@@ -26,6 +26,8 @@ final class HTTP2Client: @unchecked Sendable {
     // Touched by the loop thread only.
     private var transfers: [ObjectIdentifier: CurlTransfer] = [:]
     private var hosts: [String: HostState] = [:]
+    /// Easy handles of finished calls, reset and reused: creating one per call costs more than the call.
+    private var idleHandles: [UnsafeMutableRawPointer] = []
 
     /// Whether a connection to one host is known open, being opened, and who waits for it.
     private struct HostState {
@@ -107,10 +109,16 @@ final class HTTP2Client: @unchecked Sendable {
     }
 
     private func start(_ transfer: CurlTransfer, priorKnowledge: Bool) {
+        if transfer.easy == nil { transfer.attach(idleHandles.popLast() ?? curl_easy_init()!) }
         let version = priorKnowledge ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_2_0
         _ = nas_curl_easy_setopt_long(transfer.easy, CURLOPT_HTTP_VERSION, Int(version))
         transfers[ObjectIdentifier(transfer)] = transfer
         curl_multi_add_handle(multi, transfer.easy)
+    }
+
+    private func recycle(_ transfer: CurlTransfer) {
+        guard let handle = transfer.detach() else { return }
+        if idleHandles.count < 512 { idleHandles.append(handle) } else { curl_easy_cleanup(handle) }
     }
 
     private func finished(_ transfer: CurlTransfer, code: CURLcode) {
@@ -135,6 +143,7 @@ final class HTTP2Client: @unchecked Sendable {
             }
         }
         transfer.complete(code: code)
+        recycle(transfer)
     }
 
     private func runLoop() {
@@ -174,13 +183,19 @@ final class HTTP2Client: @unchecked Sendable {
             for transfer in state.waiting { transfer.finish(.failure(.transport("the fleet client was shut down"))) }
         }
         hosts.removeAll()
+        for handle in idleHandles { curl_easy_cleanup(handle) }
+        idleHandles.removeAll()
         finished.signal()
     }
 }
 
 /// One call: owns its easy handle, header list, request body copy and response bytes.
 private final class CurlTransfer {
-    let easy: UnsafeMutableRawPointer
+    /// Attached by the loop from its pool of easy handles when the call starts.
+    private(set) var easy: UnsafeMutableRawPointer!
+    private let token: String
+    private let timeout: Double
+    private let bodyCount: Int
     private var headers: UnsafeMutablePointer<curl_slist>?
     private let body: UnsafeMutableRawBufferPointer
     var response: [UInt8] = []
@@ -197,19 +212,28 @@ private final class CurlTransfer {
         self.onFinish = onFinish
         let rest = url.split(separator: "://", maxSplits: 1).last ?? Substring(url)
         host = String(rest.prefix { $0 != "/" })
-        easy = curl_easy_init()!
+        self.token = token
+        self.timeout = timeout
+        bodyCount = body.count
         self.body = UnsafeMutableRawBufferPointer.allocate(byteCount: max(body.count, 1), alignment: 1)
         body.withUnsafeBytes { self.body.copyMemory(from: $0) }
+    }
+
+    /// Takes an easy handle (new or reset) and sets this call's options on it.
+    func attach(_ handle: UnsafeMutableRawPointer) {
+        easy = handle
         headers = curl_slist_append(headers, "content-type: application/x-protobuf")
         if !token.isEmpty { headers = curl_slist_append(headers, "authorization: Bearer \(token)") }
         headers = curl_slist_append(headers, "expect:")
         let me = Unmanaged.passUnretained(self).toOpaque()
+        // Fleet traffic never goes through an http_proxy of the environment (and curl skips its lookup).
+        _ = nas_curl_easy_setopt_string(easy, CURLOPT_PROXY, "")
         _ = nas_curl_easy_setopt_string(easy, CURLOPT_URL, url)
         _ = nas_curl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1)
         _ = nas_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         _ = nas_curl_easy_setopt_long(easy, CURLOPT_POST, 1)
         _ = nas_curl_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, self.body.baseAddress)
-        _ = nas_curl_easy_setopt_offset(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+        _ = nas_curl_easy_setopt_offset(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bodyCount))
         _ = nas_curl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headers)
         _ = nas_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, max(1, Int(timeout * 1000)))
         _ = nas_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(min(timeout, 10) * 1000)))
@@ -219,8 +243,16 @@ private final class CurlTransfer {
         if verboseCurl { _ = nas_curl_easy_setopt_long(easy, CURLOPT_VERBOSE, 1) }
     }
 
+    /// Gives the easy handle back, reset, for the next call.
+    func detach() -> UnsafeMutableRawPointer? {
+        guard let handle = easy else { return nil }
+        easy = nil
+        curl_easy_reset(handle)
+        return handle
+    }
+
     deinit {
-        curl_easy_cleanup(easy)
+        if let easy { curl_easy_cleanup(easy) }
         curl_slist_free_all(headers)
         body.deallocate()
     }
