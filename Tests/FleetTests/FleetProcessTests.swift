@@ -103,4 +103,21 @@ import Testing
         #expect(cli.stdout.contains(#""metrics":{"latency_ms":7}"#))
         _ = (ort, constant)
     }
+
+    @Test func commandsRefuseBadSetupsWithClearMessages() async throws {
+        let nas = try TestPaths.nasBinary()
+        let native = try await runProgram(nas, ["worker", "--coordinator", "http://127.0.0.1:1", "--device-type", "cpu",
+                                                "--runner", "native"], environment: ["NAS_FLEET_TOKEN": "t"])
+        #expect(native.status == 2)
+        #expect(native.stderr.contains("native runner is not available yet"))
+        let noToken = try await runProgram("/usr/bin/env", ["-u", "NAS_FLEET_TOKEN", nas, "workers", "--coordinator",
+                                                            "http://127.0.0.1:1"])
+        #expect(noToken.status != 0)
+        #expect(noToken.stderr.contains("NAS_FLEET_TOKEN"))
+        let noPlaceholder = try await runProgram(nas, ["worker", "--coordinator", "http://127.0.0.1:1",
+                                                       "--device-type", "cpu", "--runner-command", "python m.py"],
+                                                 environment: ["NAS_FLEET_TOKEN": "t"])
+        #expect(noPlaceholder.status != 0)
+        #expect(noPlaceholder.stderr.contains("{model}"))
+    }
 }

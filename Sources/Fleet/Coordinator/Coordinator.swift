@@ -28,6 +28,7 @@ public final class Coordinator: @unchecked Sendable {
         }
     }
 
+    /// The settings it was made with.
     public let configuration: Configuration
     private let lock = NSLock()
     private var scheduler: Scheduler

@@ -9,6 +9,7 @@ public struct ConstantRunner: ModelRunner {
         self.metrics = metrics
     }
 
+    /// The constant metrics; the model is not read.
     public func measure(modelAt path: String) async throws -> [String: Double] {
         metrics
     }

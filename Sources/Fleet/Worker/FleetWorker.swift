@@ -36,6 +36,7 @@ public final class FleetWorker: @unchecked Sendable {
         }
     }
 
+    /// The settings it was made with.
     public let configuration: Configuration
     private let runner: any ModelRunner
     private let client: FleetClient
