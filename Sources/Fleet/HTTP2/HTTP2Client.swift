@@ -1,9 +1,11 @@
 import Foundation
 internal import CCurl
+internal import CNghttp2
 
 /// An HTTP/2 client on libcurl's multi interface: prior-knowledge h2c, one connection per host reused by every
-/// call, calls multiplexed as streams on it. One thread runs the multi loop; calls from any task are queued to
-/// it and woken with `curl_multi_wakeup`.
+/// call, calls multiplexed as streams on it. One thread runs the loop: libcurl's socket interface
+/// (`curl_multi_socket_action`) driven by epoll, so libcurl only looks at the sockets that are ready instead of
+/// polling every transfer; calls from any task are queued to the loop and woken with an eventfd.
 ///
 /// libcurl 7.88 (Debian 12) fails every call that reuses a prior-knowledge connection ("Error in the HTTP2
 /// framing layer", curl issue 10634, fixed in 8.0). So one call per host opens the connection with prior
@@ -23,7 +25,14 @@ final class HTTP2Client: @unchecked Sendable {
     private var pending: [CurlTransfer] = []
     private var stopping = false
     private let finished = DispatchSemaphore(value: 0)
+    private let epollFD: Int32
+    private let wakeFD: Int32
     // Touched by the loop thread only.
+    /// Sockets libcurl asked to watch, with the events it wants.
+    fileprivate var watched: [Int32: UInt32] = [:]
+    /// When libcurl wants `curl_multi_socket_action(CURL_SOCKET_TIMEOUT)`; nil for never.
+    fileprivate var timerDeadline: ContinuousClock.Instant?
+    private let clock = ContinuousClock()
     private var transfers: [ObjectIdentifier: CurlTransfer] = [:]
     private var hosts: [String: HostState] = [:]
     /// Easy handles of finished calls, reset and reused: creating one per call costs more than the call.
@@ -45,6 +54,14 @@ final class HTTP2Client: @unchecked Sendable {
         multi = curl_multi_init()!
         _ = nas_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
         _ = nas_curl_multi_setopt_long(multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000)
+        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        _ = nas_epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, EPOLLIN.rawValue, UInt64(UInt32.max) + 1)
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        _ = nas_curl_multi_setopt_socket_callback(multi, watchSocket)
+        _ = nas_curl_multi_setopt_pointer(multi, CURLMOPT_SOCKETDATA, me)
+        _ = nas_curl_multi_setopt_timer_callback(multi, curlTimerChanged)
+        _ = nas_curl_multi_setopt_pointer(multi, CURLMOPT_TIMERDATA, me)
         let thread = Thread { [self] in runLoop() }
         thread.name = "nas-http2-client"
         thread.start()
@@ -52,6 +69,32 @@ final class HTTP2Client: @unchecked Sendable {
 
     deinit {
         curl_multi_cleanup(multi)
+        close(epollFD)
+        close(wakeFD)
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { write(wakeFD, $0.baseAddress, 8) }
+    }
+
+    /// libcurl's socket callback: watch `socket` for what libcurl wants, or stop watching it.
+    fileprivate func watch(_ socket: Int32, what: Int32) {
+        if what == CURL_POLL_REMOVE {
+            if watched.removeValue(forKey: socket) != nil { _ = nas_epoll_ctl(epollFD, EPOLL_CTL_DEL, socket, 0, 0) }
+            return
+        }
+        var events: UInt32 = 0
+        if what & CURL_POLL_IN != 0 { events |= EPOLLIN.rawValue }
+        if what & CURL_POLL_OUT != 0 { events |= EPOLLOUT.rawValue }
+        let operation = watched[socket] == nil ? EPOLL_CTL_ADD : EPOLL_CTL_MOD
+        watched[socket] = events
+        _ = nas_epoll_ctl(epollFD, operation, socket, events, UInt64(UInt32(bitPattern: socket)))
+    }
+
+    /// libcurl's timer callback.
+    fileprivate func setTimer(milliseconds: Int) {
+        timerDeadline = milliseconds < 0 ? nil : clock.now + .milliseconds(milliseconds)
     }
 
     /// Ends the loop; calls still in flight fail. Must be called before the client is released.
@@ -62,7 +105,7 @@ final class HTTP2Client: @unchecked Sendable {
             return true
         }
         guard first else { return }
-        curl_multi_wakeup(multi)
+        wake()
         finished.wait()
     }
 
@@ -86,7 +129,7 @@ final class HTTP2Client: @unchecked Sendable {
         }
         if accepted {
             // One wakeup per batch: the loop takes every queued call when it wakes.
-            if first { curl_multi_wakeup(multi) }
+            if first { wake() }
         } else {
             transfer.finish(.failure(.transport("the fleet client was shut down")))
         }
@@ -148,6 +191,8 @@ final class HTTP2Client: @unchecked Sendable {
 
     private func runLoop() {
         var running: Int32 = 0
+        var events = [UInt32](repeating: 0, count: 64)
+        var tokens = [UInt64](repeating: 0, count: 64)
         while true {
             let (batch, stop) = lock.withLock {
                 let batch = pending
@@ -159,7 +204,30 @@ final class HTTP2Client: @unchecked Sendable {
                 break
             }
             for transfer in batch { schedule(transfer) }
-            curl_multi_perform(multi, &running)
+            var wait: Int32 = 1000
+            if let deadline = timerDeadline {
+                let left = deadline - clock.now
+                wait = left <= .zero ? 0 : Int32(min(1000, left.components.seconds * 1000
+                    + left.components.attoseconds / 1_000_000_000_000_000 + 1))
+            }
+            let count = nas_epoll_wait(epollFD, &events, &tokens, 64, wait)
+            for index in 0..<max(0, Int(count)) {
+                if tokens[index] > UInt64(UInt32.max) {
+                    var value: UInt64 = 0
+                    _ = withUnsafeMutableBytes(of: &value) { read(wakeFD, $0.baseAddress, 8) }
+                    continue
+                }
+                var mask: Int32 = 0
+                if events[index] & EPOLLIN.rawValue != 0 { mask |= CURL_CSELECT_IN }
+                if events[index] & EPOLLOUT.rawValue != 0 { mask |= CURL_CSELECT_OUT }
+                if events[index] & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { mask |= CURL_CSELECT_ERR }
+                curl_multi_socket_action(multi, Int32(bitPattern: UInt32(truncatingIfNeeded: tokens[index])), mask,
+                                         &running)
+            }
+            if let deadline = timerDeadline, deadline <= clock.now {
+                timerDeadline = nil
+                curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running)
+            }
             var left: Int32 = 0
             while let message = curl_multi_info_read(multi, &left) {
                 guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
@@ -172,7 +240,6 @@ final class HTTP2Client: @unchecked Sendable {
                 transfers[ObjectIdentifier(transfer)] = nil
                 finished(transfer, code: code)
             }
-            curl_multi_poll(multi, nil, 0, 1000, nil)
         }
         for transfer in transfers.values {
             curl_multi_remove_handle(multi, transfer.easy)
@@ -187,6 +254,20 @@ final class HTTP2Client: @unchecked Sendable {
         idleHandles.removeAll()
         finished.signal()
     }
+}
+
+private func watchSocket(_ easy: UnsafeMutableRawPointer?, _ socket: Int32, _ what: Int32,
+                         _ user: UnsafeMutableRawPointer?, _ socketData: UnsafeMutableRawPointer?) -> Int32 {
+    guard let user else { return 0 }
+    Unmanaged<HTTP2Client>.fromOpaque(user).takeUnretainedValue().watch(socket, what: what)
+    return 0
+}
+
+private func curlTimerChanged(_ multi: UnsafeMutableRawPointer?, _ milliseconds: Int, _ user: UnsafeMutableRawPointer?)
+    -> Int32 {
+    guard let user else { return 0 }
+    Unmanaged<HTTP2Client>.fromOpaque(user).takeUnretainedValue().setTimer(milliseconds: milliseconds)
+    return 0
 }
 
 /// One call: owns its easy handle, header list, request body copy and response bytes.
