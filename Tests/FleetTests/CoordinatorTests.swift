@@ -11,7 +11,8 @@ final class TestFleet: @unchecked Sendable {
     var runs: [Task<Void, Never>] = []
     let client: FleetClient
 
-    init(leaseMilliseconds: Int = 3000, heartbeatMilliseconds: Int = 1000, maxBodyBytes: Int = 64 << 20) throws {
+    // A long lease: a test machine busy with other suites may delay heartbeats; the lease has tests of its own.
+    init(leaseMilliseconds: Int = 30_000, heartbeatMilliseconds: Int = 1000, maxBodyBytes: Int = 64 << 20) throws {
         var configuration = Coordinator.Configuration(token: Self.token)
         configuration.leaseMilliseconds = leaseMilliseconds
         configuration.heartbeatMilliseconds = heartbeatMilliseconds
