@@ -77,6 +77,8 @@ awk -v a="$tp_ours" -v b="$tp_peer" 'BEGIN {printf "ratio nas/nghttpd: %.2f (tar
 echo "== 3. evaluations/s end to end, 4 constant-runner workers, 256 callers, 10 s"
 : >"$work/ev"
 for run in $(seq "$runs"); do
-    "$bin/FleetBench" evaluations 4 10 256 | tee /dev/stderr | sed 's/.*evals_per_s=//' >>"$work/ev"
+    line="$("$bin/FleetBench" evaluations 4 10 256)"
+    echo "$line"
+    echo "${line##*evals_per_s=}" >>"$work/ev"
 done
 echo "median: $(median <"$work/ev") evaluations/s (target >= 20000)"

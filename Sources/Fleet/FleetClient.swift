@@ -16,6 +16,26 @@ struct FleetCaller: Sendable {
     }
 }
 
+extension FleetCaller {
+    /// The same call with a completion handler on the client's loop thread: no task per call.
+    func call<Request: ProtobufCMessageConvertible, Response: ProtobufCMessageConvertible & Sendable>(
+        _ url: String, _ request: Request, as: Response.Type, timeout: Double,
+        completion: @escaping @Sendable (Result<Response, FleetError>) -> Void
+    ) {
+        http.post(url: url, body: request.encoded(), timeout: timeout) { result in
+            completion(result.flatMap { response in
+                guard response.status == 200 else {
+                    if let wire = try? ErrorMessage(decoding: response.body), wire.code != .unspecified {
+                        return .failure(FleetError(wire: wire))
+                    }
+                    return .failure(FleetError(.httpStatus, "POST \(url): HTTP \(response.status) without an error message"))
+                }
+                return Result { () throws(FleetError) in try Response(decoding: response.body) }
+            })
+        }
+    }
+}
+
 /// One measured evaluation: the metrics, which worker measured them and how many dispatches it took.
 public struct FleetEvaluation: Sendable, Equatable {
     /// Metrics by name (`MetricKey`).

@@ -26,6 +26,7 @@ public struct FleetError: Error, CustomStringConvertible, Sendable, Equatable {
     /// True for errors that no other worker can fix: the model is not supported or is not a valid model.
     public var isFinalModelError: Bool { code == .modelNotSupported || code == .badModel }
 
+    /// The message: what failed and what to do.
     public var description: String { message }
 
     static func malformedMessage(_ detail: String) -> FleetError {

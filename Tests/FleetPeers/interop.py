@@ -160,6 +160,20 @@ def main():
     status, body = client.call("/nas.fleet.Coordinator/Register", b"\x0a\x7f\x41")
     seen["malformed"] = [status, pb.ErrorCode.Name(pb.Error.FromString(body).code)]
 
+    # A body declared over the limit is refused at once, before any of it is sent: it is never buffered.
+    sid = client.conn.get_next_available_stream_id()
+    client.conn.send_headers(sid, [(":method", "POST"), (":path", "/nas.fleet.Coordinator/Evaluate"),
+                                   (":scheme", "http"), (":authority", client.authority),
+                                   ("authorization", f"Bearer {token}"), ("content-length", str(10**12))])
+    client.sock.sendall(client.conn.data_to_send())
+    early = None
+    while early is None:
+        for event in client.conn.receive_data(client.sock.recv(65536)):
+            if isinstance(event, h2.events.ResponseReceived) and event.stream_id == sid:
+                early = int(dict(event.headers)[b":status"])
+        client.sock.sendall(client.conn.data_to_send())
+    seen["declared_too_large"] = early
+
     status, body = client.call("/nas.fleet.Coordinator/Deregister",
                                pb.DeregisterRequest(worker_id=registered.worker_id).SerializeToString())
     assert status == 200, (status, body)

@@ -48,11 +48,11 @@ import Testing
     }
 
     /// The committed C must be what protoc-c makes of the committed .proto.
-    @Test func committedGeneratedCodeIsFresh() throws {
+    @Test func committedGeneratedCodeIsFresh() async throws {
         let root = TestPaths.packageRoot
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("nas-protos-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: out) }
-        let result = try runProgram("/bin/bash", [root.appendingPathComponent("scripts/gen-fleet-protos.sh").path, out.path])
+        let result = try await runProgram("/bin/bash", [root.appendingPathComponent("scripts/gen-fleet-protos.sh").path, out.path])
         try #require(result.status == 0, "gen-fleet-protos.sh failed: \(result.stderr)")
         let pairs = [
             ("fleet.pb-c.c", "Sources/CFleetProto/fleet.pb-c.c"),

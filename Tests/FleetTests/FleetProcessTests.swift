@@ -25,7 +25,7 @@ import Testing
         }
         let fast = try Self.worker(url, "cpu", ["--runner-command", Self.json])
         try await eventually("the fast worker registered") { try await client.workers().count == 2 }
-        slow.killAndWait()
+        await slow.killAndWait()
         let result = try await evaluation.value
         #expect(result.metrics == ["latency_ms": 2.5])
         #expect(result.attempts == 2)
@@ -59,7 +59,7 @@ import Testing
         ]
         try await eventually("both workers registered") { try await client.workers().count == 2 }
         let before = try await client.workers().map(\.workerID).sorted()
-        coordinator.killAndWait()
+        await coordinator.killAndWait()
         coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:\(port)", "--heartbeat-ms", "200",
                                       "--lease-ms", "1000"])
         _ = try await coordinator.listeningURL()
@@ -77,7 +77,7 @@ import Testing
         let peers = TestPaths.packageRoot.appendingPathComponent("Tests/FleetPeers").path
         let model = NSTemporaryDirectory() + "nas-tiny-\(UUID().uuidString).onnx"
         defer { try? FileManager.default.removeItem(atPath: model) }
-        let made = try runProgram(python, [peers + "/make_model.py", model])
+        let made = try await runProgram(python, [peers + "/make_model.py", model])
         try #require(made.status == 0, "make_model.py failed (run scripts/bootstrap.sh for onnx): \(made.stderr)")
         let coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0"])
         let url = try await coordinator.listeningURL()
@@ -96,11 +96,28 @@ import Testing
         #expect(simulated.metrics == ["latency_ms": 7])
         #expect(measured.workerID != simulated.workerID)
         // `nas evaluate --json` gives the same kind of answer from the command line.
-        let cli = try runProgram(try TestPaths.nasBinary(),
+        let cli = try await runProgram(try TestPaths.nasBinary(),
                                  ["evaluate", model, "--coordinator", url, "--device-type", "sim", "--json"],
                                  environment: ["NAS_FLEET_TOKEN": TestFleet.token])
         #expect(cli.status == 0)
         #expect(cli.stdout.contains(#""metrics":{"latency_ms":7}"#))
         _ = (ort, constant)
+    }
+
+    @Test func commandsRefuseBadSetupsWithClearMessages() async throws {
+        let nas = try TestPaths.nasBinary()
+        let native = try await runProgram(nas, ["worker", "--coordinator", "http://127.0.0.1:1", "--device-type", "cpu",
+                                                "--runner", "native"], environment: ["NAS_FLEET_TOKEN": "t"])
+        #expect(native.status == 2)
+        #expect(native.stderr.contains("native runner is not available yet"))
+        let noToken = try await runProgram("/usr/bin/env", ["-u", "NAS_FLEET_TOKEN", nas, "workers", "--coordinator",
+                                                            "http://127.0.0.1:1"])
+        #expect(noToken.status != 0)
+        #expect(noToken.stderr.contains("NAS_FLEET_TOKEN"))
+        let noPlaceholder = try await runProgram(nas, ["worker", "--coordinator", "http://127.0.0.1:1",
+                                                       "--device-type", "cpu", "--runner-command", "python m.py"],
+                                                 environment: ["NAS_FLEET_TOKEN": "t"])
+        #expect(noPlaceholder.status != 0)
+        #expect(noPlaceholder.stderr.contains("{model}"))
     }
 }

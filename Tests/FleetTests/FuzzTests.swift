@@ -38,7 +38,7 @@ import Testing
         let python = try TestPaths.python()
         let fleet = try TestFleet()
         try await fleet.addWorker("cpu")
-        let result = try runProgram(python, [
+        let result = try await runProgram(python, [
             TestPaths.packageRoot.appendingPathComponent("fuzz/fuzz_server.py").path, fleet.url, TestFleet.token,
             "--iterations", "150", "--seconds", "30", "--seed", "7",
         ])

@@ -9,7 +9,7 @@ import Testing
         let python = try TestPaths.python()
         let fleet = try TestFleet()
         let root = TestPaths.packageRoot
-        let result = try runProgram(python, [
+        let result = try await runProgram(python, [
             root.appendingPathComponent("Tests/FleetPeers/interop.py").path, fleet.url, TestFleet.token,
             root.appendingPathComponent("Sources/CFleetProto/proto").path,
         ])
@@ -22,6 +22,7 @@ import Testing
         #expect((seen["bad_token"] as? [Any])?.first as? Int == 401)
         #expect((seen["bad_token"] as? [Any])?.last as? String == "ERROR_CODE_UNAUTHENTICATED")
         #expect((seen["malformed"] as? [Any])?.first as? Int == 400)
+        #expect(seen["declared_too_large"] as? Int == 413)
         let workers = try #require(seen["workers"] as? [[Any]])
         #expect(workers.count == 1)
         #expect(workers.first?[1] as? String == "py-h2")

@@ -7,6 +7,7 @@ final class NasProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var output = ""
     private let stderrPath: String
+    private let out = Pipe()
 
     init(_ arguments: [String], token: String = TestFleet.token) throws {
         process.executableURL = URL(fileURLWithPath: try TestPaths.nasBinary())
@@ -14,7 +15,6 @@ final class NasProcess: @unchecked Sendable {
         var environment = ProcessInfo.processInfo.environment
         environment["NAS_FLEET_TOKEN"] = token
         process.environment = environment
-        let out = Pipe()
         process.standardOutput = out
         stderrPath = NSTemporaryDirectory() + "nas-test-\(UUID().uuidString).stderr"
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
@@ -22,6 +22,8 @@ final class NasProcess: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         out.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
+            // At the end of the output the handler must go, or it fires for ever.
+            if data.isEmpty { handle.readabilityHandler = nil }
             guard let self, !data.isEmpty else { return }
             self.lock.withLock { self.output += String(decoding: data, as: UTF8.self) }
         }
@@ -29,6 +31,8 @@ final class NasProcess: @unchecked Sendable {
     }
 
     deinit {
+        // The dispatch source must go before the pipe's descriptor closes, or libdispatch trips over it.
+        out.fileHandleForReading.readabilityHandler = nil
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
@@ -62,9 +66,16 @@ final class NasProcess: @unchecked Sendable {
         kill(process.processIdentifier, number)
     }
 
-    func killAndWait() {
+    /// Kills the process and waits for its end on a thread of its own (not on the cooperative pool).
+    func killAndWait() async {
         signal(SIGKILL)
-        process.waitUntilExit()
+        let process = process
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread {
+                process.waitUntilExit()
+                continuation.resume()
+            }.start()
+        }
     }
 }
 

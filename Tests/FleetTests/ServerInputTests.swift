@@ -86,6 +86,7 @@ private enum Fleet_testToken {
 /// A plain TCP connection for sending bytes that are not HTTP/2.
 final class RawSocket {
     let fd: Int32
+    private var closed = false
 
     init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -118,11 +119,14 @@ final class RawSocket {
         }
     }
 
+    /// Closes once: a second close could hit a descriptor another thread opened since.
     func close() {
+        guard !closed else { return }
+        closed = true
         Glibc.close(fd)
     }
 
     deinit {
-        Glibc.close(fd)
+        close()
     }
 }

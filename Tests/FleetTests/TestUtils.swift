@@ -42,10 +42,26 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Runs a program to its end and returns its status and output.
+/// Runs a program to its end and returns its status and output. The waiting happens on a thread of its own:
+/// blocking one of the few threads of Swift's cooperative pool would stall every other test's tasks.
 @discardableResult
 func runProgram(_ path: String, _ arguments: [String], environment: [String: String]? = nil, input: String? = nil)
-    throws -> (status: Int32, stdout: String, stderr: String)
+    async throws -> (status: Int32, stdout: String, stderr: String)
+{
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            do {
+                continuation.resume(returning: try runProgramBlocking(path, arguments, environment: environment,
+                                                                      input: input))
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }.start()
+    }
+}
+
+private func runProgramBlocking(_ path: String, _ arguments: [String], environment: [String: String]?,
+                                input: String?) throws -> (status: Int32, stdout: String, stderr: String)
 {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)

@@ -28,10 +28,11 @@ public final class Coordinator: @unchecked Sendable {
         }
     }
 
+    /// The settings it was made with.
     public let configuration: Configuration
     private let lock = NSLock()
     private var scheduler: Scheduler
-    private var waiters: [UInt64: CheckedContinuation<Result<EvaluateResponse, FleetError>, Never>] = [:]
+    private var waiters: [UInt64: @Sendable (Result<EvaluateResponse, FleetError>) -> Void] = [:]
     private var models: [UInt64: [UInt8]] = [:]
     private var nextEvaluation: UInt64 = 1
     private var server: HTTP2Server?
@@ -70,7 +71,7 @@ public final class Coordinator: @unchecked Sendable {
         let server = HTTP2Server(configuration: .init(host: configuration.host, port: configuration.port,
                                                       token: configuration.token,
                                                       maxBodyBytes: configuration.maxBodyBytes, routes: routes),
-                                  immediate: { [unowned self] request in handleAtOnce(request) }) {
+                                  immediate: { [unowned self] request, responder in handleAtOnce(request, responder) }) {
             [unowned self] request in await handle(request)
         }
         let port = try server.start()
@@ -102,7 +103,7 @@ public final class Coordinator: @unchecked Sendable {
             return waiting
         }
         for waiter in waiting.values {
-            waiter.resume(returning: .failure(FleetError(.internal, "the coordinator stopped")))
+            waiter(.failure(FleetError(.internal, "the coordinator stopped")))
         }
     }
 
@@ -113,31 +114,35 @@ public final class Coordinator: @unchecked Sendable {
 
     // MARK: Calls
 
-    /// Every call but Evaluate is bookkeeping under the lock: answered on the server's loop, without a task.
-    private func handleAtOnce(_ request: HTTP2Request) -> HTTP2Response? {
+    /// Every call is bookkeeping under the lock, answered on the server's loop without a task; an evaluation
+    /// keeps its responder until a worker answered (the push's completion runs on the client's loop).
+    private func handleAtOnce(_ request: HTTP2Request, _ responder: HTTP2Responder) -> HTTP2Server.Disposition {
         do throws(FleetError) {
             switch request.path {
-            case FleetPath.register: return try register(RegisterRequest(decoding: request.body))
-            case FleetPath.heartbeat: return try heartbeat(HeartbeatRequest(decoding: request.body))
-            case FleetPath.deregister: return try deregister(DeregisterRequest(decoding: request.body))
+            case FleetPath.register: return .now(try register(RegisterRequest(decoding: request.body)))
+            case FleetPath.heartbeat: return .now(try heartbeat(HeartbeatRequest(decoding: request.body)))
+            case FleetPath.deregister: return .now(try deregister(DeregisterRequest(decoding: request.body)))
             case FleetPath.listWorkers:
                 _ = try ListWorkersRequest(decoding: request.body)
                 let workers = lock.withLock { scheduler.listing(now: now()) }
-                return HTTP2Response(status: 200, body: ListWorkersResponse(workers: workers).encoded())
-            case FleetPath.evaluate: return nil
-            default: return .error(.notFound(request.path))
+                return .now(HTTP2Response(status: 200, body: ListWorkersResponse(workers: workers).encoded()))
+            case FleetPath.evaluate:
+                try evaluate(EvaluateRequest(decoding: request.body)) { result in
+                    switch result {
+                    case .success(let response): responder.respond(HTTP2Response(status: 200, body: response.encoded()))
+                    case .failure(let error): responder.respond(.error(error))
+                    }
+                }
+                return .later
+            default: return .now(.error(.notFound(request.path)))
             }
         } catch {
-            return .error(error)
+            return .now(.error(error))
         }
     }
 
     private func handle(_ request: HTTP2Request) async -> HTTP2Response {
-        do {
-            return try await evaluate(EvaluateRequest(decoding: request.body))
-        } catch {
-            return .error(error)
-        }
+        .error(.notFound(request.path))
     }
 
     private func register(_ request: RegisterRequest) throws(FleetError) -> HTTP2Response {
@@ -168,7 +173,8 @@ public final class Coordinator: @unchecked Sendable {
         return HTTP2Response(status: 200, body: DeregisterResponse().encoded())
     }
 
-    private func evaluate(_ request: EvaluateRequest) async throws(FleetError) -> HTTP2Response {
+    private func evaluate(_ request: EvaluateRequest,
+                          answer: @escaping @Sendable (Result<EvaluateResponse, FleetError>) -> Void) throws(FleetError) {
         guard !request.deviceType.isEmpty else { throw FleetError.badRequest("evaluate: device_type is empty") }
         guard !request.model.isEmpty else { throw FleetError.badModel("the model is empty") }
         let hash = SHA256.hash(request.model)
@@ -178,20 +184,16 @@ public final class Coordinator: @unchecked Sendable {
         }
         let deadline = request.deadlineMilliseconds > 0
             ? Int(request.deadlineMilliseconds) : configuration.defaultDeadlineMilliseconds
-        let result = await withCheckedContinuation { continuation in
-            let actions = lock.withLock {
-                let id = nextEvaluation
-                nextEvaluation += 1
-                waiters[id] = continuation
-                models[id] = request.model
-                let now = now()
-                return scheduler.submit(id: id, deviceType: request.deviceType, sha256: hash,
-                                        deadline: now + UInt64(deadline), now: now)
-            }
-            perform(actions)
+        let actions = lock.withLock {
+            let id = nextEvaluation
+            nextEvaluation += 1
+            waiters[id] = answer
+            models[id] = request.model
+            let now = now()
+            return scheduler.submit(id: id, deviceType: request.deviceType, sha256: hash,
+                                    deadline: now + UInt64(deadline), now: now)
         }
-        let response = try result.get()
-        return HTTP2Response(status: 200, body: response.encoded())
+        perform(actions)
     }
 
     // MARK: Actions
@@ -215,34 +217,37 @@ public final class Coordinator: @unchecked Sendable {
             models[evaluation] = nil
             return waiters.removeValue(forKey: evaluation)
         }
-        waiter?.resume(returning: result)
+        waiter?(result)
     }
 
-    /// Sends the model (or only its hash) to the worker; a worker that lost its cache gets the bytes again.
+    /// Sends the model (or only its hash) to the worker; a worker that lost its cache gets the bytes again. Runs
+    /// as completion handlers on the client's loop: no task per push.
     private func push(_ evaluation: UInt64, to worker: String, address: String, sendModel: Bool) {
-        Task.detached { [self] in
-            let (model, deadline) = lock.withLock { (models[evaluation], scheduler.evaluations[evaluation]?.deadline) }
-            guard let model, let deadline else { return }
-            let timeout = max(0.05, Double(Int64(deadline) - Int64(now())) / 1000)
-            let url = address + FleetPath.run
-            let hash = lock.withLock { scheduler.evaluations[evaluation]?.sha256 } ?? SHA256.hash(model)
-            var result: Result<[String: Double], FleetError>
-            do throws(FleetError) {
-                var request = RunRequest(sha256: hash, model: sendModel ? model : [],
-                                         timeoutMilliseconds: UInt32(clamping: Int(timeout * 1000)))
-                do throws(FleetError) {
-                    result = .success(try await workerCalls.call(url, request, as: RunResponse.self, timeout: timeout).metrics)
-                } catch where error.code == .modelNotCached && !sendModel {
-                    request.model = model
-                    result = .success(try await workerCalls.call(url, request, as: RunResponse.self, timeout: timeout).metrics)
-                }
-            } catch where error.code == .transport {
-                result = .failure(.workerLost(worker, error.message))
-            } catch {
-                result = .failure(error)
-            }
-            let finishedResult = result
-            perform(lock.withLock { scheduler.finished(evaluation, worker: worker, result: finishedResult, now: now()) })
+        let (model, deadline, hash) = lock.withLock {
+            (models[evaluation], scheduler.evaluations[evaluation]?.deadline, scheduler.evaluations[evaluation]?.sha256)
         }
+        guard let model, let deadline, let hash else { return }
+        let timeout = max(0.05, Double(Int64(deadline) - Int64(now())) / 1000)
+        let url = address + FleetPath.run
+        let request = RunRequest(sha256: hash, model: sendModel ? model : [],
+                                 timeoutMilliseconds: UInt32(clamping: Int(timeout * 1000)))
+        workerCalls.call(url, request, as: RunResponse.self, timeout: timeout) { [self] result in
+            if case .failure(let error) = result, error.code == .modelNotCached, !sendModel {
+                var again = request
+                again.model = model
+                workerCalls.call(url, again, as: RunResponse.self, timeout: timeout) { [self] result in
+                    finishPush(evaluation, worker: worker, result: result)
+                }
+                return
+            }
+            finishPush(evaluation, worker: worker, result: result)
+        }
+    }
+
+    private func finishPush(_ evaluation: UInt64, worker: String, result: Result<RunResponse, FleetError>) {
+        let outcome: Result<[String: Double], FleetError> = result.map(\.metrics).mapError { error in
+            error.code == .transport ? .workerLost(worker, error.message) : error
+        }
+        perform(lock.withLock { scheduler.finished(evaluation, worker: worker, result: outcome, now: now()) })
     }
 }

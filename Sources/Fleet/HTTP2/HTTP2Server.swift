@@ -44,8 +44,17 @@ final class HTTP2Server: @unchecked Sendable {
     }
 
     typealias Handler = @Sendable (HTTP2Request) async -> HTTP2Response
-    /// Answers a request at once on the loop thread, or returns nil to hand it to the async handler.
-    typealias ImmediateHandler = @Sendable (HTTP2Request) -> HTTP2Response?
+    /// What the loop-thread handler does with a request.
+    enum Disposition {
+        /// Answer with this now.
+        case now(HTTP2Response)
+        /// The handler kept the responder and answers later, from any thread.
+        case later
+        /// Hand the request to the async handler.
+        case async
+    }
+    /// Sees each request first, on the loop thread: answers it now, keeps the responder for later, or passes it on.
+    typealias ImmediateHandler = @Sendable (HTTP2Request, HTTP2Responder) -> Disposition
 
     let configuration: Configuration
     private let handler: Handler
@@ -258,9 +267,9 @@ final class HTTP2Server: @unchecked Sendable {
         return difference == 0
     }
 
-    /// The immediate answer to a request, if the server has one.
-    fileprivate func answerAtOnce(_ request: HTTP2Request) -> HTTP2Response? {
-        immediate?(request)
+    /// What the loop-thread handler decides for a request (`.async` when there is none).
+    fileprivate func answerAtOnce(_ request: HTTP2Request, connection: UInt64, stream: Int32) -> Disposition {
+        immediate?(request, HTTP2Responder(server: self, connection: connection, stream: stream)) ?? .async
     }
 
     fileprivate func dispatch(connection: UInt64, stream: Int32, request: HTTP2Request) {
@@ -269,6 +278,17 @@ final class HTTP2Server: @unchecked Sendable {
             let response = await handler(request)
             complete(connection: connection, stream: stream, response: response)
         }
+    }
+}
+
+/// Answers one request later, from any thread: the response goes to the server's loop.
+struct HTTP2Responder: Sendable {
+    fileprivate let server: HTTP2Server
+    fileprivate let connection: UInt64
+    fileprivate let stream: Int32
+
+    func respond(_ response: HTTP2Response) {
+        server.complete(connection: connection, stream: stream, response: response)
     }
 }
 
@@ -286,7 +306,9 @@ private final class HTTP2ServerConnection {
         var authorization: String?
         var contentLength: Int?
         var body: [UInt8] = []
-        var rejected = false
+        /// The error to answer with once the request ends; its body is dropped as it arrives.
+        var rejection: FleetError?
+        var rejected: Bool { rejection != nil }
         var dispatched = false
         var response: [UInt8] = []
         var responseOffset = 0
@@ -405,29 +427,43 @@ private final class HTTP2ServerConnection {
         _ = nas_nghttp2_submit_response(session, id, &nva, nva.count, readResponseBody)
     }
 
-    /// Answers at once with an error, before or while the body arrives; the body is then ignored.
+    /// Refuses a request: its body is dropped as it arrives (never buffered) and the error is the answer once the
+    /// client ends the request. Answering before that would make nghttp2 reset a stream the client is still
+    /// sending on, which libcurl reports as a send failure instead of the answer.
     func reject(_ stream: Stream, id: Int32, error: FleetError) {
-        stream.rejected = true
+        guard stream.rejection == nil else { return }
+        stream.rejection = error
         stream.body = []
-        submit(stream: id, response: .error(error))
     }
 
     fileprivate func headersComplete(_ stream: Stream, id: Int32) {
         if let error = server.check(method: stream.method, path: stream.path, authorization: stream.authorization,
                                     contentLength: stream.contentLength) {
             reject(stream, id: id, error: error)
+            // A body declared too large is answered at once: waiting for its end would take it all in.
+            if error.code == .tooLarge { answerRejection(stream, id: id) }
         }
     }
 
+    private func answerRejection(_ stream: Stream, id: Int32) {
+        guard let rejection = stream.rejection, !stream.dispatched else { return }
+        stream.dispatched = true
+        submit(stream: id, response: .error(rejection))
+    }
+
     fileprivate func requestComplete(_ stream: Stream, id: Int32) {
-        guard !stream.rejected, !stream.dispatched else { return }
+        if stream.rejection != nil {
+            answerRejection(stream, id: id)
+            return
+        }
+        guard !stream.dispatched else { return }
         stream.dispatched = true
         let request = HTTP2Request(path: stream.path, body: stream.body)
         stream.body = []
-        if let response = server.answerAtOnce(request) {
-            submit(stream: id, response: response)
-        } else {
-            server.dispatch(connection: self.id, stream: id, request: request)
+        switch server.answerAtOnce(request, connection: self.id, stream: id) {
+        case .now(let response): submit(stream: id, response: response)
+        case .later: break
+        case .async: server.dispatch(connection: self.id, stream: id, request: request)
         }
     }
 
@@ -435,6 +471,7 @@ private final class HTTP2ServerConnection {
         guard !stream.rejected else { return }
         if stream.body.count + data.count > server.configuration.maxBodyBytes {
             reject(stream, id: id, error: .tooLarge(limit: server.configuration.maxBodyBytes))
+            answerRejection(stream, id: id)
             return
         }
         stream.body.append(contentsOf: data)

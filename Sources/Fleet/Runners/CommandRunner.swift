@@ -22,6 +22,7 @@ public struct CommandRunner: ModelRunner {
         self.timeout = timeout
     }
 
+    /// Runs the command on the model at `path` and parses the metrics it prints.
     public func measure(modelAt path: String) async throws -> [String: Double] {
         let line = command.replacingOccurrences(of: "{model}", with: shellQuoted(path))
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18

@@ -9,7 +9,17 @@ public struct ConstantRunner: ModelRunner {
         self.metrics = metrics
     }
 
+    /// The constant metrics; the model is not read.
     public func measure(modelAt path: String) async throws -> [String: Double] {
         metrics
     }
+}
+
+/// A runner that needs no waiting: the worker calls it on its server's loop, without a task per run.
+protocol ImmediateModelRunner: ModelRunner {
+    func measureAtOnce(modelAt path: String) -> [String: Double]
+}
+
+extension ConstantRunner: ImmediateModelRunner {
+    func measureAtOnce(modelAt path: String) -> [String: Double] { metrics }
 }

@@ -36,6 +36,7 @@ public final class FleetWorker: @unchecked Sendable {
         }
     }
 
+    /// The settings it was made with.
     public let configuration: Configuration
     private let runner: any ModelRunner
     private let client: FleetClient
@@ -69,8 +70,9 @@ public final class FleetWorker: @unchecked Sendable {
         let server = HTTP2Server(configuration: .init(host: configuration.host, port: configuration.port,
                                                       token: configuration.token,
                                                       maxBodyBytes: configuration.maxBodyBytes,
-                                                      routes: [FleetPath.run])) { [unowned self] request in
-            await handle(request)
+                                                      routes: [FleetPath.run]),
+                                  immediate: { [unowned self] request, _ in handleAtOnce(request) }) {
+            [unowned self] request in await handle(request)
         }
         let port = try server.start()
         lock.withLock { self.server = server }
@@ -124,6 +126,7 @@ public final class FleetWorker: @unchecked Sendable {
         set { lock.withLock { storedLastID = newValue } }
     }
     private var storedLastID: String?
+    private var cachedHashes: Set<String> = []
 
     /// Deregisters (best effort) and stops serving.
     public func stop() async {
@@ -142,27 +145,21 @@ public final class FleetWorker: @unchecked Sendable {
 
     // MARK: Pushes
 
+    /// Runners that need no waiting answer on the server's loop; the others run in a task.
+    private func handleAtOnce(_ request: HTTP2Request) -> HTTP2Server.Disposition {
+        guard let immediate = runner as? any ImmediateModelRunner else { return .async }
+        do throws(FleetError) {
+            let path = try cachedModel(for: RunRequest(decoding: request.body), readsFile: false)
+            let metrics = immediate.measureAtOnce(modelAt: path)
+            return .now(HTTP2Response(status: 200, body: RunResponse(metrics: metrics).encoded()))
+        } catch {
+            return .now(.error(error))
+        }
+    }
+
     private func handle(_ request: HTTP2Request) async -> HTTP2Response {
         do throws(FleetError) {
-            let run = try RunRequest(decoding: request.body)
-            guard run.sha256.count == 32 else { throw FleetError.badRequest("run: sha256 must be 32 bytes") }
-            let path = cacheDirectory + "/" + SHA256.hex(run.sha256) + ".onnx"
-            if run.model.isEmpty {
-                guard FileManager.default.fileExists(atPath: path) else {
-                    throw FleetError(.modelNotCached, "model \(SHA256.hex(run.sha256)) is not in this worker's cache")
-                }
-            } else {
-                guard SHA256.hash(run.model) == run.sha256 else {
-                    throw FleetError.badModel("the model's bytes do not match its sha256")
-                }
-                if !FileManager.default.fileExists(atPath: path) {
-                    // Written aside and renamed, so a concurrent run never reads half a model.
-                    let temporary = path + ".\(UUID().uuidString).part"
-                    guard FileManager.default.createFile(atPath: temporary, contents: Data(run.model)),
-                        rename(temporary, path) == 0
-                    else { throw FleetError(.internal, "cannot write the model to the cache at \(path)") }
-                }
-            }
+            let path = try cachedModel(for: RunRequest(decoding: request.body), readsFile: true)
             let metrics: [String: Double]
             do {
                 metrics = try await runner.measure(modelAt: path)
@@ -175,5 +172,32 @@ public final class FleetWorker: @unchecked Sendable {
         } catch {
             return .error(error)
         }
+    }
+
+    /// The cached model's path: written from the request's bytes, or found by its hash. A runner that reads the
+    /// file gets it checked on disk (the cache may have been cleaned); one that does not trusts the hash set.
+    private func cachedModel(for run: RunRequest, readsFile: Bool) throws(FleetError) -> String {
+        guard run.sha256.count == 32 else { throw FleetError.badRequest("run: sha256 must be 32 bytes") }
+        let hex = SHA256.hex(run.sha256)
+        let path = cacheDirectory + "/" + hex + ".onnx"
+        if run.model.isEmpty {
+            let known = !readsFile && lock.withLock { cachedHashes.contains(hex) }
+            guard known || FileManager.default.fileExists(atPath: path) else {
+                throw FleetError(.modelNotCached, "model \(hex) is not in this worker's cache")
+            }
+            return path
+        }
+        guard SHA256.hash(run.model) == run.sha256 else {
+            throw FleetError.badModel("the model's bytes do not match its sha256")
+        }
+        if !FileManager.default.fileExists(atPath: path) {
+            // Written aside and renamed, so a concurrent run never reads half a model.
+            let temporary = path + ".\(UUID().uuidString).part"
+            guard FileManager.default.createFile(atPath: temporary, contents: Data(run.model)),
+                rename(temporary, path) == 0
+            else { throw FleetError(.internal, "cannot write the model to the cache at \(path)") }
+        }
+        lock.withLock { _ = cachedHashes.insert(hex) }
+        return path
     }
 }
