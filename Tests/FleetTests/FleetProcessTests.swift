@@ -106,10 +106,13 @@ import Testing
 
     @Test func commandsRefuseBadSetupsWithClearMessages() async throws {
         let nas = try TestPaths.nasBinary()
-        let native = try await runProgram(nas, ["worker", "--coordinator", "http://127.0.0.1:1", "--device-type", "cpu",
-                                                "--runner", "native"], environment: ["NAS_FLEET_TOKEN": "t"])
-        #expect(native.status == 2)
-        #expect(native.stderr.contains("native runner is not available yet"))
+        let bothModes = try await runProgram(nas, ["worker", "--coordinator", "http://127.0.0.1:1", "--job-dir", "/tmp",
+                                                   "--device-type", "cpu"], environment: ["NAS_FLEET_TOKEN": "t"])
+        #expect(bothModes.status == 64)
+        #expect(bothModes.stderr.contains("--coordinator and --job-dir exclude each other"))
+        let noMode = try await runProgram(nas, ["worker", "--device-type", "cpu"], environment: ["NAS_FLEET_TOKEN": "t"])
+        #expect(noMode.status == 64)
+        #expect(noMode.stderr.contains("give --coordinator URL (push mode) or --job-dir DIR (file mode)"))
         let noToken = try await runProgram("/usr/bin/env", ["-u", "NAS_FLEET_TOKEN", nas, "workers", "--coordinator",
                                                             "http://127.0.0.1:1"])
         #expect(noToken.status != 0)
