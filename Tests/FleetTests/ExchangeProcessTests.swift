@@ -122,7 +122,7 @@ struct ExchangeProcessTests {
         let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
         var counts = [Int: Int]()
         for line in lines {
-            let metrics = try FileExchangeCommandRunner.parseMetrics(Array(line.utf8), command: "log")
+            let metrics = try CommandRunner.parseMetrics(Array(line.utf8), command: "log")
             counts[Int(metrics["trial"] ?? -1), default: 0] += 1
         }
         #expect(counts == Dictionary(uniqueKeysWithValues: trials.map { ($0, 1) }), "\(workers.map(\.output))")

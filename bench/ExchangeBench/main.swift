@@ -54,7 +54,7 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
 }
 
 let model = Array(#"{"latency_ms": 1.0, "memory_bytes": 1024}"#.utf8)
-let runner = FileExchangeCommandRunner(command: "cat {model}")
+let runner = try CommandRunner(command: "cat {model}")
 
 /// The runner's own time, measured alone, to subtract from the turnaround.
 func runnerSeconds(_ folder: String) async throws -> Double {

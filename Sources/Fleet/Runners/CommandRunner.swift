@@ -1,3 +1,4 @@
+import Constraints
 import Foundation
 internal import CNghttp2
 
@@ -39,21 +40,30 @@ public struct CommandRunner: ModelRunner {
             throw FleetError(.runnerFailed,
                              "the runner command exited with status \(output.status): \(line)\n\(stderrTail)")
         }
-        let text = String(decoding: output.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let data = text.data(using: .utf8),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else {
+        return try Self.parseMetrics(output.stdout, command: line)
+    }
+
+    /// The metrics in a runner's standard output: the whole output, or else its last line, that is one JSON
+    /// object of numbers (so that a device script may log before its answer).
+    static func parseMetrics(_ stdout: [UInt8], command line: String) throws -> [String: Double] {
+        let text = String(decoding: stdout, as: UTF8.self)
+        let candidates = [text] + text.split(separator: "\n").reversed().map(String.init)
+        guard let members = candidates.lazy.compactMap({ candidate -> [(key: String, value: JSON)]? in
+            let trimmed = candidate.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard trimmed.hasPrefix("{"), case .object(let members)? = try? JSON.parse(trimmed) else { return nil }
+            return members
+        }).first else {
             throw FleetError(.runnerFailed,
                              "the runner command must print one JSON object of metrics, e.g. {\"latency_ms\": 1.5}; "
-                                 + "it printed: \(text.prefix(300))")
+                                 + "it printed: \(text.trimmingCharacters(in: .whitespacesAndNewlines).prefix(300))")
         }
         var metrics: [String: Double] = [:]
-        for (key, value) in object {
-            guard let number = value as? NSNumber else {
+        for member in members {
+            guard case .number(let number) = member.value else {
                 throw FleetError(.runnerFailed,
-                                 "the runner command's metric '\(key)' is not a number: \(value)")
+                                 "the runner command's metric '\(member.key)' is not a number: \(member.value.text) (\(line))")
             }
-            metrics[key] = number.doubleValue
+            metrics[member.key] = number
         }
         return metrics
     }
