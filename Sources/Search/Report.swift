@@ -102,7 +102,7 @@ public enum Report {
         }
         let width = 460.0
         let height = 320.0
-        let (left, right, top, bottom) = (62.0, 16.0, 12.0, 44.0)
+        let (left, right, top, bottom) = (62.0, 26.0, 12.0, 44.0)
         var svg = "<figure><figcaption>accuracy vs \(escape(plot.metric))</figcaption>"
         svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" "
         svg += "role=\"img\" aria-label=\"accuracy against \(escape(plot.metric))\">"
