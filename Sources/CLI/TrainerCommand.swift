@@ -42,6 +42,13 @@ struct TrainerCommand: AsyncParsableCommand {
     @Option(name: .customLong("job-dir"), help: ArgumentHelp("The trial's output folder.", valueName: "DIR"))
     var jobDirectory: String
 
+    @Option(
+        name: .customLong("output-dir"),
+        help: ArgumentHelp(
+            "A job folder or bucket to publish the trial's files to, as <output-dir>/<trial-id>/...; also where the file exchange happens.",
+            valueName: "DIR|gs://BUCKET/PREFIX"))
+    var outputDirectory: String?
+
     @Option(name: .customLong("num-epochs"), help: "Passes over the training data.")
     var epochs = 2
 
@@ -152,12 +159,14 @@ struct TrainerCommand: AsyncParsableCommand {
             try await runTrial(status)
         } catch let error as TrainingError {
             try? status.write(error.trialStatus, reason: "\(error)")
+            try? publish(["job_status.json"])
             printError("nas trainer: \(error)")
             throw ExitCode(error.trialStatus == "failed_with_nan_error" ? Self.nanExitCode : 1)
         } catch let error as ExitCode {
             throw error
         } catch {
             try? status.write("failed", reason: "\(error)")
+            try? publish(["job_status.json"])
             throw error
         }
     }
@@ -209,11 +218,19 @@ struct TrainerCommand: AsyncParsableCommand {
         if !devices.isEmpty {
             let measurement = DeviceMeasurement(
                 coordinator: coordinator, token: coordinator == nil ? nil : try token.token(), transport: transport,
-                pushWait: pushWait, jobRoot: (jobDirectory as NSString).deletingLastPathComponent,
+                pushWait: pushWait, jobRoot: outputDirectory ?? (jobDirectory as NSString).deletingLastPathComponent,
                 trialID: try resolvedTrialID(), repeats: latencyRepeats,
                 exchange: TrainerExchange.Configuration(pollInterval: pollInterval, timeout: latencyTimeout)
             ) { line in if !quiet { printError("nas trainer: \(line)") } }
             metrics.merge(try await measurement.measure(model: model, modelPath: modelPath, deviceTypes: devices)) { $1 }
+            if devices.count == 1, let latency = metrics["latency_ms"] {
+                // The seed's record of the measurement beside the model, so that a file-mode worker watching a
+                // published copy of this folder does not measure it again.
+                let record = LatencyMetrics(latencyMilliseconds: latency, memoryBytes: metrics["memory_bytes"] ?? 0)
+                try Data(record.encoded()).write(
+                    to: URL(fileURLWithPath: (modelPath as NSString).deletingLastPathComponent + "/model_latency.json"),
+                    options: .atomic)
+            }
         }
         for kind in registry.kinds where kind.plugin?.canMeasure == true && metrics[kind.metric] == nil {
             metrics[kind.metric] = try kind.plugin!.measure(model: model)
@@ -223,6 +240,10 @@ struct TrainerCommand: AsyncParsableCommand {
         let metricsPath = (jobDirectory as NSString).appendingPathComponent("metrics.json")
         try Data((try jsonLine(metrics) + "\n").utf8).write(to: URL(fileURLWithPath: metricsPath), options: .atomic)
         try status.write("succeeded")
+        try publish([
+            "nas_params_str.json", "saved_model/model_latency.json", "saved_model/model.onnx", "metrics.json",
+            "job_status.json",
+        ])
         print(try jsonLine(metrics))
         if !quiet { printError("nas trainer: model \(modelPath), metrics \(metricsPath)") }
     }
@@ -254,6 +275,18 @@ struct TrainerCommand: AsyncParsableCommand {
         }
         if let id = Int((jobDirectory as NSString).lastPathComponent) { return id }
         throw CLIError("cannot tell which trial this is: pass --trial-id (or set CLOUD_ML_TRIAL_ID)")
+    }
+
+    /// Copies the trial's files to `<output-dir>/<trial-id>/` (in vertex-ai-nas's layout), when publishing.
+    private func publish(_ files: [String]) throws {
+        guard let outputDirectory else { return }
+        let storage = try StorageLocation.parse(outputDirectory).open()
+        let trial = try resolvedTrialID()
+        for file in files {
+            let path = (jobDirectory as NSString).appendingPathComponent(file)
+            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            _ = try storage.write("\(trial)/\(file)", data: Array(data))
+        }
     }
 
     /// Reads `1,9` as [1, 9]; anything else is a clear error.

@@ -89,12 +89,15 @@ public struct JobConfig: Codable, Hashable, Sendable {
     public var searchJobDirectory: String?
     /// For a train job: the search trials, in the order of this job's trials.
     public var searchTrials: [Int]
+    /// Where the job's outputs are published besides the local folder (`gs://bucket/prefix/NAME`), or nil.
+    public var outputLocation: String?
 
     /// Creates a job configuration.
     public init(
         kind: String, name: String, searchSpace: String, algorithm: String, seed: Int, maxTrials: Int,
         maxParallelTrials: Int, maxFailedTrials: Int, constraints: [String], targetDeviceTypes: [String],
-        trainerArguments: [String], searchJobDirectory: String? = nil, searchTrials: [Int] = []
+        trainerArguments: [String], searchJobDirectory: String? = nil, searchTrials: [Int] = [],
+        outputLocation: String? = nil
     ) {
         self.kind = kind
         self.name = name
@@ -109,6 +112,7 @@ public struct JobConfig: Codable, Hashable, Sendable {
         self.trainerArguments = trainerArguments
         self.searchJobDirectory = searchJobDirectory
         self.searchTrials = searchTrials
+        self.outputLocation = outputLocation
     }
 }
 

@@ -133,12 +133,12 @@ struct ExchangeTests {
         let folder = StorageTestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let log = folder + "/runs.txt"
-        let slow = try CommandRunner(command: "echo run >> '\(log)'; sleep 1.5; cat {model}")
+        let slow = try CommandRunner(command: "echo run >> '\(log)'; sleep 4.5; cat {model}")
         try fixture.storage.write(JobLayout.modelKey(trial: 1), data: metricsModel(latency: 1))
         func worker(_ name: String) throws -> FileWorker {
             try FileWorker(
                 storage: fixture.storage, runner: slow,
-                configuration: .init(deviceType: "cpu", pollInterval: 0.05, leaseDuration: 0.45, workerID: name),
+                configuration: .init(deviceType: "cpu", pollInterval: 0.05, leaseDuration: 1.5, workerID: name),
                 log: { _ in })
         }
         let a = try worker("a")

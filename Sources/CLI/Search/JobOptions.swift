@@ -1,4 +1,5 @@
 import ArgumentParser
+import Fleet
 import Foundation
 
 /// Flags every job (search or train) shares: where it lives, how many trials at once, when it stops.
@@ -7,8 +8,16 @@ struct JobOptions: ParsableArguments {
     var jobName: String?
 
     @Option(
-        name: .customLong("root-output-dir"), help: ArgumentHelp("Where job folders are created.", valueName: "DIR"))
+        name: .customLong("root-output-dir"),
+        help: ArgumentHelp(
+            "Where job folders are created: a local folder, or gs://BUCKET/PREFIX (outputs published there in vertex-ai-nas's layout, state kept in --state-dir).",
+            valueName: "DIR|gs://BUCKET/PREFIX"))
     var rootOutputDirectory = "nas_jobs"
+
+    @Option(
+        name: .customLong("state-dir"),
+        help: ArgumentHelp("With a gs:// root: the local folder that keeps jobs' state (SQLite, logs).", valueName: "DIR"))
+    var stateDirectory = "nas_jobs"
 
     @Option(name: .customLong("max-parallel-trials"), help: "Trainer processes at once.")
     var maxParallelTrials = 2
@@ -23,19 +32,32 @@ struct JobOptions: ParsableArguments {
     var onInterrupt: InterruptPolicy = .wait
 
     func check() throws {
-        if rootOutputDirectory.lowercased().hasPrefix("gs:") {
-            throw ValidationError(
-                "--root-output-dir \(rootOutputDirectory): a job's state (SQLite) needs a local folder; keep the job local and let remote devices measure through the fleet, or through 'nas worker --job-dir' on a folder they share"
-            )
+        if isRemote {
+            do {
+                _ = try StorageLocation.parse(rootOutputDirectory)
+            } catch {
+                throw ValidationError("--root-output-dir: \(error)")
+            }
         }
         guard maxParallelTrials >= 1, maxFailedTrials >= 1 else {
             throw ValidationError("--max-parallel-trials and --max-failed-trials must be 1 or more")
         }
     }
 
-    /// The folder of a new job named `name`.
+    /// True when the root output dir is a bucket.
+    var isRemote: Bool { rootOutputDirectory.lowercased().hasPrefix("gs:") }
+
+    /// The local folder of a new job named `name`.
     func directory(_ name: String) -> String {
-        (rootOutputDirectory as NSString).appendingPathComponent(name)
+        ((isRemote ? stateDirectory : rootOutputDirectory) as NSString).appendingPathComponent(name)
+    }
+
+    /// Where a new job named `name` publishes its outputs besides its folder: `gs://.../NAME`, or nil.
+    func outputLocation(_ name: String) -> String? {
+        guard isRemote else { return nil }
+        var root = rootOutputDirectory
+        while root.hasSuffix("/") { root.removeLast() }
+        return root + "/" + name
     }
 }
 

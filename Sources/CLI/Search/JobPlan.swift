@@ -1,4 +1,5 @@
 import Constraints
+import Fleet
 import Foundation
 import Plugins
 import Search
@@ -25,6 +26,37 @@ struct JobPlan {
     static func deviceMetricNames(of type: String, qualified: Bool) -> [String] {
         ["latency_ms", "latency_mean_ms", "latency_p90_ms", "latency_p99_ms", "memory_bytes"].map {
             qualified ? "\($0).\(type)" : $0
+        }
+    }
+
+    /// The bucket (or folder) where the job publishes its outputs, when it has one besides its local folder.
+    static func outputStorage(_ config: JobConfig) throws -> (any ObjectStorage)? {
+        try config.outputLocation.map { try StorageLocation.parse($0).open() }
+    }
+
+    /// Creates a new job's store, then checks that its output location can be written; a job whose outputs
+    /// cannot be published is removed again before anything ran.
+    static func create(directory: String, config: JobConfig) throws -> JobStore {
+        let store = try JobStore.create(directory: directory, config: config)
+        do {
+            try checkOutput(config)
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+        return store
+    }
+
+    /// Refuses an output location that cannot be written, or that holds another job; marks the job as running.
+    static func checkOutput(_ config: JobConfig) throws {
+        guard let storage = try outputStorage(config) else { return }
+        do {
+            if try storage.exists(JobLayout.statusKey) {
+                throw CLIError("\(storage.location) already holds a job; choose another --job-name")
+            }
+            try JobState.running.write(to: storage)
+        } catch let error as StorageError {
+            throw CLIError("cannot publish the job's outputs to \(storage.location): \(error)")
         }
     }
 

@@ -84,15 +84,16 @@ struct SearchCommand: ParsableCommand {
             if let targetLatency { specs.append("latency_ms<=\(targetLatency):vertex-hard") }
             let types = deviceTypes.isEmpty && specs.contains(where: { $0.contains("latency") || $0.contains("memory") })
                 ? [DeviceType.local] : deviceTypes
-            let config = JobConfig(
+            var config = JobConfig(
                 kind: "search", name: job.jobName ?? "search-\(Self.timestamp())", searchSpace: searchSpace,
                 algorithm: algorithm, seed: seed, maxTrials: maxTrials, maxParallelTrials: job.maxParallelTrials,
                 maxFailedTrials: job.maxFailedTrials, constraints: specs, targetDeviceTypes: types,
                 trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] })
+            config.outputLocation = job.outputLocation(config.name)
             // Everything the job needs is checked before its folder exists or any training starts.
             _ = try SearchSpace.load(searchSpace)
             try JobPlan.checkConstraints(config, registry: registry)
-            store = try JobStore.create(directory: job.directory(config.name), config: config)
+            store = try JobPlan.create(directory: job.directory(config.name), config: config)
         }
         let space = try SearchSpace.load(store.config.searchSpace)
         let algorithm = SearchAlgorithm(

@@ -26,7 +26,7 @@ struct SearchLoop {
             "job \(config.name) in \(store.directory): \(config.maxTrials) trials, \(config.maxParallelTrials) at once",
             json: ["event": "job_started", "job_dir": store.directory, "max_trials": config.maxTrials])
         // Latency is measured through a fleet: the one given, or one embedded for the job's duration.
-        var trainerFleetArguments: [String] = []
+        var trainerFleetArguments: [String] = config.outputLocation.map { ["--output-dir", $0] } ?? []
         var trainerEnvironment: [String: String] = [:]
         var embedded: EmbeddedFleet?
         defer { embedded?.stop() }
@@ -43,12 +43,12 @@ struct SearchLoop {
                 url = started.url
                 trainerEnvironment["NAS_FLEET_TOKEN"] = started.token
             }
-            trainerFleetArguments = [
+            trainerFleetArguments += [
                 "--coordinator", url, "--transport", fleet.transport.rawValue, "--push-wait", String(fleet.pushWait),
             ]
         }
-        // job_status.json tells file-mode workers watching this folder when the job has ended.
-        let jobStorage = try LocalStorage(root: store.directory)
+        // job_status.json tells file-mode workers watching the job's folder (or bucket) when the job has ended.
+        let jobStorage = try JobPlan.outputStorage(config) ?? LocalStorage(root: store.directory)
         try JobState.running.write(to: jobStorage)
         let interrupts = InterruptCounter()
         interrupts.install()
@@ -193,6 +193,11 @@ struct SearchLoop {
             config: config, table: table,
             plots: plots.isEmpty ? [Report.Plot(metric: "flops_million", target: nil)] : plots
         ).write(toFile: report, atomically: true, encoding: .utf8)
+        var published = ""
+        if let storage = try JobPlan.outputStorage(config) {
+            try storage.write("report.html", data: Array(try Data(contentsOf: URL(fileURLWithPath: report))))
+            published = "\noutputs: \(storage.location) (report.html, one folder per trial)"
+        }
         let counts = Dictionary(grouping: table.rows, by: \.trial.state).mapValues(\.count)
         var text = "\n\(config.kind == "train" ? "Train" : "Search") job \(config.name): "
         text += "\(counts[.succeeded] ?? 0) succeeded, \(counts[.failed] ?? 0) failed"
@@ -202,7 +207,7 @@ struct SearchLoop {
         }
         let lines = table.text.split(separator: "\n")
         text += "\n\nBest trials (* = Pareto-optimal):\n" + lines.prefix(6).joined(separator: "\n")
-        text += "\n\nreport: \(report)\nall trials: nas trials list \(store.directory)"
+        text += "\n\nreport: \(report)\nall trials: nas trials list \(store.directory)" + published
         if stopReason == "interrupted" { text += "\nresume: nas \(config.kind) --resume \(store.directory)" }
         reporter.event("job finished", json: ["event": "job_finished", "job_dir": store.directory, "report": report])
         reporter.summary(text)

@@ -72,16 +72,18 @@ struct TrainCommand: ParsableCommand {
             throw JobStoreError.unknownTrials(missing, directory: searchDirectory, known: known.map(\.id))
         }
         let parameters = try ids.map { try TrialParameters.read(fromTrialDirectory: search.trialDirectory($0)) }
+        let name = job.jobName ?? "train-\(SearchCommand.timestamp())"
         let config = JobConfig(
-            kind: "train", name: job.jobName ?? "train-\(SearchCommand.timestamp())", searchSpace: search.config.searchSpace,
+            kind: "train", name: name, searchSpace: search.config.searchSpace,
             algorithm: "retrain", seed: search.config.seed, maxTrials: ids.count,
             maxParallelTrials: job.maxParallelTrials, maxFailedTrials: job.maxFailedTrials,
             constraints: constraints.isEmpty ? search.config.constraints : constraints,
             targetDeviceTypes: deviceTypes.isEmpty ? search.config.targetDeviceTypes : deviceTypes,
             trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] },
-            searchJobDirectory: URL(fileURLWithPath: searchDirectory).standardizedFileURL.path, searchTrials: ids)
+            searchJobDirectory: URL(fileURLWithPath: searchDirectory).standardizedFileURL.path, searchTrials: ids,
+            outputLocation: job.outputLocation(name))
         try JobPlan.checkConstraints(config, registry: registry)
-        let store = try JobStore.create(directory: job.directory(config.name), config: config)
+        let store = try JobPlan.create(directory: job.directory(config.name), config: config)
         for (id, parameter) in zip(ids, parameters) {
             let trial = try store.addTrial(parameters: parameter.jsonText, decisions: parameter.choice.decisions, searchTrialID: id)
             try parameter.write(toTrialDirectory: store.trialDirectory(trial))
