@@ -91,7 +91,7 @@ struct DeviceMeasurement {
 
     /// The seed's layout: one device type per job directory, so with several types each has its own folder.
     private func files(model: [UInt8], deviceType: String, of count: Int) async throws -> [String: Double] {
-        let root = count > 1 ? (jobRoot as NSString).appendingPathComponent("devices/\(deviceType)") : jobRoot
+        let root = count > 1 ? (jobRoot.hasSuffix("/") ? jobRoot : jobRoot + "/") + "devices/\(deviceType)" : jobRoot
         let storage = try StorageLocation.parse(root).open()
         log("waiting for a file-mode worker of '\(deviceType)': nas worker --job-dir \(root) --device-type \(deviceType)")
         return try await TrainerExchange(storage: storage, configuration: exchange)
