@@ -109,6 +109,46 @@ import Testing
         }
     }
 
+    /// Two device types in one job: this machine's through the embedded native worker, a phone through the file
+    /// exchange in its own folder; one latency constraint each, one column each in the results.
+    @Test func constrainsLatencyOnTwoDeviceTypesAtOnce() throws {
+        let machine = try TestSupport.run("/usr/bin/uname", ["-m"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let local = machine == "x86_64" ? "cpu-x86" : machine == "aarch64" ? "cpu-arm64" : "cpu-\(machine)"
+        let root = try TestSupport.temporaryDirectory("nas-search")
+        let job = root.appendingPathComponent("two")
+        let search = try start(
+            ["search", "--root-output-dir", root.path, "--job-name", "two", "--max-trials", "2", "--max-parallel-trials",
+             "2", "--target-device-type", local, "--target-device-type", "phone", "--constraint",
+             "latency_ms.\(local)<=1:soft", "--constraint", "latency_ms.phone<=2:soft", "--push-wait", "1",
+             "--poll-interval", "0.1", "--latency-timeout", "120"] + Self.quick)
+        let exchange = job.appendingPathComponent("devices/phone")
+        try waitFor("the phone's exchange folder") {
+            FileManager.default.fileExists(atPath: exchange.path + "/job_status.json")
+        }
+        let worker = Process()
+        worker.executableURL = TestSupport.nas
+        worker.arguments = [
+            "worker", "--job-dir", exchange.path, "--device-type", "phone", "--poll-interval", "0.1",
+            "--runner-command", "echo '{\"latency_ms\": 1.5}' # {model}",
+        ]
+        worker.standardOutput = FileHandle.nullDevice
+        worker.standardError = FileHandle.nullDevice
+        try worker.run()
+        search.waitUntilExit()
+        #expect(search.terminationStatus == 0)
+        try waitFor("the phone worker to stop", timeout: 30) { !worker.isRunning }
+        let trials = try JobStore.open(directory: job.path).trials()
+        #expect(trials.count == 2)
+        for trial in trials {
+            #expect(trial.state == .succeeded)
+            #expect(trial.metrics["latency_ms.phone"] == 1.5)
+            #expect((trial.metrics["latency_ms.\(local)"] ?? 0) > 0)
+            #expect(trial.metrics["latency_ms"] == nil)
+        }
+        let list = try TestSupport.nas(["trials", "list", job.path])
+        #expect(list.stdout.contains("latency_ms.\(local)") && list.stdout.contains("latency_ms.phone"))
+    }
+
     @Test func jsonEventsForScripts() throws {
         let root = try TestSupport.temporaryDirectory("nas-search")
         let result = try search(root, "json", ["--max-trials", "1", "--json"])

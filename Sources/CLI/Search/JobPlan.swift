@@ -34,6 +34,17 @@ struct JobPlan {
         try config.outputLocation.map { try StorageLocation.parse($0).open() }
     }
 
+    /// Where `job_status.json` goes: the job's folder (or bucket), and with several device types each one's
+    /// exchange folder `devices/TYPE`, which file-mode workers of that type watch.
+    static func statusStorages(_ config: JobConfig, directory: String) throws -> [any ObjectStorage] {
+        let root = config.outputLocation ?? directory
+        var locations = [root]
+        if config.targetDeviceTypes.count > 1 {
+            locations += config.targetDeviceTypes.map { (root.hasSuffix("/") ? root : root + "/") + "devices/\($0)" }
+        }
+        return try locations.map { try StorageLocation.parse($0).open() }
+    }
+
     /// Creates a new job's store, then checks that its output location can be written; a job whose outputs
     /// cannot be published is removed again before anything ran.
     static func create(directory: String, config: JobConfig) throws -> JobStore {

@@ -48,8 +48,8 @@ struct SearchLoop {
             ]
         }
         // job_status.json tells file-mode workers watching the job's folder (or bucket) when the job has ended.
-        let jobStorage = try JobPlan.outputStorage(config) ?? LocalStorage(root: store.directory)
-        try JobState.running.write(to: jobStorage)
+        let statusStorages = try JobPlan.statusStorages(config, directory: store.directory)
+        for storage in statusStorages { try JobState.running.write(to: storage) }
         let interrupts = InterruptCounter()
         interrupts.install()
         defer { interrupts.uninstall() }
@@ -128,7 +128,7 @@ struct SearchLoop {
         }
         try finish(reporter, stopReason: stopReason, exhausted: exhausted)
         let ended: JobState = stopReason == nil ? .succeeded : stopReason == "interrupted" ? .cancelled : .failed
-        try ended.write(to: jobStorage)
+        for storage in statusStorages { try ended.write(to: storage) }
         if stopReason == "interrupted" { throw ExitCode(130) }
         if stopReason != nil { throw ExitCode(1) }
     }
