@@ -15,7 +15,7 @@ struct TrainerCommand: AsyncParsableCommand {
         commandName: "trainer",
         abstract: "Train one trial: build its CNN, train and evaluate it, count FLOPs, export ONNX, compute the reward.",
         discussion: """
-            Exit status: 0 when the trial succeeded, 3 when its loss became NaN (job_status.json says
+            Exit status: 0 when the trial succeeded, 3 when its loss became NaN (job_status.json says \
             failed_with_nan_error), 1 for any other failure (job_status.json says failed, with the reason).
             """
     )
@@ -49,15 +49,12 @@ struct TrainerCommand: AsyncParsableCommand {
             valueName: "DIR|gs://BUCKET/PREFIX"))
     var outputDirectory: String?
 
-    @Option(name: .customLong("num-epochs"), help: "Passes over the training data.")
-    var epochs = 2
-
     @Option(name: .customLong("target-flops-million"), help: "Adds the hard constraint flops_million<=X (as the seed).")
     var targetFlopsMillion: Double?
 
     @Option(
         name: .customLong("target-latency-millisec"),
-        help: "Adds the hard constraint latency_ms<=Y, latency measured in this process by the native engine.")
+        help: "Adds the hard constraint latency_ms<=Y (the seed's flag), measured on --target-device-type or this machine.")
     var targetLatency: Double?
 
     @Option(
@@ -66,9 +63,6 @@ struct TrainerCommand: AsyncParsableCommand {
             "A device type to measure latency and memory on; repeatable. With several, metrics are named latency_ms.TYPE.",
             valueName: "TYPE"))
     var deviceTypes: [String] = []
-
-    @Option(name: .customLong("latency-repeats"), help: "Timed runs of the model when latency is measured.")
-    var latencyRepeats = 200
 
     @Option(
         help: ArgumentHelp(
@@ -81,12 +75,6 @@ struct TrainerCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("push-wait"), help: "Seconds auto waits for a worker of the type before using files.")
     var pushWait = 10.0
-
-    @Option(name: .customLong("poll-interval"), help: "Seconds between looks for model_latency.json in file mode.")
-    var pollInterval = 1.0
-
-    @Option(name: .customLong("latency-timeout"), help: "Seconds to wait for a file-mode worker's metrics.")
-    var latencyTimeout = 600.0
 
     @OptionGroup var token: FleetTokenOptions
 
@@ -112,33 +100,17 @@ struct TrainerCommand: AsyncParsableCommand {
         help: "This trial's id (default: CLOUD_ML_TRIAL_ID, else the --job-dir folder's name when it is a number).")
     var trialID: Int?
 
-    @Option(name: .customLong("data-dir"), help: ArgumentHelp("An IDX data set in MNIST's file names.", valueName: "DIR"))
-    var dataDirectory = IDXDataset.defaultDirectory
-
-    @Option(name: .customLong("train-limit"), help: "Train on the first N training images only.")
-    var trainLimit: Int?
-
-    @Option(name: .customLong("test-limit"), help: "Evaluate on the first N test images only.")
-    var testLimit: Int?
-
     @Option(help: "Seeds the initial weights and the shuffles.")
     var seed: UInt64 = 0
-
-    @Option(help: "Threads sharing each batch.")
-    var threads = 2
-
-    @Option(name: .customLong("batch-size"), help: "Examples per step.")
-    var batchSize = 32
-
-    @Option(name: .customLong("learning-rate"), help: "Adam's learning rate.")
-    var learningRate = 1e-3
 
     @Flag(help: "Print no progress lines.")
     var quiet = false
 
+    @OptionGroup var training: TrainerOptions
     @OptionGroup var plugins: PluginOptions
 
     func validate() throws {
+        try training.check()
         if (nasParams == nil) == (retrainSearchJob == nil) {
             throw ValidationError("give either --nas-params-str (a search trial) or --retrain-search-job-dir (stage 2)")
         }
@@ -187,8 +159,8 @@ struct TrainerCommand: AsyncParsableCommand {
             )
         }
         let config = TrainingConfig(
-            epochs: epochs, batchSize: batchSize, learningRate: learningRate, seed: seed, threads: threads,
-            trainLimit: trainLimit, testLimit: testLimit, progressInterval: 200)
+            epochs: training.epochs, batchSize: training.batchSize, learningRate: training.learningRate, seed: seed, threads: training.threads,
+            trainLimit: training.trainLimit, testLimit: training.testLimit, progressInterval: 200)
         try config.validate()
 
         let (parameters, searchTrial) = try trialParameters()
@@ -196,12 +168,12 @@ struct TrainerCommand: AsyncParsableCommand {
         try parameters.write(toTrialDirectory: jobDirectory)
         try status.write("running")
 
-        let data = try IDXDataset.load(directory: dataDirectory, trainLimit: trainLimit, testLimit: testLimit)
+        let data = try IDXDataset.load(directory: training.dataDirectory, trainLimit: training.trainLimit, testLimit: training.testLimit)
         let result = try Trainer.train(architecture: architecture, data: data, config: config) { progress in
             guard !quiet else { return }
             printError(
                 String(
-                    format: "epoch %d/%d batch %d/%d loss %.4f accuracy %.4f %.0f images/s", progress.epoch, epochs,
+                    format: "epoch %d/%d batch %d/%d loss %.4f accuracy %.4f %.0f images/s", progress.epoch, training.epochs,
                     progress.batch, progress.batchesPerEpoch, progress.loss, progress.accuracy,
                     progress.imagesPerSecond))
         }
@@ -219,8 +191,8 @@ struct TrainerCommand: AsyncParsableCommand {
             let measurement = DeviceMeasurement(
                 coordinator: coordinator, token: coordinator == nil ? nil : try token.token(), transport: transport,
                 pushWait: pushWait, jobRoot: outputDirectory ?? (jobDirectory as NSString).deletingLastPathComponent,
-                trialID: try resolvedTrialID(), repeats: latencyRepeats,
-                exchange: TrainerExchange.Configuration(pollInterval: pollInterval, timeout: latencyTimeout)
+                trialID: try resolvedTrialID(), repeats: training.latencyRepeats,
+                exchange: TrainerExchange.Configuration(pollInterval: training.pollInterval, timeout: training.latencyTimeout)
             ) { line in if !quiet { printError("nas trainer: \(line)") } }
             metrics.merge(try await measurement.measure(model: model, modelPath: modelPath, deviceTypes: devices)) { $1 }
             if devices.count == 1, let latency = metrics["latency_ms"] {

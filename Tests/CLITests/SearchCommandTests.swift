@@ -7,7 +7,7 @@ import Testing
 @Suite struct SearchCommandTests {
     static let quick = [
         "--num-epochs", "1", "--train-limit", "600", "--test-limit", "200", "--latency-repeats", "5",
-        "--trainer-threads", "1",
+        "--threads", "1",
     ]
 
     func search(_ root: URL, _ name: String, _ extra: [String]) throws -> TestSupport.Output {

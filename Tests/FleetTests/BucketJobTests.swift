@@ -9,7 +9,7 @@ import Testing
 struct BucketJobTests {
     static let quick = [
         "--num-epochs", "1", "--train-limit", "600", "--test-limit", "200", "--latency-repeats", "5",
-        "--trainer-threads", "1", "--max-trials", "2", "--max-parallel-trials", "2", "--algorithm", "random",
+        "--threads", "1", "--max-trials", "2", "--max-parallel-trials", "2", "--algorithm", "random",
     ]
 
     @Test func publishesTrialsReportAndStatusToTheBucket() async throws {

@@ -15,7 +15,7 @@ struct TrainerOptions: ParsableArguments {
     @Option(name: .customLong("test-limit"), help: "Evaluate each trial on the first N test images only.")
     var testLimit: Int?
 
-    @Option(name: .customLong("trainer-threads"), help: "Threads of each trainer.")
+    @Option(help: "Threads of each trainer (a search runs --max-parallel-trials trainers at once).")
     var threads = 1
 
     @Option(name: .customLong("batch-size"), help: "Examples per step.")
