@@ -284,9 +284,12 @@ public final class FileWorker: Sendable {
                     throw RunnerFailure(error: error)
                 }
             }
-            group.addTask {
+            // The renewals run and sleep on the fleet's threads: a process whose global executor is busy for
+            // longer than a lease (training, blocking calls) must not lose the claim while it measures.
+            group.addTask(executorPreference: FleetExecutor.shared) {
                 while true {
-                    try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                    await FleetExecutor.shared.sleep(milliseconds: Int(interval * 1000))
+                    try Task.checkCancellation()
                     let current = holder.lease.withLock { $0 }
                     do {
                         guard let renewed = try await offPool({ try claims.renew(current) }) else {
