@@ -39,6 +39,23 @@ import Testing
         #expect(results.allSatisfy { $0 })
     }
 
+    /// A handler's task runs on the fleet's own threads, so that code holding the global executor's few threads
+    /// for seconds (a synchronous training step of another suite) cannot delay the answer past the peer's timeout.
+    @Test func asyncHandlersRunOnTheFleetsOwnThreads() async throws {
+        let server = HTTP2Server(configuration: .init(token: Self.token, routes: ["/test.Where/Where"])) { _ in
+            HTTP2Response(status: 200, body: [onFleetThread() ? 1 : 0])
+        }
+        try server.start()
+        defer { server.stop() }
+        let client = HTTP2Client(token: Self.token)
+        defer { client.shutdown() }
+        let url = "http://127.0.0.1:\(server.port)/test.Where/Where"
+        for _ in 0..<5 {
+            let response = try await client.post(url: url, body: [], timeout: 10)
+            #expect(response.body == [1])
+        }
+    }
+
     @Test func largeBodyRoundTrips() async throws {
         let server = try Self.echoServer()
         defer { server.stop() }
@@ -51,3 +68,8 @@ import Testing
     }
 }
 
+
+/// Synchronous, as thread identity means nothing to async code in general.
+private func onFleetThread() -> Bool {
+    FleetExecutor.shared.isCurrentThread
+}

@@ -47,10 +47,11 @@ final class NasProcess: @unchecked Sendable {
     /// Waits for a line of standard output containing `text`; returns that line.
     func waitForLine(containing text: String, seconds: Double = 20) async throws -> String {
         let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
+        // Looks once more after the time is up: on a busy machine this task may wake long after the line came.
+        while true {
             let line = lock.withLock { output.split(separator: "\n").first { $0.contains(text) } }
             if let line { return String(line) }
-            if !process.isRunning { break }
+            if !process.isRunning || Date() >= end { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw TestFailure("`nas \(process.arguments?.first ?? "")` printed no line with '\(text)'; stderr: \(stderr)")
@@ -82,8 +83,10 @@ final class NasProcess: @unchecked Sendable {
 /// Polls `condition` until it holds (bounded): the tests wait on states, not on durations.
 func eventually(_ what: String, seconds: Double = 20, _ condition: () async throws -> Bool) async throws {
     let end = Date().addingTimeInterval(seconds)
-    while Date() < end {
+    // Checks once more after the time is up: on a busy machine this task may wake long after the state came.
+    while true {
         if (try? await condition()) == true { return }
+        if Date() >= end { break }
         try await Task.sleep(for: .milliseconds(25))
     }
     throw TestFailure("never happened within \(seconds) s: \(what)")

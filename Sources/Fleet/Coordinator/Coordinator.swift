@@ -36,7 +36,6 @@ public final class Coordinator: @unchecked Sendable {
     private var models: [UInt64: [UInt8]] = [:]
     private var nextEvaluation: UInt64 = 1
     private var server: HTTP2Server?
-    private var ticker: Task<Void, Never>?
     private let workerCalls: FleetCaller
     private let clock = ContinuousClock()
     private let started: ContinuousClock.Instant
@@ -76,20 +75,23 @@ public final class Coordinator: @unchecked Sendable {
         }
         let port = try server.start()
         lock.withLock { self.server = server }
-        ticker = Task.detached { [weak self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(20))
-                guard let self else { return }
-                self.perform(self.lock.withLock { self.scheduler.tick(now: self.now()) })
-            }
-        }
+        scheduleTick(server)
         return port
+    }
+
+    /// Checks deadlines and leases every 20 ms while `server` serves, on the fleet's threads rather than in a task
+    /// of the global executor: a process whose cooperative threads are busy for seconds must still answer an
+    /// evaluation at its deadline instead of letting the caller's timeout fire.
+    private func scheduleTick(_ server: HTTP2Server) {
+        FleetExecutor.shared.after(milliseconds: 20) { [weak self, weak server] in
+            guard let self, let server, self.lock.withLock({ self.server === server }) else { return }
+            self.perform(self.lock.withLock { self.scheduler.tick(now: self.now()) })
+            self.scheduleTick(server)
+        }
     }
 
     /// Stops serving; evaluations still waiting fail.
     public func stop() {
-        ticker?.cancel()
-        ticker = nil
         let server = lock.withLock {
             let server = self.server
             self.server = nil

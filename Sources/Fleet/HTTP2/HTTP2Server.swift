@@ -24,8 +24,8 @@ struct HTTP2Response: Sendable {
 ///
 /// The loop reads, feeds nghttp2, and writes; it never waits on a handler. A request whose body arrived whole is
 /// first offered to `immediate`, which answers calls that need no waiting (bookkeeping under a lock) right on the
-/// loop, with no thread hop; the others go to `handler` in a task, and their response comes back to the loop
-/// through a queue and an eventfd.
+/// loop, with no thread hop; the others go to `handler` in a task on `FleetExecutor`'s threads, and their response
+/// comes back to the loop through a queue and an eventfd.
 /// Authentication, unknown paths and the body limit are checked as soon as the headers arrive, so a rejected
 /// body is never buffered.
 final class HTTP2Server: @unchecked Sendable {
@@ -274,7 +274,8 @@ final class HTTP2Server: @unchecked Sendable {
 
     fileprivate func dispatch(connection: UInt64, stream: Int32, request: HTTP2Request) {
         let handler = handler
-        Task.detached { [self] in
+        // On the fleet's threads: a busy global executor must not hold back the answer past the peer's timeout.
+        Task(executorPreference: FleetExecutor.shared) { [self] in
             let response = await handler(request)
             complete(connection: connection, stream: stream, response: response)
         }

@@ -81,6 +81,12 @@ public final class FleetWorker: @unchecked Sendable {
 
     /// Registers and sends heartbeats until `stop()` or cancellation; never throws: the coordinator may come and go.
     public func run() async {
+        // The loop runs on the fleet's threads and sleeps on their timers: a process whose global executor is busy
+        // for seconds (training, blocking calls) must still renew the lease in time.
+        await withTaskExecutorPreference(FleetExecutor.shared) { await keepRegistered() }
+    }
+
+    private func keepRegistered() async {
         let host = configuration.advertisedHost
             ?? (configuration.host == "0.0.0.0" || configuration.host == "::" ? "127.0.0.1" : configuration.host)
         let address = host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
@@ -88,7 +94,7 @@ public final class FleetWorker: @unchecked Sendable {
         var backoff = 50
         while !Task.isCancelled && !(lock.withLock { stopped }) {
             if let id = workerID {
-                try? await Task.sleep(for: .milliseconds(heartbeatMilliseconds))
+                await FleetExecutor.shared.sleep(milliseconds: heartbeatMilliseconds)
                 if Task.isCancelled || lock.withLock({ stopped }) { break }
                 do throws(FleetError) {
                     _ = try await client.heartbeat(id, timeout: Double(heartbeatMilliseconds) / 1000 + 2)
@@ -115,7 +121,7 @@ public final class FleetWorker: @unchecked Sendable {
                     log("registration refused: \(error)")
                 }
                 // Full jitter: many workers coming back after a coordinator restart do not arrive all at once.
-                try? await Task.sleep(for: .milliseconds(Int.random(in: backoff / 2...backoff)))
+                await FleetExecutor.shared.sleep(milliseconds: Int.random(in: backoff / 2...backoff))
                 backoff = min(backoff * 2, configuration.maxBackoffMilliseconds)
             }
         }

@@ -1,0 +1,135 @@
+import Foundation
+
+/// Threads of the fleet's own for its async work: the server's async handlers, the coordinator's deadline and
+/// lease checks, the worker's heartbeat loop and the file worker, whose claims are leases.
+///
+/// Swift's global executor has one thread per core (two on CI). Code that occupies them for seconds (a synchronous
+/// training step, a `waitUntilExit`, a test of another suite) would otherwise hold back every answer and
+/// heartbeat of the fleet in that process: the peer's timeout fires, or the lease lapses, while the machine is
+/// merely busy. Tasks started with this executor as their preference run here, and so do their continuations;
+/// `sleep` wakes on these threads too, not through the global executor's timers.
+final class FleetExecutor: TaskExecutor, @unchecked Sendable {
+    /// The one instance: a few threads that live as long as the process.
+    static let shared = FleetExecutor(threads: 2)
+
+    private struct Timer {
+        let due: ContinuousClock.Instant
+        let fire: @Sendable () -> Void
+    }
+
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []
+    private var jobsStart = 0
+    private var timers: [Timer] = []
+    private let clock = ContinuousClock()
+    private var threadIDs: [pthread_t] = []
+
+    private init(threads: Int) {
+        for index in 0..<threads {
+            let thread = Thread { [self] in
+                condition.withLock { threadIDs.append(pthread_self()) }
+                runLoop()
+            }
+            thread.name = "nas-fleet-\(index)"
+            thread.start()
+        }
+    }
+
+    /// Whether the calling thread is one of the fleet's (synchronous: for tests and preconditions).
+    var isCurrentThread: Bool {
+        let me = pthread_self()
+        return condition.withLock { threadIDs.contains { pthread_equal($0, me) != 0 } }
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Runs `fire` on a fleet thread once `milliseconds` have passed.
+    func after(milliseconds: Int, _ fire: @escaping @Sendable () -> Void) {
+        let timer = Timer(due: clock.now + .milliseconds(max(0, milliseconds)), fire: fire)
+        condition.lock()
+        let index = timers.firstIndex { $0.due > timer.due } ?? timers.count
+        timers.insert(timer, at: index)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Suspends the calling task for `milliseconds`, or until it is cancelled; resumes on a fleet thread.
+    func sleep(milliseconds: Int) async {
+        let once = ResumeOnce()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                once.arm(continuation)
+                after(milliseconds: milliseconds) { once.resume() }
+            }
+        } onCancel: {
+            once.resume()
+        }
+    }
+
+    private func runLoop() {
+        let executor = asUnownedTaskExecutor()
+        while true {
+            condition.lock()
+            var due: (@Sendable () -> Void)?
+            var job: UnownedJob?
+            while true {
+                if let first = timers.first, first.due <= clock.now {
+                    due = timers.removeFirst().fire
+                    break
+                }
+                if jobsStart < jobs.count {
+                    job = jobs[jobsStart]
+                    jobsStart += 1
+                    if jobsStart == jobs.count {
+                        jobs.removeAll(keepingCapacity: true)
+                        jobsStart = 0
+                    }
+                    break
+                }
+                if let first = timers.first {
+                    let left = clock.now.duration(to: first.due)
+                    let seconds = Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: max(0, seconds)))
+                } else {
+                    condition.wait()
+                }
+            }
+            condition.unlock()
+            due?()
+            job?.runSynchronously(on: executor)
+        }
+    }
+}
+
+/// Resumes a continuation once, whichever comes first: the timer, or cancellation (which may come before the
+/// continuation exists).
+private final class ResumeOnce: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<Void, Never>?
+    private var done = false
+
+    func arm(_ continuation: CheckedContinuation<Void, Never>) {
+        let resumeNow = lock.withLock {
+            if done { return true }
+            self.continuation = continuation
+            return false
+        }
+        if resumeNow { continuation.resume() }
+    }
+
+    func resume() {
+        let continuation: CheckedContinuation<Void, Never>? = lock.withLock {
+            done = true
+            let continuation = self.continuation
+            self.continuation = nil
+            return continuation
+        }
+        continuation?.resume()
+    }
+}
