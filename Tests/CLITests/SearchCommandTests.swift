@@ -71,6 +71,8 @@ import Testing
         #expect(retrained.map { $0.metrics["nas_trial_id"] } == [3, 1])
         #expect(retrained.map(\.decisions) == [trials[2].decisions, trials[0].decisions])
         #expect(retrained.allSatisfy { $0.metrics["latency_ms"] != nil })
+        let wrongKind = try TestSupport.nas(["search", "--resume", root.appendingPathComponent("stage2").path])
+        #expect(wrongKind.status != 0 && wrongKind.stderr.contains("holds a train job; continue it with 'nas train --resume'"))
         let unknown = try TestSupport.nas(
             ["train", "--search-job", store.directory, "--trials", "1,8", "--root-output-dir", root.path])
         #expect(unknown.status != 0 && unknown.stderr.contains("has no trial 8"))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import Search
 
 /// Flags every job (search or train) shares: where it lives, how many trials at once, when it stops.
 struct JobOptions: ParsableArguments {
@@ -42,6 +43,17 @@ struct JobOptions: ParsableArguments {
         guard maxParallelTrials >= 1, maxFailedTrials >= 1 else {
             throw ValidationError("--max-parallel-trials and --max-failed-trials must be 1 or more")
         }
+    }
+
+    /// The job to continue with --resume, checked to be a `kind` job; nil without --resume.
+    func resumedJob(kind: String) throws -> JobStore? {
+        guard let resume else { return nil }
+        let store = try JobStore.open(directory: resume)
+        guard store.config.kind == kind else {
+            throw CLIError(
+                "'\(resume)' holds a \(store.config.kind) job; continue it with 'nas \(store.config.kind) --resume'")
+        }
+        return store
     }
 
     /// True when the root output dir is a bucket.

@@ -73,11 +73,8 @@ struct SearchCommand: ParsableCommand {
     func run() throws {
         let registry = try plugins.registry()
         let store: JobStore
-        if let resume = job.resume {
-            store = try JobStore.open(directory: resume)
-            guard store.config.kind == "search" else {
-                throw CLIError("'\(resume)' holds a \(store.config.kind) job; continue it with 'nas train --resume'")
-            }
+        if let resumed = try job.resumedJob(kind: "search") {
+            store = resumed
         } else {
             var specs = constraints
             if let targetFlopsMillion { specs.append("flops_million<=\(targetFlopsMillion):vertex-hard") }

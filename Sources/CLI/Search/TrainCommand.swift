@@ -48,15 +48,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let registry = try plugins.registry()
-        let store: JobStore
-        if let resume = job.resume {
-            store = try JobStore.open(directory: resume)
-            guard store.config.kind == "train" else {
-                throw CLIError("'\(resume)' holds a \(store.config.kind) job; continue it with 'nas search --resume'")
-            }
-        } else {
-            store = try create(registry: registry)
-        }
+        let store = try job.resumedJob(kind: "train") ?? create(registry: registry)
         let plan = JobPlan(store: store, registry: registry) { _, _ in nil }
         try SearchLoop(plan: plan, output: output, onInterrupt: job.onInterrupt, fleet: fleet).run()
     }
