@@ -25,8 +25,9 @@ struct SearchLoop {
         reporter.event(
             "job \(config.name) in \(store.directory): \(config.maxTrials) trials, \(config.maxParallelTrials) at once",
             json: ["event": "job_started", "job_dir": store.directory, "max_trials": config.maxTrials])
-        // Latency is measured through a fleet: the one given, or one embedded for the job's duration.
-        var trainerFleetArguments: [String] = config.outputLocation.map { ["--output-dir", $0] } ?? []
+        // Outputs may be published elsewhere; latency is measured through a fleet: the one given, or one embedded
+        // for the job's duration.
+        var trainerExtraArguments: [String] = config.outputLocation.map { ["--output-dir", $0] } ?? []
         var trainerEnvironment: [String: String] = [:]
         var embedded: EmbeddedFleet?
         defer { embedded?.stop() }
@@ -43,7 +44,7 @@ struct SearchLoop {
                 url = started.url
                 trainerEnvironment["NAS_FLEET_TOKEN"] = started.token
             }
-            trainerFleetArguments += [
+            trainerExtraArguments += [
                 "--coordinator", url, "--transport", fleet.transport.rawValue, "--push-wait", String(fleet.pushWait),
             ]
         }
@@ -101,7 +102,7 @@ struct SearchLoop {
                 let process: ChildProcess
                 do {
                     process = try ChildProcess(
-                        executable: executable, arguments: plan.trainerArguments(trial: trial) + trainerFleetArguments,
+                        executable: executable, arguments: plan.trainerArguments(trial: trial) + trainerExtraArguments,
                         logPath: (directory as NSString).appendingPathComponent("trainer.log"),
                         environment: trainerEnvironment)
                 } catch {
