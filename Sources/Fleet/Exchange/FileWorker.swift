@@ -131,11 +131,6 @@ public final class FileWorker: Sendable {
     /// Scans and works until the job ends or `stop` is requested (after finishing the model in hand); returns
     /// the trials this worker measured.
     public func run(until stop: FileWorkerStop = FileWorkerStop()) async -> [Int] {
-        // On the fleet's threads, as the claims are leases: see `runOnce`.
-        await withTaskExecutorPreference(FleetExecutor.shared) { await keepWorking(until: stop) }
-    }
-
-    private func keepWorking(until stop: FileWorkerStop) async -> [Int] {
         var measured = [Int]()
         log("worker \(configuration.workerID) (\(configuration.deviceType)) watching \(storage.location)")
         while !stop.isRequested {
@@ -148,7 +143,7 @@ public final class FileWorker: Sendable {
             if !pass.measured.isEmpty { continue }  // more models may have arrived while measuring
             let wake = Date().addingTimeInterval(configuration.pollInterval)
             while !stop.isRequested && wake.timeIntervalSinceNow > 0 {
-                await FleetExecutor.shared.sleep(milliseconds: Int(min(0.05, max(0, wake.timeIntervalSinceNow)) * 1000))
+                try? await Task.sleep(nanoseconds: UInt64(min(0.05, max(0, wake.timeIntervalSinceNow)) * 1e9))
             }
         }
         log("stopped on request; measured \(measured.count) trial(s)")
@@ -157,12 +152,6 @@ public final class FileWorker: Sendable {
 
     /// One scan: every trial with a model and without metrics (in this worker's partition) is tried once.
     public func runOnce(stop: FileWorkerStop = FileWorkerStop()) async -> Pass {
-        // A claim is a lease: between claiming, measuring and writing the metrics, every step resumes on the
-        // fleet's threads, so a process whose global executor is busy for longer than a lease keeps its claims.
-        await withTaskExecutorPreference(FleetExecutor.shared) { await scan(stop: stop) }
-    }
-
-    private func scan(stop: FileWorkerStop) async -> Pass {
         var pass = Pass()
         func problem(_ text: String) {
             pass.problems.append(text)

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Threads of the fleet's own for its async work: the server's async handlers, the coordinator's deadline and
-/// lease checks, the worker's heartbeat loop and the file worker, whose claims are leases.
+/// lease checks, the worker's heartbeat loop and the file worker's lease renewals.
 ///
 /// Swift's global executor has one thread per core (two on CI). Code that occupies them for seconds (a synchronous
 /// training step, a `waitUntilExit`, a test of another suite) would otherwise hold back every answer and
