@@ -62,9 +62,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ConstraintsTests", dependencies: ["Constraints", "TestSupport"]),
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "Constraints", "TestSupport"]),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "TestSupport"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "Trainer", "Constraints", "TestSupport"]),
-        .testTarget(name: "FleetTests", dependencies: ["Fleet"]),
+        .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Trainer", "Search", "TestSupport"]),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import Trainer
 
@@ -9,18 +10,7 @@ import Trainer
     ])
 
     /// `nas`, built beside this test binary by `swift build --build-tests`.
-    static func nas() throws -> String {
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        var directory = executable.deletingLastPathComponent()
-        // The test binary may sit inside an .xctest bundle folder; walk up to the build products folder.
-        for _ in 0..<4 {
-            let candidate = directory.appendingPathComponent("nas").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            directory.deleteLastPathComponent()
-        }
-        Issue.record("no `nas` binary beside the tests; run `swift build --build-tests` first")
-        throw CancellationError()
-    }
+    static func nas() throws -> String { try TestSupport.nasBinary() }
 
     struct Output {
         var status: Int32

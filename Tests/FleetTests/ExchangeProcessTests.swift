@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Fleet
@@ -13,20 +14,7 @@ final class WorkerProcess: @unchecked Sendable {
     let outputPath: String
 
     /// The `nas` executable built beside the test bundle.
-    static func nasBinary() throws -> String {
-        let executable =
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var folder = URL(fileURLWithPath: executable).deletingLastPathComponent()
-        if folder.lastPathComponent == "Linux" || folder.pathExtension == "xctest" {  // inside an .xctest bundle
-            folder = folder.deletingLastPathComponent()
-        }
-        let path = folder.appendingPathComponent("nas").path
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            Issue.record("the nas executable is not at \(path); build it first (swift build, or scripts/test.sh)")
-            throw StorageTestFailure("nas missing")
-        }
-        return path
-    }
+    static func nasBinary() throws -> String { try TestSupport.nasBinary() }
 
     init(
         jobDir: String, environment extra: [String: String], folder: String, name: String, runner: String,

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Fleet
@@ -11,16 +12,7 @@ import Testing
 /// backends under test.
 enum StorageTestSupport {
     /// The folder holding Package.swift.
-    static let packageRoot: String = {
-        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while url.path != "/" {
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
-                return url.path
-            }
-            url = url.deletingLastPathComponent()
-        }
-        return FileManager.default.currentDirectoryPath
-    }()
+    static var packageRoot: String { TestSupport.packageRoot.path }
 
     /// The Python of the test peers: `NAS_TEST_PYTHON`, else the package's `.venv`.
     static var python: String {

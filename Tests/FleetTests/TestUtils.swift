@@ -1,40 +1,17 @@
 import Foundation
+import TestSupport
 import Testing
 
-/// Where the tests find the package, the built `nas` binary and the Python peers.
+/// Where the tests find the package, the built `nas` binary and the Python peers (shared `TestSupport`).
 enum TestPaths {
-    /// The folder holding Package.swift, found by walking up from this file.
-    static let packageRoot: URL = {
-        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while url.path != "/" {
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-            url.deleteLastPathComponent()
-        }
-        fatalError("no Package.swift above \(#filePath)")
-    }()
+    /// The folder holding Package.swift.
+    static var packageRoot: URL { TestSupport.packageRoot }
 
     /// The `nas` executable built beside this test binary.
-    static func nasBinary() throws -> String {
-        let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        var folder = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        // The test bundle may be a folder (nasPackageTests.xctest) with the binary inside.
-        for _ in 0..<3 {
-            let candidate = folder.appendingPathComponent("nas").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            folder.deleteLastPathComponent()
-        }
-        throw TestFailure("the `nas` binary is not beside the test binary (\(exe)); run `swift build` first")
-    }
+    static func nasBinary() throws -> String { try TestSupport.nasBinary() }
 
     /// Python with the test peers: NAS_TEST_PYTHON, else the package's .venv.
-    static func python() throws -> String {
-        let path = ProcessInfo.processInfo.environment["NAS_TEST_PYTHON"]
-            ?? packageRoot.appendingPathComponent(".venv/bin/python").path
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw TestFailure("no Python with the test peers at \(path): run scripts/bootstrap.sh")
-        }
-        return path
-    }
+    static func python() throws -> String { try TestSupport.python }
 }
 
 struct TestFailure: Error, CustomStringConvertible {

@@ -23,6 +23,14 @@ public enum TestSupport {
     /// The built `nas` executable.
     public static var nas: URL { productsDirectory.appendingPathComponent("nas") }
 
+    /// The path of the built `nas`, or a clear error when the build did not make it.
+    public static func nasBinary() throws -> String {
+        guard FileManager.default.isExecutableFile(atPath: nas.path) else {
+            throw TestSupportError("no `nas` at \(nas.path): run `swift build --build-tests` first")
+        }
+        return nas.path
+    }
+
     /// The Python of the test venv: `NAS_TEST_PYTHON`, else `.venv/bin/python` in the package.
     public static var python: String {
         get throws {

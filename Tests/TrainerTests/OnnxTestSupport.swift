@@ -1,28 +1,20 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Shared helpers of the ONNX tests: the package root, the Python peer, subprocesses, temporary files.
 enum OnnxTestSupport {
-    /// The folder holding Package.swift, found from this file's path.
-    static let packageRoot: URL = {
-        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while url.path != "/" {
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-            url.deleteLastPathComponent()
-        }
-        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-    }()
+    /// The folder holding Package.swift.
+    static var packageRoot: URL { TestSupport.packageRoot }
 
     /// The Python with onnx and onnxruntime: $NAS_TEST_PYTHON, else .venv/bin/python in the package root.
     static func python() throws -> String {
-        let path =
-            ProcessInfo.processInfo.environment["NAS_TEST_PYTHON"]
-            ?? packageRoot.appendingPathComponent(".venv/bin/python").path
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            Issue.record("no Python peer at \(path); run scripts/bootstrap.sh (or set NAS_TEST_PYTHON)")
+        do {
+            return try TestSupport.python
+        } catch {
+            Issue.record("\(error)")
             throw CancellationError()
         }
-        return path
     }
 
     struct Output {
