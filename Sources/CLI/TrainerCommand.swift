@@ -111,6 +111,7 @@ struct TrainerCommand: AsyncParsableCommand {
 
     func validate() throws {
         try training.check()
+        guard pushWait >= 0, pushWait.isFinite else { throw ValidationError("--push-wait must be 0 or more seconds") }
         if (nasParams == nil) == (retrainSearchJob == nil) {
             throw ValidationError("give either --nas-params-str (a search trial) or --retrain-search-job-dir (stage 2)")
         }

@@ -222,6 +222,7 @@ import Testing
             (["--algorithm", "annealing"], "unknown algorithm 'annealing'"),
             (["--constraint", "power_w<=5"], "which no trial of this job produces"),
             (["--constraint", "latency_ms<=0"], "target"),
+            (["--push-wait=-1"], "--push-wait must be 0 or more seconds"),
         ]
         for (extra, message) in cases {
             let result = try search(root, "bad", extra)

@@ -23,6 +23,10 @@ struct JobFleetOptions: ParsableArguments {
     var pushWait = 10.0
 
     @OptionGroup var token: FleetTokenOptions
+
+    func validate() throws {
+        guard pushWait >= 0, pushWait.isFinite else { throw ValidationError("--push-wait must be 0 or more seconds") }
+    }
 }
 
 /// The coordinator a job embeds, and a worker measuring this machine's device type with the native engine.
