@@ -58,7 +58,7 @@ let package = Package(
         // Search efficiency on a fixed reward table (bench/search/run.sh), run on demand.
         .executableTarget(name: "SearchBench", dependencies: ["Search", "Trainer"], path: "bench/SearchBench"),
         // Benchmarks of the fleet (bench/fleet-bench.sh), run on demand.
-        .executableTarget(name: "FleetBench", dependencies: ["Fleet"], path: "bench/FleetBench"),
+        .executableTarget(name: "FleetBench", dependencies: ["Fleet", "Trainer"], path: "bench/FleetBench"),
         // Paths, processes and compilers shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ConstraintsTests", dependencies: ["Constraints", "TestSupport"]),

@@ -3,7 +3,9 @@
 #   1. round trip of a trivial call, p50/p99: `h2load -c1 -m1` on `nas coordinator` (ListWorkers) vs on
 #      `nghttpd --no-tls` (an empty file), plus our own libcurl client (FleetBench roundtrip) on the coordinator;
 #   2. requests/s with `h2load -c8 -m16`, coordinator vs nghttpd (target >= 50%);
-#   3. evaluations/s end to end with 4 constant-runner workers (target >= 20,000/s).
+#   3. evaluations/s end to end with 4 constant-runner workers (target >= 20,000/s);
+#   4. turnaround of a real evaluation (a tutorial CNN on a native-runner worker) minus its measuring time, next to
+#      the seed's polling floor (30 s trainer sleep + up to 60 s evaluator sleep).
 # Each is run RUNS times (default 3); medians and ratios are printed. Installs nghttp2-client and nghttp2-server
 # (h2load, nghttpd) for itself: only this script needs them.
 # Usage: bench/fleet-bench.sh [RUNS]
@@ -82,3 +84,12 @@ for run in $(seq "$runs"); do
     echo "${line##*evals_per_s=}" >>"$work/ev"
 done
 echo "median: $(median <"$work/ev") evaluations/s (target >= 20000)"
+
+echo "== 4. turnaround of one real evaluation minus its measuring time, 20 tutorial CNNs one after the other"
+: >"$work/ta"
+for run in $(seq "$runs"); do
+    line="$("$bin/FleetBench" turnaround 20)"
+    echo "$line"
+    echo "$line" | sed 's/.*overhead_p50_ms=\([0-9.]*\).*/\1/' >>"$work/ta"
+done
+echo "median: $(median <"$work/ta") ms of overhead per evaluation (the seed's polling floor: 30-90 s)"

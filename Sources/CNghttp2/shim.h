@@ -71,4 +71,17 @@ static inline int nas_nghttp2_submit_response(nghttp2_session *session, int32_t 
     provider.read_callback = read_callback;
     return nghttp2_submit_response(session, stream_id, nva, nvlen, &provider);
 }
+
+/* A request with its body handed to nghttp2 through a read callback that finds the body by stream id; returns the
+ * new stream's id, or a negative nghttp2 error. */
+static inline int32_t nas_nghttp2_submit_request(nghttp2_session *session, const nghttp2_nv *nva, size_t nvlen,
+                                                 nghttp2_data_source_read_callback read_callback) {
+    if (read_callback == NULL) {
+        return nghttp2_submit_request(session, NULL, nva, nvlen, NULL, NULL);
+    }
+    nghttp2_data_provider provider;
+    provider.source.ptr = NULL;
+    provider.read_callback = read_callback;
+    return nghttp2_submit_request(session, NULL, nva, nvlen, &provider, NULL);
+}
 #endif

@@ -5,35 +5,21 @@ struct FleetCaller: Sendable {
     func call<Request: ProtobufCMessageConvertible, Response: ProtobufCMessageConvertible>(
         _ url: String, _ request: Request, as: Response.Type, timeout: Double
     ) async throws(FleetError) -> Response {
-        let response = try await http.post(url: url, body: request.encoded(), timeout: timeout)
-        guard response.status == 200 else {
-            if let wire = try? ErrorMessage(decoding: response.body), wire.code != .unspecified {
-                throw FleetError(wire: wire)
-            }
-            throw FleetError(.httpStatus, "POST \(url): HTTP \(response.status) without an error message")
-        }
-        return try Response(decoding: response.body)
+        try decodeAnswer(url, try await http.post(url: url, body: request.encoded(), timeout: timeout)).get()
     }
 }
 
-extension FleetCaller {
-    /// The same call with a completion handler on the client's loop thread: no task per call.
-    func call<Request: ProtobufCMessageConvertible, Response: ProtobufCMessageConvertible & Sendable>(
-        _ url: String, _ request: Request, as: Response.Type, timeout: Double,
-        completion: @escaping @Sendable (Result<Response, FleetError>) -> Void
-    ) {
-        http.post(url: url, body: request.encoded(), timeout: timeout) { result in
-            completion(result.flatMap { response in
-                guard response.status == 200 else {
-                    if let wire = try? ErrorMessage(decoding: response.body), wire.code != .unspecified {
-                        return .failure(FleetError(wire: wire))
-                    }
-                    return .failure(FleetError(.httpStatus, "POST \(url): HTTP \(response.status) without an error message"))
-                }
-                return Result { () throws(FleetError) in try Response(decoding: response.body) }
-            })
+/// A call's answer as the message it should hold: the response on 200, else the error the body carries.
+func decodeAnswer<Response: ProtobufCMessageConvertible>(_ url: String, _ answer: HTTP2Response)
+    -> Result<Response, FleetError>
+{
+    guard answer.status == 200 else {
+        if let wire = try? ErrorMessage(decoding: answer.body), wire.code != .unspecified {
+            return .failure(FleetError(wire: wire))
         }
+        return .failure(FleetError(.httpStatus, "POST \(url): HTTP \(answer.status) without an error message"))
     }
+    return Result { () throws(FleetError) in try Response(decoding: answer.body) }
 }
 
 /// One measured evaluation: the metrics, which worker measured them and how many dispatches it took.

@@ -36,7 +36,6 @@ public final class Coordinator: @unchecked Sendable {
     private var models: [UInt64: [UInt8]] = [:]
     private var nextEvaluation: UInt64 = 1
     private var server: HTTP2Server?
-    private let workerCalls: FleetCaller
     private let clock = ContinuousClock()
     private let started: ContinuousClock.Instant
 
@@ -47,13 +46,11 @@ public final class Coordinator: @unchecked Sendable {
             leaseMilliseconds: UInt64(configuration.leaseMilliseconds),
             heartbeatMilliseconds: UInt64(configuration.heartbeatMilliseconds),
             maxAttempts: configuration.maxAttempts))
-        workerCalls = FleetCaller(http: HTTP2Client(token: configuration.token))
         started = clock.now
     }
 
     deinit {
         stop()
-        workerCalls.http.shutdown()
     }
 
     /// The bound port, once started.
@@ -117,7 +114,7 @@ public final class Coordinator: @unchecked Sendable {
     // MARK: Calls
 
     /// Every call is bookkeeping under the lock, answered on the server's loop without a task; an evaluation
-    /// keeps its responder until a worker answered (the push's completion runs on the client's loop).
+    /// keeps its responder until a worker answered (the push's completion runs on the same loop).
     private func handleAtOnce(_ request: HTTP2Request, _ responder: HTTP2Responder) -> HTTP2Server.Disposition {
         do throws(FleetError) {
             switch request.path {
@@ -222,23 +219,31 @@ public final class Coordinator: @unchecked Sendable {
         waiter?(result)
     }
 
-    /// Sends the model (or only its hash) to the worker; a worker that lost its cache gets the bytes again. Runs
-    /// as completion handlers on the client's loop: no task per push.
+    /// Sends the model (or only its hash) to the worker; a worker that lost its cache gets the bytes again. The
+    /// push goes out on the server's own loop (an nghttp2 client session per worker) and its completion runs
+    /// there too: an evaluation crosses no thread and starts no task between the caller and the worker.
     private func push(_ evaluation: UInt64, to worker: String, address: String, sendModel: Bool) {
+        let server: HTTP2Server? = lock.withLock { self.server }
         let (model, deadline, hash) = lock.withLock {
             (models[evaluation], scheduler.evaluations[evaluation]?.deadline, scheduler.evaluations[evaluation]?.sha256)
         }
         guard let model, let deadline, let hash else { return }
+        guard let server else {
+            finishPush(evaluation, worker: worker, result: .failure(.transport("the coordinator is stopping")))
+            return
+        }
         let timeout = max(0.05, Double(Int64(deadline) - Int64(now())) / 1000)
         let url = address + FleetPath.run
         let request = RunRequest(sha256: hash, model: sendModel ? model : [],
                                  timeoutMilliseconds: UInt32(clamping: Int(timeout * 1000)))
-        workerCalls.call(url, request, as: RunResponse.self, timeout: timeout) { [self] result in
+        server.post(url: url, body: request.encoded(), timeout: timeout) { [self] answer in
+            let result = answer.flatMap { decodeAnswer(url, $0) as Result<RunResponse, FleetError> }
             if case .failure(let error) = result, error.code == .modelNotCached, !sendModel {
                 var again = request
                 again.model = model
-                workerCalls.call(url, again, as: RunResponse.self, timeout: timeout) { [self] result in
-                    finishPush(evaluation, worker: worker, result: result)
+                server.post(url: url, body: again.encoded(), timeout: timeout) { [self] answer in
+                    finishPush(evaluation, worker: worker,
+                               result: answer.flatMap { decodeAnswer(url, $0) as Result<RunResponse, FleetError> })
                 }
                 return
             }

@@ -13,12 +13,6 @@ internal import CNghttp2
 /// and multiplexes on it. A call that finds the connection gone fails at once and is sent once more the same
 /// way: the server closes an HTTP/1.1 upgrade attempt before it reads a request, so nothing runs twice.
 final class HTTP2Client: @unchecked Sendable {
-    /// The answer to one call.
-    struct Response: Sendable {
-        var status: Int
-        var body: [UInt8]
-    }
-
     private let token: String
     private let multi: UnsafeMutableRawPointer
     private let lock = NSLock()
@@ -110,8 +104,8 @@ final class HTTP2Client: @unchecked Sendable {
     }
 
     /// POSTs one encoded message to `url`; the call fails after `timeout` seconds.
-    func post(url: String, body: [UInt8], timeout: Double) async throws(FleetError) -> Response {
-        let result: Result<Response, FleetError> = await withCheckedContinuation { continuation in
+    func post(url: String, body: [UInt8], timeout: Double) async throws(FleetError) -> HTTP2Response {
+        let result: Result<HTTP2Response, FleetError> = await withCheckedContinuation { continuation in
             post(url: url, body: body, timeout: timeout) { continuation.resume(returning: $0) }
         }
         return try result.get()
@@ -120,7 +114,7 @@ final class HTTP2Client: @unchecked Sendable {
     /// POSTs one encoded message; `completion` runs on the client's loop thread when the call ends. For callers
     /// that are themselves event-driven (the coordinator's pushes): no task per call.
     func post(url: String, body: [UInt8], timeout: Double,
-              completion: @escaping @Sendable (Result<Response, FleetError>) -> Void) {
+              completion: @escaping @Sendable (Result<HTTP2Response, FleetError>) -> Void) {
         let transfer = CurlTransfer(url: url, token: token, body: body, timeout: timeout, onFinish: completion)
         let (accepted, first): (Bool, Bool) = lock.withLock {
             if stopping { return (false, false) }
@@ -284,11 +278,11 @@ private final class CurlTransfer {
     let host: String
     var isOpener = false
     var resent = false
-    private var onFinish: ((Result<HTTP2Client.Response, FleetError>) -> Void)?
+    private var onFinish: ((Result<HTTP2Response, FleetError>) -> Void)?
     let url: String
 
     init(url: String, token: String, body: [UInt8], timeout: Double,
-         onFinish: @escaping (Result<HTTP2Client.Response, FleetError>) -> Void) {
+         onFinish: @escaping (Result<HTTP2Response, FleetError>) -> Void) {
         self.url = url
         self.onFinish = onFinish
         let rest = url.split(separator: "://", maxSplits: 1).last ?? Substring(url)
@@ -353,7 +347,7 @@ private final class CurlTransfer {
 
     func complete(code: CURLcode) {
         if answered(despite: code) {
-            finish(.success(HTTP2Client.Response(status: status, body: response)))
+            finish(.success(HTTP2Response(status: status, body: response)))
             return
         }
         guard code == CURLE_OK else {
@@ -361,10 +355,10 @@ private final class CurlTransfer {
             return
         }
         let status = status
-        finish(.success(HTTP2Client.Response(status: status, body: response)))
+        finish(.success(HTTP2Response(status: status, body: response)))
     }
 
-    func finish(_ result: Result<HTTP2Client.Response, FleetError>) {
+    func finish(_ result: Result<HTTP2Response, FleetError>) {
         let callback = onFinish
         onFinish = nil
         callback?(result)

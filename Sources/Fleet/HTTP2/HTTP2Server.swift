@@ -28,6 +28,10 @@ struct HTTP2Response: Sendable {
 /// comes back to the loop through a queue and an eventfd.
 /// Authentication, unknown paths and the body limit are checked as soon as the headers arrive, so a rejected
 /// body is never buffered.
+///
+/// The same loop also sends calls to other servers (`post`): the coordinator pushes models to its workers on
+/// nghttp2 client sessions here, so an evaluation crosses no thread from the caller's request to the worker and
+/// back, and answers and pushes made on the loop are sent together once per turn of the loop.
 final class HTTP2Server: @unchecked Sendable {
     /// Server settings.
     struct Configuration: Sendable {
@@ -35,7 +39,7 @@ final class HTTP2Server: @unchecked Sendable {
         var host = "127.0.0.1"
         /// Port to bind; 0 picks a free one.
         var port = 0
-        /// The shared bearer token every call must carry.
+        /// The shared bearer token every call must carry (and `post` sends).
         var token: String
         /// Largest request body accepted; larger ones get 413 without being buffered (64 MiB by default).
         var maxBodyBytes = 64 << 20
@@ -61,16 +65,29 @@ final class HTTP2Server: @unchecked Sendable {
     private let immediate: ImmediateHandler?
     private let lock = NSLock()
     private var completed: [(connection: UInt64, stream: Int32, response: HTTP2Response)] = []
+    private var outgoing: [HTTP2OutboundCall] = []
     private var stopping = false
     private var epollFD: Int32 = -1
     private var listenFD: Int32 = -1
     private var wakeFD: Int32 = -1
     private var thread: Thread?
+    /// The loop's thread, set before `start()` returns.
+    private var loopThread: pthread_t?
+    private let loopStarted = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
+    private let clock = ContinuousClock()
     // Touched by the loop thread only.
-    private var connections: [UInt64: HTTP2ServerConnection] = [:]
+    private var connections: [UInt64: HTTP2Connection] = [:]
+    /// Connections this loop opened, by `host:port`.
+    private var outbound: [String: HTTP2ClientConnection] = [:]
+    /// Connections with something submitted since their last flush; flushed once per turn of the loop.
+    private var dirty: [UInt64: HTTP2Connection] = [:]
+    /// When the earliest outbound call times out, if one is open.
+    private var nextCallDeadline: ContinuousClock.Instant?
+    /// Set when the loop closes its connections: calls made from their completions fail at once.
+    private var ending = false
     /// One read buffer for every connection: the loop reads one socket at a time.
-    fileprivate var readBuffer = [UInt8](repeating: 0, count: 65536)
+    private var readBuffer = [UInt8](repeating: 0, count: 65536)
     private var nextConnectionID: UInt64 = 2
     private static let listenToken: UInt64 = 0
     private static let wakeToken: UInt64 = 1
@@ -99,14 +116,20 @@ final class HTTP2Server: @unchecked Sendable {
         guard epollFD >= 0, wakeFD >= 0 else { throw errnoError("epoll/eventfd") }
         _ = nas_epoll_ctl(epollFD, EPOLL_CTL_ADD, listenFD, EPOLLIN.rawValue, Self.listenToken)
         _ = nas_epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, EPOLLIN.rawValue, Self.wakeToken)
-        let thread = Thread { [self] in runLoop() }
+        let thread = Thread { [self] in
+            loopThread = pthread_self()
+            loopStarted.signal()
+            runLoop()
+        }
         thread.name = "nas-http2-server"
         thread.start()
+        loopStarted.wait()
         self.thread = thread
         return port
     }
 
-    /// Stops the loop, closes every connection and the listening socket; returns when the loop is gone.
+    /// Stops the loop, closes every connection and the listening socket; returns when the loop is gone. Calls
+    /// still in flight fail.
     func stop() {
         let running: Bool = lock.withLock {
             guard !stopping, thread != nil else { return false }
@@ -118,14 +141,52 @@ final class HTTP2Server: @unchecked Sendable {
         finished.wait()
     }
 
-    /// Called from any task: queues a response for the loop to send.
+    /// Whether the caller runs on the loop's thread, where it may touch connections directly.
+    private var onLoop: Bool {
+        guard let loopThread else { return false }
+        return pthread_equal(loopThread, pthread_self()) != 0
+    }
+
+    /// Called from any thread: sends a response on the loop.
     fileprivate func complete(connection: UInt64, stream: Int32, response: HTTP2Response) {
+        if onLoop {
+            guard let connection = connections[connection] as? HTTP2ServerConnection else { return }
+            connection.submit(stream: stream, response: response)
+            dirty[connection.id] = connection
+            return
+        }
         // One eventfd write per batch: the loop takes every queued response when it wakes.
         let first = lock.withLock {
             completed.append((connection, stream, response))
-            return completed.count == 1
+            return completed.count + outgoing.count == 1
         }
         if first { wake() }
+    }
+
+    /// POSTs `body` to `url` (`http://host:port/path`) with the server's token, from the loop: one connection per
+    /// `host:port`, calls multiplexed on it. `completion` runs on the loop's thread; the call fails after
+    /// `timeout` seconds, at once when the server is not running.
+    func post(url: String, body: [UInt8], timeout: Double,
+              completion: @escaping @Sendable (Result<HTTP2Response, FleetError>) -> Void) {
+        let deadline = clock.now + .milliseconds(Int(max(0, timeout) * 1000))
+        guard let call = HTTP2OutboundCall(url: url, body: body, deadline: deadline, completion: completion) else {
+            completion(.failure(.invalidConfiguration("cannot call '\(url)': the address must be http://host:port")))
+            return
+        }
+        if onLoop {
+            start(call)
+            return
+        }
+        let (accepted, first): (Bool, Bool) = lock.withLock {
+            if stopping || thread == nil { return (false, false) }
+            outgoing.append(call)
+            return (true, completed.count + outgoing.count == 1)
+        }
+        if !accepted {
+            completion(.failure(.transport("POST \(url): the server is not running")))
+        } else if first {
+            wake()
+        }
     }
 
     private func wake() {
@@ -139,7 +200,13 @@ final class HTTP2Server: @unchecked Sendable {
         var events = [UInt32](repeating: 0, count: 64)
         var tokens = [UInt64](repeating: 0, count: 64)
         while !(lock.withLock { stopping }) {
-            let count = nas_epoll_wait(epollFD, &events, &tokens, 64, -1)
+            var wait: Int32 = -1
+            if let deadline = nextCallDeadline {
+                let left = clock.now.duration(to: deadline)
+                wait = left <= .zero ? 0 : Int32(min(60_000, left.components.seconds * 1000
+                    + left.components.attoseconds / 1_000_000_000_000_000 + 1))
+            }
+            let count = nas_epoll_wait(epollFD, &events, &tokens, 64, wait)
             if count < 0 {
                 if nas_errno() == EINTR { continue }
                 break
@@ -151,9 +218,21 @@ final class HTTP2Server: @unchecked Sendable {
                 case let token: serviceConnection(token, events: events[index])
                 }
             }
+            if let deadline = nextCallDeadline, deadline <= clock.now { expireCalls() }
+            flushDirty()
+        }
+        ending = true
+        let queued = lock.withLock {
+            let queued = outgoing
+            outgoing.removeAll()
+            return queued
+        }
+        for call in queued where call.end(.failure(.transport("POST \(call.url): the server stopped"))) {
+            call.deliver()
         }
         for connection in connections.values { closeConnection(connection) }
         connections.removeAll()
+        outbound.removeAll()
         close(listenFD)
         close(wakeFD)
         close(epollFD)
@@ -174,33 +253,50 @@ final class HTTP2Server: @unchecked Sendable {
             }
             connections[id] = connection
             _ = nas_epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, EPOLLIN.rawValue | EPOLLRDHUP.rawValue, id)
-            flush(connection)
+            dirty[id] = connection
         }
     }
 
     private func drainWake() {
         var value: UInt64 = 0
         _ = withUnsafeMutableBytes(of: &value) { read(wakeFD, $0.baseAddress, 8) }
-        let batch = lock.withLock {
-            let batch = completed
+        let (answers, calls) = lock.withLock {
+            let batch = (completed, outgoing)
             completed.removeAll(keepingCapacity: true)
+            outgoing.removeAll(keepingCapacity: true)
             return batch
         }
-        var touched: [UInt64: HTTP2ServerConnection] = [:]
-        for item in batch {
-            guard let connection = connections[item.connection] else { continue }
+        for item in answers {
+            guard let connection = connections[item.connection] as? HTTP2ServerConnection else { continue }
             connection.submit(stream: item.stream, response: item.response)
-            touched[item.connection] = connection
+            dirty[item.connection] = connection
         }
-        for connection in touched.values { flush(connection) }
+        for call in calls { start(call) }
     }
 
     private func serviceConnection(_ token: UInt64, events: UInt32) {
         guard let connection = connections[token] else { return }
+        if let client = connection as? HTTP2ClientConnection, client.connecting {
+            // The non-blocking connect ended: writable when it succeeded, an error on the socket when it failed.
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(client.fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            if error != 0 || events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
+                let reason = error != 0 ? String(cString: strerror(error)) : "the connection failed"
+                client.failAll("cannot connect to \(client.authority): \(reason)")
+                drop(client)
+                return
+            }
+            guard events & EPOLLOUT.rawValue != 0 else { return }
+            client.connecting = false
+            watch(client, writable: false)
+        }
         if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
             // A few reads per wake-up, so one busy connection does not starve the others.
             for _ in 0..<4 {
-                switch connection.readAndProcess() {
+                let result = connection.readAndProcess(into: &readBuffer)
+                (connection as? HTTP2ClientConnection)?.deliverEnded()
+                switch result {
                 case .again: break
                 case .more: continue
                 case .closed:
@@ -210,37 +306,123 @@ final class HTTP2Server: @unchecked Sendable {
                 break
             }
         }
-        flush(connection)
+        dirty[connection.id] = connection
+    }
+
+    /// Sends an outbound call on the connection to its `host:port`, opening one when there is none.
+    private func start(_ call: HTTP2OutboundCall) {
+        if ending {
+            if call.end(.failure(.transport("POST \(call.url): the server stopped"))) { call.deliver() }
+            return
+        }
+        guard let connection = outbound[call.authority] ?? open(for: call) else { return }
+        connection.submit(call)
+        connection.deliverEnded()
+        dirty[connection.id] = connection
+        if nextCallDeadline.map({ call.deadline < $0 }) ?? true { nextCallDeadline = call.deadline }
+    }
+
+    /// A non-blocking connection to the call's `host:port`; nil (and the call failed) when it cannot be opened.
+    private func open(for call: HTTP2OutboundCall) -> HTTP2ClientConnection? {
+        func fail(_ reason: String) -> HTTP2ClientConnection? {
+            if call.end(.failure(.transport("POST \(call.url): \(reason)"))) { call.deliver() }
+            return nil
+        }
+        guard let (host, port) = call.hostAndPort else { return fail("the address has no host:port") }
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_NUMERICSERV
+        var result: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, port, &hints, &result)
+        guard status == 0, let info = result else {
+            return fail("cannot resolve \(host): " + String(cString: gai_strerror(status)))
+        }
+        defer { freeaddrinfo(result) }
+        let fd = socket(info.pointee.ai_family,
+                        Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return fail("socket: " + String(cString: strerror(nas_errno()))) }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let connected = connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0
+        if !connected && nas_errno() != EINPROGRESS {
+            let reason = String(cString: strerror(nas_errno()))
+            close(fd)
+            return fail("cannot connect to \(call.authority): \(reason)")
+        }
+        let id = nextConnectionID
+        nextConnectionID += 1
+        guard let connection = HTTP2ClientConnection(
+            id: id, fd: fd, authority: call.authority, connecting: !connected, token: configuration.token,
+            maxResponseBytes: configuration.maxBodyBytes)
+        else {
+            close(fd)
+            return fail("cannot make an HTTP/2 session")
+        }
+        connections[id] = connection
+        outbound[call.authority] = connection
+        var events = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
+        if !connected {
+            events |= EPOLLOUT.rawValue
+            connection.waitingForWritable = true
+        }
+        _ = nas_epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, events, id)
+        return connection
+    }
+
+    /// Fails the outbound calls whose deadline passed.
+    private func expireCalls() {
+        let now = clock.now
+        nextCallDeadline = nil
+        for connection in outbound.values {
+            if let earliest = connection.expire(now: now), nextCallDeadline.map({ earliest < $0 }) ?? true {
+                nextCallDeadline = earliest
+            }
+            connection.deliverEnded()
+            dirty[connection.id] = connection
+        }
+    }
+
+    private func flushDirty() {
+        while !dirty.isEmpty {
+            let batch = dirty
+            dirty.removeAll(keepingCapacity: true)
+            for connection in batch.values where connections[connection.id] === connection { flush(connection) }
+        }
     }
 
     /// Writes what nghttp2 has to send; closes the connection when both sides are done or the peer is gone.
-    private func flush(_ connection: HTTP2ServerConnection) {
+    private func flush(_ connection: HTTP2Connection) {
+        if let client = connection as? HTTP2ClientConnection, client.connecting { return }
         switch connection.flush() {
         case .closed:
             drop(connection)
         case .blocked:
-            if !connection.waitingForWritable {
-                connection.waitingForWritable = true
-                _ = nas_epoll_ctl(epollFD, EPOLL_CTL_MOD, connection.fd,
-                                  EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue, connection.id)
-            }
+            if !connection.waitingForWritable { watch(connection, writable: true) }
         case .done:
-            if connection.waitingForWritable {
-                connection.waitingForWritable = false
-                _ = nas_epoll_ctl(epollFD, EPOLL_CTL_MOD, connection.fd, EPOLLIN.rawValue | EPOLLRDHUP.rawValue,
-                                  connection.id)
-            }
+            if connection.waitingForWritable { watch(connection, writable: false) }
         }
     }
 
-    private func drop(_ connection: HTTP2ServerConnection) {
+    private func watch(_ connection: HTTP2Connection, writable: Bool) {
+        connection.waitingForWritable = writable
+        let events = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (writable ? EPOLLOUT.rawValue : 0)
+        _ = nas_epoll_ctl(epollFD, EPOLL_CTL_MOD, connection.fd, events, connection.id)
+    }
+
+    private func drop(_ connection: HTTP2Connection) {
         connections[connection.id] = nil
+        dirty[connection.id] = nil
+        if let client = connection as? HTTP2ClientConnection, outbound[client.authority] === client {
+            outbound[client.authority] = nil
+        }
         closeConnection(connection)
     }
 
-    private func closeConnection(_ connection: HTTP2ServerConnection) {
+    private func closeConnection(_ connection: HTTP2Connection) {
         _ = nas_epoll_ctl(epollFD, EPOLL_CTL_DEL, connection.fd, 0, 0)
         connection.close()
+        connection.ended()
     }
 
     // MARK: Requests, from the connection's callbacks
@@ -295,11 +477,8 @@ struct HTTP2Responder: Sendable {
 
 // MARK: One connection
 
-/// One client connection: owns its socket and its nghttp2 session.
-private final class HTTP2ServerConnection {
-    enum ReadResult { case more, again, closed }
-    enum FlushResult { case done, blocked, closed }
-
+/// A connection a client opened: requests arrive on it and are answered.
+private final class HTTP2ServerConnection: HTTP2Connection {
     /// A request stream in progress.
     final class Stream {
         var method = ""
@@ -315,20 +494,12 @@ private final class HTTP2ServerConnection {
         var responseOffset = 0
     }
 
-    let id: UInt64
-    let fd: Int32
     unowned let server: HTTP2Server
-    private var session: OpaquePointer?
     var streams: [Int32: Stream] = [:]
-    private var pendingOutput: [UInt8] = []
-    private var pendingOffset = 0
-    var waitingForWritable = false
-    private var closed = false
 
     init?(id: UInt64, fd: Int32, server: HTTP2Server) {
-        self.id = id
-        self.fd = fd
         self.server = server
+        super.init(id: id, fd: fd)
         var callbacks: OpaquePointer?
         guard nghttp2_session_callbacks_new(&callbacks) == 0 else { return nil }
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -348,84 +519,17 @@ private final class HTTP2ServerConnection {
         nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 16 << 20)
     }
 
-    deinit {
-        nghttp2_session_del(session)
-    }
-
-    func close() {
-        guard !closed else { return }
-        closed = true
-        Glibc.close(fd)
-    }
-
-    func readAndProcess() -> ReadResult {
-        let count = server.readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if count == 0 { return .closed }
-        if count < 0 {
-            let error = nas_errno()
-            return error == EAGAIN || error == EWOULDBLOCK || error == EINTR ? .again : .closed
-        }
-        let consumed = server.readBuffer.withUnsafeBufferPointer {
-            nghttp2_session_mem_recv(session, $0.baseAddress, count)
-        }
-        // A negative result is a protocol error (HTTP/1.1, bytes that are no HTTP/2): this connection ends.
-        if consumed < 0 { return .closed }
-        return count == server.readBuffer.count ? .more : .again
-    }
-
-    func flush() -> FlushResult {
-        while true {
-            // Gather every frame nghttp2 has (up to 256 KiB) and send them in one call, not one call per frame.
-            if pendingOffset == pendingOutput.count {
-                pendingOutput.removeAll(keepingCapacity: true)
-                pendingOffset = 0
-                while pendingOutput.count < 256 << 10 {
-                    var data: UnsafePointer<UInt8>?
-                    let length = nghttp2_session_mem_send(session, &data)
-                    if length < 0 { return .closed }
-                    if length == 0 { break }
-                    pendingOutput.append(contentsOf: UnsafeBufferPointer(start: data, count: length))
-                }
-                if pendingOutput.isEmpty { break }
-            }
-            let written = pendingOutput.withUnsafeBytes {
-                send(fd, $0.baseAddress! + pendingOffset, $0.count - pendingOffset, Int32(MSG_NOSIGNAL))
-            }
-            if written < 0 {
-                let error = nas_errno()
-                if error == EAGAIN || error == EWOULDBLOCK { return .blocked }
-                if error == EINTR { continue }
-                return .closed
-            }
-            pendingOffset += written
-            if pendingOffset < pendingOutput.count { return .blocked }
-        }
-        if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 { return .closed }
-        return .done
-    }
-
     func submit(stream id: Int32, response: HTTP2Response) {
         guard let stream = streams[id] else { return }
         stream.response = response.body
         stream.responseOffset = 0
-        let headers = [
-            (":status", String(response.status)),
-            ("content-type", "application/x-protobuf"),
+        let fields = [
+            (":status", String(response.status)), ("content-type", "application/x-protobuf"),
             ("content-length", String(response.body.count)),
         ]
-        var cStrings: [UnsafeMutablePointer<CChar>] = []
-        defer { cStrings.forEach { free($0) } }
-        var nva: [nghttp2_nv] = headers.map { name, value in
-            let n = strdup(name)!
-            let v = strdup(value)!
-            cStrings.append(n)
-            cStrings.append(v)
-            return nghttp2_nv(
-                name: UnsafeMutableRawPointer(n).assumingMemoryBound(to: UInt8.self),
-                value: UnsafeMutableRawPointer(v).assumingMemoryBound(to: UInt8.self),
-                namelen: strlen(n), valuelen: strlen(v), flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+        _ = withHeaderFields(fields) { nva, count in
+            nas_nghttp2_submit_response(session, id, nva, count, readResponseBody)
         }
-        _ = nas_nghttp2_submit_response(session, id, &nva, nva.count, readResponseBody)
     }
 
     /// Refuses a request: its body is dropped as it arrives (never buffered) and the error is the answer once the
