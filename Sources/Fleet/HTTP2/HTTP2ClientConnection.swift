@@ -59,8 +59,6 @@ final class HTTP2ClientConnection: HTTP2Connection {
     let authority: String
     private let token: String
     private let maxResponseBytes: Int
-    /// Until the non-blocking connect completes, frames wait in the session.
-    var connecting: Bool
     private var calls: [Int32: HTTP2OutboundCall] = [:]
     /// Calls that ended, whose completions the loop runs once nghttp2 has returned.
     private(set) var endedCalls: [HTTP2OutboundCall] = []
@@ -70,9 +68,9 @@ final class HTTP2ClientConnection: HTTP2Connection {
     init?(id: UInt64, fd: Int32, authority: String, connecting: Bool, token: String, maxResponseBytes: Int) {
         self.authority = authority
         self.token = token
-        self.connecting = connecting
         self.maxResponseBytes = maxResponseBytes
         super.init(id: id, fd: fd)
+        self.connecting = connecting
         var callbacks: OpaquePointer?
         guard nghttp2_session_callbacks_new(&callbacks) == 0 else { return nil }
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -139,6 +137,10 @@ final class HTTP2ClientConnection: HTTP2Connection {
             endedCalls.append(call)
         }
         calls.removeAll()
+    }
+
+    override func afterRead() {
+        deliverEnded()
     }
 
     override func ended() {

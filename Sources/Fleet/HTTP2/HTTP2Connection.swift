@@ -14,6 +14,10 @@ class HTTP2Connection {
     private var pendingOutput: [UInt8] = []
     private var pendingOffset = 0
     var waitingForWritable = false
+    /// True while a non-blocking connect is under way (opened connections only): frames wait in the session.
+    var connecting = false
+    /// True while the connection is in its loop's list to flush.
+    var isDirty = false
     private(set) var closed = false
 
     init(id: UInt64, fd: Int32) {
@@ -76,6 +80,9 @@ class HTTP2Connection {
         if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 { return .closed }
         return .done
     }
+
+    /// Called by the loop after each read, outside nghttp2's callbacks.
+    func afterRead() {}
 
     /// Called by the loop once the connection is gone, before it is released.
     func ended() {}

@@ -81,7 +81,7 @@ final class HTTP2Server: @unchecked Sendable {
     /// Connections this loop opened, by `host:port`.
     private var outbound: [String: HTTP2ClientConnection] = [:]
     /// Connections with something submitted since their last flush; flushed once per turn of the loop.
-    private var dirty: [UInt64: HTTP2Connection] = [:]
+    private var dirty: [HTTP2Connection] = []
     /// When the earliest outbound call times out, if one is open.
     private var nextCallDeadline: ContinuousClock.Instant?
     /// Set when the loop closes its connections: calls made from their completions fail at once.
@@ -152,7 +152,7 @@ final class HTTP2Server: @unchecked Sendable {
         if onLoop {
             guard let connection = connections[connection] as? HTTP2ServerConnection else { return }
             connection.submit(stream: stream, response: response)
-            dirty[connection.id] = connection
+            markDirty(connection)
             return
         }
         // One eventfd write per batch: the loop takes every queued response when it wakes.
@@ -253,7 +253,7 @@ final class HTTP2Server: @unchecked Sendable {
             }
             connections[id] = connection
             _ = nas_epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, EPOLLIN.rawValue | EPOLLRDHUP.rawValue, id)
-            dirty[id] = connection
+            markDirty(connection)
         }
     }
 
@@ -269,14 +269,14 @@ final class HTTP2Server: @unchecked Sendable {
         for item in answers {
             guard let connection = connections[item.connection] as? HTTP2ServerConnection else { continue }
             connection.submit(stream: item.stream, response: item.response)
-            dirty[item.connection] = connection
+            markDirty(connection)
         }
         for call in calls { start(call) }
     }
 
     private func serviceConnection(_ token: UInt64, events: UInt32) {
         guard let connection = connections[token] else { return }
-        if let client = connection as? HTTP2ClientConnection, client.connecting {
+        if connection.connecting, let client = connection as? HTTP2ClientConnection {
             // The non-blocking connect ended: writable when it succeeded, an error on the socket when it failed.
             var error: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
@@ -295,7 +295,7 @@ final class HTTP2Server: @unchecked Sendable {
             // A few reads per wake-up, so one busy connection does not starve the others.
             for _ in 0..<4 {
                 let result = connection.readAndProcess(into: &readBuffer)
-                (connection as? HTTP2ClientConnection)?.deliverEnded()
+                connection.afterRead()
                 switch result {
                 case .again: break
                 case .more: continue
@@ -306,7 +306,7 @@ final class HTTP2Server: @unchecked Sendable {
                 break
             }
         }
-        dirty[connection.id] = connection
+        markDirty(connection)
     }
 
     /// Sends an outbound call on the connection to its `host:port`, opening one when there is none.
@@ -318,7 +318,7 @@ final class HTTP2Server: @unchecked Sendable {
         guard let connection = outbound[call.authority] ?? open(for: call) else { return }
         connection.submit(call)
         connection.deliverEnded()
-        dirty[connection.id] = connection
+        markDirty(connection)
         if nextCallDeadline.map({ call.deadline < $0 }) ?? true { nextCallDeadline = call.deadline }
     }
 
@@ -379,21 +379,30 @@ final class HTTP2Server: @unchecked Sendable {
                 nextCallDeadline = earliest
             }
             connection.deliverEnded()
-            dirty[connection.id] = connection
+            markDirty(connection)
         }
+    }
+
+    private func markDirty(_ connection: HTTP2Connection) {
+        guard !connection.isDirty else { return }
+        connection.isDirty = true
+        dirty.append(connection)
     }
 
     private func flushDirty() {
         while !dirty.isEmpty {
             let batch = dirty
             dirty.removeAll(keepingCapacity: true)
-            for connection in batch.values where connections[connection.id] === connection { flush(connection) }
+            for connection in batch {
+                connection.isDirty = false
+                if !connection.closed { flush(connection) }
+            }
         }
     }
 
     /// Writes what nghttp2 has to send; closes the connection when both sides are done or the peer is gone.
     private func flush(_ connection: HTTP2Connection) {
-        if let client = connection as? HTTP2ClientConnection, client.connecting { return }
+        if connection.connecting, let client = connection as? HTTP2ClientConnection { return }
         switch connection.flush() {
         case .closed:
             drop(connection)
@@ -412,7 +421,6 @@ final class HTTP2Server: @unchecked Sendable {
 
     private func drop(_ connection: HTTP2Connection) {
         connections[connection.id] = nil
-        dirty[connection.id] = nil
         if let client = connection as? HTTP2ClientConnection, outbound[client.authority] === client {
             outbound[client.authority] = nil
         }
