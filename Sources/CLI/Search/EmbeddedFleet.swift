@@ -46,8 +46,11 @@ final class EmbeddedFleet {
         var generator = SystemRandomNumberGenerator()
         token = (0..<4).map { _ in String(generator.next() as UInt64, radix: 16) }.joined()
         tokenFile = (jobDirectory as NSString).appendingPathComponent("fleet_token")
-        FileManager.default.createFile(
+        guard FileManager.default.createFile(
             atPath: tokenFile, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        else {
+            throw CLIError("cannot write the fleet's token to \(tokenFile): check that the job directory is writable")
+        }
         var configuration = Coordinator.Configuration(token: token)
         configuration.host = listen.host
         configuration.port = listen.port
