@@ -324,6 +324,18 @@ struct ExchangeTests {
         #expect(await measured == [])
     }
 
+    @Test("cancelling the task of a running worker ends its loop")
+    func cancellationEndsTheLoop() async throws {
+        let fixture = try StorageFixture(.local)
+        let worker = try FileWorker(
+            storage: fixture.storage, runner: catRunner, configuration: .init(deviceType: "cpu", pollInterval: 0.05),
+            log: { _ in })
+        let running = Task { await worker.run() }
+        try await Task.sleep(nanoseconds: 100_000_000)
+        running.cancel()
+        #expect(await running.value == [])
+    }
+
     @Test("the command runner: a script may log before its answer, the last JSON line wins")
     func commandRunnerTakesTheLastJSONLine() async throws {
         let folder = StorageTestSupport.temporaryFolder()

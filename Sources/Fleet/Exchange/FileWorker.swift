@@ -128,12 +128,12 @@ public final class FileWorker: Sendable {
         FileHandle.standardError.write(Data("nas worker: \(line)\n".utf8))
     }
 
-    /// Scans and works until the job ends or `stop` is requested (after finishing the model in hand); returns
-    /// the trials this worker measured.
+    /// Scans and works until the job ends, `stop` is requested (after finishing the model in hand) or the task is
+    /// cancelled; returns the trials this worker measured.
     public func run(until stop: FileWorkerStop = FileWorkerStop()) async -> [Int] {
         var measured = [Int]()
         log("worker \(configuration.workerID) (\(configuration.deviceType)) watching \(storage.location)")
-        while !stop.isRequested {
+        while !stop.isRequested && !Task.isCancelled {
             let pass = await runOnce(stop: stop)
             measured += pass.measured
             if pass.jobEnded {
@@ -142,11 +142,12 @@ public final class FileWorker: Sendable {
             }
             if !pass.measured.isEmpty { continue }  // more models may have arrived while measuring
             let wake = Date().addingTimeInterval(configuration.pollInterval)
-            while !stop.isRequested && wake.timeIntervalSinceNow > 0 {
+            while !stop.isRequested && !Task.isCancelled && wake.timeIntervalSinceNow > 0 {
                 try? await Task.sleep(nanoseconds: UInt64(min(0.05, max(0, wake.timeIntervalSinceNow)) * 1e9))
             }
         }
-        log("stopped on request; measured \(measured.count) trial(s)")
+        log(Task.isCancelled ? "cancelled; measured \(measured.count) trial(s)"
+            : "stopped on request; measured \(measured.count) trial(s)")
         return measured
     }
 
