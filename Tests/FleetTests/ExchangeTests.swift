@@ -103,9 +103,12 @@ struct ExchangeTests {
         let leaseA = try #require(try a.tryClaim(trial: 4))
         #expect(leaseA.tookOver == false)
         #expect(try b.tryClaim(trial: 4) == nil)
-        // Asking again for a claim one holds returns it (a retried create whose answer was lost).
-        #expect(try a.tryClaim(trial: 4)?.generation == leaseA.generation)
-        let renewedA = try #require(try a.renew(leaseA))
+        // Asking again for a claim one holds returns it with a fresh lease (a retried create whose answer was
+        // lost, or a worker trying a trial again after its claim lapsed).
+        clock.advance(15)
+        let againA = try #require(try a.tryClaim(trial: 4))
+        #expect(againA.tookOver == false && againA.expiresAt == clock.read() + 10)
+        let renewedA = try #require(try a.renew(againA))
         clock.advance(9)
         #expect(try b.tryClaim(trial: 4) == nil)  // renewed at t0, so it holds until t0 + 10
         clock.advance(2)
@@ -151,6 +154,35 @@ struct ExchangeTests {
         stop.request()
         #expect(await second == [])
         #expect(try String(contentsOfFile: log, encoding: .utf8) == "run\n")
+    }
+
+    @Test("a claim taken from a worker while it measures: it kills the measurement and writes nothing",
+          arguments: StorageBackend.allCases)
+    func aLostLeaseCancelsTheMeasurement(_ backend: StorageBackend) async throws {
+        let fixture = try StorageFixture(backend)
+        let folder = StorageTestSupport.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let pidFile = folder + "/runner.pid"
+        // Without the kill the pass would last the whole sleep.
+        let slow = try CommandRunner(command: "echo $$ > '\(pidFile)'; sleep 60; cat {model}")
+        try fixture.storage.write(JobLayout.modelKey(trial: 1), data: metricsModel(latency: 1))
+        let worker = try FileWorker(
+            storage: fixture.storage, runner: slow,
+            configuration: .init(deviceType: "cpu", pollInterval: 0.05, leaseDuration: 0.6, workerID: "a"),
+            log: { _ in })
+        async let pass = worker.runOnce()
+        #expect(try await eventually { FileManager.default.fileExists(atPath: pidFile) })
+        // Another worker's claim replaces ours (a new generation): the next renewal finds the claim is not ours.
+        let usurper = Array(#"{"worker": "b", "device_type": "cpu", "lease_expires_at": 9e12}"#.utf8)
+        try fixture.storage.write(JobLayout.claimKey(trial: 1), data: usurper)
+        let result = await pass
+        #expect(result.measured.isEmpty)
+        #expect(result.problems.contains { $0.contains("trial 1") && $0.contains("lease") })
+        #expect(try !fixture.storage.exists(JobLayout.metricsKey(trial: 1)))
+        #expect(try fixture.storage.read(JobLayout.claimKey(trial: 1))?.data == usurper)
+        let pid = try #require(Int32(String(contentsOfFile: pidFile, encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(kill(pid, 0) != 0, "the runner's process \(pid) outlived the lost claim")
     }
 
     @Test("the trainer gets the metrics a worker writes", arguments: StorageBackend.allCases)

@@ -222,12 +222,8 @@ public final class FileWorker: Sendable {
         guard FileManager.default.createFile(atPath: path, contents: Data(model.data)) else {
             throw ExchangeError.invalidConfiguration("cannot write the model to \(path); check the space in TMPDIR")
         }
-        let metrics: [String: Double]
-        let held: TrialLease
-        let result: LatencyMetrics
         do {
-            (metrics, held) = try await measureHolding(lease, modelAt: path)
-            result = try LatencyMetrics(runnerMetrics: metrics, runner: runnerName)
+            try await measureAndPublish(lease, modelAt: path)
         } catch let failure as RunnerFailure {
             try await recordFailure(trial: trial, failure.error)
             throw failure.error
@@ -236,15 +232,6 @@ public final class FileWorker: Sendable {
             throw error
         }
         failures.withLock { $0[trial] = nil }
-        // Publish only while the claim is still ours, so a trial taken over is never written twice.
-        do {
-            guard try await offPool({ try claims.renew(held) }) != nil else {
-                throw ExchangeError.leaseLost(trial: trial)
-            }
-        } catch let error as StorageError where error.isTransient && claims.clock() < held.expiresAt {}
-        let encoded = result.encoded()
-        try await offPool { try storage.write(JobLayout.metricsKey(trial: trial), data: encoded) }
-        log("trial \(trial): latency \(result.latencyMilliseconds) ms, memory \(Int(result.memoryBytes)) bytes")
         return lease.tookOver
     }
 
@@ -266,24 +253,33 @@ public final class FileWorker: Sendable {
         log("trial \(trial): gave up after \(attempts) failed measurements; wrote \(JobLayout.errorKey(trial: trial))")
     }
 
-    /// Runs the runner while a companion task renews the lease every third of its duration; a lost lease
-    /// cancels the measurement.
-    private func measureHolding(_ lease: TrialLease, modelAt path: String) async throws -> (
-        [String: Double], TrialLease
-    ) {
+    /// Measures and writes the metrics while a companion task renews the lease every third of its duration, until
+    /// the metrics are written: a worker whose process is slow to resume after the measurement (a loaded host)
+    /// keeps the trial. A lost lease cancels the measurement; the metrics are written only while the last renewal
+    /// still holds for at least one more interval, so a trial taken over is never written twice.
+    private func measureAndPublish(_ lease: TrialLease, modelAt path: String) async throws {
         let holder = LeaseHolder(lease)
-        let claims = self.claims
-        let runner = self.runner
+        let (claims, runner, storage, runnerName, log) = (self.claims, self.runner, self.storage, self.runnerName, self.log)
         let interval = configuration.leaseDuration / 3
-        let metrics = try await withThrowingTaskGroup(of: [String: Double]?.self) { group in
+        let trial = lease.trial
+        try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
+                let metrics: [String: Double]
                 do {
-                    return try await runner.measure(modelAt: path)
+                    metrics = try await runner.measure(modelAt: path)
                 } catch is CancellationError {
                     throw CancellationError()
                 } catch {
                     throw RunnerFailure(error: error)
                 }
+                let result = try LatencyMetrics(runnerMetrics: metrics, runner: runnerName)
+                guard claims.clock() + interval < holder.lease.withLock({ $0.expiresAt }) else {
+                    throw ExchangeError.leaseLost(trial: trial)
+                }
+                let encoded = result.encoded()
+                try await offPool { try storage.write(JobLayout.metricsKey(trial: trial), data: encoded) }
+                log("trial \(trial): latency \(result.latencyMilliseconds) ms, memory \(Int(result.memoryBytes)) bytes")
+                return true
             }
             // The renewals run and sleep on the fleet's threads: a process whose global executor is busy for
             // longer than a lease (training, blocking calls) must not lose the claim while it measures.
@@ -294,22 +290,20 @@ public final class FileWorker: Sendable {
                     let current = holder.lease.withLock { $0 }
                     do {
                         guard let renewed = try await offPool({ try claims.renew(current) }) else {
-                            throw ExchangeError.leaseLost(trial: lease.trial)
+                            throw ExchangeError.leaseLost(trial: trial)
                         }
                         holder.lease.withLock { $0 = renewed }
                     } catch let error as StorageError where error.isTransient {
                         // An outage: keep measuring while the lease still holds, the next renewal may get through.
-                        if claims.clock() >= current.expiresAt { throw ExchangeError.leaseLost(trial: lease.trial) }
+                        if claims.clock() >= current.expiresAt { throw ExchangeError.leaseLost(trial: trial) }
                     }
                 }
             }
             defer { group.cancelAll() }
-            while let result = try await group.next() {
-                if let result { return result }
+            while let published = try await group.next() {
+                if published { return }
             }
-            return [:]
         }
-        return (metrics, holder.lease.withLock { $0 })
     }
 }
 

@@ -107,9 +107,13 @@ public struct TrialClaims: Sendable {
             guard let current = try storage.read(key) else { continue }  // deleted in between: try again
             let existing = TrialClaim.decode(current.data)
             if let existing, existing.worker == worker {
-                // Our own create, retried after a lost answer, or a claim of ours we forgot: it is ours.
-                return TrialLease(
-                    trial: trial, generation: current.generation, expiresAt: existing.leaseExpiresAt, tookOver: false)
+                // Our own create, retried after a lost answer, or a claim of ours from an earlier attempt: it is
+                // ours, with a fresh lease (the old one may be about to lapse, or have lapsed).
+                guard
+                    let generation = try storage.compareAndSwap(
+                        key, data: claim(expiringAt: expiry), ifGeneration: current.generation)
+                else { continue }  // changed in between: look again
+                return TrialLease(trial: trial, generation: generation, expiresAt: expiry, tookOver: false)
             }
             if let existing, existing.leaseExpiresAt > clock() { return nil }
             guard

@@ -80,22 +80,54 @@ private struct ProcessOutput {
     var timedOut: Bool
 }
 
-/// Runs `/bin/sh -c line` in its own process group, so a timeout kills the command and everything it started.
+/// Runs `/bin/sh -c line` in its own process group, so a timeout, or the cancellation of the calling task (a
+/// file worker that lost its claim), kills the command and everything it started.
 private func runWithTimeout(_ line: String, seconds: Double) async throws -> ProcessOutput {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            do {
-                continuation.resume(returning: try spawnAndWait(line, seconds: seconds))
-            } catch {
-                continuation.resume(throwing: error)
+    let group = CommandGroup()
+    let output: ProcessOutput = try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                do {
+                    continuation.resume(returning: try spawnAndWait(line, seconds: seconds, group: group))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
             }
+            thread.name = "nas-command-runner"
+            thread.start()
         }
-        thread.name = "nas-command-runner"
-        thread.start()
+    } onCancel: {
+        group.kill()
+    }
+    try Task.checkCancellation()
+    return output
+}
+
+/// The process group of a running command, killed at most once: by a cancellation before or after the spawn.
+private final class CommandGroup: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pid: pid_t = 0
+    private var killed = false
+
+    /// Records the spawned command; kills it at once when a cancellation came first.
+    func started(_ pid: pid_t) {
+        let killNow = lock.withLock {
+            self.pid = pid
+            return killed
+        }
+        if killNow { Glibc.kill(-pid, SIGKILL) }
+    }
+
+    func kill() {
+        let pid = lock.withLock {
+            killed = true
+            return self.pid
+        }
+        if pid > 0 { Glibc.kill(-pid, SIGKILL) }
     }
 }
 
-private func spawnAndWait(_ line: String, seconds: Double) throws -> ProcessOutput {
+private func spawnAndWait(_ line: String, seconds: Double, group: CommandGroup) throws -> ProcessOutput {
     var outPipe: [Int32] = [0, 0]
     var errPipe: [Int32] = [0, 0]
     guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else { throw errnoError("pipe") }
@@ -125,6 +157,7 @@ private func spawnAndWait(_ line: String, seconds: Double) throws -> ProcessOutp
         close(errPipe[0])
         throw FleetError(.runnerFailed, "cannot start /bin/sh: \(String(cString: strerror(status)))")
     }
+    group.started(pid)
     var stdout: [UInt8] = []
     var stderr: [UInt8] = []
     var open = [outPipe[0], errPipe[0]]
