@@ -10,7 +10,9 @@ import Testing
 
     /// A server that only calls out.
     static func caller() throws -> HTTP2Server {
-        let server = HTTP2Server(configuration: .init(token: token, routes: [])) { _ in HTTP2Response(status: 404, body: []) }
+        let server = HTTP2Server(configuration: .init(token: token, routes: [])) { _ in
+            HTTP2Response(status: 404, body: [])
+        }
         try server.start()
         return server
     }

@@ -259,7 +259,8 @@ public final class FileWorker: Sendable {
     /// still holds for at least one more interval, so a trial taken over is never written twice.
     private func measureAndPublish(_ lease: TrialLease, modelAt path: String) async throws {
         let holder = LeaseHolder(lease)
-        let (claims, runner, storage, runnerName, log) = (self.claims, self.runner, self.storage, self.runnerName, self.log)
+        let (claims, runner, storage) = (self.claims, self.runner, self.storage)
+        let (runnerName, log) = (self.runnerName, self.log)
         let interval = configuration.leaseDuration / 3
         let trial = lease.trial
         try await withThrowingTaskGroup(of: Bool.self) { group in

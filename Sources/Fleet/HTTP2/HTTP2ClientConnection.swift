@@ -71,21 +71,12 @@ final class HTTP2ClientConnection: HTTP2Connection {
         self.maxResponseBytes = maxResponseBytes
         super.init(id: id, fd: fd)
         self.connecting = connecting
-        var callbacks: OpaquePointer?
-        guard nghttp2_session_callbacks_new(&callbacks) == 0 else { return nil }
-        defer { nghttp2_session_callbacks_del(callbacks) }
-        nghttp2_session_callbacks_set_on_header_callback(callbacks, onResponseHeader)
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onResponseData)
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onCallClose)
-        let user = Unmanaged.passUnretained(self).toOpaque()
-        guard nghttp2_session_client_new(&session, callbacks, user) == 0 else { return nil }
-        // nghttp2 sends the client's connection preface itself, before these settings.
-        var settings = [
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: 1 << 20),
-        ]
-        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
-        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 16 << 20)
+        let made = makeSession(client: true, setting: (NGHTTP2_SETTINGS_ENABLE_PUSH, 0)) { callbacks in
+            nghttp2_session_callbacks_set_on_header_callback(callbacks, onResponseHeader)
+            nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onResponseData)
+            nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onCallClose)
+        }
+        guard made else { return nil }
     }
 
     /// Submits the call as a new stream; it is sent at the next flush.
@@ -225,7 +216,9 @@ private func readRequestBody(
     }
     let count = min(length, call.body.count - call.bodyOffset)
     if count > 0 {
-        call.body.withUnsafeBufferPointer { body in buffer.update(from: body.baseAddress! + call.bodyOffset, count: count) }
+        call.body.withUnsafeBufferPointer { body in
+            buffer.update(from: body.baseAddress! + call.bodyOffset, count: count)
+        }
     }
     call.bodyOffset += count
     if call.bodyOffset == call.body.count { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }

@@ -29,6 +29,30 @@ class HTTP2Connection {
         nghttp2_session_del(session)
     }
 
+    /// Makes the session, with this connection as its user data: `install` sets the callbacks, `setting` is
+    /// announced along with a 1 MiB stream window. Every connection's receive window is 16 MiB, so that many
+    /// models travel at once without waiting on WINDOW_UPDATEs. False when nghttp2 cannot allocate.
+    func makeSession(client: Bool, setting: (id: nghttp2_settings_id, value: UInt32),
+                     _ install: (OpaquePointer?) -> Void) -> Bool {
+        var callbacks: OpaquePointer?
+        guard nghttp2_session_callbacks_new(&callbacks) == 0 else { return false }
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        install(callbacks)
+        let user = Unmanaged.passUnretained(self).toOpaque()
+        let made = client
+            ? nghttp2_session_client_new(&session, callbacks, user)
+            : nghttp2_session_server_new(&session, callbacks, user)
+        guard made == 0 else { return false }
+        // A client's session sends the connection preface itself, before these settings.
+        var settings = [
+            nghttp2_settings_entry(settings_id: Int32(setting.id.rawValue), value: setting.value),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: 1 << 20),
+        ]
+        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
+        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 16 << 20)
+        return true
+    }
+
     func close() {
         guard !closed else { return }
         closed = true

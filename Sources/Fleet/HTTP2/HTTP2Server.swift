@@ -508,23 +508,14 @@ private final class HTTP2ServerConnection: HTTP2Connection {
     init?(id: UInt64, fd: Int32, server: HTTP2Server) {
         self.server = server
         super.init(id: id, fd: fd)
-        var callbacks: OpaquePointer?
-        guard nghttp2_session_callbacks_new(&callbacks) == 0 else { return nil }
-        defer { nghttp2_session_callbacks_del(callbacks) }
-        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, onBeginHeaders)
-        nghttp2_session_callbacks_set_on_header_callback(callbacks, onHeader)
-        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrameReceived)
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunk)
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
-        let user = Unmanaged.passUnretained(self).toOpaque()
-        guard nghttp2_session_server_new(&session, callbacks, user) == 0 else { return nil }
-        var settings = [
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: 1024),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: 1 << 20),
-        ]
-        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
-        // A large connection window lets many models upload at once without waiting on WINDOW_UPDATEs.
-        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 16 << 20)
+        let made = makeSession(client: false, setting: (NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1024)) { callbacks in
+            nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, onBeginHeaders)
+            nghttp2_session_callbacks_set_on_header_callback(callbacks, onHeader)
+            nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrameReceived)
+            nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunk)
+            nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
+        }
+        guard made else { return nil }
     }
 
     func submit(stream id: Int32, response: HTTP2Response) {
