@@ -26,6 +26,9 @@ public final class OnnxEngine {
     /// The peak working memory of one inference in bytes: the arena holding every intermediate value and
     /// scratch buffer (weights not included).
     public let peakMemoryBytes: Int
+    /// The largest arena a model may ask for (1 GiB): far above any mobile CNN's working memory (a few MB for one
+    /// image), and low enough that a hostile file's shapes cannot make a worker allocate and zero gigabytes.
+    public static let maximumWorkingMemoryBytes = 1 << 30
     /// The number of kernels one run executes.
     public var kernelCount: Int { steps.count }
 
@@ -54,9 +57,9 @@ public final class OnnxEngine {
             throw OnnxError.invalidModel("graph output '\(output)' is not computed by any node the engine runs")
         }
         let layout = planner.layout()
-        guard layout.arenaCount <= ShapeMath.maximumCount else {
+        guard layout.arenaCount <= Self.maximumWorkingMemoryBytes / MemoryLayout<Float>.stride else {
             throw OnnxError.invalidModel(
-                "the model needs \(layout.arenaCount * 4) bytes of working memory, more than 4 GiB")
+                "the model needs \(layout.arenaCount) floats of working memory, more than the engine's limit of \(Self.maximumWorkingMemoryBytes) bytes (1 GiB); a CNN for one image needs a few MB, so its shapes are wrong or it is not a mobile model")
         }
         let count = max(layout.arenaCount, 16)
         var raw: UnsafeMutableRawPointer?

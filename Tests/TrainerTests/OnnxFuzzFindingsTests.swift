@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+
+@testable import Trainer
+
+/// Inputs that fuzz/run-onnx-fuzzer.sh found to crash the ONNX import, the FLOPs counter or the engine, rebuilt
+/// here as models; each must now be a typed `OnnxError` on every path a user's file takes.
+@Suite struct OnnxFuzzFindingsTests {
+    /// The bytes through decode, FLOPs counting, planning and one run, as `nas flops`, `nas infer` and the worker
+    /// do; returns the messages of the errors (each must be an `OnnxError`).
+    static func errors(_ bytes: [UInt8]) throws -> [String] {
+        var messages: [String] = []
+        do {
+            _ = try OnnxFlops.count(bytes: bytes)
+        } catch let error as OnnxError {
+            messages.append(error.description)
+        }
+        do {
+            let engine = try OnnxEngine(bytes: bytes)
+            _ = try engine.run(inputs: engine.inputs.map { [Float](repeating: 0, count: $0.count) })
+        } catch let error as OnnxError {
+            messages.append(error.description)
+        }
+        return messages
+    }
+
+    static func pool(_ attributes: [OnnxAttribute], input: [Int] = [1, 1, 4, 4]) throws -> [UInt8] {
+        try OnnxModel(
+            graph: OnnxGraph(
+                nodes: [OnnxNode(name: "pool", opType: "MaxPool", inputs: ["x"], outputs: ["y"], attributes: attributes)],
+                inputs: [OnnxValueInfo(name: "x", shape: input.map { .value($0) })],
+                outputs: [OnnxValueInfo(name: "y", shape: nil)])
+        ).serialized()
+    }
+
+    /// Found first: pads of 2^63 - 1 overflowed the window arithmetic (a trap in WindowGeometry).
+    @Test func hugePadsAreAnError() throws {
+        let bytes = try Self.pool([
+            OnnxAttribute("kernel_shape", .ints([2, 2])), OnnxAttribute("pads", .ints([.max, .max, .max, .max])),
+        ])
+        let messages = try Self.errors(bytes)
+        #expect(messages.count == 2)
+        #expect(messages.allSatisfy { $0.contains("must each be at most \(WindowGeometry.maximumSize)") }, "\(messages)")
+    }
+
+    @Test func hugeKernelsStridesAndDilationsAreErrors() throws {
+        for attributes in [
+            [OnnxAttribute("kernel_shape", .ints([.max, 1]))],
+            [OnnxAttribute("kernel_shape", .ints([2, 2])), OnnxAttribute("strides", .ints([1 << 62, 1]))],
+            [OnnxAttribute("kernel_shape", .ints([2, 2])), OnnxAttribute("dilations", .ints([1, 1 << 40]))],
+        ] {
+            let messages = try Self.errors(try Self.pool(attributes))
+            #expect(messages.count == 2, "\(attributes)")
+            #expect(messages.allSatisfy { $0.contains("at most") }, "\(messages)")
+        }
+    }
+
+    @Test func ordinaryPoolStillRuns() throws {
+        let bytes = try Self.pool([OnnxAttribute("kernel_shape", .ints([2, 2])), OnnxAttribute("pads", .ints([1, 1, 1, 1]))])
+        #expect(try Self.errors(bytes).isEmpty)
+        #expect(try OnnxFlops.count(bytes: bytes).total == 25 * 4)
+    }
+}
+
+extension OnnxFuzzFindingsTests {
+    /// Found second: an exported CNN whose input's batch was mutated to 2^20 planned a 2.9 GB arena, which the
+    /// engine allocated and zeroed; now anything above `OnnxEngine.maximumWorkingMemoryBytes` is refused.
+    @Test func hugeBatchIsRefusedBeforeAllocating() throws {
+        let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 4)], height: 8, width: 8)
+        var model = try OnnxExport.model(
+            architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 1), batch: 1)
+        model.graph.inputs[0].shape = [.value(1 << 20), .value(1), .value(8), .value(8)]
+        let error = try #require(throws: OnnxError.self) { try OnnxEngine(bytes: try model.serialized()) }
+        #expect(error.description.contains("more than the engine's limit of 1073741824 bytes"), "\(error)")
+        // The same model with its real batch still plans and runs.
+        model.graph.inputs[0].shape = [.value(1), .value(1), .value(8), .value(8)]
+        let engine = try OnnxEngine(bytes: try model.serialized())
+        #expect(try engine.run([Float](repeating: 0, count: 64)).count == 10)
+    }
+}
