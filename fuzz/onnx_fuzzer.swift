@@ -9,7 +9,7 @@ import Trainer
 
 /// The largest input one run feeds: bigger inputs are planned (and their memory counted) but not run, so that a
 /// legitimately large model does not read as a hang.
-private let maximumRunFloats = 1 << 22
+private let maximumRunFloats = 1 << 18
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

@@ -78,3 +78,19 @@ extension OnnxFuzzFindingsTests {
         #expect(try engine.run([Float](repeating: 0, count: 64)).count == 10)
     }
 }
+
+extension OnnxFuzzFindingsTests {
+    /// Found third: a Conv whose group was mutated to 2^63 - 1 overflowed `weight channels * group` in the shape
+    /// inference.
+    @Test func hugeConvGroupIsAnError() throws {
+        let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 4)], height: 8, width: 8)
+        var model = try OnnxExport.model(
+            architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 1), batch: 1)
+        let conv = try #require(model.graph.nodes.firstIndex { $0.opType == "Conv" })
+        model.graph.nodes[conv].attributes.removeAll { $0.name == "group" }
+        model.graph.nodes[conv].attributes.append(OnnxAttribute("group", .int(.max)))
+        let messages = try Self.errors(try model.serialized())
+        #expect(messages.count == 2)
+        #expect(messages.allSatisfy { $0.contains("do not agree") }, "\(messages)")
+    }
+}

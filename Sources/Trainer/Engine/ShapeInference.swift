@@ -114,7 +114,10 @@ struct ShapeInference {
                 throw fail("input \(value.shape) and weight \(weight.shape) must have the same rank, at least 3")
             }
             let group = node.int("group", default: 1)
-            guard group > 0, value.shape[1] == weight.shape[1] * group, weight.shape[0] % group == 0 else {
+            // A crafted group (2^63 - 1) must not overflow the product: compare by division instead.
+            guard group > 0, value.shape[1] % group == 0, value.shape[1] / group == weight.shape[1],
+                weight.shape[0] % group == 0
+            else {
                 throw fail("input channels \(value.shape[1]), weight \(weight.shape) and group \(group) do not agree")
             }
             let kernel = node.ints("kernel_shape") ?? Array(weight.shape[2...])
