@@ -94,3 +94,43 @@ extension OnnxFuzzFindingsTests {
         #expect(messages.allSatisfy { $0.contains("do not agree") }, "\(messages)")
     }
 }
+
+extension OnnxFuzzFindingsTests {
+    static func single(_ node: OnnxNode, input: [Int], initializers: [OnnxTensor] = []) throws -> [UInt8] {
+        try OnnxModel(
+            graph: OnnxGraph(
+                nodes: [node], initializers: initializers,
+                inputs: [OnnxValueInfo(name: "x", shape: input.map { .value($0) })],
+                outputs: [OnnxValueInfo(name: "y", shape: nil)])
+        ).serialized()
+    }
+
+    /// Found fourth (a 20 s timeout): a Transpose of a 2^29-float run-time value built its index table in the shape
+    /// inference, which needs only the shape, and again in the planner; now the inference builds tables for
+    /// constants only and the engine refuses a value above its working-memory limit before planning.
+    @Test func transposeOfAHugeRunTimeValueIsRefusedQuickly() throws {
+        let bytes = try Self.single(
+            OnnxNode(name: "t", opType: "Transpose", inputs: ["x"], outputs: ["y"]), input: [1 << 14, 1 << 15])
+        #expect(try OnnxFlops.count(bytes: bytes).operations.map(\.opType) == ["Transpose"])
+        let error = try #require(throws: OnnxError.self) { try OnnxEngine(bytes: bytes) }
+        // The input is refused first: every run-time value is checked before the planner builds any table.
+        #expect(error.description.contains("value 'x' has shape [16384, 32768], more than the engine's working-memory limit"))
+    }
+
+    /// Steps of Int64.min and Int64.max overflowed the Slice output-size arithmetic.
+    @Test func extremeSliceStepsDoNotOverflow() throws {
+        func ints(_ name: String, _ value: Int64) -> OnnxTensor { OnnxTensor(name: name, dims: [1], int64s: [value]) }
+        for (start, end, step, expected) in [
+            (Int64(0), Int64(8), Int64.max, 1), (7, -9, .min, 1), (Int64.min, Int64.max, 3, 3), (.max, .min, -1, 8),
+        ] {
+            let bytes = try Self.single(
+                OnnxNode(name: "s", opType: "Slice", inputs: ["x", "st", "en", "ax", "sp"], outputs: ["y"]),
+                input: [2, 8],
+                initializers: [ints("st", start), ints("en", end), ints("ax", 1), ints("sp", step)])
+            let engine = try OnnxEngine(bytes: bytes)
+            #expect(engine.outputs[0].shape == [2, expected], "start \(start) end \(end) step \(step)")
+            let output = try engine.run(Array(0..<16).map(Float.init))
+            #expect(output.count == 2 * expected)
+        }
+    }
+}

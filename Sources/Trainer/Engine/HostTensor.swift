@@ -144,9 +144,12 @@ enum ShapeMath {
         return result
     }
 
-    static func transposeIndices(input: [Int], perm: [Int]) -> (shape: [Int], indices: [Int]) {
+    /// With `withIndices` false only the shape is computed: shape inference of a run-time value needs no table,
+    /// and building one as large as a crafted value took seconds and gigabytes.
+    static func transposeIndices(input: [Int], perm: [Int], withIndices: Bool = true) -> (shape: [Int], indices: [Int]) {
         let inputStrides = strides(input)
         let output = perm.map { input[$0] }
+        if !withIndices { return (output, []) }
         let indices = mapIndices(output: output) { coordinate in
             var index = 0
             for axis in 0..<perm.count { index += coordinate[axis] * inputStrides[perm[axis]] }
@@ -155,12 +158,13 @@ enum ShapeMath {
         return (output, indices)
     }
 
-    static func gatherIndices(input: [Int], axis: Int, indices: [Int], indicesShape: [Int]) -> (
-        shape: [Int], indices: [Int]
-    ) {
+    static func gatherIndices(
+        input: [Int], axis: Int, indices: [Int], indicesShape: [Int], withIndices: Bool = true
+    ) -> (shape: [Int], indices: [Int]) {
         let outer = count(Array(input[..<axis]))
         let inner = count(Array(input[(axis + 1)...]))
         let output = Array(input[..<axis]) + indicesShape + Array(input[(axis + 1)...])
+        if !withIndices { return (output, []) }
         var result = [Int]()
         result.reserveCapacity(outer * indices.count * inner)
         for o in 0..<outer {
@@ -173,9 +177,9 @@ enum ShapeMath {
     }
 
     /// Resolved `Slice` parameters per axis: start, step and count (numpy semantics with clamping).
-    static func sliceIndices(input: [Int], starts: [Int64], ends: [Int64], axes: [Int], steps: [Int64]) -> (
-        shape: [Int], indices: [Int]
-    ) {
+    static func sliceIndices(
+        input: [Int], starts: [Int64], ends: [Int64], axes: [Int], steps: [Int64], withIndices: Bool = true
+    ) -> (shape: [Int], indices: [Int]) {
         var start = [Int](repeating: 0, count: input.count)
         var step = [Int](repeating: 1, count: input.count)
         var output = input
@@ -189,15 +193,17 @@ enum ShapeMath {
             if s > 0 {
                 first = min(max(first, 0), dim)
                 last = min(max(last, 0), dim)
-                output[axis] = Int(max(0, (last - first + s - 1) / s))
+                // In UInt64 with the step's magnitude: a step of Int64.max or Int64.min must not overflow.
+                output[axis] = last > first ? Int((UInt64(last - first) - 1) / s.magnitude + 1) : 0
             } else {
                 first = min(max(first, 0), dim - 1)
                 last = min(max(last, -1), dim - 1)
-                output[axis] = Int(max(0, (first - last + (-s) - 1) / (-s)))
+                output[axis] = first > last ? Int((UInt64(first - last) - 1) / s.magnitude + 1) : 0
             }
             start[axis] = Int(first)
             step[axis] = Int(s)
         }
+        if !withIndices { return (output, []) }
         let inputStrides = strides(input)
         let indices = mapIndices(output: output) { coordinate in
             var index = 0

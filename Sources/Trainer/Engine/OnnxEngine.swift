@@ -51,6 +51,15 @@ public final class OnnxEngine {
                     "graph output '\(output)'", analysis.values[output]?.type ?? .undefined)
             }
         }
+        // Checked before planning: the planner builds index tables (transpose, gather, broadcast) as large as the
+        // values, so a value that could never fit in the arena would cost seconds and gigabytes first.
+        let limit = Self.maximumWorkingMemoryBytes / MemoryLayout<Float>.stride
+        let runTimeValues = analysis.inputs.map { ($0.name, $0.shape) }
+            + analysis.nodes.flatMap { zip($0.node.outputs, $0.outputShapes) }
+        for (name, shape) in runTimeValues where ShapeMath.count(shape) > limit {
+            throw OnnxError.invalidModel(
+                "value '\(name)' has shape \(shape), more than the engine's working-memory limit of \(Self.maximumWorkingMemoryBytes) bytes (1 GiB); a CNN for one image needs a few MB, so its shapes are wrong or it is not a mobile model")
+        }
         var planner = try Planner(analysis: analysis)
         try planner.plan()
         for output in analysis.outputs where planner.storageOf[output] == nil && analysis.constant(output) == nil {

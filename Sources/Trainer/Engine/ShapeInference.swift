@@ -207,7 +207,8 @@ struct ShapeInference {
             guard perm.sorted() == Array(0..<rank) else {
                 throw fail("perm \(perm) is not a permutation of 0..<\(rank)")
             }
-            let (shape, indices) = ShapeMath.transposeIndices(input: value.shape, perm: perm)
+            let (shape, indices) = ShapeMath.transposeIndices(
+                input: value.shape, perm: perm, withIndices: value.constant != nil)
             return [
                 Value(
                     shape: shape, type: value.type,
@@ -274,7 +275,8 @@ struct ShapeInference {
                 indices.append(Int(normalized))
             }
             let (shape, map) = ShapeMath.gatherIndices(
-                input: data.shape, axis: at, indices: indices, indicesShape: indicesValue.shape)
+                input: data.shape, axis: at, indices: indices, indicesShape: indicesValue.shape,
+                withIndices: data.constant != nil)
             return [
                 Value(
                     shape: shape, type: data.type,
@@ -305,7 +307,8 @@ struct ShapeInference {
             else { throw fail("starts, ends, axes and steps must have the same length and steps no zero") }
             let normalizedAxes = try axes.map { try axis(Int($0), rank: rank) }
             let (shape, map) = ShapeMath.sliceIndices(
-                input: data.shape, starts: starts, ends: ends, axes: normalizedAxes, steps: steps)
+                input: data.shape, starts: starts, ends: ends, axes: normalizedAxes, steps: steps,
+                withIndices: data.constant != nil)
             return [
                 Value(
                     shape: shape, type: data.type,
