@@ -134,3 +134,22 @@ extension OnnxFuzzFindingsTests {
         }
     }
 }
+
+extension OnnxFuzzFindingsTests {
+    /// Found fifth: a Gather of a scalar (rank 0) read `shape[0]`, because axis 0 was accepted for rank 0; the same
+    /// held for Concat, Squeeze and Slice.
+    @Test func axesOfAScalarAreErrors() throws {
+        let indices = OnnxTensor(name: "i", dims: [1], int64s: [0])
+        let nodes = [
+            OnnxNode(name: "gather", opType: "Gather", inputs: ["x", "i"], outputs: ["y"]),
+            OnnxNode(name: "concat", opType: "Concat", inputs: ["x", "x"], outputs: ["y"], attributes: [OnnxAttribute("axis", .int(0))]),
+            OnnxNode(name: "squeeze", opType: "Squeeze", inputs: ["x", "i"], outputs: ["y"]),
+            OnnxNode(name: "slice", opType: "Slice", inputs: ["x", "i", "i", "i"], outputs: ["y"]),
+        ]
+        for node in nodes {
+            let messages = try Self.errors(try Self.single(node, input: [], initializers: [indices]))
+            #expect(messages.count == 2, "\(node.name)")
+            #expect(messages.allSatisfy { $0.contains("is out of range for rank 0") }, "\(node.name): \(messages)")
+        }
+    }
+}

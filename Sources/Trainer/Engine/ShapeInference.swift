@@ -37,7 +37,9 @@ struct ShapeInference {
         }
         func axis(_ value: Int, rank: Int) throws -> Int {
             let normalized = value < 0 ? value + rank : value
-            guard normalized >= 0, normalized < max(rank, 1) else {
+            // Strict even for a scalar: callers index the shape with the result (Gather, Concat, Squeeze, Slice
+            // of a rank-0 value trapped on `shape[0]`).
+            guard normalized >= 0, normalized < rank else {
                 throw fail("axis \(value) is out of range for rank \(rank)")
             }
             return normalized
