@@ -153,3 +153,25 @@ extension OnnxFuzzFindingsTests {
         }
     }
 }
+
+extension OnnxFuzzFindingsTests {
+    /// Found sixth (a heap-buffer-overflow write of 262,140 bytes in `run`): a node output reusing a graph input's
+    /// name gave the input the node's smaller buffer, and the run copied the whole input into it.
+    @Test func aValueWithTwoProducersIsAnError() throws {
+        let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 4)], height: 8, width: 8)
+        var model = try OnnxExport.model(
+            architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 1), batch: 1)
+        let last = model.graph.nodes.count - 1
+        var renamed = model
+        renamed.graph.nodes[last].outputs = [OnnxExport.inputName]
+        renamed.graph.outputs = [OnnxValueInfo(name: OnnxExport.inputName, shape: nil)]
+        let messages = try Self.errors(try renamed.serialized())
+        #expect(messages.count == 2)
+        #expect(messages.allSatisfy { $0.contains("produces 'input', which is already a graph input") }, "\(messages)")
+        // An initializer's name, and one name twice in a node, are the same defect.
+        model.graph.nodes[0].outputs = ["conv0_bias"]
+        #expect(try Self.errors(try model.serialized()).allSatisfy { $0.contains("already a graph input, an initializer") })
+        model.graph.nodes[0].outputs = ["a", "a"]
+        #expect(try Self.errors(try model.serialized()).allSatisfy { $0.contains("names an output twice") })
+    }
+}
