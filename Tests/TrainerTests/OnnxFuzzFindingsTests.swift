@@ -175,3 +175,22 @@ extension OnnxFuzzFindingsTests {
         #expect(try Self.errors(try model.serialized()).allSatisfy { $0.contains("names an output twice") })
     }
 }
+
+extension OnnxFuzzFindingsTests {
+    /// Found seventh (a timeout): the index tables of Slice, Transpose and broadcasting called a closure with a
+    /// coordinate array per element; they are now built incrementally, and must still pick the same elements.
+    @Test func incrementalIndexTablesMatchTheCoordinateFormula() throws {
+        let input = [2, 3, 4]
+        let strides = ShapeMath.strides(input)
+        let slice = ShapeMath.sliceIndices(input: input, starts: [2, -1], ends: [0, -9], axes: [1, 2], steps: [-1, -2])
+        #expect(slice.shape == [2, 2, 2])
+        var expected: [Int] = []
+        for a in 0..<2 { for b in [2, 1] { for c in [3, 1] { expected.append(a * strides[0] + b * strides[1] + c) } } }
+        #expect(slice.indices == expected)
+        let transpose = ShapeMath.transposeIndices(input: input, perm: [2, 0, 1])
+        expected = []
+        for c in 0..<4 { for a in 0..<2 { for b in 0..<3 { expected.append(a * 12 + b * 4 + c) } } }
+        #expect(transpose.indices == expected)
+        #expect(ShapeMath.broadcastIndices(input: [3, 1], output: [2, 3, 4]) == (0..<24).map { ($0 / 4) % 3 })
+    }
+}

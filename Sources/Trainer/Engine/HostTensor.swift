@@ -117,26 +117,35 @@ enum ShapeMath {
         let inputStrides = strides(padded)
         var effective = [Int](repeating: 0, count: rank)
         for axis in 0..<rank where padded[axis] != 1 { effective[axis] = inputStrides[axis] }
-        return mapIndices(output: output) { coordinate in
-            var index = 0
-            for axis in 0..<rank { index += coordinate[axis] * effective[axis] }
-            return index
-        }
+        return linearIndices(output: output, strides: effective, offset: 0)
     }
 
-    /// Calls `body` with each coordinate of `output` in row-major order and collects its results.
-    static func mapIndices(output: [Int], _ body: ([Int]) -> Int) -> [Int] {
+    /// `offset + sum(coordinate * strides)` for each coordinate of `output` in row-major order, updated
+    /// incrementally: a closure call and a coordinate array per element made a 32 M-element Slice table take
+    /// seconds (the fuzzer's timeout), this is one add per element. Wrapping arithmetic: the step past a row's
+    /// last element may leave Int's range (a Slice step of 2^63 - 1) but is never stored; every stored index is exact.
+    static func linearIndices(output: [Int], strides: [Int], offset: Int) -> [Int] {
         let total = count(output)
         var result = [Int]()
         result.reserveCapacity(total)
         if total == 0 { return result }
+        guard let last = output.indices.last else { return [offset] }
+        let innerSize = output[last]
+        let innerStride = strides[last]
         var coordinate = [Int](repeating: 0, count: output.count)
-        for _ in 0..<total {
-            result.append(body(coordinate))
-            var axis = output.count - 1
+        var rowStart = offset
+        while result.count < total {
+            var index = rowStart
+            for _ in 0..<innerSize {
+                result.append(index)
+                index &+= innerStride
+            }
+            var axis = last - 1
             while axis >= 0 {
                 coordinate[axis] += 1
+                rowStart &+= strides[axis]
                 if coordinate[axis] < output[axis] { break }
+                rowStart &-= strides[axis] &* output[axis]
                 coordinate[axis] = 0
                 axis -= 1
             }
@@ -150,12 +159,7 @@ enum ShapeMath {
         let inputStrides = strides(input)
         let output = perm.map { input[$0] }
         if !withIndices { return (output, []) }
-        let indices = mapIndices(output: output) { coordinate in
-            var index = 0
-            for axis in 0..<perm.count { index += coordinate[axis] * inputStrides[perm[axis]] }
-            return index
-        }
-        return (output, indices)
+        return (output, linearIndices(output: output, strides: perm.map { inputStrides[$0] }, offset: 0))
     }
 
     static func gatherIndices(
@@ -205,11 +209,8 @@ enum ShapeMath {
         }
         if !withIndices { return (output, []) }
         let inputStrides = strides(input)
-        let indices = mapIndices(output: output) { coordinate in
-            var index = 0
-            for axis in 0..<input.count { index += (start[axis] + coordinate[axis] * step[axis]) * inputStrides[axis] }
-            return index
-        }
-        return (output, indices)
+        let offset = (0..<input.count).reduce(0) { $0 &+ start[$1] &* inputStrides[$1] }
+        let strides = (0..<input.count).map { step[$0] &* inputStrides[$0] }
+        return (output, linearIndices(output: output, strides: strides, offset: offset))
     }
 }
