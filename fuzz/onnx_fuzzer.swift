@@ -103,7 +103,8 @@ private struct Mutator {
             let index = next(graph.inputs.count)
             var shape = graph.inputs[index].shape ?? []
             let value = interesting()
-            let dimension: OnnxValueInfo.Dimension = value < 0 || value > Int64(Int32.max) ? .unknown : .value(Int(value))
+            let dimension: OnnxValueInfo.Dimension =
+                value < 0 || value > Int64(Int32.max) ? .unknown : .value(Int(value))
             if shape.isEmpty || next(4) == 0 { shape.append(dimension) } else { shape[next(shape.count)] = dimension }
             graph.inputs[index].shape = next(8) == 0 ? nil : shape
         case 1, 2:  // an attribute's value
@@ -116,7 +117,11 @@ private struct Mutator {
             case 0: value = .int(interesting())
             case 1:
                 var values = node.attribute(name)?.intsValue ?? []
-                if values.isEmpty || next(3) == 0 { values.append(interesting()) } else { values[next(values.count)] = interesting() }
+                if values.isEmpty || next(3) == 0 {
+                    values.append(interesting())
+                } else {
+                    values[next(values.count)] = interesting()
+                }
                 if next(6) == 0, !values.isEmpty { values.removeLast() }
                 value = .ints(values)
             case 2: value = .float([0, -1, 1e30, .nan, .infinity, 1e-30].randomElement(using: &self)!)
@@ -161,10 +166,14 @@ private struct Mutator {
             if count > 1 << 16 { break }
             tensor.dims = dims
             if tensor.dataType.isInteger {
-                tensor.int64s = (0..<count).map { tensor.int64s.isEmpty ? Int64($0) : tensor.int64s[$0 % tensor.int64s.count] }
+                tensor.int64s = (0..<count).map {
+                    tensor.int64s.isEmpty ? Int64($0) : tensor.int64s[$0 % tensor.int64s.count]
+                }
             } else {
                 tensor.dataType = .float
-                tensor.floats = (0..<count).map { tensor.floats.isEmpty ? 0.5 : tensor.floats[$0 % tensor.floats.count] }
+                tensor.floats = (0..<count).map {
+                    tensor.floats.isEmpty ? 0.5 : tensor.floats[$0 % tensor.floats.count]
+                }
             }
             graph.initializers[index] = tensor
         case 7:  // a constant's element type, between the ones held as integers and as floats

@@ -27,7 +27,9 @@ import Testing
     static func pool(_ attributes: [OnnxAttribute], input: [Int] = [1, 1, 4, 4]) throws -> [UInt8] {
         try OnnxModel(
             graph: OnnxGraph(
-                nodes: [OnnxNode(name: "pool", opType: "MaxPool", inputs: ["x"], outputs: ["y"], attributes: attributes)],
+                nodes: [
+                    OnnxNode(name: "pool", opType: "MaxPool", inputs: ["x"], outputs: ["y"], attributes: attributes)
+                ],
                 inputs: [OnnxValueInfo(name: "x", shape: input.map { .value($0) })],
                 outputs: [OnnxValueInfo(name: "y", shape: nil)])
         ).serialized()
@@ -40,7 +42,8 @@ import Testing
         ])
         let messages = try Self.errors(bytes)
         #expect(messages.count == 2)
-        #expect(messages.allSatisfy { $0.contains("must each be at most \(WindowGeometry.maximumSize)") }, "\(messages)")
+        #expect(
+            messages.allSatisfy { $0.contains("must each be at most \(WindowGeometry.maximumSize)") }, "\(messages)")
     }
 
     @Test func hugeKernelsStridesAndDilationsAreErrors() throws {
@@ -56,7 +59,9 @@ import Testing
     }
 
     @Test func ordinaryPoolStillRuns() throws {
-        let bytes = try Self.pool([OnnxAttribute("kernel_shape", .ints([2, 2])), OnnxAttribute("pads", .ints([1, 1, 1, 1]))])
+        let bytes = try Self.pool([
+            OnnxAttribute("kernel_shape", .ints([2, 2])), OnnxAttribute("pads", .ints([1, 1, 1, 1])),
+        ])
         #expect(try Self.errors(bytes).isEmpty)
         #expect(try OnnxFlops.count(bytes: bytes).total == 25 * 4)
     }
@@ -114,7 +119,9 @@ extension OnnxFuzzFindingsTests {
         #expect(try OnnxFlops.count(bytes: bytes).operations.map(\.opType) == ["Transpose"])
         let error = try #require(throws: OnnxError.self) { try OnnxEngine(bytes: bytes) }
         // The input is refused first: every run-time value is checked before the planner builds any table.
-        #expect(error.description.contains("value 'x' has shape [16384, 32768], more than the engine's working-memory limit"))
+        #expect(
+            error.description.contains(
+                "value 'x' has shape [16384, 32768], more than the engine's working-memory limit"))
     }
 
     /// Steps of Int64.min and Int64.max overflowed the Slice output-size arithmetic.
@@ -142,7 +149,9 @@ extension OnnxFuzzFindingsTests {
         let indices = OnnxTensor(name: "i", dims: [1], int64s: [0])
         let nodes = [
             OnnxNode(name: "gather", opType: "Gather", inputs: ["x", "i"], outputs: ["y"]),
-            OnnxNode(name: "concat", opType: "Concat", inputs: ["x", "x"], outputs: ["y"], attributes: [OnnxAttribute("axis", .int(0))]),
+            OnnxNode(
+                name: "concat", opType: "Concat", inputs: ["x", "x"], outputs: ["y"],
+                attributes: [OnnxAttribute("axis", .int(0))]),
             OnnxNode(name: "squeeze", opType: "Squeeze", inputs: ["x", "i"], outputs: ["y"]),
             OnnxNode(name: "slice", opType: "Slice", inputs: ["x", "i", "i", "i"], outputs: ["y"]),
         ]
@@ -170,7 +179,8 @@ extension OnnxFuzzFindingsTests {
         #expect(messages.allSatisfy { $0.contains("produces 'input', which is already a graph input") }, "\(messages)")
         // An initializer's name, and one name twice in a node, are the same defect.
         model.graph.nodes[0].outputs = ["conv0_bias"]
-        #expect(try Self.errors(try model.serialized()).allSatisfy { $0.contains("already a graph input, an initializer") })
+        #expect(
+            try Self.errors(try model.serialized()).allSatisfy { $0.contains("already a graph input, an initializer") })
         model.graph.nodes[0].outputs = ["a", "a"]
         #expect(try Self.errors(try model.serialized()).allSatisfy { $0.contains("names an output twice") })
     }
@@ -182,10 +192,13 @@ extension OnnxFuzzFindingsTests {
     @Test func incrementalIndexTablesMatchTheCoordinateFormula() throws {
         let input = [2, 3, 4]
         let strides = ShapeMath.strides(input)
-        let slice = ShapeMath.sliceIndices(input: input, starts: [2, -1], ends: [0, -9], axes: [1, 2], steps: [-1, -2])
+        let slice = ShapeMath.sliceIndices(
+            input: input, starts: [2, -1], ends: [0, -9], axes: [1, 2], steps: [-1, -2])
         #expect(slice.shape == [2, 2, 2])
         var expected: [Int] = []
-        for a in 0..<2 { for b in [2, 1] { for c in [3, 1] { expected.append(a * strides[0] + b * strides[1] + c) } } }
+        for a in 0..<2 {
+            for b in [2, 1] { for c in [3, 1] { expected.append(a * strides[0] + b * strides[1] + c) } }
+        }
         #expect(slice.indices == expected)
         let transpose = ShapeMath.transposeIndices(input: input, perm: [2, 0, 1])
         expected = []

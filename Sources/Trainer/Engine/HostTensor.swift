@@ -155,7 +155,9 @@ enum ShapeMath {
 
     /// With `withIndices` false only the shape is computed: shape inference of a run-time value needs no table,
     /// and building one as large as a crafted value took seconds and gigabytes.
-    static func transposeIndices(input: [Int], perm: [Int], withIndices: Bool = true) -> (shape: [Int], indices: [Int]) {
+    static func transposeIndices(
+        input: [Int], perm: [Int], withIndices: Bool = true
+    ) -> (shape: [Int], indices: [Int]) {
         let inputStrides = strides(input)
         let output = perm.map { input[$0] }
         if !withIndices { return (output, []) }
