@@ -57,6 +57,17 @@ struct GraphAnalysis {
         var recorded: [String: OnnxValueInfo] = [:]
         for info in graph.valueInfo + graph.outputs { recorded[info.name] = info }
         for node in graph.nodes {
+            // ONNX assigns every value once. A node output that reuses the name of a graph input, an initializer or
+            // an earlier output would give one name two buffers of different sizes (the fuzzer found a run writing
+            // a graph input into a smaller buffer that way).
+            for output in node.outputs where !output.isEmpty && values[output] != nil {
+                throw OnnxError.invalidModel(
+                    "\(node.displayName) produces '\(output)', which is already a graph input, an initializer or the output of an earlier node; every value must have one producer")
+            }
+            let named = node.outputs.filter { !$0.isEmpty }
+            guard Set(named).count == named.count else {
+                throw OnnxError.invalidModel("\(node.displayName) names an output twice (\(node.outputs))")
+            }
             var inputValues: [Value?] = []
             for (index, name) in node.inputs.enumerated() {
                 if name.isEmpty {

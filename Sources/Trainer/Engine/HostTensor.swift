@@ -117,26 +117,35 @@ enum ShapeMath {
         let inputStrides = strides(padded)
         var effective = [Int](repeating: 0, count: rank)
         for axis in 0..<rank where padded[axis] != 1 { effective[axis] = inputStrides[axis] }
-        return mapIndices(output: output) { coordinate in
-            var index = 0
-            for axis in 0..<rank { index += coordinate[axis] * effective[axis] }
-            return index
-        }
+        return linearIndices(output: output, strides: effective, offset: 0)
     }
 
-    /// Calls `body` with each coordinate of `output` in row-major order and collects its results.
-    static func mapIndices(output: [Int], _ body: ([Int]) -> Int) -> [Int] {
+    /// `offset + sum(coordinate * strides)` for each coordinate of `output` in row-major order, updated
+    /// incrementally: a closure call and a coordinate array per element made a 32 M-element Slice table take
+    /// seconds (the fuzzer's timeout), this is one add per element. Wrapping arithmetic: the step past a row's
+    /// last element may leave Int's range (a Slice step of 2^63 - 1) but is never stored; every stored index is exact.
+    static func linearIndices(output: [Int], strides: [Int], offset: Int) -> [Int] {
         let total = count(output)
         var result = [Int]()
         result.reserveCapacity(total)
         if total == 0 { return result }
+        guard let last = output.indices.last else { return [offset] }
+        let innerSize = output[last]
+        let innerStride = strides[last]
         var coordinate = [Int](repeating: 0, count: output.count)
-        for _ in 0..<total {
-            result.append(body(coordinate))
-            var axis = output.count - 1
+        var rowStart = offset
+        while result.count < total {
+            var index = rowStart
+            for _ in 0..<innerSize {
+                result.append(index)
+                index &+= innerStride
+            }
+            var axis = last - 1
             while axis >= 0 {
                 coordinate[axis] += 1
+                rowStart &+= strides[axis]
                 if coordinate[axis] < output[axis] { break }
+                rowStart &-= strides[axis] &* output[axis]
                 coordinate[axis] = 0
                 axis -= 1
             }
@@ -144,23 +153,24 @@ enum ShapeMath {
         return result
     }
 
-    static func transposeIndices(input: [Int], perm: [Int]) -> (shape: [Int], indices: [Int]) {
+    /// With `withIndices` false only the shape is computed: shape inference of a run-time value needs no table,
+    /// and building one as large as a crafted value took seconds and gigabytes.
+    static func transposeIndices(
+        input: [Int], perm: [Int], withIndices: Bool = true
+    ) -> (shape: [Int], indices: [Int]) {
         let inputStrides = strides(input)
         let output = perm.map { input[$0] }
-        let indices = mapIndices(output: output) { coordinate in
-            var index = 0
-            for axis in 0..<perm.count { index += coordinate[axis] * inputStrides[perm[axis]] }
-            return index
-        }
-        return (output, indices)
+        if !withIndices { return (output, []) }
+        return (output, linearIndices(output: output, strides: perm.map { inputStrides[$0] }, offset: 0))
     }
 
-    static func gatherIndices(input: [Int], axis: Int, indices: [Int], indicesShape: [Int]) -> (
-        shape: [Int], indices: [Int]
-    ) {
+    static func gatherIndices(
+        input: [Int], axis: Int, indices: [Int], indicesShape: [Int], withIndices: Bool = true
+    ) -> (shape: [Int], indices: [Int]) {
         let outer = count(Array(input[..<axis]))
         let inner = count(Array(input[(axis + 1)...]))
         let output = Array(input[..<axis]) + indicesShape + Array(input[(axis + 1)...])
+        if !withIndices { return (output, []) }
         var result = [Int]()
         result.reserveCapacity(outer * indices.count * inner)
         for o in 0..<outer {
@@ -173,9 +183,9 @@ enum ShapeMath {
     }
 
     /// Resolved `Slice` parameters per axis: start, step and count (numpy semantics with clamping).
-    static func sliceIndices(input: [Int], starts: [Int64], ends: [Int64], axes: [Int], steps: [Int64]) -> (
-        shape: [Int], indices: [Int]
-    ) {
+    static func sliceIndices(
+        input: [Int], starts: [Int64], ends: [Int64], axes: [Int], steps: [Int64], withIndices: Bool = true
+    ) -> (shape: [Int], indices: [Int]) {
         var start = [Int](repeating: 0, count: input.count)
         var step = [Int](repeating: 1, count: input.count)
         var output = input
@@ -189,21 +199,20 @@ enum ShapeMath {
             if s > 0 {
                 first = min(max(first, 0), dim)
                 last = min(max(last, 0), dim)
-                output[axis] = Int(max(0, (last - first + s - 1) / s))
+                // In UInt64 with the step's magnitude: a step of Int64.max or Int64.min must not overflow.
+                output[axis] = last > first ? Int((UInt64(last - first) - 1) / s.magnitude + 1) : 0
             } else {
                 first = min(max(first, 0), dim - 1)
                 last = min(max(last, -1), dim - 1)
-                output[axis] = Int(max(0, (first - last + (-s) - 1) / (-s)))
+                output[axis] = first > last ? Int((UInt64(first - last) - 1) / s.magnitude + 1) : 0
             }
             start[axis] = Int(first)
             step[axis] = Int(s)
         }
+        if !withIndices { return (output, []) }
         let inputStrides = strides(input)
-        let indices = mapIndices(output: output) { coordinate in
-            var index = 0
-            for axis in 0..<input.count { index += (start[axis] + coordinate[axis] * step[axis]) * inputStrides[axis] }
-            return index
-        }
-        return (output, indices)
+        let offset = (0..<input.count).reduce(0) { $0 &+ start[$1] &* inputStrides[$1] }
+        let strides = (0..<input.count).map { step[$0] &* inputStrides[$0] }
+        return (output, linearIndices(output: output, strides: strides, offset: offset))
     }
 }

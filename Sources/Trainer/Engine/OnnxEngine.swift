@@ -26,6 +26,9 @@ public final class OnnxEngine {
     /// The peak working memory of one inference in bytes: the arena holding every intermediate value and
     /// scratch buffer (weights not included).
     public let peakMemoryBytes: Int
+    /// The largest arena a model may ask for (1 GiB): far above any mobile CNN's working memory (a few MB for one
+    /// image), and low enough that a hostile file's shapes cannot make a worker allocate and zero gigabytes.
+    public static let maximumWorkingMemoryBytes = 1 << 30
     /// The number of kernels one run executes.
     public var kernelCount: Int { steps.count }
 
@@ -48,15 +51,24 @@ public final class OnnxEngine {
                     "graph output '\(output)'", analysis.values[output]?.type ?? .undefined)
             }
         }
+        // Checked before planning: the planner builds index tables (transpose, gather, broadcast) as large as the
+        // values, so a value that could never fit in the arena would cost seconds and gigabytes first.
+        let limit = Self.maximumWorkingMemoryBytes / MemoryLayout<Float>.stride
+        let runTimeValues = analysis.inputs.map { ($0.name, $0.shape) }
+            + analysis.nodes.flatMap { zip($0.node.outputs, $0.outputShapes) }
+        for (name, shape) in runTimeValues where ShapeMath.count(shape) > limit {
+            throw OnnxError.invalidModel(
+                "value '\(name)' has shape \(shape), more than the engine's working-memory limit of \(Self.maximumWorkingMemoryBytes) bytes (1 GiB); a CNN for one image needs a few MB, so its shapes are wrong or it is not a mobile model")
+        }
         var planner = try Planner(analysis: analysis)
         try planner.plan()
         for output in analysis.outputs where planner.storageOf[output] == nil && analysis.constant(output) == nil {
             throw OnnxError.invalidModel("graph output '\(output)' is not computed by any node the engine runs")
         }
         let layout = planner.layout()
-        guard layout.arenaCount <= ShapeMath.maximumCount else {
+        guard layout.arenaCount <= Self.maximumWorkingMemoryBytes / MemoryLayout<Float>.stride else {
             throw OnnxError.invalidModel(
-                "the model needs \(layout.arenaCount * 4) bytes of working memory, more than 4 GiB")
+                "the model needs \(layout.arenaCount) floats of working memory, more than the engine's limit of \(Self.maximumWorkingMemoryBytes) bytes (1 GiB); a CNN for one image needs a few MB, so its shapes are wrong or it is not a mobile model")
         }
         let count = max(layout.arenaCount, 16)
         var raw: UnsafeMutableRawPointer?

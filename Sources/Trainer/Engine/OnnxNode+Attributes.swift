@@ -23,6 +23,9 @@ extension OnnxNode {
 
 /// The resolved geometry of a sliding window (Conv, MaxPool, AveragePool) over the spatial axes.
 struct WindowGeometry: Hashable, Sendable {
+    /// The largest kernel, stride, dilation, pad or spatial size accepted (2^24).
+    static let maximumSize = 1 << 24
+
     var kernel: [Int]
     var strides: [Int]
     var dilations: [Int]
@@ -47,6 +50,16 @@ struct WindowGeometry: Hashable, Sendable {
             throw OnnxError.invalidNode(
                 node.displayName,
                 "strides \(strides), dilations \(dilations) and kernel \(kernel) must be positive, one per spatial axis"
+            )
+        }
+        // Real windows are a few pixels; bounding every size keeps the arithmetic below far from Int's range, so a
+        // crafted attribute (pads of 2^63 - 1) is an error instead of an overflow trap.
+        let limit = WindowGeometry.maximumSize
+        let sizes = kernel + strides + dilations + (node.ints("pads") ?? []) + input
+        guard sizes.allSatisfy({ $0 <= limit }) else {
+            throw OnnxError.invalidNode(
+                node.displayName,
+                "kernel_shape \(kernel), strides \(strides), dilations \(dilations), pads \(node.ints("pads") ?? []) and the input's spatial sizes \(input) must each be at most \(limit)"
             )
         }
         let autoPad = node.string("auto_pad", default: "NOTSET")

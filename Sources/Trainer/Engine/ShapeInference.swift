@@ -37,7 +37,9 @@ struct ShapeInference {
         }
         func axis(_ value: Int, rank: Int) throws -> Int {
             let normalized = value < 0 ? value + rank : value
-            guard normalized >= 0, normalized < max(rank, 1) else {
+            // Strict even for a scalar: callers index the shape with the result (Gather, Concat, Squeeze, Slice
+            // of a rank-0 value trapped on `shape[0]`).
+            guard normalized >= 0, normalized < rank else {
                 throw fail("axis \(value) is out of range for rank \(rank)")
             }
             return normalized
@@ -114,7 +116,10 @@ struct ShapeInference {
                 throw fail("input \(value.shape) and weight \(weight.shape) must have the same rank, at least 3")
             }
             let group = node.int("group", default: 1)
-            guard group > 0, value.shape[1] == weight.shape[1] * group, weight.shape[0] % group == 0 else {
+            // A crafted group (2^63 - 1) must not overflow the product: compare by division instead.
+            guard group > 0, value.shape[1] % group == 0, value.shape[1] / group == weight.shape[1],
+                weight.shape[0] % group == 0
+            else {
                 throw fail("input channels \(value.shape[1]), weight \(weight.shape) and group \(group) do not agree")
             }
             let kernel = node.ints("kernel_shape") ?? Array(weight.shape[2...])
@@ -204,7 +209,8 @@ struct ShapeInference {
             guard perm.sorted() == Array(0..<rank) else {
                 throw fail("perm \(perm) is not a permutation of 0..<\(rank)")
             }
-            let (shape, indices) = ShapeMath.transposeIndices(input: value.shape, perm: perm)
+            let (shape, indices) = ShapeMath.transposeIndices(
+                input: value.shape, perm: perm, withIndices: value.constant != nil)
             return [
                 Value(
                     shape: shape, type: value.type,
@@ -271,7 +277,8 @@ struct ShapeInference {
                 indices.append(Int(normalized))
             }
             let (shape, map) = ShapeMath.gatherIndices(
-                input: data.shape, axis: at, indices: indices, indicesShape: indicesValue.shape)
+                input: data.shape, axis: at, indices: indices, indicesShape: indicesValue.shape,
+                withIndices: data.constant != nil)
             return [
                 Value(
                     shape: shape, type: data.type,
@@ -302,7 +309,8 @@ struct ShapeInference {
             else { throw fail("starts, ends, axes and steps must have the same length and steps no zero") }
             let normalizedAxes = try axes.map { try axis(Int($0), rank: rank) }
             let (shape, map) = ShapeMath.sliceIndices(
-                input: data.shape, starts: starts, ends: ends, axes: normalizedAxes, steps: steps)
+                input: data.shape, starts: starts, ends: ends, axes: normalizedAxes, steps: steps,
+                withIndices: data.constant != nil)
             return [
                 Value(
                     shape: shape, type: data.type,

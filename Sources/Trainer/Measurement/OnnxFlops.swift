@@ -55,20 +55,20 @@ public enum OnnxFlops {
             case "Conv":
                 let weight = analyzed.inputShapes[1] ?? []
                 let perOutput = ShapeMath.count(Array(weight.dropFirst()))
-                flops = 2 * output * perOutput + (node.input(2) != nil ? output : 0)
+                flops = try sum(product(2, output, perOutput), node.input(2) != nil ? output : 0)
             case "MatMul":
                 let a = analyzed.inputShapes[0] ?? []
-                flops = 2 * output * (a.last ?? 0)
+                flops = try product(2, output, a.last ?? 0)
             case "Gemm":
                 let a = analyzed.inputShapes[0] ?? []
                 let k = node.int("transA", default: 0) != 0 ? a[0] : a[1]
-                flops = 2 * output * k + (node.input(2) != nil ? output : 0)
+                flops = try sum(product(2, output, k), node.input(2) != nil ? output : 0)
             case "Add", "Sub", "Mul", "Div":
                 flops = output
             case "Softmax":
-                flops = 5 * output
+                flops = try product(5, output)
             case "MaxPool", "AveragePool":
-                flops = output * ShapeMath.count(node.ints("kernel_shape") ?? [])
+                flops = try product(output, ShapeMath.count(node.ints("kernel_shape") ?? []))
             case "GlobalAveragePool":
                 flops = ShapeMath.count(analyzed.inputShapes[0] ?? [])
             default:
@@ -78,8 +78,26 @@ public enum OnnxFlops {
                 FlopsReport.Entry(
                     node: node.name.isEmpty ? node.displayName : node.name, opType: node.opType, flops: flops))
         }
-        return FlopsReport(total: entries.reduce(0) { $0 + $1.flops }, operations: entries)
+        return FlopsReport(total: try entries.reduce(0) { try sum($0, $1.flops) }, operations: entries)
     }
+
+    /// A crafted graph (a pool window of 2^24 on each of many axes) can ask for more operations than Int holds.
+    private static func product(_ factors: Int...) throws -> Int {
+        try factors.reduce(1) { total, factor in
+            let (result, overflow) = total.multipliedReportingOverflow(by: factor)
+            guard !overflow else { throw tooMany }
+            return result
+        }
+    }
+
+    private static func sum(_ a: Int, _ b: Int) throws -> Int {
+        let (result, overflow) = a.addingReportingOverflow(b)
+        guard !overflow else { throw tooMany }
+        return result
+    }
+
+    private static let tooMany = OnnxError.invalidModel(
+        "the model's operation count does not fit in a 64-bit integer; its shapes or windows are not a real model's")
 
     /// Counts the FLOPs of the model in `bytes` (an `.onnx` file's contents).
     public static func count(bytes: [UInt8]) throws -> FlopsReport {
