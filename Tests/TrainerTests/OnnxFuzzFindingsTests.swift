@@ -35,6 +35,27 @@ import Testing
         ).serialized()
     }
 
+    /// Finding 9: a broadcast over a value at the per-value limit built its index tables (gigabytes) before the
+    /// arena's size was checked. Tables now count against the working-memory limit before they are built: here
+    /// two broadcast tables of 2^28 entries each, refused with nothing allocated.
+    @Test func broadcastTablesShareTheWorkingMemoryLimit() throws {
+        let side = 1 << 14
+        let bytes = try OnnxModel(
+            graph: OnnxGraph(
+                nodes: [OnnxNode(name: "add", opType: "Add", inputs: ["a", "b"], outputs: ["y"])],
+                inputs: [
+                    OnnxValueInfo(name: "a", shape: [.value(side), .value(1)]),
+                    OnnxValueInfo(name: "b", shape: [.value(1), .value(side)]),
+                ],
+                outputs: [OnnxValueInfo(name: "y", shape: nil)])
+        ).serialized()
+        #expect(ShapeMath.count([side, side]) * 4 <= OnnxEngine.maximumWorkingMemoryBytes)  // each value fits
+        let error = #expect(throws: OnnxError.self) { try OnnxEngine(bytes: bytes) }
+        #expect(
+            error?.description.contains("index tables of \(2 * side * side) entries") == true,
+            "\(String(describing: error))")
+    }
+
     /// Found first: pads of 2^63 - 1 overflowed the window arithmetic (a trap in WindowGeometry).
     @Test func hugePadsAreAnError() throws {
         let bytes = try Self.pool([

@@ -110,26 +110,31 @@ enum ShapeMath {
         return out
     }
 
-    /// For each element of `output`, the flat index of the element of `input` (broadcast to it) that it reads.
-    static func broadcastIndices(input: [Int], output: [Int]) -> [Int] {
+    /// For each element of `output`, the flat index of the element of `input` (broadcast to it) that it reads;
+    /// the planner asks for `Int32` tables, built as such (an `[Int]` first would need twice their memory).
+    static func broadcastIndices<Index: FixedWidthInteger>(
+        input: [Int], output: [Int], as type: Index.Type = Int.self
+    ) -> [Index] {
         let rank = output.count
         let padded = [Int](repeating: 1, count: rank - input.count) + input
         let inputStrides = strides(padded)
         var effective = [Int](repeating: 0, count: rank)
         for axis in 0..<rank where padded[axis] != 1 { effective[axis] = inputStrides[axis] }
-        return linearIndices(output: output, strides: effective, offset: 0)
+        return linearIndices(output: output, strides: effective, offset: 0, as: type)
     }
 
     /// `offset + sum(coordinate * strides)` for each coordinate of `output` in row-major order, updated
     /// incrementally: a closure call and a coordinate array per element made a 32 M-element Slice table take
     /// seconds (the fuzzer's timeout), this is one add per element. Wrapping arithmetic: the step past a row's
     /// last element may leave Int's range (a Slice step of 2^63 - 1) but is never stored; every stored index is exact.
-    static func linearIndices(output: [Int], strides: [Int], offset: Int) -> [Int] {
+    static func linearIndices<Index: FixedWidthInteger>(
+        output: [Int], strides: [Int], offset: Int, as type: Index.Type = Int.self
+    ) -> [Index] {
         let total = count(output)
-        var result = [Int]()
+        var result = [Index]()
         result.reserveCapacity(total)
         if total == 0 { return result }
-        guard let last = output.indices.last else { return [offset] }
+        guard let last = output.indices.last else { return [Index(truncatingIfNeeded: offset)] }
         let innerSize = output[last]
         let innerStride = strides[last]
         var coordinate = [Int](repeating: 0, count: output.count)
@@ -137,7 +142,7 @@ enum ShapeMath {
         while result.count < total {
             var index = rowStart
             for _ in 0..<innerSize {
-                result.append(index)
+                result.append(Index(truncatingIfNeeded: index))
                 index &+= innerStride
             }
             var axis = last - 1
@@ -155,13 +160,13 @@ enum ShapeMath {
 
     /// With `withIndices` false only the shape is computed: shape inference of a run-time value needs no table,
     /// and building one as large as a crafted value took seconds and gigabytes.
-    static func transposeIndices(
-        input: [Int], perm: [Int], withIndices: Bool = true
-    ) -> (shape: [Int], indices: [Int]) {
+    static func transposeIndices<Index: FixedWidthInteger>(
+        input: [Int], perm: [Int], withIndices: Bool = true, as type: Index.Type = Int.self
+    ) -> (shape: [Int], indices: [Index]) {
         let inputStrides = strides(input)
         let output = perm.map { input[$0] }
         if !withIndices { return (output, []) }
-        return (output, linearIndices(output: output, strides: perm.map { inputStrides[$0] }, offset: 0))
+        return (output, linearIndices(output: output, strides: perm.map { inputStrides[$0] }, offset: 0, as: type))
     }
 
     static func gatherIndices(
@@ -183,9 +188,10 @@ enum ShapeMath {
     }
 
     /// Resolved `Slice` parameters per axis: start, step and count (numpy semantics with clamping).
-    static func sliceIndices(
-        input: [Int], starts: [Int64], ends: [Int64], axes: [Int], steps: [Int64], withIndices: Bool = true
-    ) -> (shape: [Int], indices: [Int]) {
+    static func sliceIndices<Index: FixedWidthInteger>(
+        input: [Int], starts: [Int64], ends: [Int64], axes: [Int], steps: [Int64], withIndices: Bool = true,
+        as type: Index.Type = Int.self
+    ) -> (shape: [Int], indices: [Index]) {
         var start = [Int](repeating: 0, count: input.count)
         var step = [Int](repeating: 1, count: input.count)
         var output = input
@@ -213,6 +219,6 @@ enum ShapeMath {
         let inputStrides = strides(input)
         let offset = (0..<input.count).reduce(0) { $0 &+ start[$1] &* inputStrides[$1] }
         let strides = (0..<input.count).map { step[$0] &* inputStrides[$0] }
-        return (output, linearIndices(output: output, strides: strides, offset: offset))
+        return (output, linearIndices(output: output, strides: strides, offset: offset, as: type))
     }
 }

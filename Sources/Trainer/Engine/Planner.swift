@@ -15,6 +15,9 @@ struct Planner {
     private(set) var steps: [PlannedStep] = []
     private var consumers: [String: [Int]] = [:]
     private var skipped: Set<Int> = []
+    /// Entries of the index tables built so far (broadcasts, transposes, gathers, slices): memory the engine holds
+    /// beside its arena, so they share its limit.
+    private var tableEntries = 0
 
     init(analysis: GraphAnalysis) throws {
         self.analysis = analysis
@@ -27,6 +30,19 @@ struct Planner {
         }
         for (index, analyzed) in analysis.nodes.enumerated() {
             for name in analyzed.node.inputs where !name.isEmpty { consumers[name, default: []].append(index) }
+        }
+    }
+
+    /// Counts an index table of `count` entries against the working-memory limit before it is built: a crafted
+    /// model could otherwise make the planner build gigabytes of tables before the arena's size is known.
+    private mutating func reserveTable(_ count: Int, for node: String) throws {
+        tableEntries += count
+        let limit = OnnxEngine.maximumWorkingMemoryBytes / MemoryLayout<Int32>.stride
+        guard tableEntries <= limit else {
+            throw OnnxError.invalidModel(
+                "\(node) needs index tables of \(tableEntries) entries in all, more than the engine's limit of "
+                    + "\(OnnxEngine.maximumWorkingMemoryBytes) bytes (1 GiB); a CNN for one image needs a few MB, "
+                    + "so its shapes are wrong or it is not a mobile model")
         }
     }
 
@@ -149,12 +165,13 @@ struct Planner {
             let op = node.opType
             let aCount = ShapeMath.count(shape(0))
             let bCount = ShapeMath.count(shape(1))
+            try reserveTable((aCount == outCount ? 0 : outCount) + (bCount == outCount ? 0 : outCount), for: name)
             let aIndex =
                 aCount == outCount
-                ? nil : ShapeMath.broadcastIndices(input: shape(0), output: outShape).map { Int32($0) }
+                ? nil : ShapeMath.broadcastIndices(input: shape(0), output: outShape, as: Int32.self)
             let bIndex =
                 bCount == outCount
-                ? nil : ShapeMath.broadcastIndices(input: shape(1), output: outShape).map { Int32($0) }
+                ? nil : ShapeMath.broadcastIndices(input: shape(1), output: outShape, as: Int32.self)
             add([a, b], target, count: outCount) { resolver, _ in
                 let x = resolver.pointer(a)
                 let z = resolver.pointer(b)
@@ -267,7 +284,8 @@ struct Planner {
             let k = transA ? shape(0)[0] : shape(0)[1]
             let lda = shape(0)[1]
             let ldb = shape(1)[1]
-            let cIndex = c.map { _ in ShapeMath.broadcastIndices(input: shape(2), output: outShape).map { Int32($0) } }
+            if c != nil { try reserveTable(outCount, for: name) }
+            let cIndex = c.map { _ in ShapeMath.broadcastIndices(input: shape(2), output: outShape, as: Int32.self) }
             let (activation, target) = fuse(output)
             // For one row, a constant B is stored transposed so that sgemv reads long contiguous rows.
             let constantB = analysis.constant(b)
@@ -371,11 +389,12 @@ struct Planner {
         case "Transpose", "Gather", "Slice":
             let x = try inputName(0)
             let xs = shape(0)
+            try reserveTable(outCount, for: name)
             let table: [Int32]
             switch node.opType {
             case "Transpose":
                 let perm = node.ints("perm") ?? Array((0..<xs.count).reversed())
-                table = ShapeMath.transposeIndices(input: xs, perm: perm).indices.map { Int32($0) }
+                table = ShapeMath.transposeIndices(input: xs, perm: perm, as: Int32.self).indices
             case "Gather":
                 let indices = analysis.constant(node.inputs[1])!
                 var axis = node.int("axis", default: 0)
@@ -417,8 +436,9 @@ struct Planner {
             steps = node.input(4).flatMap { analysis.constant($0)?.ints } ?? [Int64](repeating: 1, count: starts.count)
         }
         let normalized = axes.map { Int($0 < 0 ? $0 + Int64(shape.count) : $0) }
-        return ShapeMath.sliceIndices(input: shape, starts: starts, ends: ends, axes: normalized, steps: steps).indices
-            .map { Int32($0) }
+        return ShapeMath.sliceIndices(
+            input: shape, starts: starts, ends: ends, axes: normalized, steps: steps, as: Int32.self
+        ).indices
     }
 
     static func parameters(window: WindowGeometry, batch: Int, channels: Int, filters: Int, groups: Int)
