@@ -223,9 +223,9 @@ public final class Coordinator: @unchecked Sendable {
     /// push goes out on the server's own loop (an nghttp2 client session per worker) and its completion runs
     /// there too: an evaluation crosses no thread and starts no task between the caller and the worker.
     private func push(_ evaluation: UInt64, to worker: String, address: String, sendModel: Bool) {
-        let server: HTTP2Server? = lock.withLock { self.server }
-        let (model, deadline, hash) = lock.withLock {
-            (models[evaluation], scheduler.evaluations[evaluation]?.deadline, scheduler.evaluations[evaluation]?.sha256)
+        let (server, model, deadline, hash) = lock.withLock { () -> (HTTP2Server?, [UInt8]?, UInt64?, [UInt8]?) in
+            let queued = scheduler.evaluations[evaluation]
+            return (self.server, models[evaluation], queued?.deadline, queued?.sha256)
         }
         guard let model, let deadline, let hash else { return }
         guard let server else {

@@ -63,8 +63,6 @@ final class HTTP2ClientConnection: HTTP2Connection {
     /// Calls that ended, whose completions the loop runs once nghttp2 has returned.
     private(set) var endedCalls: [HTTP2OutboundCall] = []
 
-    var inFlight: Int { calls.count }
-
     init?(id: UInt64, fd: Int32, authority: String, connecting: Bool, token: String, maxResponseBytes: Int) {
         self.authority = authority
         self.token = token
