@@ -322,7 +322,9 @@ final class HTTP2Server: @unchecked Sendable {
         if nextCallDeadline.map({ call.deadline < $0 }) ?? true { nextCallDeadline = call.deadline }
     }
 
-    /// A non-blocking connection to the call's `host:port`; nil (and the call failed) when it cannot be opened.
+    /// A non-blocking connection to the call's `host:port`; nil (and the call failed) when it cannot be opened. The
+    /// name is resolved here, on the loop, once per connection: workers advertise IP literals or names the hosts
+    /// file knows (`--advertise`), and a slow DNS server would hold up the loop for as long as it takes.
     private func open(for call: HTTP2OutboundCall) -> HTTP2ClientConnection? {
         func fail(_ reason: String) -> HTTP2ClientConnection? {
             if call.end(.failure(.transport("POST \(call.url): \(reason)"))) { call.deliver() }
