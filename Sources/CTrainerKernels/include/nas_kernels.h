@@ -37,4 +37,17 @@ void nas_adam_update(float *w, float *m, float *v, const float *const *grads, in
 /* The instruction set the kernels use: 2 AVX-512, 1 AVX2 + FMA, 0 portable. The environment variable
  * NAS_KERNELS=avx2 or NAS_KERNELS=portable caps it, to compare paths. */
 int nas_kernels_level(void);
+
+/* One channel of the native engine's 3x3 depthwise convolution (stride_w 1 or 2, no dilation) over a zero-padded
+ * plane of row stride padded_w, with the bias and an activation fused (0 none, 1 relu, 2 clip to [low, high]):
+ * out[oy][ox] = bias + sum of w[ky * 3 + kx] * plane[oy * stride_h + ky][ox * stride_w + kx]. Reads may run up to
+ * 16 * stride_w + 2 floats past the last row's first output column's window, which the plane must have as slack;
+ * only out_h * out_w floats of out are written. */
+void nas_depthwise3x3(const float *plane, int padded_w, int stride_h, int stride_w, const float *w, float bias,
+                      int activation, float low, float high, float *out, int out_h, int out_w);
+
+/* y[f][i] = activation(y[f][i] + bias[f]) for filters planes of plane floats (bias may be NULL; activation as
+ * above): what follows the engine's sgemm and im2col convolutions. */
+void nas_bias_activation(float *y, int filters, int plane, const float *bias, int activation, float low,
+                         float high);
 #endif

@@ -1,4 +1,5 @@
 internal import COpenBLAS
+internal import CTrainerKernels
 
 #if canImport(Glibc)
     import Glibc
@@ -9,6 +10,15 @@ enum Activation: Hashable, Sendable {
     case none
     case relu
     case clip(Float, Float)
+
+    /// The activation as the C kernels take it: 0 none, 1 relu, 2 clip to [low, high].
+    var kernelCode: (kind: Int32, low: Float, high: Float) {
+        switch self {
+        case .none: (0, 0, 0)
+        case .relu: (1, 0, 0)
+        case .clip(let low, let high): (2, low, high)
+        }
+    }
 
     @inline(__always)
     func apply(_ pointer: UnsafeMutablePointer<Float>, _ count: Int) {
@@ -138,20 +148,13 @@ enum EngineKernels {
         }
     }
 
-    @inline(__always)
+    /// Bias and activation in one pass over each output plane, in C at the CPU's vector width.
     static func finish(
         _ y: UnsafeMutablePointer<Float>, filters: Int, plane: Int, bias: UnsafePointer<Float>?, activation: Activation
     ) {
-        for filter in 0..<filters {
-            let row = y + filter * plane
-            let value = bias?[filter] ?? 0
-            // One pass for bias and activation.
-            switch activation {
-            case .none: if bias != nil { for i in 0..<plane { row[i] += value } }
-            case .relu: for i in 0..<plane { row[i] = max(row[i] + value, 0) }
-            case .clip(let low, let high): for i in 0..<plane { row[i] = min(max(row[i] + value, low), high) }
-            }
-        }
+        if bias == nil && activation == .none { return }
+        let (kind, low, high) = activation.kernelCode
+        nas_bias_activation(y, Int32(filters), Int32(plane), bias, kind, low, high)
     }
 
     /// Depthwise convolution: each channel's input is copied into a zero-padded plane, then every run of 8
@@ -181,7 +184,12 @@ enum EngineKernels {
             if p.kernelH == 3 && p.kernelW == 3 && p.dilationH == 1 && p.dilationW == 1
                 && (p.strideW == 1 || p.strideW == 2)
             {
-                depthwise3x3(p, plane: plane, w: w, bias: b, out: destination, activation: activation)
+                // The MobileNet case in C, compiled for AVX-512, AVX2 and plain SSE and picked at run time: Swift
+                // code here is built for the baseline x86-64 (SSE2, no FMA).
+                let (kind, low, high) = activation.kernelCode
+                nas_depthwise3x3(
+                    plane, Int32(paddedW), Int32(p.strideH), Int32(p.strideW), w, b, kind, low, high, destination,
+                    Int32(p.outH), Int32(p.outW))
                 continue
             }
             for oy in 0..<p.outH {
@@ -227,75 +235,6 @@ enum EngineKernels {
                     activation.apply(out + ox, 1)
                     ox += 1
                 }
-            }
-        }
-    }
-
-    /// The MobileNet case, unrolled: 3x3 taps, stride 1 or 2, no dilation.
-    private static func depthwise3x3(
-        _ p: ConvParameters, plane: UnsafeMutablePointer<Float>, w: UnsafePointer<Float>, bias: Float,
-        out destination: UnsafeMutablePointer<Float>, activation: Activation
-    ) {
-        let paddedW = p.paddedW
-        let (w0, w1, w2) = (SIMD8<Float>(repeating: w[0]), SIMD8<Float>(repeating: w[1]), SIMD8<Float>(repeating: w[2]))
-        let (w3, w4, w5) = (SIMD8<Float>(repeating: w[3]), SIMD8<Float>(repeating: w[4]), SIMD8<Float>(repeating: w[5]))
-        let (w6, w7, w8) = (SIMD8<Float>(repeating: w[6]), SIMD8<Float>(repeating: w[7]), SIMD8<Float>(repeating: w[8]))
-        let start = SIMD8<Float>(repeating: bias)
-        let vectorEnd = p.outW / 8 * 8
-        let stride = p.strideW
-        for oy in 0..<p.outH {
-            let r0 = UnsafeRawPointer(plane + oy &* p.strideH &* paddedW)
-            let r1 = r0 + paddedW &* 4
-            let r2 = r1 + paddedW &* 4
-            let out = destination + oy &* p.outW
-            var ox = 0
-            while ox < vectorEnd {
-                var acc = start
-                if stride == 1 {
-                    let o = ox &* 4
-                    acc += w0 * r0.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-                    acc += w1 * r0.loadUnaligned(fromByteOffset: o &+ 4, as: SIMD8<Float>.self)
-                    acc += w2 * r0.loadUnaligned(fromByteOffset: o &+ 8, as: SIMD8<Float>.self)
-                    acc += w3 * r1.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-                    acc += w4 * r1.loadUnaligned(fromByteOffset: o &+ 4, as: SIMD8<Float>.self)
-                    acc += w5 * r1.loadUnaligned(fromByteOffset: o &+ 8, as: SIMD8<Float>.self)
-                    acc += w6 * r2.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-                    acc += w7 * r2.loadUnaligned(fromByteOffset: o &+ 4, as: SIMD8<Float>.self)
-                    acc += w8 * r2.loadUnaligned(fromByteOffset: o &+ 8, as: SIMD8<Float>.self)
-                } else {
-                    let o = ox &* 8
-                    let a0 = r0.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
-                    let a1 = r0.loadUnaligned(fromByteOffset: o &+ 4, as: SIMD16<Float>.self)
-                    let b0 = r1.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
-                    let b1 = r1.loadUnaligned(fromByteOffset: o &+ 4, as: SIMD16<Float>.self)
-                    let c0 = r2.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
-                    let c1 = r2.loadUnaligned(fromByteOffset: o &+ 4, as: SIMD16<Float>.self)
-                    acc += w0 * a0.evenHalf + w1 * a0.oddHalf + w2 * a1.oddHalf
-                    acc += w3 * b0.evenHalf + w4 * b0.oddHalf + w5 * b1.oddHalf
-                    acc += w6 * c0.evenHalf + w7 * c0.oddHalf + w8 * c1.oddHalf
-                }
-                switch activation {
-                case .none: break
-                case .relu: acc.replace(with: 0, where: acc .< 0)
-                case .clip(let low, let high):
-                    acc.replace(with: low, where: acc .< low)
-                    acc.replace(with: high, where: acc .> high)
-                }
-                UnsafeMutableRawPointer(out + ox).storeBytes(of: acc, as: SIMD8<Float>.self)
-                ox &+= 8
-            }
-            let rows = (
-                r0.assumingMemoryBound(to: Float.self), r1.assumingMemoryBound(to: Float.self),
-                r2.assumingMemoryBound(to: Float.self)
-            )
-            while ox < p.outW {
-                let i = ox * stride
-                var sum = bias + w[0] * rows.0[i] + w[1] * rows.0[i + 1] + w[2] * rows.0[i + 2]
-                sum += w[3] * rows.1[i] + w[4] * rows.1[i + 1] + w[5] * rows.1[i + 2]
-                sum += w[6] * rows.2[i] + w[7] * rows.2[i + 1] + w[8] * rows.2[i + 2]
-                out[ox] = sum
-                activation.apply(out + ox, 1)
-                ox += 1
             }
         }
     }
