@@ -1,4 +1,6 @@
-/* SIMD kernels of the trainer's direct "same" convolutions, for channel counts too small for sgemm to pay off.
+/* SIMD kernels of the trainer's direct "same" convolutions, for channel counts too small for sgemm to pay off, and
+ * of the native engine's depthwise convolution and bias/activation pass. Each is compiled for AVX-512, AVX2 + FMA
+ * and plain SSE, and picked at run time (nas_kernels_level); Swift code is built for baseline x86-64 only.
  *
  * Planes are row-major with a caller-chosen row stride; inputs are pre-padded with zeros so that the kernels
  * never branch on borders. Reads may run up to NAS_CONV_TILE + k - 1 floats past a row's first column of a tile,
