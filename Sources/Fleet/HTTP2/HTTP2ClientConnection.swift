@@ -212,13 +212,5 @@ private func readRequestBody(
     guard let call = clientConnection(user).call(streamID), let buffer, let flags else {
         return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
     }
-    let count = min(length, call.body.count - call.bodyOffset)
-    if count > 0 {
-        call.body.withUnsafeBufferPointer { body in
-            buffer.update(from: body.baseAddress! + call.bodyOffset, count: count)
-        }
-    }
-    call.bodyOffset += count
-    if call.bodyOffset == call.body.count { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
-    return count
+    return copyBodyChunk(call.body, offset: &call.bodyOffset, into: buffer, length: length, flags: flags)
 }

@@ -133,3 +133,19 @@ func withHeaderFields<R>(_ fields: [(String, String)], _ body: (UnsafeMutablePoi
         return fields.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
     }
 }
+
+/// What a body's read callback gives nghttp2: the next bytes of `body` from `offset` (advanced), up to `length`,
+/// with the end-of-data flag once all of it went.
+func copyBodyChunk(
+    _ body: [UInt8], offset: inout Int, into buffer: UnsafeMutablePointer<UInt8>, length: Int,
+    flags: UnsafeMutablePointer<UInt32>
+) -> Int {
+    let count = min(length, body.count - offset)
+    if count > 0 {
+        let start = offset
+        body.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress! + start, count: count) }
+    }
+    offset += count
+    if offset == body.count { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
+    return count
+}

@@ -666,17 +666,7 @@ private func readResponseBody(
     guard let stream = connection(user).streams[streamID], let buffer, let flags else {
         return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
     }
-    let count = min(length, stream.response.count - stream.responseOffset)
-    if count > 0 {
-        stream.response.withUnsafeBufferPointer { body in
-            buffer.update(from: body.baseAddress! + stream.responseOffset, count: count)
-        }
-    }
-    stream.responseOffset += count
-    if stream.responseOffset == stream.response.count {
-        flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-    }
-    return count
+    return copyBodyChunk(stream.response, offset: &stream.responseOffset, into: buffer, length: length, flags: flags)
 }
 
 // MARK: Sockets
