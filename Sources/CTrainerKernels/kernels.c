@@ -404,7 +404,7 @@ ALWAYS_INLINE v16 even16(const float *p) {
     return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
 }
 
-ALWAYS_INLINE v16 depthwise_activate(v16 acc, int activation, float low, float high) {
+ALWAYS_INLINE v16 activate16(v16 acc, int activation, float low, float high) {
     float l[16];
     memcpy(l, &acc, sizeof l);
     if (activation == 1) {
@@ -441,7 +441,7 @@ ALWAYS_INLINE void depthwise3x3_body(const float *plane, int padded_w, int strid
                 acc += w3 * even16(b) + w4 * even16(b + 1) + w5 * even16(b + 2);
                 acc += w6 * even16(c) + w7 * even16(c + 1) + w8 * even16(c + 2);
             }
-            acc = depthwise_activate(acc, activation, low, high);
+            acc = activate16(acc, activation, low, high);
             if (x0 + 16 <= out_w) {
                 store16(row + x0, acc);
             } else {
@@ -497,14 +497,14 @@ ALWAYS_INLINE void bias_activation_body(float *y, int filters, int plane, const 
         const v16 b = splat16(bias ? bias[f] : 0);
         int i = 0;
         for (; i + 16 <= plane; i += 16) {
-            store16(row + i, depthwise_activate(load16(row + i) + b, activation, low, high));
+            store16(row + i, activate16(load16(row + i) + b, activation, low, high));
         }
         if (i < plane) {
             float l[16] = {0};
             memcpy(l, row + i, sizeof(float) * (size_t)(plane - i));
             v16 v;
             memcpy(&v, l, sizeof v);
-            v = depthwise_activate(v + b, activation, low, high);
+            v = activate16(v + b, activation, low, high);
             memcpy(l, &v, sizeof l);
             memcpy(row + i, l, sizeof(float) * (size_t)(plane - i));
         }
