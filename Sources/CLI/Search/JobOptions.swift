@@ -72,9 +72,3 @@ struct JobOptions: ParsableArguments {
         return root + "/" + name
     }
 }
-
-/// What Ctrl-C does to running trials.
-enum InterruptPolicy: String, ExpressibleByArgument, CaseIterable {
-    case wait
-    case cancel
-}

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Constraints
 import Foundation
+import Search
 
 /// How a long job reports progress.
 struct ProgressOptions: ParsableArguments {
@@ -11,7 +13,7 @@ struct ProgressOptions: ParsableArguments {
 }
 
 /// Progress of a job: a live status line on a terminal, log lines otherwise, JSON events for scripts.
-final class ProgressReporter {
+final class ProgressReporter: JobObserver {
     private let options: ProgressOptions
     private let live: Bool
     private let start = Date()
@@ -23,27 +25,30 @@ final class ProgressReporter {
     }
 
     /// A notable event: a log line (or a JSON event).
-    func event(_ text: String, json: [String: Any]) {
+    func event(_ event: JobEvent) {
         if options.json {
-            var object = json
-            object["elapsed_seconds"] = (Date().timeIntervalSince(start) * 10).rounded() / 10
-            if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
-                writeAll(String(decoding: data, as: UTF8.self) + "\n", to: STDOUT_FILENO)
-            }
+            let elapsed = (Date().timeIntervalSince(start) * 10).rounded() / 10
+            let members = (event.json + [("elapsed_seconds", .number(elapsed))]).sorted { $0.key < $1.key }
+            writeAll(JSON.object(members).integerText + "\n", to: STDOUT_FILENO)
             return
         }
         guard !options.quiet else { return }
         clearLine()
-        writeAll("[\(Self.clock(Date().timeIntervalSince(start)))] \(text)\n", to: STDERR_FILENO)
+        writeAll("[\(Self.clock(Date().timeIntervalSince(start)))] \(event.text)\n", to: STDERR_FILENO)
     }
 
     /// The live status line (terminals only).
-    func status(done: Int, running: Int, failed: Int, total: Int, best: (id: Int, reward: Double)?, remaining: Double?) {
+    func progress(_ progress: JobProgress) {
         guard live else { return }
-        var text = "\r\u{1B}[K\(done)/\(total) done, \(running) running, \(failed) failed"
-        if let best { text += " | best reward \(String(format: "%.4f", best.reward)) (trial \(best.id))" }
+        var text = "\r\u{1B}[K\(progress.done)/\(progress.total) done, \(progress.running) running, \(progress.failed) failed"
+        if let best = progress.best {
+            text += " | best reward \(String(format: "%.4f", best.reward)) (trial \(best.trial))"
+        }
         text += " | \(Self.clock(Date().timeIntervalSince(start))) elapsed"
-        if let remaining { text += ", ~\(Self.clock(remaining)) left" }
+        if let remaining = progress.remaining {
+            let (seconds, attoseconds) = remaining.components
+            text += ", ~\(Self.clock(Double(seconds) + Double(attoseconds) / 1e18)) left"
+        }
         writeAll(text, to: STDERR_FILENO)
         lineShown = true
     }

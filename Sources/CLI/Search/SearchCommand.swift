@@ -36,24 +36,7 @@ struct SearchCommand: ParsableCommand {
     @Option(help: "Seeds the proposals and every trial's training.")
     var seed = 0
 
-    @Option(
-        name: .customLong("target-device-type"),
-        help: ArgumentHelp("A device type whose latency the reward constrains; repeatable.", valueName: "TYPE"))
-    var deviceTypes: [String] = []
-
-    @Option(
-        name: .customLong("target-latency-millisec"),
-        help: "Adds the hard constraint latency_ms<=Y (one device type), as the seed's flag.")
-    var targetLatency: Double?
-
-    @Option(name: .customLong("target-flops-million"), help: "Adds the hard constraint flops_million<=X.")
-    var targetFlopsMillion: Double?
-
-    @Option(
-        name: .customLong("constraint"),
-        help: ArgumentHelp("A reward constraint, as in 'nas reward --help'; repeatable.", valueName: "SPEC"))
-    var constraints: [String] = []
-
+    @OptionGroup var constraints: ConstraintOptions
     @OptionGroup var job: JobOptions
     @OptionGroup var trainer: TrainerOptions
     @OptionGroup var fleet: JobFleetOptions
@@ -76,32 +59,29 @@ struct SearchCommand: ParsableCommand {
         if let resumed = try job.resumedJob(kind: "search") {
             store = resumed
         } else {
-            var specs = constraints
-            if let targetFlopsMillion { specs.append("flops_million<=\(targetFlopsMillion):vertex-hard") }
-            if let targetLatency { specs.append("latency_ms<=\(targetLatency):vertex-hard") }
-            let types = deviceTypes.isEmpty && specs.contains(where: { $0.contains("latency") || $0.contains("memory") })
-                ? [DeviceType.local] : deviceTypes
+            let specs = constraints.specs
+            let parsed = try specs.map { try registry.constraint(parsing: $0) }
             var config = JobConfig(
                 kind: "search", name: job.jobName ?? "search-\(Self.timestamp())", searchSpace: searchSpace,
                 algorithm: algorithm, seed: seed, maxTrials: maxTrials, maxParallelTrials: job.maxParallelTrials,
-                maxFailedTrials: job.maxFailedTrials, constraints: specs, targetDeviceTypes: types,
+                maxFailedTrials: job.maxFailedTrials, constraints: specs,
+                targetDeviceTypes: constraints.measuredDeviceTypes(parsed, local: DeviceType.local),
                 trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] })
             config.outputLocation = job.outputLocation(config.name)
             // Everything the job needs is checked before its folder exists or any training starts.
             _ = try SearchSpace.load(searchSpace)
-            try JobPlan.checkConstraints(config, registry: registry)
-            store = try JobPlan.create(directory: job.directory(config.name), config: config)
+            try JobSetup.checkConstraints(config, constraints: parsed, pluginMetrics: registry.measuredMetrics)
+            store = try JobSetup.create(directory: job.directory(config.name), config: config)
         }
         let space = try SearchSpace.load(store.config.searchSpace)
         let algorithm = SearchAlgorithm(
             kind: SearchAlgorithmKind(rawValue: store.config.algorithm) ?? .random, space: space,
             seed: UInt64(truncatingIfNeeded: store.config.seed))
-        let plan = JobPlan(store: store, registry: registry) { proposed, finished in
+        try runJob(store, registry: registry, job: job, fleet: fleet, output: output) { proposed, finished in
             guard let choice = try algorithm.propose(trial: proposed.count, proposed: proposed, finished: finished)
             else { return nil }
             return try space.parameters(of: choice)
         }
-        try SearchLoop(plan: plan, output: output, onInterrupt: job.onInterrupt, fleet: fleet).run()
     }
 
     static func timestamp() -> String {
@@ -109,20 +89,5 @@ struct SearchCommand: ParsableCommand {
         formatter.dateFormat = "yyyyMMdd-HHmmss"
         formatter.timeZone = TimeZone(identifier: "UTC")
         return formatter.string(from: Date())
-    }
-}
-
-
-/// This machine's device type, for the embedded local worker.
-enum DeviceType {
-    static var local: String {
-        var info = utsname()
-        uname(&info)
-        let machine = withUnsafeBytes(of: &info.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        switch machine {
-        case "x86_64": return "cpu-x86"
-        case "aarch64", "arm64": return "cpu-arm64"
-        default: return "cpu-\(machine)"
-        }
     }
 }

@@ -22,16 +22,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Search trials to retrain, comma-separated.", valueName: "IDS"))
     var trials: String?
 
-    @Option(
-        name: .customLong("target-device-type"),
-        help: ArgumentHelp("Device types to measure (default: the search job's); repeatable.", valueName: "TYPE"))
-    var deviceTypes: [String] = []
-
-    @Option(
-        name: .customLong("constraint"),
-        help: ArgumentHelp("Reward constraints (default: the search job's); repeatable.", valueName: "SPEC"))
-    var constraints: [String] = []
-
+    @OptionGroup var constraints: ConstraintOptions
     @OptionGroup var job: JobOptions
     @OptionGroup var trainer: TrainerOptions
     @OptionGroup var fleet: JobFleetOptions
@@ -49,8 +40,7 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let registry = try plugins.registry()
         let store = try job.resumedJob(kind: "train") ?? create(registry: registry)
-        let plan = JobPlan(store: store, registry: registry) { _, _ in nil }
-        try SearchLoop(plan: plan, output: output, onInterrupt: job.onInterrupt, fleet: fleet).run()
+        try runJob(store, registry: registry, job: job, fleet: fleet, output: output) { _, _ in nil }
     }
 
     /// Checks the search job and its trials, then creates the train job with one pending trial per search trial.
@@ -69,13 +59,15 @@ struct TrainCommand: ParsableCommand {
             kind: "train", name: name, searchSpace: search.config.searchSpace,
             algorithm: "retrain", seed: search.config.seed, maxTrials: ids.count,
             maxParallelTrials: job.maxParallelTrials, maxFailedTrials: job.maxFailedTrials,
-            constraints: constraints.isEmpty ? search.config.constraints : constraints,
-            targetDeviceTypes: deviceTypes.isEmpty ? search.config.targetDeviceTypes : deviceTypes,
+            constraints: constraints.isEmpty ? search.config.constraints : constraints.specs,
+            targetDeviceTypes: constraints.deviceTypes.isEmpty ? search.config.targetDeviceTypes : constraints.deviceTypes,
             trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] },
             searchJobDirectory: URL(fileURLWithPath: searchDirectory).standardizedFileURL.path, searchTrials: ids,
             outputLocation: job.outputLocation(name))
-        try JobPlan.checkConstraints(config, registry: registry)
-        let store = try JobPlan.create(directory: job.directory(config.name), config: config)
+        try JobSetup.checkConstraints(
+            config, constraints: try config.constraints.map { try registry.constraint(parsing: $0) },
+            pluginMetrics: registry.measuredMetrics)
+        let store = try JobSetup.create(directory: job.directory(config.name), config: config)
         for (id, parameter) in zip(ids, parameters) {
             let trial = try store.addTrial(parameters: parameter.jsonText, decisions: parameter.choice.decisions, searchTrialID: id)
             try parameter.write(toTrialDirectory: store.trialDirectory(trial))

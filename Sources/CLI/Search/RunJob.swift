@@ -1,0 +1,44 @@
+import ArgumentParser
+import Fleet
+import Foundation
+import Plugins
+import Search
+
+/// Runs a search or train job's trials as local `nas trainer` processes, measuring through the job's fleet;
+/// exits 130 when interrupted and 1 when stopped by failures.
+func runJob(
+    _ store: JobStore, registry: ConstraintRegistry, job: JobOptions, fleet fleetOptions: JobFleetOptions,
+    output: ProgressOptions, propose: @escaping JobLoop.Proposer
+) throws {
+    let observer = ProgressReporter(options: output)
+    let constraints = store.config.constraints.compactMap { try? registry.constraint(parsing: $0) }
+    let fleet = try JobFleet(
+        config: store.config, directory: store.directory, settings: try fleetOptions.settings(), local: NativeRunner()
+    ) { line in observer.event(.fleet(line)) }
+    defer { fleet.stop() }
+    let interrupts = InterruptCounter()
+    interrupts.install()
+    defer { interrupts.uninstall() }
+    let command = TrialCommand(
+        executable: TrialCommand.currentExecutable,
+        extraArguments: (store.config.outputLocation.map { ["--output-dir", $0] } ?? []) + fleet.arguments,
+        environment: fleet.environment)
+    let config = store.config
+    let outcome = try JobRunner(
+        store: store, constraints: constraints, configuration: JobLoop.Configuration(onInterrupt: job.onInterrupt)
+    ).run(
+        launcher: LocalLauncher(), observer: observer, interrupts: { interrupts.count }, propose: propose
+    ) { trial, directory in command.run(for: trial, in: directory, config: config) }
+    switch outcome.stop {
+    case .none: return
+    case .interrupted: throw ExitCode(130)
+    case .failures: throw ExitCode(1)
+    }
+}
+
+extension ConstraintRegistry {
+    /// The metrics that loaded plugins measure from a model.
+    var measuredMetrics: Set<String> {
+        Set(kinds.filter { $0.plugin?.canMeasure == true }.map(\.metric))
+    }
+}

@@ -1,0 +1,256 @@
+import Constraints
+import Foundation
+import Trainer
+
+/// What Ctrl-C (SIGINT or SIGTERM) does to a job's running trials.
+public enum InterruptPolicy: String, CaseIterable, Sendable {
+    /// Stop launching, let the running trials finish; a second interrupt cancels them.
+    case wait
+    /// Stop launching and cancel the running trials.
+    case cancel
+}
+
+/// Why a job stopped before its trials were done.
+public enum JobStop: Sendable, Equatable, CustomStringConvertible {
+    /// Too many trials failed.
+    case failures(count: Int, limit: Int)
+    /// The user interrupted the job.
+    case interrupted
+
+    public var description: String {
+        switch self {
+        case .failures(let count, let limit): return "\(count) trials failed (--max-failed-trials \(limit))"
+        case .interrupted: return "interrupted"
+        }
+    }
+}
+
+/// How a job loop ended.
+public struct JobOutcome: Sendable, Equatable {
+    /// Why it stopped early; nil when every trial it could run ran.
+    public var stop: JobStop?
+    /// True when the proposer had nothing more to propose before the trial budget was spent.
+    public var exhausted: Bool
+
+    /// An outcome.
+    public init(stop: JobStop?, exhausted: Bool) {
+        self.stop = stop
+        self.exhausted = exhausted
+    }
+}
+
+/// The job loop: runs a job's trials through a launcher, at most `maxParallelTrials` at once, recording each
+/// change of state in the job store as it happens, until the job is done, too many trials failed, or the user
+/// stops it.
+///
+/// Each turn reaps the trials that ended (one `poll` of the launcher for all of them), records them, applies
+/// the failure budget and interrupts, launches pending trials (a resumed job's) and then new proposals while
+/// there is room, reports progress and sleeps `pollInterval` on the injected clock. A trial is recorded as
+/// running before its launch, so a search killed at any point re-runs it on resume (`requeueInterrupted`).
+/// The loop runs on the caller's thread and blocks it between turns; it never uses Swift's cooperative pool.
+public final class JobLoop {
+    /// Proposes the next trial's parameters from the architectures proposed so far and the finished trials, in
+    /// the order they finished; nil when there is nothing more to propose.
+    public typealias Proposer = (_ proposed: [SearchChoice], _ finished: [TrialOutcome]) throws -> TrialParameters?
+
+    /// The settings of a loop.
+    public struct Configuration: Sendable {
+        /// What an interrupt does to running trials.
+        public var onInterrupt: InterruptPolicy
+        /// Time between turns of the loop.
+        public var pollInterval: Duration
+
+        /// Settings with a 100 ms turn.
+        public init(onInterrupt: InterruptPolicy = .wait, pollInterval: Duration = .milliseconds(100)) {
+            self.onInterrupt = onInterrupt
+            self.pollInterval = pollInterval
+        }
+    }
+
+    private let store: JobStore
+    private let propose: Proposer
+    private let launcher: any TrialLauncher
+    private let command: (TrialRecord, _ directory: String) throws -> TrialRun
+    private let observer: any JobObserver
+    private let clock: any JobClock
+    private let interrupts: () -> Int
+    private let configuration: Configuration
+
+    private var config: JobConfig { store.config }
+    /// Set when the proposer has nothing more to propose.
+    private var spaceExhausted = false
+
+    /// A loop over `store`'s job. `command` gives a trial's run (what the launcher starts); `interrupts` counts
+    /// the SIGINT/SIGTERM received so far.
+    public init(
+        store: JobStore, configuration: Configuration = Configuration(), launcher: any TrialLauncher,
+        observer: any JobObserver, clock: any JobClock = SystemJobClock(), interrupts: @escaping () -> Int,
+        propose: @escaping Proposer, command: @escaping (TrialRecord, _ directory: String) throws -> TrialRun
+    ) {
+        self.store = store
+        self.configuration = configuration
+        self.launcher = launcher
+        self.observer = observer
+        self.clock = clock
+        self.interrupts = interrupts
+        self.propose = propose
+        self.command = command
+    }
+
+    /// Runs the job until it is done or stopped; trials left unfinished by an earlier run go first.
+    public func run() throws -> JobOutcome {
+        let requeued = try store.requeueInterrupted()
+        if requeued > 0 { observer.event(.resumed(requeued: requeued)) }
+        var running: [Int: (trial: LaunchedTrial, started: Duration)] = [:]
+        var durations: [Duration] = []
+        var stop: JobStop?
+        var launching = true
+        var cancelled = false
+        spaceExhausted = false
+
+        while true {
+            // Reap the trials that ended and record them.
+            if !running.isEmpty {
+                let endings = try launcher.poll(running.values.map(\.trial))
+                for (trial, exit) in endings.sorted(by: { $0.key.trialID < $1.key.trialID }) {
+                    guard let entry = running.removeValue(forKey: trial.trialID) else { continue }
+                    durations.append(clock.now() - entry.started)
+                    try record(trial.trialID, exit, cancelled: cancelled)
+                }
+            }
+            var trials = try store.trials()
+            let failed = trials.filter { $0.state == .failed }.count
+            if stop == nil, failed >= config.maxFailedTrials {
+                stop = .failures(count: failed, limit: config.maxFailedTrials)
+                observer.event(.stopping(reason: stop!.description))
+            }
+            let signals = interrupts()
+            if signals > 0, stop == nil {
+                stop = .interrupted
+                observer.event(
+                    .interrupted(
+                        running: running.count,
+                        cancelling: !running.isEmpty && configuration.onInterrupt == .cancel))
+            }
+            if !cancelled, signals > 1 || (signals > 0 && configuration.onInterrupt == .cancel) {
+                cancelled = true
+                launcher.cancel(running.values.map(\.trial))
+            }
+            // Launch while there is room: pending trials first (a resumed job's), then new proposals.
+            while stop == nil, launching, running.count < config.maxParallelTrials {
+                guard let trial = try nextTrial(&trials) else {
+                    launching = false
+                    break
+                }
+                let directory = store.trialDirectory(trial.id)
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                // Recorded as running first: a search killed right after the launch re-runs the trial on resume.
+                try store.markRunning(trial.id)
+                let launched: LaunchedTrial
+                do {
+                    launched = try launcher.launch(try command(trial, directory))
+                } catch {
+                    try store.markFailed(trial.id, reason: "\(error)")
+                    throw error
+                }
+                running[trial.id] = (launched, clock.now())
+                observer.event(
+                    .trialStarted(trial: trial.id, parameters: trial.parameters, description: Self.describe(trial.parameters)))
+                trials = try store.trials()
+            }
+            if running.isEmpty, stop != nil || !launching { break }
+            observer.progress(progress(trials, running: running.count, durations: durations))
+            clock.sleep(for: configuration.pollInterval)
+        }
+        return JobOutcome(stop: stop, exhausted: spaceExhausted)
+    }
+
+    /// The next trial to run: a pending one, or a new proposal while the job has fewer than `maxTrials`.
+    private func nextTrial(_ trials: inout [TrialRecord]) throws -> TrialRecord? {
+        if let pending = trials.first(where: { $0.state == .pending }) { return pending }
+        guard trials.count < config.maxTrials else { return nil }
+        let finished = trials.filter { $0.state == .succeeded || $0.state == .failed }
+            .sorted { ($0.endedAt ?? 0, $0.id) < ($1.endedAt ?? 0, $1.id) }
+            .map { TrialOutcome(choice: SearchChoice($0.decisions), reward: $0.reward) }
+        guard let parameters = try propose(trials.map { SearchChoice($0.decisions) }, finished) else {
+            spaceExhausted = true
+            return nil
+        }
+        let id = try store.addTrial(parameters: parameters.jsonText, decisions: parameters.choice.decisions)
+        try parameters.write(toTrialDirectory: store.trialDirectory(id))
+        trials = try store.trials()
+        return trials.first { $0.id == id }
+    }
+
+    /// Records how a trial's run ended: its metrics and reward, or why it failed.
+    private func record(_ id: Int, _ exit: TrialExit, cancelled: Bool) throws {
+        let directory = store.trialDirectory(id)
+        if exit == .exited(0) {
+            let path = (directory as NSString).appendingPathComponent(TrialFiles.metrics)
+            if let data = FileManager.default.contents(atPath: path),
+                let metrics = try? JSONDecoder().decode([String: Double].self, from: data),
+                let reward = metrics[MetricName.reward.rawValue]
+            {
+                try store.markSucceeded(id, metrics: metrics, reward: reward)
+                observer.event(.trialSucceeded(trial: id, metrics: metrics))
+                return
+            }
+            try store.markFailed(id, reason: "the trainer exited 0 but wrote no readable \(TrialFiles.metrics)")
+        } else if cancelled {
+            try store.markFailed(id, reason: "cancelled by the user", state: .cancelled)
+            observer.event(.trialCancelled(trial: id))
+            return
+        } else {
+            let reason: String
+            switch exit {
+            case .exited(TrialExit.nanStatus): reason = "failed_with_nan_error"
+            case .exited(let status):
+                reason = "trainer exited with status \(status): \(Self.logTail(directory))"
+            case .signaled(let signal): reason = "trainer killed by signal \(signal)"
+            }
+            try store.markFailed(id, reason: reason)
+        }
+        let reason = try store.trials().first { $0.id == id }?.error ?? "failed"
+        observer.event(.trialFailed(trial: id, reason: reason))
+    }
+
+    private func progress(_ trials: [TrialRecord], running: Int, durations: [Duration]) -> JobProgress {
+        let done = trials.filter { $0.state == .succeeded || $0.state == .failed }.count
+        let best = trials.compactMap { t in t.reward.map { (trial: t.id, reward: $0) } }.max { $0.reward < $1.reward }
+        let remaining = durations.isEmpty
+            ? nil
+            : durations.reduce(.zero, +) / durations.count * max(0, config.maxTrials - done)
+                / config.maxParallelTrials
+        return JobProgress(
+            done: done, running: running, failed: trials.filter { $0.state == .failed }.count, total: config.maxTrials,
+            best: best, remaining: remaining)
+    }
+
+    /// The last lines of a trial's log, for failure reports.
+    static func logTail(_ directory: String, lines: Int = 3) -> String {
+        let path = (directory as NSString).appendingPathComponent(TrialFiles.log)
+        guard let data = FileManager.default.contents(atPath: path) else { return "" }
+        let text = String(decoding: data.suffix(4096), as: UTF8.self)
+        return text.split(separator: "\n").suffix(lines).joined(separator: " | ")
+    }
+
+    /// A trial's architecture in a line: its `value`, integers as integers.
+    public static func describe(_ parameters: String) -> String {
+        guard let value = try? TrialParameters(jsonText: parameters).value else { return parameters }
+        return value.integerText
+    }
+}
+
+/// The files of a trial's folder, in vertex-ai-nas's layout.
+public enum TrialFiles {
+    /// The metrics the trial runner leaves: accuracy, FLOPs, device metrics, `nas_reward`.
+    public static let metrics = "metrics.json"
+    /// The trial runner's standard output and error.
+    public static let log = "trainer.log"
+    /// The trial's state: `{"status": "running" | "succeeded" | "failed" | "failed_with_nan_error"}`.
+    public static let status = "job_status.json"
+    /// The trial's exported model.
+    public static let model = "saved_model/model.onnx"
+    /// The seed's record of a measurement beside the model.
+    public static let modelLatency = "saved_model/model_latency.json"
+}

@@ -1,0 +1,152 @@
+import Fleet
+import Foundation
+
+/// How a trial's model reaches a device to be measured.
+public enum Transport: String, CaseIterable, Sendable {
+    /// Pushed to a worker of the device type through the coordinator (HTTP/2).
+    case push
+    /// Written into the job directory for a file-mode worker, as vertex-ai-nas does.
+    case files
+    /// Push when the coordinator has a worker of the type (within the push wait), files otherwise.
+    case auto
+}
+
+/// Measures a model in this process with a runner (the native engine): this machine's device type.
+public struct InProcessMeasurer: DeviceMeasurer {
+    /// The runner that times the model.
+    public var runner: any ModelRunner
+
+    /// A measurer over `runner`.
+    public init(runner: any ModelRunner) { self.runner = runner }
+
+    public func measure(_ model: TrialModel, on deviceType: String) async throws -> [String: Double] {
+        try await runner.measure(modelAt: model.path)
+    }
+}
+
+/// Measures a model through a coordinator's workers (pushed over HTTP/2).
+public struct PushMeasurer: DeviceMeasurer {
+    /// The coordinator's client.
+    public var client: FleetClient
+    /// Receives a line per measurement (which worker, how many attempts).
+    public var log: @Sendable (String) -> Void
+
+    /// A measurer through `client`.
+    public init(client: FleetClient, log: @escaping @Sendable (String) -> Void) {
+        self.client = client
+        self.log = log
+    }
+
+    public func measure(_ model: TrialModel, on deviceType: String) async throws -> [String: Double] {
+        let evaluation = try await client.evaluateDetailed(model: model.bytes, deviceType: deviceType)
+        log("measured on '\(deviceType)' by worker \(evaluation.workerID) (attempts: \(evaluation.attempts))")
+        return evaluation.metrics
+    }
+}
+
+/// Measures a model through the file exchange: writes it where file-mode workers of the type look, and waits for
+/// their `model_latency.json`, in vertex-ai-nas's layout.
+public struct ExchangeMeasurer: DeviceMeasurer {
+    /// The job's folder or bucket (the exchange's root).
+    public var jobRoot: String
+    /// True when the job measures several device types: each then has its own folder `devices/TYPE`, since the
+    /// seed's layout has one `model_latency.json` per trial.
+    public var perDeviceFolders: Bool
+    /// How often to look for the metrics, and for how long.
+    public var exchange: TrainerExchange.Configuration
+    /// Receives a line telling how to start a worker.
+    public var log: @Sendable (String) -> Void
+
+    /// A measurer over the exchange rooted at `jobRoot`.
+    public init(
+        jobRoot: String, perDeviceFolders: Bool, exchange: TrainerExchange.Configuration,
+        log: @escaping @Sendable (String) -> Void
+    ) {
+        self.jobRoot = jobRoot
+        self.perDeviceFolders = perDeviceFolders
+        self.exchange = exchange
+        self.log = log
+    }
+
+    public func measure(_ model: TrialModel, on deviceType: String) async throws -> [String: Double] {
+        let root =
+            perDeviceFolders ? (jobRoot.hasSuffix("/") ? jobRoot : jobRoot + "/") + "devices/\(deviceType)" : jobRoot
+        guard let trialID = model.trialID else { throw TrialPipelineError.unnamedTrial }
+        let storage = try StorageLocation.parse(root).open()
+        log("waiting for a file-mode worker of '\(deviceType)': nas worker --job-dir \(root) --device-type \(deviceType)")
+        return try await TrainerExchange(storage: storage, configuration: exchange)
+            .measure(trial: trialID, model: model.bytes).metrics
+    }
+}
+
+/// The measurer a trial uses for `transport`: in this process for this machine's device type when there is no
+/// coordinator, else through the fleet, falling back to the file exchange where the fleet cannot serve.
+public struct TransportMeasurer: DeviceMeasurer {
+    /// The coordinator and its token, when the job has a fleet.
+    public var coordinator: (url: String, token: String)?
+    /// How models reach devices.
+    public var transport: Transport
+    /// How long `auto` waits for a worker of the type to register before it uses files.
+    public var pushWait: Duration
+    /// This machine's device type and the runner that measures it in this process.
+    public var local: (deviceType: String, runner: any ModelRunner)?
+    /// The file exchange.
+    public var files: ExchangeMeasurer
+    /// Receives a line for each fallback.
+    public var log: @Sendable (String) -> Void
+
+    /// A measurer choosing per device type.
+    public init(
+        coordinator: (url: String, token: String)?, transport: Transport, pushWait: Duration,
+        local: (deviceType: String, runner: any ModelRunner)?, files: ExchangeMeasurer,
+        log: @escaping @Sendable (String) -> Void
+    ) {
+        self.coordinator = coordinator
+        self.transport = transport
+        self.pushWait = pushWait
+        self.local = local
+        self.files = files
+        self.log = log
+    }
+
+    public func measure(_ model: TrialModel, on deviceType: String) async throws -> [String: Double] {
+        switch (transport, coordinator) {
+        case (.push, nil):
+            throw TrialPipelineError("--transport push needs --coordinator URL")
+        case (.auto, nil) where deviceType == local?.deviceType:
+            return try await InProcessMeasurer(runner: local!.runner).measure(model, on: deviceType)
+        case (.files, _), (.auto, nil):
+            return try await files.measure(model, on: deviceType)
+        case (.push, let fleet?):
+            return try await PushMeasurer(client: FleetClient(coordinator: fleet.url, token: fleet.token), log: log)
+                .measure(model, on: deviceType)
+        case (.auto, let fleet?):
+            let client = FleetClient(coordinator: fleet.url, token: fleet.token)
+            if try await hasWorker(client, deviceType) {
+                return try await PushMeasurer(client: client, log: log).measure(model, on: deviceType)
+            }
+            log("no worker of device type '\(deviceType)' at \(fleet.url) after \(pushWait); using the file exchange")
+            return try await files.measure(model, on: deviceType)
+        }
+    }
+
+    /// True once a worker of the type is registered; false after `pushWait` or when the coordinator cannot be
+    /// reached.
+    private func hasWorker(_ client: FleetClient, _ deviceType: String) async throws -> Bool {
+        let deadline = ContinuousClock.now + pushWait
+        while true {
+            do {
+                if try await client.workers().contains(where: { $0.deviceType == deviceType && $0.state == "live" }) {
+                    return true
+                }
+            } catch let error as FleetError where !error.isRetryable {
+                throw TrialPipelineError("the coordinator refused the trainer: \(error)")
+            } catch {
+                log("coordinator unreachable (\(error)); using the file exchange")
+                return false
+            }
+            guard ContinuousClock.now < deadline else { return false }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+}

@@ -1,0 +1,254 @@
+import Constraints
+import Fleet
+import Foundation
+import Trainer
+
+/// The trial a pipeline runs: which one, where its files go, and its architecture.
+public struct TrialContext: Sendable {
+    /// The trial's id; nil when nothing names it (a lone trial outside a job), which only the file exchange and
+    /// publishing need.
+    public var trialID: Int?
+    /// The trial's folder (`--job-dir`).
+    public var directory: String
+    /// The trial's architecture.
+    public var parameters: TrialParameters
+    /// Stage 2: the search trial this one retrains.
+    public var searchTrialID: Int?
+
+    /// A trial.
+    public init(trialID: Int?, directory: String, parameters: TrialParameters, searchTrialID: Int? = nil) {
+        self.trialID = trialID
+        self.directory = directory
+        self.parameters = parameters
+        self.searchTrialID = searchTrialID
+    }
+
+    /// Where the trial's model is: `<directory>/saved_model/model.onnx`.
+    public var modelPath: String { (directory as NSString).appendingPathComponent(TrialFiles.model) }
+}
+
+/// What a trainer leaves: the exported model and the metrics it measured (accuracy at least).
+public struct TrainedTrial: Sendable {
+    /// The ONNX model's bytes.
+    public var model: [UInt8]
+    /// Where the model file is.
+    public var modelPath: String
+    /// Metrics by name: `top_1_accuracy` and whatever else the trainer reports.
+    public var metrics: [String: Double]
+
+    /// A trained trial.
+    public init(model: [UInt8], modelPath: String, metrics: [String: Double]) {
+        self.model = model
+        self.modelPath = modelPath
+        self.metrics = metrics
+    }
+}
+
+/// Trains one trial's architecture and exports its model: the built-in trainer today, a user's command next.
+public protocol TrialTrainer: Sendable {
+    /// Trains `trial`, leaves its ONNX model at `trial.modelPath`, and returns it with the metrics measured.
+    func train(_ trial: TrialContext) async throws -> TrainedTrial
+}
+
+/// A trial's model, as a measurer gets it.
+public struct TrialModel: Sendable {
+    /// The trial's id (the file exchange names the trial's folder by it), when known.
+    public var trialID: Int?
+    /// The ONNX model's bytes.
+    public var bytes: [UInt8]
+    /// Where the model file is.
+    public var path: String
+
+    /// A model.
+    public init(trialID: Int?, bytes: [UInt8], path: String) {
+        self.trialID = trialID
+        self.bytes = bytes
+        self.path = path
+    }
+}
+
+/// Measures a model on a device type: pushed to a fleet worker, exchanged as files, or timed in this process.
+///
+/// Returns the runner's metrics by the runner's names (`latency_ms` for the p50, `mean_ms`, `p90_ms`, `p99_ms`,
+/// `memory_bytes`); the pipeline names them for the job (`latency_ms.TYPE` with several device types).
+public protocol DeviceMeasurer: Sendable {
+    /// The metrics of `model` on a device of `deviceType`.
+    func measure(_ model: TrialModel, on deviceType: String) async throws -> [String: Double]
+}
+
+/// A metric computed from the model's bytes in this process: a plugin that measures (model size, power...).
+public struct ModelMetric: Sendable {
+    /// The metric's name.
+    public var name: String
+    /// Computes it.
+    public var measure: @Sendable ([UInt8]) throws -> Double
+
+    /// A metric.
+    public init(name: String, measure: @escaping @Sendable ([UInt8]) throws -> Double) {
+        self.name = name
+        self.measure = measure
+    }
+}
+
+/// One trial from architecture to reward: train (and export), count FLOPs, measure on each device type,
+/// compute the plugins' metrics, score, and leave `metrics.json` and `job_status.json` in the trial's folder
+/// (published to the job's output location too, in vertex-ai-nas's layout).
+public struct TrialPipeline: Sendable {
+    /// Trains the trial and exports its model.
+    public var trainer: any TrialTrainer
+    /// Measures the model on `deviceTypes`; nil when the job measures no device.
+    public var measurer: (any DeviceMeasurer)?
+    /// The device types to measure on.
+    public var deviceTypes: [String]
+    /// The reward's constraints.
+    public var reward: Reward
+    /// Metrics computed from the model in this process.
+    public var modelMetrics: [ModelMetric]
+    /// Where the trial's files are published as `<trial-id>/...` besides its folder, when the job publishes.
+    public var output: (any ObjectStorage)?
+
+    /// A pipeline.
+    public init(
+        trainer: any TrialTrainer, measurer: (any DeviceMeasurer)?, deviceTypes: [String], reward: Reward,
+        modelMetrics: [ModelMetric] = [], output: (any ObjectStorage)? = nil
+    ) {
+        self.trainer = trainer
+        self.measurer = measurer
+        self.deviceTypes = deviceTypes
+        self.reward = reward
+        self.modelMetrics = modelMetrics
+        self.output = output
+    }
+
+    /// The metrics every trial reports, whatever its devices.
+    public static let trainingMetrics: [MetricName] = [.accuracy, .flops, .flopsMillion]
+
+    /// The metrics a trial of this pipeline produces.
+    public var producedMetrics: Set<String> {
+        Set((Self.trainingMetrics + MetricName.deviceMetrics(of: deviceTypes)).map(\.rawValue))
+            .union(modelMetrics.map(\.name))
+    }
+
+    /// Refuses, before any training, a constraint on a metric the trial will not produce.
+    public func check() throws {
+        let produced = producedMetrics
+        for constraint in reward.constraints where !produced.contains(constraint.metric) {
+            throw TrialPipelineError(
+                "constraint '\(constraint.name)' reads metric '\(constraint.metric)', which this trial does not produce (it produces: \(produced.sorted().joined(separator: ", "))); load the plugin that measures it with --plugin-dir"
+            )
+        }
+    }
+
+    /// Runs the trial; returns its metrics, `nas_reward` among them. On failure `job_status.json` says why
+    /// (`failed_with_nan_error` for a NaN loss) and the error is rethrown.
+    public func run(_ trial: TrialContext) async throws -> [String: Double] {
+        let status = TrialStatusFile(directory: trial.directory)
+        do {
+            return try await runSteps(trial, status)
+        } catch {
+            let state = (error as? TrainingError)?.trialStatus ?? "failed"
+            try? status.write(state, reason: "\(error)")
+            try? publish(trial, [TrialFiles.status])
+            throw error
+        }
+    }
+
+    private func runSteps(_ trial: TrialContext, _ status: TrialStatusFile) async throws -> [String: Double] {
+        try check()
+        _ = try trial.parameters.write(toTrialDirectory: trial.directory)
+        try status.write("running")
+
+        let trained = try await trainer.train(trial)
+        var metrics = trained.metrics
+        guard metrics[MetricName.accuracy.rawValue] != nil else {
+            throw TrialPipelineError("the trainer reported no \(MetricName.accuracy)")
+        }
+        let flops = try OnnxFlops.count(bytes: trained.model).total
+        metrics[MetricName.flops.rawValue] = Double(flops)
+        metrics[MetricName.flopsMillion.rawValue] = Double(flops) / 1e6
+        if let searchTrialID = trial.searchTrialID { metrics[MetricName.searchTrialID.rawValue] = Double(searchTrialID) }
+
+        if let measurer, !deviceTypes.isEmpty {
+            let model = TrialModel(trialID: trial.trialID, bytes: trained.model, path: trained.modelPath)
+            for type in deviceTypes {
+                let answer = try await measurer.measure(model, on: type)
+                let names = MetricName.deviceMetrics.map { $0.on(deviceType: type, qualified: deviceTypes.count > 1) }
+                for (name, key) in zip(names, Self.runnerKeys) {
+                    if let value = answer[key] { metrics[name.rawValue] = value }
+                }
+            }
+            if deviceTypes.count == 1, let latency = metrics[MetricName.latency.rawValue] {
+                // The seed's record of the measurement beside the model, so that a file-mode worker watching a
+                // published copy of this folder does not measure it again.
+                let record = LatencyMetrics(
+                    latencyMilliseconds: latency, memoryBytes: metrics[MetricName.memory.rawValue] ?? 0)
+                let path = (trial.directory as NSString).appendingPathComponent(TrialFiles.modelLatency)
+                try Data(record.encoded()).write(to: URL(fileURLWithPath: path), options: .atomic)
+            }
+        }
+        for metric in modelMetrics where metrics[metric.name] == nil {
+            metrics[metric.name] = try metric.measure(trained.model)
+        }
+        let accuracy = metrics[MetricName.accuracy.rawValue]!
+        metrics[MetricName.reward.rawValue] = try reward.evaluate(accuracy: accuracy, metrics: metrics).reward
+        let metricsPath = (trial.directory as NSString).appendingPathComponent(TrialFiles.metrics)
+        try Data((Self.jsonLine(metrics) + "\n").utf8).write(to: URL(fileURLWithPath: metricsPath), options: .atomic)
+        try status.write("succeeded")
+        try publish(trial, [
+            TrialParameters.fileName, TrialFiles.modelLatency, TrialFiles.model, TrialFiles.metrics, TrialFiles.status,
+        ])
+        return metrics
+    }
+
+    /// The runner's names of its metrics, in the order of `MetricName.deviceMetrics`.
+    static let runnerKeys = ["latency_ms", "mean_ms", "p90_ms", "p99_ms", "memory_bytes"]
+
+    /// Copies the trial's files to `<output>/<trial-id>/`, when the job publishes its outputs.
+    private func publish(_ trial: TrialContext, _ files: [String]) throws {
+        guard let output else { return }
+        guard let trialID = trial.trialID else { throw TrialPipelineError.unnamedTrial }
+        for file in files {
+            let path = (trial.directory as NSString).appendingPathComponent(file)
+            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            _ = try output.write("\(trialID)/\(file)", data: Array(data))
+        }
+    }
+
+    /// Metrics as one line of JSON with sorted keys.
+    public static func jsonLine(_ metrics: [String: Double]) -> String {
+        JSON.object(metrics.sorted { $0.key < $1.key }.map { (key: $0.key, value: JSON.number($0.value)) }).text
+    }
+}
+
+/// A trial that cannot go on: what is wrong and what to do.
+public struct TrialPipelineError: Error, CustomStringConvertible, Sendable {
+    /// The explanation.
+    public let description: String
+
+    /// An error with its explanation.
+    public init(_ description: String) { self.description = description }
+
+    /// A trial without an id where one is needed.
+    public static let unnamedTrial = TrialPipelineError(
+        "cannot tell which trial this is: pass --trial-id (or set CLOUD_ML_TRIAL_ID)")
+}
+
+/// `job_status.json` in a trial folder: `{"status": "running" | "succeeded" | "failed" | "failed_with_nan_error"}`.
+public struct TrialStatusFile: Sendable {
+    /// The trial's folder.
+    public let directory: String
+
+    /// The status file of the trial in `directory`.
+    public init(directory: String) { self.directory = directory }
+
+    /// The file's path.
+    public var path: String { (directory as NSString).appendingPathComponent(TrialFiles.status) }
+
+    /// Writes the status, with a reason for failures.
+    public func write(_ status: String, reason: String? = nil) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var members: [(key: String, value: JSON)] = [("status", .string(status))]
+        if let reason { members.append(("reason", .string(reason))) }
+        try Data((JSON.object(members).text + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+}
