@@ -84,7 +84,6 @@ enum JobResults {
 
     /// One plot per constraint; FLOPs when the job has none.
     static func plots(_ config: JobConfig, plugins: PluginOptions) -> [Report.Plot] {
-        let plots = constraints(config, plugins: plugins).map { Report.Plot(metric: $0.metric, target: $0.target) }
-        return plots.isEmpty ? [Report.Plot(metric: "flops_million", target: nil)] : plots
+        Report.plots(for: constraints(config, plugins: plugins))
     }
 }

@@ -18,6 +18,12 @@ public enum Report {
         }
     }
 
+    /// One plot per constraint, its target drawn; FLOPs when the job has no constraint.
+    public static func plots(for constraints: [Constraint]) -> [Plot] {
+        let plots = constraints.map { Plot(metric: $0.metric, target: $0.target) }
+        return plots.isEmpty ? [Plot(metric: MetricName.flopsMillion.rawValue, target: nil)] : plots
+    }
+
     /// Renders the report.
     public static func html(config: JobConfig, table: ResultsTable, plots: [Plot]) -> String {
         let trials = table.rows.map(\.trial)

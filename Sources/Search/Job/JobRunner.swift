@@ -70,12 +70,9 @@ public struct JobRunner {
     /// The closing summary: best trials, where the report and the trials are.
     private func finish(_ outcome: JobOutcome, observer: any JobObserver) throws {
         let table = ResultsTable(trials: try store.trials(), constrainedMetrics: constraints.map(\.metric))
-        let plots = constraints.map { Report.Plot(metric: $0.metric, target: $0.target) }
         let report = (store.directory as NSString).appendingPathComponent("report.html")
-        try Report.html(
-            config: config, table: table,
-            plots: plots.isEmpty ? [Report.Plot(metric: MetricName.flopsMillion.rawValue, target: nil)] : plots
-        ).write(toFile: report, atomically: true, encoding: .utf8)
+        try Report.html(config: config, table: table, plots: Report.plots(for: constraints))
+            .write(toFile: report, atomically: true, encoding: .utf8)
         var published = ""
         if let storage = try Self.outputStorage(config) {
             try storage.write("report.html", data: Array(try Data(contentsOf: URL(fileURLWithPath: report))))
