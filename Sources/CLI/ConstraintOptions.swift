@@ -7,7 +7,9 @@ import Plugins
 struct ConstraintOptions: ParsableArguments {
     @Option(
         name: .customLong("constraint"),
-        help: ArgumentHelp("A reward constraint, as in 'nas reward --help'; repeatable.", valueName: "SPEC"))
+        help: ArgumentHelp(
+            "A reward constraint, [NAME=]METRIC<=TARGET[:OPTIONS] as 'nas reward --help' explains; repeatable.",
+            valueName: "SPEC"))
     var constraints: [String] = []
 
     @Option(
@@ -17,13 +19,6 @@ struct ConstraintOptions: ParsableArguments {
 
     @Option(name: .customLong("target-flops-million"), help: "Adds the hard constraint flops_million<=X (the seed's flag).")
     var targetFlopsMillion: Double?
-
-    @Option(
-        name: .customLong("target-device-type"),
-        help: ArgumentHelp(
-            "A device type to measure latency and memory on; repeatable. With several, metrics are named latency_ms.TYPE.",
-            valueName: "TYPE"))
-    var deviceTypes: [String] = []
 
     func validate() throws {
         for (flag, value) in [("--target-flops-million", targetFlopsMillion), ("--target-latency-millisec", targetLatency)] {
@@ -45,9 +40,19 @@ struct ConstraintOptions: ParsableArguments {
         if let targetLatency { specs.append("\(MetricName.latency)<=\(targetLatency):vertex-hard") }
         return specs
     }
+}
+
+/// The device types a job or trial measures on.
+struct DeviceTypeOptions: ParsableArguments {
+    @Option(
+        name: .customLong("target-device-type"),
+        help: ArgumentHelp(
+            "A device type to measure latency and memory on; repeatable. With several, metrics are named latency_ms.TYPE.",
+            valueName: "TYPE"))
+    var deviceTypes: [String] = []
 
     /// The device types to measure: those given, else this machine's when a constraint reads a device metric.
-    func measuredDeviceTypes(_ constraints: [Constraint], local: String) -> [String] {
+    func measured(_ constraints: [Constraint], local: String) -> [String] {
         if !deviceTypes.isEmpty { return deviceTypes }
         return constraints.contains { MetricName($0.metric).isDeviceMetric && !$0.metric.contains(".") }
             ? [local] : []

@@ -35,10 +35,8 @@ struct RewardCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Read JSON lines from this file instead of standard input.", valueName: "FILE"))
     var input: String?
 
-    @Option(
-        name: .customLong("constraint"),
-        help: ArgumentHelp("A constraint for lines that name none, and for flag mode; repeatable.", valueName: "SPEC"))
-    var constraints: [String] = []
+    /// Constraints for lines that name none, and for flag mode.
+    @OptionGroup var constraints: ConstraintOptions
 
     @Option(help: "Flag mode: the trial's accuracy.")
     var accuracy: Double?
@@ -64,7 +62,7 @@ struct RewardCommand: ParsableCommand {
 
     func run() throws {
         let registry = try plugins.registry()
-        let defaults = try constraints.map { try registry.constraint(parsing: $0) }
+        let defaults = try constraints.specs.map { try registry.constraint(parsing: $0) }
         if let accuracy {
             try scoreOne(accuracy: accuracy, constraints: defaults)
             return

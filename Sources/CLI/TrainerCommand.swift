@@ -37,6 +37,7 @@ struct TrainerCommand: AsyncParsableCommand {
     var outputDirectory: String?
 
     @OptionGroup var constraints: ConstraintOptions
+    @OptionGroup var devices: DeviceTypeOptions
 
     @Option(
         help: ArgumentHelp(
@@ -141,7 +142,7 @@ struct TrainerCommand: AsyncParsableCommand {
             perDeviceFolders: false,
             exchange: TrainerExchange.Configuration(pollInterval: training.pollInterval, timeout: training.latencyTimeout),
             log: log)
-        let devices = constraints.measuredDeviceTypes(reward.constraints, local: DeviceType.local)
+        let devices = devices.measured(reward.constraints, local: DeviceType.local)
         var files = exchange
         files.perDeviceFolders = devices.count > 1
         let measurer = TransportMeasurer(

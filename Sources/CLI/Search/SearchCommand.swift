@@ -37,6 +37,7 @@ struct SearchCommand: ParsableCommand {
     var seed = 0
 
     @OptionGroup var constraints: ConstraintOptions
+    @OptionGroup var devices: DeviceTypeOptions
     @OptionGroup var job: JobOptions
     @OptionGroup var trainer: TrainerOptions
     @OptionGroup var fleet: JobFleetOptions
@@ -65,7 +66,7 @@ struct SearchCommand: ParsableCommand {
                 kind: "search", name: job.jobName ?? "search-\(Self.timestamp())", searchSpace: searchSpace,
                 algorithm: algorithm, seed: seed, maxTrials: maxTrials, maxParallelTrials: job.maxParallelTrials,
                 maxFailedTrials: job.maxFailedTrials, constraints: specs,
-                targetDeviceTypes: constraints.measuredDeviceTypes(parsed, local: DeviceType.local),
+                targetDeviceTypes: devices.measured(parsed, local: DeviceType.local),
                 trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] })
             config.outputLocation = job.outputLocation(config.name)
             // Everything the job needs is checked before its folder exists or any training starts.

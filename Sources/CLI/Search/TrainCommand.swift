@@ -23,6 +23,7 @@ struct TrainCommand: ParsableCommand {
     var trials: String?
 
     @OptionGroup var constraints: ConstraintOptions
+    @OptionGroup var devices: DeviceTypeOptions
     @OptionGroup var job: JobOptions
     @OptionGroup var trainer: TrainerOptions
     @OptionGroup var fleet: JobFleetOptions
@@ -60,7 +61,7 @@ struct TrainCommand: ParsableCommand {
             algorithm: "retrain", seed: search.config.seed, maxTrials: ids.count,
             maxParallelTrials: job.maxParallelTrials, maxFailedTrials: job.maxFailedTrials,
             constraints: constraints.isEmpty ? search.config.constraints : constraints.specs,
-            targetDeviceTypes: constraints.deviceTypes.isEmpty ? search.config.targetDeviceTypes : constraints.deviceTypes,
+            targetDeviceTypes: devices.deviceTypes.isEmpty ? search.config.targetDeviceTypes : devices.deviceTypes,
             trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] },
             searchJobDirectory: URL(fileURLWithPath: searchDirectory).standardizedFileURL.path, searchTrials: ids,
             outputLocation: job.outputLocation(name))
