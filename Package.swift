@@ -17,6 +17,10 @@ let package = Package(
         // The versioned C ABI of constraint plugins (the header lives in plugins/include).
         .target(name: "CNasPlugin", path: "Sources/CNasPlugin"),
         .target(name: "Constraints"),
+        // The system layer: Linux shims (epoll, eventfd, sockets, posix_spawn, wait, signals) and, over them, the
+        // errno error type, the subprocess type and the signal trap.
+        .target(name: "CSystem", path: "Sources/CSystem"),
+        .target(name: "System", dependencies: ["CSystem"]),
         .target(name: "Plugins", dependencies: ["Constraints", "CNasPlugin"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
@@ -39,11 +43,13 @@ let package = Package(
             name: "CFleetProto", dependencies: ["CProtobufC"], path: "Sources/CFleetProto", exclude: ["proto"],
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
-        .target(name: "Fleet", dependencies: ["Constraints", "Trainer", "CCurl", "CNghttp2", "CCrypto", "CFleetProto"]),
+        .target(
+            name: "Fleet",
+            dependencies: ["Constraints", "Trainer", "System", "CSystem", "CCurl", "CNghttp2", "CCrypto", "CFleetProto"]),
         .executableTarget(
             name: "CLI",
             dependencies: [
-                "Constraints", "Plugins", "Trainer", "Fleet", "Search",
+                "Constraints", "Plugins", "Trainer", "Fleet", "Search", "System",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -61,6 +67,7 @@ let package = Package(
         .executableTarget(name: "FleetBench", dependencies: ["Fleet", "Trainer"], path: "bench/FleetBench"),
         // Paths, processes and compilers shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "SystemTests", dependencies: ["System", "TestSupport"]),
         .testTarget(name: "ConstraintsTests", dependencies: ["Constraints", "TestSupport"]),
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "Constraints", "TestSupport"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "TestSupport"]),

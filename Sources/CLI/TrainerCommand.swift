@@ -3,6 +3,7 @@ import Constraints
 import Fleet
 import Foundation
 import Plugins
+import System
 import Trainer
 
 /// `nas trainer`: one trial as a process, in the seed trainer's terms.

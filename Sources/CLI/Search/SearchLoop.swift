@@ -3,6 +3,7 @@ import Constraints
 import Fleet
 import Foundation
 import Search
+import System
 import Trainer
 
 /// Runs a job's trials as `nas trainer` processes, at most `maxParallelTrials` at once, recording each change
@@ -51,12 +52,12 @@ struct SearchLoop {
         // job_status.json tells file-mode workers watching the job's folder (or bucket) when the job has ended.
         let statusStorages = try JobPlan.statusStorages(config, directory: store.directory)
         for storage in statusStorages { try JobState.running.write(to: storage) }
-        let interrupts = InterruptCounter()
-        interrupts.install()
-        defer { interrupts.uninstall() }
+        // Counted instead of dying on them, so the loop can stop gracefully.
+        let interrupts = try SignalTrap([SIGINT, SIGTERM])
+        defer { interrupts.release() }
 
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var running: [Int: (process: ChildProcess, started: Date)] = [:]
+        var running: [Int: (process: Subprocess, started: Date)] = [:]
         var durations: [Double] = []
         var stopReason: String?
         var exhausted = false
@@ -87,7 +88,7 @@ struct SearchLoop {
             }
             if !cancelled, signals > 1 || (signals > 0 && onInterrupt == .cancel) {
                 cancelled = true
-                for entry in running.values { entry.process.signal(SIGTERM) }
+                for entry in running.values { entry.process.signal(SIGTERM, toGroup: true) }
             }
             // Launch while there is room: pending trials first (a resumed job), then new proposals.
             while stopReason == nil, !exhausted, running.count < config.maxParallelTrials {
@@ -99,12 +100,15 @@ struct SearchLoop {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 // Recorded as running first: a search killed right after the spawn re-runs the trial on resume.
                 try store.markRunning(trial.id)
-                let process: ChildProcess
+                let process: Subprocess
                 do {
-                    process = try ChildProcess(
+                    // Its own group keeps a terminal's Ctrl-C away from it, so that this loop decides whether running
+                    // trials finish or stop; ParentWatch ends it if the search dies.
+                    process = try Subprocess(
                         executable: executable, arguments: plan.trainerArguments(trial: trial) + trainerExtraArguments,
-                        logPath: (directory as NSString).appendingPathComponent("trainer.log"),
-                        environment: trainerEnvironment)
+                        environment: trainerEnvironment.merging(ParentWatch.environment) { $1 },
+                        standardOutput: .append((directory as NSString).appendingPathComponent("trainer.log")),
+                        standardError: .standardOutput, processGroup: .own)
                 } catch {
                     try store.markFailed(trial.id, reason: "\(error)")
                     throw error
@@ -150,7 +154,7 @@ struct SearchLoop {
 
     /// Records how a trainer ended: its metrics and reward, or why it failed.
     private func record(
-        _ id: Int, _ ending: ChildProcess.Ending, _ process: ChildProcess, cancelled: Bool, _ reporter: ProgressReporter
+        _ id: Int, _ ending: Subprocess.Termination, _ process: Subprocess, cancelled: Bool, _ reporter: ProgressReporter
     ) throws {
         let directory = store.trialDirectory(id)
         if ending == .exited(0) {
@@ -217,30 +221,5 @@ struct SearchLoop {
     static func describe(_ parameters: String) -> String {
         guard let value = try? TrialParameters(jsonText: parameters).value else { return parameters }
         return value.integerText
-    }
-}
-
-/// Counts SIGINT and SIGTERM instead of dying on them, so the loop can stop gracefully.
-final class InterruptCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var received = 0
-    private var sources: [DispatchSourceSignal] = []
-
-    var count: Int { lock.withLock { received } }
-
-    func install() {
-        for number in [SIGINT, SIGTERM] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [self] in lock.withLock { received += 1 } }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    func uninstall() {
-        sources.forEach { $0.cancel() }
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
     }
 }
