@@ -51,7 +51,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let port = try coordinator.start()
         let host = listen.host.contains(":") ? "[\(listen.host)]" : listen.host
         printNow("nas coordinator: listening on http://\(host):\(port)")
-        await waitForTermination()
+        try await waitForTermination()
         coordinator.stop()
     }
 }

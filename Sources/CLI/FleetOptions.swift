@@ -1,6 +1,7 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import System
 
 /// The fleet's shared token: from --token-file, else the NAS_FLEET_TOKEN environment variable.
 struct FleetTokenOptions: ParsableArguments {
@@ -60,37 +61,11 @@ func parsePairs(_ pairs: [String], option: String) throws -> [String: String] {
 }
 
 /// Waits for SIGINT or SIGTERM: servers run until told to stop.
-func waitForTermination() async {
-    signal(SIGPIPE, SIG_IGN)
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        let box = SignalBox(continuation)
-        for number in [SIGINT, SIGTERM] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { box.fire() }
-            source.resume()
-            box.sources.append(source)
-        }
-    }
-}
-
-private final class SignalBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<Void, Never>?
-    var sources: [any DispatchSourceSignal] = []
-
-    init(_ continuation: CheckedContinuation<Void, Never>) {
-        self.continuation = continuation
-    }
-
-    func fire() {
-        let continuation = lock.withLock {
-            let continuation = self.continuation
-            self.continuation = nil
-            return continuation
-        }
-        continuation?.resume()
-    }
+func waitForTermination() async throws {
+    SignalTrap.ignore(SIGPIPE)
+    let trap = try SignalTrap([SIGINT, SIGTERM])
+    defer { trap.release() }
+    await trap.wait()
 }
 
 /// Prints a line to standard output at once, so a parent reading the pipe sees it.

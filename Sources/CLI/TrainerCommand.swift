@@ -4,6 +4,7 @@ import Fleet
 import Foundation
 import Plugins
 import Search
+import System
 import Trainer
 
 /// `nas trainer`: one trial as a process, in the seed trainer's terms.

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Fleet
 import Foundation
-import Synchronization
+import System
 import Trainer
 
 /// `nas worker`: measures models on this machine's device, pushed by a coordinator or found in a job directory.
@@ -144,7 +144,7 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        signal(SIGPIPE, SIG_IGN)
+        SignalTrap.ignore(SIGPIPE)
         if let jobDir {
             try await runFileMode(jobDir)
         } else {
@@ -167,7 +167,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let port = try worker.start()
         printNow("nas worker: listening on port \(port)")
         let loop = Task { await worker.run() }
-        await waitForTermination()
+        try await waitForTermination()
         loop.cancel()
         await worker.stop()
     }
@@ -190,39 +190,14 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let stop = FileWorkerStop()
-        installStopSignals()
-        // The handler only counts signals (all it may safely do); this task turns the count into a stop request.
-        let watcher = Task {
-            while !Task.isCancelled {
-                if workerSignals.load(ordering: .relaxed) > 0 && !stop.isRequested {
-                    printError("nas worker: stopping after the model in hand (signal again to quit now)")
-                    stop.request()
-                }
-                try? await Task.sleep(nanoseconds: 50_000_000)
-            }
+        // The first signal asks for a stop after the model in hand; the second ends the process at once.
+        let trap = try SignalTrap([SIGINT, SIGTERM]) { number, count in
+            if count > 1 { _exit(128 + number) }
+            printError("nas worker: stopping after the model in hand (signal again to quit now)")
+            stop.request()
         }
-        defer { watcher.cancel() }
+        defer { trap.release() }
         let measured = await worker.run(until: stop)
         print("measured \(measured.count) trial(s): \(measured.map(String.init).joined(separator: " "))")
     }
-}
-
-/// SIGINT and SIGTERM received so far by a file-mode worker.
-private let workerSignals = Atomic<Int32>(0)
-
-/// Counts SIGINT/SIGTERM; the second one ends the process at once. Only async-signal-safe calls here.
-private func workerSignalHandler(_ number: Int32) {
-    if workerSignals.add(1, ordering: .relaxed).newValue > 1 { _exit(128 + number) }
-}
-
-/// Installs the handler and unblocks the signals, which a parent may have left blocked (Foundation's
-/// Process passes on the spawning thread's mask).
-private func installStopSignals() {
-    var mask = sigset_t()
-    sigemptyset(&mask)
-    for number in [SIGINT, SIGTERM] {
-        signal(number, workerSignalHandler)
-        sigaddset(&mask, number)
-    }
-    pthread_sigmask(SIG_UNBLOCK, &mask, nil)
 }

@@ -3,6 +3,7 @@ import Fleet
 import Foundation
 import Plugins
 import Search
+import System
 
 /// Runs a search or train job's trials as local `nas trainer` processes, measuring through the job's fleet;
 /// exits 130 when interrupted and 1 when stopped by failures.
@@ -16,9 +17,9 @@ func runJob(
         config: store.config, directory: store.directory, settings: try fleetOptions.settings(), local: NativeRunner()
     ) { line in observer.event(.fleet(line)) }
     defer { fleet.stop() }
-    let interrupts = InterruptCounter()
-    interrupts.install()
-    defer { interrupts.uninstall() }
+    // Counted instead of dying on them, so that the loop stops gracefully.
+    let interrupts = try SignalTrap([SIGINT, SIGTERM])
+    defer { interrupts.release() }
     let command = TrialCommand(
         executable: TrialCommand.currentExecutable,
         extraArguments: (store.config.outputLocation.map { ["--output-dir", $0] } ?? []) + fleet.arguments,

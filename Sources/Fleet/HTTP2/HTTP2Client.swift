@@ -1,6 +1,7 @@
 import Foundation
 internal import CCurl
 internal import CNghttp2
+internal import CSystem
 
 /// An HTTP/2 client on libcurl's multi interface: prior-knowledge h2c, one connection per host reused by every
 /// call, calls multiplexed as streams on it. One thread runs the loop: libcurl's socket interface

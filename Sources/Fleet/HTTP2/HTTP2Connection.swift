@@ -1,5 +1,6 @@
 import Foundation
 internal import CNghttp2
+internal import CSystem
 
 /// One HTTP/2 connection of a server's loop, accepted or opened: its non-blocking socket, its nghttp2 session and
 /// the bytes it has yet to send. `HTTP2ServerConnection` answers requests on it, `HTTP2ClientConnection` sends them.

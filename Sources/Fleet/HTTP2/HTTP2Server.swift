@@ -1,5 +1,6 @@
 import Foundation
 internal import CNghttp2
+internal import CSystem
 
 /// One request the server received whole.
 struct HTTP2Request: Sendable {
