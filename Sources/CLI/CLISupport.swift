@@ -48,8 +48,14 @@ func writeAll(_ text: String, to descriptor: Int32) {
 /// A failure while a command runs (not a misuse of its flags): printed as `Error: ...` without the usage text.
 struct CLIError: Error, CustomStringConvertible {
     let description: String
+    /// The exit status: `ExitStatus.failed` by default, `ExitStatus.badInput` for an unreadable or invalid input.
+    let status: Int32
 
-    init(_ description: String) {
+    init(_ description: String, status: Int32 = ExitStatus.failed) {
         self.description = description
+        self.status = status
     }
+
+    /// An input (a file, a plugin, a job folder) that cannot be read or is invalid.
+    static func badInput(_ description: String) -> CLIError { CLIError(description, status: ExitStatus.badInput) }
 }

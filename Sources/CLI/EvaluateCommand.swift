@@ -27,7 +27,7 @@ struct EvaluateCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let data = FileManager.default.contents(atPath: model) else {
-            throw ValidationError("cannot read the model \(model)")
+            throw CLIError.badInput("cannot read the model \(model)")
         }
         let client = FleetClient(coordinator: coordinator, token: try token.token())
         let result: FleetEvaluation
@@ -35,7 +35,7 @@ struct EvaluateCommand: AsyncParsableCommand {
             result = try await client.evaluateDetailed(model: Array(data), deviceType: deviceType,
                                                        deadline: .milliseconds(Int(deadline * 1000)))
         } catch let error as FleetError {
-            printError("nas evaluate: \(error)")
+            printError("Error: \(error)")
             throw ExitCode(1)
         }
         if json {

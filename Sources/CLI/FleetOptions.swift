@@ -13,10 +13,10 @@ struct FleetTokenOptions: ParsableArguments {
     func token() throws -> String {
         if let tokenFile {
             guard let data = FileManager.default.contents(atPath: tokenFile) else {
-                throw ValidationError("cannot read the token file \(tokenFile)")
+                throw CLIError.badInput("cannot read the token file \(tokenFile)")
             }
             let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !token.isEmpty else { throw ValidationError("the token file \(tokenFile) is empty") }
+            guard !token.isEmpty else { throw CLIError.badInput("the token file \(tokenFile) is empty") }
             return token
         }
         if let token = ProcessInfo.processInfo.environment["NAS_FLEET_TOKEN"], !token.isEmpty { return token }

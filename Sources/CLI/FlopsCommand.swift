@@ -30,7 +30,7 @@ struct FlopsCommand: ParsableCommand {
         do {
             report = try OnnxFlops.count(try loadModel(model))
         } catch let error as OnnxError {
-            throw CLIError("\(model): \(error)")
+            throw CLIError.badInput("\(model): \(error)")
         }
         if json {
             print(try jsonLine(Output(flops: report.total, operations: report.operations)))

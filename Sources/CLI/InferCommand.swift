@@ -27,16 +27,16 @@ struct InferCommand: ParsableCommand {
         do {
             engine = try OnnxEngine(model: try loadModel(model))
         } catch let error as OnnxError {
-            throw ValidationError("\(model): \(error)")
+            throw CLIError.badInput("\(model): \(error)")
         }
         guard let data = FileManager.default.contents(atPath: input) else {
-            throw ValidationError("cannot read --input '\(input)': it does not exist or is not readable")
+            throw CLIError.badInput("cannot read --input '\(input)': it does not exist or is not readable")
         }
         guard let first = engine.inputs.first, engine.inputs.count == 1 else {
-            throw ValidationError("\(model) has \(engine.inputs.count) run-time inputs; nas infer feeds exactly one")
+            throw CLIError.badInput("\(model) has \(engine.inputs.count) run-time inputs; nas infer feeds exactly one")
         }
         guard data.count == first.count * 4 else {
-            throw ValidationError(
+            throw CLIError.badInput(
                 "--input '\(input)' has \(data.count) bytes; input '\(first.name)' of shape \(first.shape) needs \(first.count * 4) bytes (\(first.count) little-endian float32 values)"
             )
         }
@@ -51,7 +51,7 @@ struct InferCommand: ParsableCommand {
         do {
             try bytes.write(to: URL(fileURLWithPath: output))
         } catch {
-            throw ValidationError("cannot write --output '\(output)': \(error.localizedDescription)")
+            throw CLIError("cannot write --output '\(output)': \(error.localizedDescription)")
         }
         print("input \(first.name) \(first.shape) -> output \(engine.outputs[0].name) \(engine.outputs[0].shape)")
     }

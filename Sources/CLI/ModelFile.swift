@@ -5,7 +5,7 @@ import Trainer
 /// Reads the bytes of a model file named on the command line, with an error that names the file.
 func readModelFile(_ path: String) throws -> [UInt8] {
     guard let data = FileManager.default.contents(atPath: path) else {
-        throw CLIError("cannot read model file '\(path)': it does not exist or is not readable")
+        throw CLIError.badInput("cannot read model file '\(path)': it does not exist or is not readable")
     }
     return Array(data)
 }
@@ -15,7 +15,7 @@ func loadModel(_ path: String) throws -> OnnxModel {
     do {
         return try OnnxModel(bytes: try readModelFile(path))
     } catch let error as OnnxError {
-        throw CLIError("\(path): \(error)")
+        throw CLIError.badInput("\(path): \(error)")
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Constraints
 import Plugins
 
 /// `nas plugins`: what constraint plugins are loaded, and whether a file is a valid one.
@@ -15,8 +16,15 @@ struct PluginsCommand: ParsableCommand {
 
         @OptionGroup var plugins: PluginOptions
 
+        @Flag(help: "Print a JSON array, one object per constraint kind.")
+        var json = false
+
         func run() throws {
             let registry = try plugins.registry()
+            if json {
+                print(JSON.array(registry.kinds.map(\.json)).text)
+                return
+            }
             print("NAME".padding(12) + "METRIC".padding(16) + "UNIT".padding(8) + "SCORE".padding(10) + "ORIGIN")
             for kind in registry.kinds {
                 let score = kind.plugin?.hasScore == true ? "custom" : "standard"
@@ -32,13 +40,19 @@ struct PluginsCommand: ParsableCommand {
         @Argument(help: ArgumentHelp("The plugin's shared library.", valueName: "FILE.so"))
         var file: String
 
+        @Flag(help: "Print the descriptor as one JSON object.")
+        var json = false
+
         func run() throws {
-            let plugin: ConstraintPlugin
-            do {
-                plugin = try ConstraintPlugin(path: file)
-            } catch let error as PluginError {
-                printError("nas plugins check: \(error)")
-                throw ExitCode(2)
+            let plugin = try ConstraintPlugin(path: file)
+            if json {
+                print(JSON.object([
+                    ("name", .string(plugin.name)), ("metric", .string(plugin.metric)), ("unit", .string(plugin.unit)),
+                    ("abi_version", .number(Double(plugin.abiVersion))), ("measures", .bool(plugin.canMeasure)),
+                    ("custom_score", .bool(plugin.hasScore)), ("description", .string(plugin.summary)),
+                    ("path", .string(plugin.path)),
+                ]).integerText)
+                return
             }
             print("name:        \(plugin.name)")
             print("metric:      \(plugin.metric)")
@@ -48,6 +62,18 @@ struct PluginsCommand: ParsableCommand {
             print("score:       \(plugin.hasScore ? "custom" : "standard")")
             print("description: \(plugin.summary)")
         }
+    }
+}
+
+extension ConstraintKind {
+    /// The kind as `nas plugins list --json` prints it.
+    var json: JSON {
+        .object([
+            ("name", .string(name)), ("metric", .string(metric)), ("unit", .string(unit)),
+            ("score", .string(plugin?.hasScore == true ? "custom" : "standard")),
+            ("measures", .bool(plugin?.canMeasure == true)), ("origin", .string(origin)),
+            ("description", .string(summary)),
+        ])
     }
 }
 

@@ -70,7 +70,7 @@ struct RewardCommand: ParsableCommand {
         let file: UnsafeMutablePointer<FILE>
         if let input {
             guard let opened = fopen(input, "rb") else {
-                throw CLIError("cannot open --input '\(input)': \(String(cString: strerror(errno)))")
+                throw CLIError.badInput("cannot open --input '\(input)': \(String(cString: strerror(errno)))")
             }
             file = opened
         } else {
@@ -108,7 +108,7 @@ struct RewardCommand: ParsableCommand {
         }
         let failures = lanes.reduce(0) { $0 + $1.failures }
         if failures > 0 {
-            printError("nas reward: \(failures) of \(number) lines failed; see their \"error\" members")
+            printError("Error: \(failures) of \(number) lines failed; see their \"error\" members")
             throw ExitCode(1)
         }
     }

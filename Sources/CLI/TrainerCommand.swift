@@ -114,8 +114,8 @@ struct TrainerCommand: AsyncParsableCommand {
                 printError("nas trainer: model \(trial.modelPath), metrics \(jobDirectory)/\(TrialFiles.metrics)")
             }
         } catch let error as TrainingError {
-            printError("nas trainer: \(error)")
-            throw ExitCode(error.isNaNLoss ? TrialExit.nanStatus : 1)
+            printError("Error: \(error)")
+            throw ExitCode(ExitStatus.of(error))
         }
     }
 
@@ -196,7 +196,7 @@ struct TrainerCommand: AsyncParsableCommand {
             return id
         }
         if let id = Int((jobDirectory as NSString).lastPathComponent) { return id }
-        throw CLIError("cannot tell which trial this is: pass --trial-id (or set CLOUD_ML_TRIAL_ID)")
+        throw CLIError("cannot tell which trial this is: pass --trial-id (or set CLOUD_ML_TRIAL_ID)", status: ExitStatus.usage)
     }
 
     /// Reads `1,9` as [1, 9]; anything else is a clear error.
@@ -204,7 +204,8 @@ struct TrainerCommand: AsyncParsableCommand {
         let ids = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         let parsed = ids.compactMap { Int($0) }.filter { $0 >= 1 }
         guard !ids.isEmpty, parsed.count == ids.count else {
-            throw CLIError("trial list '\(text)' must be trial ids (integers >= 1) separated by commas, e.g. 1,9")
+            throw CLIError(
+                "trial list '\(text)' must be trial ids (integers >= 1) separated by commas, e.g. 1,9", status: ExitStatus.usage)
         }
         return parsed
     }

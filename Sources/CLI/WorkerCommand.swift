@@ -186,7 +186,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 storage: storage, runner: try makeRunner(), configuration: fileConfiguration(),
                 runnerName: runnerCommand ?? runner ?? "native")
         } catch {
-            printError("nas worker: \(error)")
+            printError("Error: \(error)")
             throw ExitCode(2)
         }
         let stop = FileWorkerStop()

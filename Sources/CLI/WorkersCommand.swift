@@ -22,7 +22,7 @@ struct WorkersCommand: AsyncParsableCommand {
         do {
             workers = try await client.workers()
         } catch let error as FleetError {
-            printError("nas workers: \(error)")
+            printError("Error: \(error)")
             throw ExitCode(1)
         }
         if json {

@@ -105,10 +105,10 @@ import Testing
                 + Self.small)
         #expect(unknownMetric.status == 1 && unknownMetric.stderr.contains("does not produce"))
         let badParams = try TestSupport.nas(["trainer", "--nas-params-str", "{\"value\": 3}", "--job-dir", trial])
-        #expect(badParams.status == 1 && badParams.stderr.contains("decisions"))
+        #expect(badParams.status == 2 && badParams.stderr.contains("decisions"))
         let badData = try TestSupport.nas(
             ["trainer", "--nas-params-str", Self.tutorialTrial, "--job-dir", trial, "--data-dir", "/nonexistent"])
-        #expect(badData.status == 1 && badData.stderr.contains("/nonexistent"))
+        #expect(badData.status == 2 && badData.stderr.contains("/nonexistent"))
         let neither = try TestSupport.nas(["trainer", "--job-dir", trial])
         #expect(neither.status != 0 && neither.stderr.contains("--nas-params-str"))
     }

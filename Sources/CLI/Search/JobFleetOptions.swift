@@ -29,6 +29,31 @@ struct JobFleetOptions: ParsableArguments {
         guard pushWait >= 0, pushWait.isFinite else { throw ValidationError("--push-wait must be 0 or more seconds") }
     }
 
+    /// Refuses, before a job is created, a `--coordinator` that cannot be reached or refuses the token.
+    func checkCoordinator() throws {
+        guard let coordinator else { return }
+        let client = FleetClient(coordinator: coordinator, token: try token.token())
+        let answer = Answer()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do {
+                _ = try await client.workers()
+            } catch {
+                answer.error = error
+            }
+            done.signal()
+        }
+        // This thread is the command's own (a synchronous command runs on the main thread), never the pool's.
+        done.wait()
+        if let error = answer.error {
+            throw CLIError("cannot use the coordinator --coordinator \(coordinator): \(error)")
+        }
+    }
+
+    private final class Answer: @unchecked Sendable {
+        var error: (any Error)?
+    }
+
     /// The settings the job's fleet starts with.
     func settings() throws -> JobFleetSettings {
         JobFleetSettings(

@@ -50,7 +50,7 @@ struct JobOptions: ParsableArguments {
         guard let resume else { return nil }
         let store = try JobStore.open(directory: resume)
         guard store.config.kind == kind else {
-            throw CLIError(
+            throw CLIError.badInput(
                 "'\(resume)' holds a \(store.config.kind) job; continue it with 'nas \(store.config.kind) --resume'")
         }
         return store

@@ -31,9 +31,12 @@ func runJob(
         launcher: LocalLauncher(), observer: observer, interrupts: { interrupts.count }, propose: propose
     ) { trial, directory in command.run(for: trial, in: directory, config: config) }
     switch outcome.stop {
-    case .none: return
-    case .interrupted: throw ExitCode(130)
-    case .failures: throw ExitCode(1)
+    case .interrupted: throw ExitCode(ExitStatus.interrupted)
+    case .failures: throw ExitCode(ExitStatus.failed)
+    case .none:
+        // A job none of whose trials succeeded did not do its work, whatever stopped it.
+        let trials = try store.trials()
+        if !trials.isEmpty, !trials.contains(where: { $0.state == .succeeded }) { throw ExitCode(ExitStatus.failed) }
     }
 }
 

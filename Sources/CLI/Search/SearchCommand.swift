@@ -70,7 +70,12 @@ struct SearchCommand: ParsableCommand {
                 trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] })
             config.outputLocation = job.outputLocation(config.name)
             // Everything the job needs is checked before its folder exists or any training starts.
-            _ = try SearchSpace.load(searchSpace)
+            let space = try SearchSpace.load(searchSpace)
+            guard space.size > 0 else {
+                throw CLIError.badInput("the search space '\(searchSpace)' has no architectures to try")
+            }
+            try trainer.checkData()
+            try fleet.checkCoordinator()
             try JobSetup.checkConstraints(config, constraints: parsed, pluginMetrics: registry.measuredMetrics)
             store = try JobSetup.create(directory: job.directory(config.name), config: config)
         }

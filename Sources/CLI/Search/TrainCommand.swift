@@ -65,6 +65,8 @@ struct TrainCommand: ParsableCommand {
             trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] },
             searchJobDirectory: URL(fileURLWithPath: searchDirectory).standardizedFileURL.path, searchTrials: ids,
             outputLocation: job.outputLocation(name))
+        try trainer.checkData()
+        try fleet.checkCoordinator()
         try JobSetup.checkConstraints(
             config, constraints: try config.constraints.map { try registry.constraint(parsing: $0) },
             pluginMetrics: registry.measuredMetrics)

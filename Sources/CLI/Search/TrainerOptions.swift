@@ -45,6 +45,16 @@ struct TrainerOptions: ParsableArguments {
         return arguments
     }
 
+    /// Refuses a data folder the built-in trainer cannot read, before a job is created: reads the headers and the
+    /// first example of each of the four IDX files.
+    func checkData() throws {
+        do {
+            _ = try IDXDataset.load(directory: dataDirectory, trainLimit: 1, testLimit: 1)
+        } catch let error as DatasetError {
+            throw CLIError.badInput("--data-dir \(dataDirectory): \(error)")
+        }
+    }
+
     func check() throws {
         try TrainingConfig(
             epochs: epochs, batchSize: batchSize, learningRate: learningRate, threads: threads, trainLimit: trainLimit,
