@@ -91,13 +91,15 @@ public struct JobConfig: Codable, Hashable, Sendable {
     public var searchTrials: [Int]
     /// Where the job's outputs are published besides the local folder (`gs://bucket/prefix/NAME`), or nil.
     public var outputLocation: String?
+    /// How the job's trials reach their devices; nil in jobs started by earlier versions (the defaults then).
+    public var fleet: JobFleetRecord?
 
     /// Creates a job configuration.
     public init(
         kind: String, name: String, searchSpace: String, algorithm: String, seed: Int, maxTrials: Int,
         maxParallelTrials: Int, maxFailedTrials: Int, constraints: [String], targetDeviceTypes: [String],
         trainerArguments: [String], searchJobDirectory: String? = nil, searchTrials: [Int] = [],
-        outputLocation: String? = nil
+        outputLocation: String? = nil, fleet: JobFleetRecord? = nil
     ) {
         self.kind = kind
         self.name = name
@@ -113,6 +115,35 @@ public struct JobConfig: Codable, Hashable, Sendable {
         self.searchJobDirectory = searchJobDirectory
         self.searchTrials = searchTrials
         self.outputLocation = outputLocation
+        self.fleet = fleet
+    }
+}
+
+/// A job's fleet settings as stored, so that `--resume` keeps them (the token itself is never stored).
+public struct JobFleetRecord: Codable, Hashable, Sendable {
+    /// An external coordinator's URL; nil when the job embeds one.
+    public var coordinator: String?
+    /// The file holding an external coordinator's token, when one was given.
+    public var tokenFile: String?
+    /// Where an embedded coordinator listens.
+    public var host: String
+    /// The embedded coordinator's port; 0 picks a free one.
+    public var port: Int
+    /// `push`, `files` or `auto`.
+    public var transport: String
+    /// Seconds a trial waits for a worker of its type before `auto` uses files.
+    public var pushWaitSeconds: Double
+
+    /// A record.
+    public init(
+        coordinator: String?, tokenFile: String?, host: String, port: Int, transport: String, pushWaitSeconds: Double
+    ) {
+        self.coordinator = coordinator
+        self.tokenFile = tokenFile
+        self.host = host
+        self.port = port
+        self.transport = transport
+        self.pushWaitSeconds = pushWaitSeconds
     }
 }
 
@@ -165,8 +196,8 @@ public final class JobStore {
 
     /// The job directory.
     public let directory: String
-    /// What the job was started with.
-    public let config: JobConfig
+    /// What the job was started with (and what `--resume` changed since).
+    public private(set) var config: JobConfig
     private let database: Database
 
     private init(directory: String, config: JobConfig, database: Database) {
@@ -224,6 +255,13 @@ public final class JobStore {
             let config = try? JSONDecoder().decode(JobConfig.self, from: Data(json.utf8))
         else { throw JobStoreError.database(path, "the job's configuration is missing or unreadable") }
         return JobStore(directory: directory, config: config, database: database)
+    }
+
+    /// Replaces the job's configuration: a resumed job extended (`--max-trials`) or moved to another fleet.
+    public func update(config: JobConfig) throws {
+        let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
+        try database.execute("UPDATE job SET value = ? WHERE key = 'config'", [.text(json)])
+        self.config = config
     }
 
     /// The folder of one trial, as in vertex-ai-nas: `<job_dir>/<trial_id>`.

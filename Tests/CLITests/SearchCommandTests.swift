@@ -202,6 +202,34 @@ import Testing
         #expect(process.terminationStatus == 130)
         let trials = try JobStore.open(directory: job.path).trials()
         #expect(trials.count == 1 && trials[0].state == expected, "\(trials.map { ($0.state, $0.error ?? "") })")
+        // The trial's status file agrees with the store; the job says it may resume, so file-mode workers wait.
+        let trialStatus = try String(contentsOfFile: job.path + "/1/job_status.json", encoding: .utf8)
+        #expect(trialStatus.contains("\"\(expected.rawValue)\""), "\(trialStatus)")
+        let jobStatus = try String(contentsOfFile: job.path + "/job_status.json", encoding: .utf8)
+        #expect(jobStatus.contains("PAUSED"), "\(jobStatus)")
+    }
+
+    @Test func resumeKeepsTheJobsFlagsExtendsItAndRefusesOtherChanges() throws {
+        let root = try TestSupport.temporaryDirectory("nas-search")
+        let first = try search(root, "extend", ["--max-trials", "1", "--transport", "files", "--push-wait", "3"])
+        try #require(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let job = root.appendingPathComponent("extend").path
+
+        let refused = try TestSupport.nas(["search", "--resume", job, "--num-epochs", "3", "--algorithm", "grid"])
+        #expect(refused.status == 64, "\(refused.stderr)")
+        #expect(refused.stderr.contains("--algorithm, --num-epochs cannot change when a job resumes"), "\(refused.stderr)")
+        #expect(!refused.stderr.contains("Usage:"))
+
+        // A finished job extended, as continuing an Optuna study: one more trial, the first one kept.
+        let extended = try TestSupport.nas(["search", "--resume", job, "--max-trials", "2"])
+        try #require(extended.status == 0, "\(extended.stdout)\(extended.stderr)")
+        #expect(extended.stdout.contains("2 succeeded, 0 failed"), "\(extended.stdout)")
+        let store = try JobStore.open(directory: job)
+        #expect(store.config.maxTrials == 2)
+        #expect(store.config.fleet?.transport == "files" && store.config.fleet?.pushWaitSeconds == 3)
+        #expect(try store.trials().map(\.state) == [.succeeded, .succeeded])
+        let fewer = try TestSupport.nas(["search", "--resume", job, "--max-trials", "1"])
+        #expect(fewer.status == 64 && fewer.stderr.contains("fewer than the 2 trials"), "\(fewer.stderr)")
     }
 
     @Test func stopsAtMaxFailedTrials() throws {

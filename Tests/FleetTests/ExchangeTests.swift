@@ -80,7 +80,8 @@ struct ExchangeTests {
         "job states: Vertex AI names and ours",
         arguments: [
             ("RUNNING", false), ("JOB_STATE_RUNNING", false), ("pending", false), ("SUCCEEDED", true),
-            ("JOB_STATE_FAILED", true), ("JOB_STATE_CANCELLED", true), ("canceled", true),
+            ("JOB_STATE_FAILED", true), ("JOB_STATE_CANCELLED", true), ("canceled", true), ("PAUSED", false),
+            ("JOB_STATE_PAUSED", false),
         ])
     func jobStates(_ name: String, _ ended: Bool) {
         #expect(JobState(name: name).hasEnded == ended)

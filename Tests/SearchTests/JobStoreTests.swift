@@ -63,4 +63,21 @@ func sampleConfig(name: String = "job") -> JobConfig {
         let store = try JobStore.create(directory: try TestSupport.temporaryDirectory().path, config: sampleConfig())
         #expect(throws: JobStoreError.self) { try store.markRunning(9) }
     }
+
+    @Test func aResumedJobsConfigurationChangesAndJobsOfEarlierVersionsStillOpen() throws {
+        let directory = try TestSupport.temporaryDirectory("nas-job").path
+        let store = try JobStore.create(directory: directory, config: sampleConfig())
+        #expect(store.config.fleet == nil)
+        var config = store.config
+        config.maxTrials = 9
+        config.fleet = JobFleetRecord(
+            coordinator: nil, tokenFile: nil, host: "127.0.0.1", port: 0, transport: "files", pushWaitSeconds: 2)
+        try store.update(config: config)
+        #expect(try JobStore.open(directory: directory).config == config)
+
+        // A configuration written before `fleet` existed decodes with none.
+        let old = #"{"kind":"search","name":"j","searchSpace":"s","algorithm":"random","seed":1,"maxTrials":2,"maxParallelTrials":1,"maxFailedTrials":1,"constraints":[],"targetDeviceTypes":[],"trainerArguments":[],"searchTrials":[]}"#
+        let decoded = try JSONDecoder().decode(JobConfig.self, from: Data(old.utf8))
+        #expect(decoded.fleet == nil && decoded.maxTrials == 2)
+    }
 }

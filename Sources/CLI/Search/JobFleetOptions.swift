@@ -54,11 +54,32 @@ struct JobFleetOptions: ParsableArguments {
         var error: (any Error)?
     }
 
-    /// The settings the job's fleet starts with.
-    func settings() throws -> JobFleetSettings {
-        JobFleetSettings(
-            coordinator: try coordinator.map { ($0, try token.token()) }, host: listen.host, port: listen.port,
-            transport: transport, pushWait: .seconds(pushWait))
+    /// The settings as the job stores them.
+    var record: JobFleetRecord {
+        JobFleetRecord(
+            coordinator: coordinator, tokenFile: token.tokenFile, host: listen.host, port: listen.port,
+            transport: transport.rawValue, pushWaitSeconds: pushWait)
+    }
+
+    /// `record` with the flags given on this command line (`given`, long names) laid over it: what a resumed job
+    /// keeps and what it changes.
+    func record(over stored: JobFleetRecord, given: Set<String>) -> JobFleetRecord {
+        var record = stored
+        if given.contains("--coordinator") { record.coordinator = coordinator }
+        if given.contains("--token-file") { record.tokenFile = token.tokenFile }
+        if given.contains("--listen") { (record.host, record.port) = (listen.host, listen.port) }
+        if given.contains("--transport") { record.transport = transport.rawValue }
+        if given.contains("--push-wait") { record.pushWaitSeconds = pushWait }
+        return record
+    }
+
+    /// The settings a job's fleet starts with, from its stored record.
+    static func settings(_ record: JobFleetRecord) throws -> JobFleetSettings {
+        var token = FleetTokenOptions()
+        token.tokenFile = record.tokenFile
+        return JobFleetSettings(
+            coordinator: try record.coordinator.map { ($0, try token.token()) }, host: record.host, port: record.port,
+            transport: Transport(rawValue: record.transport) ?? .auto, pushWait: .seconds(record.pushWaitSeconds))
     }
 }
 

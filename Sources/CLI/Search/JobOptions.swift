@@ -45,15 +45,55 @@ struct JobOptions: ParsableArguments {
         }
     }
 
-    /// The job to continue with --resume, checked to be a `kind` job; nil without --resume.
-    func resumedJob(kind: String) throws -> JobStore? {
+    /// The job to continue with --resume, checked to be a `kind` job, with the changes this command line asks
+    /// for applied; nil without --resume.
+    ///
+    /// A resumed job keeps every flag it started with. Flags given with `--resume` change the job where that is
+    /// meaningful: `--max-trials` (a finished job is extended, as continuing an Optuna study), the parallel and
+    /// failure budgets, the fleet (`--coordinator`, `--token-file`, `--listen`, `--transport`, `--push-wait`), and how
+    /// this run behaves (`--on-interrupt`, `--quiet`, `--json`, `--plugin-dir`). Any other flag is refused.
+    func resumedJob(kind: String, maxTrials: Int? = nil, fleet: JobFleetOptions) throws -> JobStore? {
         guard let resume else { return nil }
         let store = try JobStore.open(directory: resume)
         guard store.config.kind == kind else {
             throw CLIError.badInput(
                 "'\(resume)' holds a \(store.config.kind) job; continue it with 'nas \(store.config.kind) --resume'")
         }
+        let given = Self.givenFlags(CommandLine.arguments.dropFirst())
+        var changeable = Self.changeableOnResume
+        if maxTrials != nil { changeable.insert("--max-trials") }
+        let refused = given.subtracting(changeable).sorted()
+        guard refused.isEmpty else {
+            throw CLIError(
+                "\(refused.joined(separator: ", ")) cannot change when a job resumes: it keeps the flags it started with (see \(JobStore.fileName)'s config, or 'nas trials list \(resume)'); these may change: \(changeable.subtracting(["--resume"]).sorted().joined(separator: ", ")). Start a new job (--job-name) to search with other flags.",
+                status: ExitStatus.usage)
+        }
+        var config = store.config
+        if given.contains("--max-trials"), let maxTrials {
+            let existing = try store.trials().count
+            guard maxTrials >= existing else {
+                throw CLIError(
+                    "--max-trials \(maxTrials) is fewer than the \(existing) trials the job already has",
+                    status: ExitStatus.usage)
+            }
+            config.maxTrials = maxTrials
+        }
+        if given.contains("--max-parallel-trials") { config.maxParallelTrials = maxParallelTrials }
+        if given.contains("--max-failed-trials") { config.maxFailedTrials = maxFailedTrials }
+        config.fleet = fleet.record(over: config.fleet ?? fleet.record, given: given)
+        if config != store.config { try store.update(config: config) }
         return store
+    }
+
+    /// What a resumed job may change.
+    static let changeableOnResume: Set<String> = [
+        "--resume", "--max-parallel-trials", "--max-failed-trials", "--on-interrupt", "--quiet", "--json",
+        "--plugin-dir", "--coordinator", "--token-file", "--listen", "--transport", "--push-wait",
+    ]
+
+    /// The long flags of a command line (`--name` of `--name value` and `--name=value`).
+    static func givenFlags(_ arguments: ArraySlice<String>) -> Set<String> {
+        Set(arguments.filter { $0.hasPrefix("--") && $0.count > 2 }.map { String($0.split(separator: "=", maxSplits: 1)[0]) })
     }
 
     /// True when the root output dir is a bucket.

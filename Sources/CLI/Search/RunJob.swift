@@ -13,9 +13,10 @@ func runJob(
 ) throws {
     let observer = ProgressReporter(options: output)
     let constraints = store.config.constraints.compactMap { try? registry.constraint(parsing: $0) }
-    let fleet = try JobFleet(
-        config: store.config, directory: store.directory, settings: try fleetOptions.settings(), local: NativeRunner()
-    ) { line in observer.event(.fleet(line)) }
+    let settings = try JobFleetOptions.settings(store.config.fleet ?? fleetOptions.record)
+    let fleet = try JobFleet(config: store.config, directory: store.directory, settings: settings, local: NativeRunner()) {
+        line in observer.event(.fleet(line))
+    }
     defer { fleet.stop() }
     // Counted instead of dying on them, so that the loop stops gracefully.
     let interrupts = try SignalTrap([SIGINT, SIGTERM])

@@ -57,7 +57,7 @@ struct SearchCommand: ParsableCommand {
     func run() throws {
         let registry = try plugins.registry()
         let store: JobStore
-        if let resumed = try job.resumedJob(kind: "search") {
+        if let resumed = try job.resumedJob(kind: "search", maxTrials: maxTrials, fleet: fleet) {
             store = resumed
         } else {
             let specs = constraints.specs
@@ -69,6 +69,7 @@ struct SearchCommand: ParsableCommand {
                 targetDeviceTypes: devices.measured(parsed, local: DeviceType.local),
                 trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] })
             config.outputLocation = job.outputLocation(config.name)
+            config.fleet = fleet.record
             // Everything the job needs is checked before its folder exists or any training starts.
             let space = try SearchSpace.load(searchSpace)
             guard space.size > 0 else {

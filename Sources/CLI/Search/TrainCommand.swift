@@ -40,7 +40,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let registry = try plugins.registry()
-        let store = try job.resumedJob(kind: "train") ?? create(registry: registry)
+        let store = try job.resumedJob(kind: "train", fleet: fleet) ?? create(registry: registry)
         try runJob(store, registry: registry, job: job, fleet: fleet, output: output) { _, _ in nil }
     }
 
@@ -64,7 +64,7 @@ struct TrainCommand: ParsableCommand {
             targetDeviceTypes: devices.deviceTypes.isEmpty ? search.config.targetDeviceTypes : devices.deviceTypes,
             trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] },
             searchJobDirectory: URL(fileURLWithPath: searchDirectory).standardizedFileURL.path, searchTrials: ids,
-            outputLocation: job.outputLocation(name))
+            outputLocation: job.outputLocation(name), fleet: fleet.record)
         try trainer.checkData()
         try fleet.checkCoordinator()
         try JobSetup.checkConstraints(

@@ -43,9 +43,11 @@ public enum JobState: String, Sendable, CaseIterable {
     case failed = "FAILED"
     /// The job was cancelled.
     case cancelled = "CANCELLED"
+    /// The job was interrupted and may be resumed (`--resume`): workers keep polling.
+    case paused = "PAUSED"
 
     /// Whether workers should stop.
-    public var hasEnded: Bool { self != .running }
+    public var hasEnded: Bool { self != .running && self != .paused }
 
     /// Reads a state name; Vertex AI's `JOB_STATE_*` names and lower case are accepted, and any state that is
     /// not a running, pending or queued one counts as ended.
@@ -56,6 +58,7 @@ public enum JobState: String, Sendable, CaseIterable {
         case "RUNNING", "PENDING", "QUEUED", "UNSPECIFIED", "": self = .running
         case "SUCCEEDED", "ENDED", "DONE", "COMPLETED": self = .succeeded
         case "CANCELLED", "CANCELED", "CANCELLING": self = .cancelled
+        case "PAUSED", "PAUSING": self = .paused
         default: self = .failed
         }
     }

@@ -198,6 +198,7 @@ public final class JobLoop {
             try store.markFailed(id, reason: "the trainer exited 0 but wrote no readable \(TrialFiles.metrics)")
         } else if cancelled {
             try store.markFailed(id, reason: "cancelled by the user", state: .cancelled)
+            try? TrialStatusFile(directory: directory).write("cancelled", reason: "cancelled by the user")
             observer.event(.trialCancelled(trial: id))
             return
         } else {
@@ -211,6 +212,9 @@ public final class JobLoop {
             try store.markFailed(id, reason: reason)
         }
         let reason = try store.trials().first { $0.id == id }?.error ?? "failed"
+        // A runner killed (or one that exited without saying why) leaves its status running: make it agree.
+        let status = TrialStatusFile(directory: directory)
+        if (try? status.read()).map({ $0 == "running" }) ?? true { try? status.write("failed", reason: reason) }
         observer.event(.trialFailed(trial: id, reason: reason))
     }
 

@@ -44,7 +44,8 @@ public struct JobRunner {
         try finish(outcome, observer: observer)
         let ended: JobState = switch outcome.stop {
         case nil: .succeeded
-        case .interrupted: .cancelled
+        // Resumable: file-mode workers keep waiting for the trials a resume will run.
+        case .interrupted: .paused
         case .failures: .failed
         }
         for storage in statusStorages { try ended.write(to: storage) }

@@ -244,6 +244,12 @@ public struct TrialStatusFile: Sendable {
     /// The file's path.
     public var path: String { (directory as NSString).appendingPathComponent(TrialFiles.status) }
 
+    /// The status the file holds; nil when there is no file.
+    public func read() throws -> String? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try JSON.parse(Array(data))["status"].flatMap { if case .string(let s) = $0 { s } else { nil } }
+    }
+
     /// Writes the status, with a reason for failures.
     public func write(_ status: String, reason: String? = nil) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
