@@ -13,11 +13,13 @@ struct ConstraintOptions: ParsableArguments {
     var constraints: [String] = []
 
     @Option(
-        name: .customLong("target-latency-millisec"),
-        help: "Adds the hard constraint latency_ms<=Y (the seed's flag), measured on --target-device-type or this machine.")
+        name: [.customLong("target-latency-millisec"), .customLong("target_latency_millisec")],
+        help: "Adds the hard constraint latency_ms<=Y:vertex-hard (the seed's flag), measured on --target-device-type or this machine.")
     var targetLatency: Double?
 
-    @Option(name: .customLong("target-flops-million"), help: "Adds the hard constraint flops_million<=X (the seed's flag).")
+    @Option(
+        name: [.customLong("target-flops-million"), .customLong("target_flops_million")],
+        help: "Adds the hard constraint flops_million<=X:vertex-hard (the seed's flag).")
     var targetFlopsMillion: Double?
 
     func validate() throws {

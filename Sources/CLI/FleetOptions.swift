@@ -45,7 +45,8 @@ struct ListenAddress: ExpressibleByArgument, Sendable {
         self.port = port
     }
 
-    static var defaultValueDescription: String { "HOST:PORT" }
+    /// The address as `--listen` takes it: `help` shows defaults this way.
+    var defaultValueDescription: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
 /// `key=value`, as --attr and --constant-metric take it.

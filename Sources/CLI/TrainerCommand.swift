@@ -23,11 +23,13 @@ struct TrainerCommand: AsyncParsableCommand {
     )
 
     @Option(
-        name: .customLong("nas-params-str"),
+        name: [.customLong("nas-params-str"), .customLong("nas_params_str")],
         help: ArgumentHelp("The trial's architecture: nas_params_str JSON, or a file holding it.", valueName: "JSON|FILE"))
     var nasParams: String?
 
-    @Option(name: .customLong("job-dir"), help: ArgumentHelp("The trial's output folder.", valueName: "DIR"))
+    @Option(
+        name: [.customLong("job-dir"), .customLong("job_dir")],
+        help: ArgumentHelp("The trial's output folder.", valueName: "DIR"))
     var jobDirectory: String
 
     @Option(

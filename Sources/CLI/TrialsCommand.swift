@@ -15,7 +15,16 @@ struct TrialsCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List trials: id, state, top_1_accuracy, flops_million, latency per device, memory, nas_reward.")
+            abstract: "List trials: id, state, top_1_accuracy, flops_million, latency per device, memory, nas_reward.",
+            discussion: """
+                A metric a trial did not report shows as '-'. '*' marks the Pareto-optimal trials: no other \
+                succeeded trial has a higher top_1_accuracy and a lower or equal value of every metric the job \
+                constrains.
+
+                Examples:
+                  nas trials list nas_jobs/mine
+                  nas trials list nas_jobs/mine --sort latency_ms --csv > trials.csv
+                """)
 
         @Argument(help: ArgumentHelp("The job directory of a search or train job.", valueName: "JOB_DIR"))
         var jobDirectory: String
@@ -72,8 +81,7 @@ struct ReportCommand: ParsableCommand {
 /// Reading a job's results for the commands that show them.
 enum JobResults {
     static func constraints(_ config: JobConfig, plugins: PluginOptions) -> [Constraint] {
-        let registry = (try? plugins.registry()) ?? ConstraintRegistry()
-        return config.constraints.compactMap { try? registry.constraint(parsing: $0) }
+        ((try? plugins.registry()) ?? ConstraintRegistry()).displayed(config.constraints)
     }
 
     static func load(_ directory: String, sort: String, plugins: PluginOptions) throws -> (JobStore, ResultsTable) {

@@ -85,7 +85,9 @@ struct WorkerCommand: AsyncParsableCommand {
         help: "File mode: a unique name of this worker in claims (default: host-pid-random).")
     var workerID: String?
 
-    @Option(help: ArgumentHelp("The built-in runner: native (default) or constant.", valueName: "NAME"))
+    @Option(
+        help: ArgumentHelp("The built-in runner: native (default) or constant.", valueName: "NAME"),
+        completion: .list(["native", "constant"]))
     var runner: String?
 
     @Option(help: ArgumentHelp("Measure with this command; {model} becomes the model's path.", valueName: "CMD"))

@@ -9,8 +9,12 @@ extension Constraint {
     /// `cpu=latency_ms<=3:alpha=-0.07,beta=-0.5`.
     public init(parsing spec: String, scorer: (any ConstraintScorer)? = nil, unit defaultUnit: String = "") throws {
         let text = spec.trimmingSpaces()
-        guard let range = text.range(of: "<=") ?? text.range(of: "<") else {
-            throw ConstraintError.invalidSpec(spec, "it has no '<=' between the metric and the target")
+        guard let range = text.range(of: "<=") else {
+            throw ConstraintError.invalidSpec(
+                spec,
+                text.contains("<")
+                    ? "constraints are 'at most' bounds: write '<=' (a strict '<' is not meant)"
+                    : "it has no '<=' between the metric and the target")
         }
         var left = String(text[..<range.lowerBound]).trimmingSpaces()
         var right = String(text[range.upperBound...]).trimmingSpaces()

@@ -55,6 +55,8 @@ public enum Report {
             Algorithm \(escape(config.algorithm)), search space \(escape(config.searchSpace)).
             Constraints: \(config.constraints.isEmpty ? "none" : config.constraints.map(escape).joined(separator: ", ")).
             \(best.map { "Best reward \(ResultsTable.format($0.reward ?? .nan)) by trial \($0.id)." } ?? "")</div>
+            <div class="summary">Pareto-optimal trials: no other succeeded trial has a higher top_1_accuracy and a \
+            lower or equal \(table.frontMetrics.isEmpty ? "value of nothing else (accuracy alone)" : table.frontMetrics.map(escape).joined(separator: ", ")).</div>
             <div class="legend"><span><i class="dot" style="background:#e07a1f"></i>Pareto-optimal</span>
             <span><i class="dot" style="background:#5b7db1"></i>other trials</span>
             <span>dashed line: target</span></div>

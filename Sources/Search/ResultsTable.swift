@@ -114,7 +114,9 @@ public struct ResultsTable: Sendable {
             var members: [(key: String, value: JSON)] = [
                 ("trial_id", .number(Double(row.trial.id))), ("state", .string(row.trial.state.rawValue)),
             ]
-            for (key, value) in row.trial.metrics.sorted(by: { $0.key < $1.key }) {
+            // The reward and the search trial have members of their own below: never two members of one name.
+            for (key, value) in row.trial.metrics.sorted(by: { $0.key < $1.key })
+            where key != Self.rewardKey && key != MetricName.searchTrialID.rawValue {
                 members.append((key, .number(value)))
             }
             if let reward = row.trial.reward { members.append((Self.rewardKey, .number(reward))) }

@@ -52,13 +52,18 @@ import Testing
 }
 
 @Suite struct ConstraintParsingTests {
+    @Test func aStrictLessThanIsRefusedWithWhatToWrite() throws {
+        let error = try #require(throws: ConstraintError.self) { try Constraint(parsing: "latency_ms<3") }
+        #expect(error.description.contains("write '<='"))
+    }
+
     @Test func readsPresetsSuffixesAndOptions() throws {
         let flops = try Constraint(parsing: "flops<=0.8M:hard")
         #expect(flops.metric == "flops" && flops.target == 800_000 && flops.exponents == .hard && flops.weight == 1)
         let latency = try Constraint(parsing: " cpu = latency_ms <= 3 : soft , weight=2 ")
         #expect(latency.name == "cpu" && latency.metric == "latency_ms" && latency.target == 3)
         #expect(latency.exponents == .soft && latency.weight == 2)
-        let custom = try Constraint(parsing: "memory_bytes<2e6:alpha=-0.1,beta=-0.5,unit=bytes")
+        let custom = try Constraint(parsing: "memory_bytes<=2e6:alpha=-0.1,beta=-0.5,unit=bytes")
         #expect(custom.exponents == Exponents(alpha: -0.1, beta: -0.5) && custom.unit == "bytes")
         #expect(try Constraint(parsing: "x<=300k").target == 300_000)
         #expect(try Constraint(parsing: "x<=1G:vertex-soft").exponents == .vertexSoft)
@@ -67,7 +72,7 @@ import Testing
     @Test(arguments: [
         "latency_ms", "latency_ms<=", "<=3", "latency_ms<=abc", "latency_ms<=0", "latency_ms<=nan",
         "latency_ms<=-2", "latency_ms<=3:medium", "latency_ms<=3:weight=x", "lat ency<=3", "latency_ms<=3:foo=1",
-        "latency_ms<=3:weight=-1", "latency_ms<=inf",
+        "latency_ms<=3:weight=-1", "latency_ms<=inf", "latency_ms<3",
     ])
     func refusesBadSpecsWithAReason(spec: String) {
         do {

@@ -5,7 +5,9 @@ import Search
 
 /// Flags every job (search or train) shares: where it lives, how many trials at once, when it stops.
 struct JobOptions: ParsableArguments {
-    @Option(name: .customLong("job-name"), help: "The job's name: its folder under --root-output-dir.")
+    @Option(
+        name: .customLong("job-name"),
+        help: "The job's name: its folder under --root-output-dir (default: search- or train-YYYYMMDD-HHMMSS).")
     var jobName: String?
 
     @Option(

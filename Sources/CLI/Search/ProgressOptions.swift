@@ -34,13 +34,15 @@ final class ProgressReporter: JobObserver {
         }
         guard !options.quiet else { return }
         clearLine()
-        writeAll("[\(Self.clock(Date().timeIntervalSince(start)))] \(event.text)\n", to: STDERR_FILENO)
+        writeAll("[\(Self.stamp(Date().timeIntervalSince(start)))] \(event.text)\n", to: STDERR_FILENO)
     }
 
     /// The live status line (terminals only).
     func progress(_ progress: JobProgress) {
         guard live else { return }
-        var text = "\r\u{1B}[K\(progress.done)/\(progress.total) done, \(progress.running) running, \(progress.failed) failed"
+        var text = "\r\u{1B}[K\(progress.done)/\(progress.total) done, \(progress.running) running"
+        if progress.measuring > 0 { text += " (\(progress.measuring) waiting for a device worker)" }
+        text += ", \(progress.failed) failed"
         if let best = progress.best {
             text += " | best reward \(String(format: "%.4f", best.reward)) (trial \(best.trial))"
         }
@@ -64,6 +66,14 @@ final class ProgressReporter: JobObserver {
             writeAll("\r\u{1B}[K", to: STDERR_FILENO)
             lineShown = false
         }
+    }
+
+    /// Elapsed time as a log line's prefix: `00:42`, `12:05`, `1:02:03` (never like an escape code).
+    static func stamp(_ seconds: Double) -> String {
+        let total = Int(seconds.rounded(.down))
+        return total >= 3600
+            ? String(format: "%d:%02d:%02d", total / 3600, total % 3600 / 60, total % 60)
+            : String(format: "%02d:%02d", total / 60, total % 60)
     }
 
     static func clock(_ seconds: Double) -> String {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Constraints
 import Fleet
 import Foundation
 import Plugins
@@ -12,7 +13,7 @@ func runJob(
     output: ProgressOptions, propose: @escaping JobLoop.Proposer
 ) throws {
     let observer = ProgressReporter(options: output)
-    let constraints = store.config.constraints.compactMap { try? registry.constraint(parsing: $0) }
+    let constraints = registry.displayed(store.config.constraints)
     let settings = try JobFleetOptions.settings(store.config.fleet ?? fleetOptions.record)
     let fleet = try JobFleet(config: store.config, directory: store.directory, settings: settings, local: NativeRunner()) {
         line in observer.event(.fleet(line))
@@ -42,6 +43,12 @@ func runJob(
 }
 
 extension ConstraintRegistry {
+    /// A job's constraints for its tables and report: through the registry where it knows them, else read from
+    /// the spec alone, so that a plugin's metric shows (and counts for the Pareto front) without the plugin loaded.
+    func displayed(_ specs: [String]) -> [Constraint] {
+        specs.compactMap { spec in (try? constraint(parsing: spec)) ?? (try? Constraint(parsing: spec)) }
+    }
+
     /// The metrics that loaded plugins measure from a model.
     var measuredMetrics: Set<String> {
         Set(kinds.filter { $0.plugin?.canMeasure == true }.map(\.metric))

@@ -16,7 +16,14 @@ struct SearchCommand: ParsableCommand {
             report.html. A killed search continues with --resume JOB_DIR; Ctrl-C stops launching trials and waits
             for the running ones (--on-interrupt cancel stops them too; a second Ctrl-C always does).
             With one --target-device-type the latency metrics are latency_ms and memory_bytes; with several they are
-            latency_ms.TYPE and memory_bytes.TYPE, one constraint each.
+            latency_ms.TYPE and memory_bytes.TYPE, one constraint each. Trials marked * in the tables are \
+            Pareto-optimal: no other succeeded trial has higher top_1_accuracy and a lower or equal value of every \
+            constrained metric. --job-name defaults to search-YYYYMMDD-HHMMSS (UTC).
+
+            Examples:
+              nas search --max-trials 20 --target-latency-millisec 0.05
+              nas search --job-name mine --constraint 'latency_ms<=0.05:soft' --constraint 'memory_bytes<=200k:soft'
+              nas search --resume nas_jobs/mine --max-trials 40
             """
     )
 
@@ -27,7 +34,9 @@ struct SearchCommand: ParsableCommand {
             valueName: "NAME|FILE"))
     var searchSpace = "mnist_list_of_dictionary"
 
-    @Option(help: "random, grid or evolution (regularized evolution, Real et al. 2019).")
+    @Option(
+        help: "random, grid or evolution (regularized evolution, Real et al. 2019).",
+        completion: .list(SearchAlgorithmKind.allCases.map(\.rawValue)))
     var algorithm = "evolution"
 
     @Option(name: .customLong("max-trials"), help: "Trials to run (the seed's max_nas_trial).")

@@ -13,6 +13,10 @@ struct TrainCommand: ParsableCommand {
             A new job whose trial k retrains search trial k of --trials, as in vertex-ai-nas (with --trials 1,9,
             trial 1 retrains search trial 1 and trial 2 retrains search trial 9), reusing their nas_params_str.json.
             Constraints and device types default to the search job's. Each trial's metrics carry nas_trial_id.
+            --job-name defaults to train-YYYYMMDD-HHMMSS (UTC).
+
+            Example:
+              nas train --search-job nas_jobs/mine --trials 4,9 --num-epochs 10
             """
     )
 

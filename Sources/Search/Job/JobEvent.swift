@@ -88,11 +88,13 @@ public struct JobProgress: Sendable, Equatable {
     public var best: (trial: Int, reward: Double)?
     /// Estimated time to the end, from the mean duration of the trials so far.
     public var remaining: Duration?
+    /// Running trials whose model is exported and waits to be measured on a device.
+    public var measuring: Int = 0
 
     public static func == (lhs: JobProgress, rhs: JobProgress) -> Bool {
         lhs.done == rhs.done && lhs.running == rhs.running && lhs.failed == rhs.failed && lhs.total == rhs.total
             && lhs.best?.trial == rhs.best?.trial && lhs.best?.reward == rhs.best?.reward
-            && lhs.remaining == rhs.remaining
+            && lhs.remaining == rhs.remaining && lhs.measuring == rhs.measuring
     }
 }
 

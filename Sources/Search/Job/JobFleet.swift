@@ -47,6 +47,17 @@ public final class JobFleet {
             (arguments, environment, embedded) = ([], [:], nil)
             return
         }
+        if settings.transport == .files, settings.coordinator == nil {
+            // Files only: no coordinator to embed, workers watch the job's folder (or bucket).
+            let root = config.outputLocation ?? directory
+            let folders = config.targetDeviceTypes.count > 1
+                ? config.targetDeviceTypes.map { "\(root)/devices/\($0) --device-type \($0)" }
+                : config.targetDeviceTypes.map { "\(root) --device-type \($0)" }
+            log("fleet: models are exchanged as files; start a worker per device type: "
+                + folders.map { "nas worker --job-dir \($0) --runner native" }.joined(separator: "; "))
+            (arguments, environment, embedded) = (["--transport", Transport.files.rawValue], [:], nil)
+            return
+        }
         let url: String
         if let coordinator = settings.coordinator {
             url = coordinator.url

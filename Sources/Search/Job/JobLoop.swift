@@ -159,7 +159,13 @@ public final class JobLoop {
                 trials = try store.trials()
             }
             if running.isEmpty, stop != nil || !launching { break }
-            observer.progress(progress(trials, running: running.count, durations: durations))
+            var state = progress(trials, running: running.count, durations: durations)
+            state.measuring = running.keys.filter { id in
+                let directory = store.trialDirectory(id) as NSString
+                return FileManager.default.fileExists(atPath: directory.appendingPathComponent(TrialFiles.model))
+                    && !FileManager.default.fileExists(atPath: directory.appendingPathComponent(TrialFiles.metrics))
+            }.count
+            observer.progress(state)
             clock.sleep(for: configuration.pollInterval)
         }
         return JobOutcome(stop: stop, exhausted: spaceExhausted)
