@@ -131,11 +131,13 @@ struct RewardCommand: ParsableCommand {
             print(scorer.score(line: object, number: 1).output)
             return
         }
-        print("reward \(result.reward)  (accuracy \(accuracy), \(result.isFeasible ? "feasible" : "infeasible"))")
+        // Read by people: rounded (--json keeps every digit).
+        func g(_ value: Double) -> String { String(format: "%.6g", value) }
+        print("reward \(g(result.reward))  (accuracy \(g(accuracy)), \(result.isFeasible ? "feasible" : "infeasible"))")
         for outcome in result.outcomes {
             let unit = outcome.unit.isEmpty ? "" : " \(outcome.unit)"
             print(
-                "  \(outcome.name): \(outcome.measured)\(unit) vs target \(outcome.target)\(unit)  factor \(outcome.factor)  feasibility \(outcome.feasibility)"
+                "  \(outcome.name): \(g(outcome.measured))\(unit) vs target \(g(outcome.target))\(unit)  factor \(g(outcome.factor))  feasibility \(String(format: "%+.4f", outcome.feasibility))"
             )
         }
     }

@@ -46,8 +46,9 @@ public struct Reward: Sendable {
 
     /// Scores one trial from its accuracy and its measured metrics.
     public func evaluate(accuracy: Double, metrics: [String: Double]) throws -> RewardResult {
-        guard accuracy.isFinite else {
-            throw ConstraintError.invalidValue("the accuracy", accuracy, "an accuracy must be a finite number")
+        guard accuracy.isFinite, (0...1).contains(accuracy) else {
+            throw ConstraintError.invalidValue(
+                "the accuracy", accuracy, "an accuracy is a fraction in [0, 1] (0.87, not 87 or NaN)")
         }
         var reward = accuracy
         var outcomes: [ConstraintOutcome] = []

@@ -19,10 +19,31 @@ import Testing
         try #require(lines.count == 5, "\(result.stdout)")
         #expect(lines[0].hasPrefix(#"{"line":1,"reward":1.9,"#))
         #expect(lines[1].hasPrefix(#"{"line":2,"reward":0.475,"#))
-        #expect(lines[2].hasPrefix(#"{"line":3,"error":"line 3: invalid JSON"#))
+        #expect(lines[2].hasPrefix(#"{"line":3,"reward":null,"feasible":null,"constraints":[],"error":"line 3: invalid JSON"#))
         #expect(lines[3].hasPrefix(#"{"line":5,"reward":0.45,"#))
         // Line 6 names no constraints: --constraint applies, (6/2)^-2 = 1/9.
         #expect(lines[4].hasPrefix(#"{"line":6,"reward":0.09999999999999999,"#))
+    }
+
+    @Test func everyLineHasTheSameMembersAndNoUnusableRewardPassesAsAResult() throws {
+        let input = """
+            {"accuracy": 0.95, "target_latency_or_flops": 0.8, "measured_latency_or_flops": 0}
+            {"accuracy": 0.95, "target_latency_or_flops": 0.8, "measured_latency_or_flops": 0.4}
+            {"accuracy": 0.9, "metrics": {"latency_ms": 2}, "constraints": ["latency_ms<=3"]}
+            {"accuracy": 87, "metrics": {"latency_ms": 2}, "constraints": ["latency_ms<=3"]}
+            """
+        let result = try TestSupport.nas(["reward"], input: input)
+        #expect(result.status == 1)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        try #require(lines.count == 4, "\(result.stdout)")
+        #expect(lines[3].contains("a fraction in [0, 1]"), "\(lines[3])")
+        // measured 0 makes compute_reward divide by zero: flagged, not printed as a reward.
+        #expect(lines[0].contains(#""reward":null"#) && lines[0].contains("ZeroDivisionError"), "\(lines[0])")
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(Set(object.keys) == ["line", "reward", "feasible", "constraints", "error"], "\(line)")
+        }
+        #expect(lines[1].contains(#""feasible":true"#) && lines[1].contains(#""metric":"latency_or_flops""#))
     }
 
     @Test func readsAnInputFileAndSucceedsWhenEveryLineDoes() throws {
@@ -44,7 +65,7 @@ import Testing
         ])
         #expect(text.status == 0)
         #expect(text.stdout.contains("infeasible"))
-        #expect(text.stdout.contains("flops: 1600000.0 FLOPs vs target 800000.0 FLOPs  factor 0.5"))
+        #expect(text.stdout.contains("flops: 1.6e+06 FLOPs vs target 800000 FLOPs  factor 0.5  feasibility +1.0000"))
         let json = try TestSupport.nas([
             "reward", "--accuracy", "0.9", "--metric", "flops=1.6M", "--constraint", "flops<=0.8M", "--json",
         ])

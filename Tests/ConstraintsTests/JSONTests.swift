@@ -78,7 +78,8 @@ import Testing
         #expect(output["reward"] == .number(1.9))
         #expect(output["constraints"] == .array([
             .object([
-                ("name", .string("latency_or_flops")), ("measured", .number(0.4)), ("target", .number(0.8)),
+                ("name", .string("latency_or_flops")), ("metric", .string("latency_or_flops")), ("measured", .number(0.4)),
+                ("target", .number(0.8)),
                 ("factor", .number(2)), ("feasibility", .number(-0.5)),
             ])
         ]))

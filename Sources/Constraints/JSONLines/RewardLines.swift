@@ -37,7 +37,7 @@ public struct RewardLineScorer {
         if let seed = SeedLine.read(line) {
             do {
                 try writeSeed(seed, into: &out)
-                out += "}"
+                out += ",\"error\":null}"
                 return (out, true)
             } catch {
                 // The general path below reports the error.
@@ -59,10 +59,11 @@ public struct RewardLineScorer {
             } else {
                 try scoreProject(value, into: &out)
             }
-            out += "}"
+            out += ",\"error\":null}"
             return (out, true)
         } catch {
-            out = "{\"line\":\(number),\"error\":"
+            // The same members as a scored line, so that a script reads every line alike.
+            out = "{\"line\":\(number),\"reward\":null,\"feasible\":null,\"constraints\":[],\"error\":"
             JSON.write(string: "line \(number): \(error)", to: &out)
             out += "}"
             return (out, false)
@@ -101,14 +102,23 @@ public struct RewardLineScorer {
 
     private func writeSeed(_ seed: SeedLine, into out: inout String) throws {
         let (accuracy, target, measured) = (seed.accuracy, seed.target, seed.measured)
+        guard accuracy.isFinite, (0...1).contains(accuracy) else {
+            throw LineError("'accuracy' is \(accuracy); an accuracy is a fraction in [0, 1] (0.87, not 87)")
+        }
         let (targetMemory, measuredMemory) = (seed.targetMemory, seed.measuredMemory)
         let (weight, hard) = (seed.weight, seed.useHardLimit)
         let reward = try SeedReward.compute(
             accuracy: accuracy, targetLatencyOrFlops: target, measuredLatencyOrFlops: measured,
             targetMemory: targetMemory, measuredMemory: measuredMemory, weight: weight, useHardLimit: hard)
+        guard reward.isFinite, reward >= 0 else {
+            throw LineError(
+                "compute_reward gives \(reward) for these values, which is no reward: targets and measurements must be positive numbers"
+            )
+        }
+        let feasible = measured <= target && (targetMemory == 0 || measuredMemory <= targetMemory)
         out += "\"reward\":"
         JSON.write(number: reward, to: &out)
-        out += ",\"constraints\":["
+        out += ",\"feasible\":\(feasible),\"constraints\":["
         Self.writeSeedOutcome("latency_or_flops", measured: measured, target: target, weight: weight, hard: hard, to: &out)
         if targetMemory != 0 {
             out += ","
@@ -122,7 +132,7 @@ public struct RewardLineScorer {
     ) {
         var factor = pow(target / measured, weight)
         if hard, 1 < factor { factor = 1 }
-        out += "{\"name\":\"\(name)\",\"measured\":"
+        out += "{\"name\":\"\(name)\",\"metric\":\"\(name)\",\"measured\":"
         JSON.write(number: measured, to: &out)
         out += ",\"target\":"
         JSON.write(number: target, to: &out)
