@@ -1,4 +1,5 @@
 import ArgumentParser
+import Constraints
 import Foundation
 import Trainer
 
@@ -21,6 +22,9 @@ struct InferCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Where to write the first output as raw little-endian float32.", valueName: "OUT.bin"))
     var output: String
+
+    @Flag(help: "Print what was run and written as one JSON object.")
+    var json = false
 
     func run() throws {
         let engine: OnnxEngine
@@ -52,6 +56,18 @@ struct InferCommand: ParsableCommand {
             try bytes.write(to: URL(fileURLWithPath: output))
         } catch {
             throw CLIError("cannot write --output '\(output)': \(error.localizedDescription)")
+        }
+        if json {
+            print(
+                JSON.object([
+                    ("input", .object([("name", .string(first.name)), ("shape", .array(first.shape.map { .number(Double($0)) }))])),
+                    ("output", .object([
+                        ("name", .string(engine.outputs[0].name)),
+                        ("shape", .array(engine.outputs[0].shape.map { .number(Double($0)) })), ("path", .string(output)),
+                        ("values", .number(Double(result.count))),
+                    ])),
+                ]).integerText)
+            return
         }
         print("input \(first.name) \(first.shape) -> output \(engine.outputs[0].name) \(engine.outputs[0].shape)")
     }

@@ -66,6 +66,9 @@ struct ReportCommand: ParsableCommand {
 
     @OptionGroup var plugins: PluginOptions
 
+    @Flag(help: "Print where the report was written as one JSON object.")
+    var json = false
+
     func run() throws {
         let (store, table) = try JobResults.load(jobDirectory, sort: ResultsTable.rewardKey, plugins: plugins)
         let html = Report.html(config: store.config, table: table, plots: JobResults.plots(store.config, plugins: plugins))
@@ -74,7 +77,11 @@ struct ReportCommand: ParsableCommand {
         } catch {
             throw CLIError("cannot write the report to '\(output)': \(error.localizedDescription)")
         }
-        print("report: \(output)")
+        if json {
+            print(JSON.object([("report", .string(output)), ("trials", .number(Double(table.rows.count)))]).integerText)
+        } else {
+            print("report: \(output)")
+        }
     }
 }
 

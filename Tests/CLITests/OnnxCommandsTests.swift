@@ -93,6 +93,10 @@ extension OnnxCommandsTests {
             let expected = try OnnxEngine(bytes: Array(try Data(contentsOf: model))).run(pixels)
             #expect(probabilities == expected)
             #expect(abs(probabilities.reduce(0, +) - 1) < 1e-5)
+            let json = try Self.run(["infer", model.path, "--input", input.path, "--output", output.path, "--json"])
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+            let written = try #require(object["output"] as? [String: Any])
+            #expect(written["path"] as? String == output.path && written["values"] as? Int == 10)
         }
     }
 

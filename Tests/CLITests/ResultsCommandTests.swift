@@ -52,6 +52,8 @@ func writeSampleJob() throws -> String {
         let output = URL(fileURLWithPath: job).appendingPathComponent("report.html")
         let result = try TestSupport.nas(["report", job, "-o", output.path])
         #expect(result.status == 0 && result.stdout.contains(output.path))
+        let json = try TestSupport.nas(["report", job, "-o", output.path, "--json"])
+        #expect(json.status == 0 && json.stdout.hasPrefix(#"{"report":"\#(output.path)","#), "\(json.stdout)")
         let html = try String(contentsOf: output, encoding: .utf8)
         #expect(!html.contains("src=\"http") && !html.contains("href=\"http"), "the report must be self-contained")
 
