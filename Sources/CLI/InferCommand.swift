@@ -1,6 +1,7 @@
 import ArgumentParser
+import Engine
 import Foundation
-import Trainer
+import ONNX
 
 /// `nas infer`: one batch-1 inference of an ONNX model with the native engine, raw floats in and out.
 struct InferCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import NativeRunner
 import Plugins
 import Search
 import System
