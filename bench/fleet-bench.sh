@@ -20,6 +20,7 @@ for package in nghttp2-client nghttp2-server; do
 done
 swift build -c release --product nas >/dev/null
 swift build -c release --product FleetBench >/dev/null
+swift build -c release --product TurnaroundBench >/dev/null
 bin="$(swift build -c release --show-bin-path)"
 work="$(mktemp -d)"
 pids=()
@@ -88,7 +89,7 @@ echo "median: $(median <"$work/ev") evaluations/s (target >= 20000)"
 echo "== 4. turnaround of one real evaluation minus its measuring time, 20 tutorial CNNs one after the other"
 : >"$work/ta"
 for run in $(seq "$runs"); do
-    line="$("$bin/FleetBench" turnaround 20)"
+    line="$("$bin/TurnaroundBench" 20)"
     echo "$line"
     echo "$line" | sed 's/.*overhead_p50_ms=\([0-9.]*\).*/\1/' >>"$work/ta"
 done

@@ -4,7 +4,9 @@
 // run it once on zeros of its input size. Anything but a result or an `OnnxError` is a bug: a trap (overflow,
 // index out of range, force unwrap), an AddressSanitizer report, an allocation above -malloc_limit_mb or a run
 // above -timeout. Build and run: fuzz/run-onnx-fuzzer.sh [SECONDS]; seeds: NAS_FUZZ_WRITE_SEEDS=DIR (see there).
+import Engine
 import Foundation
+import ONNX
 import Trainer
 
 /// The largest input one run feeds: bigger inputs are planned (and their memory counted) but not run, so that a

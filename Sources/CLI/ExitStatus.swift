@@ -1,6 +1,7 @@
 import ArgumentParser
 import Constraints
 import Fleet
+import ONNX
 import Foundation
 import Plugins
 import Search

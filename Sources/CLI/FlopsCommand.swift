@@ -1,5 +1,5 @@
 import ArgumentParser
-import Trainer
+import ONNX
 
 /// `nas flops`: the FLOPs of one inference of an ONNX model, by TensorFlow's profiler convention.
 struct FlopsCommand: ParsableCommand {

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Constraints
+import Engine
 import Foundation
-import Trainer
+import ONNX
 
 /// `nas infer`: one batch-1 inference of an ONNX model with the native engine, raw floats in and out.
 struct InferCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
+import Engine
 import Foundation
-import Trainer
+import ONNX
 
 /// `nas measure`: batch-1 latency and peak working memory of an ONNX model on this machine's native engine.
 struct MeasureCommand: ParsableCommand {
@@ -41,7 +42,7 @@ struct MeasureCommand: ParsableCommand {
         let report: LatencyReport
         do {
             report = try measure(
-                model: try readModelFile(model), warmup: warmup, repeats: repeats, minimumSeconds: minTime)
+                model: try readModelFile(model), warmup: warmup, repeats: repeats, minimumTime: .seconds(minTime))
         } catch let error as OnnxError {
             throw CLIError.badInput("\(model): \(error)")
         }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Trainer
+import ONNX
 
 /// Reads the bytes of a model file named on the command line, with an error that names the file.
 func readModelFile(_ path: String) throws -> [UInt8] {

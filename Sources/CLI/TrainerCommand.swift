@@ -1,7 +1,9 @@
 import ArgumentParser
 import Constraints
+import Engine
 import Fleet
 import Foundation
+import NativeRunner
 import Plugins
 import Search
 import System

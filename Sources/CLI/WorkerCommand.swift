@@ -1,8 +1,9 @@
 import ArgumentParser
+import Engine
 import Fleet
 import Foundation
+import NativeRunner
 import System
-import Trainer
 
 /// `nas worker`: measures models on this machine's device, pushed by a coordinator or found in a job directory.
 struct WorkerCommand: AsyncParsableCommand {

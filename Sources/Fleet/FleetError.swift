@@ -57,8 +57,10 @@ public struct FleetError: Error, CustomStringConvertible, Sendable, Equatable {
                           "no worker serves device type '\(deviceType)' (registered device types: \(types)); start "
                           + "`nas worker --device-type \(deviceType)` or ask for a registered type")
     }
-    static func badModel(_ detail: String) -> FleetError { FleetError(.badModel, "bad model: \(detail)") }
-    static func modelNotSupported(_ detail: String) -> FleetError {
+    /// The model is not a valid one (final: no other worker can measure it); for runners outside the fleet too.
+    public static func badModel(_ detail: String) -> FleetError { FleetError(.badModel, "bad model: \(detail)") }
+    /// The runner cannot run one of the model's operators (final); for runners outside the fleet too.
+    public static func modelNotSupported(_ detail: String) -> FleetError {
         FleetError(.modelNotSupported, "model not supported: \(detail)")
     }
     static func transport(_ detail: String) -> FleetError { FleetError(.transport, detail) }

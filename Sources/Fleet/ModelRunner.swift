@@ -1,8 +1,9 @@
 /// Measures models on the device of this machine: how a worker turns a model into metrics.
 ///
-/// Backends: the native engine (in-process, the trainer's harness) and a user's command (a device with its
-/// own runtime). Both return metrics by name; every runner reports at least `latency_ms` (the p50 of its
-/// repetitions) and, where it can, `memory_bytes` (peak working memory of one inference).
+/// Backends: a user's command (a device with its own runtime), a constant one (benchmarks), and the native engine
+/// (in-process, `Sources/NativeRunner`), which whoever starts a worker injects: the fleet does not link the engine.
+/// All return metrics by name; every runner reports at least `latency_ms` (the p50 of its repetitions) and, where it
+/// can, `memory_bytes` (peak working memory of one inference).
 public protocol ModelRunner: Sendable {
     /// Measures the ONNX model stored at `path`.
     func measure(modelAt path: String) async throws -> [String: Double]

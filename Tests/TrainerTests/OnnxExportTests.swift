@@ -1,4 +1,7 @@
+import Engine
 import Foundation
+import ONNX
+import ONNXFixtures
 import Testing
 
 @testable import Trainer

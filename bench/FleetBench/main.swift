@@ -5,13 +5,11 @@
 //   FleetBench evaluations [WORKERS] [SECONDS] [CONCURRENCY]
 //                                                  coordinator + WORKERS constant-runner workers in this process,
 //                                                  CONCURRENCY callers evaluating a small model: prints evals/s
-//   FleetBench turnaround [COUNT]                  coordinator + 1 native-runner worker in this process, COUNT
-//                                                  tutorial CNNs (distinct weights, so every model travels) one
-//                                                  after the other: prints the turnaround minus the worker's
-//                                                  measuring time, next to the seed's polling floor
+//
+// The turnaround of a real evaluation is TurnaroundBench's (it needs the native engine, which the fleet does not
+// link): this target builds from the fleet alone.
 import Fleet
 import Foundation
-import Trainer
 
 func percentile(_ sorted: [Double], _ p: Double) -> Double {
     sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
@@ -92,69 +90,6 @@ func evaluations(workers count: Int, seconds: Double, concurrency: Int) async th
     coordinator.stop()
 }
 
-/// The native runner, timing its own measurements so the bench can subtract them.
-final class TimedRunner: ModelRunner, @unchecked Sendable {
-    private let inner = NativeRunner()
-    private let lock = NSLock()
-    private var durations: [Double] = []
-
-    func measure(modelAt path: String) async throws -> [String: Double] {
-        let clock = ContinuousClock()
-        let start = clock.now
-        let metrics = try await inner.measure(modelAt: path)
-        let elapsed = clock.now - start
-        lock.withLock { durations.append(seconds(elapsed)) }
-        return metrics
-    }
-
-    func takeDurations() -> [Double] {
-        lock.withLock {
-            defer { durations.removeAll() }
-            return durations
-        }
-    }
-}
-
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}
-
-func turnaround(count: Int) async throws {
-    let token = "bench-token"
-    let coordinator = Coordinator(configuration: .init(token: token))
-    let url = "http://127.0.0.1:\(try coordinator.start())"
-    let runner = TimedRunner()
-    let worker = FleetWorker(configuration: .init(coordinator: url, deviceType: "cpu", token: token), runner: runner)
-    try worker.start()
-    let loop = Task { await worker.run() }
-    let client = FleetClient(coordinator: url, token: token)
-    while try await client.workers().isEmpty { try await Task.sleep(for: .milliseconds(20)) }
-    let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6)])
-    let clock = ContinuousClock()
-    var overheads: [Double] = []
-    var measuring: [Double] = []
-    for index in 0...count {
-        let model = try OnnxExport.serialized(
-            architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: UInt64(index)))
-        let start = clock.now
-        _ = try await client.evaluate(model: model, deviceType: "cpu", deadline: .seconds(60))
-        let total = seconds(clock.now - start)
-        let measured = runner.takeDurations().reduce(0, +)
-        if index > 0 {  // the first one warms connections and caches
-            overheads.append(total - measured)
-            measuring.append(measured)
-        }
-    }
-    overheads.sort()
-    measuring.sort()
-    print(String(format: "turnaround models=%d overhead_p50_ms=%.2f overhead_p90_ms=%.2f measuring_p50_ms=%.1f "
-                     + "seed_floor_s=30-90", count, percentile(overheads, 0.5) * 1000, percentile(overheads, 0.9) * 1000,
-                 percentile(measuring, 0.5) * 1000))
-    await worker.stop()
-    loop.cancel()
-    coordinator.stop()
-}
-
 let arguments = CommandLine.arguments
 do {
     switch arguments.dropFirst().first {
@@ -164,11 +99,8 @@ do {
         try await evaluations(workers: arguments.count > 2 ? Int(arguments[2])! : 4,
                               seconds: arguments.count > 3 ? Double(arguments[3])! : 10,
                               concurrency: arguments.count > 4 ? Int(arguments[4])! : 256)
-    case "turnaround":
-        try await turnaround(count: arguments.count > 2 ? Int(arguments[2])! : 20)
     default:
-        print("usage: FleetBench roundtrip URL TOKEN [COUNT] | evaluations [WORKERS] [SECONDS] [CONCURRENCY] "
-            + "| turnaround [COUNT]")
+        print("usage: FleetBench roundtrip URL TOKEN [COUNT] | evaluations [WORKERS] [SECONDS] [CONCURRENCY]")
         exit(2)
     }
 } catch {

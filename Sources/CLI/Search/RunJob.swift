@@ -2,6 +2,7 @@ import ArgumentParser
 import Constraints
 import Fleet
 import Foundation
+import NativeRunner
 import Plugins
 import Search
 import System

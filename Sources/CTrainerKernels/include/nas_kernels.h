@@ -1,6 +1,6 @@
-/* SIMD kernels of the trainer's direct "same" convolutions, for channel counts too small for sgemm to pay off, and
- * of the native engine's depthwise convolution and bias/activation pass. Each is compiled for AVX-512, AVX2 + FMA
- * and plain SSE, and picked at run time (nas_kernels_level); Swift code is built for baseline x86-64 only.
+/* SIMD kernels of the trainer: direct "same" convolutions for channel counts too small for sgemm to pay off, their
+ * gradients and Adam (the engine's kernels are in CEngineKernels). Each is compiled for AVX-512, AVX2 + FMA and
+ * plain SSE, and picked at run time (nas_kernels_level); Swift code is built for baseline x86-64 only.
  *
  * Planes are row-major with a caller-chosen row stride; inputs are pre-padded with zeros so that the kernels
  * never branch on borders. Reads may run up to NAS_CONV_TILE + k - 1 floats past a row's first column of a tile,
@@ -40,16 +40,4 @@ void nas_adam_update(float *w, float *m, float *v, const float *const *grads, in
  * NAS_KERNELS=avx2 or NAS_KERNELS=portable caps it, to compare paths. */
 int nas_kernels_level(void);
 
-/* One channel of the native engine's 3x3 depthwise convolution (stride_w 1 or 2, no dilation) over a zero-padded
- * plane of row stride padded_w, with the bias and an activation fused (0 none, 1 relu, 2 clip to [low, high]):
- * out[oy][ox] = bias + sum of w[ky * 3 + kx] * plane[oy * stride_h + ky][ox * stride_w + kx]. Reads may run up to
- * 16 * stride_w + 2 floats past the last row's first output column's window, which the plane must have as slack;
- * only out_h * out_w floats of out are written. */
-void nas_depthwise3x3(const float *plane, int padded_w, int stride_h, int stride_w, const float *w, float bias,
-                      int activation, float low, float high, float *out, int out_h, int out_w);
-
-/* y[f][i] = activation(y[f][i] + bias[f]) for filters planes of plane floats (bias may be NULL; activation as
- * above): what follows the engine's sgemm and im2col convolutions. */
-void nas_bias_activation(float *y, int filters, int plane, const float *bias, int activation, float low,
-                         float high);
 #endif

@@ -1,44 +1,6 @@
 internal import CFleetProto
+internal import ProtobufArena
 import Glibc
-
-/// Strings and bytes handed to protobuf-c while one message is packed; freed together when the arena goes.
-final class CArena {
-    private var allocations: [UnsafeMutableRawPointer] = []
-
-    func string(_ value: String) -> UnsafeMutablePointer<CChar> {
-        let pointer = strdup(value)!
-        allocations.append(UnsafeMutableRawPointer(pointer))
-        return pointer
-    }
-
-    func bytes(_ value: [UInt8]) -> ProtobufCBinaryData {
-        guard !value.isEmpty else { return ProtobufCBinaryData(len: 0, data: nil) }
-        let pointer = UnsafeMutablePointer<UInt8>.allocate(capacity: value.count)
-        value.withUnsafeBufferPointer { pointer.initialize(from: $0.baseAddress!, count: $0.count) }
-        allocations.append(UnsafeMutableRawPointer(pointer))
-        return ProtobufCBinaryData(len: value.count, data: pointer)
-    }
-
-    /// An array of pointers to C messages, each made by `make`.
-    func messages<C>(_ count: Int, _ make: (Int, UnsafeMutablePointer<C>) -> Void)
-        -> UnsafeMutablePointer<UnsafeMutablePointer<C>?>?
-    {
-        guard count > 0 else { return nil }
-        let array = UnsafeMutablePointer<UnsafeMutablePointer<C>?>.allocate(capacity: count)
-        allocations.append(UnsafeMutableRawPointer(array))
-        for index in 0..<count {
-            let element = UnsafeMutablePointer<C>.allocate(capacity: 1)
-            allocations.append(UnsafeMutableRawPointer(element))
-            make(index, element)
-            array[index] = element
-        }
-        return array
-    }
-
-    deinit {
-        for pointer in allocations { free(pointer) }
-    }
-}
 
 /// A message that converts to and from its protobuf-c struct; encoding and decoding are shared.
 protocol ProtobufCMessageConvertible {

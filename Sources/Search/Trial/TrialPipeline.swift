@@ -1,6 +1,7 @@
 import Constraints
 import Fleet
 import Foundation
+import ONNX
 import Trainer
 
 /// The trial a pipeline runs: which one, where its files go, and its architecture.

@@ -1,3 +1,8 @@
+// Trainer owns what makes a trial's model: IDX data (Fashion-MNIST), the built-in CNN family (`CNNArchitecture`) and
+// search spaces as data (`SearchSpace`), training on the CPU (`Trainer`, its SIMD kernels in CTrainerKernels and
+// OpenBLAS for the dense layer) and the export of a trained CNN as an ONNX model (`OnnxExport`). It depends on ONNX to
+// write the model and on Constraints for its JSON values (search spaces), not on the engine: measuring a model is the
+// engine's job, and a trial's model is measured wherever the job says (in the trainer process, or on the fleet).
 internal import CTrainerKernels
 import Dispatch
 import Foundation

@@ -1,3 +1,5 @@
+import ONNX
+
 /// Builds the ONNX model of a trial's CNN: the artifact the trainer writes and the fleet measures.
 public enum OnnxExport {
     /// The graph input's name.

@@ -1,5 +1,6 @@
 internal import COnnx
 internal import CProtobufC
+internal import ProtobufArena
 
 #if canImport(Glibc)
     import Glibc
@@ -33,39 +34,6 @@ extension OnnxModel {
             throw OnnxError.encodingFailed("protobuf-c wrote \(written) of \(size) bytes")
         }
         return bytes
-    }
-}
-
-/// Owns the C memory of a message tree being encoded; frees it all at once.
-private final class CArena {
-    private var blocks: [UnsafeMutableRawPointer] = []
-
-    func allocate<T>(_ type: T.Type, count: Int = 1) -> UnsafeMutablePointer<T> {
-        let raw = calloc(max(count, 1), MemoryLayout<T>.stride)!
-        blocks.append(raw)
-        return raw.bindMemory(to: T.self, capacity: max(count, 1))
-    }
-
-    func string(_ text: String) -> UnsafeMutablePointer<CChar> {
-        let copy = strdup(text)!
-        blocks.append(UnsafeMutableRawPointer(copy))
-        return copy
-    }
-
-    func bytes(_ values: [UInt8]) -> ProtobufCBinaryData {
-        let pointer = allocate(UInt8.self, count: values.count)
-        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
-        return ProtobufCBinaryData(len: values.count, data: pointer)
-    }
-
-    func array<T>(_ values: [T]) -> UnsafeMutablePointer<T> {
-        let pointer = allocate(T.self, count: values.count)
-        for (index, value) in values.enumerated() { (pointer + index).initialize(to: value) }
-        return pointer
-    }
-
-    deinit {
-        for block in blocks { free(block) }
     }
 }
 

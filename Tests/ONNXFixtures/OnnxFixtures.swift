@@ -1,14 +1,12 @@
 import Foundation
-import Testing
-
-@testable import Trainer
+import ONNX
 
 /// Foreign ONNX files written with the `onnx` Python helper API, shaped like other exporters' output.
-enum OnnxFixtures {
+public enum OnnxFixtures {
     /// Writes `tf2onnx.onnx` (NHWC input, Transpose, Conv, Reshape, MatMul, Add, Softmax; opset 13) and
     /// `torch.onnx` (Shape / Gather / Unsqueeze / Concat / Reshape flatten, Gemm with transB; opset 11) into
     /// `directory`, both with the tutorial's layers [[3,3],[3,6]] and random weights.
-    static func writeForeignModels(to directory: URL) throws {
+    public static func writeForeignModels(to directory: URL) throws {
         _ = try OnnxTestSupport.runPython(
             """
             import sys, os, numpy as np, onnx
@@ -77,5 +75,73 @@ enum OnnxFixtures {
             onnx.checker.check_model(model, full_check=True)
             onnx.save(model, os.path.join(out, 'torch.onnx'))
             """, [directory.path])
+    }
+
+    /// A graph with most supported ops, including the shape-computing ones, as a fuzzing seed.
+    public static func kitchenSinkModel() -> OnnxModel {
+        func ints(_ name: String, _ values: [Int64]) -> OnnxTensor {
+            OnnxTensor(name: name, dims: [values.count], int64s: values)
+        }
+        func floats(_ name: String, _ dims: [Int]) -> OnnxTensor {
+            OnnxTensor(
+                name: name, dims: dims,
+                floats: OnnxTestSupport.randomFloats(dims.reduce(1, *), seed: UInt64(name.utf8.count)))
+        }
+        let nodes = [
+            OnnxNode(
+                name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"],
+                attributes: [
+                    OnnxAttribute("group", .int(3)), OnnxAttribute("strides", .ints([2, 1])),
+                    OnnxAttribute("pads", .ints([1, 1, 1, 1])),
+                ]),
+            OnnxNode(name: "bn", opType: "BatchNormalization", inputs: ["c", "s", "bb", "m", "v"], outputs: ["n"]),
+            OnnxNode(name: "clip", opType: "Clip", inputs: ["n", "lo", "hi"], outputs: ["k"]),
+            OnnxNode(
+                name: "pool", opType: "MaxPool", inputs: ["k"], outputs: ["p"],
+                attributes: [
+                    OnnxAttribute("kernel_shape", .ints([2, 2])), OnnxAttribute("strides", .ints([2, 2])),
+                    OnnxAttribute("ceil_mode", .int(1)),
+                ]),
+            OnnxNode(
+                name: "avg", opType: "AveragePool", inputs: ["p"], outputs: ["a"],
+                attributes: [
+                    OnnxAttribute("kernel_shape", .ints([1, 1])), OnnxAttribute("auto_pad", .string("SAME_UPPER")),
+                ]),
+            OnnxNode(name: "shape", opType: "Shape", inputs: ["a"], outputs: ["sh"]),
+            OnnxNode(name: "gather", opType: "Gather", inputs: ["sh", "zero"], outputs: ["batch"]),
+            OnnxNode(name: "unsqueeze", opType: "Unsqueeze", inputs: ["batch", "zero1"], outputs: ["batch1"]),
+            OnnxNode(
+                name: "concat", opType: "Concat", inputs: ["batch1", "minus1"], outputs: ["target"],
+                attributes: [
+                    OnnxAttribute("axis", .int(0))
+                ]),
+            OnnxNode(name: "reshape", opType: "Reshape", inputs: ["a", "target"], outputs: ["r"]),
+            OnnxNode(name: "slice", opType: "Slice", inputs: ["r", "st", "en", "ax", "sp"], outputs: ["sl"]),
+            OnnxNode(
+                name: "transpose", opType: "Transpose", inputs: ["sl"], outputs: ["t"],
+                attributes: [
+                    OnnxAttribute("perm", .ints([1, 0]))
+                ]),
+            OnnxNode(
+                name: "flatten", opType: "Flatten", inputs: ["t"], outputs: ["f"],
+                attributes: [OnnxAttribute("axis", .int(0))]),
+            OnnxNode(name: "matmul", opType: "MatMul", inputs: ["f", "wm"], outputs: ["mm"]),
+            OnnxNode(name: "add", opType: "Add", inputs: ["mm", "bm"], outputs: ["logits"]),
+            OnnxNode(name: "mul", opType: "Mul", inputs: ["logits", "scale"], outputs: ["scaled"]),
+            OnnxNode(name: "softmax", opType: "Softmax", inputs: ["scaled"], outputs: ["y"]),
+        ]
+        let initializers = [
+            floats("w", [6, 1, 3, 3]), floats("b", [6]), floats("s", [6]), floats("bb", [6]), floats("m", [6]),
+            OnnxTensor(name: "v", dims: [6], floats: [1, 2, 3, 1, 2, 3]),
+            OnnxTensor(name: "lo", dims: [], floats: [0]), OnnxTensor(name: "hi", dims: [], floats: [6]),
+            OnnxTensor(name: "zero", dims: [], int64s: [0]), ints("zero1", [0]), ints("minus1", [-1]),
+            ints("st", [1]), ints("en", [97]), ints("ax", [1]), ints("sp", [2]),
+            floats("wm", [24, 5]), floats("bm", [5]), OnnxTensor(name: "scale", dims: [1], floats: [2]),
+        ]
+        return OnnxModel(
+            graph: OnnxGraph(
+                nodes: nodes, initializers: initializers,
+                inputs: [OnnxValueInfo(name: "x", shape: [.param("N"), .value(3), .value(8), .value(8)])],
+                outputs: [OnnxValueInfo(name: "y", shape: nil)]))
     }
 }

@@ -3,30 +3,30 @@
 /// Free dimensions of the inputs (`N`, `batch_size`, unknown) are bound to 1. Nodes whose inputs are all known
 /// at load time (the Shape / Gather / Concat / Reshape chains exporters emit, Constant, ConstantOfShape) are
 /// evaluated here, once, and their outputs become constants; the others are kept, with their shapes, in `nodes`.
-struct GraphAnalysis {
-    struct Value {
-        var shape: [Int]
-        var type: OnnxDataType
-        var constant: HostTensor?
+package struct GraphAnalysis {
+    package struct Value {
+        package var shape: [Int]
+        package var type: OnnxDataType
+        package var constant: HostTensor?
     }
 
     /// A node left to run, with the static shapes of its inputs and outputs.
-    struct Node {
-        var node: OnnxNode
-        var inputShapes: [[Int]?]
-        var outputShapes: [[Int]]
+    package struct Node {
+        package var node: OnnxNode
+        package var inputShapes: [[Int]?]
+        package var outputShapes: [[Int]]
     }
 
-    let opset: Int64
-    private(set) var values: [String: Value] = [:]
-    private(set) var nodes: [Node] = []
+    package let opset: Int64
+    package private(set) var values: [String: Value] = [:]
+    package private(set) var nodes: [Node] = []
     /// The graph inputs that are fed at run time, with their bound shapes.
-    private(set) var inputs: [(name: String, shape: [Int])] = []
-    let outputs: [String]
+    package private(set) var inputs: [(name: String, shape: [Int])] = []
+    package let outputs: [String]
 
     /// Analyses `model`; with `recordedShapesForUnknownOps`, an op this code does not know is accepted when the
     /// file records its output shapes (value_info), which is enough for counting FLOPs.
-    init(model: OnnxModel, recordedShapesForUnknownOps: Bool = false) throws {
+    package init(model: OnnxModel, recordedShapesForUnknownOps: Bool = false) throws {
         let graph = model.graph
         opset = model.opset ?? 13
         outputs = graph.outputs.map(\.name)
@@ -117,6 +117,6 @@ struct GraphAnalysis {
         }
     }
 
-    func shape(_ name: String) -> [Int]? { values[name]?.shape }
-    func constant(_ name: String) -> HostTensor? { values[name]?.constant }
+    package func shape(_ name: String) -> [Int]? { values[name]?.shape }
+    package func constant(_ name: String) -> HostTensor? { values[name]?.constant }
 }

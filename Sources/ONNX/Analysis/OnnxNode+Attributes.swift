@@ -1,41 +1,41 @@
 extension OnnxNode {
-    func int(_ name: String, default value: Int) -> Int {
+    package func int(_ name: String, default value: Int) -> Int {
         attribute(name)?.intValue.map { Int(clamping: $0) } ?? value
     }
 
-    func float(_ name: String, default value: Float) -> Float {
+    package func float(_ name: String, default value: Float) -> Float {
         attribute(name)?.floatValue ?? value
     }
 
-    func ints(_ name: String) -> [Int]? {
+    package func ints(_ name: String) -> [Int]? {
         attribute(name)?.intsValue?.map { Int(clamping: $0) }
     }
 
-    func string(_ name: String, default value: String) -> String {
+    package func string(_ name: String, default value: String) -> String {
         attribute(name)?.stringValue ?? value
     }
 
     /// The name of input `index`, or nil when it is absent or "" (an omitted optional input).
-    func input(_ index: Int) -> String? {
+    package func input(_ index: Int) -> String? {
         index < inputs.count && !inputs[index].isEmpty ? inputs[index] : nil
     }
 }
 
 /// The resolved geometry of a sliding window (Conv, MaxPool, AveragePool) over the spatial axes.
-struct WindowGeometry: Hashable, Sendable {
+package struct WindowGeometry: Hashable, Sendable {
     /// The largest kernel, stride, dilation, pad or spatial size accepted (2^24).
-    static let maximumSize = 1 << 24
+    package static let maximumSize = 1 << 24
 
-    var kernel: [Int]
-    var strides: [Int]
-    var dilations: [Int]
-    var padsBegin: [Int]
-    var padsEnd: [Int]
-    var input: [Int]
-    var output: [Int]
+    package var kernel: [Int]
+    package var strides: [Int]
+    package var dilations: [Int]
+    package var padsBegin: [Int]
+    package var padsEnd: [Int]
+    package var input: [Int]
+    package var output: [Int]
 
     /// Resolves `auto_pad`, `pads`, `strides`, `dilations` and `ceil_mode` of `node` for `input` spatial sizes.
-    init(node: OnnxNode, input: [Int], kernel: [Int], allowCeil: Bool) throws {
+    package init(node: OnnxNode, input: [Int], kernel: [Int], allowCeil: Bool) throws {
         let rank = input.count
         guard kernel.count == rank else {
             throw OnnxError.invalidNode(node.displayName, "kernel_shape \(kernel) does not match \(rank) spatial axes")

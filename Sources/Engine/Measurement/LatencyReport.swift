@@ -1,3 +1,5 @@
+import ONNX
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -67,26 +69,28 @@ public struct MeasurementOptions: Hashable, Sendable {
     public var warmup: Int
     /// At least this many timed runs. Default 200.
     public var repeats: Int
-    /// Keep timing until at least this many seconds have passed, even past `repeats`. Default 0.
-    public var minimumSeconds: Double
+    /// Keep timing until at least this much time has passed, even past `repeats`. Default zero.
+    public var minimumTime: Duration
 
     /// Creates options; the defaults suit the tutorial CNNs (about 0.05 ms each).
-    public init(warmup: Int = 20, repeats: Int = 200, minimumSeconds: Double = 0) {
+    public init(warmup: Int = 20, repeats: Int = 200, minimumTime: Duration = .zero) {
         self.warmup = warmup
         self.repeats = repeats
-        self.minimumSeconds = minimumSeconds
+        self.minimumTime = minimumTime
     }
 }
 
 extension OnnxEngine {
     /// Times batch-1 inferences of the first input with a fixed pseudo-random image.
     public func measure(_ options: MeasurementOptions = MeasurementOptions()) throws -> LatencyReport {
-        guard options.warmup >= 0, options.repeats >= 1, options.minimumSeconds >= 0, options.minimumSeconds.isFinite
-        else {
+        guard options.warmup >= 0, options.repeats >= 1, options.minimumTime >= .zero else {
             throw OnnxError.invalidInput(
-                "measurement needs warmup >= 0, repeats >= 1 and a finite minimum time >= 0; got warmup \(options.warmup), repeats \(options.repeats), minimum \(options.minimumSeconds) s"
+                "measurement needs warmup >= 0, repeats >= 1 and a minimum time >= 0; got warmup \(options.warmup), repeats \(options.repeats), minimum \(options.minimumTime)"
             )
         }
+        // In seconds, as `now()` counts: the loop compares plain doubles between runs.
+        let (seconds, attoseconds) = options.minimumTime.components
+        let minimumSeconds = Double(seconds) + Double(attoseconds) / 1e18
         guard let first = inputs.first, let result = outputs.first else {
             throw OnnxError.invalidInput("the model has no run-time input or no output to measure")
         }
@@ -102,7 +106,7 @@ extension OnnxEngine {
             output.withUnsafeMutableBufferPointer { outputBuffer in
                 for _ in 0..<options.warmup { run(input: inputBuffer, output: outputBuffer) }
                 let start = Self.now()
-                while samples.count < options.repeats || Self.now() - start < options.minimumSeconds {
+                while samples.count < options.repeats || Self.now() - start < minimumSeconds {
                     let before = Self.now()
                     run(input: inputBuffer, output: outputBuffer)
                     samples.append((Self.now() - before) * 1000)
@@ -122,7 +126,6 @@ extension OnnxEngine {
 
 /// Loads an ONNX model into the native engine and measures batch-1 latency and peak working memory: what a
 /// fleet worker's native runner reports.
-public func measure(model: [UInt8], warmup: Int, repeats: Int, minimumSeconds: Double = 0) throws -> LatencyReport {
-    try OnnxEngine(bytes: model).measure(
-        MeasurementOptions(warmup: warmup, repeats: repeats, minimumSeconds: minimumSeconds))
+public func measure(model: [UInt8], warmup: Int, repeats: Int, minimumTime: Duration = .zero) throws -> LatencyReport {
+    try OnnxEngine(bytes: model).measure(MeasurementOptions(warmup: warmup, repeats: repeats, minimumTime: minimumTime))
 }

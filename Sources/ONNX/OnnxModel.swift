@@ -1,3 +1,10 @@
+// ONNX owns the model artifact: `OnnxModel` and its parts as plain Swift values, their protobuf-c decoding and
+// encoding (the generated code in COnnx, packed from the shared arena in ProtobufArena), `OnnxError`, FLOPs
+// counting (`OnnxFlops`) and the graph analysis that counting needs (Analysis/: static shapes, constant folding of
+// shape computations, window geometry), which the engine plans from too (`package` API). It depends on no kernels
+// and no BLAS, so that whatever only reads, writes or counts models (the trainer's export, the search, the CLI's
+// `nas flops`) stays light; running a model is Engine's.
+
 /// An ONNX model as plain Swift values: the graph, its opsets and its producer.
 ///
 /// Decode one with `OnnxModel(bytes:)` and encode it with `serialized()`; both go through the protobuf-c code

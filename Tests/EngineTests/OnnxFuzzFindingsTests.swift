@@ -1,7 +1,10 @@
 import Foundation
+import ONNXFixtures
 import Testing
+import Trainer
 
-@testable import Trainer
+@testable import Engine
+@testable import ONNX
 
 /// Inputs that fuzz/run-onnx-fuzzer.sh found to crash the ONNX import, the FLOPs counter or the engine, rebuilt
 /// here as models; each must now be a typed `OnnxError` on every path a user's file takes.

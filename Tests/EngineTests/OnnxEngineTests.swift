@@ -1,7 +1,10 @@
 import Foundation
+import ONNXFixtures
 import Testing
+import Trainer
 
-@testable import Trainer
+@testable import Engine
+@testable import ONNX
 
 /// The native engine against onnxruntime (1 thread) on small random graphs covering every supported op.
 @Suite struct OnnxEngineTests {
@@ -143,7 +146,7 @@ import Testing
             try OnnxExport.serialized(architecture: tutorial, weights: OnnxExport.randomWeights(for: tutorial, seed: 9))
         )
         .write(to: directory.appendingPathComponent("ours.onnx"))
-        try Data(try OnnxModelTests.kitchenSinkModel().serialized()).write(
+        try Data(try OnnxFixtures.kitchenSinkModel().serialized()).write(
             to: directory.appendingPathComponent("kitchen.onnx"))
         let output = try OnnxTestSupport.runPython(
             """

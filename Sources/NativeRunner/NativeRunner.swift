@@ -1,5 +1,11 @@
+// NativeRunner: the native ONNX engine (Sources/Engine) as a fleet `ModelRunner` (Sources/Fleet). It owns only
+// the glue: reading the model file, timing it on a thread of its own and naming the metrics the way runners and the
+// file exchange agree on. It depends on both so that neither depends on the other: the fleet builds without the
+// engine and OpenBLAS, and `nas worker`, `nas search`'s embedded fleet and in-trainer measurement inject it.
+import Engine
+import Fleet
 import Foundation
-import Trainer
+import ONNX
 
 /// Measures models in this process with the native ONNX engine and its harness (warm-up, then repetitions):
 /// how a CPU worker measures. Reports `latency_ms` (p50), `memory_bytes` (the engine's peak working memory) and the
@@ -13,6 +19,8 @@ public struct NativeRunner: ModelRunner {
         self.options = options
     }
 
+    /// Loads and times the model at `path`; an operator the engine lacks is `modelNotSupported`, any other
+    /// defect `badModel`, both final for the fleet.
     public func measure(modelAt path: String) async throws -> [String: Double] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw FleetError.badModel("cannot read the model at \(path)")

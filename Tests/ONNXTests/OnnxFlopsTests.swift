@@ -1,7 +1,9 @@
 import Foundation
+import ONNXFixtures
 import Testing
+import Trainer
 
-@testable import Trainer
+@testable import ONNX
 
 @Suite struct OnnxFlopsTests {
     @Test func tutorialModelCountsWhatTensorFlowReports() throws {

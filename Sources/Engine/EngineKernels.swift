@@ -1,5 +1,6 @@
 internal import COpenBLAS
-internal import CTrainerKernels
+internal import CEngineKernels
+import ONNX
 
 #if canImport(Glibc)
     import Glibc

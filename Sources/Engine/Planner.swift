@@ -1,3 +1,5 @@
+import ONNX
+
 /// One kernel of a run: the runtime values it reads and writes, its scratch need, and how to build it once the
 /// arena's addresses are known.
 struct PlannedStep {

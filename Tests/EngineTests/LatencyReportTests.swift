@@ -1,7 +1,10 @@
 import Foundation
+import ONNXFixtures
 import Testing
+import Trainer
 
-@testable import Trainer
+@testable import Engine
+@testable import ONNX
 
 @Suite struct LatencyReportTests {
     @Test func statisticsOfKnownSamples() throws {
@@ -40,7 +43,7 @@ import Testing
         let engine = try OnnxEngine(bytes: bytes)
         #expect(report.peakMemoryBytes == engine.peakMemoryBytes)
         #expect(engine.peakMemoryBytes >= (784 * 3 + 784 * 6) * 4)
-        let timed = try measure(model: bytes, warmup: 0, repeats: 1, minimumSeconds: 0.05)
+        let timed = try measure(model: bytes, warmup: 0, repeats: 1, minimumTime: .milliseconds(50))
         #expect(timed.count > 1)
         #expect(throws: OnnxError.self) { try measure(model: bytes, warmup: 0, repeats: 0) }
     }

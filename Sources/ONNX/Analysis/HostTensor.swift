@@ -1,10 +1,10 @@
 /// A tensor whose values are known when the model loads: an initializer, a Constant, or a folded shape computation.
-struct HostTensor: Hashable, Sendable {
-    enum Values: Hashable, Sendable {
+package struct HostTensor: Hashable, Sendable {
+    package enum Values: Hashable, Sendable {
         case floats([Float])
         case ints([Int64])
 
-        var count: Int {
+        package var count: Int {
             switch self {
             case .floats(let values): values.count
             case .ints(let values): values.count
@@ -12,7 +12,7 @@ struct HostTensor: Hashable, Sendable {
         }
 
         /// The values at `indices`, in order: the one primitive every data-movement op folds to.
-        func picking(_ indices: [Int]) -> Values {
+        package func picking(_ indices: [Int]) -> Values {
             switch self {
             case .floats(let values): .floats(indices.map { values[$0] })
             case .ints(let values): .ints(indices.map { values[$0] })
@@ -20,26 +20,26 @@ struct HostTensor: Hashable, Sendable {
         }
     }
 
-    var shape: [Int]
-    var type: OnnxDataType
-    var values: Values
+    package var shape: [Int]
+    package var type: OnnxDataType
+    package var values: Values
 
-    init(shape: [Int], type: OnnxDataType, values: Values) {
+    package init(shape: [Int], type: OnnxDataType, values: Values) {
         self.shape = shape
         self.type = type
         self.values = values
     }
 
-    init(shape: [Int], floats: [Float]) {
+    package init(shape: [Int], floats: [Float]) {
         self.init(shape: shape, type: .float, values: .floats(floats))
     }
 
-    init(shape: [Int], ints: [Int64]) {
+    package init(shape: [Int], ints: [Int64]) {
         self.init(shape: shape, type: .int64, values: .ints(ints))
     }
 
     /// The tensor's values as integers (float values truncated).
-    var ints: [Int64] {
+    package var ints: [Int64] {
         switch values {
         case .ints(let values): values
         case .floats(let values): values.map { $0.isFinite ? Int64(max(min($0, 9e18), -9e18)) : 0 }
@@ -47,7 +47,7 @@ struct HostTensor: Hashable, Sendable {
     }
 
     /// The tensor's values as floats.
-    var floats: [Float] {
+    package var floats: [Float] {
         switch values {
         case .floats(let values): values
         case .ints(let values): values.map { Float($0) }
@@ -55,7 +55,7 @@ struct HostTensor: Hashable, Sendable {
     }
 
     /// Converts an initializer or tensor attribute; nil for element types the engine does not compute with.
-    init?(_ tensor: OnnxTensor) {
+    package init?(_ tensor: OnnxTensor) {
         if tensor.dataType.isFloatingPoint {
             self.init(shape: tensor.dims, type: .float, values: .floats(tensor.floats))
         } else if tensor.dataType.isInteger {
@@ -67,9 +67,13 @@ struct HostTensor: Hashable, Sendable {
 }
 
 /// Shape arithmetic shared by shape inference, constant folding and the engine's planner.
-enum ShapeMath {
+///
+/// The index-table builders are `@inlinable` so that the engine (another module) gets them specialised for its
+/// `Int32` tables, as it did when both lived in one module.
+package enum ShapeMath {
     /// The element count, saturating at `Int.max` instead of trapping on crafted shapes.
-    static func count(_ shape: [Int]) -> Int {
+    @inlinable
+    package static func count(_ shape: [Int]) -> Int {
         var total = 1
         for size in shape {
             let (product, overflow) = total.multipliedReportingOverflow(by: size)
@@ -80,9 +84,10 @@ enum ShapeMath {
     }
 
     /// The largest tensor the engine plans: 2^30 floats (4 GiB).
-    static let maximumCount = 1 << 30
+    package static let maximumCount = 1 << 30
 
-    static func strides(_ shape: [Int]) -> [Int] {
+    @inlinable
+    package static func strides(_ shape: [Int]) -> [Int] {
         var strides = [Int](repeating: 1, count: shape.count)
         var running = 1
         for axis in stride(from: shape.count - 1, through: 0, by: -1) {
@@ -93,7 +98,7 @@ enum ShapeMath {
     }
 
     /// numpy's multidirectional broadcasting; nil when the shapes are incompatible.
-    static func broadcast(_ a: [Int], _ b: [Int]) -> [Int]? {
+    package static func broadcast(_ a: [Int], _ b: [Int]) -> [Int]? {
         let rank = max(a.count, b.count)
         var out = [Int](repeating: 1, count: rank)
         for axis in 0..<rank {
@@ -112,7 +117,8 @@ enum ShapeMath {
 
     /// For each element of `output`, the flat index of the element of `input` (broadcast to it) that it reads;
     /// the planner asks for `Int32` tables, built as such (an `[Int]` first would need twice their memory).
-    static func broadcastIndices<Index: FixedWidthInteger>(
+    @inlinable
+    package static func broadcastIndices<Index: FixedWidthInteger>(
         input: [Int], output: [Int], as type: Index.Type = Int.self
     ) -> [Index] {
         let rank = output.count
@@ -127,7 +133,8 @@ enum ShapeMath {
     /// incrementally: a closure call and a coordinate array per element made a 32 M-element Slice table take
     /// seconds (the fuzzer's timeout), this is one add per element. Wrapping arithmetic: the step past a row's
     /// last element may leave Int's range (a Slice step of 2^63 - 1) but is never stored; every stored index is exact.
-    static func linearIndices<Index: FixedWidthInteger>(
+    @inlinable
+    package static func linearIndices<Index: FixedWidthInteger>(
         output: [Int], strides: [Int], offset: Int, as type: Index.Type = Int.self
     ) -> [Index] {
         let total = count(output)
@@ -160,7 +167,8 @@ enum ShapeMath {
 
     /// With `withIndices` false only the shape is computed: shape inference of a run-time value needs no table,
     /// and building one as large as a crafted value took seconds and gigabytes.
-    static func transposeIndices<Index: FixedWidthInteger>(
+    @inlinable
+    package static func transposeIndices<Index: FixedWidthInteger>(
         input: [Int], perm: [Int], withIndices: Bool = true, as type: Index.Type = Int.self
     ) -> (shape: [Int], indices: [Index]) {
         let inputStrides = strides(input)
@@ -169,7 +177,7 @@ enum ShapeMath {
         return (output, linearIndices(output: output, strides: perm.map { inputStrides[$0] }, offset: 0, as: type))
     }
 
-    static func gatherIndices(
+    package static func gatherIndices(
         input: [Int], axis: Int, indices: [Int], indicesShape: [Int], withIndices: Bool = true
     ) -> (shape: [Int], indices: [Int]) {
         let outer = count(Array(input[..<axis]))
@@ -188,7 +196,8 @@ enum ShapeMath {
     }
 
     /// Resolved `Slice` parameters per axis: start, step and count (numpy semantics with clamping).
-    static func sliceIndices<Index: FixedWidthInteger>(
+    @inlinable
+    package static func sliceIndices<Index: FixedWidthInteger>(
         input: [Int], starts: [Int64], ends: [Int64], axes: [Int], steps: [Int64], withIndices: Bool = true,
         as type: Index.Type = Int.self
     ) -> (shape: [Int], indices: [Index]) {

@@ -1,0 +1,182 @@
+#include "nas_engine_kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The vector helpers are always inlined into the target-specific functions, so their ABI never matters. */
+#pragma clang diagnostic ignored "-Wpsabi"
+
+/* Sixteen floats: one register with AVX-512, two with AVX2, four with SSE. Each body below is written once over
+ * this type and instantiated per instruction set. The helpers repeat the trainer's (CTrainerKernels): a few lines
+ * each, and the two C targets stay independent so that neither module links the other's kernels. */
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ALWAYS_INLINE v16 load16(const float *p) {
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+ALWAYS_INLINE void store16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+
+ALWAYS_INLINE v16 splat16(float x) {
+    v16 v = {x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+    return v;
+}
+
+/* 2: AVX-512, 1: AVX2 + FMA, 0: portable. NAS_KERNELS=avx2 or portable caps it, as it caps the trainer's. */
+static int kernels_level(void) {
+    static int cached = -1; /* threads may race to fill it, always with the same value */
+    int value = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (value < 0) {
+        __builtin_cpu_init();
+        value = 0;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) value = 1;
+        if (value == 1 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) value = 2;
+        const char *cap = getenv("NAS_KERNELS");
+        if (cap && strcmp(cap, "avx2") == 0 && value > 1) value = 1;
+        if (cap && strcmp(cap, "portable") == 0) value = 0;
+        __atomic_store_n(&cached, value, __ATOMIC_RELAXED);
+    }
+    return value;
+}
+
+/* Even lanes of 32 floats from p: the inputs a stride-2 window reads. */
+ALWAYS_INLINE v16 even16(const float *p) {
+    v16 a = load16(p), b = load16(p + 16);
+    return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+}
+
+ALWAYS_INLINE v16 activate16(v16 acc, int activation, float low, float high) {
+    float l[16];
+    memcpy(l, &acc, sizeof l);
+    if (activation == 1) {
+        for (int i = 0; i < 16; i++) l[i] = l[i] < 0 ? 0 : l[i];
+    } else if (activation == 2) {
+        for (int i = 0; i < 16; i++) l[i] = l[i] < low ? low : (l[i] > high ? high : l[i]);
+    }
+    memcpy(&acc, l, sizeof l);
+    return acc;
+}
+
+/* Each row in blocks of 16 outputs, all 9 taps accumulated in one vector; the last block of a row computes all 16
+ * lanes (its reads stay inside the plane's slack) and stores only the valid ones. */
+ALWAYS_INLINE void depthwise3x3_body(const float *plane, int padded_w, int stride_h, int stride_w, const float *w,
+                                     float bias, int activation, float low, float high, float *out, int out_h,
+                                     int out_w) {
+    const v16 w0 = splat16(w[0]), w1 = splat16(w[1]), w2 = splat16(w[2]);
+    const v16 w3 = splat16(w[3]), w4 = splat16(w[4]), w5 = splat16(w[5]);
+    const v16 w6 = splat16(w[6]), w7 = splat16(w[7]), w8 = splat16(w[8]);
+    for (int oy = 0; oy < out_h; oy++) {
+        const float *r0 = plane + (size_t)oy * stride_h * padded_w;
+        const float *r1 = r0 + padded_w, *r2 = r1 + padded_w;
+        float *row = out + (size_t)oy * out_w;
+        for (int x0 = 0; x0 < out_w; x0 += 16) {
+            v16 acc = splat16(bias);
+            if (stride_w == 1) {
+                const float *a = r0 + x0, *b = r1 + x0, *c = r2 + x0;
+                acc += w0 * load16(a) + w1 * load16(a + 1) + w2 * load16(a + 2);
+                acc += w3 * load16(b) + w4 * load16(b + 1) + w5 * load16(b + 2);
+                acc += w6 * load16(c) + w7 * load16(c + 1) + w8 * load16(c + 2);
+            } else {
+                const float *a = r0 + 2 * x0, *b = r1 + 2 * x0, *c = r2 + 2 * x0;
+                acc += w0 * even16(a) + w1 * even16(a + 1) + w2 * even16(a + 2);
+                acc += w3 * even16(b) + w4 * even16(b + 1) + w5 * even16(b + 2);
+                acc += w6 * even16(c) + w7 * even16(c + 1) + w8 * even16(c + 2);
+            }
+            acc = activate16(acc, activation, low, high);
+            if (x0 + 16 <= out_w) {
+                store16(row + x0, acc);
+            } else {
+                float l[16];
+                memcpy(l, &acc, sizeof l);
+                memcpy(row + x0, l, sizeof(float) * (size_t)(out_w - x0));
+            }
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void depthwise3x3_avx512(
+    const float *plane, int padded_w, int stride_h, int stride_w, const float *w, float bias, int activation,
+    float low, float high, float *out, int out_h, int out_w) {
+    depthwise3x3_body(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h, out_w);
+}
+
+__attribute__((target("avx2,fma"))) static void depthwise3x3_avx2(const float *plane, int padded_w, int stride_h,
+                                                                  int stride_w, const float *w, float bias,
+                                                                  int activation, float low, float high, float *out,
+                                                                  int out_h, int out_w) {
+    depthwise3x3_body(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h, out_w);
+}
+
+static void depthwise3x3_portable(const float *plane, int padded_w, int stride_h, int stride_w, const float *w,
+                                  float bias, int activation, float low, float high, float *out, int out_h,
+                                  int out_w) {
+    depthwise3x3_body(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h, out_w);
+}
+
+void nas_depthwise3x3(const float *plane, int padded_w, int stride_h, int stride_w, const float *w, float bias,
+                      int activation, float low, float high, float *out, int out_h, int out_w) {
+    switch (kernels_level()) {
+        case 2:
+            depthwise3x3_avx512(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h,
+                                out_w);
+            break;
+        case 1:
+            depthwise3x3_avx2(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h,
+                              out_w);
+            break;
+        default:
+            depthwise3x3_portable(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h,
+                                  out_w);
+    }
+}
+
+/* y[f][i] = activation(y[f][i] + bias[f]) in blocks of 16, the tail of each plane through a copy. */
+ALWAYS_INLINE void bias_activation_body(float *y, int filters, int plane, const float *bias, int activation,
+                                        float low, float high) {
+    for (int f = 0; f < filters; f++) {
+        float *row = y + (size_t)f * plane;
+        const v16 b = splat16(bias ? bias[f] : 0);
+        int i = 0;
+        for (; i + 16 <= plane; i += 16) {
+            store16(row + i, activate16(load16(row + i) + b, activation, low, high));
+        }
+        if (i < plane) {
+            float l[16] = {0};
+            memcpy(l, row + i, sizeof(float) * (size_t)(plane - i));
+            v16 v;
+            memcpy(&v, l, sizeof v);
+            v = activate16(v + b, activation, low, high);
+            memcpy(l, &v, sizeof l);
+            memcpy(row + i, l, sizeof(float) * (size_t)(plane - i));
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void bias_activation_avx512(
+    float *y, int filters, int plane, const float *bias, int activation, float low, float high) {
+    bias_activation_body(y, filters, plane, bias, activation, low, high);
+}
+
+__attribute__((target("avx2,fma"))) static void bias_activation_avx2(float *y, int filters, int plane,
+                                                                     const float *bias, int activation, float low,
+                                                                     float high) {
+    bias_activation_body(y, filters, plane, bias, activation, low, high);
+}
+
+static void bias_activation_portable(float *y, int filters, int plane, const float *bias, int activation, float low,
+                                     float high) {
+    bias_activation_body(y, filters, plane, bias, activation, low, high);
+}
+
+void nas_bias_activation(float *y, int filters, int plane, const float *bias, int activation, float low,
+                         float high) {
+    switch (kernels_level()) {
+        case 2: bias_activation_avx512(y, filters, plane, bias, activation, low, high); break;
+        case 1: bias_activation_avx2(y, filters, plane, bias, activation, low, high); break;
+        default: bias_activation_portable(y, filters, plane, bias, activation, low, high);
+    }
+}
