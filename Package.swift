@@ -66,7 +66,7 @@ let package = Package(
         // Benchmarks of the fleet (bench/fleet-bench.sh), run on demand.
         .executableTarget(name: "FleetBench", dependencies: ["Fleet", "Trainer"], path: "bench/FleetBench"),
         // Paths, processes and compilers shared by the test targets.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["System"], path: "Tests/TestSupport"),
         .testTarget(name: "SystemTests", dependencies: ["System", "TestSupport"]),
         .testTarget(name: "ConstraintsTests", dependencies: ["Constraints", "TestSupport"]),
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "Constraints", "TestSupport"]),

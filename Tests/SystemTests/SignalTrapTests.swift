@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import System
+import TestSupport
 import Testing
 
 /// Signals sent to the test process itself: SIGUSR1/SIGUSR2, which nothing else here uses.
@@ -36,7 +37,7 @@ import Testing
         kill(getpid(), SIGUSR1)
         await trap.wait(untilCount: 2)
         // The callback runs after the waiters are woken: wait for it, do not race it.
-        try await eventually("two callbacks") { seen.withLock { $0.count } == 2 }
+        try await TestSupport.eventually("two callbacks") { seen.withLock { $0.count } == 2 }
         #expect(seen.withLock { $0 } == ["USR2 1", "USR1 2"])
     }
 

@@ -17,42 +17,16 @@ enum OnnxTestSupport {
         }
     }
 
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    /// Runs a program to completion, capturing its output.
-    static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe()
-        // stderr goes to a file so that a chatty child never blocks on a second full pipe.
-        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("nas-stderr-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: errURL) }
-        let err = try FileHandle(forWritingTo: errURL)
-        process.standardOutput = out
-        process.standardError = err
-        let input = Pipe()
-        process.standardInput = input
-        try process.run()
-        try err.close()
-        if let stdin { input.fileHandleForWriting.write(stdin) }
-        try input.fileHandleForWriting.close()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let errData = (try? Data(contentsOf: errURL)) ?? Data()
-        return Output(
-            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
+    /// Runs a program to completion, capturing its output, on a thread of its own.
+    static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil) async throws
+        -> TestSupport.Output
+    {
+        try await TestSupport.run(executable, arguments, input: stdin)
     }
 
     /// Runs a Python script with the peer and returns its standard output; records its stderr on failure.
-    static func runPython(_ script: String, _ arguments: [String] = []) throws -> String {
-        let output = try run(try python(), ["-c", script] + arguments)
+    static func runPython(_ script: String, _ arguments: [String] = []) async throws -> String {
+        let output = try await run(try python(), ["-c", script] + arguments)
         if output.status != 0 {
             Issue.record("python failed (\(output.status)):\n\(output.stderr)")
             throw CancellationError()
