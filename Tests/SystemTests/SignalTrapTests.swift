@@ -53,6 +53,16 @@ import Testing
         #expect(try !Self.isCaught(SIGUSR1))
     }
 
+    @Test func aSignalThatCannotBeTrappedIsAClearErrorAndLeavesNothingTrapped() throws {
+        do {
+            _ = try SignalTrap([SIGUSR2, SIGKILL])
+            Issue.record("SIGKILL was trapped")
+        } catch {
+            #expect(error.description.hasPrefix("cannot trap signal 9: Invalid argument"), "\(error)")
+        }
+        #expect(try !Self.isCaught(SIGUSR2))
+    }
+
     @Test func aWaiterReturnsWhenReleasedOrCancelled() async throws {
         let trap = try SignalTrap([SIGUSR2])
         let cancelled = Task { await trap.wait() }
