@@ -60,7 +60,7 @@ let package = Package(
         // On-demand benchmark of the trainer (bench/trainer_vs_keras.py drives it); not part of the product.
         .executableTarget(name: "TrainerBench", dependencies: ["Trainer"], path: "bench/TrainerBench"),
         // On-demand benchmark of the file exchange's turnaround (bench/exchange/run.sh drives it).
-        .executableTarget(name: "ExchangeBench", dependencies: ["Fleet"], path: "bench/ExchangeBench"),
+        .executableTarget(name: "ExchangeBench", dependencies: ["Fleet", "System"], path: "bench/ExchangeBench"),
         // Search efficiency on a fixed reward table (bench/search/run.sh), run on demand.
         .executableTarget(name: "SearchBench", dependencies: ["Search", "Trainer"], path: "bench/SearchBench"),
         // Benchmarks of the fleet (bench/fleet-bench.sh), run on demand.
