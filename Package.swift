@@ -72,7 +72,7 @@ let package = Package(
         // On-demand benchmark of the trainer (bench/trainer_vs_keras.py drives it); not part of the product.
         .executableTarget(name: "TrainerBench", dependencies: ["Trainer"], path: "bench/TrainerBench"),
         // On-demand benchmark of the file exchange's turnaround (bench/exchange/run.sh drives it).
-        .executableTarget(name: "ExchangeBench", dependencies: ["Fleet"], path: "bench/ExchangeBench"),
+        .executableTarget(name: "ExchangeBench", dependencies: ["Fleet", "System"], path: "bench/ExchangeBench"),
         // Search efficiency on a fixed reward table (bench/search/run.sh), run on demand.
         .executableTarget(name: "SearchBench", dependencies: ["Search", "Trainer"], path: "bench/SearchBench"),
         // Benchmarks of the fleet (bench/fleet-bench.sh), run on demand; the fleet alone, no engine or OpenBLAS.
@@ -81,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "TurnaroundBench", dependencies: ["Fleet", "NativeRunner", "Trainer"], path: "bench/TurnaroundBench"),
         // Paths, processes and compilers shared by the test targets.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["System"], path: "Tests/TestSupport"),
         .testTarget(name: "SystemTests", dependencies: ["System", "TestSupport"]),
         .testTarget(name: "ConstraintsTests", dependencies: ["Constraints", "TestSupport"]),
         .testTarget(name: "PluginsTests", dependencies: ["Plugins", "Constraints", "TestSupport"]),

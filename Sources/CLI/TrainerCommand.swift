@@ -145,7 +145,8 @@ struct TrainerCommand: AsyncParsableCommand {
         let exchange = ExchangeMeasurer(
             jobRoot: outputDirectory ?? (jobDirectory as NSString).deletingLastPathComponent,
             perDeviceFolders: false,
-            exchange: TrainerExchange.Configuration(pollInterval: training.pollInterval, timeout: training.latencyTimeout),
+            exchange: TrainerExchange.Configuration(
+                pollInterval: .seconds(training.pollInterval), timeout: .seconds(training.latencyTimeout)),
             log: log)
         let devices = devices.measured(reward.constraints, local: DeviceType.local)
         var files = exchange

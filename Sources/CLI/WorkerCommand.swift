@@ -178,7 +178,8 @@ struct WorkerCommand: AsyncParsableCommand {
     private func fileConfiguration() -> FileWorker.Configuration {
         FileWorker.Configuration(
             deviceType: deviceType, latencyWorkerID: latencyWorkerID, numLatencyWorkers: numLatencyWorkers,
-            pollInterval: pollInterval, leaseDuration: leaseSeconds, workerID: workerID, maxAttempts: maxAttempts)
+            pollInterval: .seconds(pollInterval), leaseDuration: .seconds(leaseSeconds), workerID: workerID,
+            maxAttempts: maxAttempts)
     }
 
     private func runFileMode(_ jobDir: String) async throws {

@@ -133,6 +133,9 @@ private final class SignalHub: Sendable {
             for number in trap.signals where nas_signal_trap(number, writeFD) != 0 {
                 let error = SystemError("trap signal \(number)")
                 traps[ObjectIdentifier(trap)] = nil
+                // Signals no other trap holds get their default action back.
+                let held = Set(traps.values.flatMap(\.signals))
+                for number in trap.signals where !held.contains(number) { _ = nas_signal_default(number) }
                 throw error
             }
         }

@@ -46,3 +46,10 @@ func millisecondsUntil(_ deadline: ContinuousClock.Instant) -> Int32 {
     let milliseconds = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
     return Int32(clamping: milliseconds)
 }
+
+extension Duration {
+    /// The duration in seconds, for APIs that count time in floating-point seconds (Foundation, file formats).
+    public var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

@@ -15,8 +15,8 @@ import Testing
     ]
 
     @Test(arguments: subcommands)
-    func anUnknownFlagIsAUsageErrorWithTheUsageText(_ command: [String]) throws {
-        let result = try TestSupport.nas(command + ["--no-such-flag"])
+    func anUnknownFlagIsAUsageErrorWithTheUsageText(_ command: [String]) async throws {
+        let result = try await TestSupport.nas(command + ["--no-such-flag"])
         #expect(result.status == Self.usage, "\(command): \(result.stderr)")
         #expect(result.stderr.contains("Usage:"), "\(command): \(result.stderr)")
     }
@@ -47,10 +47,10 @@ import Testing
         ]
     }
 
-    @Test func anUnreadableInputIsStatusTwoWithOneErrorLineAndNoUsageText() throws {
+    @Test func anUnreadableInputIsStatusTwoWithOneErrorLineAndNoUsageText() async throws {
         let directory = try TestSupport.temporaryDirectory("nas-exit")
         for command in try Self.badInputs(directory) {
-            let result = try TestSupport.nas(command, environment: ["NAS_FLEET_TOKEN": "t"])
+            let result = try await TestSupport.nas(command, environment: ["NAS_FLEET_TOKEN": "t"])
             #expect(result.status == Self.badInput, "\(command): status \(result.status): \(result.stderr)")
             #expect(!result.stderr.contains("Usage:"), "\(command): \(result.stderr)")
             #expect(result.stderr.contains("Error: "), "\(command): \(result.stderr)")
@@ -59,17 +59,17 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("no-data").path))
     }
 
-    @Test func versionAndHelpExitZero() throws {
-        let version = try TestSupport.nas(["--version"])
+    @Test func versionAndHelpExitZero() async throws {
+        let version = try await TestSupport.nas(["--version"])
         #expect(version.status == 0 && version.stdout.hasPrefix("0."))
-        let help = try TestSupport.nas(["help", "search"])
+        let help = try await TestSupport.nas(["help", "search"])
         #expect(help.status == 0 && help.stdout.contains("USAGE: nas search"))
     }
 
-    @Test func aSearchWhoseEveryTrialFailedDoesNotExitZero() throws {
+    @Test func aSearchWhoseEveryTrialFailedDoesNotExitZero() async throws {
         let root = try TestSupport.temporaryDirectory("nas-all-failed")
         // A learning rate that makes every loss NaN: each trial fails with failed_with_nan_error.
-        let result = try TestSupport.nas([
+        let result = try await TestSupport.nas([
             "search", "--root-output-dir", root.path, "--job-name", "nan", "--max-trials", "2", "--max-failed-trials",
             "5", "--num-epochs", "1", "--train-limit", "200", "--test-limit", "50", "--learning-rate", "1e12",
         ])

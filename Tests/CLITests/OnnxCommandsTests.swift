@@ -13,33 +13,11 @@ import Trainer
     /// `nas`, built beside this test binary by `swift build --build-tests`.
     static func nas() throws -> String { try TestSupport.nasBinary() }
 
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
+    static func run(_ arguments: [String]) async throws -> TestSupport.Output {
+        try await TestSupport.nas(arguments)
     }
 
-    static func run(_ arguments: [String]) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try nas())
-        process.arguments = arguments
-        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("nas-cli-err-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: errURL) }
-        let err = try FileHandle(forWritingTo: errURL)
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        try err.close()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(
-            status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self),
-            stderr: String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self))
-    }
-
-    static func withTutorialModel(_ body: (URL, URL) throws -> Void) throws {
+    static func withTutorialModel(_ body: (URL, URL) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nas-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -47,15 +25,15 @@ import Trainer
         let bytes = try OnnxExport.serialized(
             architecture: tutorial, weights: OnnxExport.randomWeights(for: tutorial, seed: 5))
         try Data(bytes).write(to: model)
-        try body(directory, model)
+        try await body(directory, model)
     }
 
-    @Test func flopsPrintsTheCountAndAJSONBreakdown() throws {
-        try Self.withTutorialModel { _, model in
-            let plain = try Self.run(["flops", model.path])
+    @Test func flopsPrintsTheCountAndAJSONBreakdown() async throws {
+        try await Self.withTutorialModel { _, model in
+            let plain = try await Self.run(["flops", model.path])
             #expect(plain.status == 0, "\(plain.stderr)")
             #expect(plain.stdout == "397548\n")
-            let json = try Self.run(["flops", model.path, "--json"])
+            let json = try await Self.run(["flops", model.path, "--json"])
             #expect(json.status == 0)
             let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
             #expect(object?["flops"] as? Int == 397_548)
@@ -66,14 +44,14 @@ import Trainer
         }
     }
 
-    @Test func flopsOfATruncatedFileIsAClearError() throws {
-        try Self.withTutorialModel { directory, model in
+    @Test func flopsOfATruncatedFileIsAClearError() async throws {
+        try await Self.withTutorialModel { directory, model in
             let truncated = directory.appendingPathComponent("truncated.onnx")
             try Data(try Data(contentsOf: model).prefix(500)).write(to: truncated)
-            let result = try Self.run(["flops", truncated.path])
+            let result = try await Self.run(["flops", truncated.path])
             #expect(result.status != 0)
             #expect(result.stderr.contains("not a readable ONNX model"))
-            let missing = try Self.run(["flops", directory.appendingPathComponent("nope.onnx").path])
+            let missing = try await Self.run(["flops", directory.appendingPathComponent("nope.onnx").path])
             #expect(missing.status != 0)
             #expect(missing.stderr.contains("cannot read model file"))
         }
@@ -81,31 +59,31 @@ import Trainer
 }
 
 extension OnnxCommandsTests {
-    @Test func inferWritesTheEnginesOutput() throws {
-        try Self.withTutorialModel { directory, model in
+    @Test func inferWritesTheEnginesOutput() async throws {
+        try await Self.withTutorialModel { directory, model in
             let input = directory.appendingPathComponent("in.bin")
             let output = directory.appendingPathComponent("out.bin")
             let pixels = (0..<784).map { Float($0 % 17) / 17 }
             try pixels.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: input)
-            let result = try Self.run(["infer", model.path, "--input", input.path, "--output", output.path])
+            let result = try await Self.run(["infer", model.path, "--input", input.path, "--output", output.path])
             #expect(result.status == 0, "\(result.stderr)")
             let data = try Data(contentsOf: output)
             let probabilities = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             let expected = try OnnxEngine(bytes: Array(try Data(contentsOf: model))).run(pixels)
             #expect(probabilities == expected)
             #expect(abs(probabilities.reduce(0, +) - 1) < 1e-5)
-            let json = try Self.run(["infer", model.path, "--input", input.path, "--output", output.path, "--json"])
+            let json = try await Self.run(["infer", model.path, "--input", input.path, "--output", output.path, "--json"])
             let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
             let written = try #require(object["output"] as? [String: Any])
             #expect(written["path"] as? String == output.path && written["values"] as? Int == 10)
         }
     }
 
-    @Test func inferWithAWrongInputSizeIsAClearError() throws {
-        try Self.withTutorialModel { directory, model in
+    @Test func inferWithAWrongInputSizeIsAClearError() async throws {
+        try await Self.withTutorialModel { directory, model in
             let input = directory.appendingPathComponent("in.bin")
             try Data(count: 100).write(to: input)
-            let result = try Self.run([
+            let result = try await Self.run([
                 "infer", model.path, "--input", input.path, "--output", directory.appendingPathComponent("o").path,
             ])
             #expect(result.status != 0)
@@ -113,17 +91,17 @@ extension OnnxCommandsTests {
         }
     }
 
-    @Test func measurePrintsTheReportAsJSON() throws {
-        try Self.withTutorialModel { _, model in
-            let result = try Self.run(["measure", model.path, "--warmup", "2", "--repeats", "30", "--json"])
+    @Test func measurePrintsTheReportAsJSON() async throws {
+        try await Self.withTutorialModel { _, model in
+            let result = try await Self.run(["measure", model.path, "--warmup", "2", "--repeats", "30", "--json"])
             #expect(result.status == 0, "\(result.stderr)")
             let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
             #expect(object?["count"] as? Int == 30)
             #expect((object?["p50_ms"] as? Double ?? 0) > 0)
             #expect((object?["peak_memory_bytes"] as? Int ?? 0) > 784 * 4)
-            let text = try Self.run(["measure", model.path, "--repeats", "5"])
+            let text = try await Self.run(["measure", model.path, "--repeats", "5"])
             #expect(text.stdout.contains("p50 "))
-            let bad = try Self.run(["measure", model.path, "--repeats", "0"])
+            let bad = try await Self.run(["measure", model.path, "--repeats", "0"])
             #expect(bad.status != 0)
             #expect(bad.stderr.contains("--repeats must be at least 1"))
         }

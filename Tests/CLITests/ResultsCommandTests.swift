@@ -28,31 +28,31 @@ func writeSampleJob() throws -> String {
 }
 
 @Suite struct ResultsCommandTests {
-    @Test func trialsListInEveryForm() throws {
+    @Test func trialsListInEveryForm() async throws {
         let job = try writeSampleJob()
-        let text = try TestSupport.nas(["trials", "list", job])
+        let text = try await TestSupport.nas(["trials", "list", job])
         #expect(text.status == 0)
         let lines = text.stdout.split(separator: "\n")
         #expect(lines.count == 6)
         #expect(lines[0].contains("top_1_accuracy") && lines[0].contains("latency_ms") && lines[0].contains("nas_reward"))
         #expect(lines[1].hasPrefix("2 ") && lines[1].hasSuffix("*"))
         #expect(lines[5].hasPrefix("5 ") && lines[5].contains("failed"))
-        let csv = try TestSupport.nas(["trials", "list", job, "--csv", "--sort", "latency_ms"])
+        let csv = try await TestSupport.nas(["trials", "list", job, "--csv", "--sort", "latency_ms"])
         #expect(csv.stdout.split(separator: "\n")[1].hasPrefix("1,succeeded,0.8,0.3,1,"))
-        let json = try TestSupport.nas(["trials", job, "--json"])
+        let json = try await TestSupport.nas(["trials", job, "--json"])
         let objects = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [[String: Any]]
         #expect(objects.count == 5 && objects[4]["error"] as? String == "failed_with_nan_error")
-        let notAJob = try TestSupport.nas(["trials", "list", try TestSupport.temporaryDirectory().path])
+        let notAJob = try await TestSupport.nas(["trials", "list", try TestSupport.temporaryDirectory().path])
         #expect(notAJob.status != 0 && notAJob.stderr.contains("is not a nas job directory"))
     }
 
     /// The report, rendered by headless Chromium: its DOM has the table, the plots, targets and fronts.
-    @Test func reportRendersInChromium() throws {
+    @Test func reportRendersInChromium() async throws {
         let job = try writeSampleJob()
         let output = URL(fileURLWithPath: job).appendingPathComponent("report.html")
-        let result = try TestSupport.nas(["report", job, "-o", output.path])
+        let result = try await TestSupport.nas(["report", job, "-o", output.path])
         #expect(result.status == 0 && result.stdout.contains(output.path))
-        let json = try TestSupport.nas(["report", job, "-o", output.path, "--json"])
+        let json = try await TestSupport.nas(["report", job, "-o", output.path, "--json"])
         #expect(json.status == 0 && json.stdout.hasPrefix(#"{"report":"\#(output.path)","#), "\(json.stdout)")
         let html = try String(contentsOf: output, encoding: .utf8)
         #expect(!html.contains("src=\"http") && !html.contains("href=\"http"), "the report must be self-contained")
@@ -61,7 +61,7 @@ func writeSampleJob() throws -> String {
             ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) },
             "chromium is missing: run scripts/bootstrap.sh")
         let profile = try TestSupport.temporaryDirectory("chromium-profile").path
-        let dom = try TestSupport.run(
+        let dom = try await TestSupport.run(
             chromium,
             [
                 "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile)", "--virtual-time-budget=2000",
@@ -77,7 +77,7 @@ func writeSampleJob() throws -> String {
         #expect(page.contains("Best reward 0.87 by trial 2"))
 
         let screenshot = URL(fileURLWithPath: job).appendingPathComponent("report.png")
-        let shot = try TestSupport.run(
+        let shot = try await TestSupport.run(
             chromium,
             [
                 "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile)", "--window-size=1100,900",

@@ -10,34 +10,24 @@ import Testing
         "--threads", "1",
     ]
 
-    func search(_ root: URL, _ name: String, _ extra: [String]) throws -> TestSupport.Output {
-        try TestSupport.nas(
+    func search(_ root: URL, _ name: String, _ extra: [String]) async throws -> TestSupport.Output {
+        try await TestSupport.nas(
             ["search", "--root-output-dir", root.path, "--job-name", name, "--algorithm", "random", "--seed", "3"]
                 + Self.quick + extra)
     }
 
-    /// Starts `nas` without waiting, its output discarded.
-    func start(_ arguments: [String]) throws -> Process {
-        let process = Process()
-        process.executableURL = TestSupport.nas
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
+    /// Starts `nas` without waiting, its output kept in a temporary file.
+    func start(_ arguments: [String]) throws -> TestProcess {
+        try TestSupport.startNas(arguments)
     }
 
-    func waitFor(_ what: String, timeout: Double = 120, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while try !condition() {
-            guard Date() < deadline else { throw TestSupportError("timed out waiting for \(what)") }
-            usleep(50_000)
-        }
+    func waitFor(_ what: String, timeout: Double = 120, _ condition: () throws -> Bool) async throws {
+        try await TestSupport.eventually(what, seconds: timeout, condition)
     }
 
-    @Test func runsALatencyConstrainedSearchEndToEnd() throws {
+    @Test func runsALatencyConstrainedSearchEndToEnd() async throws {
         let root = try TestSupport.temporaryDirectory("nas-search")
-        let result = try search(
+        let result = try await search(
             root, "small", ["--max-trials", "3", "--max-parallel-trials", "2", "--constraint", "latency_ms<=0.05:soft"])
         try #require(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("Search job small: 3 succeeded, 0 failed"))
@@ -58,11 +48,11 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: store.directory + "/report.html"))
 
         // The same directory cannot hold a second job.
-        let again = try search(root, "small", ["--max-trials", "1"])
+        let again = try await search(root, "small", ["--max-trials", "1"])
         #expect(again.status != 0 && again.stderr.contains("already holds job 'small'"))
 
         // Stage 2: trial 1 retrains search trial 3, trial 2 retrains search trial 1.
-        let train = try TestSupport.nas(
+        let train = try await TestSupport.nas(
             ["train", "--search-job", store.directory, "--trials", "3,1", "--root-output-dir", root.path, "--job-name",
              "stage2"] + Self.quick)
         try #require(train.status == 0, "\(train.stdout)\(train.stderr)")
@@ -71,36 +61,30 @@ import Testing
         #expect(retrained.map { $0.metrics["nas_trial_id"] } == [3, 1])
         #expect(retrained.map(\.decisions) == [trials[2].decisions, trials[0].decisions])
         #expect(retrained.allSatisfy { $0.metrics["latency_ms"] != nil })
-        let wrongKind = try TestSupport.nas(["search", "--resume", root.appendingPathComponent("stage2").path])
+        let wrongKind = try await TestSupport.nas(["search", "--resume", root.appendingPathComponent("stage2").path])
         #expect(wrongKind.status != 0 && wrongKind.stderr.contains("holds a train job; continue it with 'nas train --resume'"))
-        let unknown = try TestSupport.nas(
+        let unknown = try await TestSupport.nas(
             ["train", "--search-job", store.directory, "--trials", "1,8", "--root-output-dir", root.path])
         #expect(unknown.status != 0 && unknown.stderr.contains("has no trial 8"))
     }
 
     /// A device type no push worker serves: trials fall back to the file exchange, and a file-mode worker
     /// watching the job folder measures them, then stops by itself when the search ends.
-    @Test func fallsBackToTheFileExchangeForUnreachableDevices() throws {
+    @Test func fallsBackToTheFileExchangeForUnreachableDevices() async throws {
         let root = try TestSupport.temporaryDirectory("nas-search")
         let job = root.appendingPathComponent("phone")
         let search = try start(
             ["search", "--root-output-dir", root.path, "--job-name", "phone", "--max-trials", "2",
              "--max-parallel-trials", "2", "--target-device-type", "phone", "--constraint", "latency_ms<=2:soft",
              "--push-wait", "1", "--poll-interval", "0.1", "--latency-timeout", "120"] + Self.quick)
-        try waitFor("the job folder") { FileManager.default.fileExists(atPath: job.path + "/job_status.json") }
-        let worker = Process()
-        worker.executableURL = TestSupport.nas
-        worker.arguments = [
+        try await waitFor("the job folder") { FileManager.default.fileExists(atPath: job.path + "/job_status.json") }
+        let worker = try start([
             "worker", "--job-dir", job.path, "--device-type", "phone", "--poll-interval", "0.1",
             "--runner-command", "echo '{\"latency_ms\": 1.5, \"memory_bytes\": 4096}' # {model}",
-        ]
-        worker.standardOutput = FileHandle.nullDevice
-        worker.standardError = FileHandle.nullDevice
-        try worker.run()
-        search.waitUntilExit()
-        #expect(search.terminationStatus == 0)
-        try waitFor("the file worker to stop", timeout: 30) { !worker.isRunning }
-        #expect(worker.terminationStatus == 0)
+        ])
+        #expect(await search.wait() == 0, "\(search.output)")
+        try await waitFor("the file worker to stop", timeout: 30) { !worker.isRunning }
+        #expect(await worker.wait() == 0, "\(worker.output)")
         let trials = try JobStore.open(directory: job.path).trials()
         #expect(trials.count == 2)
         for trial in trials {
@@ -113,8 +97,8 @@ import Testing
 
     /// Two device types in one job: this machine's through the embedded native worker, a phone through the file
     /// exchange in its own folder; one latency constraint each, one column each in the results.
-    @Test func constrainsLatencyOnTwoDeviceTypesAtOnce() throws {
-        let machine = try TestSupport.run("/usr/bin/uname", ["-m"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    @Test func constrainsLatencyOnTwoDeviceTypesAtOnce() async throws {
+        let machine = try await TestSupport.run("/usr/bin/uname", ["-m"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let local = machine == "x86_64" ? "cpu-x86" : machine == "aarch64" ? "cpu-arm64" : "cpu-\(machine)"
         let root = try TestSupport.temporaryDirectory("nas-search")
         let job = root.appendingPathComponent("two")
@@ -124,21 +108,15 @@ import Testing
              "latency_ms.\(local)<=1:soft", "--constraint", "latency_ms.phone<=2:soft", "--push-wait", "1",
              "--poll-interval", "0.1", "--latency-timeout", "120"] + Self.quick)
         let exchange = job.appendingPathComponent("devices/phone")
-        try waitFor("the phone's exchange folder") {
+        try await waitFor("the phone's exchange folder") {
             FileManager.default.fileExists(atPath: exchange.path + "/job_status.json")
         }
-        let worker = Process()
-        worker.executableURL = TestSupport.nas
-        worker.arguments = [
+        let worker = try start([
             "worker", "--job-dir", exchange.path, "--device-type", "phone", "--poll-interval", "0.1",
             "--runner-command", "echo '{\"latency_ms\": 1.5}' # {model}",
-        ]
-        worker.standardOutput = FileHandle.nullDevice
-        worker.standardError = FileHandle.nullDevice
-        try worker.run()
-        search.waitUntilExit()
-        #expect(search.terminationStatus == 0)
-        try waitFor("the phone worker to stop", timeout: 30) { !worker.isRunning }
+        ])
+        #expect(await search.wait() == 0, "\(search.output)")
+        try await waitFor("the phone worker to stop", timeout: 30) { !worker.isRunning }
         let trials = try JobStore.open(directory: job.path).trials()
         #expect(trials.count == 2)
         for trial in trials {
@@ -147,13 +125,13 @@ import Testing
             #expect((trial.metrics["latency_ms.\(local)"] ?? 0) > 0)
             #expect(trial.metrics["latency_ms"] == nil)
         }
-        let list = try TestSupport.nas(["trials", "list", job.path])
+        let list = try await TestSupport.nas(["trials", "list", job.path])
         #expect(list.stdout.contains("latency_ms.\(local)") && list.stdout.contains("latency_ms.phone"))
     }
 
-    @Test func jsonEventsForScripts() throws {
+    @Test func jsonEventsForScripts() async throws {
         let root = try TestSupport.temporaryDirectory("nas-search")
-        let result = try search(root, "json", ["--max-trials", "1", "--json"])
+        let result = try await search(root, "json", ["--max-trials", "1", "--json"])
         try #require(result.status == 0, "\(result.stderr)")
         let events = try result.stdout.split(separator: "\n").map {
             try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
@@ -162,24 +140,25 @@ import Testing
         #expect(result.stderr.contains("Search job json: 1 succeeded"))
     }
 
-    @Test func resumesAfterSIGKILLWithoutRerunningFinishedTrials() throws {
+    @Test func resumesAfterSIGKILLWithoutRerunningFinishedTrials() async throws {
         let root = try TestSupport.temporaryDirectory("nas-search")
         let job = root.appendingPathComponent("killed")
         let arguments = ["search", "--root-output-dir", root.path, "--job-name", "killed", "--algorithm", "grid",
                          "--max-trials", "3", "--max-parallel-trials", "1"] + Self.quick
         let process = try start(arguments)
-        try waitFor("trial 2 to start") {
-            guard FileManager.default.fileExists(atPath: job.path + "/" + JobStore.fileName) else { return false }
-            let trials = (try? JobStore.open(directory: job.path).trials()) ?? []
+        let path = job.path
+        let killed = await process.signal(SIGKILL) {
+            guard FileManager.default.fileExists(atPath: path + "/" + JobStore.fileName) else { return false }
+            let trials = (try? JobStore.open(directory: path).trials()) ?? []
             return trials.count == 2 && trials[1].state == .running
         }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        try #require(killed, "trial 2 never started: \(process.output)")
+        await process.wait()
         let before = try JobStore.open(directory: job.path).trials()
         #expect(before.first?.state == .succeeded)
         #expect(before.last?.state == .running)
 
-        let resumed = try TestSupport.nas(["search", "--resume", job.path])
+        let resumed = try await TestSupport.nas(["search", "--resume", job.path])
         try #require(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
         #expect(resumed.stderr.contains("1 interrupted trial(s) will run again"))
         let after = try JobStore.open(directory: job.path).trials()
@@ -190,16 +169,16 @@ import Testing
     }
 
     @Test(arguments: [("wait", TrialState.succeeded), ("cancel", TrialState.cancelled)])
-    func ctrlCStopsGracefully(policy: String, expected: TrialState) throws {
+    func ctrlCStopsGracefully(policy: String, expected: TrialState) async throws {
         let root = try TestSupport.temporaryDirectory("nas-search")
         let job = root.appendingPathComponent("interrupted")
         let process = try start(
             ["search", "--root-output-dir", root.path, "--job-name", "interrupted", "--max-trials", "4",
              "--max-parallel-trials", "1", "--on-interrupt", policy] + Self.quick)
-        try waitFor("trial 1 to start") { FileManager.default.fileExists(atPath: job.path + "/1/trainer.log") }
-        kill(process.processIdentifier, SIGINT)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 130)
+        let log = job.path + "/1/trainer.log"
+        let interrupted = await process.signal(SIGINT) { FileManager.default.fileExists(atPath: log) }
+        try #require(interrupted, "trial 1 never started: \(process.output)")
+        #expect(await process.wait() == 130, "\(process.output)")
         let trials = try JobStore.open(directory: job.path).trials()
         #expect(trials.count == 1 && trials[0].state == expected, "\(trials.map { ($0.state, $0.error ?? "") })")
         // The trial's status file agrees with the store; the job says it may resume, so file-mode workers wait.
@@ -209,32 +188,32 @@ import Testing
         #expect(jobStatus.contains("PAUSED"), "\(jobStatus)")
     }
 
-    @Test func resumeKeepsTheJobsFlagsExtendsItAndRefusesOtherChanges() throws {
+    @Test func resumeKeepsTheJobsFlagsExtendsItAndRefusesOtherChanges() async throws {
         let root = try TestSupport.temporaryDirectory("nas-search")
-        let first = try search(root, "extend", ["--max-trials", "1", "--transport", "files", "--push-wait", "3"])
+        let first = try await search(root, "extend", ["--max-trials", "1", "--transport", "files", "--push-wait", "3"])
         try #require(first.status == 0, "\(first.stdout)\(first.stderr)")
         let job = root.appendingPathComponent("extend").path
 
-        let refused = try TestSupport.nas(["search", "--resume", job, "--num-epochs", "3", "--algorithm", "grid"])
+        let refused = try await TestSupport.nas(["search", "--resume", job, "--num-epochs", "3", "--algorithm", "grid"])
         #expect(refused.status == 64, "\(refused.stderr)")
         #expect(refused.stderr.contains("--algorithm, --num-epochs cannot change when a job resumes"), "\(refused.stderr)")
         #expect(!refused.stderr.contains("Usage:"))
 
         // A finished job extended, as continuing an Optuna study: one more trial, the first one kept.
-        let extended = try TestSupport.nas(["search", "--resume", job, "--max-trials", "2"])
+        let extended = try await TestSupport.nas(["search", "--resume", job, "--max-trials", "2"])
         try #require(extended.status == 0, "\(extended.stdout)\(extended.stderr)")
         #expect(extended.stdout.contains("2 succeeded, 0 failed"), "\(extended.stdout)")
         let store = try JobStore.open(directory: job)
         #expect(store.config.maxTrials == 2)
         #expect(store.config.fleet?.transport == "files" && store.config.fleet?.pushWaitSeconds == 3)
         #expect(try store.trials().map(\.state) == [.succeeded, .succeeded])
-        let fewer = try TestSupport.nas(["search", "--resume", job, "--max-trials", "1"])
+        let fewer = try await TestSupport.nas(["search", "--resume", job, "--max-trials", "1"])
         #expect(fewer.status == 64 && fewer.stderr.contains("fewer than the 2 trials"), "\(fewer.stderr)")
     }
 
-    @Test func stopsAtMaxFailedTrials() throws {
+    @Test func stopsAtMaxFailedTrials() async throws {
         let root = try TestSupport.temporaryDirectory("nas-search")
-        let result = try search(
+        let result = try await search(
             root, "failing", ["--max-trials", "5", "--max-parallel-trials", "1", "--max-failed-trials", "2",
                               "--learning-rate", "1e12"])
         #expect(result.status == 1)
@@ -243,7 +222,7 @@ import Testing
         #expect(trials.count == 2 && trials.allSatisfy { $0.state == .failed && $0.error == "failed_with_nan_error" })
     }
 
-    @Test func refusesBadInputBeforeAnyTraining() throws {
+    @Test func refusesBadInputBeforeAnyTraining() async throws {
         let root = try TestSupport.temporaryDirectory("nas-search")
         let cases: [([String], String)] = [
             (["--search-space", "no_such_space"], "no_such_space"),
@@ -253,12 +232,12 @@ import Testing
             (["--push-wait=-1"], "--push-wait must be 0 or more seconds"),
         ]
         for (extra, message) in cases {
-            let result = try search(root, "bad", extra)
+            let result = try await search(root, "bad", extra)
             #expect(result.status != 0, "\(extra) was accepted")
             #expect(result.stderr.contains(message), "\(extra): \(result.stderr)")
         }
         #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("bad").path))
-        let notAJob = try TestSupport.nas(["search", "--resume", root.path])
+        let notAJob = try await TestSupport.nas(["search", "--resume", root.path])
         #expect(notAJob.status != 0 && notAJob.stderr.contains("is not a nas job directory"))
     }
 }

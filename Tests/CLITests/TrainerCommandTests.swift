@@ -18,9 +18,9 @@ import Testing
         return try JSONDecoder().decode([String: String].self, from: data)
     }
 
-    @Test func trainsExportsCountsAndScoresATrial() throws {
+    @Test func trainsExportsCountsAndScoresATrial() async throws {
         let trial = try TestSupport.temporaryDirectory("nas-trial").appendingPathComponent("1").path
-        let result = try TestSupport.nas(
+        let result = try await TestSupport.nas(
             ["trainer", "--nas-params-str", Self.tutorialTrial, "--job-dir", trial, "--target-flops-million", "0.3"]
                 + Self.small)
         try #require(result.status == 0, "\(result.stderr)")
@@ -33,15 +33,15 @@ import Testing
         #expect(abs(values["nas_reward"]! - accuracy * 0.3 / 0.397548) < 1e-9)
         #expect(try status(trial)["status"] == "succeeded")
         let model = URL(fileURLWithPath: trial).appendingPathComponent("saved_model/model.onnx").path
-        let flops = try TestSupport.nas(["flops", model])
+        let flops = try await TestSupport.nas(["flops", model])
         #expect(flops.stdout.contains("397548"))
         let params = try String(contentsOfFile: trial + "/nas_params_str.json", encoding: .utf8)
         #expect(params.contains("\"decisions\":[0,0,0,0]"))
     }
 
-    @Test func measuresLatencyInProcessForALatencyTarget() throws {
+    @Test func measuresLatencyInProcessForALatencyTarget() async throws {
         let trial = try TestSupport.temporaryDirectory("nas-trial").appendingPathComponent("1").path
-        let result = try TestSupport.nas(
+        let result = try await TestSupport.nas(
             ["trainer", "--nas-params-str", Self.tutorialTrial, "--job-dir", trial, "--target-latency-millisec", "1000",
              "--constraint", "memory_bytes<=1k:soft", "--latency-repeats", "20"] + Self.small)
         try #require(result.status == 0, "\(result.stderr)")
@@ -54,10 +54,10 @@ import Testing
         #expect(abs(values["nas_reward"]! - expected) < 1e-9)
     }
 
-    @Test func sameSeedSameModel() throws {
+    @Test func sameSeedSameModel() async throws {
         let root = try TestSupport.temporaryDirectory("nas-trial")
         for name in ["a", "b"] {
-            let result = try TestSupport.nas(
+            let result = try await TestSupport.nas(
                 ["trainer", "--nas-params-str", Self.tutorialTrial, "--job-dir", root.appendingPathComponent(name).path,
                  "--seed", "7"] + Self.small)
             try #require(result.status == 0, "\(result.stderr)")
@@ -67,9 +67,9 @@ import Testing
         #expect(a == b)
     }
 
-    @Test func aNaNLossEndsTheTrialWithTheSeedsStatus() throws {
+    @Test func aNaNLossEndsTheTrialWithTheSeedsStatus() async throws {
         let trial = try TestSupport.temporaryDirectory("nas-trial").appendingPathComponent("1").path
-        let result = try TestSupport.nas(
+        let result = try await TestSupport.nas(
             ["trainer", "--nas-params-str", Self.tutorialTrial, "--job-dir", trial, "--learning-rate", "1e12"]
                 + Self.small)
         #expect(result.status == 3)
@@ -77,7 +77,7 @@ import Testing
         #expect(result.stderr.contains("failed_with_nan_error"))
     }
 
-    @Test func retrainsASearchTrialByPosition() throws {
+    @Test func retrainsASearchTrialByPosition() async throws {
         let search = try TestSupport.temporaryDirectory("nas-search")
         for (id, filters) in [(1, 3), (9, 5)] {
             let directory = search.appendingPathComponent(String(id))
@@ -86,30 +86,30 @@ import Testing
             try params.write(to: directory.appendingPathComponent("nas_params_str.json"), atomically: true, encoding: .utf8)
         }
         let trial = try TestSupport.temporaryDirectory("nas-train").appendingPathComponent("2").path
-        let result = try TestSupport.nas(
+        let result = try await TestSupport.nas(
             ["trainer", "--retrain-search-job-dir", search.path, "--retrain-search-job-trials", "1,9", "--job-dir", trial]
                 + Self.small)
         try #require(result.status == 0, "\(result.stderr)")
         #expect(try metrics(trial)["nas_trial_id"] == 9)
         #expect(try String(contentsOfFile: trial + "/nas_params_str.json", encoding: .utf8).contains("\"filters\":5"))
-        let outOfRange = try TestSupport.nas(
+        let outOfRange = try await TestSupport.nas(
             ["trainer", "--retrain-search-job-dir", search.path, "--retrain-search-job-trials", "1,9", "--job-dir",
              trial, "--trial-id", "3"] + Self.small)
         #expect(outOfRange.status == 1 && outOfRange.stderr.contains("names 2 trial(s)"))
     }
 
-    @Test func refusesBadInputBeforeTraining() throws {
+    @Test func refusesBadInputBeforeTraining() async throws {
         let trial = try TestSupport.temporaryDirectory("nas-trial").appendingPathComponent("1").path
-        let unknownMetric = try TestSupport.nas(
+        let unknownMetric = try await TestSupport.nas(
             ["trainer", "--nas-params-str", Self.tutorialTrial, "--job-dir", trial, "--constraint", "power_w<=5"]
                 + Self.small)
         #expect(unknownMetric.status == 1 && unknownMetric.stderr.contains("does not produce"))
-        let badParams = try TestSupport.nas(["trainer", "--nas-params-str", "{\"value\": 3}", "--job-dir", trial])
+        let badParams = try await TestSupport.nas(["trainer", "--nas-params-str", "{\"value\": 3}", "--job-dir", trial])
         #expect(badParams.status == 2 && badParams.stderr.contains("decisions"))
-        let badData = try TestSupport.nas(
+        let badData = try await TestSupport.nas(
             ["trainer", "--nas-params-str", Self.tutorialTrial, "--job-dir", trial, "--data-dir", "/nonexistent"])
         #expect(badData.status == 2 && badData.stderr.contains("/nonexistent"))
-        let neither = try TestSupport.nas(["trainer", "--job-dir", trial])
+        let neither = try await TestSupport.nas(["trainer", "--job-dir", trial])
         #expect(neither.status != 0 && neither.stderr.contains("--nas-params-str"))
     }
 }

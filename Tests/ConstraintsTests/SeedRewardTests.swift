@@ -46,7 +46,7 @@ import Testing
     }
 
     /// Random and edge inputs scored by CPython and by Swift: the same reward, or both refuse.
-    @Test func matchesCPythonOnRandomAndEdgeInputs() throws {
+    @Test func matchesCPythonOnRandomAndEdgeInputs() async throws {
         var generator = SplitMix(seed: 7)
         let specials: [Double] = [0, -0.0, 1, -1, 0.5, 2, 1e-300, 1e300, -3.5, 0.8, 1.6, 0.4]
         func pick() -> Double {
@@ -64,7 +64,7 @@ import Testing
             )
         }
         let script = TestSupport.packageRoot.appendingPathComponent("bench/reward/seed_reward.py").path
-        let output = try TestSupport.run("/usr/bin/env", ["python3", script], input: Data(lines.joined(separator: "\n").utf8))
+        let output = try await TestSupport.run("/usr/bin/env", ["python3", script], input: Data(lines.joined(separator: "\n").utf8))
         let answers = output.stdout.split(separator: "\n")
         try #require(answers.count == inputs.count, "python printed \(answers.count) lines: \(output.stderr)")
         var compared = 0

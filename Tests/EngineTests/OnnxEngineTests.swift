@@ -112,10 +112,10 @@ import Trainer
         return nil
     }
 
-    @Test func everyOpMatchesOnnxRuntime() throws {
+    @Test func everyOpMatchesOnnxRuntime() async throws {
         let directory = try OnnxTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        _ = try OnnxTestSupport.runPython(Self.generator, [directory.path])
+        _ = try await OnnxTestSupport.runPython(Self.generator, [directory.path])
         let names = try String(contentsOf: directory.appendingPathComponent("manifest.txt"), encoding: .utf8)
             .split(separator: "\n").map(String.init)
         #expect(names.count >= 40)
@@ -135,10 +135,10 @@ import Trainer
         }
     }
 
-    @Test func exportedAndForeignModelsMatchOnnxRuntime() throws {
+    @Test func exportedAndForeignModelsMatchOnnxRuntime() async throws {
         let directory = try OnnxTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        try OnnxFixtures.writeForeignModels(to: directory)
+        try await OnnxFixtures.writeForeignModels(to: directory)
         let tutorial = CNNArchitecture(layers: [
             ConvLayer(kernelSize: 5, filters: 4), ConvLayer(kernelSize: 2, filters: 8),
         ])
@@ -148,7 +148,7 @@ import Trainer
         .write(to: directory.appendingPathComponent("ours.onnx"))
         try Data(try OnnxFixtures.kitchenSinkModel().serialized()).write(
             to: directory.appendingPathComponent("kitchen.onnx"))
-        let output = try OnnxTestSupport.runPython(
+        let output = try await OnnxTestSupport.runPython(
             """
             import sys, os, numpy as np, onnxruntime as ort
             rng = np.random.default_rng(5)

@@ -13,7 +13,7 @@ struct BucketJobTests {
     ]
 
     @Test func publishesTrialsReportAndStatusToTheBucket() async throws {
-        let emulator = try FakeGCS()
+        let emulator = try await FakeGCS()
         defer { emulator.stop() }
         try emulator.createBucket("nas-jobs")
         let state = StorageTestSupport.temporaryFolder()

@@ -8,58 +8,35 @@ import Testing
     import Glibc
 #endif
 
-/// A `nas worker --job-dir` process, with its output kept in files for the failure messages.
-final class WorkerProcess: @unchecked Sendable {
-    let process = Process()
-    let outputPath: String
-
-    /// The `nas` executable built beside the test bundle.
-    static func nasBinary() throws -> String { try TestSupport.nasBinary() }
+/// A `nas worker --job-dir` process, with its output kept in a file for the failure messages.
+final class WorkerProcess: Sendable {
+    let process: TestProcess
 
     init(
         jobDir: String, environment extra: [String: String], folder: String, name: String, runner: String,
         extra arguments: [String]
     ) throws {
-        outputPath = folder + "/\(name).log"
-        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: try Self.nasBinary())
-        process.arguments =
+        var environment: [String: String?] = ["STORAGE_EMULATOR_HOST": nil]
+        for (key, value) in extra { environment[key] = value }
+        process = try TestSupport.startNas(
             [
                 "worker", "--job-dir", jobDir, "--device-type", "cpu-test", "--poll-interval", "0.1",
                 "--runner-command", runner, "--worker-id", name,
-            ] + arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["STORAGE_EMULATOR_HOST"] = nil
-        environment.merge(extra) { $1 }
-        process.environment = environment
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
+            ] + arguments, environment: environment, outputPath: folder + "/\(name).log")
     }
 
-    var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+    var output: String { process.output }
 
     /// Waits for the exit (killing the worker after `timeout` seconds); returns the exit status.
     @discardableResult
     func waitForExit(timeout: Double = 60) async -> Int32 {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { try? await Task.sleep(nanoseconds: 20_000_000) }
-        if process.isRunning {
-            Issue.record("worker did not exit within \(timeout) s; its output:\n\(output)")
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-        return process.terminationStatus
+        let (status, ended) = await process.wait(seconds: timeout)
+        if !ended { Issue.record("worker did not exit within \(timeout) s; its output:\n\(output)") }
+        return status
     }
 
-    func kill9() {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
-
-    deinit {
-        if process.isRunning { kill9() }
+    func kill9() async {
+        await process.killAndWait()
     }
 }
 
@@ -79,14 +56,15 @@ struct ExchangeProcessTests {
         "two workers racing for the same trials: every trial is measured exactly once",
         arguments: StorageBackend.shared)
     func race(_ backend: StorageBackend) async throws {
-        let fixture = try StorageFixture(backend)
+        let fixture = try await StorageFixture(backend)
         let folder = StorageTestSupport.temporaryFolder("nas-race")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let log = folder + "/measured.txt"
         // Each measurement appends the model (which names its trial) to one log, then prints it as metrics.
         // One printf is one write(2) in append mode, so lines of concurrent workers do not interleave.
         let runner = "printf '%s\\n' \"$(cat {model})\" >> '\(log)'; sleep 0.05; cat {model}"
-        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.05, timeout: 60))
+        let trainer = TrainerExchange(
+            storage: fixture.storage, configuration: .init(pollInterval: .milliseconds(50), timeout: .seconds(60)))
         let trials = Array(1...10)
         for trial in trials.prefix(5) {
             try trainer.submit(
@@ -120,17 +98,18 @@ struct ExchangeProcessTests {
         "a worker killed while holding a claim: another takes the trial over after the lease",
         arguments: StorageBackend.shared)
     func killedWorker(_ backend: StorageBackend) async throws {
-        let fixture = try StorageFixture(backend)
+        let fixture = try await StorageFixture(backend)
         let folder = StorageTestSupport.temporaryFolder("nas-kill")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         // A's runner hangs while the test's folder exists, so that its orphan ends with the test.
         let stuck = "while [ -d '\(folder)' ]; do sleep 0.05; done; cat {model}"
-        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.05, timeout: 60))
+        let trainer = TrainerExchange(
+            storage: fixture.storage, configuration: .init(pollInterval: .milliseconds(50), timeout: .seconds(60)))
         try trainer.submit(trial: 1, model: metricsModel(latency: 11))
         let a = try WorkerProcess(fixture, folder: folder, name: "A", runner: stuck, extra: ["--lease-seconds", "1.5"])
         let claimed = try await eventually { try fixture.storage.exists(JobLayout.claimKey(trial: 1)) }
         #expect(claimed, "worker A never claimed trial 1:\n\(a.output)")
-        a.kill9()
+        await a.kill9()
         let held = try #require(try fixture.storage.read(JobLayout.claimKey(trial: 1)))
         #expect(TrialClaim.decode(held.data)?.worker == "A")
         let b = try WorkerProcess(
@@ -148,17 +127,18 @@ struct ExchangeProcessTests {
         "SIGTERM: the worker finishes the model in hand, writes its metrics, then exits 0",
         arguments: StorageBackend.shared)
     func sigterm(_ backend: StorageBackend) async throws {
-        let fixture = try StorageFixture(backend)
+        let fixture = try await StorageFixture(backend)
         let folder = StorageTestSupport.temporaryFolder("nas-term")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let started = folder + "/started"
-        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.05, timeout: 60))
+        let trainer = TrainerExchange(
+            storage: fixture.storage, configuration: .init(pollInterval: .milliseconds(50), timeout: .seconds(60)))
         try trainer.submit(trial: 1, model: metricsModel(latency: 1))
         try trainer.submit(trial: 2, model: metricsModel(latency: 2))
         let worker = try WorkerProcess(
             fixture, folder: folder, name: "W", runner: "touch '\(started)'; sleep 1; cat {model}")
         #expect(await eventually { FileManager.default.fileExists(atPath: started) }, "\(worker.output)")
-        kill(worker.process.processIdentifier, SIGTERM)
+        worker.process.signal(SIGTERM)
         #expect(await worker.waitForExit() == 0, "\(worker.output)")
         #expect(try await trainer.waitForMetrics(trial: 1).latencyMilliseconds == 1)
         #expect(try fixture.storage.exists(JobLayout.metricsKey(trial: 2)) == false)  // not started after the signal
@@ -175,17 +155,10 @@ struct ExchangeProcessTests {
             (["--job-dir", folder, "--num-latency-workers", "2", "--latency-worker-id", "2"], "[0, 1]"),
         ]
         for (arguments, reason) in cases {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try WorkerProcess.nasBinary())
-            process.arguments = ["worker", "--device-type", "cpu", "--runner-command", "cat {model}"] + arguments
-            let errors = Pipe()
-            process.standardError = errors
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 64, "\(arguments): \(text)")
-            #expect(text.contains(reason), "\(arguments): \(text)")
+            let result = try await TestSupport.nas(
+                ["worker", "--device-type", "cpu", "--runner-command", "cat {model}"] + arguments)
+            #expect(result.status == 64, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains(reason), "\(arguments): \(result.stderr)")
         }
     }
 
@@ -197,12 +170,13 @@ struct ExchangeProcessTests {
             try? FileManager.default.removeItem(atPath: data)
             try? FileManager.default.removeItem(atPath: folder)
         }
-        var emulator = try FakeGCS(dataFolder: data)
+        var emulator = try await FakeGCS(dataFolder: data)
         defer { emulator.stop() }
         try emulator.createBucket("nas-test")
         let storage = try GCSStorage(
             bucket: "nas-test", prefix: "job", configuration: StorageTestSupport.emulatorConfiguration(emulator))
-        let trainer = TrainerExchange(storage: storage, configuration: .init(pollInterval: 0.05, timeout: 90))
+        let trainer = TrainerExchange(
+            storage: storage, configuration: .init(pollInterval: .milliseconds(50), timeout: .seconds(90)))
         // Trial 2's metrics upload falls in the outage (it ends 0.3 s after the claim; the outage lasts 2 s), so
         // the worker's retries, and the trainer's polls, meet the stopped emulator.
         let runner = "if grep -q slow {model}; then sleep 0.3; fi; cat {model}"
@@ -215,9 +189,9 @@ struct ExchangeProcessTests {
         try trainer.submit(trial: 2, model: metricsModel(latency: 2, extra: ", \"slow\": 1"))
         let claimed = try await eventually { try storage.exists(JobLayout.claimKey(trial: 2)) }
         #expect(claimed)
-        emulator.stop()
+        await emulator.stopAndWait()
         try await Task.sleep(nanoseconds: 2_000_000_000)
-        emulator = try FakeGCS(port: emulator.port, dataFolder: data)
+        emulator = try await FakeGCS(port: emulator.port, dataFolder: data)
         #expect(try await trainer.waitForMetrics(trial: 2).latencyMilliseconds == 2)
         try trainer.submit(trial: 3, model: metricsModel(latency: 3))
         #expect(try await trainer.waitForMetrics(trial: 3).latencyMilliseconds == 3)

@@ -91,7 +91,7 @@ struct ExchangeTests {
         "claims: one winner, lapsed claims taken over by exactly one worker, the old holder loses its renewal",
         arguments: StorageBackend.allCases)
     func claims(_ backend: StorageBackend) async throws {
-        let fixture = try StorageFixture(backend)
+        let fixture = try await StorageFixture(backend)
         let clock = TestClock()
         func claimer(_ name: String) -> TrialClaims {
             TrialClaims(
@@ -133,7 +133,7 @@ struct ExchangeTests {
         "a measurement longer than several leases keeps its claim: renewals stop a takeover",
         arguments: StorageBackend.allCases)
     func renewal(_ backend: StorageBackend) async throws {
-        let fixture = try StorageFixture(backend)
+        let fixture = try await StorageFixture(backend)
         let folder = StorageTestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let log = folder + "/runs.txt"
@@ -142,7 +142,9 @@ struct ExchangeTests {
         func worker(_ name: String) throws -> FileWorker {
             try FileWorker(
                 storage: fixture.storage, runner: slow,
-                configuration: .init(deviceType: "cpu", pollInterval: 0.05, leaseDuration: 1.5, workerID: name),
+                configuration: .init(
+                    deviceType: "cpu", pollInterval: .milliseconds(50), leaseDuration: .milliseconds(1500),
+                    workerID: name),
                 log: { _ in })
         }
         let a = try worker("a")
@@ -160,7 +162,7 @@ struct ExchangeTests {
     @Test("a claim taken from a worker while it measures: it kills the measurement and writes nothing",
           arguments: StorageBackend.allCases)
     func aLostLeaseCancelsTheMeasurement(_ backend: StorageBackend) async throws {
-        let fixture = try StorageFixture(backend)
+        let fixture = try await StorageFixture(backend)
         let folder = StorageTestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let pidFile = folder + "/runner.pid"
@@ -169,7 +171,8 @@ struct ExchangeTests {
         try fixture.storage.write(JobLayout.modelKey(trial: 1), data: metricsModel(latency: 1))
         let worker = try FileWorker(
             storage: fixture.storage, runner: slow,
-            configuration: .init(deviceType: "cpu", pollInterval: 0.05, leaseDuration: 0.6, workerID: "a"),
+            configuration: .init(deviceType: "cpu", pollInterval: .milliseconds(50), leaseDuration: .milliseconds(600),
+                workerID: "a"),
             log: { _ in })
         async let pass = worker.runOnce()
         #expect(try await eventually { FileManager.default.fileExists(atPath: pidFile) })
@@ -188,12 +191,13 @@ struct ExchangeTests {
 
     @Test("the trainer gets the metrics a worker writes", arguments: StorageBackend.allCases)
     func trainerAndWorker(_ backend: StorageBackend) async throws {
-        let fixture = try StorageFixture(backend)
-        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.05, timeout: 60))
+        let fixture = try await StorageFixture(backend)
+        let trainer = TrainerExchange(
+            storage: fixture.storage, configuration: .init(pollInterval: .milliseconds(50), timeout: .seconds(60)))
         try trainer.submit(trial: 3, model: metricsModel(latency: 2.5, memory: 4096, extra: ", \"latency_p99_ms\": 3"))
         let worker = try FileWorker(
             storage: fixture.storage, runner: catRunner,
-            configuration: .init(deviceType: "cpu-x86", pollInterval: 0.05), log: { _ in })
+            configuration: .init(deviceType: "cpu-x86", pollInterval: .milliseconds(50)), log: { _ in })
         async let waited = trainer.waitForMetrics(trial: 3)
         let pass = await worker.runOnce()
         #expect(pass.measured == [3])
@@ -216,8 +220,10 @@ struct ExchangeTests {
         "the trainer's wait fails clearly on timeout and on a malformed metrics file",
         arguments: StorageBackend.allCases)
     func trainerFailures(_ backend: StorageBackend) async throws {
-        let fixture = try StorageFixture(backend)
-        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.02, timeout: 0.1))
+        let fixture = try await StorageFixture(backend)
+        let trainer = TrainerExchange(
+            storage: fixture.storage,
+            configuration: .init(pollInterval: .milliseconds(20), timeout: .milliseconds(100)))
         try trainer.submit(trial: 8, model: [1, 2, 3])
         let timeout = await #expect(throws: ExchangeError.self) { try await trainer.waitForMetrics(trial: 8) }
         #expect(timeout?.description.contains("no model_latency.json for trial 8") == true)
@@ -228,7 +234,7 @@ struct ExchangeTests {
 
     @Test("bad trials are reported and the worker measures the others", arguments: StorageBackend.allCases)
     func badTrials(_ backend: StorageBackend) async throws {
-        let fixture = try StorageFixture(backend)
+        let fixture = try await StorageFixture(backend)
         let storage = fixture.storage
         try storage.write(JobLayout.modelKey(trial: 1), data: metricsModel(latency: 1))
         try storage.write("abc/saved_model/model.onnx", data: metricsModel(latency: 9))
@@ -253,7 +259,7 @@ struct ExchangeTests {
 
     @Test("an object named with '..' in the bucket is reported, never followed, and the rest measured")
     func dotDotObjectNames() async throws {
-        let fixture = try StorageFixture(.gcs)
+        let fixture = try await StorageFixture(.gcs)
         let emulator = try #require(fixture.emulator)
         // GCS names may hold '..'; the storage API refuses such keys, so this one is uploaded raw.
         let http = StorageHTTP()
@@ -272,12 +278,13 @@ struct ExchangeTests {
 
     @Test("a bucket that cannot be read: the pass reports it and the worker keeps running")
     func unreadableBucket() async throws {
-        let emulator = try FakeGCS()
+        let emulator = try await FakeGCS()
         defer { emulator.stop() }
         let storage = try GCSStorage(
             bucket: "missing-bucket", prefix: "job", configuration: StorageTestSupport.emulatorConfiguration(emulator))
         let worker = try FileWorker(
-            storage: storage, runner: catRunner, configuration: .init(deviceType: "cpu", pollInterval: 0.05),
+            storage: storage, runner: catRunner,
+            configuration: .init(deviceType: "cpu", pollInterval: .milliseconds(50)),
             log: { _ in })
         let pass = await worker.runOnce()
         #expect(pass.measured.isEmpty && !pass.jobEnded)
@@ -292,8 +299,9 @@ struct ExchangeTests {
         "a model that keeps failing is given up after maxAttempts, and its trainer fails at once with the reason",
         arguments: StorageBackend.allCases)
     func givenUp(_ backend: StorageBackend) async throws {
-        let fixture = try StorageFixture(backend)
-        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.02, timeout: 60))
+        let fixture = try await StorageFixture(backend)
+        let trainer = TrainerExchange(
+            storage: fixture.storage, configuration: .init(pollInterval: .milliseconds(20), timeout: .seconds(60)))
         try trainer.submit(trial: 5, model: Array("unsupported op".utf8))
         let worker = try FileWorker(
             storage: fixture.storage, runner: catRunner, configuration: .init(deviceType: "cpu", maxAttempts: 2),
@@ -314,7 +322,7 @@ struct ExchangeTests {
 
     @Test("static partition: trial_id % num_latency_workers == latency_worker_id", arguments: StorageBackend.allCases)
     func staticPartition(_ backend: StorageBackend) async throws {
-        let fixture = try StorageFixture(backend)
+        let fixture = try await StorageFixture(backend)
         for trial in 1...6 {
             try fixture.storage.write(JobLayout.modelKey(trial: trial), data: metricsModel(latency: 1))
         }
@@ -331,13 +339,15 @@ struct ExchangeTests {
 
     @Test("the worker stops when job_status.json says the job ended", arguments: StorageBackend.allCases)
     func stopsWhenJobEnds(_ backend: StorageBackend) async throws {
-        let fixture = try StorageFixture(backend)
+        let fixture = try await StorageFixture(backend)
         try fixture.storage.write(JobLayout.modelKey(trial: 1), data: metricsModel(latency: 1))
         let worker = try FileWorker(
-            storage: fixture.storage, runner: catRunner, configuration: .init(deviceType: "cpu", pollInterval: 0.05),
+            storage: fixture.storage, runner: catRunner,
+            configuration: .init(deviceType: "cpu", pollInterval: .milliseconds(50)),
             log: { _ in })
         async let measured = worker.run()
-        let trainer = TrainerExchange(storage: fixture.storage, configuration: .init(pollInterval: 0.05, timeout: 60))
+        let trainer = TrainerExchange(
+            storage: fixture.storage, configuration: .init(pollInterval: .milliseconds(50), timeout: .seconds(60)))
         _ = try await trainer.waitForMetrics(trial: 1)
         try JobState.succeeded.write(to: fixture.storage)
         #expect(await measured == [1])
@@ -346,9 +356,10 @@ struct ExchangeTests {
 
     @Test("a stop request ends the loop")
     func stopRequest() async throws {
-        let fixture = try StorageFixture(.local)
+        let fixture = try await StorageFixture(.local)
         let worker = try FileWorker(
-            storage: fixture.storage, runner: catRunner, configuration: .init(deviceType: "cpu", pollInterval: 0.05),
+            storage: fixture.storage, runner: catRunner,
+            configuration: .init(deviceType: "cpu", pollInterval: .milliseconds(50)),
             log: { _ in })
         let stop = FileWorkerStop()
         async let measured = worker.run(until: stop)
@@ -359,9 +370,10 @@ struct ExchangeTests {
 
     @Test("cancelling the task of a running worker ends its loop")
     func cancellationEndsTheLoop() async throws {
-        let fixture = try StorageFixture(.local)
+        let fixture = try await StorageFixture(.local)
         let worker = try FileWorker(
-            storage: fixture.storage, runner: catRunner, configuration: .init(deviceType: "cpu", pollInterval: 0.05),
+            storage: fixture.storage, runner: catRunner,
+            configuration: .init(deviceType: "cpu", pollInterval: .milliseconds(50)),
             log: { _ in })
         let running = Task { await worker.run() }
         try await Task.sleep(nanoseconds: 100_000_000)

@@ -1,11 +1,12 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Fleet
 
 /// A stand-in for Google's OAuth token endpoint and the GCE metadata server (which cannot run here), and a
 /// flaky storage endpoint: a real HTTP server in Python that logs what it receives.
-final class TokenServer: @unchecked Sendable {
+final class TokenServer: Sendable {
     static let script = #"""
         import http.server, json, sys, urllib.parse
         log = open(sys.argv[1], "a", buffering=1)
@@ -45,12 +46,12 @@ final class TokenServer: @unchecked Sendable {
         server.serve_forever()
         """#
 
-    let process = Process()
+    let process: TestProcess
     let logPath: String
     let port: Int
     var endpoint: String { "http://127.0.0.1:\(port)" }
 
-    init(folder: String) throws {
+    init(folder: String) async throws {
         logPath = folder + "/requests.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         guard FileManager.default.isExecutableFile(atPath: StorageTestSupport.python) else {
@@ -58,18 +59,13 @@ final class TokenServer: @unchecked Sendable {
                 "python not found at \(StorageTestSupport.python); run scripts/bootstrap.sh or set NAS_TEST_PYTHON")
             throw StorageTestFailure("python missing")
         }
-        process.executableURL = URL(fileURLWithPath: StorageTestSupport.python)
-        process.arguments = ["-c", Self.script, logPath]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        var line = [UInt8]()
-        while let byte = try output.fileHandleForReading.read(upToCount: 1)?.first, byte != UInt8(ascii: "\n") {
-            line.append(byte)
-        }
-        guard let port = Int(String(decoding: line, as: UTF8.self)) else {
-            process.terminate()
-            throw StorageTestFailure("the token server did not start")
+        let process = try TestProcess(StorageTestSupport.python, ["-c", Self.script, logPath], separateErrors: true)
+        self.process = process
+        // The server prints its port once it listens.
+        try await TestSupport.eventually("the token server's port", seconds: 30) { process.output.contains("\n") }
+        let line = process.output.split(separator: "\n").first.map(String.init) ?? ""
+        guard let port = Int(line.trimmingCharacters(in: .whitespaces)) else {
+            throw StorageTestFailure("the token server did not start: \(line) \(process.errors)")
         }
         self.port = port
     }
@@ -78,20 +74,15 @@ final class TokenServer: @unchecked Sendable {
         ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
 
-    deinit {
-        // SIGKILL: a child of Foundation's Process inherits the spawning thread's blocked signals, SIGTERM included.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
 }
 
 @Suite("GCS credentials and retries against live HTTP servers")
 struct StorageAuthTests {
     @Test("authorized_user ADC: the refresh token is exchanged once and the access token sent to storage")
-    func authorizedUser() throws {
+    func authorizedUser() async throws {
         let folder = StorageTestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let server = try TokenServer(folder: folder)
+        let server = try await TokenServer(folder: folder)
         let adc = folder + "/adc.json"
         try Data(
             """
@@ -115,10 +106,10 @@ struct StorageAuthTests {
     }
 
     @Test("a refused refresh token is a typed auth error")
-    func refusedRefresh() throws {
+    func refusedRefresh() async throws {
         let folder = StorageTestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let server = try TokenServer(folder: folder)
+        let server = try await TokenServer(folder: folder)
         let configuration = GCSStorage.Configuration(
             endpoint: server.endpoint,
             credentials: .authorizedUser(
@@ -132,10 +123,10 @@ struct StorageAuthTests {
     }
 
     @Test("the metadata server's token, asked with Metadata-Flavor: Google; 403 is a permission error")
-    func metadataServer() throws {
+    func metadataServer() async throws {
         let folder = StorageTestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let server = try TokenServer(folder: folder)
+        let server = try await TokenServer(folder: folder)
         var configuration = try GCSStorage.Configuration.fromEnvironment(
             ["HOME": folder, "GCE_METADATA_HOST": "127.0.0.1:\(server.port)"])
         configuration.endpoint = server.endpoint

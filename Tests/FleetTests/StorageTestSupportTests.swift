@@ -69,8 +69,9 @@ enum StorageTestSupport {
     static func emulatorConfiguration(_ emulator: FakeGCS, pageSize: Int = 3) -> GCSStorage.Configuration {
         GCSStorage.Configuration(
             endpoint: emulator.endpoint, credentials: .none,
-            retry: .init(maxAttempts: 4, initialDelay: 0.05, maxDelay: 0.5), pageSize: pageSize,
-            requestTimeoutMilliseconds: 10_000)
+            retry: .init(maxAttempts: 4, initialDelay: .milliseconds(50), maxDelay: .milliseconds(500)),
+            pageSize: pageSize,
+            requestTimeout: .seconds(10))
     }
 }
 
@@ -79,42 +80,36 @@ struct StorageTestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// A running fake-gcs-server on a loopback port, stopped by ``stop()``.
-final class FakeGCS: @unchecked Sendable {
+/// A running fake-gcs-server on a loopback port, stopped by ``stop()`` or when dropped.
+final class FakeGCS: Sendable {
     let port: Int
-    let process: Process
+    let process: TestProcess
     let dataFolder: String?
     var endpoint: String { "http://127.0.0.1:\(port)" }
     /// `host:port`, as `STORAGE_EMULATOR_HOST` wants it.
     var hostAndPort: String { "127.0.0.1:\(port)" }
 
     /// Starts the emulator: in memory, or (with `dataFolder`) on disk so that a restart keeps the objects.
-    init(port: Int? = nil, dataFolder: String? = nil) throws {
+    init(port: Int? = nil, dataFolder: String? = nil) async throws {
         self.port = port ?? StorageTestSupport.freePort()
         self.dataFolder = dataFolder
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: try StorageTestSupport.emulatorBinary())
         var arguments = ["-scheme", "http", "-host", "127.0.0.1", "-port", "\(self.port)", "-log-level", "error"]
         if let dataFolder {
             arguments += ["-backend", "filesystem", "-filesystem-root", dataFolder]
         } else {
             arguments += ["-backend", "memory"]
         }
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        process = try TestProcess(try StorageTestSupport.emulatorBinary(), arguments)
         let http = StorageHTTP(timeoutMilliseconds: 1000)
-        for _ in 0..<200 {
-            if let response = try? http.perform("GET", endpoint + "/storage/v1/b", what: "probe"),
-                response.status == 200
-            {
-                return
+        let endpoint = endpoint
+        do {
+            try await TestSupport.eventually("fake-gcs-server answers on port \(self.port)", seconds: 5) {
+                (try? http.perform("GET", endpoint + "/storage/v1/b", what: "probe"))?.status == 200
             }
-            usleep(25_000)
+        } catch {
+            await stopAndWait()
+            throw StorageTestFailure("fake-gcs-server did not answer on port \(self.port): \(process.output)")
         }
-        stop()
-        throw StorageTestFailure("fake-gcs-server did not answer on port \(self.port)")
     }
 
     /// Creates a bucket.
@@ -128,15 +123,15 @@ final class FakeGCS: @unchecked Sendable {
         }
     }
 
-    /// Stops the emulator and waits for it to exit.
+    /// Kills the emulator (its reaping happens on a thread of its own), for a `defer`.
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        process.signal(SIGKILL)
     }
 
-    deinit { stop() }
+    /// Kills the emulator and waits for its end, so that its port is free again.
+    func stopAndWait() async {
+        await process.killAndWait()
+    }
 }
 
 /// The backends every storage and exchange test runs against.
@@ -161,7 +156,7 @@ final class StorageFixture: @unchecked Sendable {
     /// Extra environment of a worker process (the emulator's address).
     let environment: [String: String]
 
-    init(_ backend: StorageBackend, prefix: String = "jobs/job-1", pageSize: Int = 3) throws {
+    init(_ backend: StorageBackend, prefix: String = "jobs/job-1", pageSize: Int = 3) async throws {
         switch backend {
         case .local:
             let folder = StorageTestSupport.temporaryFolder()
@@ -171,7 +166,7 @@ final class StorageFixture: @unchecked Sendable {
             storage = try LocalStorage(root: jobDir)
             environment = [:]
         case .gcs:
-            let emulator = try FakeGCS()
+            let emulator = try await FakeGCS()
             try emulator.createBucket("nas-test")
             self.emulator = emulator
             folder = nil

@@ -6,8 +6,8 @@ import Testing
 @Suite("Storage backends (local folder and fake-gcs-server)")
 struct StorageTests {
     @Test("write, read, exists, delete", arguments: StorageBackend.allCases)
-    func readWriteDelete(_ backend: StorageBackend) throws {
-        let fixture = try StorageFixture(backend)
+    func readWriteDelete(_ backend: StorageBackend) async throws {
+        let fixture = try await StorageFixture(backend)
         let storage = fixture.storage
         #expect(try storage.read("1/saved_model/model.onnx") == nil)
         #expect(try storage.exists("1/saved_model/model.onnx") == false)
@@ -27,8 +27,8 @@ struct StorageTests {
     }
 
     @Test("list by prefix, across pages, without other prefixes", arguments: StorageBackend.allCases)
-    func listing(_ backend: StorageBackend) throws {
-        let fixture = try StorageFixture(backend, pageSize: 2)
+    func listing(_ backend: StorageBackend) async throws {
+        let fixture = try await StorageFixture(backend, pageSize: 2)
         let storage = fixture.storage
         var expected = [String]()
         for trial in 1...4 {
@@ -53,8 +53,8 @@ struct StorageTests {
     }
 
     @Test("create-if-absent lets exactly one writer win", arguments: StorageBackend.allCases)
-    func createIfAbsent(_ backend: StorageBackend) throws {
-        let fixture = try StorageFixture(backend)
+    func createIfAbsent(_ backend: StorageBackend) async throws {
+        let fixture = try await StorageFixture(backend)
         let storage = fixture.storage
         let won = try storage.createIfAbsent("5/saved_model/latency_worker_id.json", data: Array("a".utf8))
         #expect(won != nil)
@@ -64,7 +64,7 @@ struct StorageTests {
 
     @Test("create-if-absent under contention: one winner among many threads", arguments: StorageBackend.allCases)
     func createRace(_ backend: StorageBackend) async throws {
-        let fixture = try StorageFixture(backend)
+        let fixture = try await StorageFixture(backend)
         let storage = fixture.storage
         let winners = try await withThrowingTaskGroup(of: Int?.self) { group in
             for contender in 0..<8 {
@@ -83,7 +83,7 @@ struct StorageTests {
 
     @Test("a local reader never sees half a file while a writer replaces it")
     func noTornReads() async throws {
-        let fixture = try StorageFixture(.local)
+        let fixture = try await StorageFixture(.local)
         let storage = fixture.storage
         let size = 1 << 17
         try storage.write("1/saved_model/model.onnx", data: [UInt8](repeating: 0, count: size))
@@ -103,8 +103,8 @@ struct StorageTests {
     }
 
     @Test("compare-and-swap succeeds only on the generation read", arguments: StorageBackend.allCases)
-    func compareAndSwap(_ backend: StorageBackend) throws {
-        let fixture = try StorageFixture(backend)
+    func compareAndSwap(_ backend: StorageBackend) async throws {
+        let fixture = try await StorageFixture(backend)
         let storage = fixture.storage
         let first = try #require(try storage.createIfAbsent("2/claim.json", data: Array("one".utf8)))
         let second = try #require(
@@ -119,8 +119,8 @@ struct StorageTests {
     }
 
     @Test("keys that leave the job directory are typed errors", arguments: StorageBackend.allCases)
-    func badKeys(_ backend: StorageBackend) throws {
-        let fixture = try StorageFixture(backend)
+    func badKeys(_ backend: StorageBackend) async throws {
+        let fixture = try await StorageFixture(backend)
         let storage = fixture.storage
         for key in ["../escape.json", "1/../../x", "/etc/passwd", "", "1//model.onnx", "1/./x", "1/"] {
             let error = try #require(throws: StorageError.self) { try storage.write(key, data: [1]) }
@@ -149,8 +149,8 @@ struct StorageTests {
     }
 
     @Test("a bucket that does not exist is a typed error naming it")
-    func missingBucket() throws {
-        let emulator = try FakeGCS()
+    func missingBucket() async throws {
+        let emulator = try await FakeGCS()
         defer { emulator.stop() }
         let storage = try GCSStorage(
             bucket: "no-such-bucket", prefix: "job", configuration: StorageTestSupport.emulatorConfiguration(emulator))
@@ -164,7 +164,7 @@ struct StorageTests {
         let port = StorageTestSupport.freePort()
         let configuration = GCSStorage.Configuration(
             endpoint: "http://127.0.0.1:\(port)", credentials: .none,
-            retry: .init(maxAttempts: 2, initialDelay: 0.01, maxDelay: 0.02))
+            retry: .init(maxAttempts: 2, initialDelay: .milliseconds(10), maxDelay: .milliseconds(20)))
         let storage = try GCSStorage(bucket: "nas-test", configuration: configuration)
         let error = try #require(throws: StorageError.self) { try storage.read("1/x") }
         #expect(error.isTransient)

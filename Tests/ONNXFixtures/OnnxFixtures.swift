@@ -6,8 +6,8 @@ public enum OnnxFixtures {
     /// Writes `tf2onnx.onnx` (NHWC input, Transpose, Conv, Reshape, MatMul, Add, Softmax; opset 13) and
     /// `torch.onnx` (Shape / Gather / Unsqueeze / Concat / Reshape flatten, Gemm with transB; opset 11) into
     /// `directory`, both with the tutorial's layers [[3,3],[3,6]] and random weights.
-    public static func writeForeignModels(to directory: URL) throws {
-        _ = try OnnxTestSupport.runPython(
+    public static func writeForeignModels(to directory: URL) async throws {
+        _ = try await OnnxTestSupport.runPython(
             """
             import sys, os, numpy as np, onnx
             from onnx import helper, numpy_helper, TensorProto

@@ -11,14 +11,16 @@ public enum OnnxTestSupport {
         try TestSupport.python
     }
 
-    /// Runs a program to completion, capturing its output.
-    public static func run(_ executable: String, _ arguments: [String]) throws -> TestSupport.Output {
-        try TestSupport.run(executable, arguments)
+    /// Runs a program to completion, capturing its output, on a thread of its own.
+    public static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil) async throws
+        -> TestSupport.Output
+    {
+        try await TestSupport.run(executable, arguments, input: stdin)
     }
 
     /// Runs a Python script with the peer and returns its standard output; a failure throws its stderr.
-    public static func runPython(_ script: String, _ arguments: [String] = []) throws -> String {
-        let output = try run(try python(), ["-c", script] + arguments)
+    public static func runPython(_ script: String, _ arguments: [String] = []) async throws -> String {
+        let output = try await run(try python(), ["-c", script] + arguments)
         guard output.status == 0 else {
             throw TestSupportError("python failed (\(output.status)):\n\(output.stderr)")
         }

@@ -28,10 +28,10 @@ import Trainer
         #expect(try OnnxFlops.count(model).total == 784 * 4 * 51 + 784 * 8 * 33 + 125_450 + 50)
     }
 
-    @Test func foreignModelsFromOtherExportersCountTheSame() throws {
+    @Test func foreignModelsFromOtherExportersCountTheSame() async throws {
         let directory = try OnnxTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        try OnnxFixtures.writeForeignModels(to: directory)
+        try await OnnxFixtures.writeForeignModels(to: directory)
         for name in ["tf2onnx.onnx", "torch.onnx"] {
             let bytes = Array(try Data(contentsOf: directory.appendingPathComponent(name)))
             let report = try OnnxFlops.count(bytes: bytes)

@@ -31,13 +31,13 @@ import Trainer
         #expect(try decoded.serialized() == bytes)
     }
 
-    @Test func pythonOnnxReadsOurBytesAndWeReadPythons() throws {
+    @Test func pythonOnnxReadsOurBytesAndWeReadPythons() async throws {
         let directory = try OnnxTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let ours = directory.appendingPathComponent("ours.onnx")
         let theirs = directory.appendingPathComponent("theirs.onnx")
         try Data(try Self.tutorialModel().serialized()).write(to: ours)
-        let output = try OnnxTestSupport.runPython(
+        let output = try await OnnxTestSupport.runPython(
             """
             import sys, onnx
             from onnx import numpy_helper
@@ -105,11 +105,11 @@ import Trainer
         #expect(error.description.contains("nested"))
     }
 
-    @Test func committedGeneratedCodeMatchesProtocC() throws {
+    @Test func committedGeneratedCodeMatchesProtocC() async throws {
         let directory = try OnnxTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let root = OnnxTestSupport.packageRoot
-        let result = try OnnxTestSupport.run(
+        let result = try await OnnxTestSupport.run(
             "/bin/bash", [root.appendingPathComponent("scripts/gen-protos.sh").path, "--out", directory.path])
         try #require(result.status == 0, "scripts/gen-protos.sh failed: \(result.stderr)")
         for file in ["Sources/COnnx/onnx.pb-c.c", "Sources/COnnx/include/onnx.pb-c.h"] {

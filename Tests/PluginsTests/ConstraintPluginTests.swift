@@ -35,8 +35,8 @@ func pluginSource(
         directory = try TestSupport.temporaryDirectory("nas-plugins")
     }
 
-    func build(_ source: String, _ name: String) throws -> String {
-        try TestSupport.buildSharedLibrary(source: source, named: name, in: directory).path
+    func build(_ source: String, _ name: String) async throws -> String {
+        try await TestSupport.buildSharedLibrary(source: source, named: name, in: directory).path
     }
 
     func loadError(_ path: String) -> PluginError? {
@@ -48,8 +48,8 @@ func pluginSource(
         }
     }
 
-    @Test func loadsAValidPluginAndItsDescriptor() throws {
-        let plugin = try ConstraintPlugin(path: build(pluginSource(measure: true), "good"))
+    @Test func loadsAValidPluginAndItsDescriptor() async throws {
+        let plugin = try await ConstraintPlugin(path: build(pluginSource(measure: true), "good"))
         #expect(plugin.name == "custom" && plugin.metric == "custom_metric" && plugin.unit == "u")
         #expect(plugin.canMeasure && !plugin.hasScore && plugin.abiVersion == ConstraintPlugin.abiVersion)
         #expect(try plugin.measure(model: [1, 2, 3, 4, 5]) == 5)
@@ -68,26 +68,26 @@ func pluginSource(
         #expect(error.description.contains("cc -shared -fPIC"))
     }
 
-    @Test func entrySymbolMissing() throws {
-        let error = try #require(loadError(build(pluginSource(entry: "some_other_name"), "nosymbol")))
+    @Test func entrySymbolMissing() async throws {
+        let error = try #require(loadError(try await build(pluginSource(entry: "some_other_name"), "nosymbol")))
         #expect(error.code == .entrySymbolMissing)
         #expect(error.description.contains("nas_constraint_plugin"))
     }
 
-    @Test func abiTooNewAndTooOld() throws {
-        #expect(loadError(try build(pluginSource(version: "99u"), "new"))?.code == .abiTooNew)
-        #expect(loadError(try build(pluginSource(version: "0u"), "old"))?.code == .abiTooOld)
+    @Test func abiTooNewAndTooOld() async throws {
+        #expect(loadError(try await build(pluginSource(version: "99u"), "new"))?.code == .abiTooNew)
+        #expect(loadError(try await build(pluginSource(version: "0u"), "old"))?.code == .abiTooOld)
     }
 
-    @Test func emptyOrInvalidName() throws {
-        #expect(loadError(try build(pluginSource(name: "\"\""), "empty"))?.code == .invalidName)
-        #expect(loadError(try build(pluginSource(name: "NULL"), "null"))?.code == .invalidName)
-        #expect(loadError(try build(pluginSource(name: "\"has space\""), "space"))?.code == .invalidName)
+    @Test func emptyOrInvalidName() async throws {
+        #expect(loadError(try await build(pluginSource(name: "\"\""), "empty"))?.code == .invalidName)
+        #expect(loadError(try await build(pluginSource(name: "NULL"), "null"))?.code == .invalidName)
+        #expect(loadError(try await build(pluginSource(name: "\"has space\""), "space"))?.code == .invalidName)
     }
 
-    @Test func twoPluginsWithOneName() throws {
-        let first = try build(pluginSource(), "first")
-        let second = try build(pluginSource(metric: "\"other\""), "second")
+    @Test func twoPluginsWithOneName() async throws {
+        let first = try await build(pluginSource(), "first")
+        let second = try await build(pluginSource(metric: "\"other\""), "second")
         var registry = ConstraintRegistry()
         try registry.load(file: first)
         do {
@@ -114,9 +114,9 @@ func pluginSource(
     }
 
     @Test(arguments: [("nan", "*f = 0.0 / 0.0;"), ("inf", "*f = 1.0 / 0.0;"), ("negative", "*f = -0.5;")])
-    func scoreReturningAnInvalidFactorIsAnError(label: String, body: String) throws {
+    func scoreReturningAnInvalidFactorIsAnError(label: String, body: String) async throws {
         var registry = ConstraintRegistry()
-        try registry.load(file: build(pluginSource(score: "\(body) return NAS_STATUS_OK;"), "bad_\(label)"))
+        try await registry.load(file: build(pluginSource(score: "\(body) return NAS_STATUS_OK;"), "bad_\(label)"))
         let constraint = try registry.constraint(parsing: "custom<=2")
         #expect(constraint.metric == "custom_metric" && constraint.scorer != nil)
         do {
@@ -127,18 +127,18 @@ func pluginSource(
         }
     }
 
-    @Test func scoreFailureCarriesThePluginsMessage() throws {
+    @Test func scoreFailureCarriesThePluginsMessage() async throws {
         var registry = ConstraintRegistry()
         let source = pluginSource(score: "strncpy(e, \"sensor offline\", n); return NAS_STATUS_INTERNAL;")
-        try registry.load(file: build(source, "failing"))
+        try await registry.load(file: build(source, "failing"))
         let constraint = try registry.constraint(parsing: "custom<=2")
         #expect(throws: ConstraintError.self) { try constraint.factor(1) }
         do { _ = try constraint.factor(1) } catch { #expect("\(error)".contains("sensor offline")) }
     }
 
-    @Test func customScoreDrivesTheReward() throws {
+    @Test func customScoreDrivesTheReward() async throws {
         var registry = ConstraintRegistry()
-        try registry.load(file: build(pluginSource(score: "*f = a->target / (a->target + a->measured); return 0;"), "half"))
+        try await registry.load(file: build(pluginSource(score: "*f = a->target / (a->target + a->measured); return 0;"), "half"))
         let result = try Reward(constraints: [try registry.constraint(parsing: "custom<=3")])
             .evaluate(accuracy: 0.8, metrics: ["custom_metric": 3])
         #expect(abs(result.reward - 0.4) < 1e-12)
@@ -162,9 +162,9 @@ func pluginSource(
         #expect(try constraint.factor(100) == 0)
     }
 
-    @Test func standardRegistryReadsTheEnvironmentVariable() throws {
+    @Test func standardRegistryReadsTheEnvironmentVariable() async throws {
         let directory = try TestSupport.temporaryDirectory("nas-env-plugins")
-        _ = try TestSupport.buildSharedLibrary(source: pluginSource(name: "\"from_env\""), named: "env", in: directory)
+        _ = try await TestSupport.buildSharedLibrary(source: pluginSource(name: "\"from_env\""), named: "env", in: directory)
         let registry = try ConstraintRegistry.standard(
             directories: [], environment: [ConstraintRegistry.environmentVariable: directory.path])
         #expect(registry.kind(named: "from_env")?.plugin != nil)

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import System
+import TestSupport
 import Testing
 
 /// Signals sent to the test process itself: SIGUSR1/SIGUSR2, which nothing else here uses.
@@ -36,7 +37,7 @@ import Testing
         kill(getpid(), SIGUSR1)
         await trap.wait(untilCount: 2)
         // The callback runs after the waiters are woken: wait for it, do not race it.
-        try await eventually("two callbacks") { seen.withLock { $0.count } == 2 }
+        try await TestSupport.eventually("two callbacks") { seen.withLock { $0.count } == 2 }
         #expect(seen.withLock { $0 } == ["USR2 1", "USR1 2"])
     }
 
@@ -50,6 +51,16 @@ import Testing
         #expect(first.count == 0 && second.count == 1)
         second.release()
         #expect(try !Self.isCaught(SIGUSR1))
+    }
+
+    @Test func aSignalThatCannotBeTrappedIsAClearErrorAndLeavesNothingTrapped() throws {
+        do {
+            _ = try SignalTrap([SIGUSR2, SIGKILL])
+            Issue.record("SIGKILL was trapped")
+        } catch {
+            #expect(error.description.hasPrefix("cannot trap signal 9: Invalid argument"), "\(error)")
+        }
+        #expect(try !Self.isCaught(SIGUSR2))
     }
 
     @Test func aWaiterReturnsWhenReleasedOrCancelled() async throws {

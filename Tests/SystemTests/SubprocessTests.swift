@@ -132,7 +132,7 @@ import Testing
         #expect(getpgid(grandchild) == process.pid)
         process.signal(SIGKILL, toGroup: true)
         #expect(await process.wait() == .signaled(SIGKILL))
-        try await eventually("the grandchild \(grandchild) ended") { hasEnded(grandchild) }
+        try await TestSupport.eventually("the grandchild \(grandchild) ended") { hasEnded(grandchild) }
     }
 
     @Test func whatALeaderLeavesInItsGroupIsKilledWhenItEnds() async throws {
@@ -142,7 +142,7 @@ import Testing
             processGroup: .ownKilledWithLeader)
         #expect(await process.wait() == .exited(0))
         let grandchild = try await pidWritten(to: log)
-        try await eventually("the grandchild \(grandchild) ended") { hasEnded(grandchild) }
+        try await TestSupport.eventually("the grandchild \(grandchild) ended") { hasEnded(grandchild) }
     }
 
     @Test func terminateAsksFirstThenKills() async throws {
@@ -196,7 +196,7 @@ import Testing
         let trainer = try await pidWritten(to: pids)
         parent.signal(SIGKILL)
         #expect(await parent.wait() == .signaled(SIGKILL))
-        try await eventually("the trainer \(trainer) ended") { hasEnded(trainer) }
+        try await TestSupport.eventually("the trainer \(trainer) ended") { hasEnded(trainer) }
         #expect(try String(contentsOfFile: log, encoding: .utf8).contains("is gone; stopping"))
     }
 }
@@ -204,7 +204,7 @@ import Testing
 /// The first pid the shell wrote to `path`.
 func pidWritten(to path: String) async throws -> pid_t {
     var pid: pid_t?
-    try await eventually("a pid in \(path)") {
+    try await TestSupport.eventually("a pid in \(path)") {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         pid = text.split(separator: "\n").first.flatMap { pid_t($0) }
         return pid != nil
@@ -218,15 +218,4 @@ func hasEnded(_ pid: pid_t) -> Bool {
     // The state follows the command's closing parenthesis.
     guard let close = stat.lastIndex(of: ")") else { return true }
     return stat[stat.index(close, offsetBy: 2)...].hasPrefix("Z")
-}
-
-/// Polls `condition` until it holds (bounded): the tests wait on states, not on durations.
-func eventually(_ what: String, seconds: Double = 20, _ condition: () throws -> Bool) async throws {
-    let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while true {
-        if try condition() { return }
-        if ContinuousClock.now >= end { break }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    throw TestSupportError("never happened within \(seconds) s: \(what)")
 }

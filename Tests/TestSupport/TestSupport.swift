@@ -1,4 +1,5 @@
 import Foundation
+import System
 
 /// Paths and processes shared by the test targets.
 public enum TestSupport {
@@ -52,7 +53,7 @@ public enum TestSupport {
 
     /// What a finished process left.
     public struct Output: Sendable {
-        /// The exit status (or the signal number for a killed process).
+        /// The status a shell reports: the exit status, or 128 + the number of the signal that killed it.
         public var status: Int32
         /// Standard output as text.
         public var stdout: String
@@ -60,56 +61,67 @@ public enum TestSupport {
         public var stderr: String
     }
 
-    /// Runs a program to its end, feeding `input` to its standard input.
+    /// Runs a program to its end, feeding `input` to its standard input; the waiting happens on a thread of its
+    /// own, never on Swift's cooperative pool (a blocked pool thread stalls every other test's tasks).
     @discardableResult
     public static func run(
         _ executable: String, _ arguments: [String], input: Data? = nil, environment: [String: String]? = nil,
         currentDirectory: URL? = nil
-    ) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    ) async throws -> Output {
+        await processSlots.acquire()
+        do {
+            let result = try await Subprocess.run(
+                executable, arguments, input: input.map { Array($0) } ?? [], environment: environment ?? [:],
+                workingDirectory: currentDirectory?.path)
+            await processSlots.release()
+            return Output(status: result.termination.shellStatus, stdout: result.outputText, stderr: result.errorText)
+        } catch {
+            await processSlots.release()
+            throw error
         }
-        if let currentDirectory { process.currentDirectoryURL = currentDirectory }
-        let stdout = Pipe()
-        let stderr = Pipe()
-        let stdin = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = stdin
-        try process.run()
-        // Read both pipes while the process runs so that neither fills up and blocks it.
-        let group = DispatchGroup()
-        nonisolated(unsafe) var outData = Data()
-        nonisolated(unsafe) var errData = Data()
-        DispatchQueue.global().async(group: group) { outData = stdout.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: group) { errData = stderr.fileHandleForReading.readDataToEndOfFile() }
-        if let input { stdin.fileHandleForWriting.write(input) }
-        try stdin.fileHandleForWriting.close()
-        process.waitUntilExit()
-        group.wait()
-        return Output(
-            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Programs run to their end by `run` at once: one per core (at least 2). Tests that wait without holding a
+    /// thread all run at once, and unbounded, their trainers and searches would share the cores dozens at a time
+    /// and each run past its deadlines.
+    static let processSlots = Slots(max(2, ProcessInfo.processInfo.activeProcessorCount))
+
+    /// A counting semaphore for tasks.
+    actor Slots {
+        private var free: Int
+        private var waiters: [CheckedContinuation<Void, Never>] = []
+
+        init(_ count: Int) { free = count }
+
+        func acquire() async {
+            if free > 0 {
+                free -= 1
+                return
+            }
+            await withCheckedContinuation { waiters.append($0) }
+        }
+
+        func release() {
+            if waiters.isEmpty { free += 1 } else { waiters.removeFirst().resume() }
+        }
     }
 
     /// Runs the built `nas` with arguments.
     @discardableResult
-    public static func nas(_ arguments: [String], input: String? = nil, environment: [String: String]? = nil) throws
-        -> Output
+    public static func nas(_ arguments: [String], input: String? = nil, environment: [String: String]? = nil)
+        async throws -> Output
     {
-        try run(nas.path, arguments, input: input.map { Data($0.utf8) }, environment: environment)
+        try await run(try nasBinary(), arguments, input: input.map { Data($0.utf8) }, environment: environment)
     }
 
     /// Compiles C source into a shared library with the system C compiler, as a plugin author would.
-    public static func buildSharedLibrary(source: String, named name: String, in directory: URL) throws -> URL {
+    public static func buildSharedLibrary(source: String, named name: String, in directory: URL) async throws -> URL {
         let sourceURL = directory.appendingPathComponent("\(name).c")
         try source.write(to: sourceURL, atomically: true, encoding: .utf8)
         let output = directory.appendingPathComponent("lib\(name).so")
         let include = packageRoot.appendingPathComponent("plugins/include").path
-        let result = try run("/usr/bin/cc", ["-shared", "-fPIC", "-I", include, "-o", output.path, sourceURL.path])
+        let result = try await run(
+            "/usr/bin/cc", ["-shared", "-fPIC", "-I", include, "-o", output.path, sourceURL.path])
         guard result.status == 0 else { throw TestSupportError("cc failed for \(name): \(result.stderr)") }
         return output
     }

@@ -12,14 +12,14 @@ import Testing
         [ConvLayer(kernelSize: 5, filters: 4), ConvLayer(kernelSize: 2, filters: 8)],
         [],
     ])
-    func exportPassesTheOnnxCheckerWithFullCheck(layers: [ConvLayer]) throws {
+    func exportPassesTheOnnxCheckerWithFullCheck(layers: [ConvLayer]) async throws {
         let architecture = CNNArchitecture(layers: layers)
         let weights = OnnxExport.randomWeights(for: architecture, seed: 7)
         let directory = try OnnxTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("model.onnx")
         try Data(try OnnxExport.serialized(architecture: architecture, weights: weights)).write(to: file)
-        let output = try OnnxTestSupport.runPython(
+        let output = try await OnnxTestSupport.runPython(
             """
             import sys, onnx
             m = onnx.load(sys.argv[1])

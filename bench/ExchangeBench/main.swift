@@ -3,6 +3,7 @@
 // Run by bench/exchange/run.sh (on demand, never in CI). Prints medians next to the seed's floor.
 import Fleet
 import Foundation
+import System
 
 #if canImport(Glibc)
     import Glibc
@@ -78,16 +79,11 @@ func bench(_ label: String, storage: any ObjectStorage, jobDir: String, environm
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }
     let measuring = try await runnerSeconds(folder)
-    let worker = Process()
-    worker.executableURL = URL(fileURLWithPath: nas)
-    worker.arguments = [
-        "worker", "--job-dir", jobDir, "--device-type", "bench", "--runner-command", "cat {model}",
-    ]
-    worker.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    worker.standardError = FileHandle.nullDevice
-    worker.standardOutput = FileHandle.nullDevice
-    try worker.run()
-    defer { if worker.isRunning { kill(worker.processIdentifier, SIGKILL) } }
+    let worker = try Subprocess(
+        executable: nas,
+        arguments: ["worker", "--job-dir", jobDir, "--device-type", "bench", "--runner-command", "cat {model}"],
+        environment: environment, standardOutput: .discard, standardError: .discard)
+    defer { worker.signal(SIGKILL) }
     let trainer = TrainerExchange(storage: storage)  // the defaults: 1 s poll, 600 s timeout
     var turnarounds = [Double]()
     for trial in 1...trials {
@@ -99,7 +95,7 @@ func bench(_ label: String, storage: any ObjectStorage, jobDir: String, environm
         turnarounds.append(Date().timeIntervalSince(start) - measuring)
     }
     try JobState.succeeded.write(to: storage)
-    while worker.isRunning { try await Task.sleep(nanoseconds: 20_000_000) }
+    _ = await worker.wait()
     let name = label.count < 16 ? label + String(repeating: " ", count: 16 - label.count) : label
     print(
         name
@@ -117,31 +113,24 @@ let local = try await bench(
     "local folder", storage: try LocalStorage(root: localRoot), jobDir: localRoot, environment: [:])
 
 let port = freePort()
-let emulator = Process()
-emulator.executableURL = URL(fileURLWithPath: emulatorBinary)
-emulator.arguments = [
-    "-scheme", "http", "-host", "127.0.0.1", "-port", "\(port)", "-backend", "memory", "-log-level", "error",
-]
-emulator.standardOutput = FileHandle.nullDevice
-emulator.standardError = FileHandle.nullDevice
-try emulator.run()
-defer {
-    kill(emulator.processIdentifier, SIGKILL)
-    emulator.waitUntilExit()
-}
+let emulator = try Subprocess(
+    executable: emulatorBinary,
+    arguments: [
+        "-scheme", "http", "-host", "127.0.0.1", "-port", "\(port)", "-backend", "memory", "-log-level", "error",
+    ],
+    standardOutput: .discard, standardError: .discard)
+defer { emulator.signal(SIGKILL) }
 let configuration = GCSStorage.Configuration(endpoint: "http://127.0.0.1:\(port)", credentials: .none)
 var created = false
 for _ in 0..<200 where !created {
-    let task = Process()
-    task.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-    task.arguments = [
-        "-sf", "-o", "/dev/null", "-X", "POST", "-H", "Content-Type: application/json", "-d", #"{"name":"bench"}"#,
-        "http://127.0.0.1:\(port)/storage/v1/b",
-    ]
-    try task.run()
-    task.waitUntilExit()
-    created = task.terminationStatus == 0
-    if !created { usleep(25_000) }
+    let result = try await Subprocess.run(
+        "/usr/bin/curl",
+        [
+            "-sf", "-o", "/dev/null", "-X", "POST", "-H", "Content-Type: application/json", "-d", #"{"name":"bench"}"#,
+            "http://127.0.0.1:\(port)/storage/v1/b",
+        ])
+    created = result.termination == .exited(0)
+    if !created { try await Task.sleep(for: .milliseconds(25)) }
 }
 let gcs = try await bench(
     "fake-gcs-server", storage: try GCSStorage(bucket: "bench", prefix: "job", configuration: configuration),

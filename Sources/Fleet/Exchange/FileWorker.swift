@@ -1,4 +1,5 @@
 import Foundation
+internal import System
 import Synchronization
 
 /// A stop request shared between a signal handler and a running ``FileWorker``: the worker finishes the model
@@ -32,10 +33,10 @@ public final class FileWorker: Sendable {
         /// The seed's `num_latency_workers`: with more than 1, the worker only takes trials with
         /// `trial_id % numLatencyWorkers == latencyWorkerID`; with 1 (the default) claims alone share the work.
         public var numLatencyWorkers: Int
-        /// Seconds between two scans when there was nothing to do; default 1.
-        public var pollInterval: Double
-        /// Seconds a claim holds without renewal; renewed every third of it while measuring. Default 30.
-        public var leaseDuration: Double
+        /// The time between two scans when there was nothing to do; default 1 s.
+        public var pollInterval: Duration
+        /// How long a claim holds without renewal; renewed every third of it while measuring. Default 30 s.
+        public var leaseDuration: Duration
         /// The unique id of this worker process, written into claims (host, pid and a random part by default).
         public var workerID: String
         /// Where models are downloaded for the runner.
@@ -46,8 +47,9 @@ public final class FileWorker: Sendable {
 
         /// Builds a configuration (defaults: no partition, 1 s poll, 30 s lease).
         public init(
-            deviceType: String, latencyWorkerID: Int = 0, numLatencyWorkers: Int = 1, pollInterval: Double = 1,
-            leaseDuration: Double = 30, workerID: String? = nil, scratchFolder: String = NSTemporaryDirectory(),
+            deviceType: String, latencyWorkerID: Int = 0, numLatencyWorkers: Int = 1,
+            pollInterval: Duration = .seconds(1), leaseDuration: Duration = .seconds(30), workerID: String? = nil,
+            scratchFolder: String = NSTemporaryDirectory(),
             maxAttempts: Int = 3
         ) {
             self.maxAttempts = max(1, maxAttempts)
@@ -74,10 +76,12 @@ public final class FileWorker: Sendable {
                 throw ExchangeError.invalidConfiguration(
                     "--latency-worker-id is \(latencyWorkerID); it must be in [0, \(numLatencyWorkers - 1)]")
             }
-            if !(pollInterval > 0) {
+            if pollInterval <= .zero {
                 throw ExchangeError.invalidConfiguration("the poll interval must be greater than 0 s")
             }
-            if !(leaseDuration >= 0.3) { throw ExchangeError.invalidConfiguration("the lease must be at least 0.3 s") }
+            if leaseDuration < .milliseconds(300) {
+                throw ExchangeError.invalidConfiguration("the lease must be at least 0.3 s")
+            }
         }
     }
 
@@ -120,7 +124,8 @@ public final class FileWorker: Sendable {
         self.log = log
         claims = TrialClaims(
             storage: storage, worker: configuration.workerID, latencyWorkerID: configuration.latencyWorkerID,
-            deviceType: configuration.deviceType, leaseDuration: configuration.leaseDuration, clock: clock)
+            deviceType: configuration.deviceType, leaseDuration: configuration.leaseDuration.inSeconds,
+            clock: clock)
     }
 
     /// Writes a line to standard error.
@@ -141,7 +146,7 @@ public final class FileWorker: Sendable {
                 return measured
             }
             if !pass.measured.isEmpty { continue }  // more models may have arrived while measuring
-            let wake = Date().addingTimeInterval(configuration.pollInterval)
+            let wake = Date().addingTimeInterval(configuration.pollInterval.inSeconds)
             while !stop.isRequested && !Task.isCancelled && wake.timeIntervalSinceNow > 0 {
                 try? await Task.sleep(nanoseconds: UInt64(min(0.05, max(0, wake.timeIntervalSinceNow)) * 1e9))
             }
@@ -261,7 +266,7 @@ public final class FileWorker: Sendable {
         let holder = LeaseHolder(lease)
         let (claims, runner, storage) = (self.claims, self.runner, self.storage)
         let (runnerName, log) = (self.runnerName, self.log)
-        let interval = configuration.leaseDuration / 3
+        let interval = configuration.leaseDuration.inSeconds / 3
         let trial = lease.trial
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {

@@ -1,5 +1,6 @@
 import Constraints
 import Foundation
+internal import System
 
 /// The trainer's side of the file exchange: publish a trial's model, wait for a worker's metrics.
 ///
@@ -9,13 +10,13 @@ import Foundation
 public struct TrainerExchange: Sendable {
     /// Polling and timeout.
     public struct Configuration: Sendable {
-        /// Seconds between two looks for `model_latency.json`; default 1.
-        public var pollInterval: Double
-        /// Seconds to wait in all before failing; default 600, as in the seed.
-        public var timeout: Double
+        /// The time between two looks for `model_latency.json`; default 1 s.
+        public var pollInterval: Duration
+        /// How long to wait in all before failing; default 600 s, as in the seed.
+        public var timeout: Duration
 
         /// Builds a configuration (defaults: 1 s poll, 600 s timeout).
-        public init(pollInterval: Double = 1, timeout: Double = 600) {
+        public init(pollInterval: Duration = .seconds(1), timeout: Duration = .seconds(600)) {
             self.pollInterval = pollInterval
             self.timeout = timeout
         }
@@ -66,7 +67,7 @@ public struct TrainerExchange: Sendable {
     /// errors (an outage) are ridden out until the timeout.
     public func waitForMetrics(trial: Int) async throws -> LatencyMetrics {
         let key = JobLayout.metricsKey(trial: trial)
-        let deadline = Date().addingTimeInterval(configuration.timeout)
+        let deadline = Date().addingTimeInterval(configuration.timeout.inSeconds)
         var lastError: String?
         while true {
             do {
@@ -86,9 +87,10 @@ public struct TrainerExchange: Sendable {
             let remaining = deadline.timeIntervalSinceNow
             if remaining <= 0 {
                 throw ExchangeError.metricsTimeout(
-                    trial: trial, seconds: configuration.timeout, location: storage.location, lastError: lastError)
+                    trial: trial, seconds: configuration.timeout.inSeconds, location: storage.location,
+                    lastError: lastError)
             }
-            try await Task.sleep(nanoseconds: UInt64(min(configuration.pollInterval, remaining) * 1e9))
+            try await Task.sleep(nanoseconds: UInt64(min(configuration.pollInterval.inSeconds, remaining) * 1e9))
         }
     }
 

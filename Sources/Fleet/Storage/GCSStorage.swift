@@ -1,4 +1,5 @@
 import Foundation
+internal import System
 import Synchronization
 
 /// A job directory in a Google Cloud Storage bucket, spoken to through the GCS JSON API over libcurl.
@@ -18,13 +19,14 @@ public final class GCSStorage: ObjectStorage {
         public var retry: RetryPolicy
         /// Objects per page when listing (GCS allows at most 1000); small values exercise paging.
         public var pageSize: Int
-        /// Deadline of one request, in milliseconds.
-        public var requestTimeoutMilliseconds: Int
+        /// Deadline of one request.
+        public var requestTimeout: Duration
 
         /// A configuration with the defaults: 1000 objects per page, 30 s per request, ``RetryPolicy/standard``.
         public init(
             endpoint: String = "https://storage.googleapis.com", credentials: Credentials,
-            retry: RetryPolicy = .standard, pageSize: Int = 1000, requestTimeoutMilliseconds: Int = 30_000
+            retry: RetryPolicy = .standard, pageSize: Int = 1000,
+            requestTimeout: Duration = .seconds(30)
         ) {
             var endpoint = endpoint
             while endpoint.hasSuffix("/") { endpoint.removeLast() }
@@ -32,7 +34,7 @@ public final class GCSStorage: ObjectStorage {
             self.credentials = credentials
             self.retry = retry
             self.pageSize = max(1, min(pageSize, 1000))
-            self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
+            self.requestTimeout = requestTimeout
         }
 
         /// Google's usual order: `STORAGE_EMULATOR_HOST` (no auth, like Google's client libraries), an access
@@ -108,25 +110,26 @@ public final class GCSStorage: ObjectStorage {
     public struct RetryPolicy: Sendable, Hashable {
         /// Attempts in all, the first included.
         public var maxAttempts: Int
-        /// The delay before the first retry, in seconds; it doubles on each retry.
-        public var initialDelay: Double
-        /// The longest delay between two attempts, in seconds.
-        public var maxDelay: Double
+        /// The delay before the first retry; it doubles on each retry.
+        public var initialDelay: Duration
+        /// The longest delay between two attempts.
+        public var maxDelay: Duration
 
         /// Builds a policy.
-        public init(maxAttempts: Int, initialDelay: Double, maxDelay: Double) {
+        public init(maxAttempts: Int, initialDelay: Duration, maxDelay: Duration) {
             self.maxAttempts = max(1, maxAttempts)
             self.initialDelay = initialDelay
             self.maxDelay = maxDelay
         }
 
         /// 7 attempts, 0.25 s doubling up to 8 s: rides out about half a minute of outage.
-        public static let standard = RetryPolicy(maxAttempts: 7, initialDelay: 0.25, maxDelay: 8)
+        public static let standard = RetryPolicy(
+            maxAttempts: 7, initialDelay: .milliseconds(250), maxDelay: .seconds(8))
 
         /// The delay before retry number `retry` (0-based): half fixed, half random, so that many clients hit by
         /// one outage do not come back in lockstep.
         func delay(beforeRetry retry: Int) -> Double {
-            let ceiling = min(maxDelay, initialDelay * pow(2, Double(retry)))
+            let ceiling = min(maxDelay.inSeconds, initialDelay.inSeconds * pow(2, Double(retry)))
             return ceiling / 2 + Double.random(in: 0...(ceiling / 2))
         }
     }
@@ -151,7 +154,8 @@ public final class GCSStorage: ObjectStorage {
             throw StorageError.invalidLocation("gs://\(bucket)/\(prefix)", "not a Cloud Storage URL")
         }
         self.configuration = configuration
-        self.http = StorageHTTP(timeoutMilliseconds: configuration.requestTimeoutMilliseconds)
+        self.http = StorageHTTP(
+            timeoutMilliseconds: max(1, Int(configuration.requestTimeout.inSeconds * 1000)))
         self.tokens = GCSTokenSource(configuration.credentials, http: http)
     }
 
