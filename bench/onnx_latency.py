@@ -116,8 +116,8 @@ def main():
         for _ in range(args.rounds):
             for name, path in paths.items():
                 report = native(args.nas, path, args.warmup, args.repeats)
-                results[name]["native"].append(report["p50_ms"])
-                results[name]["memory"] = report["peak_memory_bytes"]
+                results[name]["native"].append(report["latency_ms"])
+                results[name]["memory"] = report["memory_bytes"]
                 results[name]["ort"].append(ort_p50(path, args.warmup, args.repeats))
         print(f"batch-1 p50 latency, median of {args.rounds} rounds x {args.repeats} runs (onnxruntime {ort.__version__}, 1 thread)")
         print(f"{'model':<12} {'native ms':>10} {'ort ms':>10} {'native/ort':>11} {'arena bytes':>12}")
@@ -126,7 +126,7 @@ def main():
             print(f"{name:<12} {n:>10.4f} {o:>10.4f} {n / o:>11.3f} {r['memory']:>12}")
         print("* informational, not a target: depthwise/pointwise blocks with ReLU6 on a 96x96x3 input")
         first = next(iter(paths))
-        p50s = [native(args.nas, paths[first], args.warmup, args.repeats)["p50_ms"] for _ in range(args.stability)]
+        p50s = [native(args.nas, paths[first], args.warmup, args.repeats)["latency_ms"] for _ in range(args.stability)]
         cv = statistics.stdev(p50s) / statistics.mean(p50s) * 100
         print(f"stability: {args.stability} separate `nas measure` runs of {first}: p50 mean {statistics.mean(p50s):.4f} ms, "
               f"CV {cv:.2f}% (target <= 3%)")

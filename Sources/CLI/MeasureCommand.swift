@@ -11,7 +11,8 @@ struct MeasureCommand: ParsableCommand {
         discussion: """
             Runs --warmup untimed inferences, then at least --repeats timed ones and for at least --min-time \
             seconds. --json prints \
-            {"mean_ms","p50_ms","p90_ms","p99_ms","stddev_ms","count","peak_memory_bytes"}.
+            {"latency_ms" (the p50),"latency_mean_ms","latency_p90_ms","latency_p99_ms","latency_stddev_ms","latency_runs", \
+            "memory_bytes"}: the names trials report.
             """
     )
 

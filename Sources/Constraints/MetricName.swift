@@ -47,6 +47,10 @@ public struct MetricName: RawRepresentable, Hashable, Sendable, Comparable, Expr
     public static let latencyP90: MetricName = "latency_p90_ms"
     /// 99th-percentile latency, milliseconds.
     public static let latencyP99: MetricName = "latency_p99_ms"
+    /// Standard deviation of the latency, milliseconds.
+    public static let latencyStddev: MetricName = "latency_stddev_ms"
+    /// How many timed runs the latency statistics come from.
+    public static let latencyRuns: MetricName = "latency_runs"
     /// Peak working memory of one inference on a device, bytes.
     public static let memory: MetricName = "memory_bytes"
 

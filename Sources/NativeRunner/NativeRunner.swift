@@ -2,6 +2,7 @@
 // the glue: reading the model file, timing it on a thread of its own and naming the metrics the way runners and the
 // file exchange agree on. It depends on both so that neither depends on the other: the fleet builds without the
 // engine and OpenBLAS, and `nas worker`, `nas search`'s embedded fleet and in-trainer measurement inject it.
+import Constraints
 import Engine
 import Fleet
 import Foundation
@@ -9,7 +10,8 @@ import ONNX
 
 /// Measures models in this process with the native ONNX engine and its harness (warm-up, then repetitions):
 /// how a CPU worker measures. Reports `latency_ms` (p50), `memory_bytes` (the engine's peak working memory) and the
-/// harness's statistics (`mean_ms`, `p50_ms`, `p90_ms`, `p99_ms`, `stddev_ms`, `count`).
+/// harness's statistics (`latency_mean_ms`, `latency_p90_ms`, `latency_p99_ms`, `latency_stddev_ms`,
+/// `latency_runs`): the names trials report (`MetricName`).
 public struct NativeRunner: ModelRunner {
     /// The harness's settings.
     public var options: MeasurementOptions
@@ -41,10 +43,11 @@ public struct NativeRunner: ModelRunner {
                 }
             }
         }
-        return [
-            MetricKey.latency: report.p50Ms, MetricKey.memory: Double(report.peakMemoryBytes), "mean_ms": report.meanMs,
-            "p50_ms": report.p50Ms, "p90_ms": report.p90Ms, "p99_ms": report.p99Ms, "stddev_ms": report.stddevMs,
-            "count": Double(report.count),
+        let metrics: [(MetricName, Double)] = [
+            (.latency, report.p50Ms), (.memory, Double(report.peakMemoryBytes)), (.latencyMean, report.meanMs),
+            (.latencyP90, report.p90Ms), (.latencyP99, report.p99Ms), (.latencyStddev, report.stddevMs),
+            (.latencyRuns, Double(report.count)),
         ]
+        return Dictionary(uniqueKeysWithValues: metrics.map { ($0.0.rawValue, $0.1) })
     }
 }

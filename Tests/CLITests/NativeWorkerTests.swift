@@ -37,7 +37,7 @@ import Trainer
         let metrics = try #require(answer["metrics"] as? [String: Double])
         #expect((metrics["latency_ms"] ?? 0) > 0)
         #expect((metrics["memory_bytes"] ?? 0) > 10_000)
-        #expect(metrics["count"] == 20)
+        #expect(metrics["latency_runs"] == 20)
 
         let garbage = TestSupport.packageRoot.appendingPathComponent("README.md").path
         let refused = try await TestSupport.nas(

@@ -96,9 +96,9 @@ extension OnnxCommandsTests {
             let result = try await Self.run(["measure", model.path, "--warmup", "2", "--repeats", "30", "--json"])
             #expect(result.status == 0, "\(result.stderr)")
             let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
-            #expect(object?["count"] as? Int == 30)
-            #expect((object?["p50_ms"] as? Double ?? 0) > 0)
-            #expect((object?["peak_memory_bytes"] as? Int ?? 0) > 784 * 4)
+            #expect(object?["latency_runs"] as? Int == 30)
+            #expect((object?["latency_ms"] as? Double ?? 0) > 0)
+            #expect((object?["memory_bytes"] as? Int ?? 0) > 784 * 4)
             let text = try await Self.run(["measure", model.path, "--repeats", "5"])
             #expect(text.stdout.contains("p50 "))
             let bad = try await Self.run(["measure", model.path, "--repeats", "0"])

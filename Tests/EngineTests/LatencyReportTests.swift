@@ -24,7 +24,7 @@ import Trainer
         let object = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(report)) as? [String: Any]
         #expect(
             Set(object?.keys ?? [:].keys) == [
-                "mean_ms", "p50_ms", "p90_ms", "p99_ms", "stddev_ms", "count", "peak_memory_bytes",
+                "latency_mean_ms", "latency_ms", "latency_p90_ms", "latency_p99_ms", "latency_stddev_ms", "latency_runs", "memory_bytes",
             ])
         #expect(try JSONDecoder().decode(LatencyReport.self, from: try JSONEncoder().encode(report)) == report)
     }

@@ -41,6 +41,11 @@ struct ExchangeTests {
         let seed = try LatencyMetrics.decode(
             Array(#"{"latency_in_milliseconds": 2.0, "model_memory": 0}"#.utf8), path: "x")
         #expect(seed == LatencyMetrics(latencyMilliseconds: 2, memoryBytes: 0))
+        // A runner that reports no memory: the metric is missing, not 0, in the file and in the trial's metrics.
+        let noMemory = try LatencyMetrics(runnerMetrics: ["latency_ms": 1.5], runner: "r")
+        #expect(noMemory.memoryBytes == nil && noMemory.metrics == ["latency_ms": 1.5])
+        #expect(!String(decoding: noMemory.encoded(), as: UTF8.self).contains("model_memory"))
+        #expect(try LatencyMetrics.decode(noMemory.encoded(), path: "x") == noMemory)
         // A runner without latency is an error naming what it gave.
         let error = try #require(throws: ExchangeError.self) {
             try LatencyMetrics(runnerMetrics: ["memory_bytes": 1], runner: "my-runner")
@@ -53,7 +58,7 @@ struct ExchangeTests {
         let cases: [(String, String)] = [
             ("latency: 3", "not JSON"), ("[1, 2]", "not an object"),
             (#"{"model_memory": 0}"#, "lacks \"latency_in_milliseconds\""),
-            (#"{"latency_in_milliseconds": 1}"#, "lacks \"model_memory\""),
+            (#"{"latency_in_milliseconds": 1, "model_memory": "big"}"#, "\"model_memory\" is not a finite number"),
             (#"{"latency_in_milliseconds": "fast", "model_memory": 0}"#, "not a finite number"),
             (#"{"latency_in_milliseconds": NaN, "model_memory": 0}"#, "not a finite number"),
         ]

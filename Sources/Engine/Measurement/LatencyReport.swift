@@ -52,14 +52,15 @@ public struct LatencyReport: Hashable, Sendable, Codable {
             stddevMs: variance.squareRoot(), count: count, peakMemoryBytes: peakMemoryBytes)
     }
 
+    /// The names trials, runners and `nas measure --json` share (`MetricName` in Constraints).
     enum CodingKeys: String, CodingKey {
-        case meanMs = "mean_ms"
-        case p50Ms = "p50_ms"
-        case p90Ms = "p90_ms"
-        case p99Ms = "p99_ms"
-        case stddevMs = "stddev_ms"
-        case count
-        case peakMemoryBytes = "peak_memory_bytes"
+        case meanMs = "latency_mean_ms"
+        case p50Ms = "latency_ms"
+        case p90Ms = "latency_p90_ms"
+        case p99Ms = "latency_p99_ms"
+        case stddevMs = "latency_stddev_ms"
+        case count = "latency_runs"
+        case peakMemoryBytes = "memory_bytes"
     }
 }
 

@@ -284,7 +284,7 @@ public final class FileWorker: Sendable {
                 }
                 let encoded = result.encoded()
                 try await offPool { try storage.write(JobLayout.metricsKey(trial: trial), data: encoded) }
-                log("trial \(trial): latency \(result.latencyMilliseconds) ms, memory \(Int(result.memoryBytes)) bytes")
+                log("trial \(trial): latency \(result.latencyMilliseconds) ms, memory \(result.memoryBytes.map { "\(Int($0)) bytes" } ?? "not reported")")
                 return true
             }
             // The renewals run and sleep on the fleet's threads: a process whose global executor is busy for

@@ -10,13 +10,14 @@ public struct LatencyMetrics: Sendable, Hashable {
 
     /// Latency in milliseconds.
     public var latencyMilliseconds: Double
-    /// Peak memory in bytes (0 when the runner did not report it, as the seed's tutorial writes).
-    public var memoryBytes: Double
+    /// Peak memory in bytes; nil when the runner did not report it (then `model_memory` is left out of the file,
+    /// and the trial's table shows the metric as missing rather than 0).
+    public var memoryBytes: Double?
     /// Every other numeric metric, by the runner's name.
     public var others: [String: Double]
 
     /// Builds metrics from their parts.
-    public init(latencyMilliseconds: Double, memoryBytes: Double, others: [String: Double] = [:]) {
+    public init(latencyMilliseconds: Double, memoryBytes: Double?, others: [String: Double] = [:]) {
         self.latencyMilliseconds = latencyMilliseconds
         self.memoryBytes = memoryBytes
         self.others = others
@@ -31,8 +32,11 @@ public struct LatencyMetrics: Sendable, Hashable {
                     + "\(runnerMetrics.keys.sorted().joined(separator: ", ")))")
         }
         var others = runnerMetrics.filter { $0.value.isFinite }
+        if let memory = others[MetricKey.memory], memory < 0 {
+            throw ExchangeError.runnerFailed(runner, "it reported a negative \"\(MetricKey.memory)\" (\(memory))")
+        }
         others[MetricKey.latency] = nil
-        let memory = others.removeValue(forKey: MetricKey.memory) ?? 0
+        let memory = others.removeValue(forKey: MetricKey.memory)
         others[Self.latencyKey] = nil
         others[Self.memoryKey] = nil
         self.init(latencyMilliseconds: latency, memoryBytes: memory, others: others)
@@ -42,7 +46,7 @@ public struct LatencyMetrics: Sendable, Hashable {
     public var metrics: [String: Double] {
         var all = others
         all[MetricKey.latency] = latencyMilliseconds
-        all[MetricKey.memory] = memoryBytes
+        if let memoryBytes { all[MetricKey.memory] = memoryBytes }
         return all
     }
 
@@ -50,7 +54,7 @@ public struct LatencyMetrics: Sendable, Hashable {
     public func encoded() -> [UInt8] {
         var object: [String: Double] = others.filter { $0.value.isFinite }
         object[Self.latencyKey] = latencyMilliseconds
-        object[Self.memoryKey] = memoryBytes
+        if let memoryBytes { object[Self.memoryKey] = memoryBytes }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return Array(data) + [UInt8(ascii: "\n")]
     }
@@ -80,7 +84,7 @@ public struct LatencyMetrics: Sendable, Hashable {
             return number
         }
         let latency = try number(latencyKey)
-        let memory = try number(memoryKey)
+        let memory = parsed[memoryKey] == nil ? nil : try number(memoryKey)
         var others = [String: Double]()
         for member in members where member.key != latencyKey && member.key != memoryKey {
             if case .number(let number) = member.value, number.isFinite { others[member.key] = number }

@@ -172,17 +172,19 @@ public struct TrialPipeline: Sendable {
         if let measurer, !deviceTypes.isEmpty {
             let model = TrialModel(trialID: trial.trialID, bytes: trained.model, path: trained.modelPath)
             for type in deviceTypes {
-                let answer = try await measurer.measure(model, on: type)
-                let names = MetricName.deviceMetrics.map { $0.on(deviceType: type, qualified: deviceTypes.count > 1) }
-                for (name, key) in zip(names, Self.runnerKeys) {
-                    if let value = answer[key] { metrics[name.rawValue] = value }
+                let answer = try Self.checked(try await measurer.measure(model, on: type), deviceType: type)
+                for metric in MetricName.deviceMetrics {
+                    let name = metric.on(deviceType: type, qualified: deviceTypes.count > 1)
+                    if let value = answer[metric.rawValue] ?? Self.legacyRunnerNames[metric].flatMap({ answer[$0] }) {
+                        metrics[name.rawValue] = value
+                    }
                 }
             }
             if deviceTypes.count == 1, let latency = metrics[MetricName.latency.rawValue] {
                 // The seed's record of the measurement beside the model, so that a file-mode worker watching a
                 // published copy of this folder does not measure it again.
                 let record = LatencyMetrics(
-                    latencyMilliseconds: latency, memoryBytes: metrics[MetricName.memory.rawValue] ?? 0)
+                    latencyMilliseconds: latency, memoryBytes: metrics[MetricName.memory.rawValue])
                 let path = (trial.directory as NSString).appendingPathComponent(TrialFiles.modelLatency)
                 try Data(record.encoded()).write(to: URL(fileURLWithPath: path), options: .atomic)
             }
@@ -201,8 +203,29 @@ public struct TrialPipeline: Sendable {
         return metrics
     }
 
-    /// The runner's names of its metrics, in the order of `MetricName.deviceMetrics`.
-    static let runnerKeys = ["latency_ms", "mean_ms", "p90_ms", "p99_ms", "memory_bytes"]
+    /// The names runners used for latency statistics before they took the trials' names; still read from runner
+    /// commands written for them.
+    static let legacyRunnerNames: [MetricName: String] = [
+        .latencyMean: "mean_ms", .latencyP90: "p90_ms", .latencyP99: "p99_ms",
+    ]
+
+    /// A device's answer, refused when it cannot be a measurement: no latency, a value that is NaN or infinite, a
+    /// negative latency or memory. A runner that prints such values failed; it did not measure.
+    static func checked(_ answer: [String: Double], deviceType: String) throws -> [String: Double] {
+        guard let latency = answer[MetricName.latency.rawValue] else {
+            throw TrialPipelineError(
+                "the measurement on '\(deviceType)' has no \(MetricName.latency) (it has: \(answer.keys.sorted().joined(separator: ", ")))")
+        }
+        if let bad = answer.first(where: { !$0.value.isFinite }) {
+            throw TrialPipelineError("the measurement on '\(deviceType)' has \(bad.key) = \(bad.value), not a number")
+        }
+        let memory = answer[MetricName.memory.rawValue] ?? 0
+        guard latency >= 0, memory >= 0 else {
+            throw TrialPipelineError(
+                "the measurement on '\(deviceType)' is negative (\(MetricName.latency) \(latency), \(MetricName.memory) \(memory))")
+        }
+        return answer
+    }
 
     /// Copies the trial's files to `<output>/<trial-id>/`, when the job publishes its outputs.
     private func publish(_ trial: TrialContext, _ files: [String]) throws {
