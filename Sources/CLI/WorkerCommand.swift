@@ -201,7 +201,13 @@ struct WorkerCommand: AsyncParsableCommand {
             stop.request()
         }
         defer { trap.release() }
-        let measured = await worker.run(until: stop)
+        let measured: [Int]
+        do {
+            measured = try await worker.run(until: stop)
+        } catch {
+            printError("Error: \(error)")
+            throw ExitCode(ExitStatus.badInput)
+        }
         print("measured \(measured.count) trial(s): \(measured.map(String.init).joined(separator: " "))")
     }
 }

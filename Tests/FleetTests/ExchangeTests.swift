@@ -160,7 +160,7 @@ struct ExchangeTests {
         async let second = b.run(until: stop)  // keeps trying while a measures for over three leases
         #expect(await first.measured == [1])
         stop.request()
-        #expect(await second == [])
+        #expect(try await second == [])
         #expect(try String(contentsOfFile: log, encoding: .utf8) == "run\n")
     }
 
@@ -355,7 +355,7 @@ struct ExchangeTests {
             storage: fixture.storage, configuration: .init(pollInterval: .milliseconds(50), timeout: .seconds(60)))
         _ = try await trainer.waitForMetrics(trial: 1)
         try JobState.succeeded.write(to: fixture.storage)
-        #expect(await measured == [1])
+        #expect(try await measured == [1])
         #expect(try JobState.read(from: fixture.storage) == .succeeded)
     }
 
@@ -370,7 +370,7 @@ struct ExchangeTests {
         async let measured = worker.run(until: stop)
         try await Task.sleep(nanoseconds: 100_000_000)
         stop.request()
-        #expect(await measured == [])
+        #expect(try await measured == [])
     }
 
     @Test("cancelling the task of a running worker ends its loop")
@@ -380,10 +380,26 @@ struct ExchangeTests {
             storage: fixture.storage, runner: catRunner,
             configuration: .init(deviceType: "cpu", pollInterval: .milliseconds(50)),
             log: { _ in })
-        let running = Task { await worker.run() }
+        let running = Task { try await worker.run() }
         try await Task.sleep(nanoseconds: 100_000_000)
         running.cancel()
-        #expect(await running.value == [])
+        #expect(try await running.value == [])
+    }
+
+    @Test("a job directory that cannot be listed for a lasting reason ends the worker with the reason")
+    func aWorkerGivesUpOnADirectoryItCannotList() async throws {
+        let folder = StorageTestSupport.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // A job folder replaced by a symlink to itself: listing it fails (ELOOP) the same way every time.
+        let job = folder + "/job"
+        let storage = try LocalStorage(root: job)
+        try FileManager.default.removeItem(atPath: job)
+        try FileManager.default.createSymbolicLink(atPath: job, withDestinationPath: job)
+        let worker = try FileWorker(
+            storage: storage, runner: ConstantRunner(),
+            configuration: .init(deviceType: "cpu", pollInterval: .milliseconds(20)), log: { _ in })
+        let error = try await #require(throws: FileWorker.Unreachable.self) { try await worker.run() }
+        #expect(error.description.contains("giving up on") && error.description.contains(job), "\(error)")
     }
 
     @Test("the command runner: a script may log before its answer, the last JSON line wins")

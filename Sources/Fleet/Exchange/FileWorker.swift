@@ -95,7 +95,18 @@ public final class FileWorker: Sendable {
         public var problems: [String] = []
         /// Whether `job_status.json` says the job ended.
         public var jobEnded = false
+        /// Why the job directory could not be listed, when it could not.
+        public var unreachable: StorageError?
     }
+
+    /// Why a worker gave up on its job directory.
+    public struct Unreachable: Error, CustomStringConvertible, Sendable {
+        /// What went wrong and what to do.
+        public let description: String
+    }
+
+    /// Passes in a row that may fail to list the job directory for a transient reason before the worker gives up.
+    public static let unreachablePassesAllowed = 8
 
     /// The job directory.
     public let storage: any ObjectStorage
@@ -135,8 +146,14 @@ public final class FileWorker: Sendable {
 
     /// Scans and works until the job ends, `stop` is requested (after finishing the model in hand) or the task is
     /// cancelled; returns the trials this worker measured.
-    public func run(until stop: FileWorkerStop = FileWorkerStop()) async -> [Int] {
+    ///
+    /// A job directory that cannot be listed for a lasting reason (no credentials, permission denied, no such
+    /// bucket) ends the run at once with `Unreachable`; a transient one (a server overloaded, the network) is
+    /// retried with a doubling wait, `unreachablePassesAllowed` times in a row, before the worker gives up the same
+    /// way: it never repeats the same error every second forever.
+    public func run(until stop: FileWorkerStop = FileWorkerStop()) async throws(Unreachable) -> [Int] {
         var measured = [Int]()
+        var failedPasses = 0
         log("worker \(configuration.workerID) (\(configuration.deviceType)) watching \(storage.location)")
         while !stop.isRequested && !Task.isCancelled {
             let pass = await runOnce(stop: stop)
@@ -145,8 +162,18 @@ public final class FileWorker: Sendable {
                 log("job ended (\(JobLayout.statusKey)); measured \(measured.count) trial(s)")
                 return measured
             }
+            if let error = pass.unreachable {
+                failedPasses += 1
+                if !error.isTransient || failedPasses > Self.unreachablePassesAllowed {
+                    throw Unreachable(
+                        description: "giving up on \(storage.location) after \(failedPasses) failed scan(s): \(error)")
+                }
+            } else {
+                failedPasses = 0
+            }
             if !pass.measured.isEmpty { continue }  // more models may have arrived while measuring
-            let wake = Date().addingTimeInterval(configuration.pollInterval.inSeconds)
+            let backoff = failedPasses == 0 ? 1.0 : pow(2, Double(failedPasses))
+            let wake = Date().addingTimeInterval(configuration.pollInterval.inSeconds * backoff)
             while !stop.isRequested && !Task.isCancelled && wake.timeIntervalSinceNow > 0 {
                 try? await Task.sleep(nanoseconds: UInt64(min(0.05, max(0, wake.timeIntervalSinceNow)) * 1e9))
             }
@@ -176,6 +203,7 @@ public final class FileWorker: Sendable {
             keys = try await offPool { [storage] in try storage.list(prefix: "") }
         } catch {
             problem("cannot list \(storage.location): \(error)")
+            pass.unreachable = error as? StorageError
             return pass
         }
         var models = Set<String>()
