@@ -1,8 +1,8 @@
 import ArgumentParser
 import Constraints
 import Fleet
-import ONNX
 import Foundation
+import ONNX
 import Plugins
 import Search
 import System
