@@ -40,7 +40,8 @@ public struct TrialCommand: Sendable {
         for type in config.targetDeviceTypes { arguments += ["--target-device-type", type] }
         return TrialRun(
             trialID: trial.id, directory: directory,
-            command: [executable] + arguments + config.trainerArguments + extraArguments, environment: environment,
+            command: [executable] + arguments + config.trainerArguments + (config.trainerCommand?.arguments ?? [])
+                + extraArguments, environment: environment,
             logPath: (directory as NSString).appendingPathComponent(TrialFiles.log))
     }
 }
