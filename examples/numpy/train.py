@@ -111,6 +111,7 @@ def main():
     parser.add_argument("--data_dir", default=DATA)
     parser.add_argument("--ask_latency", default="false", help="true: ask nas for the latency while training")
     parser.add_argument("--fail", default="", help="for tests: exit_2, no_accuracy or no_model")
+    parser.add_argument("--fail_activation", default="", help="for tests: exit 2 when the activation is this one")
     parser.add_argument("--sleep", type=float, default=0, help="for tests: seconds to wait before training")
     args = parser.parse_args()
     time.sleep(args.sleep)
@@ -121,6 +122,9 @@ def main():
     job_dir = cloud_nas_utils.get_job_dir_from_environment_if_exist(args.job_dir)
     arch = cloud_nas_utils.parse_and_save_nas_params_str(None, args.nas_params_str, job_dir)
     print(f"architecture {dict(arch)}", flush=True)
+    if arch.activation == args.fail_activation:
+        print(f"ValueError: {args.fail_activation} is not supported here", flush=True)
+        raise SystemExit(2)
     x, y = load(args.data_dir, "train", args.train_limit)
     tx, ty = load(args.data_dir, "t10k", args.test_limit)
     start = time.time()

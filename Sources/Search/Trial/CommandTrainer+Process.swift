@@ -12,6 +12,7 @@ extension CommandTrainer {
     public func train(_ trial: TrialContext) async throws -> TrainedTrial {
         try clearEarlierResults(trial)
         let logPath = (trial.directory as NSString).appendingPathComponent(TrialFiles.log)
+        log("running the trainer command; its output goes to \(logPath)")
         let offset = (try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? UInt64) ?? 0
         let line = commandLine(trial)
 
@@ -22,7 +23,6 @@ extension CommandTrainer {
             state.process.withLock { $0?.signal(count == 1 ? SIGTERM : SIGKILL, toGroup: true) }
         }
         defer { trap.release() }
-        log("running the trainer command; its output goes to \(logPath)")
         let process = try Subprocess(
             executable: line[0], arguments: Array(line.dropFirst()),
             environment: commandEnvironment(trial).merging(ParentWatch.environment) { $1 },
