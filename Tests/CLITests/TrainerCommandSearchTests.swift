@@ -113,18 +113,18 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: root.path + "/builtin"))
     }
 
-    @Test func aKilledSearchTakesItsTrainerCommandsWithIt() throws {
-        let root = try TestSupport.temporaryDirectory("nas-byot")
+    /// Starts a search whose trainer command sleeps; returns the search and the sleeper's pid once it runs.
+    func searchWithASleepingTrainer(_ root: URL, _ name: String, _ extra: [String] = []) throws -> (Process, pid_t) {
         let process = Process()
         process.executableURL = TestSupport.nas
         process.arguments = [
-            "search", "--root-output-dir", root.path, "--job-name", "killed", "--max-trials", "1",
+            "search", "--root-output-dir", root.path, "--job-name", name, "--max-trials", "1",
             "--trainer-command", "sleep 120 & echo $! > $NAS_TRIAL_DIR/sleep.pid; wait; true",
-        ]
+        ] + extra
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let pidFile = root.path + "/killed/1/sleep.pid"
+        let pidFile = root.path + "/\(name)/1/sleep.pid"
         var text = ""
         for _ in 0..<600 where text.isEmpty {
             text = (try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
@@ -132,13 +132,33 @@ import Testing
         }
         let sleeper = try #require(pid_t(text), "the trainer command never started")
         #expect(kill(sleeper, 0) == 0)
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        var alive = true
-        for _ in 0..<300 where alive {
-            alive = kill(sleeper, 0) == 0
-            if alive { usleep(50_000) }
+        return (process, sleeper)
+    }
+
+    func isGone(_ pid: pid_t) -> Bool {
+        for _ in 0..<300 {
+            if kill(pid, 0) != 0 { return true }
+            usleep(50_000)
         }
-        #expect(!alive, "the trainer command outlived the search")
+        return false
+    }
+
+    @Test func aKilledSearchTakesItsTrainerCommandsWithIt() throws {
+        let root = try TestSupport.temporaryDirectory("nas-byot")
+        let (search, sleeper) = try searchWithASleepingTrainer(root, "killed")
+        kill(search.processIdentifier, SIGKILL)
+        search.waitUntilExit()
+        #expect(isGone(sleeper), "the trainer command outlived the search")
+    }
+
+    @Test func ctrlCCancelsTheTrainerCommand() throws {
+        let root = try TestSupport.temporaryDirectory("nas-byot")
+        let (search, sleeper) = try searchWithASleepingTrainer(root, "interrupted", ["--on-interrupt", "cancel"])
+        kill(search.processIdentifier, SIGINT)
+        search.waitUntilExit()
+        #expect(search.terminationStatus == 130)
+        #expect(isGone(sleeper), "the trainer command outlived the cancel")
+        let trials = try JobStore.open(directory: root.appendingPathComponent("interrupted").path).trials()
+        #expect(trials.map(\.state) == [.cancelled])
     }
 }
