@@ -259,6 +259,10 @@ def wait_and_retrieve_latency(
     model = _onnx_bytes(saved_model_path)
     types: List[str] = [t for t in os.environ.get("NAS_TARGET_DEVICE_TYPES", "").split(",") if t]
     device = device_type or (types[0] if types else None)
+    if device is None and "NAS_TARGET_DEVICE_TYPES" in os.environ:
+        raise RuntimeError(
+            "this nas job measures no device, so nothing can answer: give the search --target-device-type TYPE or "
+            "a latency constraint (--target-latency-millisec), or pass device_type=")
     url, token = os.environ.get("NAS_COORDINATOR_URL"), os.environ.get("NAS_FLEET_TOKEN")
     try:
         import h2  # type: ignore  # noqa: F401

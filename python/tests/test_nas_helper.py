@@ -251,15 +251,21 @@ def test_latency_through_the_file_exchange(tmp_path, monkeypatch):
 
 
 def test_no_coordinator_and_no_exchange_is_a_clear_error(tmp_path, monkeypatch):
-    for name in ("NAS_COORDINATOR_URL", "NAS_FLEET_TOKEN", "NAS_EXCHANGE_DIR"):
+    for name in ("NAS_COORDINATOR_URL", "NAS_FLEET_TOKEN", "NAS_EXCHANGE_DIR", "NAS_TARGET_DEVICE_TYPES"):
         monkeypatch.delenv(name, raising=False)
     path = cloud_nas_utils.save_onnx(tiny_onnx(), str(tmp_path))
     with pytest.raises(RuntimeError, match="no file exchange"):
+        cloud_nas_utils.wait_and_retrieve_latency(path)
+    # Under a nas job that measures no device, nothing could answer: said at once rather than after a timeout.
+    monkeypatch.setenv("NAS_TARGET_DEVICE_TYPES", "")
+    monkeypatch.setenv("NAS_EXCHANGE_DIR", str(tmp_path))
+    with pytest.raises(RuntimeError, match="measures no device"):
         cloud_nas_utils.wait_and_retrieve_latency(path)
 
 
 def test_an_exchange_timeout_says_how_to_start_a_worker(tmp_path, monkeypatch):
     monkeypatch.delenv("NAS_COORDINATOR_URL", raising=False)
+    monkeypatch.delenv("NAS_TARGET_DEVICE_TYPES", raising=False)
     monkeypatch.setenv("NAS_EXCHANGE_DIR", str(tmp_path))
     monkeypatch.setenv("CLOUD_ML_TRIAL_ID", "2")
     path = cloud_nas_utils.save_onnx(tiny_onnx(), str(tmp_path / "x"))
