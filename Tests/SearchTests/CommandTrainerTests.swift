@@ -183,6 +183,28 @@ import Trainer
         } throws: { "\($0)".contains("the trainer reported no top_1_accuracy") }
     }
 
+    @Test func stageTwoPassesTheSeedsRetrainFlagsWhenAsked() {
+        let context = TrialContext(
+            trialID: 2, directory: "/jobs/train/2", parameters: Self.parameters, searchTrialID: 9)
+        var spec = TrainerCommandSpec(command: "python3 train.py", flags: ["num_epochs=10"])
+        let retrain = (searchJobDirectory: "/jobs/search", searchTrials: [4, 9])
+        let plain = CommandTrainer(spec: spec, retrain: retrain, log: { _ in })
+        #expect(
+            plain.commandLine(context) == [
+                "/bin/sh", "-c", "python3 train.py \"$@\"", "sh", "--num_epochs=10",
+                "--nas_params_str=\(Self.parameters.jsonText)", "--job-dir=/jobs/train/2",
+            ])
+        let environment = plain.commandEnvironment(context)
+        #expect(environment["NAS_SEARCH_TRIAL_ID"] == "9" && environment["NAS_RETRAIN_SEARCH_JOB_TRIALS"] == "4,9")
+        #expect(environment["NAS_RETRAIN_SEARCH_JOB_DIR"] == "/jobs/search" && environment["CLOUD_ML_TRIAL_ID"] == "2")
+        spec.retrainFlags = true
+        let withFlags = CommandTrainer(spec: spec, retrain: retrain, log: { _ in }).commandLine(context)
+        #expect(
+            Array(withFlags.dropFirst(5).prefix(2)) == [
+                "--retrain_search_job_dir=/jobs/search", "--retrain_search_job_trials=4,9",
+            ])
+    }
+
     @Test func specsRefuseWhatCannotWork() {
         for (spec, message) in [
             (TrainerCommandSpec(command: "  "), "--trainer-command is empty"),

@@ -100,6 +100,16 @@ def test_nas_params_str_as_json_or_a_file_with_attribute_access(tmp_path):
             cloud_nas_utils.parse_and_save_nas_params_str(None, bad)
 
 
+def test_a_pyglove_space_is_materialised_from_the_decisions():
+    pg = pytest.importorskip("pyglove")
+    # The seed tutorial's space as PyGlove writes it, and as nas's JSON space reads; decision order matches.
+    space = pg.List([pg.Dict(kernel_size=pg.one_of([3, 5]), filters=pg.one_of([3, 4, 5])),
+                     pg.Dict(kernel_size=pg.one_of([3, 5]), filters=pg.one_of([6, 8, 10]))])
+    params = {"decisions": [1, 0, 0, 2], "value": "ignored when the space is given"}
+    spec = cloud_nas_utils.parse_and_save_nas_params_str(space, json.dumps(params))
+    assert [(layer.kernel_size, layer.filters) for layer in spec] == [(5, 3), (3, 10)]
+
+
 def test_stage2_maps_train_trials_to_search_trials(tmp_path, monkeypatch):
     monkeypatch.setenv("CLOUD_ML_TRIAL_ID", "2")
     assert cloud_nas_utils.get_search_trial_id_to_finetune("123, 453,1025") == "453"
