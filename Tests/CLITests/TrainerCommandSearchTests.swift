@@ -27,7 +27,8 @@ import Testing
         let search = try job(
             root, "search", "mlp",
             [
-                "--trainer-command", try trainer(), "--search-space", Self.example.appendingPathComponent("space.json").path,
+                "--trainer-command", try trainer(), "--search-space",
+                Self.example.appendingPathComponent("space.json").path,
                 "--trainer-flags", "num_epochs=1", "train_limit=1500", "test_limit=300", "ask_latency=true",
                 "--max-trials", "3", "--max-parallel-trials", "2", "--algorithm", "random", "--seed", "5",
                 "--constraint", "latency_ms<=0.05:soft",
@@ -81,7 +82,8 @@ import Testing
         let search = try job(
             root, "search", "mixed",
             [
-                "--trainer-command", try trainer(), "--search-space", Self.example.appendingPathComponent("space.json").path,
+                "--trainer-command", try trainer(), "--search-space",
+                Self.example.appendingPathComponent("space.json").path,
                 "--trainer-flags", "num_epochs=1", "train_limit=500", "test_limit=100", "fail_activation=sigmoid",
                 "--max-trials", "4", "--max-parallel-trials", "2", "--algorithm", "grid", "--max-failed-trials", "3",
             ])
@@ -94,13 +96,17 @@ import Testing
             ))
         #expect(list.stdout.contains("ValueError: sigmoid is not supported here"))
         let report = try String(contentsOfFile: root.path + "/mixed/report.html", encoding: .utf8)
-        #expect(report.contains("<h2>Failed trials</h2>") && report.contains("ValueError: sigmoid is not supported here"))
+        #expect(
+            report.contains("<h2>Failed trials</h2>") && report.contains("ValueError: sigmoid is not supported here"))
 
         // A trainer that always fails uses up --max-failed-trials, and the search stops.
         let broken = try job(
             root, "search", "broken",
-            ["--trainer-command", "echo cannot import torch; false", "--max-trials", "6", "--max-parallel-trials", "1",
-             "--max-failed-trials", "2", "--search-space", Self.example.appendingPathComponent("space.json").path])
+            [
+                "--trainer-command", "echo cannot import torch; false", "--max-trials", "6", "--max-parallel-trials",
+                "1",
+                "--max-failed-trials", "2", "--search-space", Self.example.appendingPathComponent("space.json").path,
+            ])
         #expect(broken.status == 1)
         #expect(broken.stdout.contains("0 succeeded, 2 failed; stopped: 2 trials failed (--max-failed-trials 2)"))
         let trials = try JobStore.open(directory: root.appendingPathComponent("broken").path).trials()
@@ -117,17 +123,20 @@ import Testing
     func searchWithASleepingTrainer(_ root: URL, _ name: String, _ extra: [String] = []) throws -> (Process, pid_t) {
         let process = Process()
         process.executableURL = TestSupport.nas
-        process.arguments = [
-            "search", "--root-output-dir", root.path, "--job-name", name, "--max-trials", "1",
-            "--trainer-command", "sleep 120 & echo $! > $NAS_TRIAL_DIR/sleep.pid; wait; true",
-        ] + extra
+        process.arguments =
+            [
+                "search", "--root-output-dir", root.path, "--job-name", name, "--max-trials", "1",
+                "--trainer-command", "sleep 120 & echo $! > $NAS_TRIAL_DIR/sleep.pid; wait; true",
+            ] + extra
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
         let pidFile = root.path + "/\(name)/1/sleep.pid"
         var text = ""
         for _ in 0..<600 where text.isEmpty {
-            text = (try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            text =
+                (try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+                ?? ""
             if text.isEmpty { usleep(50_000) }
         }
         let sleeper = try #require(pid_t(text), "the trainer command never started")

@@ -58,7 +58,8 @@ import Trainer
             ])
         let environment = try String(contentsOf: directory.appendingPathComponent("env.txt"), encoding: .utf8)
         for line in [
-            "CLOUD_ML_TRIAL_ID=4", "AIP_MODEL_DIR=\(directory.path)/saved_model", "CLOUD_ML_HP_METRIC_TAG=top_1_accuracy",
+            "CLOUD_ML_TRIAL_ID=4", "AIP_MODEL_DIR=\(directory.path)/saved_model",
+            "CLOUD_ML_HP_METRIC_TAG=top_1_accuracy",
             "CLOUD_ML_HP_METRIC_FILE=\(directory.path)/hypertune/output.metrics", "NAS_COORDINATOR_URL=http://c:1",
             "NAS_PARENT_PID=\(getpid())",
         ] {
@@ -93,16 +94,27 @@ import Trainer
 
     @Test func failuresSayWhatTheTrainerDid() async throws {
         let cases: [(TrainerCommandSpec, [String], String)] = [
-            (TrainerCommandSpec(command: "echo starting; echo 'ValueError: bad shape' >&2; exit 3"), [],
-             "the trainer command exited with status 3; its last lines: starting | ValueError: bad shape"),
-            (TrainerCommandSpec(command: "echo 'loss=0.5'"), [],
-             "the trainer reported no top_1_accuracy (--accuracy-metric); it reported nothing"),
-            (TrainerCommandSpec(command: "echo top_1_accuracy=0.5", rewardMetric: "nas_reward", standardOutputMetrics: true),
-             [], "the trainer reported no nas_reward (--nas-target-reward-metric)"),
-            (TrainerCommandSpec(command: "echo '{\"top_1_accuracy\": 0.5' > $NAS_TRIAL_DIR/metrics.json; true"), [],
-             "metrics.json: not JSON"),
-            (TrainerCommandSpec(command: "echo '{\"top_1_accuracy\": 0.5}' > $NAS_TRIAL_DIR/metrics.json; true"),
-             ["flops_million<=1:hard"], "constraint 'flops_million"),
+            (
+                TrainerCommandSpec(command: "echo starting; echo 'ValueError: bad shape' >&2; exit 3"), [],
+                "the trainer command exited with status 3; its last lines: starting | ValueError: bad shape"
+            ),
+            (
+                TrainerCommandSpec(command: "echo 'loss=0.5'"), [],
+                "the trainer reported no top_1_accuracy (--accuracy-metric); it reported nothing"
+            ),
+            (
+                TrainerCommandSpec(
+                    command: "echo top_1_accuracy=0.5", rewardMetric: "nas_reward", standardOutputMetrics: true),
+                [], "the trainer reported no nas_reward (--nas-target-reward-metric)"
+            ),
+            (
+                TrainerCommandSpec(command: "echo '{\"top_1_accuracy\": 0.5' > $NAS_TRIAL_DIR/metrics.json; true"), [],
+                "metrics.json: not JSON"
+            ),
+            (
+                TrainerCommandSpec(command: "echo '{\"top_1_accuracy\": 0.5}' > $NAS_TRIAL_DIR/metrics.json; true"),
+                ["flops_million<=1:hard"], "constraint 'flops_million"
+            ),
             (TrainerCommandSpec(command: "kill -9 $$"), [], "the trainer command killed by signal 9"),
         ]
         for (spec, constraints, message) in cases {
@@ -123,7 +135,9 @@ import Trainer
         try FileManager.default.createDirectory(
             at: directory.appendingPathComponent("saved_model/variables"), withIntermediateDirectories: true)
         let spec = TrainerCommandSpec(
-            command: "touch $AIP_MODEL_DIR/saved_model.pb; echo '{\"top_1_accuracy\": 0.5}' > $NAS_TRIAL_DIR/metrics.json; true")
+            command:
+                "touch $AIP_MODEL_DIR/saved_model.pb; echo '{\"top_1_accuracy\": 0.5}' > $NAS_TRIAL_DIR/metrics.json; true"
+        )
         let pipeline = TrialPipeline(
             trainer: CommandTrainer(spec: spec, log: { _ in }), measurer: UnreachedMeasurer(),
             deviceTypes: ["cpu-x86"], reward: Reward(constraints: [try Constraint(parsing: "latency_ms<=1")]))
@@ -143,7 +157,8 @@ import Trainer
         let source = directory.appendingPathComponent("source.onnx")
         try Data(model).write(to: source)
         let spec = TrainerCommandSpec(
-            command: "mkdir -p $NAS_TRIAL_DIR/out; cp \(source.path) $NAS_TRIAL_DIR/out/net.onnx; echo top_1_accuracy=0.7",
+            command:
+                "mkdir -p $NAS_TRIAL_DIR/out; cp \(source.path) $NAS_TRIAL_DIR/out/net.onnx; echo top_1_accuracy=0.7",
             modelPath: "out/net.onnx", standardOutputMetrics: true)
         let metrics = try await pipeline(spec).run(trial(directory))
         #expect(metrics["flops"] == Double(try OnnxFlops.count(bytes: model).total))
@@ -176,7 +191,8 @@ import Trainer
         let directory = try TestSupport.temporaryDirectory("command-trainer")
         try FileManager.default.createDirectory(
             at: directory.appendingPathComponent("hypertune"), withIntermediateDirectories: true)
-        try Data(#"{"top_1_accuracy": "0.99"}"#.utf8).write(to: directory.appendingPathComponent("hypertune/output.metrics"))
+        try Data(#"{"top_1_accuracy": "0.99"}"#.utf8).write(
+            to: directory.appendingPathComponent("hypertune/output.metrics"))
         try Data(#"{"top_1_accuracy": 0.99}"#.utf8).write(to: directory.appendingPathComponent("metrics.json"))
         await #expect {
             try await pipeline(TrainerCommandSpec(command: "true")).run(trial(directory))

@@ -41,7 +41,9 @@ import Trainer
             (#"{"acc": NaN}"#, "not finite"),
         ]
         for (text, message) in cases {
-            #expect(throws: TrainerMetricsError.self, "\(text)") { try TrainerMetrics.hypertune(bytes(text), source: "h") }
+            #expect(throws: TrainerMetricsError.self, "\(text)") {
+                try TrainerMetrics.hypertune(bytes(text), source: "h")
+            }
             do {
                 _ = try TrainerMetrics.hypertune(bytes(text), source: "h")
             } catch {
@@ -52,7 +54,9 @@ import Trainer
 
     @Test func metricsJSONTakesNumbersAndSkipsTheTrainersOwnData() throws {
         let metrics = try TrainerMetrics.metricsJSON(
-            bytes(#"{"top_1_accuracy": 0.9, "loss": "0.25", "history": [1, 2], "config": {"lr": 1}, "ok": true, "n": null}"#),
+            bytes(
+                #"{"top_1_accuracy": 0.9, "loss": "0.25", "history": [1, 2], "config": {"lr": 1}, "ok": true, "n": null}"#
+            ),
             source: "m")
         #expect(metrics == ["top_1_accuracy": 0.9, "loss": 0.25])
         for (text, message) in [
@@ -109,7 +113,8 @@ import Trainer
                 }
             }
             for read in [
-                { try TrainerMetrics.hypertune(input, source: "h") }, { try TrainerMetrics.metricsJSON(input, source: "m") },
+                { try TrainerMetrics.hypertune(input, source: "h") },
+                { try TrainerMetrics.metricsJSON(input, source: "m") },
                 { try TrainerMetrics.standardOutput(input) },
             ] as [() throws -> [String: Double]] {
                 do {

@@ -60,7 +60,9 @@ struct TrainerCommandOptions: ParsableArguments {
 
     @Flag(
         name: .customLong("retrain-flags"),
-        help: "Stage 2: also pass the seed's --retrain_search_job_dir and --retrain_search_job_trials to the trainer command.")
+        help:
+            "Stage 2: also pass the seed's --retrain_search_job_dir and --retrain_search_job_trials to the trainer command."
+    )
     var retrainFlags = false
 
     /// True when a flag that only a trainer command reads was given.

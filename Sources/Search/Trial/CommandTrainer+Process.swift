@@ -55,7 +55,9 @@ extension CommandTrainer {
         if state.signals.load(ordering: .acquiring) > 0 {
             throw TrialPipelineError("the trial was cancelled; the trainer command \(termination)")
         }
-        guard termination == .exited(0) else { throw TrialPipelineError("the trainer command \(termination); \(lastLines)") }
+        guard termination == .exited(0) else {
+            throw TrialPipelineError("the trainer command \(termination); \(lastLines)")
+        }
         return try results(trial) { output(of: logPath, from: offset) }
     }
 }

@@ -39,7 +39,8 @@ public struct CommandTrainer: TrialTrainer {
 
     /// The trial's model file: `spec.modelPath` under the trial's folder, unless absolute.
     public func modelPath(_ trial: TrialContext) -> String {
-        spec.modelPath.hasPrefix("/") ? spec.modelPath : (trial.directory as NSString).appendingPathComponent(spec.modelPath)
+        spec.modelPath.hasPrefix("/")
+            ? spec.modelPath : (trial.directory as NSString).appendingPathComponent(spec.modelPath)
     }
 
     /// The command line: `/bin/sh -c '<command> "$@"'` with the pass-through flags, `--nas_params_str` and
@@ -78,7 +79,8 @@ public struct CommandTrainer: TrialTrainer {
     func clearEarlierResults(_ trial: TrialContext) throws {
         try FileManager.default.createDirectory(atPath: trial.directory, withIntermediateDirectories: true)
         let stale = [
-            Self.hypertunePath(trial.directory), (trial.directory as NSString).appendingPathComponent(TrialFiles.metrics),
+            Self.hypertunePath(trial.directory),
+            (trial.directory as NSString).appendingPathComponent(TrialFiles.metrics),
             (trial.directory as NSString).appendingPathComponent(TrialFiles.model),
             (trial.directory as NSString).appendingPathComponent(TrialFiles.modelLatency), modelPath(trial),
         ]
@@ -118,7 +120,9 @@ public struct CommandTrainer: TrialTrainer {
                 "the trainer reported no \(name) (\(flag)); it reported \(reported), looking in: \(looked.joined(separator: "; ")). Report it with NasMetricsReporter().report_metrics(...), a metrics.json object, or name=value lines with --stdout-metrics"
             )
         }
-        guard let accuracy = metrics[spec.accuracyMetric] else { throw missing(spec.accuracyMetric, "--accuracy-metric") }
+        guard let accuracy = metrics[spec.accuracyMetric] else {
+            throw missing(spec.accuracyMetric, "--accuracy-metric")
+        }
         metrics[MetricName.accuracy.rawValue] = accuracy
         var reward: Double?
         if spec.reportsOwnReward, let name = spec.rewardMetric {
@@ -145,7 +149,8 @@ public struct CommandTrainer: TrialTrainer {
     public static func missingModelHint(_ path: String) -> String {
         let folder = (path as NSString).deletingLastPathComponent
         if FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent("saved_model.pb")) {
-            return "; \(folder) holds a TensorFlow SavedModel: convert it (python -m tf2onnx.convert --saved-model \(folder) --output \(path)), or let the helper's save_onnx do it"
+            return
+                "; \(folder) holds a TensorFlow SavedModel: convert it (python -m tf2onnx.convert --saved-model \(folder) --output \(path)), or let the helper's save_onnx do it"
         }
         return ""
     }

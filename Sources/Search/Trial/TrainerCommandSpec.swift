@@ -65,10 +65,13 @@ public struct TrainerCommandSpec: Codable, Hashable, Sendable {
         for flag in flags {
             guard let equals = flag.firstIndex(of: "="), equals != flag.startIndex, !flag.hasPrefix("-") else {
                 throw TrialPipelineError(
-                    "trainer flag '\(flag)' must read name=value, as in the seed's --search_docker_flags num_epochs=2 (other flags go in --trainer-command)")
+                    "trainer flag '\(flag)' must read name=value, as in the seed's --search_docker_flags num_epochs=2 (other flags go in --trainer-command)"
+                )
             }
         }
-        for (flag, name) in [("--accuracy-metric", accuracyMetric), ("--nas-target-reward-metric", rewardMetric ?? "x")]
+        for (flag, name) in [
+            ("--accuracy-metric", accuracyMetric), ("--nas-target-reward-metric", rewardMetric ?? "x"),
+        ]
         where name.isEmpty || name.contains(where: { $0.isWhitespace }) {
             throw TrialPipelineError("\(flag) '\(name)' must be a metric name without spaces")
         }

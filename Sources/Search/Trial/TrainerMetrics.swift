@@ -24,37 +24,38 @@ public enum TrainerMetrics {
         guard let index = lines.lastIndex(where: { !$0.allSatisfy(\.isWhitespace) }) else {
             throw TrainerMetricsError(source, "the file is empty; the trainer reported nothing through it")
         }
-        let where_ = "\(source), line \(index + 1)"
+        let place = "\(source), line \(index + 1)"
         let line: JSON
         do {
             line = try JSON.parse(String(lines[index]))
         } catch {
-            throw TrainerMetricsError(where_, "not JSON (\(error)): \(String(lines[index].prefix(80)).debugDescription)")
+            throw TrainerMetricsError(
+                place, "not JSON (\(error)): \(String(lines[index].prefix(80)).debugDescription)")
         }
         guard case .object(let members) = line else {
-            throw TrainerMetricsError(where_, "a hypertune line is a JSON object, found \(line.integerText.prefix(80))")
+            throw TrainerMetricsError(place, "a hypertune line is a JSON object, found \(line.integerText.prefix(80))")
         }
         var metrics: [String: Double] = [:]
         var pairs: [String: (key: String?, value: JSON?)] = [:]
         for (key, value) in members {
             if let suffix = Self.suffix(key, "key_") {
                 guard case .string(let name) = value, !name.isEmpty else {
-                    throw TrainerMetricsError(where_, "\"\(key)\" names a metric, so it must be a non-empty string")
+                    throw TrainerMetricsError(place, "\"\(key)\" names a metric, so it must be a non-empty string")
                 }
                 pairs[suffix, default: (nil, nil)].key = name
             } else if let suffix = Self.suffix(key, "value_") {
                 pairs[suffix, default: (nil, nil)].value = value
             } else if !hypertuneBookkeeping.contains(key) {
-                guard let number = try Self.number(value, key, where_, optional: true) else { continue }
+                guard let number = try Self.number(value, key, place, optional: true) else { continue }
                 if key == "model_flops" && number <= 0 { continue }
                 metrics[key] = number
             }
         }
         for (suffix, pair) in pairs.sorted(by: { $0.key < $1.key }) {
             guard let name = pair.key, let value = pair.value else {
-                throw TrainerMetricsError(where_, "key_\(suffix) and value_\(suffix) go together; one is missing")
+                throw TrainerMetricsError(place, "key_\(suffix) and value_\(suffix) go together; one is missing")
             }
-            metrics[name] = try Self.number(value, "value_\(suffix) (\(name))", where_, optional: false)
+            metrics[name] = try Self.number(value, "value_\(suffix) (\(name))", place, optional: false)
         }
         return metrics
     }
@@ -69,7 +70,8 @@ public enum TrainerMetrics {
             throw TrainerMetricsError(source, "not JSON (\(error)); write one object such as {\"top_1_accuracy\": 0.9}")
         }
         guard case .object(let members) = parsed else {
-            throw TrainerMetricsError(source, "expected one JSON object of metrics, found \(parsed.integerText.prefix(80))")
+            throw TrainerMetricsError(
+                source, "expected one JSON object of metrics, found \(parsed.integerText.prefix(80))")
         }
         var metrics: [String: Double] = [:]
         for (key, value) in members {
@@ -127,7 +129,8 @@ public enum TrainerMetrics {
             return number
         case .string(let text):
             guard let number = Double(text.trimmingCharacters(in: .whitespaces)), number.isFinite else {
-                throw TrainerMetricsError(source, "metric \"\(name)\" is \(text.prefix(40).debugDescription), not a finite number")
+                throw TrainerMetricsError(
+                    source, "metric \"\(name)\" is \(text.prefix(40).debugDescription), not a finite number")
             }
             return number
         case .number:
