@@ -213,6 +213,15 @@ import Trainer
         let environment = plain.commandEnvironment(context)
         #expect(environment["NAS_SEARCH_TRIAL_ID"] == "9" && environment["NAS_RETRAIN_SEARCH_JOB_TRIALS"] == "4,9")
         #expect(environment["NAS_RETRAIN_SEARCH_JOB_DIR"] == "/jobs/search" && environment["CLOUD_ML_TRIAL_ID"] == "2")
+        // The runner runs with one OpenBLAS thread; the command gets the user's setting back, or none.
+        for user in [nil, "4"] as [String?] {
+            let runner = ["PATH": "/bin"].merging(
+                CommandTrainer.runnerEnvironment(inherited: user.map { ["OPENBLAS_NUM_THREADS": $0] } ?? [:])) { $1 }
+            #expect(runner["OPENBLAS_NUM_THREADS"] == "1")
+            let command = plain.commandEnvironment(context, inherited: runner)
+            #expect(command["OPENBLAS_NUM_THREADS"] == user && command["PATH"] == "/bin")
+            #expect(command[CommandTrainer.userBLASThreadsVariable] == nil && command["CLOUD_ML_TRIAL_ID"] == "2")
+        }
         spec.retrainFlags = true
         let withFlags = CommandTrainer(spec: spec, retrain: retrain, log: { _ in }).commandLine(context)
         #expect(

@@ -25,7 +25,8 @@ extension CommandTrainer {
         defer { trap.release() }
         let process = try Subprocess(
             executable: line[0], arguments: Array(line.dropFirst()),
-            environment: commandEnvironment(trial).merging(ParentWatch.environment) { $1 },
+            environment: commandEnvironment(trial, inherited: Subprocess.currentEnvironment())
+                .merging(ParentWatch.environment) { $1 }, inheritEnvironment: false,
             standardOutput: .append(logPath), standardError: .standardOutput, processGroup: .ownKilledWithLeader)
         state.process.withLock { $0 = process }
         RunningCommand.started(process.pid)

@@ -57,7 +57,27 @@ public struct CommandTrainer: TrialTrainer {
         return ["/bin/sh", "-c", spec.command + " \"$@\"", "sh"] + arguments
     }
 
-    /// The command's environment on top of the runner's own.
+    /// Where a job's launcher keeps the user's `OPENBLAS_NUM_THREADS` (empty when unset) while the trial runner
+    /// runs with one OpenBLAS thread: the runner of a trainer command does no linear algebra, and OpenBLAS's
+    /// thread pool would cost each trial about 17 ms of CPU. The command gets the user's setting back.
+    public static let userBLASThreadsVariable = "NAS_USER_OPENBLAS_NUM_THREADS"
+
+    /// The runner's environment for trials of trainer-command jobs: one OpenBLAS thread, the user's setting kept.
+    public static func runnerEnvironment(inherited: [String: String]) -> [String: String] {
+        [userBLASThreadsVariable: inherited["OPENBLAS_NUM_THREADS"] ?? "", "OPENBLAS_NUM_THREADS": "1"]
+    }
+
+    /// The command's whole environment: the runner's (`inherited`), with the user's OpenBLAS setting restored,
+    /// and the contract's variables.
+    public func commandEnvironment(_ trial: TrialContext, inherited: [String: String]) -> [String: String] {
+        var variables = inherited
+        if let user = variables.removeValue(forKey: Self.userBLASThreadsVariable) {
+            variables["OPENBLAS_NUM_THREADS"] = user.isEmpty ? nil : user
+        }
+        return variables.merging(commandEnvironment(trial)) { $1 }
+    }
+
+    /// The contract's variables, set on top of the runner's environment.
     public func commandEnvironment(_ trial: TrialContext) -> [String: String] {
         var variables = environment
         variables["CLOUD_ML_TRIAL_ID"] = String(trial.trialID ?? 0)
