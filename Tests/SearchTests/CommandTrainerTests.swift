@@ -165,6 +165,18 @@ import Trainer
         #expect(FileManager.default.contents(atPath: directory.path + "/saved_model/model.onnx") == Data(model))
     }
 
+    @Test func anAbsoluteModelPathElsewhereIsReadNeverRemoved() async throws {
+        let directory = try TestSupport.temporaryDirectory("command-trainer")
+        let model = try Self.model()
+        let outside = try TestSupport.temporaryDirectory("command-model").appendingPathComponent("shared.onnx")
+        try Data(model).write(to: outside)
+        let spec = TrainerCommandSpec(
+            command: "echo top_1_accuracy=0.6", modelPath: outside.path, standardOutputMetrics: true)
+        let metrics = try await pipeline(spec).run(trial(directory))
+        #expect(metrics["flops"] == Double(try OnnxFlops.count(bytes: model).total))
+        #expect(FileManager.default.fileExists(atPath: outside.path))
+    }
+
     @Test func aCommandOverItsTimeIsStoppedWithEverythingItStarted() async throws {
         let directory = try TestSupport.temporaryDirectory("command-trainer")
         // The command leaves a grandchild behind; the group's end takes it too.

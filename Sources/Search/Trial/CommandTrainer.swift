@@ -98,12 +98,15 @@ public struct CommandTrainer: TrialTrainer {
     /// stale is read back as this run's.
     func clearEarlierResults(_ trial: TrialContext) throws {
         try FileManager.default.createDirectory(atPath: trial.directory, withIntermediateDirectories: true)
-        let stale = [
+        var stale = [
             Self.hypertunePath(trial.directory),
             (trial.directory as NSString).appendingPathComponent(TrialFiles.metrics),
             (trial.directory as NSString).appendingPathComponent(TrialFiles.model),
-            (trial.directory as NSString).appendingPathComponent(TrialFiles.modelLatency), modelPath(trial),
+            (trial.directory as NSString).appendingPathComponent(TrialFiles.modelLatency),
         ]
+        // Only what lies in the trial's folder: an absolute --model-path elsewhere is the user's file.
+        let model = URL(fileURLWithPath: modelPath(trial)).standardizedFileURL.path
+        if model.hasPrefix(URL(fileURLWithPath: trial.directory).standardizedFileURL.path + "/") { stale.append(model) }
         for path in stale where FileManager.default.fileExists(atPath: path) {
             try FileManager.default.removeItem(atPath: path)
         }
