@@ -1,5 +1,6 @@
 import Constraints
 import Foundation
+import ONNX
 import Search
 import TestSupport
 import Testing
