@@ -16,15 +16,15 @@ import Testing
         "\(try TestSupport.python) \(Self.example.appendingPathComponent("train.py").path)"
     }
 
-    func job(_ root: URL, _ kind: String, _ name: String, _ extra: [String]) throws -> TestSupport.Output {
-        try TestSupport.nas(
+    func job(_ root: URL, _ kind: String, _ name: String, _ extra: [String]) async throws -> TestSupport.Output {
+        try await TestSupport.nas(
             [kind, "--root-output-dir", root.path, "--job-name", name, "--latency-repeats", "5"] + extra,
             environment: Self.environment)
     }
 
-    @Test func searchesAndRetrainsWithALatencyConstraint() throws {
+    @Test func searchesAndRetrainsWithALatencyConstraint() async throws {
         let root = try TestSupport.temporaryDirectory("nas-byot")
-        let search = try job(
+        let search = try await job(
             root, "search", "mlp",
             [
                 "--trainer-command", try trainer(), "--search-space",
@@ -55,7 +55,7 @@ import Testing
         }
 
         // Stage 2 with the search's trainer command, its own flags, and the trainer's own reward honoured.
-        let train = try job(
+        let train = try await job(
             root, "train",
             "stage2",
             [
@@ -72,14 +72,14 @@ import Testing
             let computed = try #require(trial.metrics["computed_reward"])
             #expect(trial.reward == trial.metrics["nas_reward"] && computed.isFinite)
         }
-        let list = try TestSupport.nas(["trials", "list", root.appendingPathComponent("stage2").path])
+        let list = try await TestSupport.nas(["trials", "list", root.appendingPathComponent("stage2").path])
         #expect(list.stdout.split(separator: "\n").first?.contains("computed_reward  nas_reward") == true)
     }
 
-    @Test func failedTrialsSayWhyAndTheSearchGoesOn() throws {
+    @Test func failedTrialsSayWhyAndTheSearchGoesOn() async throws {
         let root = try TestSupport.temporaryDirectory("nas-byot")
         // Grid order: relu, relu, sigmoid, sigmoid; the trainer refuses sigmoid.
-        let search = try job(
+        let search = try await job(
             root, "search", "mixed",
             [
                 "--trainer-command", try trainer(), "--search-space",
@@ -89,7 +89,7 @@ import Testing
             ])
         try #require(search.status == 0, "\(search.stdout)\(search.stderr)")
         #expect(search.stdout.contains("Search job mixed: 2 succeeded, 2 failed"))
-        let list = try TestSupport.nas(["trials", "list", root.appendingPathComponent("mixed").path])
+        let list = try await TestSupport.nas(["trials", "list", root.appendingPathComponent("mixed").path])
         #expect(
             list.stdout.contains(
                 "trial 3: the trainer command exited with status 2; its last lines: architecture {'hidden_units': 16, 'activation': 'sigmoid'"
@@ -100,7 +100,7 @@ import Testing
             report.contains("<h2>Failed trials</h2>") && report.contains("ValueError: sigmoid is not supported here"))
 
         // A trainer that always fails uses up --max-failed-trials, and the search stops.
-        let broken = try job(
+        let broken = try await job(
             root, "search", "broken",
             [
                 "--trainer-command", "echo cannot import torch; false", "--max-trials", "6", "--max-parallel-trials",
@@ -113,60 +113,50 @@ import Testing
         #expect(trials.first?.error == "the trainer command exited with status 1; its last lines: cannot import torch")
 
         // The built-in trainer refuses a space it cannot build, before any job exists.
-        let builtIn = try job(
+        let builtIn = try await job(
             root, "search", "builtin", ["--search-space", Self.example.appendingPathComponent("space.json").path])
         #expect(builtIn.status != 0 && builtIn.stderr.contains("train this space with your own --trainer-command"))
         #expect(!FileManager.default.fileExists(atPath: root.path + "/builtin"))
     }
 
     /// Starts a search whose trainer command sleeps; returns the search and the sleeper's pid once it runs.
-    func searchWithASleepingTrainer(_ root: URL, _ name: String, _ extra: [String] = []) throws -> (Process, pid_t) {
-        let process = Process()
-        process.executableURL = TestSupport.nas
-        process.arguments =
+    func searchWithASleepingTrainer(_ root: URL, _ name: String, _ extra: [String] = []) async throws
+        -> (TestProcess, pid_t)
+    {
+        let search = try TestSupport.startNas(
             [
                 "search", "--root-output-dir", root.path, "--job-name", name, "--max-trials", "1",
                 "--trainer-command", "sleep 120 & echo $! > $NAS_TRIAL_DIR/sleep.pid; wait; true",
-            ] + extra
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+            ] + extra)
         let pidFile = root.path + "/\(name)/1/sleep.pid"
-        var text = ""
-        for _ in 0..<600 where text.isEmpty {
-            text =
-                (try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-                ?? ""
-            if text.isEmpty { usleep(50_000) }
+        func sleeper() -> pid_t? {
+            (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap {
+                pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
         }
-        let sleeper = try #require(pid_t(text), "the trainer command never started")
-        #expect(kill(sleeper, 0) == 0)
-        return (process, sleeper)
+        try await TestSupport.eventually("the trainer command to start", seconds: 60) { sleeper() != nil }
+        let pid = try #require(sleeper())
+        #expect(kill(pid, 0) == 0)
+        return (search, pid)
     }
 
-    func isGone(_ pid: pid_t) -> Bool {
-        for _ in 0..<300 {
-            if kill(pid, 0) != 0 { return true }
-            usleep(50_000)
-        }
-        return false
+    func isGone(_ pid: pid_t) async -> Bool {
+        (try? await TestSupport.eventually("process \(pid) to end", seconds: 15) { kill(pid, 0) != 0 }) != nil
     }
 
-    @Test func aKilledSearchTakesItsTrainerCommandsWithIt() throws {
+    @Test func aKilledSearchTakesItsTrainerCommandsWithIt() async throws {
         let root = try TestSupport.temporaryDirectory("nas-byot")
-        let (search, sleeper) = try searchWithASleepingTrainer(root, "killed")
-        kill(search.processIdentifier, SIGKILL)
-        search.waitUntilExit()
-        #expect(isGone(sleeper), "the trainer command outlived the search")
+        let (search, sleeper) = try await searchWithASleepingTrainer(root, "killed")
+        await search.killAndWait()
+        #expect(await isGone(sleeper), "the trainer command outlived the search")
     }
 
-    @Test func ctrlCCancelsTheTrainerCommand() throws {
+    @Test func ctrlCCancelsTheTrainerCommand() async throws {
         let root = try TestSupport.temporaryDirectory("nas-byot")
-        let (search, sleeper) = try searchWithASleepingTrainer(root, "interrupted", ["--on-interrupt", "cancel"])
-        kill(search.processIdentifier, SIGINT)
-        search.waitUntilExit()
-        #expect(search.terminationStatus == 130)
-        #expect(isGone(sleeper), "the trainer command outlived the cancel")
+        let (search, sleeper) = try await searchWithASleepingTrainer(root, "interrupted", ["--on-interrupt", "cancel"])
+        search.signal(SIGINT)
+        #expect(await search.wait() == 130)
+        #expect(await isGone(sleeper), "the trainer command outlived the cancel")
         let trials = try JobStore.open(directory: root.appendingPathComponent("interrupted").path).trials()
         #expect(trials.map(\.state) == [.cancelled])
     }
