@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ONNX", "ONNXFixtures", "Trainer", "TestSupport"]),
         // The trainer's tests run its exports through the engine.
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ONNX", "Engine", "ONNXFixtures", "TestSupport"]),
-        .testTarget(name: "SearchTests", dependencies: ["Search", "Trainer", "Constraints", "TestSupport"]),
+        .testTarget(name: "SearchTests", dependencies: ["Search", "Trainer", "ONNX", "Constraints", "TestSupport"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "ONNX", "Engine", "Trainer", "Search", "TestSupport"]),
     ]

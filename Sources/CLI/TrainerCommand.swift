@@ -17,8 +17,11 @@ import Trainer
 struct TrainerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trainer",
-        abstract: "Train one trial: build its CNN, train and evaluate it, count FLOPs, export ONNX, compute the reward.",
+        abstract:
+            "Train one trial (the built-in CNN, or --trainer-command), count FLOPs, measure the model, compute the reward.",
         discussion: """
+            With --trainer-command, the command trains the trial in the seed's contract and its metrics and model \
+            are read back; everything after training is the same as for the built-in trainer.
             Exit status: 0 when the trial succeeded, 3 when its loss became NaN (job_status.json says \
             failed_with_nan_error), 1 for any other failure (job_status.json says failed, with the reason).
             """
@@ -82,10 +85,12 @@ struct TrainerCommand: AsyncParsableCommand {
     var quiet = false
 
     @OptionGroup var training: TrainerOptions
+    @OptionGroup var command: TrainerCommandOptions
     @OptionGroup var plugins: PluginOptions
 
     func validate() throws {
         try training.check()
+        _ = try command.spec()
         guard pushWait >= 0, pushWait.isFinite else { throw ValidationError("--push-wait must be 0 or more seconds") }
         if (nasParams == nil) == (retrainSearchJob == nil) {
             throw ValidationError("give either --nas-params-str (a search trial) or --retrain-search-job-dir (stage 2)")
@@ -127,20 +132,6 @@ struct TrainerCommand: AsyncParsableCommand {
     private func pipeline() throws -> TrialPipeline {
         let registry = try plugins.registry()
         let reward = Reward(constraints: try constraints.specs.map { try registry.constraint(parsing: $0) })
-        let config = TrainingConfig(
-            epochs: training.epochs, batchSize: training.batchSize, learningRate: training.learningRate, seed: seed,
-            threads: training.threads, trainLimit: training.trainLimit, testLimit: training.testLimit,
-            progressInterval: 200)
-        try config.validate()
-        let (quiet, epochs) = (quiet, training.epochs)
-        let trainer = BuiltInTrainer(config: config, dataDirectory: training.dataDirectory) { progress in
-            guard !quiet else { return }
-            printError(
-                String(
-                    format: "epoch %d/%d batch %d/%d loss %.4f accuracy %.4f %.0f images/s", progress.epoch, epochs,
-                    progress.batch, progress.batchesPerEpoch, progress.loss, progress.accuracy,
-                    progress.imagesPerSecond))
-        }
         let log: @Sendable (String) -> Void = { line in if !quiet { printError("nas trainer: \(line)") } }
         let exchange = ExchangeMeasurer(
             jobRoot: outputDirectory ?? (jobDirectory as NSString).deletingLastPathComponent,
@@ -149,10 +140,12 @@ struct TrainerCommand: AsyncParsableCommand {
                 pollInterval: .seconds(training.pollInterval), timeout: .seconds(training.latencyTimeout)),
             log: log)
         let devices = devices.measured(reward.constraints, local: DeviceType.local)
+        let fleet = try coordinator.map { (url: $0, token: try token.token()) }
+        let trainer = try self.trainer(devices: devices, fleet: fleet, log: log)
         var files = exchange
         files.perDeviceFolders = devices.count > 1
         let measurer = TransportMeasurer(
-            coordinator: try coordinator.map { ($0, try token.token()) }, transport: transport,
+            coordinator: fleet, transport: transport,
             pushWait: .seconds(pushWait),
             local: (DeviceType.local, NativeRunner(options: MeasurementOptions(warmup: 20, repeats: training.latencyRepeats))),
             files: files, log: log)
@@ -166,6 +159,39 @@ struct TrainerCommand: AsyncParsableCommand {
         // Refuse a constraint on a metric nothing will produce before spending minutes on training.
         try pipeline.check()
         return pipeline
+    }
+
+    /// The trial's trainer: the user's command when one is given, else the built-in CNN trainer.
+    private func trainer(
+        devices: [String], fleet: (url: String, token: String)?, log: @escaping @Sendable (String) -> Void
+    ) throws -> any TrialTrainer {
+        if let spec = try command.spec() {
+            // What a trainer asking for latency itself needs: where the coordinator is, its token, which devices,
+            // and where the file exchange is when there is no coordinator.
+            var environment = ["NAS_TARGET_DEVICE_TYPES": devices.joined(separator: ",")]
+            if let fleet {
+                environment["NAS_COORDINATOR_URL"] = fleet.url
+                environment["NAS_FLEET_TOKEN"] = fleet.token
+            }
+            let exchange = outputDirectory ?? (jobDirectory as NSString).deletingLastPathComponent
+            if !exchange.hasPrefix("gs:") { environment["NAS_EXCHANGE_DIR"] = exchange }
+            let retrain = try retrainSearchJob.map { ($0, try Self.parseTrialList(retrainSearchTrials ?? "")) }
+            return CommandTrainer(spec: spec, environment: environment, retrain: retrain, log: log)
+        }
+        let config = TrainingConfig(
+            epochs: training.epochs, batchSize: training.batchSize, learningRate: training.learningRate, seed: seed,
+            threads: training.threads, trainLimit: training.trainLimit, testLimit: training.testLimit,
+            progressInterval: 200)
+        try config.validate()
+        let (quiet, epochs) = (quiet, training.epochs)
+        return BuiltInTrainer(config: config, dataDirectory: training.dataDirectory) { progress in
+            guard !quiet else { return }
+            printError(
+                String(
+                    format: "epoch %d/%d batch %d/%d loss %.4f accuracy %.4f %.0f images/s", progress.epoch, epochs,
+                    progress.batch, progress.batchesPerEpoch, progress.loss, progress.accuracy,
+                    progress.imagesPerSecond))
+        }
     }
 
     /// The trial this process runs.

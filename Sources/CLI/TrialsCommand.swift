@@ -47,6 +47,7 @@ struct TrialsCommand: ParsableCommand {
         func run() throws {
             let (_, table) = try JobResults.load(jobDirectory, sort: sort, plugins: plugins)
             print(json ? table.json : csv ? table.csv : table.text)
+            if !json && !csv && !table.failures.isEmpty { print("\nFailed:\n" + table.failures) }
         }
     }
 }

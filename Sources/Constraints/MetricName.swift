@@ -26,6 +26,9 @@ public struct MetricName: RawRepresentable, Hashable, Sendable, Comparable, Expr
     public static let accuracy: MetricName = "top_1_accuracy"
     /// The reward: accuracy times one factor per constraint.
     public static let reward: MetricName = "nas_reward"
+    /// The reward `nas` computed from accuracy and constraints, kept beside `nas_reward` when a trainer
+    /// command reported its own reward and the job honours it (`--nas-target-reward-metric`).
+    public static let computedReward: MetricName = "computed_reward"
     /// FLOPs under TensorFlow's profiler convention (2 per multiply-add).
     public static let flops: MetricName = "flops"
     /// FLOPs in millions, as the seed's `--target-flops-million` reads them.

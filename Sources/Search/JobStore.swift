@@ -93,13 +93,16 @@ public struct JobConfig: Codable, Hashable, Sendable {
     public var outputLocation: String?
     /// How the job's trials reach their devices; nil in jobs started by earlier versions (the defaults then).
     public var fleet: JobFleetRecord?
+    /// The user's own trainer, when the job runs one instead of the built-in trainer; absent from jobs written
+    /// before trainer commands existed, which read as nil.
+    public var trainerCommand: TrainerCommandSpec?
 
     /// Creates a job configuration.
     public init(
         kind: String, name: String, searchSpace: String, algorithm: String, seed: Int, maxTrials: Int,
         maxParallelTrials: Int, maxFailedTrials: Int, constraints: [String], targetDeviceTypes: [String],
         trainerArguments: [String], searchJobDirectory: String? = nil, searchTrials: [Int] = [],
-        outputLocation: String? = nil, fleet: JobFleetRecord? = nil
+        outputLocation: String? = nil, fleet: JobFleetRecord? = nil, trainerCommand: TrainerCommandSpec? = nil
     ) {
         self.kind = kind
         self.name = name
@@ -116,6 +119,7 @@ public struct JobConfig: Codable, Hashable, Sendable {
         self.searchTrials = searchTrials
         self.outputLocation = outputLocation
         self.fleet = fleet
+        self.trainerCommand = trainerCommand
     }
 }
 

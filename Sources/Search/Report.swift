@@ -77,8 +77,16 @@ public enum Report {
             let title = row.trial.error.map { " title=\"\(escape($0))\"" } ?? ""
             html += "<tr\(kind)\(title)>" + table.cells(row).map { "<td>\(escape($0))</td>" }.joined() + "</tr>\n"
         }
+        html += "</tbody></table>\n"
+        let failures = table.rows.filter { $0.trial.state == .failed }.sorted { $0.trial.id < $1.trial.id }
+        if !failures.isEmpty {
+            html += "<h2>Failed trials</h2>\n<ul class=\"failures\">\n"
+            for row in failures {
+                html += "<li>trial \(row.trial.id): \(escape(row.trial.error ?? "failed"))</li>\n"
+            }
+            html += "</ul>\n"
+        }
         html += """
-            </tbody></table>
             <script>
             // Sorts the trials table by a column: numbers numerically, '-' last; a second click reverses.
             let lastColumn = -1, ascending = true;

@@ -36,6 +36,8 @@ public struct ResultsTable: Sendable {
         where (metric.hasPrefix("latency_ms") || metric.hasPrefix("memory_bytes")) && !columns.contains(metric) {
             columns.append(metric)
         }
+        // A trainer command's own reward is the trials' nas_reward; the reward nas computed shows beside it.
+        if seen.contains(MetricName.computedReward.rawValue) { columns.append(MetricName.computedReward.rawValue) }
         metricColumns = columns
         let succeeded = trials.indices.filter { trials[$0].state == .succeeded }
         let points = succeeded.map { index in
@@ -100,6 +102,13 @@ public struct ResultsTable: Sendable {
             zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
                 .trimmingCharacters(in: .whitespaces)
         }.joined(separator: "\n")
+    }
+
+    /// The failed trials and why, one line each (`trial 3: the trainer command exited with status 2; ...`); empty
+    /// when none failed.
+    public var failures: String {
+        rows.filter { $0.trial.state == .failed }.sorted { $0.trial.id < $1.trial.id }
+            .map { "trial \($0.trial.id): \($0.trial.error ?? "failed")" }.joined(separator: "\n")
     }
 
     /// Comma-separated values with a header line.

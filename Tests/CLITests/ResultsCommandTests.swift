@@ -33,7 +33,8 @@ func writeSampleJob() throws -> String {
         let text = try await TestSupport.nas(["trials", "list", job])
         #expect(text.status == 0)
         let lines = text.stdout.split(separator: "\n")
-        #expect(lines.count == 6)
+        // The table, then why each failed trial failed.
+        #expect(lines.count == 8 && lines[6] == "Failed:" && lines[7].hasSuffix(": failed_with_nan_error"))
         #expect(lines[0].contains("top_1_accuracy") && lines[0].contains("latency_ms") && lines[0].contains("nas_reward"))
         #expect(lines[1].hasPrefix("2 ") && lines[1].hasSuffix("*"))
         #expect(lines[5].hasPrefix("5 ") && lines[5].contains("failed"))

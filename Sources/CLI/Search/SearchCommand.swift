@@ -19,6 +19,8 @@ struct SearchCommand: ParsableCommand {
             latency_ms.TYPE and memory_bytes.TYPE, one constraint each. Trials marked * in the tables are \
             Pareto-optimal: no other succeeded trial has higher top_1_accuracy and a lower or equal value of every \
             constrained metric. --job-name defaults to search-YYYYMMDD-HHMMSS (UTC).
+            --trainer-command runs your own trainer per trial (any framework) in vertex-ai-nas's contract; its \
+            model is counted and measured on the job's devices like a built-in trial's (python/README.md).
 
             Examples:
               nas search --max-trials 20 --target-latency-millisec 0.05
@@ -49,6 +51,7 @@ struct SearchCommand: ParsableCommand {
     @OptionGroup var devices: DeviceTypeOptions
     @OptionGroup var job: JobOptions
     @OptionGroup var trainer: TrainerOptions
+    @OptionGroup var command: TrainerCommandOptions
     @OptionGroup var fleet: JobFleetOptions
     @OptionGroup var output: ProgressOptions
     @OptionGroup var plugins: PluginOptions
@@ -61,6 +64,7 @@ struct SearchCommand: ParsableCommand {
         guard maxTrials >= 1 else { throw ValidationError("--max-trials must be 1 or more") }
         try job.check()
         try trainer.check()
+        _ = try command.spec()
     }
 
     func run() throws {
@@ -76,7 +80,8 @@ struct SearchCommand: ParsableCommand {
                 algorithm: algorithm, seed: seed, maxTrials: maxTrials, maxParallelTrials: job.maxParallelTrials,
                 maxFailedTrials: job.maxFailedTrials, constraints: specs,
                 targetDeviceTypes: devices.measured(parsed, local: DeviceType.local),
-                trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] })
+                trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] },
+                trainerCommand: try command.spec())
             config.outputLocation = job.outputLocation(config.name)
             config.fleet = fleet.record
             // Everything the job needs is checked before its folder exists or any training starts.
@@ -84,7 +89,10 @@ struct SearchCommand: ParsableCommand {
             guard space.size > 0 else {
                 throw CLIError.badInput("the search space '\(searchSpace)' has no architectures to try")
             }
-            try trainer.checkData()
+            if config.trainerCommand == nil {
+                try trainer.checkData()
+                try Self.checkBuiltInTrainerCanTrain(space)
+            }
             try fleet.checkCoordinator()
             try JobSetup.checkConstraints(config, constraints: parsed, pluginMetrics: registry.measuredMetrics)
             store = try JobSetup.create(directory: job.directory(config.name), config: config)
@@ -97,6 +105,18 @@ struct SearchCommand: ParsableCommand {
             guard let choice = try algorithm.propose(trial: proposed.count, proposed: proposed, finished: finished)
             else { return nil }
             return try space.parameters(of: choice)
+        }
+    }
+
+    /// Refuses a space whose values the built-in trainer cannot build (anything but its CNN's layers): only a
+    /// trainer command of the user's own knows what they mean.
+    static func checkBuiltInTrainerCanTrain(_ space: SearchSpace) throws {
+        var generator = SystemRandomNumberGenerator()
+        do {
+            _ = try space.architecture(of: space.sample(using: &generator))
+        } catch {
+            throw CLIError.badInput(
+                "\(error); the built-in trainer builds only its CNN, so train this space with your own --trainer-command")
         }
     }
 

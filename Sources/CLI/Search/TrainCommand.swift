@@ -12,7 +12,10 @@ struct TrainCommand: ParsableCommand {
         discussion: """
             A new job whose trial k retrains search trial k of --trials, as in vertex-ai-nas (with --trials 1,9,
             trial 1 retrains search trial 1 and trial 2 retrains search trial 9), reusing their nas_params_str.json.
-            Constraints and device types default to the search job's. Each trial's metrics carry nas_trial_id.
+            Constraints, device types and the trainer command (with its settings) default to the search job's; a
+            trainer command gets the search trial's architecture as --nas_params_str (and, with --retrain-flags,
+            the seed's --retrain_search_job_dir and --retrain_search_job_trials). Each trial's metrics carry
+            nas_trial_id.
             --job-name defaults to train-YYYYMMDD-HHMMSS (UTC).
 
             Example:
@@ -30,6 +33,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var devices: DeviceTypeOptions
     @OptionGroup var job: JobOptions
     @OptionGroup var trainer: TrainerOptions
+    @OptionGroup var command: TrainerCommandOptions
     @OptionGroup var fleet: JobFleetOptions
     @OptionGroup var output: ProgressOptions
     @OptionGroup var plugins: PluginOptions
@@ -68,8 +72,9 @@ struct TrainCommand: ParsableCommand {
             targetDeviceTypes: devices.deviceTypes.isEmpty ? search.config.targetDeviceTypes : devices.deviceTypes,
             trainerArguments: trainer.arguments + plugins.directories.flatMap { ["--plugin-dir", $0] },
             searchJobDirectory: URL(fileURLWithPath: searchDirectory).standardizedFileURL.path, searchTrials: ids,
-            outputLocation: job.outputLocation(name), fleet: fleet.record)
-        try trainer.checkData()
+            outputLocation: job.outputLocation(name), fleet: fleet.record,
+            trainerCommand: try command.spec(over: search.config.trainerCommand))
+        if config.trainerCommand == nil { try trainer.checkData() }
         try fleet.checkCoordinator()
         try JobSetup.checkConstraints(
             config, constraints: try config.constraints.map { try registry.constraint(parsing: $0) },

@@ -212,7 +212,11 @@ public final class JobLoop {
             switch exit {
             case .exited(TrialExit.nanStatus): reason = "failed_with_nan_error"
             case .exited(let status):
-                reason = "trainer exited with status \(status): \(Self.logTail(directory))"
+                // The trial runner's own account (a trainer command's failure with its last lines) says more
+                // than the tail of its log.
+                reason =
+                    TrialStatusFile(directory: directory).reason()
+                    ?? "trainer exited with status \(status): \(Self.logTail(directory))"
             case .signaled(let signal): reason = "trainer killed by signal \(signal)"
             }
             try store.markFailed(id, reason: reason)

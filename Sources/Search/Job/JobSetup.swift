@@ -31,10 +31,12 @@ public enum JobSetup {
     }
 
     /// Refuses, before anything runs, a constraint on a metric no trial of the job will produce.
-    /// `pluginMetrics` are the metrics loaded plugins measure from models.
+    /// `pluginMetrics` are the metrics loaded plugins measure from models. A trainer command may report any
+    /// metric, so its trials are checked once they ran.
     public static func checkConstraints(_ config: JobConfig, constraints: [Constraint], pluginMetrics: Set<String>)
         throws
     {
+        guard config.trainerCommand == nil else { return }
         let produced = Set(TrialPipeline.trainingMetrics.map(\.rawValue))
             .union(MetricName.deviceMetrics(of: config.targetDeviceTypes).map(\.rawValue))
             .union(pluginMetrics)

@@ -38,9 +38,14 @@ public struct TrialCommand: Sendable {
         }
         for spec in config.constraints { arguments += ["--constraint", spec] }
         for type in config.targetDeviceTypes { arguments += ["--target-device-type", type] }
+        var environment = self.environment
+        if config.trainerCommand != nil {
+            environment.merge(CommandTrainer.runnerEnvironment(inherited: ProcessInfo.processInfo.environment)) { $1 }
+        }
         return TrialRun(
             trialID: trial.id, directory: directory,
-            command: [executable] + arguments + config.trainerArguments + extraArguments, environment: environment,
+            command: [executable] + arguments + config.trainerArguments + (config.trainerCommand?.arguments ?? [])
+                + extraArguments, environment: environment,
             logPath: (directory as NSString).appendingPathComponent(TrialFiles.log))
     }
 }

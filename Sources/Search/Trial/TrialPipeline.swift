@@ -30,25 +30,36 @@ public struct TrialContext: Sendable {
 
 /// What a trainer leaves: the exported model and the metrics it measured (accuracy at least).
 public struct TrainedTrial: Sendable {
-    /// The ONNX model's bytes.
-    public var model: [UInt8]
-    /// Where the model file is.
+    /// The ONNX model's bytes; nil when a trainer command left none (a job that measures devices then fails).
+    public var model: [UInt8]?
+    /// Where the model file is (or should have been).
     public var modelPath: String
     /// Metrics by name: `top_1_accuracy` and whatever else the trainer reports.
     public var metrics: [String: Double]
+    /// The trainer's own reward, when the job honours one (`--nas-target-reward-metric`): the trial's
+    /// `nas_reward`, `nas`'s own then being `computed_reward`.
+    public var reward: Double?
 
     /// A trained trial.
-    public init(model: [UInt8], modelPath: String, metrics: [String: Double]) {
+    public init(model: [UInt8]?, modelPath: String, metrics: [String: Double], reward: Double? = nil) {
         self.model = model
         self.modelPath = modelPath
         self.metrics = metrics
+        self.reward = reward
     }
 }
 
-/// Trains one trial's architecture and exports its model: the built-in trainer today, a user's command next.
+/// Trains one trial's architecture and exports its model: the built-in trainer, or a user's command.
 public protocol TrialTrainer: Sendable {
     /// Trains `trial`, leaves its ONNX model at `trial.modelPath`, and returns it with the metrics measured.
     func train(_ trial: TrialContext) async throws -> TrainedTrial
+    /// True when the trainer may report metrics of its own beyond accuracy, so that a constraint on a metric
+    /// `nas` does not measure is checked once the trainer has run rather than refused before; false by default.
+    var reportsOwnMetrics: Bool { get }
+}
+
+extension TrialTrainer {
+    public var reportsOwnMetrics: Bool { false }
 }
 
 /// A trial's model, as a measurer gets it.
@@ -133,7 +144,7 @@ public struct TrialPipeline: Sendable {
     /// Refuses, before any training, a constraint on a metric the trial will not produce.
     public func check() throws {
         let produced = producedMetrics
-        for constraint in reward.constraints where !produced.contains(constraint.metric) {
+        for constraint in reward.constraints where !produced.contains(constraint.metric) && !trainer.reportsOwnMetrics {
             throw TrialPipelineError(
                 "constraint '\(constraint.name)' reads metric '\(constraint.metric)', which this trial does not produce (it produces: \(produced.sorted().joined(separator: ", "))); load the plugin that measures it with --plugin-dir"
             )
@@ -164,13 +175,20 @@ public struct TrialPipeline: Sendable {
         guard metrics[MetricName.accuracy.rawValue] != nil else {
             throw TrialPipelineError("the trainer reported no \(MetricName.accuracy)")
         }
-        let flops = try OnnxFlops.count(bytes: trained.model).total
-        metrics[MetricName.flops.rawValue] = Double(flops)
-        metrics[MetricName.flopsMillion.rawValue] = Double(flops) / 1e6
+        if let model = trained.model {
+            let flops = try OnnxFlops.count(bytes: model).total
+            metrics[MetricName.flops.rawValue] = Double(flops)
+            metrics[MetricName.flopsMillion.rawValue] = Double(flops) / 1e6
+        }
         if let searchTrialID = trial.searchTrialID { metrics[MetricName.searchTrialID.rawValue] = Double(searchTrialID) }
 
         if let measurer, !deviceTypes.isEmpty {
-            let model = TrialModel(trialID: trial.trialID, bytes: trained.model, path: trained.modelPath)
+            guard let bytes = trained.model else {
+                throw TrialPipelineError(
+                    "the trainer left no model at \(trained.modelPath), and this job measures it on \(deviceTypes.joined(separator: ", ")): export ONNX there (or say where with --model-path)\(CommandTrainer.missingModelHint(trained.modelPath))"
+                )
+            }
+            let model = TrialModel(trialID: trial.trialID, bytes: bytes, path: trained.modelPath)
             for type in deviceTypes {
                 let answer = try Self.checked(try await measurer.measure(model, on: type), deviceType: type)
                 for metric in MetricName.deviceMetrics {
@@ -189,11 +207,15 @@ public struct TrialPipeline: Sendable {
                 try Data(record.encoded()).write(to: URL(fileURLWithPath: path), options: .atomic)
             }
         }
-        for metric in modelMetrics where metrics[metric.name] == nil {
-            metrics[metric.name] = try metric.measure(trained.model)
+        if let model = trained.model {
+            for metric in modelMetrics where metrics[metric.name] == nil {
+                metrics[metric.name] = try metric.measure(model)
+            }
         }
         let accuracy = metrics[MetricName.accuracy.rawValue]!
-        metrics[MetricName.reward.rawValue] = try reward.evaluate(accuracy: accuracy, metrics: metrics).reward
+        let computed = try reward.evaluate(accuracy: accuracy, metrics: metrics).reward
+        metrics[MetricName.reward.rawValue] = trained.reward ?? computed
+        if trained.reward != nil { metrics[MetricName.computedReward.rawValue] = computed }
         let metricsPath = (trial.directory as NSString).appendingPathComponent(TrialFiles.metrics)
         try Data((Self.jsonLine(metrics) + "\n").utf8).write(to: URL(fileURLWithPath: metricsPath), options: .atomic)
         try status.write("succeeded")
@@ -272,6 +294,15 @@ public struct TrialStatusFile: Sendable {
     public func read() throws -> String? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         return try JSON.parse(Array(data))["status"].flatMap { if case .string(let s) = $0 { s } else { nil } }
+    }
+
+    /// The reason a failed trial's status gives, if the file says it failed and why.
+    public func reason() -> String? {
+        guard let data = FileManager.default.contents(atPath: path), let json = try? JSON.parse(Array(data)),
+            case .string(let status)? = json["status"], status.hasPrefix("failed"),
+            case .string(let reason)? = json["reason"], !reason.isEmpty
+        else { return nil }
+        return reason
     }
 
     /// Writes the status, with a reason for failures.
