@@ -142,13 +142,15 @@ struct ExchangeTests {
         let folder = StorageTestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let log = folder + "/runs.txt"
-        let slow = try CommandRunner(command: "echo run >> '\(log)'; sleep 4.5; cat {model}")
+        // Three leases long; leases of 4 s so that a loaded machine's scheduling stalls (a second or more on 2
+        // busy cores) do not pass for a dead worker.
+        let slow = try CommandRunner(command: "echo run >> '\(log)'; sleep 12; cat {model}")
         try fixture.storage.write(JobLayout.modelKey(trial: 1), data: metricsModel(latency: 1))
         func worker(_ name: String) throws -> FileWorker {
             try FileWorker(
                 storage: fixture.storage, runner: slow,
                 configuration: .init(
-                    deviceType: "cpu", pollInterval: .milliseconds(50), leaseDuration: .milliseconds(1500),
+                    deviceType: "cpu", pollInterval: .milliseconds(50), leaseDuration: .seconds(4),
                     workerID: name),
                 log: { _ in })
         }
