@@ -18,6 +18,8 @@ final class ProgressReporter: JobObserver {
     private let live: Bool
     private let start = Date()
     private var lineShown = false
+    /// How to start a worker for trials that wait for one (shown on the live line while some do).
+    var workerHint: String?
 
     init(options: ProgressOptions) {
         self.options = options
@@ -41,7 +43,9 @@ final class ProgressReporter: JobObserver {
     func progress(_ progress: JobProgress) {
         guard live else { return }
         var text = "\r\u{1B}[K\(progress.done)/\(progress.total) done, \(progress.running) running"
-        if progress.measuring > 0 { text += " (\(progress.measuring) waiting for a device worker)" }
+        if progress.measuring > 0 {
+            text += " (\(progress.measuring) waiting for a device worker\(workerHint.map { ": \($0)" } ?? ""))"
+        }
         text += ", \(progress.failed) failed"
         if let best = progress.best {
             text += " | best reward \(String(format: "%.4f", best.reward)) (trial \(best.trial))"

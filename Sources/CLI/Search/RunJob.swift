@@ -16,6 +16,11 @@ func runJob(
     let observer = ProgressReporter(options: output)
     let constraints = registry.displayed(store.config.constraints)
     let settings = try JobFleetOptions.settings(store.config.fleet ?? fleetOptions.record)
+    if settings.transport != .push, let type = store.config.targetDeviceTypes.first {
+        let root = store.config.outputLocation ?? store.directory
+        let folder = store.config.targetDeviceTypes.count > 1 ? "\(root)/devices/\(type)" : root
+        observer.workerHint = "nas worker --job-dir \(folder) --device-type \(type)"
+    }
     let fleet = try JobFleet(config: store.config, directory: store.directory, settings: settings, local: NativeRunner()) {
         line in observer.event(.fleet(line))
     }
