@@ -51,10 +51,13 @@ let package = Package(
             name: "CFleetProto", dependencies: ["CProtobufC"], path: "Sources/CFleetProto", exclude: ["proto"],
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
+        // The fleet's HTTP/2 transport: one event loop per process, servers and clients on nghttp2.
+        .target(name: "HTTP2", dependencies: ["CNghttp2", "CSystem"]),
         .target(
             name: "Fleet",
             dependencies: [
                 "Constraints", "System", "CSystem", "CCurl", "CNghttp2", "CCrypto", "CFleetProto", "ProtobufArena",
+                "HTTP2",
             ]),
         // The native engine as the fleet's `ModelRunner`: what `nas worker` and `nas search` inject into the fleet.
         .target(name: "NativeRunner", dependencies: ["Fleet", "Engine"]),
@@ -93,7 +96,7 @@ let package = Package(
         // The trainer's tests run its exports through the engine.
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ONNX", "Engine", "ONNXFixtures", "TestSupport"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "Trainer", "ONNX", "Constraints", "TestSupport"]),
-        .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestSupport"]),
+        .testTarget(name: "FleetTests", dependencies: ["Fleet", "HTTP2", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "ONNX", "Engine", "Trainer", "Search", "TestSupport"]),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import HTTP2
 import Testing
 
 @testable import Fleet
@@ -8,7 +9,7 @@ import Testing
     static func rawCall(_ port: Int, path: String, body: [UInt8], token: String?) async throws -> HTTP2Response {
         let client = HTTP2Client(token: token ?? "")
         defer { client.shutdown() }
-        return try await client.post(url: "http://127.0.0.1:\(port)\(path)", body: body, timeout: 10)
+        return try await client.post(url: "http://127.0.0.1:\(port)\(path)", body: body, timeout: .seconds(10))
     }
 
     @Test func callsWithoutTheTokenGet401AndChangeNothing() async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import HTTP2
 
 /// A device worker: serves `nas.fleet.Worker/Run` for the coordinator, registers with it, keeps its lease with
 /// heartbeats, and registers again (same id, with backoff) when the coordinator restarts or forgot it.
@@ -26,7 +27,7 @@ public final class FleetWorker: @unchecked Sendable {
         /// Where models are cached by hash (default: a folder in the temporary directory).
         public var cacheDirectory: String?
         /// Longest wait between registration attempts while the coordinator is away (default 1 s).
-        public var maxBackoffMilliseconds = 1000
+        public var maxBackoff: Duration = .seconds(1)
 
         /// Defaults for the given coordinator, device type and token.
         public init(coordinator: String, deviceType: String, token: String) {
@@ -67,14 +68,13 @@ public final class FleetWorker: @unchecked Sendable {
     @discardableResult
     public func start() throws -> Int {
         try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
-        let server = HTTP2Server(configuration: .init(host: configuration.host, port: configuration.port,
-                                                      token: configuration.token,
-                                                      maxBodyBytes: configuration.maxBodyBytes,
-                                                      routes: [FleetPath.run]),
-                                  immediate: { [unowned self] request, _ in handleAtOnce(request) }) {
+        let server = HTTP2Server(fleet: .init(host: configuration.host, port: configuration.port,
+                                              token: configuration.token, maxBodyBytes: configuration.maxBodyBytes,
+                                              routes: [FleetPath.run]),
+                                 immediate: { [unowned self] request, _ in handleAtOnce(request) }) {
             [unowned self] request in await handle(request)
         }
-        let port = try server.start()
+        let port = try server.startServing()
         lock.withLock { self.server = server }
         return port
     }
@@ -97,7 +97,7 @@ public final class FleetWorker: @unchecked Sendable {
                 await FleetExecutor.shared.sleep(milliseconds: heartbeatMilliseconds)
                 if Task.isCancelled || lock.withLock({ stopped }) { break }
                 do throws(FleetError) {
-                    _ = try await client.heartbeat(id, timeout: Double(heartbeatMilliseconds) / 1000 + 2)
+                    _ = try await client.heartbeat(id, timeout: .milliseconds(heartbeatMilliseconds) + .seconds(2))
                     continue
                 } catch {
                     // Unknown (the coordinator restarted) or unreachable: register again, with the same id.
@@ -111,7 +111,7 @@ public final class FleetWorker: @unchecked Sendable {
                                           capacity: UInt32(configuration.capacity), address: address,
                                           workerID: lastID ?? "")
             do throws(FleetError) {
-                let response = try await client.register(request, timeout: 5)
+                let response = try await client.register(request, timeout: .seconds(5))
                 heartbeatMilliseconds = max(50, Int(response.heartbeatMilliseconds))
                 lock.withLock { registeredID = response.workerID }
                 lastID = response.workerID
@@ -122,7 +122,7 @@ public final class FleetWorker: @unchecked Sendable {
                 }
                 // Full jitter: many workers coming back after a coordinator restart do not arrive all at once.
                 await FleetExecutor.shared.sleep(milliseconds: Int.random(in: backoff / 2...backoff))
-                backoff = min(backoff * 2, configuration.maxBackoffMilliseconds)
+                backoff = min(backoff * 2, max(1, milliseconds(configuration.maxBackoff)))
             }
         }
     }
