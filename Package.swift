@@ -96,6 +96,7 @@ let package = Package(
         // The trainer's tests run its exports through the engine.
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ONNX", "Engine", "ONNXFixtures", "TestSupport"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "Trainer", "ONNX", "Constraints", "TestSupport"]),
+        .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "HTTP2", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "ONNX", "Engine", "Trainer", "Search", "TestSupport"]),
     ]
