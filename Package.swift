@@ -79,7 +79,7 @@ let package = Package(
         // Search efficiency on a fixed reward table (bench/search/run.sh), run on demand.
         .executableTarget(name: "SearchBench", dependencies: ["Search", "Trainer"], path: "bench/SearchBench"),
         // Benchmarks of the fleet (bench/fleet-bench.sh), run on demand; the fleet alone, no engine or OpenBLAS.
-        .executableTarget(name: "FleetBench", dependencies: ["Fleet"], path: "bench/FleetBench"),
+        .executableTarget(name: "FleetBench", dependencies: ["Fleet", "HTTP2"], path: "bench/FleetBench"),
         // The turnaround of a real evaluation on a native-runner worker (bench/fleet-bench.sh), run on demand.
         .executableTarget(
             name: "TurnaroundBench", dependencies: ["Fleet", "NativeRunner", "Trainer"], path: "bench/TurnaroundBench"),

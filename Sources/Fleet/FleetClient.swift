@@ -65,12 +65,13 @@ public final class FleetClient: Sendable {
     let caller: FleetCaller
 
     /// A client of the coordinator at `coordinator` (`http://host:port`) using the fleet's shared `token`.
-    public init(coordinator: String, token: String) {
+    /// Its calls go out on `loop` (the process's shared one by default).
+    public init(coordinator: String, token: String, loop: EventLoop = .shared) {
         var base = coordinator
         while base.hasSuffix("/") { base.removeLast() }
         if !base.contains("://") { base = "http://" + base }
         self.base = base
-        caller = FleetCaller(http: HTTP2Client(token: token))
+        caller = FleetCaller(http: HTTP2Client(configuration: .init(token: token), loop: loop))
     }
 
     deinit {

@@ -47,12 +47,12 @@ extension HTTP2Server {
     /// A fleet server: refusals carry encoded error messages; each request is offered to `immediate` on the loop
     /// (bookkeeping that needs no waiting, answered with no thread hop), and the others go to `handler` in a task
     /// on `FleetExecutor`'s threads, so a busy global executor cannot hold the answer past the peer's timeout.
-    convenience init(fleet configuration: Configuration,
+    convenience init(loop: EventLoop = .shared, fleet configuration: Configuration,
                      immediate: (@Sendable (HTTP2Request, HTTP2Responder) -> Disposition)? = nil,
                      handler: @escaping @Sendable (HTTP2Request) async -> HTTP2Response) {
         var configuration = configuration
         configuration.rejection = { .error(FleetError($0)) }
-        self.init(configuration: configuration) { request, responder in
+        self.init(configuration: configuration, loop: loop) { request, responder in
             switch immediate?(request, responder) ?? .async {
             case .now(let response): responder.respond(response)
             case .later: break

@@ -31,7 +31,7 @@ final class ClientSession: Session {
     }
 
     /// Submits a call as a new stream, sent at the end of the loop's turn; the error when nghttp2 refuses it.
-    func submit(call: UInt64, what: String, path: String, body: [UInt8], token: String, contentType: String,
+    func submit(call: UInt64, path: String, body: [UInt8], token: String, contentType: String,
                 maxResponseBytes: Int) -> HTTP2Error? {
         var fields = [
             (":method", "POST"), (":scheme", "http"), (":authority", authority), (":path", path),
@@ -43,7 +43,7 @@ final class ClientSession: Session {
         }
         guard stream > 0 else { return HTTP2Error(.transport, String(cString: nghttp2_strerror(stream))) }
         streams[stream] = Stream(call: call, body: OutgoingBody(body),
-                                 answer: ClientStream(what: what, maxResponseBytes: maxResponseBytes))
+                                 answer: ClientStream(maxResponseBytes: maxResponseBytes))
         loop.flushLater(self)
         return nil
     }

@@ -11,16 +11,14 @@ public struct ClientStream: Sendable {
         case cancel(HTTP2Error)
     }
 
-    private let what: String
     private let maxResponseBytes: Int
     private var status = 0
     private var body: [UInt8] = []
     private var ended = false
     private var cancelled = false
 
-    /// The answer to the call `what` (`POST URL`, for messages), of at most `maxResponseBytes`.
-    public init(what: String, maxResponseBytes: Int) {
-        self.what = what
+    /// The answer to a call, of at most `maxResponseBytes`. Its errors do not name the call: the client does.
+    public init(maxResponseBytes: Int) {
         self.maxResponseBytes = maxResponseBytes
     }
 
@@ -35,7 +33,7 @@ public struct ClientStream: Sendable {
         if body.count + chunk.count > maxResponseBytes {
             cancelled = true
             body = []
-            return .cancel(HTTP2Error(.transport, "\(what): the answer is over \(maxResponseBytes) bytes"))
+            return .cancel(HTTP2Error(.transport, "the answer is over \(maxResponseBytes) bytes"))
         }
         body.append(contentsOf: chunk)
         return .none
@@ -56,6 +54,6 @@ public struct ClientStream: Sendable {
         if !cancelled, status > 0, ended || status >= 400 && !body.isEmpty {
             return .success(HTTP2Response(status: status, body: body))
         }
-        return .failure(HTTP2Error(.transport, "\(what): the stream was reset (\(reason))"))
+        return .failure(HTTP2Error(.transport, "the stream was reset (\(reason))"))
     }
 }

@@ -38,7 +38,9 @@ public final class EventLoop: @unchecked Sendable {
     private var timers = TimerQueue()
     private static let wakeToken: UInt64 = 0
 
-    private init(name: String) {
+    /// A loop of its own on a new thread named `name`, for a part that stands for a process of its own (a
+    /// benchmark's in-process workers); everything else shares `shared`.
+    public init(name: String) {
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         precondition(epollFD >= 0 && wakeFD >= 0, "epoll_create1/eventfd failed: errno \(nas_errno())")

@@ -137,7 +137,13 @@ final class ClientCore: @unchecked Sendable {
             return
         }
         let deadline = loop.now + timeout
-        loop.execute { [self] in
+        // On the loop (the coordinator's pushes) the call starts at once, without a job for the loop.
+        if loop.inLoop {
+            start(url: url, authority: authority, host: host, port: port, path: path, body: body, deadline: deadline,
+                  completion: completion)
+            return
+        }
+        loop.enqueue { [self] in
             start(url: url, authority: authority, host: host, port: port, path: path, body: body, deadline: deadline,
                   completion: completion)
         }
@@ -175,7 +181,7 @@ final class ClientCore: @unchecked Sendable {
         let call = Call(id: nextCall, url: url, path: path, body: body, completion: completion)
         nextCall += 1
         peer.calls[call.id] = call
-        perform(peer.state.call(call.id, deadline: deadline, now: loop.now), on: peer)
+        if let action = peer.state.call(call.id, deadline: deadline, now: loop.now) { perform([action], on: peer) }
         armTimer(peer)
     }
 
@@ -186,7 +192,7 @@ final class ClientCore: @unchecked Sendable {
                 connect(peer)
             case .submit(let id):
                 guard let call = peer.calls[id], let session = peer.session else { continue }
-                if let error = session.submit(call: id, what: "POST \(call.url)", path: call.path, body: call.body,
+                if let error = session.submit(call: id, path: call.path, body: call.body,
                                               token: configuration.token, contentType: configuration.contentType,
                                               maxResponseBytes: configuration.maxResponseBytes) {
                     peer.state.ended(id)

@@ -54,22 +54,22 @@ public struct PeerConnection: Sendable {
     /// Calls not yet ended.
     public var openCalls: Int { deadlines.count }
 
-    /// A new call with its deadline.
-    public mutating func call(_ id: UInt64, deadline: Instant, now: Instant) -> [Action] {
-        guard deadline > now else { return [.fail(call: id, HTTP2Error(.timedOut, "no answer in time"))] }
+    /// A new call with its deadline: at most one action (one array per call would cost an allocation).
+    public mutating func call(_ id: UInt64, deadline: Instant, now: Instant) -> Action? {
+        guard deadline > now else { return .fail(call: id, HTTP2Error(.timedOut, "no answer in time")) }
         deadlines[id] = deadline
         if earliestDeadline.map({ deadline < $0 }) ?? true { earliestDeadline = deadline }
         switch phase {
         case .idle:
             phase = .connecting
             waiting.append(id)
-            return [.connect]
+            return .connect
         case .connecting:
             waiting.append(id)
-            return []
+            return nil
         case .open:
             sent.insert(id)
-            return [.submit(call: id)]
+            return .submit(call: id)
         }
     }
 

@@ -43,6 +43,18 @@ public struct ServerStream: Sendable {
         self.maxBodyBytes = maxBodyBytes
     }
 
+    /// Whether a header field's name is one `header` keeps (`:method`, `:path`, `authorization`,
+    /// `content-length`), checked on the bytes before any string is made.
+    public static func keeps(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        switch name.count {
+        case 5: name[0] == UInt8(ascii: ":") && name[1] == UInt8(ascii: "p")
+        case 7: name[0] == UInt8(ascii: ":") && name[1] == UInt8(ascii: "m")
+        case 13: name[0] == UInt8(ascii: "a")
+        case 14: name[0] == UInt8(ascii: "c") && name[8] == UInt8(ascii: "l")
+        default: false
+        }
+    }
+
     /// One header field; the ones a request needs are kept.
     public mutating func header(name: String, value: String) {
         guard state == .headers else { return }

@@ -40,11 +40,13 @@ public final class Coordinator: @unchecked Sendable {
     /// Sends the pushes to workers, on the same event loop as the server.
     private var pusher: HTTP2Client?
     private let clock = ContinuousClock()
+    private let loop: EventLoop
     private let started: ContinuousClock.Instant
 
-    /// A coordinator with `configuration`; call `start()` to serve.
-    public init(configuration: Configuration) {
+    /// A coordinator with `configuration` whose sockets live on `loop`; call `start()` to serve.
+    public init(configuration: Configuration, loop: EventLoop = .shared) {
         self.configuration = configuration
+        self.loop = loop
         scheduler = Scheduler(configuration: .init(
             leaseMilliseconds: UInt64(milliseconds(configuration.lease)),
             heartbeatMilliseconds: UInt64(milliseconds(configuration.heartbeat)),
@@ -67,14 +69,14 @@ public final class Coordinator: @unchecked Sendable {
         }
         let routes: Set<String> = [FleetPath.register, FleetPath.heartbeat, FleetPath.deregister, FleetPath.evaluate,
                                    FleetPath.listWorkers]
-        let server = HTTP2Server(fleet: .init(host: configuration.host, port: configuration.port,
+        let server = HTTP2Server(loop: loop, fleet: .init(host: configuration.host, port: configuration.port,
                                               token: configuration.token,
                                               maxBodyBytes: configuration.maxBodyBytes, routes: routes),
                                  immediate: { [unowned self] request, responder in handleAtOnce(request, responder) }) {
             [unowned self] request in await handle(request)
         }
         let port = try server.startServing()
-        let pusher = HTTP2Client(configuration: .init(token: configuration.token))
+        let pusher = HTTP2Client(configuration: .init(token: configuration.token), loop: loop)
         lock.withLock {
             self.server = server
             self.pusher = pusher
@@ -87,7 +89,7 @@ public final class Coordinator: @unchecked Sendable {
     /// the global executor: a process whose cooperative threads are busy for seconds must still answer an
     /// evaluation at its deadline instead of letting the caller's timeout fire.
     private func scheduleTick(_ server: HTTP2Server) {
-        EventLoop.shared.after(.milliseconds(20)) { [weak self, weak server] in
+        loop.after(.milliseconds(20)) { [weak self, weak server] in
             guard let self, let server, self.lock.withLock({ self.server === server }) else { return }
             self.perform(self.lock.withLock { self.scheduler.tick(now: self.now()) })
             self.scheduleTick(server)

@@ -43,17 +43,21 @@ public final class FleetWorker: @unchecked Sendable {
     private let client: FleetClient
     private let cacheDirectory: String
     private let lock = NSLock()
+    private let loop: EventLoop
     private var server: HTTP2Server?
     private var registeredID: String?
     private var stopped = false
     private let log: @Sendable (String) -> Void
 
     /// A worker measuring models with `runner`; `log` receives one line per registration event.
-    public init(configuration: Configuration, runner: any ModelRunner, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    /// Its sockets (the server of pushes, the client of the coordinator) live on `loop`.
+    public init(configuration: Configuration, runner: any ModelRunner, loop: EventLoop = .shared,
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.loop = loop
         self.configuration = configuration
         self.runner = runner
         self.log = log
-        client = FleetClient(coordinator: configuration.coordinator, token: configuration.token)
+        client = FleetClient(coordinator: configuration.coordinator, token: configuration.token, loop: loop)
         cacheDirectory = configuration.cacheDirectory
             ?? (NSTemporaryDirectory() + "nas-worker-cache-\(getpid())-\(UUID().uuidString.prefix(8))")
     }
@@ -68,7 +72,7 @@ public final class FleetWorker: @unchecked Sendable {
     @discardableResult
     public func start() throws -> Int {
         try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
-        let server = HTTP2Server(fleet: .init(host: configuration.host, port: configuration.port,
+        let server = HTTP2Server(loop: loop, fleet: .init(host: configuration.host, port: configuration.port,
                                               token: configuration.token, maxBodyBytes: configuration.maxBodyBytes,
                                               routes: [FleetPath.run]),
                                  immediate: { [unowned self] request, _ in handleAtOnce(request) }) {
@@ -132,7 +136,8 @@ public final class FleetWorker: @unchecked Sendable {
         set { lock.withLock { storedLastID = newValue } }
     }
     private var storedLastID: String?
-    private var cachedHashes: Set<String> = []
+    /// The models written to the cache, by hash: a runner that does not read the file is answered from here.
+    private var cachedPaths: [[UInt8]: String] = [:]
 
     /// Deregisters (best effort) and stops serving.
     public func stop() async {
@@ -184,11 +189,11 @@ public final class FleetWorker: @unchecked Sendable {
     /// file gets it checked on disk (the cache may have been cleaned); one that does not trusts the hash set.
     private func cachedModel(for run: RunRequest, readsFile: Bool) throws(FleetError) -> String {
         guard run.sha256.count == 32 else { throw FleetError.badRequest("run: sha256 must be 32 bytes") }
+        if run.model.isEmpty, !readsFile, let known = lock.withLock({ cachedPaths[run.sha256] }) { return known }
         let hex = SHA256.hex(run.sha256)
         let path = cacheDirectory + "/" + hex + ".onnx"
         if run.model.isEmpty {
-            let known = !readsFile && lock.withLock { cachedHashes.contains(hex) }
-            guard known || FileManager.default.fileExists(atPath: path) else {
+            guard FileManager.default.fileExists(atPath: path) else {
                 throw FleetError(.modelNotCached, "model \(hex) is not in this worker's cache")
             }
             return path
@@ -203,7 +208,7 @@ public final class FleetWorker: @unchecked Sendable {
                 rename(temporary, path) == 0
             else { throw FleetError(.internal, "cannot write the model to the cache at \(path)") }
         }
-        lock.withLock { _ = cachedHashes.insert(hex) }
+        lock.withLock { cachedPaths[run.sha256] = path }
         return path
     }
 }
