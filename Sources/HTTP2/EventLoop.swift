@@ -37,6 +37,8 @@ public final class EventLoop: @unchecked Sendable {
     private var flushQueue: [EventLoopFlushable] = []
     private var timers = TimerQueue()
     private static let wakeToken: UInt64 = 0
+    /// One read buffer for every connection of this loop: it reads one socket at a time.
+    let readBuffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 65536)
 
     /// A loop of its own on a new thread named `name`, for a part that stands for a process of its own (a
     /// benchmark's in-process workers); everything else shares `shared`.

@@ -18,8 +18,6 @@ class Session: EventLoopSource, EventLoopFlushable {
     private(set) var connecting = false
     var queuedForFlush = false
     private(set) var closed = false
-    /// One read buffer for every connection: the loop reads one socket at a time.
-    nonisolated(unsafe) private static var readBuffer = [UInt8](repeating: 0, count: 65536)
 
     init(loop: EventLoop, fd: Int32) {
         self.loop = loop
@@ -113,19 +111,18 @@ class Session: EventLoopSource, EventLoopFlushable {
     /// Reads once and feeds nghttp2, whose callbacks run meanwhile: whether there may be more to read, or why the
     /// connection ended.
     private func readAndProcess() -> (more: Bool, end: String?) {
-        let count = Self.readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        let buffer = loop.readBuffer
+        let count = recv(fd, buffer.baseAddress, buffer.count, 0)
         if count == 0 { return (false, "the peer closed the connection") }
         if count < 0 {
             let error = nas_errno()
             if error == EAGAIN || error == EWOULDBLOCK || error == EINTR { return (false, nil) }
             return (false, String(cString: strerror(error)))
         }
-        let consumed = Self.readBuffer.withUnsafeBufferPointer {
-            nghttp2_session_mem_recv(session, $0.baseAddress, count)
-        }
+        let consumed = nghttp2_session_mem_recv(session, buffer.baseAddress, count)
         // A negative result is a protocol error (HTTP/1.1, bytes that are no HTTP/2): this connection ends.
         if consumed < 0 { return (false, "HTTP/2 protocol error: " + String(cString: nghttp2_strerror(Int32(consumed)))) }
-        return (count == Self.readBuffer.count, nil)
+        return (count == buffer.count, nil)
     }
 
     /// Writes what nghttp2 has to send; closes the connection when both sides are done or the peer is gone.
