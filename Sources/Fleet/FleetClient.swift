@@ -1,4 +1,5 @@
 import HTTP2
+import FleetWire
 
 /// Calls of the fleet's protocol over one HTTP/2 client: encodes the request, decodes the response or the error.
 struct FleetCaller: Sendable {

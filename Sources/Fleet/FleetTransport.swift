@@ -1,5 +1,6 @@
 import Foundation
 import HTTP2
+import FleetWire
 
 /// The fleet's use of the HTTP/2 transport: its errors as `FleetError`s, refusals answered with encoded error
 /// messages, and servers whose calls are answered on the loop or, when they must wait, in a task on the fleet's

@@ -3,6 +3,7 @@ import HTTP2
 import Testing
 
 @testable import Fleet
+@testable import FleetWire
 
 /// A coordinator and workers in this process, on real sockets.
 final class TestFleet: @unchecked Sendable {

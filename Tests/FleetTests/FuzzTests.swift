@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Fleet
+@testable import FleetWire
 
 /// Short runs of the committed fuzzers (fuzz/), so that CI keeps them working; run them longer on demand.
 @Suite struct FuzzTests {

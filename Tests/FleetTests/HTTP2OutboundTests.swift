@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 
 @testable import Fleet
+@testable import FleetWire
 
 /// Calls made on the event loop with completions (`HTTP2Client.post(url:body:timeout:completion:)`): how the
 /// coordinator pushes models to its workers.

@@ -3,6 +3,7 @@ import HTTP2
 import Testing
 
 @testable import Fleet
+@testable import FleetWire
 
 /// Bad input at the server: auth, limits, malformed bodies, unknown paths, and bytes that are not HTTP/2.
 @Suite struct ServerInputTests {

@@ -1,5 +1,6 @@
 import Foundation
 import HTTP2
+import FleetWire
 
 /// The fleet's coordinator: workers register with it, callers ask it to evaluate models, and it pushes each model
 /// to a live worker of the asked device type. Embeddable: `start()` serves on a port, `stop()` ends it.

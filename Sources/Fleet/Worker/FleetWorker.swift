@@ -1,5 +1,6 @@
 import Foundation
 import HTTP2
+import FleetWire
 
 /// A device worker: serves `nas.fleet.Worker/Run` for the coordinator, registers with it, keeps its lease with
 /// heartbeats, and registers again (same id, with backoff) when the coordinator restarts or forgot it.
