@@ -1,3 +1,8 @@
+// The fleet (module `Fleet`): the coordinator, the device workers and their runners, the callers' client, object
+// storage (local, Google Cloud Storage over libcurl) and the file exchange. It speaks the wire of `FleetWire`
+// (messages, errors, the scheduler) over the transport of `HTTP2`; this file is where the two meet: transport
+// failures and refusals become `FleetError`s, and servers answer on the event loop or in a task on `FleetExecutor`.
+
 import Foundation
 import HTTP2
 import FleetWire

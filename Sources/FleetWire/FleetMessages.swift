@@ -1,3 +1,9 @@
+// The fleet's wire (module `FleetWire`): what travels between callers, the coordinator and workers, apart from
+// how it travels. It owns the messages (`FleetMessages`, converted to and from the protobuf-c structs generated
+// from `Sources/CFleetProto/proto/fleet.proto`), the models' SHA-256, `FleetError` with its wire codes and HTTP
+// statuses, and the coordinator's `Scheduler` (a value-type state machine: events in, actions out). It does no I/O:
+// the transport is `HTTP2`, the coordinator and workers that use both are in `Fleet`.
+
 /// The fleet's wire messages as Swift values; `FleetMessages+ProtobufC.swift` converts them to and from the
 /// protobuf-c structs generated from `Sources/CFleetProto/proto/fleet.proto`.
 
