@@ -31,7 +31,8 @@ final class ServerSession: Session, @unchecked Sendable {
             ("content-length", String(response.body.count)),
         ]
         _ = withHeaderFields(fields) { nva, count in
-            nas_nghttp2_submit_response(session, id, nva, count, readResponseBody)
+            // An empty body ends the stream with the headers, not with an empty DATA frame after them.
+            nas_nghttp2_submit_response(session, id, nva, count, response.body.isEmpty ? nil : readResponseBody)
         }
         loop.flushLater(self)
     }
