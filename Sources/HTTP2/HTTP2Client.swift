@@ -211,8 +211,28 @@ final class ClientCore: @unchecked Sendable {
         call.completion(result.mapError { HTTP2Error($0.kind, "POST \(call.url): \($0.message)") })
     }
 
+    /// Dials the peer. An IP literal is connected at once; a name is resolved on a thread of its own and dialled
+    /// back on the loop: a slow or unreachable DNS server must not hold up every socket of the process.
     private func connect(_ peer: Peer) {
-        switch Sockets.connect(host: peer.host, port: peer.port) {
+        if let numeric = Sockets.resolve(host: peer.host, port: peer.port, numericOnly: true) {
+            dial(peer, numeric)
+            return
+        }
+        let (host, port) = (peer.host, peer.port)
+        nonisolated(unsafe) let peer = peer
+        Thread.detachNewThread { [self] in
+            let resolved = Sockets.resolve(host: host, port: port, numericOnly: false)
+                ?? .failure(HTTP2Error(.transport, "cannot resolve \(host)"))
+            loop.enqueue { [self] in
+                // The client may have been shut down, or the peer forgotten, meanwhile.
+                guard !stopped, peers[peer.state.authority] === peer, peer.state.phase == .connecting else { return }
+                dial(peer, resolved)
+            }
+        }
+    }
+
+    private func dial(_ peer: Peer, _ address: Result<Sockets.Address, HTTP2Error>) {
+        switch address.flatMap({ Sockets.connect(to: $0) }) {
         case .failure(let error):
             perform(peer.state.connectFailed(error.message), on: peer)
         case .success(let (fd, inProgress)):

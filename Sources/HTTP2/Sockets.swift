@@ -64,24 +64,46 @@ enum Sockets {
         return fd
     }
 
-    /// Starts a non-blocking connection to host:port; `inProgress` when the loop must wait for it to be writable.
-    /// The name is resolved here, on the loop, once per connection: peers are IP literals or names the hosts file
-    /// knows (`--advertise`), and a slow DNS server would hold up the loop for as long as it takes.
-    static func connect(host: String, port: String) -> Result<(fd: Int32, inProgress: Bool), HTTP2Error> {
+    /// A resolved peer address.
+    struct Address: Sendable {
+        var storage = sockaddr_storage()
+        var length: socklen_t = 0
+        var family: Int32 = 0
+    }
+
+    /// The address of host:port: `numericOnly` resolves IP literals only (never a DNS query, for the loop), nil
+    /// meaning the host is a name to resolve elsewhere.
+    static func resolve(host: String, port: String, numericOnly: Bool) -> Result<Address, HTTP2Error>? {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_NUMERICSERV
+        hints.ai_flags = AI_NUMERICSERV | (numericOnly ? AI_NUMERICHOST : 0)
         var result: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, port, &hints, &result)
+        if numericOnly && status == EAI_NONAME { return nil }
         guard status == 0, let info = result else {
             return .failure(HTTP2Error(.transport, "cannot resolve \(host): " + String(cString: gai_strerror(status))))
         }
         defer { freeaddrinfo(result) }
-        let fd = socket(info.pointee.ai_family, streamFlags, 0)
+        var address = Address()
+        address.family = info.pointee.ai_family
+        address.length = info.pointee.ai_addrlen
+        withUnsafeMutableBytes(of: &address.storage) { storage in
+            storage.copyMemory(from: UnsafeRawBufferPointer(start: info.pointee.ai_addr, count: Int(info.pointee.ai_addrlen)))
+        }
+        return .success(address)
+    }
+
+    /// Starts a non-blocking connection to `address`; `inProgress` when the loop must wait for it to be writable.
+    static func connect(to address: Address) -> Result<(fd: Int32, inProgress: Bool), HTTP2Error> {
+        let fd = socket(address.family, streamFlags, 0)
         guard fd >= 0 else { return .failure(errnoError("socket")) }
         noDelay(fd)
-        if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 { return .success((fd, false)) }
+        var storage = address.storage
+        let status = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, address.length) }
+        }
+        if status == 0 { return .success((fd, false)) }
         guard nas_errno() == EINPROGRESS else {
             let error = HTTP2Error(.transport, String(cString: strerror(nas_errno())))
             close(fd)
