@@ -1,4 +1,5 @@
-/* Typed wrappers of libcurl's variadic and macro API, which Swift cannot call directly. */
+/* Typed wrappers of libcurl's variadic and macro API, which Swift cannot call directly: the easy interface, which
+ * Google Cloud Storage (Sources/Fleet/Storage) uses; fleet calls go over Sources/HTTP2. */
 #ifndef NAS_CCURL_SHIM_H
 #define NAS_CCURL_SHIM_H
 #include <curl/curl.h>
@@ -25,20 +26,5 @@ static inline CURLcode nas_curl_easy_setopt_data_callback(CURL *handle, CURLopti
 }
 static inline CURLcode nas_curl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
-}
-static inline CURLcode nas_curl_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **value) {
-    return curl_easy_getinfo(handle, info, value);
-}
-static inline CURLMcode nas_curl_multi_setopt_long(CURLM *handle, CURLMoption option, long value) {
-    return curl_multi_setopt(handle, option, value);
-}
-static inline CURLMcode nas_curl_multi_setopt_pointer(CURLM *handle, CURLMoption option, void *value) {
-    return curl_multi_setopt(handle, option, value);
-}
-static inline CURLMcode nas_curl_multi_setopt_socket_callback(CURLM *handle, curl_socket_callback value) {
-    return curl_multi_setopt(handle, CURLMOPT_SOCKETFUNCTION, value);
-}
-static inline CURLMcode nas_curl_multi_setopt_timer_callback(CURLM *handle, curl_multi_timer_callback value) {
-    return curl_multi_setopt(handle, CURLMOPT_TIMERFUNCTION, value);
 }
 #endif

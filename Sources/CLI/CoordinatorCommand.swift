@@ -44,8 +44,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.host = listen.host
         configuration.port = listen.port
         configuration.maxBodyBytes = maxBodyBytes
-        configuration.leaseMilliseconds = leaseMs
-        configuration.heartbeatMilliseconds = heartbeatMs
+        configuration.lease = .milliseconds(leaseMs)
+        configuration.heartbeat = .milliseconds(heartbeatMs)
         configuration.maxAttempts = maxAttempts
         let coordinator = Coordinator(configuration: configuration)
         let port = try coordinator.start()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import FleetWire
 
 /// `nas evaluate`: measures one ONNX model on a device type of the fleet.
 struct EvaluateCommand: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import FleetWire
 
 /// `nas workers`: the workers a coordinator knows.
 struct WorkersCommand: AsyncParsableCommand {

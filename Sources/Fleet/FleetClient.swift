@@ -1,11 +1,14 @@
+import HTTP2
+import FleetWire
+
 /// Calls of the fleet's protocol over one HTTP/2 client: encodes the request, decodes the response or the error.
 struct FleetCaller: Sendable {
     let http: HTTP2Client
 
     func call<Request: ProtobufCMessageConvertible, Response: ProtobufCMessageConvertible>(
-        _ url: String, _ request: Request, as: Response.Type, timeout: Double
+        _ url: String, _ request: Request, as: Response.Type, timeout: Duration
     ) async throws(FleetError) -> Response {
-        try decodeAnswer(url, try await http.post(url: url, body: request.encoded(), timeout: timeout)).get()
+        try decodeAnswer(url, try await http.call(url: url, body: request.encoded(), timeout: timeout)).get()
     }
 }
 
@@ -56,23 +59,28 @@ public struct FleetWorkerStatus: Sendable, Equatable, Codable {
     public var address: String
 }
 
-/// The client of a coordinator: what the trainer and the search call to measure a model on a device type.
+/// The client of a coordinator: what the trainer and the search call to measure a model on a device type. Its
+/// calls go out on the process's HTTP/2 event loop, on one connection to the coordinator opened by the first call.
 public final class FleetClient: Sendable {
     private let base: String
     let caller: FleetCaller
 
     /// A client of the coordinator at `coordinator` (`http://host:port`) using the fleet's shared `token`.
-    public init(coordinator: String, token: String) {
+    /// Its calls go out on `loop` (the process's shared one by default).
+    public init(coordinator: String, token: String, loop: EventLoop = .shared) {
         var base = coordinator
         while base.hasSuffix("/") { base.removeLast() }
         if !base.contains("://") { base = "http://" + base }
         self.base = base
-        caller = FleetCaller(http: HTTP2Client(token: token))
+        caller = FleetCaller(http: HTTP2Client(configuration: .init(token: token), loop: loop))
     }
 
     deinit {
         caller.http.shutdown()
     }
+
+    /// How long a call waits for the coordinator by default.
+    static let callTimeout: Duration = .seconds(30)
 
     /// Measures an ONNX model on a worker of `deviceType`; fails when no worker measured it before `deadline`.
     public func evaluate(model: [UInt8], deviceType: String, deadline: Duration = .seconds(300)) async throws
@@ -90,14 +98,14 @@ public final class FleetClient: Sendable {
                                       deadlineMilliseconds: UInt32(clamping: milliseconds))
         // The transport waits a little longer than the coordinator, so the coordinator's answer wins.
         let response = try await caller.call(base + FleetPath.evaluate, request, as: EvaluateResponse.self,
-                                             timeout: Double(milliseconds) / 1000 + 5)
+                                             timeout: .milliseconds(milliseconds) + .seconds(5))
         return FleetEvaluation(metrics: response.metrics, workerID: response.workerID, attempts: Int(response.attempts))
     }
 
     /// The workers the coordinator knows.
     public func workers() async throws -> [FleetWorkerStatus] {
         let response = try await caller.call(base + FleetPath.listWorkers, ListWorkersRequest(),
-                                             as: ListWorkersResponse.self, timeout: 30)
+                                             as: ListWorkersResponse.self, timeout: Self.callTimeout)
         return response.workers.map {
             FleetWorkerStatus(workerID: $0.workerID, deviceType: $0.deviceType, attributes: $0.attributes,
                               state: $0.state, capacity: Int($0.capacity), inFlight: Int($0.inFlight),
@@ -106,16 +114,16 @@ public final class FleetClient: Sendable {
         }
     }
 
-    func register(_ request: RegisterRequest, timeout: Double = 10) async throws(FleetError) -> RegisterResponse {
+    func register(_ request: RegisterRequest, timeout: Duration = .seconds(10)) async throws(FleetError) -> RegisterResponse {
         try await caller.call(base + FleetPath.register, request, as: RegisterResponse.self, timeout: timeout)
     }
 
-    func heartbeat(_ workerID: String, timeout: Double = 10) async throws(FleetError) -> HeartbeatResponse {
+    func heartbeat(_ workerID: String, timeout: Duration = .seconds(10)) async throws(FleetError) -> HeartbeatResponse {
         try await caller.call(base + FleetPath.heartbeat, HeartbeatRequest(workerID: workerID),
                               as: HeartbeatResponse.self, timeout: timeout)
     }
 
-    func deregister(_ workerID: String, timeout: Double = 5) async throws(FleetError) {
+    func deregister(_ workerID: String, timeout: Duration = .seconds(5)) async throws(FleetError) {
         _ = try await caller.call(base + FleetPath.deregister, DeregisterRequest(workerID: workerID),
                                   as: DeregisterResponse.self, timeout: timeout)
     }

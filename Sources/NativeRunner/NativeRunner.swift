@@ -5,6 +5,7 @@
 import Constraints
 import Engine
 import Fleet
+import FleetWire
 import Foundation
 import ONNX
 

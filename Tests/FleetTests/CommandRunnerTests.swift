@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Fleet
+@testable import FleetWire
 
 @Suite struct CommandRunnerTests {
     static func model(named name: String = "model.onnx") throws -> String {

@@ -1,7 +1,9 @@
 import Foundation
+import HTTP2
 import Testing
 
 @testable import Fleet
+@testable import FleetWire
 
 /// A coordinator and workers in this process, on real sockets.
 final class TestFleet: @unchecked Sendable {
@@ -12,10 +14,10 @@ final class TestFleet: @unchecked Sendable {
     let client: FleetClient
 
     // A long lease: a test machine busy with other suites may delay heartbeats; the lease has tests of its own.
-    init(leaseMilliseconds: Int = 30_000, heartbeatMilliseconds: Int = 1000, maxBodyBytes: Int = 64 << 20) throws {
+    init(lease: Duration = .seconds(30), heartbeat: Duration = .seconds(1), maxBodyBytes: Int = 64 << 20) throws {
         var configuration = Coordinator.Configuration(token: Self.token)
-        configuration.leaseMilliseconds = leaseMilliseconds
-        configuration.heartbeatMilliseconds = heartbeatMilliseconds
+        configuration.lease = lease
+        configuration.heartbeat = heartbeat
         configuration.maxBodyBytes = maxBodyBytes
         coordinator = Coordinator(configuration: configuration)
         let port = try coordinator.start()

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Fleet
+@testable import FleetWire
 
 @Suite struct FleetMessagesTests {
     @Test func messagesRoundTripThroughProtobufC() throws {

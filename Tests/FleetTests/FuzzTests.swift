@@ -2,11 +2,16 @@ import Foundation
 import Testing
 
 @testable import Fleet
+@testable import FleetWire
 
 /// Short runs of the committed fuzzers (fuzz/), so that CI keeps them working; run them longer on demand.
 @Suite struct FuzzTests {
+    /// The seed of the random inputs: fixed, so a failure reproduces; `NAS_FUZZ_SEED` picks another.
+    static let seed: UInt64 = ProcessInfo.processInfo.environment["NAS_FUZZ_SEED"].flatMap { UInt64($0) } ?? 20_261_202
+
     @Test func randomAndMutatedBytesNeverCrashTheDecoding() {
-        var generator = SystemRandomNumberGenerator()
+        print("FuzzTests: seed \(Self.seed) (NAS_FUZZ_SEED=\(Self.seed) reproduces this run)")
+        var generator = SplitMix64(seed: Self.seed)
         let seeds: [[UInt8]] = [
             RegisterRequest(deviceType: "cpu", attributes: ["a": "b"], capacity: 2, address: "http://h:1").encoded(),
             EvaluateRequest(deviceType: "gpu", model: [1, 2, 3], sha256: SHA256.hash([1]), deadlineMilliseconds: 9)
@@ -40,12 +45,29 @@ import Testing
         try await fleet.addWorker("cpu")
         let result = try await runProgram(python, [
             TestPaths.packageRoot.appendingPathComponent("fuzz/fuzz_server.py").path, fleet.url, TestFleet.token,
-            "--iterations", "150", "--seconds", "30", "--seed", "7",
+            "--iterations", "150", "--seconds", "30", "--seed", String(Self.seed),
         ])
         #expect(result.status == 0, "fuzz_server.py: \(result.stderr) (run scripts/bootstrap.sh for h2)")
         #expect(result.stdout.contains("server healthy"))
         // The fleet still works after the fuzzing.
         #expect(try await fleet.client.evaluate(model: [1, 2, 3], deviceType: "cpu") == ConstantRunner().metrics)
         await fleet.shutdown()
+    }
+}
+
+/// SplitMix64 (Steele, Lea and Flood 2014): a small generator whose whole sequence follows from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) {
+        state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

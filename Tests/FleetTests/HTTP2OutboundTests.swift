@@ -1,35 +1,34 @@
 import Foundation
+import HTTP2
 import Synchronization
 import Testing
 
 @testable import Fleet
+@testable import FleetWire
 
-/// Calls a server's loop sends to other servers (`HTTP2Server.post`): how the coordinator pushes models.
+/// Calls made on the event loop with completions (`HTTP2Client.post(url:body:timeout:completion:)`): how the
+/// coordinator pushes models to its workers.
 @Suite struct HTTP2OutboundTests {
     static let token = HTTP2Tests.token
 
-    /// A server that only calls out.
-    static func caller() throws -> HTTP2Server {
-        let server = HTTP2Server(configuration: .init(token: token, routes: [])) { _ in
-            HTTP2Response(status: 404, body: [])
-        }
-        try server.start()
-        return server
+    /// A client of the test servers.
+    static func caller() -> HTTP2Client {
+        HTTP2Client(token: token)
     }
 
-    static func post(_ server: HTTP2Server, _ url: String, body: [UInt8], timeout: Double = 10) async
-        -> Result<HTTP2Response, FleetError>
+    static func post(_ client: HTTP2Client, _ url: String, body: [UInt8], timeout: Duration = .seconds(10)) async
+        -> Result<HTTP2Response, HTTP2Error>
     {
         await withCheckedContinuation { continuation in
-            server.post(url: url, body: body, timeout: timeout) { continuation.resume(returning: $0) }
+            client.post(url: url, body: body, timeout: timeout) { continuation.resume(returning: $0) }
         }
     }
 
     @Test func manyConcurrentCallsAndALargeBodyRoundTrip() async throws {
         let echo = try HTTP2Tests.echoServer()
         defer { echo.stop() }
-        let caller = try Self.caller()
-        defer { caller.stop() }
+        let caller = Self.caller()
+        defer { caller.shutdown() }
         let url = "http://127.0.0.1:\(echo.port)/test.Echo/Echo"
         let results = await withTaskGroup(of: Bool.self) { group in
             for index in 0..<300 {
@@ -45,7 +44,7 @@ import Testing
         #expect(results.allSatisfy { $0 })
         // Larger than a stream's flow-control window (1 MiB) both ways: sent in several rounds.
         let large = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
-        let answer = try await Self.post(caller, url, body: large, timeout: 60).get()
+        let answer = try await Self.post(caller, url, body: large, timeout: .seconds(60)).get()
         #expect(answer.status == 200)
         #expect(answer.body == large.reversed())
     }
@@ -53,8 +52,8 @@ import Testing
     @Test func theServersAnswersKeepTheirStatusAndErrors() async throws {
         let echo = try HTTP2Tests.echoServer(maxBodyBytes: 1000)
         defer { echo.stop() }
-        let caller = try Self.caller()
-        defer { caller.stop() }
+        let caller = Self.caller()
+        defer { caller.shutdown() }
         let unknown = try await Self.post(caller, "http://127.0.0.1:\(echo.port)/test.Echo/Nothing", body: [1]).get()
         #expect(unknown.status == 404)
         let tooLarge = try await Self.post(caller, "http://127.0.0.1:\(echo.port)/test.Echo/Echo",
@@ -67,34 +66,33 @@ import Testing
         let gone = try HTTP2Tests.echoServer()
         let port = gone.port
         gone.stop()
-        let caller = try Self.caller()
-        defer { caller.stop() }
+        let caller = Self.caller()
+        defer { caller.shutdown() }
         let result = await Self.post(caller, "http://127.0.0.1:\(port)/test.Echo/Echo", body: [1])
         guard case .failure(let error) = result else {
             Issue.record("a call to a closed port succeeded")
             return
         }
-        #expect(error.code == .transport)
+        #expect(error.kind == .transport)
         #expect(error.message.contains("127.0.0.1:\(port)"))
-        #expect(error.isRetryable)
+        #expect(FleetError(error).isRetryable)
     }
 
     @Test func aServerThatNeverAnswersTimesTheCallOut() async throws {
-        let silent = HTTP2Server(configuration: .init(token: Self.token, routes: ["/test.Silent/Wait"]),
+        let silent = HTTP2Server(fleet: .init(token: Self.token, routes: ["/test.Silent/Wait"]),
                                  immediate: { _, _ in .later }) { _ in HTTP2Response(status: 500, body: []) }
         try silent.start()
         defer { silent.stop() }
-        let caller = try Self.caller()
-        defer { caller.stop() }
+        let caller = Self.caller()
+        defer { caller.shutdown() }
         let url = "http://127.0.0.1:\(silent.port)/test.Silent/Wait"
-        let started = ContinuousClock.now
-        let result = await Self.post(caller, url, body: [1], timeout: 0.3)
+        let result = await Self.post(caller, url, body: [1], timeout: .milliseconds(300))
         guard case .failure(let error) = result else {
             Issue.record("a call nobody answered succeeded")
             return
         }
-        #expect(error.code == .timedOut)
-        #expect(ContinuousClock.now - started >= .milliseconds(300))
+        #expect(error.kind == .timedOut)
+        #expect(FleetError(error).code == .timedOut)
         // The connection stays usable for the next call.
         let echo = try HTTP2Tests.echoServer()
         defer { echo.stop() }
@@ -109,8 +107,8 @@ import Testing
         defer { echo.stop() }
         let relay = try TCPRelay(to: echo.port)
         defer { relay.stop() }
-        let caller = try Self.caller()
-        defer { caller.stop() }
+        let caller = Self.caller()
+        defer { caller.shutdown() }
         let url = "http://127.0.0.1:\(relay.port)/test.Echo/Echo"
         #expect(try await Self.post(caller, url, body: [1, 2]).get().body == [2, 1])
         for round in 0..<3 {
@@ -122,7 +120,7 @@ import Testing
                 switch await Self.post(caller, url, body: [UInt8(round)]) {
                 case .success(let response): answer = response.body
                 case .failure(let error):
-                    #expect(error.code == .transport)
+                    #expect(error.kind == .transport)
                     failures += 1
                 }
             }
@@ -132,22 +130,50 @@ import Testing
         #expect(relay.accepted == 4)
     }
 
-    @Test func aStoppedServerFailsCallsAtOnce() async throws {
-        let caller = try Self.caller()
-        caller.stop()
+    @Test func aShutDownClientFailsCallsAtOnce() async throws {
+        let caller = Self.caller()
+        caller.shutdown()
         let result = await Self.post(caller, "http://127.0.0.1:9/test.Echo/Echo", body: [1])
         guard case .failure(let error) = result else {
-            Issue.record("a stopped server sent a call")
+            Issue.record("a shut-down client sent a call")
             return
         }
-        #expect(error.code == .transport)
-        let malformed = try Self.caller()
-        defer { malformed.stop() }
-        guard case .failure(let bad) = await Self.post(malformed, "ftp://example/x", body: []) else {
-            Issue.record("a non-http URL was called")
+        #expect(error.kind == .transport)
+        let malformed = Self.caller()
+        defer { malformed.shutdown() }
+        for url in ["ftp://example/x", "http://no-port/x", "http://:80/x"] {
+            guard case .failure(let bad) = await Self.post(malformed, url, body: []) else {
+                Issue.record("\(url) was called")
+                continue
+            }
+            #expect(bad.kind == .invalidAddress)
+            #expect(FleetError(bad).code == .invalidConfiguration)
+        }
+    }
+
+    /// A call in flight when its server goes away fails on the transport, and the server's next life is reached
+    /// on a new connection.
+    @Test func callsInFlightFailWhenTheServerStops() async throws {
+        let arrived = Mutex(false)
+        let silent = HTTP2Server(fleet: .init(token: Self.token, routes: ["/test.Silent/Wait"]),
+                                 immediate: { _, _ in
+                                     arrived.withLock { $0 = true }
+                                     return .later
+                                 }) { _ in HTTP2Response(status: 500, body: []) }
+        try silent.start()
+        let caller = Self.caller()
+        defer { caller.shutdown() }
+        let url = "http://127.0.0.1:\(silent.port)/test.Silent/Wait"
+        async let waiting = Self.post(caller, url, body: [1], timeout: .seconds(60))
+        // Stopped once the call arrived.
+        while !arrived.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        silent.stop()
+        guard case .failure(let error) = await waiting else {
+            Issue.record("a call whose server stopped succeeded")
             return
         }
-        #expect(bad.code == .invalidConfiguration)
+        #expect(error.kind == .transport)
+        #expect(error.message.contains("lost"))
     }
 }
 

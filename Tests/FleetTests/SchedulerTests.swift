@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Fleet
+@testable import FleetWire
 
 @Suite struct SchedulerTests {
     static func register(_ scheduler: inout Scheduler, _ type: String, capacity: UInt32 = 1, id: String = "",

@@ -1,14 +1,16 @@
 import Foundation
+import HTTP2
 import Testing
 
 @testable import Fleet
+@testable import FleetWire
 
 /// Bad input at the server: auth, limits, malformed bodies, unknown paths, and bytes that are not HTTP/2.
 @Suite struct ServerInputTests {
     static func rawCall(_ port: Int, path: String, body: [UInt8], token: String?) async throws -> HTTP2Response {
         let client = HTTP2Client(token: token ?? "")
         defer { client.shutdown() }
-        return try await client.post(url: "http://127.0.0.1:\(port)\(path)", body: body, timeout: 10)
+        return try await client.post(url: "http://127.0.0.1:\(port)\(path)", body: body, timeout: .seconds(10))
     }
 
     @Test func callsWithoutTheTokenGet401AndChangeNothing() async throws {

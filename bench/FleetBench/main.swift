@@ -2,14 +2,18 @@
 //
 //   FleetBench roundtrip URL TOKEN [COUNT]         sequential trivial calls (ListWorkers) through FleetClient:
 //                                                  prints p50/p99 in microseconds
-//   FleetBench evaluations [WORKERS] [SECONDS] [CONCURRENCY]
+//   FleetBench evaluations [WORKERS] [SECONDS] [CONCURRENCY] [LOOPS]
 //                                                  coordinator + WORKERS constant-runner workers in this process,
-//                                                  CONCURRENCY callers evaluating a small model: prints evals/s
+//                                                  CONCURRENCY callers evaluating a small model: prints evals/s.
+//                                                  LOOPS `own` (the default) gives the coordinator, the workers and
+//                                                  the callers an event loop each, as the processes of a real fleet
+//                                                  have; `shared` puts them all on the process's one loop
 //
 // The turnaround of a real evaluation is TurnaroundBench's (it needs the native engine, which the fleet does not
 // link): this target builds from the fleet alone.
 import Fleet
 import Foundation
+import HTTP2
 
 func percentile(_ sorted: [Double], _ p: Double) -> Double {
     sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
@@ -39,9 +43,12 @@ final class Counter: @unchecked Sendable {
     var current: Int { lock.withLock { value } }
 }
 
-func evaluations(workers count: Int, seconds: Double, concurrency: Int) async throws {
+func evaluations(workers count: Int, seconds: Double, concurrency: Int, ownLoops: Bool) async throws {
     let token = "bench-token"
-    let coordinator = Coordinator(configuration: .init(token: token))
+    let eventLoops = ownLoops
+        ? (EventLoop(name: "bench-coordinator"), EventLoop(name: "bench-workers"), EventLoop(name: "bench-callers"))
+        : (EventLoop.shared, EventLoop.shared, EventLoop.shared)
+    let coordinator = Coordinator(configuration: .init(token: token), loop: eventLoops.0)
     let port = try coordinator.start()
     let url = "http://127.0.0.1:\(port)"
     var workers: [FleetWorker] = []
@@ -51,12 +58,12 @@ func evaluations(workers count: Int, seconds: Double, concurrency: Int) async th
             configuration: .init(coordinator: url, deviceType: "bench", token: token), runner: ConstantRunner())
         var configuration = worker.configuration
         configuration.capacity = max(1, concurrency / count)
-        let sized = FleetWorker(configuration: configuration, runner: ConstantRunner())
+        let sized = FleetWorker(configuration: configuration, runner: ConstantRunner(), loop: eventLoops.1)
         try sized.start()
         workers.append(sized)
         loops.append(Task { await sized.run() })
     }
-    let clients = (0..<4).map { _ in FleetClient(coordinator: url, token: token) }
+    let clients = (0..<4).map { _ in FleetClient(coordinator: url, token: token, loop: eventLoops.2) }
     while try await clients[0].workers().count < count { try await Task.sleep(for: .milliseconds(20)) }
     let model = [UInt8](repeating: 7, count: 256)
     let done = Counter()
@@ -83,8 +90,10 @@ func evaluations(workers count: Int, seconds: Double, concurrency: Int) async th
     }
     let elapsed = clock.now - start
     let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    print(String(format: "evaluations workers=%d concurrency=%d seconds=%.1f done=%d failed=%d evals_per_s=%.0f",
-                 count, concurrency, wall, done.current, failed.current, Double(done.current) / wall))
+    print(String(format: "evaluations workers=%d concurrency=%d loops=", count, concurrency)
+        + (ownLoops ? "own" : "shared")
+        + String(format: " seconds=%.1f done=%d failed=%d evals_per_s=%.0f", wall, done.current, failed.current,
+                 Double(done.current) / wall))
     for worker in workers { await worker.stop() }
     for loop in loops { loop.cancel() }
     coordinator.stop()
@@ -98,9 +107,11 @@ do {
     case "evaluations":
         try await evaluations(workers: arguments.count > 2 ? Int(arguments[2])! : 4,
                               seconds: arguments.count > 3 ? Double(arguments[3])! : 10,
-                              concurrency: arguments.count > 4 ? Int(arguments[4])! : 256)
+                              concurrency: arguments.count > 4 ? Int(arguments[4])! : 256,
+                              ownLoops: arguments.count > 5 ? arguments[5] != "shared" : true)
     default:
-        print("usage: FleetBench roundtrip URL TOKEN [COUNT] | evaluations [WORKERS] [SECONDS] [CONCURRENCY]")
+        print("usage: FleetBench roundtrip URL TOKEN [COUNT] | evaluations [WORKERS] [SECONDS] [CONCURRENCY] "
+            + "[own|shared]")
         exit(2)
     }
 } catch {

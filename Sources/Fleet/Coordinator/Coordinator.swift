@@ -1,4 +1,6 @@
 import Foundation
+import HTTP2
+import FleetWire
 
 /// The fleet's coordinator: workers register with it, callers ask it to evaluate models, and it pushes each model
 /// to a live worker of the asked device type. Embeddable: `start()` serves on a port, `stop()` ends it.
@@ -14,11 +16,11 @@ public final class Coordinator: @unchecked Sendable {
         /// Largest request body accepted (default 64 MiB): the largest model that can be evaluated.
         public var maxBodyBytes = 64 << 20
         /// A worker is dropped when no heartbeat came for this long (default 3 s).
-        public var leaseMilliseconds = 3000
+        public var lease: Duration = .seconds(3)
         /// How often workers send heartbeats (default 1 s).
-        public var heartbeatMilliseconds = 1000
+        public var heartbeat: Duration = .seconds(1)
         /// The deadline of an evaluation whose caller set none (default 300 s).
-        public var defaultDeadlineMilliseconds = 300_000
+        public var defaultDeadline: Duration = .seconds(300)
         /// Dispatches of one evaluation before a retryable failure is final (default 3).
         public var maxAttempts = 3
 
@@ -36,15 +38,19 @@ public final class Coordinator: @unchecked Sendable {
     private var models: [UInt64: [UInt8]] = [:]
     private var nextEvaluation: UInt64 = 1
     private var server: HTTP2Server?
+    /// Sends the pushes to workers, on the same event loop as the server.
+    private var pusher: HTTP2Client?
     private let clock = ContinuousClock()
+    private let loop: EventLoop
     private let started: ContinuousClock.Instant
 
-    /// A coordinator with `configuration`; call `start()` to serve.
-    public init(configuration: Configuration) {
+    /// A coordinator with `configuration` whose sockets live on `loop`; call `start()` to serve.
+    public init(configuration: Configuration, loop: EventLoop = .shared) {
         self.configuration = configuration
+        self.loop = loop
         scheduler = Scheduler(configuration: .init(
-            leaseMilliseconds: UInt64(configuration.leaseMilliseconds),
-            heartbeatMilliseconds: UInt64(configuration.heartbeatMilliseconds),
+            leaseMilliseconds: UInt64(milliseconds(configuration.lease)),
+            heartbeatMilliseconds: UInt64(milliseconds(configuration.heartbeat)),
             maxAttempts: configuration.maxAttempts))
         started = clock.now
     }
@@ -64,23 +70,27 @@ public final class Coordinator: @unchecked Sendable {
         }
         let routes: Set<String> = [FleetPath.register, FleetPath.heartbeat, FleetPath.deregister, FleetPath.evaluate,
                                    FleetPath.listWorkers]
-        let server = HTTP2Server(configuration: .init(host: configuration.host, port: configuration.port,
-                                                      token: configuration.token,
-                                                      maxBodyBytes: configuration.maxBodyBytes, routes: routes),
-                                  immediate: { [unowned self] request, responder in handleAtOnce(request, responder) }) {
+        let server = HTTP2Server(loop: loop, fleet: .init(host: configuration.host, port: configuration.port,
+                                              token: configuration.token,
+                                              maxBodyBytes: configuration.maxBodyBytes, routes: routes),
+                                 immediate: { [unowned self] request, responder in handleAtOnce(request, responder) }) {
             [unowned self] request in await handle(request)
         }
-        let port = try server.start()
-        lock.withLock { self.server = server }
+        let port = try server.startServing()
+        let pusher = HTTP2Client(configuration: .init(token: configuration.token), loop: loop)
+        lock.withLock {
+            self.server = server
+            self.pusher = pusher
+        }
         scheduleTick(server)
         return port
     }
 
-    /// Checks deadlines and leases every 20 ms while `server` serves, on the fleet's threads rather than in a task
-    /// of the global executor: a process whose cooperative threads are busy for seconds must still answer an
+    /// Checks deadlines and leases every 20 ms while `server` serves, on the event loop rather than in a task of
+    /// the global executor: a process whose cooperative threads are busy for seconds must still answer an
     /// evaluation at its deadline instead of letting the caller's timeout fire.
     private func scheduleTick(_ server: HTTP2Server) {
-        FleetExecutor.shared.after(milliseconds: 20) { [weak self, weak server] in
+        loop.after(.milliseconds(20)) { [weak self, weak server] in
             guard let self, let server, self.lock.withLock({ self.server === server }) else { return }
             self.perform(self.lock.withLock { self.scheduler.tick(now: self.now()) })
             self.scheduleTick(server)
@@ -89,12 +99,14 @@ public final class Coordinator: @unchecked Sendable {
 
     /// Stops serving; evaluations still waiting fail.
     public func stop() {
-        let server = lock.withLock {
-            let server = self.server
+        let (server, pusher) = lock.withLock {
+            let running = (self.server, self.pusher)
             self.server = nil
-            return server
+            self.pusher = nil
+            return running
         }
         server?.stop()
+        pusher?.shutdown()
         let waiting = lock.withLock {
             let waiting = waiters
             waiters.removeAll()
@@ -150,8 +162,9 @@ public final class Coordinator: @unchecked Sendable {
         }
         let (id, actions) = try registered.get()
         perform(actions)
-        let response = RegisterResponse(workerID: id, leaseMilliseconds: UInt32(configuration.leaseMilliseconds),
-                                        heartbeatMilliseconds: UInt32(configuration.heartbeatMilliseconds))
+        let response = RegisterResponse(workerID: id,
+                                        leaseMilliseconds: UInt32(clamping: milliseconds(configuration.lease)),
+                                        heartbeatMilliseconds: UInt32(clamping: milliseconds(configuration.heartbeat)))
         return HTTP2Response(status: 200, body: response.encoded())
     }
 
@@ -160,7 +173,7 @@ public final class Coordinator: @unchecked Sendable {
             throw FleetError.unknownWorker(request.workerID)
         }
         perform(actions)
-        let response = HeartbeatResponse(leaseMilliseconds: UInt32(configuration.leaseMilliseconds))
+        let response = HeartbeatResponse(leaseMilliseconds: UInt32(clamping: milliseconds(configuration.lease)))
         return HTTP2Response(status: 200, body: response.encoded())
     }
 
@@ -182,7 +195,7 @@ public final class Coordinator: @unchecked Sendable {
                 + "\(SHA256.hex(request.sha256)): the bytes were damaged on the way")
         }
         let deadline = request.deadlineMilliseconds > 0
-            ? Int(request.deadlineMilliseconds) : configuration.defaultDeadlineMilliseconds
+            ? Int(request.deadlineMilliseconds) : milliseconds(configuration.defaultDeadline)
         let actions = lock.withLock {
             let id = nextEvaluation
             nextEvaluation += 1
@@ -223,27 +236,29 @@ public final class Coordinator: @unchecked Sendable {
     /// push goes out on the server's own loop (an nghttp2 client session per worker) and its completion runs
     /// there too: an evaluation crosses no thread and starts no task between the caller and the worker.
     private func push(_ evaluation: UInt64, to worker: String, address: String, sendModel: Bool) {
-        let (server, model, deadline, hash) = lock.withLock { () -> (HTTP2Server?, [UInt8]?, UInt64?, [UInt8]?) in
+        let (pusher, model, deadline, hash) = lock.withLock { () -> (HTTP2Client?, [UInt8]?, UInt64?, [UInt8]?) in
             let queued = scheduler.evaluations[evaluation]
-            return (self.server, models[evaluation], queued?.deadline, queued?.sha256)
+            return (self.pusher, models[evaluation], queued?.deadline, queued?.sha256)
         }
         guard let model, let deadline, let hash else { return }
-        guard let server else {
+        guard let pusher else {
             finishPush(evaluation, worker: worker, result: .failure(.transport("the coordinator is stopping")))
             return
         }
-        let timeout = max(0.05, Double(Int64(deadline) - Int64(now())) / 1000)
+        let timeout = Duration.milliseconds(max(50, Int64(deadline) - Int64(now())))
         let url = address + FleetPath.run
         let request = RunRequest(sha256: hash, model: sendModel ? model : [],
-                                 timeoutMilliseconds: UInt32(clamping: Int(timeout * 1000)))
-        server.post(url: url, body: request.encoded(), timeout: timeout) { [self] answer in
-            let result = answer.flatMap { decodeAnswer(url, $0) as Result<RunResponse, FleetError> }
+                                 timeoutMilliseconds: UInt32(clamping: milliseconds(timeout)))
+        let decode = { @Sendable (answer: Result<HTTP2Response, HTTP2Error>) -> Result<RunResponse, FleetError> in
+            answer.mapError(FleetError.init).flatMap { decodeAnswer(url, $0) }
+        }
+        pusher.post(url: url, body: request.encoded(), timeout: timeout) { [self] answer in
+            let result = decode(answer)
             if case .failure(let error) = result, error.code == .modelNotCached, !sendModel {
                 var again = request
                 again.model = model
-                server.post(url: url, body: again.encoded(), timeout: timeout) { [self] answer in
-                    finishPush(evaluation, worker: worker,
-                               result: answer.flatMap { decodeAnswer(url, $0) as Result<RunResponse, FleetError> })
+                pusher.post(url: url, body: again.encoded(), timeout: timeout) { [self] answer in
+                    finishPush(evaluation, worker: worker, result: decode(answer))
                 }
                 return
             }
@@ -257,4 +272,9 @@ public final class Coordinator: @unchecked Sendable {
         }
         perform(lock.withLock { scheduler.finished(evaluation, worker: worker, result: outcome, now: now()) })
     }
+}
+
+/// Whole milliseconds of a duration (the wire's unit), rounded down.
+func milliseconds(_ duration: Duration) -> Int {
+    Int(duration.components.seconds) * 1000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
 }

@@ -1,5 +1,6 @@
 import Constraints
 import Foundation
+import FleetWire
 internal import System
 
 /// Runs the user's command for each model: `{model}` in the command becomes the model's path (shell-quoted), the

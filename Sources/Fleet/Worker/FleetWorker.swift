@@ -1,4 +1,6 @@
 import Foundation
+import HTTP2
+import FleetWire
 
 /// A device worker: serves `nas.fleet.Worker/Run` for the coordinator, registers with it, keeps its lease with
 /// heartbeats, and registers again (same id, with backoff) when the coordinator restarts or forgot it.
@@ -26,7 +28,7 @@ public final class FleetWorker: @unchecked Sendable {
         /// Where models are cached by hash (default: a folder in the temporary directory).
         public var cacheDirectory: String?
         /// Longest wait between registration attempts while the coordinator is away (default 1 s).
-        public var maxBackoffMilliseconds = 1000
+        public var maxBackoff: Duration = .seconds(1)
 
         /// Defaults for the given coordinator, device type and token.
         public init(coordinator: String, deviceType: String, token: String) {
@@ -42,17 +44,21 @@ public final class FleetWorker: @unchecked Sendable {
     private let client: FleetClient
     private let cacheDirectory: String
     private let lock = NSLock()
+    private let loop: EventLoop
     private var server: HTTP2Server?
     private var registeredID: String?
     private var stopped = false
     private let log: @Sendable (String) -> Void
 
     /// A worker measuring models with `runner`; `log` receives one line per registration event.
-    public init(configuration: Configuration, runner: any ModelRunner, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    /// Its sockets (the server of pushes, the client of the coordinator) live on `loop`.
+    public init(configuration: Configuration, runner: any ModelRunner, loop: EventLoop = .shared,
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.loop = loop
         self.configuration = configuration
         self.runner = runner
         self.log = log
-        client = FleetClient(coordinator: configuration.coordinator, token: configuration.token)
+        client = FleetClient(coordinator: configuration.coordinator, token: configuration.token, loop: loop)
         cacheDirectory = configuration.cacheDirectory
             ?? (NSTemporaryDirectory() + "nas-worker-cache-\(getpid())-\(UUID().uuidString.prefix(8))")
     }
@@ -67,14 +73,13 @@ public final class FleetWorker: @unchecked Sendable {
     @discardableResult
     public func start() throws -> Int {
         try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
-        let server = HTTP2Server(configuration: .init(host: configuration.host, port: configuration.port,
-                                                      token: configuration.token,
-                                                      maxBodyBytes: configuration.maxBodyBytes,
-                                                      routes: [FleetPath.run]),
-                                  immediate: { [unowned self] request, _ in handleAtOnce(request) }) {
+        let server = HTTP2Server(loop: loop, fleet: .init(host: configuration.host, port: configuration.port,
+                                              token: configuration.token, maxBodyBytes: configuration.maxBodyBytes,
+                                              routes: [FleetPath.run]),
+                                 immediate: { [unowned self] request, _ in handleAtOnce(request) }) {
             [unowned self] request in await handle(request)
         }
-        let port = try server.start()
+        let port = try server.startServing()
         lock.withLock { self.server = server }
         return port
     }
@@ -97,7 +102,7 @@ public final class FleetWorker: @unchecked Sendable {
                 await FleetExecutor.shared.sleep(milliseconds: heartbeatMilliseconds)
                 if Task.isCancelled || lock.withLock({ stopped }) { break }
                 do throws(FleetError) {
-                    _ = try await client.heartbeat(id, timeout: Double(heartbeatMilliseconds) / 1000 + 2)
+                    _ = try await client.heartbeat(id, timeout: .milliseconds(heartbeatMilliseconds) + .seconds(2))
                     continue
                 } catch {
                     // Unknown (the coordinator restarted) or unreachable: register again, with the same id.
@@ -111,7 +116,7 @@ public final class FleetWorker: @unchecked Sendable {
                                           capacity: UInt32(configuration.capacity), address: address,
                                           workerID: lastID ?? "")
             do throws(FleetError) {
-                let response = try await client.register(request, timeout: 5)
+                let response = try await client.register(request, timeout: .seconds(5))
                 heartbeatMilliseconds = max(50, Int(response.heartbeatMilliseconds))
                 lock.withLock { registeredID = response.workerID }
                 lastID = response.workerID
@@ -122,7 +127,7 @@ public final class FleetWorker: @unchecked Sendable {
                 }
                 // Full jitter: many workers coming back after a coordinator restart do not arrive all at once.
                 await FleetExecutor.shared.sleep(milliseconds: Int.random(in: backoff / 2...backoff))
-                backoff = min(backoff * 2, configuration.maxBackoffMilliseconds)
+                backoff = min(backoff * 2, max(1, milliseconds(configuration.maxBackoff)))
             }
         }
     }
@@ -132,7 +137,8 @@ public final class FleetWorker: @unchecked Sendable {
         set { lock.withLock { storedLastID = newValue } }
     }
     private var storedLastID: String?
-    private var cachedHashes: Set<String> = []
+    /// The models written to the cache, by hash: a runner that does not read the file is answered from here.
+    private var cachedPaths: [[UInt8]: String] = [:]
 
     /// Deregisters (best effort) and stops serving.
     public func stop() async {
@@ -184,11 +190,11 @@ public final class FleetWorker: @unchecked Sendable {
     /// file gets it checked on disk (the cache may have been cleaned); one that does not trusts the hash set.
     private func cachedModel(for run: RunRequest, readsFile: Bool) throws(FleetError) -> String {
         guard run.sha256.count == 32 else { throw FleetError.badRequest("run: sha256 must be 32 bytes") }
+        if run.model.isEmpty, !readsFile, let known = lock.withLock({ cachedPaths[run.sha256] }) { return known }
         let hex = SHA256.hex(run.sha256)
         let path = cacheDirectory + "/" + hex + ".onnx"
         if run.model.isEmpty {
-            let known = !readsFile && lock.withLock { cachedHashes.contains(hex) }
-            guard known || FileManager.default.fileExists(atPath: path) else {
+            guard FileManager.default.fileExists(atPath: path) else {
                 throw FleetError(.modelNotCached, "model \(hex) is not in this worker's cache")
             }
             return path
@@ -197,13 +203,30 @@ public final class FleetWorker: @unchecked Sendable {
             throw FleetError.badModel("the model's bytes do not match its sha256")
         }
         if !FileManager.default.fileExists(atPath: path) {
-            // Written aside and renamed, so a concurrent run never reads half a model.
+            // Written aside and renamed, so a concurrent run never reads half a model; with plain write(2), as
+            // FileManager's atomic write cost 2-30 ms per model on a busy disk, all of it in the turnaround.
             let temporary = path + ".\(UUID().uuidString).part"
-            guard FileManager.default.createFile(atPath: temporary, contents: Data(run.model)),
-                rename(temporary, path) == 0
-            else { throw FleetError(.internal, "cannot write the model to the cache at \(path)") }
+            guard writeFile(temporary, run.model), rename(temporary, path) == 0 else {
+                unlink(temporary)
+                throw FleetError(.internal, "cannot write the model to the cache at \(path)")
+            }
         }
-        lock.withLock { _ = cachedHashes.insert(hex) }
+        lock.withLock { cachedPaths[run.sha256] = path }
         return path
     }
+}
+
+/// Writes `bytes` to a new file at `path`; false when it cannot be created or written whole.
+private func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var written = 0
+    while written < bytes.count {
+        let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else { return false }
+        written += count
+    }
+    return true
 }

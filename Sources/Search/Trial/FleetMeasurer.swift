@@ -1,4 +1,5 @@
 import Fleet
+import FleetWire
 import Foundation
 
 /// How a trial's model reaches a device to be measured.

@@ -1,9 +1,9 @@
-internal import CFleetProto
-internal import ProtobufArena
+package import CFleetProto
+package import ProtobufArena
 import Glibc
 
 /// A message that converts to and from its protobuf-c struct; encoding and decoding are shared.
-protocol ProtobufCMessageConvertible {
+package protocol ProtobufCMessageConvertible {
     associatedtype CMessage
     /// The generated `..._init` function: sets the descriptor and the defaults.
     static func initialize(_ message: UnsafeMutablePointer<CMessage>)
@@ -13,7 +13,7 @@ protocol ProtobufCMessageConvertible {
 
 extension ProtobufCMessageConvertible {
     /// The protobuf encoding of this message.
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         let arena = CArena()
         let message = UnsafeMutablePointer<CMessage>.allocate(capacity: 1)
         defer { message.deallocate() }
@@ -30,7 +30,7 @@ extension ProtobufCMessageConvertible {
     }
 
     /// Decodes one message; `FleetError.malformedMessage` when the bytes are not one.
-    init(decoding bytes: [UInt8]) throws(FleetError) {
+    package init(decoding bytes: [UInt8]) throws(FleetError) {
         // The descriptor's address comes from the generated init: a C global copied into Swift would be a copy.
         let template = UnsafeMutablePointer<CMessage>.allocate(capacity: 1)
         Self.initialize(template)
@@ -105,29 +105,29 @@ private func readMetrics(_ pointer: UnsafeMutablePointer<UnsafeMutablePointer<Na
 }
 
 extension ErrorMessage: ProtobufCMessageConvertible {
-    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__Error>) { nas__fleet__error__init(message) }
-    func fill(_ message: inout Nas__Fleet__Error, arena: CArena) {
+    package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__Error>) { nas__fleet__error__init(message) }
+    package func fill(_ message: inout Nas__Fleet__Error, arena: CArena) {
         message.code = Nas__Fleet__ErrorCode(rawValue: UInt32(code.rawValue))
         message.message = arena.string(self.message)
     }
-    init(_ message: Nas__Fleet__Error) {
+    package init(_ message: Nas__Fleet__Error) {
         code = WireErrorCode(rawValue: Int(message.code.rawValue)) ?? .unspecified
         self.message = string(message.message)
     }
 }
 
 extension RegisterRequest: ProtobufCMessageConvertible {
-    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__RegisterRequest>) {
+    package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__RegisterRequest>) {
         nas__fleet__register_request__init(message)
     }
-    func fill(_ message: inout Nas__Fleet__RegisterRequest, arena: CArena) {
+    package func fill(_ message: inout Nas__Fleet__RegisterRequest, arena: CArena) {
         message.device_type = arena.string(deviceType)
         (message.n_attributes, message.attributes) = fillAttributes(attributes, arena: arena)
         message.capacity = capacity
         message.address = arena.string(address)
         message.worker_id = arena.string(workerID)
     }
-    init(_ message: Nas__Fleet__RegisterRequest) {
+    package init(_ message: Nas__Fleet__RegisterRequest) {
         deviceType = string(message.device_type)
         attributes = readAttributes(message.attributes, message.n_attributes)
         capacity = message.capacity
@@ -137,15 +137,15 @@ extension RegisterRequest: ProtobufCMessageConvertible {
 }
 
 extension RegisterResponse: ProtobufCMessageConvertible {
-    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__RegisterResponse>) {
+    package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__RegisterResponse>) {
         nas__fleet__register_response__init(message)
     }
-    func fill(_ message: inout Nas__Fleet__RegisterResponse, arena: CArena) {
+    package func fill(_ message: inout Nas__Fleet__RegisterResponse, arena: CArena) {
         message.worker_id = arena.string(workerID)
         message.lease_ms = leaseMilliseconds
         message.heartbeat_ms = heartbeatMilliseconds
     }
-    init(_ message: Nas__Fleet__RegisterResponse) {
+    package init(_ message: Nas__Fleet__RegisterResponse) {
         workerID = string(message.worker_id)
         leaseMilliseconds = message.lease_ms
         heartbeatMilliseconds = message.heartbeat_ms
@@ -153,52 +153,52 @@ extension RegisterResponse: ProtobufCMessageConvertible {
 }
 
 extension HeartbeatRequest: ProtobufCMessageConvertible {
-    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__HeartbeatRequest>) {
+    package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__HeartbeatRequest>) {
         nas__fleet__heartbeat_request__init(message)
     }
-    func fill(_ message: inout Nas__Fleet__HeartbeatRequest, arena: CArena) {
+    package func fill(_ message: inout Nas__Fleet__HeartbeatRequest, arena: CArena) {
         message.worker_id = arena.string(workerID)
     }
-    init(_ message: Nas__Fleet__HeartbeatRequest) { workerID = string(message.worker_id) }
+    package init(_ message: Nas__Fleet__HeartbeatRequest) { workerID = string(message.worker_id) }
 }
 
 extension HeartbeatResponse: ProtobufCMessageConvertible {
-    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__HeartbeatResponse>) {
+    package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__HeartbeatResponse>) {
         nas__fleet__heartbeat_response__init(message)
     }
-    func fill(_ message: inout Nas__Fleet__HeartbeatResponse, arena: CArena) { message.lease_ms = leaseMilliseconds }
-    init(_ message: Nas__Fleet__HeartbeatResponse) { leaseMilliseconds = message.lease_ms }
+    package func fill(_ message: inout Nas__Fleet__HeartbeatResponse, arena: CArena) { message.lease_ms = leaseMilliseconds }
+    package init(_ message: Nas__Fleet__HeartbeatResponse) { leaseMilliseconds = message.lease_ms }
 }
 
 extension DeregisterRequest: ProtobufCMessageConvertible {
-    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__DeregisterRequest>) {
+    package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__DeregisterRequest>) {
         nas__fleet__deregister_request__init(message)
     }
-    func fill(_ message: inout Nas__Fleet__DeregisterRequest, arena: CArena) {
+    package func fill(_ message: inout Nas__Fleet__DeregisterRequest, arena: CArena) {
         message.worker_id = arena.string(workerID)
     }
-    init(_ message: Nas__Fleet__DeregisterRequest) { workerID = string(message.worker_id) }
+    package init(_ message: Nas__Fleet__DeregisterRequest) { workerID = string(message.worker_id) }
 }
 
 extension DeregisterResponse: ProtobufCMessageConvertible {
-    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__DeregisterResponse>) {
+    package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__DeregisterResponse>) {
         nas__fleet__deregister_response__init(message)
     }
-    func fill(_ message: inout Nas__Fleet__DeregisterResponse, arena: CArena) {}
-    init(_ message: Nas__Fleet__DeregisterResponse) {}
+    package func fill(_ message: inout Nas__Fleet__DeregisterResponse, arena: CArena) {}
+    package init(_ message: Nas__Fleet__DeregisterResponse) {}
 }
 
 extension EvaluateRequest: ProtobufCMessageConvertible {
-    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__EvaluateRequest>) {
+    package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__EvaluateRequest>) {
         nas__fleet__evaluate_request__init(message)
     }
-    func fill(_ message: inout Nas__Fleet__EvaluateRequest, arena: CArena) {
+    package func fill(_ message: inout Nas__Fleet__EvaluateRequest, arena: CArena) {
         message.device_type = arena.string(deviceType)
         message.model = arena.bytes(model)
         message.sha256 = arena.bytes(sha256)
         message.deadline_ms = deadlineMilliseconds
     }
-    init(_ message: Nas__Fleet__EvaluateRequest) {
+    package init(_ message: Nas__Fleet__EvaluateRequest) {
         deviceType = string(message.device_type)
         model = bytes(message.model)
         sha256 = bytes(message.sha256)
@@ -207,15 +207,15 @@ extension EvaluateRequest: ProtobufCMessageConvertible {
 }
 
 extension EvaluateResponse: ProtobufCMessageConvertible {
-    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__EvaluateResponse>) {
+    package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__EvaluateResponse>) {
         nas__fleet__evaluate_response__init(message)
     }
-    func fill(_ message: inout Nas__Fleet__EvaluateResponse, arena: CArena) {
+    package func fill(_ message: inout Nas__Fleet__EvaluateResponse, arena: CArena) {
         (message.n_metrics, message.metrics) = fillMetrics(metrics, arena: arena)
         message.worker_id = arena.string(workerID)
         message.attempts = attempts
     }
-    init(_ message: Nas__Fleet__EvaluateResponse) {
+    package init(_ message: Nas__Fleet__EvaluateResponse) {
         metrics = readMetrics(message.metrics, message.n_metrics)
         workerID = string(message.worker_id)
         attempts = message.attempts
@@ -223,18 +223,18 @@ extension EvaluateResponse: ProtobufCMessageConvertible {
 }
 
 extension ListWorkersRequest: ProtobufCMessageConvertible {
-    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__ListWorkersRequest>) {
+    package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__ListWorkersRequest>) {
         nas__fleet__list_workers_request__init(message)
     }
-    func fill(_ message: inout Nas__Fleet__ListWorkersRequest, arena: CArena) {}
-    init(_ message: Nas__Fleet__ListWorkersRequest) {}
+    package func fill(_ message: inout Nas__Fleet__ListWorkersRequest, arena: CArena) {}
+    package init(_ message: Nas__Fleet__ListWorkersRequest) {}
 }
 
 extension WorkerInfo: ProtobufCMessageConvertible {
-    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__WorkerInfo>) {
+    package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__WorkerInfo>) {
         nas__fleet__worker_info__init(message)
     }
-    func fill(_ message: inout Nas__Fleet__WorkerInfo, arena: CArena) {
+    package func fill(_ message: inout Nas__Fleet__WorkerInfo, arena: CArena) {
         message.worker_id = arena.string(workerID)
         message.device_type = arena.string(deviceType)
         (message.n_attributes, message.attributes) = fillAttributes(attributes, arena: arena)
@@ -246,7 +246,7 @@ extension WorkerInfo: ProtobufCMessageConvertible {
         message.last_heartbeat_ms_ago = lastHeartbeatMillisecondsAgo
         message.address = arena.string(address)
     }
-    init(_ message: Nas__Fleet__WorkerInfo) {
+    package init(_ message: Nas__Fleet__WorkerInfo) {
         workerID = string(message.worker_id)
         deviceType = string(message.device_type)
         attributes = readAttributes(message.attributes, message.n_attributes)
@@ -261,31 +261,31 @@ extension WorkerInfo: ProtobufCMessageConvertible {
 }
 
 extension ListWorkersResponse: ProtobufCMessageConvertible {
-    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__ListWorkersResponse>) {
+    package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__ListWorkersResponse>) {
         nas__fleet__list_workers_response__init(message)
     }
-    func fill(_ message: inout Nas__Fleet__ListWorkersResponse, arena: CArena) {
+    package func fill(_ message: inout Nas__Fleet__ListWorkersResponse, arena: CArena) {
         message.n_workers = workers.count
         message.workers = arena.messages(workers.count) { (index, element: UnsafeMutablePointer<Nas__Fleet__WorkerInfo>) in
             nas__fleet__worker_info__init(element)
             workers[index].fill(&element.pointee, arena: arena)
         }
     }
-    init(_ message: Nas__Fleet__ListWorkersResponse) {
+    package init(_ message: Nas__Fleet__ListWorkersResponse) {
         workers = array(message.workers, message.n_workers).map(WorkerInfo.init)
     }
 }
 
 extension RunRequest: ProtobufCMessageConvertible {
-    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__RunRequest>) {
+    package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__RunRequest>) {
         nas__fleet__run_request__init(message)
     }
-    func fill(_ message: inout Nas__Fleet__RunRequest, arena: CArena) {
+    package func fill(_ message: inout Nas__Fleet__RunRequest, arena: CArena) {
         message.sha256 = arena.bytes(sha256)
         message.model = arena.bytes(model)
         message.timeout_ms = timeoutMilliseconds
     }
-    init(_ message: Nas__Fleet__RunRequest) {
+    package init(_ message: Nas__Fleet__RunRequest) {
         sha256 = bytes(message.sha256)
         model = bytes(message.model)
         timeoutMilliseconds = message.timeout_ms
@@ -293,11 +293,11 @@ extension RunRequest: ProtobufCMessageConvertible {
 }
 
 extension RunResponse: ProtobufCMessageConvertible {
-    static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__RunResponse>) {
+    package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__RunResponse>) {
         nas__fleet__run_response__init(message)
     }
-    func fill(_ message: inout Nas__Fleet__RunResponse, arena: CArena) {
+    package func fill(_ message: inout Nas__Fleet__RunResponse, arena: CArena) {
         (message.n_metrics, message.metrics) = fillMetrics(metrics, arena: arena)
     }
-    init(_ message: Nas__Fleet__RunResponse) { metrics = readMetrics(message.metrics, message.n_metrics) }
+    package init(_ message: Nas__Fleet__RunResponse) { metrics = readMetrics(message.metrics, message.n_metrics) }
 }

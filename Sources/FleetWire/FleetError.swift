@@ -1,16 +1,16 @@
 /// Why a fleet call failed: what went wrong and what to do, and whether another worker may succeed.
 public struct FleetError: Error, CustomStringConvertible, Sendable, Equatable {
-    enum Code: String, Sendable {
+    package enum Code: String, Sendable {
         case unauthenticated, badRequest, notFound, tooLarge, unknownWorker
         case modelNotSupported, badModel, workerLost, timedOut, noWorker, modelNotCached, runnerFailed
         case malformedMessage, transport, httpStatus, invalidConfiguration, runnerNotAvailable, `internal`
     }
 
-    let code: Code
+    package let code: Code
     /// What failed, in words a user can act on.
     public let message: String
 
-    init(_ code: Code, _ message: String) {
+    package init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }
@@ -29,29 +29,29 @@ public struct FleetError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The message: what failed and what to do.
     public var description: String { message }
 
-    static func malformedMessage(_ detail: String) -> FleetError {
+    package static func malformedMessage(_ detail: String) -> FleetError {
         FleetError(.malformedMessage, "malformed message: \(detail)")
     }
-    static func badRequest(_ detail: String) -> FleetError { FleetError(.badRequest, "bad request: \(detail)") }
-    static func unauthenticated() -> FleetError {
+    package static func badRequest(_ detail: String) -> FleetError { FleetError(.badRequest, "bad request: \(detail)") }
+    package static func unauthenticated() -> FleetError {
         FleetError(.unauthenticated,
                    "unauthenticated: the call needs `authorization: Bearer <token>` with the fleet's shared token "
                    + "(--token-file or NAS_FLEET_TOKEN on both sides)")
     }
-    static func notFound(_ path: String) -> FleetError {
+    package static func notFound(_ path: String) -> FleetError {
         FleetError(.notFound, "not found: no call at \(path); calls are POST /nas.fleet.Coordinator/<Method>")
     }
-    static func tooLarge(limit: Int) -> FleetError {
+    package static func tooLarge(limit: Int) -> FleetError {
         FleetError(.tooLarge, "request body over the limit of \(limit) bytes; raise --max-body-bytes on the server")
     }
-    static func unknownWorker(_ id: String) -> FleetError {
+    package static func unknownWorker(_ id: String) -> FleetError {
         FleetError(.unknownWorker, "unknown worker \(id): its lease lapsed or the coordinator restarted; register again")
     }
-    static func workerLost(_ id: String, _ detail: String) -> FleetError {
+    package static func workerLost(_ id: String, _ detail: String) -> FleetError {
         FleetError(.workerLost, "worker \(id) was lost during the evaluation: \(detail)")
     }
-    static func timedOut(_ detail: String) -> FleetError { FleetError(.timedOut, "timed out: \(detail)") }
-    static func noWorker(deviceType: String, registered: [String]) -> FleetError {
+    package static func timedOut(_ detail: String) -> FleetError { FleetError(.timedOut, "timed out: \(detail)") }
+    package static func noWorker(deviceType: String, registered: [String]) -> FleetError {
         let types = registered.isEmpty ? "none" : registered.joined(separator: ", ")
         return FleetError(.noWorker,
                           "no worker serves device type '\(deviceType)' (registered device types: \(types)); start "
@@ -63,11 +63,11 @@ public struct FleetError: Error, CustomStringConvertible, Sendable, Equatable {
     public static func modelNotSupported(_ detail: String) -> FleetError {
         FleetError(.modelNotSupported, "model not supported: \(detail)")
     }
-    static func transport(_ detail: String) -> FleetError { FleetError(.transport, detail) }
-    static func invalidConfiguration(_ detail: String) -> FleetError { FleetError(.invalidConfiguration, detail) }
+    package static func transport(_ detail: String) -> FleetError { FleetError(.transport, detail) }
+    package static func invalidConfiguration(_ detail: String) -> FleetError { FleetError(.invalidConfiguration, detail) }
 
     /// The error as it travels on the wire: its code and the HTTP status that carries it.
-    var wire: ErrorMessage {
+    package var wire: ErrorMessage {
         let wireCode: WireErrorCode =
             switch code {
             case .unauthenticated: .unauthenticated
@@ -88,7 +88,7 @@ public struct FleetError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     /// The error a client reads from a failed call's encoded body.
-    init(wire: ErrorMessage) {
+    package init(wire: ErrorMessage) {
         let code: Code =
             switch wire.code {
             case .unauthenticated: .unauthenticated

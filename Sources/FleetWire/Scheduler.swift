@@ -1,50 +1,56 @@
 /// The coordinator's bookkeeping as a plain value: workers and their leases, one queue of evaluations per device
 /// type, dispatch, deadlines and retries. Every event takes the current time (milliseconds on a monotonic
 /// clock, injected) and returns the actions the I/O layer must carry out, so it tests without sockets or sleeps.
-struct Scheduler: Sendable {
+package struct Scheduler: Sendable {
     /// Limits of the scheduling.
-    struct Configuration: Sendable {
+    package struct Configuration: Sendable {
         /// A worker is dropped when no heartbeat arrived for this long.
-        var leaseMilliseconds: UInt64 = 3000
+        package var leaseMilliseconds: UInt64 = 3000
         /// How often workers are asked to send heartbeats.
-        var heartbeatMilliseconds: UInt64 = 1000
+        package var heartbeatMilliseconds: UInt64 = 1000
         /// Dispatches of one evaluation before a retryable failure becomes final.
-        var maxAttempts = 3
+        package var maxAttempts = 3
+
+        package init(leaseMilliseconds: UInt64 = 3000, heartbeatMilliseconds: UInt64 = 1000, maxAttempts: Int = 3) {
+            self.leaseMilliseconds = leaseMilliseconds
+            self.heartbeatMilliseconds = heartbeatMilliseconds
+            self.maxAttempts = maxAttempts
+        }
     }
 
-    enum WorkerState: String, Sendable {
+    package enum WorkerState: String, Sendable {
         /// Heartbeats arrive and pushes succeed.
         case live
         /// A push failed on the transport: no new work until a heartbeat shows the worker is back.
         case lost
     }
 
-    struct Worker: Sendable {
-        var id: String
-        var deviceType: String
-        var attributes: [String: String]
-        var capacity: Int
-        var address: String
-        var state = WorkerState.live
-        var inFlight: Set<UInt64> = []
-        var done: UInt64 = 0
-        var failed: UInt64 = 0
-        var lastHeartbeat: UInt64
+    package struct Worker: Sendable {
+        package var id: String
+        package var deviceType: String
+        package var attributes: [String: String]
+        package var capacity: Int
+        package var address: String
+        package var state = WorkerState.live
+        package var inFlight: Set<UInt64> = []
+        package var done: UInt64 = 0
+        package var failed: UInt64 = 0
+        package var lastHeartbeat: UInt64
         /// Hashes of the models this worker has measured, so it is not sent them again.
-        var cached: Set<[UInt8]> = []
+        package var cached: Set<[UInt8]> = []
     }
 
-    struct Evaluation: Sendable {
-        var id: UInt64
-        var deviceType: String
-        var sha256: [UInt8]
-        var deadline: UInt64
-        var attempts = 0
-        var tried: Set<String> = []
-        var worker: String?
+    package struct Evaluation: Sendable {
+        package var id: UInt64
+        package var deviceType: String
+        package var sha256: [UInt8]
+        package var deadline: UInt64
+        package var attempts = 0
+        package var tried: Set<String> = []
+        package var worker: String?
     }
 
-    enum Action: Equatable, Sendable {
+    package enum Action: Equatable, Sendable {
         /// Push the evaluation to the worker at `address`; `sendModel` is false when the worker has it cached.
         case dispatch(evaluation: UInt64, worker: String, address: String, sendModel: Bool)
         /// Answer the caller with the metrics.
@@ -53,21 +59,21 @@ struct Scheduler: Sendable {
         case fail(evaluation: UInt64, error: FleetError)
     }
 
-    let configuration: Configuration
-    private(set) var workers: [String: Worker] = [:]
-    private(set) var evaluations: [UInt64: Evaluation] = [:]
+    package let configuration: Configuration
+    package private(set) var workers: [String: Worker] = [:]
+    package private(set) var evaluations: [UInt64: Evaluation] = [:]
     /// Evaluations waiting for a worker, oldest first, by device type.
-    private(set) var queues: [String: [UInt64]] = [:]
+    package private(set) var queues: [String: [UInt64]] = [:]
     private var nextWorkerNumber = 1
 
-    init(configuration: Configuration = Configuration()) {
+    package init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
     }
 
     // MARK: Workers
 
     /// Registers a worker (again, when it names the id it had); returns its id.
-    mutating func register(_ request: RegisterRequest, now: UInt64) throws(FleetError) -> (id: String, actions: [Action]) {
+    package mutating func register(_ request: RegisterRequest, now: UInt64) throws(FleetError) -> (id: String, actions: [Action]) {
         guard !request.deviceType.isEmpty else { throw .badRequest("register: device_type is empty") }
         guard request.capacity >= 1 else { throw .badRequest("register: capacity must be at least 1") }
         guard request.address.hasPrefix("http://") else {
@@ -96,7 +102,7 @@ struct Scheduler: Sendable {
     }
 
     /// Renews a worker's lease; nil when the worker is unknown (dropped, or the coordinator restarted).
-    mutating func heartbeat(_ id: String, now: UInt64) -> [Action]? {
+    package mutating func heartbeat(_ id: String, now: UInt64) -> [Action]? {
         guard var worker = workers[id] else { return nil }
         worker.lastHeartbeat = now
         let wasLost = worker.state == .lost
@@ -106,7 +112,7 @@ struct Scheduler: Sendable {
     }
 
     /// Removes a worker that is going away; its evaluations go back to the queue.
-    mutating func deregister(_ id: String, now: UInt64) -> [Action]? {
+    package mutating func deregister(_ id: String, now: UInt64) -> [Action]? {
         guard let worker = workers.removeValue(forKey: id) else { return nil }
         var actions: [Action] = []
         for evaluation in worker.inFlight {
@@ -116,12 +122,12 @@ struct Scheduler: Sendable {
     }
 
     /// The device types some worker serves, sorted.
-    var registeredDeviceTypes: [String] {
+    package var registeredDeviceTypes: [String] {
         Set(workers.values.map(\.deviceType)).sorted()
     }
 
     /// What `nas workers` shows.
-    func listing(now: UInt64) -> [WorkerInfo] {
+    package func listing(now: UInt64) -> [WorkerInfo] {
         workers.values.sorted { ($0.deviceType, $0.id) < ($1.deviceType, $1.id) }.map { worker in
             WorkerInfo(workerID: worker.id, deviceType: worker.deviceType, attributes: worker.attributes,
                        state: worker.state.rawValue, capacity: UInt32(worker.capacity),
@@ -133,14 +139,14 @@ struct Scheduler: Sendable {
     // MARK: Evaluations
 
     /// Queues an evaluation; it waits for a worker of its type until `deadline`.
-    mutating func submit(id: UInt64, deviceType: String, sha256: [UInt8], deadline: UInt64, now: UInt64) -> [Action] {
+    package mutating func submit(id: UInt64, deviceType: String, sha256: [UInt8], deadline: UInt64, now: UInt64) -> [Action] {
         evaluations[id] = Evaluation(id: id, deviceType: deviceType, sha256: sha256, deadline: deadline)
         queues[deviceType, default: []].append(id)
         return dispatchQueued(now: now)
     }
 
     /// A worker answered a push (or the push failed).
-    mutating func finished(_ id: UInt64, worker workerID: String, result: Result<[String: Double], FleetError>,
+    package mutating func finished(_ id: UInt64, worker workerID: String, result: Result<[String: Double], FleetError>,
                            now: UInt64) -> [Action] {
         var worker = workers[workerID]
         worker?.inFlight.remove(id)
@@ -172,7 +178,7 @@ struct Scheduler: Sendable {
     }
 
     /// Drops workers whose lease lapsed and fails evaluations whose deadline passed.
-    mutating func tick(now: UInt64) -> [Action] {
+    package mutating func tick(now: UInt64) -> [Action] {
         var actions: [Action] = []
         for worker in workers.values where now > worker.lastHeartbeat + configuration.leaseMilliseconds {
             workers[worker.id] = nil

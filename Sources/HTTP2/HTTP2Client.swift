@@ -1,0 +1,291 @@
+import Foundation
+
+/// An HTTP/2 client (h2c, prior knowledge) on the process's event loop: POSTs a body to `http://host:port/path`
+/// and returns the answer. One connection per peer, opened by the first call and shared by every call after it,
+/// calls multiplexed as streams, a new connection when one drops; the rules are `PeerConnection`'s, this class
+/// carries out its actions. Callers on the loop (the coordinator's pushes) get their completion on the loop,
+/// without a task or a thread hop; async callers are resumed from it.
+public final class HTTP2Client: Sendable {
+    /// Client settings.
+    public struct Configuration: Sendable {
+        /// Sent as `authorization: Bearer <token>` on every call; none when empty.
+        public var token: String
+        /// Largest answer accepted (64 MiB and some by default); a larger one fails the call.
+        public var maxResponseBytes = (64 << 20) + 4096
+        /// The content type of every request.
+        public var contentType = "application/x-protobuf"
+
+        /// Settings with the bearer `token`.
+        public init(token: String) {
+            self.token = token
+        }
+    }
+
+    /// What a completion gets.
+    public typealias Completion = @Sendable (Result<HTTP2Response, HTTP2Error>) -> Void
+
+    /// The settings it was made with.
+    public let configuration: Configuration
+    private let core: ClientCore
+
+    /// A client with `configuration` on `loop`.
+    public init(configuration: Configuration, loop: EventLoop = .shared) {
+        self.configuration = configuration
+        core = ClientCore(configuration: configuration, loop: loop)
+    }
+
+    /// A client sending the bearer `token`.
+    public convenience init(token: String) {
+        self.init(configuration: Configuration(token: token))
+    }
+
+    deinit {
+        core.shutdown()
+    }
+
+    /// POSTs `body` to `url` (`http://host:port/path`); fails after `timeout`.
+    public func post(url: String, body: [UInt8], timeout: Duration) async throws(HTTP2Error) -> HTTP2Response {
+        let result = await withCheckedContinuation { continuation in
+            post(url: url, body: body, timeout: timeout) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// POSTs `body` to `url`; `completion` runs on the loop once the call ended, within `timeout` (on the caller's
+    /// thread when the address is malformed).
+    public func post(url: String, body: [UInt8], timeout: Duration, completion: @escaping Completion) {
+        core.post(url: url, body: body, timeout: timeout, completion: completion)
+    }
+
+    /// Fails every open call and closes the connections; later calls fail at once. Waits for the loop.
+    public func shutdown() {
+        core.shutdown()
+    }
+
+    /// `http://host:port/path` as its authority, host (without the brackets of an IPv6 literal), port and path.
+    static func parse(_ url: String) -> (authority: String, host: String, port: String, path: String)? {
+        guard url.hasPrefix("http://") else { return nil }
+        let rest = url.dropFirst("http://".count)
+        let authority = rest.prefix { $0 != "/" }
+        guard let colon = authority.lastIndex(of: ":") else { return nil }
+        var host = authority[..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        let port = authority[authority.index(after: colon)...]
+        guard !host.isEmpty, !port.isEmpty, port.allSatisfy(\.isNumber) else { return nil }
+        let path = rest.dropFirst(authority.count)
+        return (String(authority), String(host), String(port), path.isEmpty ? "/" : String(path))
+    }
+}
+
+/// The client's side on the loop: its peers and their calls. Apart from the public class so that the client's
+/// `deinit` can shut it down on the loop without reviving the client.
+final class ClientCore: @unchecked Sendable {
+    typealias Completion = HTTP2Client.Completion
+    typealias Configuration = HTTP2Client.Configuration
+
+    /// One call until its answer is delivered.
+    private final class Call {
+        let id: UInt64
+        let url: String
+        let path: String
+        let body: [UInt8]
+        let completion: Completion
+
+        init(id: UInt64, url: String, path: String, body: [UInt8], completion: @escaping Completion) {
+            self.id = id
+            self.url = url
+            self.path = path
+            self.body = body
+            self.completion = completion
+        }
+    }
+
+    /// One peer: the rules' state, the open session and the calls not yet ended.
+    private final class Peer {
+        var state: PeerConnection
+        let host: String
+        let port: String
+        var session: ClientSession?
+        var calls: [UInt64: Call] = [:]
+        /// The deadline the loop's timer is set for, and the timer.
+        var timer: (deadline: ContinuousClock.Instant, id: UInt64)?
+
+        init(authority: String, host: String, port: String) {
+            state = PeerConnection(authority: authority)
+            self.host = host
+            self.port = port
+        }
+    }
+
+    let configuration: Configuration
+    let loop: EventLoop
+    // Touched by the loop thread only.
+    private var peers: [String: Peer] = [:]
+    private var nextCall: UInt64 = 1
+    private var stopped = false
+
+    init(configuration: Configuration, loop: EventLoop) {
+        self.configuration = configuration
+        self.loop = loop
+    }
+
+    /// POSTs `body` to `url`; `completion` runs on the loop once the call ended, within `timeout` (on the caller's
+    /// thread when the address is malformed or the client was shut down).
+    func post(url: String, body: [UInt8], timeout: Duration, completion: @escaping Completion) {
+        guard let (authority, host, port, path) = HTTP2Client.parse(url) else {
+            completion(.failure(HTTP2Error(.invalidAddress, "cannot call '\(url)': the address must be http://host:port/path")))
+            return
+        }
+        let deadline = loop.now + timeout
+        // On the loop (the coordinator's pushes) the call starts at once, without a job for the loop.
+        if loop.inLoop {
+            start(url: url, authority: authority, host: host, port: port, path: path, body: body, deadline: deadline,
+                  completion: completion)
+            return
+        }
+        loop.enqueue { [self] in
+            start(url: url, authority: authority, host: host, port: port, path: path, body: body, deadline: deadline,
+                  completion: completion)
+        }
+    }
+
+    /// Fails every open call and closes the connections; later calls fail at once. Waits for the loop.
+    func shutdown() {
+        loop.sync { [self] in
+            guard !stopped else { return }
+            stopped = true
+            for peer in peers.values {
+                perform(peer.state.shutDown("the HTTP/2 client was shut down"), on: peer)
+                peer.session?.close("the client shut down")
+                peer.session = nil
+            }
+            peers.removeAll()
+        }
+    }
+
+    // MARK: On the loop
+
+    private func start(url: String, authority: String, host: String, port: String, path: String, body: [UInt8],
+                       deadline: ContinuousClock.Instant, completion: @escaping Completion) {
+        guard !stopped else {
+            completion(.failure(HTTP2Error(.transport, "POST \(url): the HTTP/2 client was shut down")))
+            return
+        }
+        let peer: Peer
+        if let known = peers[authority] {
+            peer = known
+        } else {
+            peer = Peer(authority: authority, host: host, port: port)
+            peers[authority] = peer
+        }
+        let call = Call(id: nextCall, url: url, path: path, body: body, completion: completion)
+        nextCall += 1
+        peer.calls[call.id] = call
+        if let action = peer.state.call(call.id, deadline: deadline, now: loop.now) { perform([action], on: peer) }
+        armTimer(peer)
+    }
+
+    private func perform(_ actions: [PeerConnection.Action], on peer: Peer) {
+        for action in actions {
+            switch action {
+            case .connect:
+                connect(peer)
+            case .submit(let id):
+                guard let call = peer.calls[id], let session = peer.session else { continue }
+                if let error = session.submit(call: id, path: call.path, body: call.body,
+                                              token: configuration.token, contentType: configuration.contentType,
+                                              maxResponseBytes: configuration.maxResponseBytes) {
+                    peer.state.ended(id)
+                    finish(peer, id, .failure(error))
+                }
+            case .cancel(let id):
+                peer.session?.cancel(call: id)
+            case .fail(let id, let error):
+                finish(peer, id, .failure(error))
+            }
+        }
+    }
+
+    private func finish(_ peer: Peer, _ id: UInt64, _ result: Result<HTTP2Response, HTTP2Error>) {
+        guard let call = peer.calls.removeValue(forKey: id) else { return }
+        call.completion(result.mapError { HTTP2Error($0.kind, "POST \(call.url): \($0.message)") })
+    }
+
+    /// Dials the peer. An IP literal is connected at once; a name is resolved on a thread of its own and dialled
+    /// back on the loop: a slow or unreachable DNS server must not hold up every socket of the process.
+    private func connect(_ peer: Peer) {
+        if let numeric = Sockets.resolve(host: peer.host, port: peer.port, numericOnly: true) {
+            dial(peer, numeric)
+            return
+        }
+        let (host, port) = (peer.host, peer.port)
+        nonisolated(unsafe) let peer = peer
+        Thread.detachNewThread { [self] in
+            let resolved = Sockets.resolve(host: host, port: port, numericOnly: false)
+                ?? .failure(HTTP2Error(.transport, "cannot resolve \(host)"))
+            loop.enqueue { [self] in
+                // The client may have been shut down, or the peer forgotten, meanwhile.
+                guard !stopped, peers[peer.state.authority] === peer, peer.state.phase == .connecting else { return }
+                dial(peer, resolved)
+            }
+        }
+    }
+
+    private func dial(_ peer: Peer, _ address: Result<Sockets.Address, HTTP2Error>) {
+        switch address.flatMap({ Sockets.connect(to: $0) }) {
+        case .failure(let error):
+            perform(peer.state.connectFailed(error.message), on: peer)
+        case .success(let (fd, inProgress)):
+            guard let session = ClientSession(fd: fd, authority: peer.state.authority, client: self) else {
+                close(fd)
+                perform(peer.state.connectFailed("nghttp2 cannot make a session"), on: peer)
+                return
+            }
+            peer.session = session
+            session.start(connecting: inProgress)
+            if !inProgress { connected(session) }
+        }
+    }
+
+    /// The peer's answers are delivered in the order their streams ended; late ones (timed out) are dropped.
+    private func peer(of session: ClientSession) -> Peer? {
+        guard let peer = peers[session.authority], peer.session === session else { return nil }
+        return peer
+    }
+
+    func connected(_ session: ClientSession) {
+        guard let peer = peer(of: session) else { return }
+        perform(peer.state.connected(), on: peer)
+    }
+
+    func delivered(_ results: [(call: UInt64, result: Result<HTTP2Response, HTTP2Error>)], on session: ClientSession) {
+        guard let peer = peer(of: session) else { return }
+        for (id, result) in results where peer.state.isOpen(id) {
+            peer.state.ended(id)
+            finish(peer, id, result)
+        }
+    }
+
+    func lost(_ session: ClientSession, reason: String) {
+        guard let peer = peer(of: session) else { return }
+        peer.session = nil
+        let actions = session.connecting ? peer.state.connectFailed(reason) : peer.state.connectionLost(reason)
+        perform(actions, on: peer)
+    }
+
+    /// Sets the peer's timer for its earliest deadline, unless one is set for no later.
+    private func armTimer(_ peer: Peer) {
+        guard let earliest = peer.state.earliestDeadline else { return }
+        if let timer = peer.timer {
+            if timer.deadline <= earliest { return }
+            loop.cancelTimer(timer.id)
+        }
+        let id = loop.schedule(at: earliest) { [weak self, weak peer] in
+            guard let self, let peer else { return }
+            peer.timer = nil
+            perform(peer.state.expire(now: loop.now), on: peer)
+            armTimer(peer)
+        }
+        peer.timer = (earliest, id)
+    }
+}

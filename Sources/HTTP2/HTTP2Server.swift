@@ -1,0 +1,165 @@
+import Foundation
+internal import CSystem
+
+/// An HTTP/2 server (h2c, prior knowledge) on the process's event loop: it accepts connections and hands each
+/// whole request to its handler, on the loop. The handler answers at once (bookkeeping needs no waiting) or
+/// keeps the responder and answers later from any thread. Authentication, unknown paths and the body limit are
+/// checked as soon as the headers arrive (`RequestGate`, `ServerStream`), so a refused body is never buffered.
+public final class HTTP2Server: @unchecked Sendable {
+    /// Server settings.
+    public struct Configuration: Sendable {
+        /// Address to bind; `127.0.0.1` by default.
+        public var host = "127.0.0.1"
+        /// Port to bind; 0 picks a free one.
+        public var port = 0
+        /// The shared bearer token every call must carry.
+        public var token: String
+        /// Largest request body accepted; larger ones get 413 without being buffered (64 MiB by default).
+        public var maxBodyBytes = 64 << 20
+        /// The paths that exist; any other gets 404.
+        public var routes: Set<String>
+        /// The content type of every response.
+        public var contentType = "application/x-protobuf"
+        /// The answer to a refused request (by default its status and an empty body).
+        public var rejection: @Sendable (HTTP2Rejection) -> HTTP2Response = { HTTP2Response(status: $0.status, body: []) }
+
+        /// Settings for a server of `routes` guarded by `token`.
+        public init(host: String = "127.0.0.1", port: Int = 0, token: String, maxBodyBytes: Int = 64 << 20,
+                    routes: Set<String>) {
+            self.host = host
+            self.port = port
+            self.token = token
+            self.maxBodyBytes = maxBodyBytes
+            self.routes = routes
+        }
+    }
+
+    /// Sees each whole request on the loop: answers it through the responder, now or later.
+    public typealias Handler = @Sendable (HTTP2Request, HTTP2Responder) -> Void
+
+    /// The settings it was made with.
+    public let configuration: Configuration
+    private let core: ServerCore
+    private let lock = NSLock()
+    private var boundPort = 0
+
+    /// A server with `configuration` whose requests go to `handler`; `start()` serves.
+    public init(configuration: Configuration, loop: EventLoop = .shared, handler: @escaping Handler) {
+        self.configuration = configuration
+        core = ServerCore(configuration: configuration, loop: loop, handler: handler)
+    }
+
+    deinit {
+        core.stop()
+    }
+
+    /// The port bound by `start()`.
+    public var port: Int { lock.withLock { boundPort } }
+
+    /// Binds, listens and serves on the loop; returns the bound port.
+    @discardableResult
+    public func start() throws(HTTP2Error) -> Int {
+        let fd = try Sockets.listen(host: configuration.host, port: configuration.port)
+        let port: Int
+        do throws(HTTP2Error) {
+            port = try Sockets.boundPort(fd)
+        } catch {
+            close(fd)
+            throw error
+        }
+        lock.withLock { boundPort = port }
+        core.serve(fd)
+        return port
+    }
+
+    /// Stops listening and closes every connection; returns once they are closed. Answers not yet sent are lost.
+    public func stop() {
+        core.stop()
+    }
+}
+
+/// The server's side on the loop: its listening socket and sessions. Apart from the public class so that the
+/// server's `deinit` can stop it on the loop without reviving the server.
+final class ServerCore: @unchecked Sendable {
+    let configuration: HTTP2Server.Configuration
+    let gate: RequestGate
+    let handler: HTTP2Server.Handler
+    let loop: EventLoop
+    // Touched by the loop thread only.
+    private var listener: Listener?
+    private var sessions: [ObjectIdentifier: ServerSession] = [:]
+
+    init(configuration: HTTP2Server.Configuration, loop: EventLoop, handler: @escaping HTTP2Server.Handler) {
+        self.configuration = configuration
+        self.loop = loop
+        self.handler = handler
+        gate = RequestGate(token: configuration.token, routes: configuration.routes)
+    }
+
+    func serve(_ fd: Int32) {
+        loop.sync { [self] in
+            let listener = Listener(fd: fd, server: self)
+            self.listener = listener
+            listener.start()
+        }
+    }
+
+    func stop() {
+        loop.sync { [self] in
+            listener?.close()
+            listener = nil
+            for session in Array(sessions.values) { session.close("the server stopped") }
+            sessions.removeAll()
+        }
+    }
+
+    fileprivate func accepted(_ fd: Int32) {
+        guard let session = ServerSession(fd: fd, server: self) else {
+            close(fd)
+            return
+        }
+        sessions[ObjectIdentifier(session)] = session
+        session.start(connecting: false)
+    }
+
+    func sessionClosed(_ session: ServerSession) {
+        sessions[ObjectIdentifier(session)] = nil
+    }
+}
+
+/// The server's listening socket on the loop.
+private final class Listener: EventLoopSource {
+    let fd: Int32
+    unowned let server: ServerCore
+    private var token: UInt64 = 0
+
+    init(fd: Int32, server: ServerCore) {
+        self.fd = fd
+        self.server = server
+    }
+
+    func start() {
+        token = server.loop.watch(fd, events: EPOLLIN.rawValue, source: self)
+    }
+
+    func ready(_ events: UInt32) {
+        while let client = Sockets.accept(fd) { server.accepted(client) }
+    }
+
+    func close() {
+        server.loop.unwatch(fd, token: token)
+        Glibc.close(fd)
+    }
+}
+
+extension HTTP2Rejection {
+    /// The HTTP status that carries the refusal.
+    public var status: Int {
+        switch self {
+        case .unauthenticated: 401
+        case .notFound: 404
+        case .methodNotAllowed: 405
+        case .tooLarge: 413
+        }
+    }
+}

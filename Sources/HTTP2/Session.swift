@@ -1,0 +1,239 @@
+import Foundation
+internal import CNghttp2
+internal import CSystem
+
+/// One HTTP/2 connection on the loop, accepted or dialled: its non-blocking socket, its nghttp2 session and the
+/// bytes it has yet to send. `ServerSession` answers requests on it, `ClientSession` sends calls; this class only
+/// moves bytes between the socket and nghttp2.
+class Session: EventLoopSource, EventLoopFlushable {
+    let loop: EventLoop
+    let fd: Int32
+    /// Made by the subclass, whose instance is the session's user data.
+    var session: OpaquePointer?
+    private var token: UInt64 = 0
+    private var pendingOutput: [UInt8] = []
+    private var pendingOffset = 0
+    private var waitingForWritable = false
+    /// True while a non-blocking connect is under way (dialled connections only): frames wait in the session.
+    private(set) var connecting = false
+    var queuedForFlush = false
+    private(set) var closed = false
+
+    init(loop: EventLoop, fd: Int32) {
+        self.loop = loop
+        self.fd = fd
+    }
+
+    deinit {
+        nghttp2_session_del(session)
+    }
+
+    /// Makes the session, with this connection as its user data: `install` sets the callbacks, `setting` is
+    /// announced along with a 1 MiB stream window. Every connection's receive window is 16 MiB, so that many
+    /// models travel at once without waiting on WINDOW_UPDATEs. False when nghttp2 cannot allocate.
+    func makeSession(client: Bool, setting: (id: nghttp2_settings_id, value: UInt32),
+                     _ install: (OpaquePointer?) -> Void) -> Bool {
+        var callbacks: OpaquePointer?
+        guard nghttp2_session_callbacks_new(&callbacks) == 0 else { return false }
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        install(callbacks)
+        let user = Unmanaged.passUnretained(self).toOpaque()
+        let made = client
+            ? nghttp2_session_client_new(&session, callbacks, user)
+            : nghttp2_session_server_new(&session, callbacks, user)
+        guard made == 0 else { return false }
+        // A client's session sends the connection preface itself, before these settings.
+        var settings = [
+            nghttp2_settings_entry(settings_id: Int32(setting.id.rawValue), value: setting.value),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: 1 << 20),
+        ]
+        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
+        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 16 << 20)
+        return true
+    }
+
+    /// Starts watching the socket; `connecting` while a non-blocking connect is under way.
+    func start(connecting: Bool) {
+        self.connecting = connecting
+        waitingForWritable = connecting
+        let events = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (connecting ? EPOLLOUT.rawValue : 0)
+        token = loop.watch(fd, events: events, source: self)
+        if !connecting { loop.flushLater(self) }
+    }
+
+    // MARK: Hooks of the subclasses
+
+    /// The non-blocking connect ended well.
+    func didConnect() {}
+    /// After each batch of reads, outside nghttp2's callbacks: results gathered in callbacks are delivered here.
+    func afterRead() {}
+    /// The connection is gone (`reason`): the socket is closed.
+    func didClose(_ reason: String) {}
+
+    // MARK: The loop's side
+
+    func ready(_ events: UInt32) {
+        guard !closed else { return }
+        if connecting {
+            if let error = Sockets.connectError(fd) {
+                close(error)
+                return
+            }
+            if events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
+                close("the connection failed")
+                return
+            }
+            guard events & EPOLLOUT.rawValue != 0 else { return }
+            connecting = false
+            watchWritable(false)
+            didConnect()
+        }
+        var lost: String?
+        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+            // A few reads per wake-up, so one busy connection does not starve the others.
+            for _ in 0..<4 {
+                let (more, end) = readAndProcess()
+                if let end {
+                    lost = end
+                    break
+                }
+                if !more { break }
+            }
+            afterRead()
+        }
+        if let lost {
+            close(lost)
+            return
+        }
+        loop.flushLater(self)
+    }
+
+    /// Reads once and feeds nghttp2, whose callbacks run meanwhile: whether there may be more to read, or why the
+    /// connection ended.
+    private func readAndProcess() -> (more: Bool, end: String?) {
+        let buffer = loop.readBuffer
+        let count = recv(fd, buffer.baseAddress, buffer.count, 0)
+        if count == 0 { return (false, "the peer closed the connection") }
+        if count < 0 {
+            let error = nas_errno()
+            if error == EAGAIN || error == EWOULDBLOCK || error == EINTR { return (false, nil) }
+            return (false, String(cString: strerror(error)))
+        }
+        let consumed = nghttp2_session_mem_recv(session, buffer.baseAddress, count)
+        // A negative result is a protocol error (HTTP/1.1, bytes that are no HTTP/2): this connection ends.
+        if consumed < 0 { return (false, "HTTP/2 protocol error: " + String(cString: nghttp2_strerror(Int32(consumed)))) }
+        return (count == buffer.count, nil)
+    }
+
+    /// Writes what nghttp2 has to send; closes the connection when both sides are done or the peer is gone.
+    func flush() {
+        guard !closed, !connecting else { return }
+        while true {
+            // Gather every frame nghttp2 has (up to 256 KiB) and send them in one call, not one call per frame.
+            if pendingOffset == pendingOutput.count {
+                pendingOutput.removeAll(keepingCapacity: true)
+                pendingOffset = 0
+                while pendingOutput.count < 256 << 10 {
+                    var data: UnsafePointer<UInt8>?
+                    let length = nghttp2_session_mem_send(session, &data)
+                    if length < 0 {
+                        close("HTTP/2 error: " + String(cString: nghttp2_strerror(Int32(length))))
+                        return
+                    }
+                    if length == 0 { break }
+                    pendingOutput.append(contentsOf: UnsafeBufferPointer(start: data, count: length))
+                }
+                if pendingOutput.isEmpty { break }
+            }
+            let written = pendingOutput.withUnsafeBytes {
+                send(fd, $0.baseAddress! + pendingOffset, $0.count - pendingOffset, Int32(MSG_NOSIGNAL))
+            }
+            if written < 0 {
+                let error = nas_errno()
+                if error == EINTR { continue }
+                if error == EAGAIN || error == EWOULDBLOCK { break }
+                close(String(cString: strerror(error)))
+                return
+            }
+            pendingOffset += written
+            if pendingOffset < pendingOutput.count { break }
+        }
+        let blocked = pendingOffset < pendingOutput.count
+        if blocked != waitingForWritable { watchWritable(blocked) }
+        if !blocked && nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
+            close("the session ended")
+        }
+    }
+
+    private func watchWritable(_ writable: Bool) {
+        waitingForWritable = writable
+        loop.change(fd, token: token, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (writable ? EPOLLOUT.rawValue : 0))
+    }
+
+    /// Closes the socket once and tells the subclass.
+    func close(_ reason: String) {
+        guard !closed else { return }
+        closed = true
+        loop.unwatch(fd, token: token)
+        Glibc.close(fd)
+        didClose(reason)
+    }
+}
+
+/// A body handed to nghttp2 piece by piece through a read callback.
+final class OutgoingBody {
+    let bytes: [UInt8]
+    var offset = 0
+
+    init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    /// What a body's read callback gives nghttp2: the next bytes, up to `length`, with the end-of-data flag once
+    /// all of them went.
+    func copy(into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        let count = min(length, bytes.count - offset)
+        if count > 0 {
+            let start = offset
+            bytes.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress! + start, count: count) }
+        }
+        offset += count
+        if offset == bytes.count { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
+        return count
+    }
+}
+
+/// Header fields laid out for nghttp2: names and values in one buffer, `nghttp2_nv`s pointing into it, valid
+/// during `body` (nghttp2 copies them when a frame is submitted).
+func withHeaderFields<R>(_ fields: [(String, String)], _ body: (UnsafeMutablePointer<nghttp2_nv>, Int) -> R) -> R {
+    var bytes: [UInt8] = []
+    var spans: [(Int, Int, Int, Int)] = []
+    for (name, value) in fields {
+        let nameStart = bytes.count
+        bytes.append(contentsOf: name.utf8)
+        let valueStart = bytes.count
+        bytes.append(contentsOf: value.utf8)
+        spans.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
+    }
+    bytes.append(0)
+    return bytes.withUnsafeMutableBufferPointer { buffer in
+        var fields = spans.map { span in
+            nghttp2_nv(name: buffer.baseAddress! + span.0, value: buffer.baseAddress! + span.2, namelen: span.1,
+                       valuelen: span.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+        }
+        return fields.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
+    }
+}
+
+/// A header field's name or value as a string.
+func string(_ pointer: UnsafePointer<UInt8>?, _ length: Int) -> String {
+    guard let pointer else { return "" }
+    return String(decoding: UnsafeBufferPointer(start: pointer, count: length), as: UTF8.self)
+}
+
+/// Whether a received frame ends its stream (HEADERS or DATA with END_STREAM).
+func endsStream(_ frame: UnsafePointer<nghttp2_frame>) -> Bool {
+    let type = frame.pointee.hd.type
+    return (type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue))
+        && frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+}
