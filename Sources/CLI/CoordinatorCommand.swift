@@ -8,9 +8,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
         commandName: "coordinator",
         abstract: "Run the fleet's coordinator: workers register, models are pushed to a worker of the asked type.",
         discussion: """
-            Speaks HTTP/2 without TLS (h2c, prior knowledge): POST /nas.fleet.Coordinator/<Method> with protobuf
-            bodies (Sources/CFleetProto/proto/fleet.proto). Every call needs `authorization: Bearer <token>`.
+            Speaks HTTP/2 without TLS (h2c, prior knowledge): POST /nas.fleet.Coordinator/<Method> with protobuf \
+            bodies (Sources/CFleetProto/proto/fleet.proto). Every call needs `authorization: Bearer <token>`. \
             Prints `listening on http://HOST:PORT` once it serves; port 0 picks a free port. Stops on SIGINT/SIGTERM.
+
+            Example:
+              NAS_FLEET_TOKEN=secret nas coordinator --listen 0.0.0.0:7878
             """
     )
 
@@ -22,19 +25,24 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Largest request body (a model) accepted, in bytes; larger ones get 413.")
     var maxBodyBytes = 64 << 20
 
-    @Option(help: "A worker is dropped when no heartbeat came for this many milliseconds.")
-    var leaseMs = 3000
+    @Option(
+        name: .customLong("lease-seconds"),
+        help: ArgumentHelp("A worker is dropped when no heartbeat came for this long.", valueName: "SECONDS"))
+    var leaseSeconds = 3.0
 
-    @Option(help: "How often workers send heartbeats, in milliseconds.")
-    var heartbeatMs = 1000
+    @Option(
+        name: .customLong("heartbeat-seconds"),
+        help: ArgumentHelp("How often workers send heartbeats.", valueName: "SECONDS"))
+    var heartbeatSeconds = 1.0
 
     @Option(help: "Dispatches of one evaluation before a retryable failure (worker lost, timed out) is final.")
     var maxAttempts = 3
 
     func validate() throws {
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
-        guard heartbeatMs > 0, leaseMs > heartbeatMs else {
-            throw ValidationError("--lease-ms must be longer than --heartbeat-ms (both positive)")
+        guard heartbeatSeconds.isFinite, heartbeatSeconds > 0, leaseSeconds.isFinite, leaseSeconds > heartbeatSeconds
+        else {
+            throw ValidationError("--lease-seconds must be longer than --heartbeat-seconds (both positive)")
         }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
     }
@@ -44,8 +52,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.host = listen.host
         configuration.port = listen.port
         configuration.maxBodyBytes = maxBodyBytes
-        configuration.lease = .milliseconds(leaseMs)
-        configuration.heartbeat = .milliseconds(heartbeatMs)
+        configuration.lease = .seconds(leaseSeconds)
+        configuration.heartbeat = .seconds(heartbeatSeconds)
         configuration.maxAttempts = maxAttempts
         let coordinator = Coordinator(configuration: configuration)
         let port = try coordinator.start()

@@ -11,22 +11,27 @@ struct WorkerCommand: AsyncParsableCommand {
         commandName: "worker",
         abstract: "Serve a device: measure the models a coordinator pushes, or those in a shared job directory.",
         discussion: """
-            Push mode (--coordinator URL): the worker listens for pushes (--listen, port 0 by default), registers
-            under --device-type, keeps its lease with heartbeats, and registers again with backoff when the
+            Push mode (--coordinator URL): the worker listens for pushes (--listen, port 0 by default), registers \
+            under --device-type, keeps its lease with heartbeats, and registers again with backoff when the \
             coordinator restarts. Models are cached by sha256.
 
-            File mode (--job-dir DIR|gs://BUCKET/PREFIX), for devices the coordinator cannot reach: the worker finds
-            <job_dir>/<trial_id>/saved_model/model.onnx without model_latency.json, claims the trial
-            (latency_worker_id.json, with a lease), measures it and writes model_latency.json, as vertex-ai-nas's
-            latency calculator does. It stops when <job_dir>/job_status.json says the job ended, or on
-            SIGINT/SIGTERM after the model in hand. GCS credentials: STORAGE_EMULATOR_HOST,
+            File mode (--job-dir DIR|gs://BUCKET/PREFIX), for devices the coordinator cannot reach: the worker finds \
+            <job_dir>/<trial_id>/saved_model/model.onnx without model_latency.json, claims the trial \
+            (latency_worker_id.json, with a lease), measures it and writes model_latency.json, as vertex-ai-nas's \
+            latency calculator does. It stops when <job_dir>/job_status.json says the job ended (not when it is \
+            PAUSED: a resume follows), on SIGINT/SIGTERM after the model in hand, or with exit status 2 when the job \
+            directory cannot be listed (no credentials, no bucket). GCS credentials: STORAGE_EMULATOR_HOST, \
             GOOGLE_OAUTH_ACCESS_TOKEN, application default credentials (authorized_user), the GCE metadata server.
 
-            The runner measures each model:
-              --runner native                 the built-in ONNX engine (the default): p50 latency, peak memory
-              --runner-command 'CMD {model}'  runs CMD with the model's path; it must print one JSON object of
-                                              metrics, e.g. {"latency_ms": 1.8, "memory_bytes": 120000}
-              --runner constant               answers --constant-metric values (tests, fleet benchmarks)
+            The runner measures each model: --runner native (the default) times it with the built-in ONNX \
+            engine (p50 latency, peak memory); --runner-command 'CMD {model}' runs CMD with the model's path, \
+            which must print one JSON object of metrics such as {"latency_ms": 1.8, "memory_bytes": 120000}; \
+            --runner constant answers --constant-metric values (tests, fleet benchmarks).
+
+            Examples:
+              nas worker --coordinator URL --token-file F --device-type arm-a76
+              nas worker --job-dir gs://b/nas_jobs/j --device-type phone \\
+                  --runner-command './bench {model}'
             """
     )
 

@@ -33,8 +33,8 @@ import Testing
     }
 
     @Test func aLapsedLeaseDropsTheWorkerAndItComesBackWithItsID() async throws {
-        let coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0", "--lease-ms", "600",
-                                          "--heartbeat-ms", "150"])
+        let coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0", "--lease-seconds", "0.6",
+                                          "--heartbeat-seconds", "0.15"])
         let url = try await coordinator.listeningURL()
         let client = FleetClient(coordinator: url, token: TestFleet.token)
         let worker = try Self.worker(url, "cpu", ["--runner", "constant"])
@@ -48,8 +48,8 @@ import Testing
     }
 
     @Test func aCoordinatorRestartLosesNoWorker() async throws {
-        var coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0", "--heartbeat-ms", "200",
-                                          "--lease-ms", "1000"])
+        var coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0", "--heartbeat-seconds", "0.2",
+                                          "--lease-seconds", "1"])
         let url = try await coordinator.listeningURL()
         let port = url.split(separator: ":").last.map(String.init)!
         let client = FleetClient(coordinator: url, token: TestFleet.token)
@@ -60,8 +60,8 @@ import Testing
         try await eventually("both workers registered") { try await client.workers().count == 2 }
         let before = try await client.workers().map(\.workerID).sorted()
         await coordinator.killAndWait()
-        coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:\(port)", "--heartbeat-ms", "200",
-                                      "--lease-ms", "1000"])
+        coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:\(port)", "--heartbeat-seconds", "0.2",
+                                      "--lease-seconds", "1"])
         _ = try await coordinator.listeningURL()
         try await eventually("both workers are back under their ids") {
             try await client.workers().map(\.workerID).sorted() == before

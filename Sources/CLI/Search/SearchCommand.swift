@@ -24,7 +24,8 @@ struct SearchCommand: ParsableCommand {
 
             Examples:
               nas search --max-trials 20 --target-latency-millisec 0.05
-              nas search --job-name mine --constraint 'latency_ms<=0.05:soft' --constraint 'memory_bytes<=200k:soft'
+              nas search --job-name mine --constraint 'latency_ms<=0.05:soft' \\
+                  --constraint 'memory_bytes<=200k:soft'
               nas search --resume nas_jobs/mine --max-trials 40
             """
     )
