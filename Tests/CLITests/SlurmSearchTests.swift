@@ -1,0 +1,270 @@
+import Foundation
+import Search
+import TestSupport
+import Testing
+
+/// `nas search --launcher slurm` against this machine's single-node Slurm cluster (`scripts/slurm-up.sh`, which
+/// `scripts/bootstrap.sh` runs): trials as batch jobs, Ctrl-C, a resume after SIGKILL, a requeue, a job that
+/// vanished. Without a running cluster every test fails, saying how to start one.
+///
+/// Trials that must stay running for a while measure a `phone` through the file exchange: they wait, idle, for
+/// a file-mode worker that the test starts when it is done with them.
+@Suite(.serialized) struct SlurmSearchTests {
+    static let quick = [
+        "--num-epochs", "1", "--train-limit", "300", "--test-limit", "100", "--latency-repeats", "5", "--threads", "1",
+        "--launcher", "slurm", "--slurm-poll-interval", "0.2",
+    ]
+    /// Flags of trials that wait for a phone's file-mode worker before they end.
+    static let waitForPhone = [
+        "--target-device-type", "phone", "--constraint", "latency_ms<=2:soft", "--transport", "files",
+        "--poll-interval", "0.1", "--latency-timeout", "300",
+    ]
+
+    init() throws {
+        let sinfo = try? TestSupport.run("/usr/bin/sinfo", ["--noheader", "--format=%T"])
+        let state = sinfo?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        try #require(
+            sinfo?.status == 0 && ["idle", "mixed", "allocated", "completing"].contains { state.hasPrefix($0) },
+            "Slurm is not running here (sinfo: '\(state)' \(sinfo?.stderr ?? "not installed")): start this machine's single-node cluster with `sudo bash scripts/slurm-up.sh` (scripts/bootstrap.sh installs and starts it)"
+        )
+    }
+
+    func search(_ root: URL, _ name: String, _ extra: [String], environment: [String: String]? = nil) throws
+        -> TestSupport.Output
+    {
+        try TestSupport.nas(
+            ["search", "--root-output-dir", root.path, "--job-name", name, "--algorithm", "grid"] + Self.quick + extra,
+            environment: environment)
+    }
+
+    /// Starts `nas` without waiting, its standard error in `log`.
+    func start(_ arguments: [String], log: URL) throws -> Process {
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let process = Process()
+        process.executableURL = TestSupport.nas
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: log)
+        try process.run()
+        return process
+    }
+
+    /// A file-mode worker measuring `phone` trials of the job in `job`; it stops when the job ends.
+    func phoneWorker(_ job: URL) throws -> Process {
+        let worker = Process()
+        worker.executableURL = TestSupport.nas
+        worker.arguments = [
+            "worker", "--job-dir", job.path, "--device-type", "phone", "--poll-interval", "0.1",
+            "--runner-command", "echo '{\"latency_ms\": 1.5}' # {model}",
+        ]
+        worker.standardOutput = FileHandle.nullDevice
+        worker.standardError = FileHandle.nullDevice
+        try worker.run()
+        return worker
+    }
+
+    func waitFor(_ what: String, timeout: Double = 120, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while try !condition() {
+            guard Date() < deadline else { throw TestSupportError("timed out waiting for \(what)") }
+            usleep(100_000)
+        }
+    }
+
+    /// The state squeue gives Slurm job `id` (`RUNNING`, `CANCELLED`...), empty once it is gone.
+    func slurmState(_ id: String) throws -> String {
+        try TestSupport.run("/usr/bin/squeue", ["--noheader", "--states=all", "--jobs=\(id)", "--format=%T"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The job's trials once `count` of them have a Slurm job that runs.
+    func running(_ job: URL, count: Int) throws -> [TrialRecord] {
+        var trials: [TrialRecord] = []
+        try waitFor("\(count) trial(s) running as Slurm jobs") {
+            guard FileManager.default.fileExists(atPath: job.path + "/" + JobStore.fileName) else { return false }
+            trials = (try? JobStore.open(directory: job.path).trials()) ?? []
+            let handles = trials.compactMap(\.handle)
+            guard handles.count == count else { return false }
+            return try handles.allSatisfy { try slurmState($0) == "RUNNING" }
+        }
+        return trials
+    }
+
+    /// The lines of a trial's log where its batch script started: one per run.
+    func runs(_ job: URL, _ trial: Int) throws -> [String] {
+        try String(contentsOfFile: job.path + "/\(trial)/trainer.log", encoding: .utf8)
+            .split(separator: "\n").filter { $0.hasPrefix("nas: trial \(trial), Slurm job") }.map(String.init)
+    }
+
+    @Test func runsASearchAndItsRetrainingAsSlurmJobs() throws {
+        let root = try TestSupport.temporaryDirectory("nas-slurm")
+        let result = try search(
+            root, "small",
+            ["--max-trials", "3", "--max-parallel-trials", "2", "--slurm-time", "10", "--slurm-cpus-per-task", "1",
+             "--slurm-option=--comment=nas-test"])
+        try #require(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("Search job small: 3 succeeded, 0 failed"))
+        #expect(result.stderr.contains("RUNNING on "))
+
+        let job = root.appendingPathComponent("small")
+        let store = try JobStore.open(directory: job.path)
+        #expect(store.config.launcher == "slurm" && store.config.slurm?.time == "10")
+        for trial in try store.trials() {
+            let id = try #require(trial.handle)
+            #expect(Int(id) != nil, "a Slurm job id: \(id)")
+            #expect(try runs(job, trial.id) == ["nas: trial \(trial.id), Slurm job \(id), run 1, on \(try hostname())"])
+            let status = try String(contentsOfFile: job.path + "/\(trial.id)/slurm_exit_status", encoding: .utf8)
+            #expect(status == "0 \(id)\n")
+            // The name, the time limit and the pass-through option reached Slurm.
+            let seen = try TestSupport.run(
+                "/usr/bin/squeue", ["--noheader", "--states=all", "--jobs=\(id)", "--format=%j|%l|%k|%T"])
+            #expect(seen.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "nas.small.\(trial.id)|10:00|nas-test|COMPLETED")
+        }
+
+        let train = try TestSupport.nas(
+            ["train", "--search-job", job.path, "--trials", "2", "--root-output-dir", root.path, "--job-name", "stage2"]
+                + Self.quick)
+        try #require(train.status == 0, "\(train.stdout)\(train.stderr)")
+        let retrained = try JobStore.open(directory: root.appendingPathComponent("stage2").path)
+        #expect(retrained.config.launcher == "slurm")
+        #expect(try retrained.trials().map(\.state) == [.succeeded])
+        #expect(try retrained.trials().first?.handle.flatMap(Int.init) != nil)
+    }
+
+    @Test func theTrainersExitStatusComesThroughTheBatchScript() throws {
+        let root = try TestSupport.temporaryDirectory("nas-slurm")
+        let result = try search(
+            root, "nan", ["--max-trials", "3", "--max-parallel-trials", "1", "--max-failed-trials", "1", "--learning-rate", "1e12"])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("stopped: 1 trials failed (--max-failed-trials 1)"))
+        let trials = try JobStore.open(directory: root.appendingPathComponent("nan").path).trials()
+        #expect(trials.count == 1 && trials[0].error == "failed_with_nan_error")
+        #expect(try slurmState(try #require(trials[0].handle)) == "FAILED")
+    }
+
+    @Test func ctrlCCancelsTheSlurmJobs() throws {
+        let root = try TestSupport.temporaryDirectory("nas-slurm")
+        let job = root.appendingPathComponent("cancel")
+        let search = try start(
+            ["search", "--root-output-dir", root.path, "--job-name", "cancel", "--max-trials", "4",
+             "--max-parallel-trials", "2", "--on-interrupt", "cancel"] + Self.quick + Self.waitForPhone,
+            log: root.appendingPathComponent("search.log"))
+        let trials = try running(job, count: 2)
+        kill(search.processIdentifier, SIGINT)
+        search.waitUntilExit()
+        #expect(search.terminationStatus == 130)
+        let after = try JobStore.open(directory: job.path).trials()
+        #expect(after.map(\.state) == [.cancelled, .cancelled], "\(after.map { ($0.state, $0.error ?? "") })")
+        for trial in trials { #expect(try slurmState(trial.handle!) == "CANCELLED") }
+    }
+
+    @Test func aResumeAfterSIGKILLReattachesToTheRunningJobs() throws {
+        let root = try TestSupport.temporaryDirectory("nas-slurm")
+        let job = root.appendingPathComponent("killed")
+        let arguments =
+            ["search", "--root-output-dir", root.path, "--job-name", "killed", "--algorithm", "grid", "--max-trials",
+             "2", "--max-parallel-trials", "2"] + Self.quick + Self.waitForPhone
+        let first = try start(arguments, log: root.appendingPathComponent("first.log"))
+        let before = try running(job, count: 2)
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        // The search is gone; its trials' jobs are not.
+        for trial in before { #expect(try slurmState(trial.handle!) == "RUNNING") }
+
+        let log = root.appendingPathComponent("resumed.log")
+        let resumed = try start(["search", "--resume", job.path], log: log)
+        try waitFor("the resumed search to re-attach") {
+            try String(contentsOf: log, encoding: .utf8).contains("re-attached to the runs of trial(s) 1, 2")
+        }
+        let worker = try phoneWorker(job)
+        resumed.waitUntilExit()
+        worker.waitUntilExit()
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(resumed.terminationStatus == 0, "\(text)")
+        #expect(!text.contains("will run again"))
+        let after = try JobStore.open(directory: job.path).trials()
+        #expect(after.map(\.state) == [.succeeded, .succeeded])
+        #expect(after.map(\.handle) == before.map(\.handle))
+        // Each trial ran once, in its first job: nothing was submitted again.
+        for trial in after { #expect(try runs(job, trial.id).count == 1) }
+        let named = try TestSupport.run(
+            "/usr/bin/squeue", ["--noheader", "--states=all", "--name=nas.killed.1,nas.killed.2", "--format=%i"])
+        #expect(Set(named.stdout.split(separator: "\n").map(String.init)) == Set(before.compactMap(\.handle)))
+    }
+
+    @Test func aRequeuedTrialRunsAgainInItsJob() throws {
+        let root = try TestSupport.temporaryDirectory("nas-slurm")
+        let job = root.appendingPathComponent("requeued")
+        let log = root.appendingPathComponent("search.log")
+        let search = try start(
+            ["search", "--root-output-dir", root.path, "--job-name", "requeued", "--max-trials", "1",
+             "--max-parallel-trials", "1"] + Self.quick + Self.waitForPhone,
+            log: log)
+        let id = try #require(try running(job, count: 1).first?.handle)
+        let requeue = try TestSupport.run("/usr/bin/scontrol", ["requeue", id])
+        try #require(requeue.status == 0, "\(requeue.stderr)")
+        // AuthInfo=cred_expire=10 in slurm-up.sh: the requeued job starts again some 10-30 s later.
+        try waitFor("the second run", timeout: 180) { try runs(job, 1).count == 2 }
+        let worker = try phoneWorker(job)
+        search.waitUntilExit()
+        worker.waitUntilExit()
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(search.terminationStatus == 0, "\(text)")
+        #expect(text.contains("Slurm job \(id) PENDING (BeginTime): requeued by Slurm"))
+        let trial = try #require(try JobStore.open(directory: job.path).trials().first)
+        #expect(trial.state == .succeeded && trial.handle == id && trial.lostRuns == 0)
+        #expect(try runs(job, 1).map { $0.contains("Slurm job \(id), run ") } == [true, true])
+        #expect(try runs(job, 1).last?.contains("run 2") == true)
+    }
+
+    @Test func aJobThatVanishedFromTheQueueRunsAgain() throws {
+        let root = try TestSupport.temporaryDirectory("nas-slurm")
+        let job = root.appendingPathComponent("vanished")
+        let first = try start(
+            ["search", "--root-output-dir", root.path, "--job-name", "vanished", "--max-trials", "1",
+             "--max-parallel-trials", "1"] + Self.quick + Self.waitForPhone,
+            log: root.appendingPathComponent("first.log"))
+        let id = try #require(try running(job, count: 1).first?.handle)
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        // As if the controller had lost the job: its id names no job, and the run is gone.
+        try TestSupport.run("/usr/bin/scancel", [id])
+        try waitFor("the job to end") { try slurmState(id) == "CANCELLED" }
+        try JobStore.open(directory: job.path).setHandle(1, "987654321")
+
+        let log = root.appendingPathComponent("resumed.log")
+        let resumed = try start(["search", "--resume", job.path], log: log)
+        let worker = try phoneWorker(job)
+        resumed.waitUntilExit()
+        worker.waitUntilExit()
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(resumed.terminationStatus == 0, "\(text)")
+        #expect(text.contains(
+            "trial 1 lost to the cluster (Slurm job 987654321 disappeared from the queue without a final state"))
+        let trial = try #require(try JobStore.open(directory: job.path).trials().first)
+        #expect(trial.state == .succeeded && trial.lostRuns == 1)
+        #expect(trial.handle != id && trial.handle != "987654321")
+    }
+
+    @Test func badSlurmInputIsRefusedBeforeTheJobExists() throws {
+        let root = try TestSupport.temporaryDirectory("nas-slurm")
+        let partition = try search(root, "bad", ["--slurm-partition", "no-such-partition"])
+        #expect(partition.status != 0)
+        #expect(partition.stderr.contains("Slurm refused a trial's job (options: --partition=no-such-partition)"))
+        #expect(partition.stderr.contains("invalid partition specified: no-such-partition"), "\(partition.stderr)")
+        let gres = try search(root, "bad", ["--slurm-gres", "gpu:64"])
+        #expect(gres.status != 0 && gres.stderr.contains("Slurm refused"), "\(gres.stderr)")
+        let missing = try search(root, "bad", [], environment: ["PATH": "/nonexistent"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("sbatch is not on PATH"), "\(missing.stderr)")
+        let local = try TestSupport.nas(["search", "--root-output-dir", root.path, "--slurm-time", "5"])
+        #expect(local.status != 0 && local.stderr.contains("the --slurm-* flags need --launcher slurm"))
+        let option = try search(root, "bad", ["--slurm-option", "account=lab"])
+        #expect(option.status != 0 && option.stderr.contains("is not an sbatch option"), "\(option.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("bad").path))
+    }
+
+    func hostname() throws -> String {
+        try TestSupport.run("/bin/hostname", []).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
