@@ -264,6 +264,41 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("bad").path))
     }
 
+    @Test func aDeviceWorkerStartedAsASlurmJobMeasuresTheSearchsTrials() throws {
+        let root = try TestSupport.temporaryDirectory("nas-slurm")
+        let log = root.appendingPathComponent("search.log")
+        let search = try start(
+            ["search", "--root-output-dir", root.path, "--job-name", "fleet", "--max-trials", "1",
+             "--max-parallel-trials", "1", "--target-device-type", "slurm-node", "--constraint", "latency_ms<=2:soft",
+             "--transport", "push", "--push-wait", "120"] + Self.quick,
+            log: log)
+        // "fleet: coordinator URL (token in FILE)", as a user reads it.
+        var fleet: (url: String, token: String)?
+        try waitFor("the search's coordinator") {
+            let text = try String(contentsOf: log, encoding: .utf8)
+            guard let line = text.split(separator: "\n").first(where: { $0.contains("fleet: coordinator ") }) else {
+                return false
+            }
+            let words = line.split(separator: " ").map(String.init)
+            guard let at = words.firstIndex(of: "coordinator"), let file = words.firstIndex(of: "in") else { return false }
+            fleet = (words[at + 1], words[file + 1].trimmingCharacters(in: CharacterSet(charactersIn: "),")))
+            return true
+        }
+        let submitted = try TestSupport.run(
+            "/usr/bin/sbatch",
+            ["--parsable", "--export=ALL,NAS=\(TestSupport.nas.path)", "--output=\(root.path)/worker.log",
+             TestSupport.packageRoot.appendingPathComponent("scripts/nas-worker.sbatch").path, fleet!.url, fleet!.token,
+             "slurm-node", "--runner", "constant", "--constant-metric", "latency_ms=1.25"])
+        try #require(submitted.status == 0, "\(submitted.stderr)")
+        let worker = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { _ = try? TestSupport.run("/usr/bin/scancel", [worker]) }
+        search.waitUntilExit()
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(search.terminationStatus == 0, "\(text)")
+        let trial = try #require(try JobStore.open(directory: root.appendingPathComponent("fleet").path).trials().first)
+        #expect(trial.state == .succeeded && trial.metrics["latency_ms"] == 1.25, "\(trial.metrics)")
+    }
+
     func hostname() throws -> String {
         try TestSupport.run("/bin/hostname", []).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
