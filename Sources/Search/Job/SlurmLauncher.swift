@@ -4,7 +4,7 @@ import System
 /// Why Slurm could not run a job's trials. Each says what was wrong and what to do.
 public struct SlurmError: Error, Hashable, Sendable, CustomStringConvertible {
     private enum Code: Hashable, Sendable {
-        case notInstalled, refused, queryFailed
+        case notInstalled, refused, queryFailed, timedOut
     }
 
     private let code: Code
@@ -32,6 +32,10 @@ public struct SlurmError: Error, Hashable, Sendable, CustomStringConvertible {
             .refused,
             "Slurm refused \(what)\(options): \(said.joined(separator: "; ")); check --slurm-partition (sinfo -s lists the partitions), --slurm-time, --slurm-mem, --slurm-gres and --slurm-option"
         )
+    }
+
+    static func timedOut(_ tool: String, after timeout: Duration) -> SlurmError {
+        SlurmError(.timedOut, "\(tool) gave no answer in \(timeout): is slurmctld up (scontrol ping)?")
     }
 
     static func queryFailed(_ tool: String, _ output: String, times: Int) -> SlurmError {
@@ -64,6 +68,8 @@ public final class SlurmLauncher: TrialLauncher {
         var directory: String
         /// The last state and reason shown.
         var shown: String?
+        /// Whether it was seen running: pending again after that, Slurm requeued it.
+        var ran = false
         /// When the job was first seen ended without an exit status file (a shared filesystem may show it late).
         var endedWithoutStatus: ContinuousClock.Instant?
     }
@@ -146,19 +152,35 @@ public final class SlurmLauncher: TrialLauncher {
         guard !trials.isEmpty else { return [:] }
         lastQuery = now
         let ids = trials.map(\.handle)
-        let result = try run("squeue", ["--noheader", "--states=all", "--jobs=\(ids.joined(separator: ","))",
-            "--format=\(SlurmQueueEntry.format)"])
         let queue: [String: SlurmQueueEntry]
-        if result.termination == .exited(0) {
-            queue = SlurmQueueEntry.parse(result.outputText)
-        } else if result.errorText.contains("Invalid job id") {
-            // Every one of the jobs has left the queue.
+        var failure: String
+        do {
+            let result = try run(
+                "squeue",
+                ["--noheader", "--states=all", "--jobs=\(ids.joined(separator: ","))", "--format=\(SlurmQueueEntry.format)"])
+            failure = result.errorText.trimmingCharacters(in: .whitespacesAndNewlines)
+            if result.termination == .exited(0) {
+                queue = SlurmQueueEntry.parse(result.outputText)
+                failure = ""
+            } else if failure.contains("Invalid job id") {
+                // Every one of the jobs has left the queue.
+                queue = [:]
+                failure = ""
+            } else {
+                queue = [:]
+                if failure.isEmpty { failure = "\(result.termination)" }
+            }
+        } catch {
             queue = [:]
-        } else {
+            failure = "\(error)"
+        }
+        guard failure.isEmpty else {
+            // A controller that restarts, or is busy, answers again soon: the jobs run on meanwhile.
             failedQueries += 1
             guard failedQueries < maxFailedQueries else {
-                throw SlurmError.queryFailed("squeue", result.errorText, times: failedQueries)
+                throw SlurmError.queryFailed("squeue", failure, times: failedQueries)
             }
+            pendingNotes.append(TrialNote(trialID: nil, text: "squeue failed (\(failure)); asking again"))
             return [:]
         }
         failedQueries = 0
@@ -283,9 +305,12 @@ public final class SlurmLauncher: TrialLauncher {
     /// Adds a note when a job's state or reason changed since the last one shown.
     private func show(_ entry: SlurmQueueEntry, of trial: LaunchedTrial) {
         let note = entry.note
-        guard tracked[trial.handle]?.shown != note else { return }
-        let requeued = tracked[trial.handle]?.shown?.contains(" RUNNING") == true && entry.state == "PENDING"
-        tracked[trial.handle]?.shown = note
+        guard var job = tracked[trial.handle], job.shown != note else { return }
+        let requeued = job.ran && entry.state == "PENDING"
+        if requeued { job.ran = false }
+        if entry.state == "RUNNING" { job.ran = true }
+        job.shown = note
+        tracked[trial.handle] = job
         pendingNotes.append(TrialNote(trialID: trial.trialID, text: requeued ? note + ": requeued by Slurm" : note))
     }
 
@@ -329,9 +354,7 @@ public final class SlurmLauncher: TrialLauncher {
         let process = try Subprocess(
             executable: path, arguments: arguments, standardOutput: .pipe, standardError: .pipe)
         let result = process.blockingCollect(timeout: commandTimeout)
-        if result.timedOut {
-            throw SlurmError.queryFailed(tool, "no answer in \(commandTimeout)", times: 1)
-        }
+        if result.timedOut { throw SlurmError.timedOut(tool, after: commandTimeout) }
         return result
     }
 
