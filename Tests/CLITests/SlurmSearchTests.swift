@@ -142,20 +142,32 @@ import Testing
         #expect(try slurmState(try #require(trials[0].handle)) == "FAILED")
     }
 
-    @Test func ctrlCCancelsTheSlurmJobs() throws {
+    @Test(arguments: [("cancel", TrialState.cancelled, "CANCELLED"), ("wait", TrialState.succeeded, "COMPLETED")])
+    func ctrlCCancelsOrWaitsForTheSlurmJobs(policy: String, expected: TrialState, slurm: String) throws {
         let root = try TestSupport.temporaryDirectory("nas-slurm")
-        let job = root.appendingPathComponent("cancel")
+        let job = root.appendingPathComponent("interrupted")
+        let log = root.appendingPathComponent("search.log")
         let search = try start(
-            ["search", "--root-output-dir", root.path, "--job-name", "cancel", "--max-trials", "4",
-             "--max-parallel-trials", "2", "--on-interrupt", "cancel"] + Self.quick + Self.waitForPhone,
-            log: root.appendingPathComponent("search.log"))
+            ["search", "--root-output-dir", root.path, "--job-name", "interrupted", "--max-trials", "4",
+             "--max-parallel-trials", "2", "--on-interrupt", policy] + Self.quick + Self.waitForPhone,
+            log: log)
         let trials = try running(job, count: 2)
         kill(search.processIdentifier, SIGINT)
-        search.waitUntilExit()
+        if policy == "wait" {
+            try waitFor("the search to wait") {
+                try String(contentsOf: log, encoding: .utf8).contains("interrupted: waiting for 2 running trial(s)")
+            }
+            // The trials are still running: measured now, they finish.
+            let worker = try phoneWorker(job)
+            defer { worker.terminate() }
+            search.waitUntilExit()
+        } else {
+            search.waitUntilExit()
+        }
         #expect(search.terminationStatus == 130)
         let after = try JobStore.open(directory: job.path).trials()
-        #expect(after.map(\.state) == [.cancelled, .cancelled], "\(after.map { ($0.state, $0.error ?? "") })")
-        for trial in trials { #expect(try slurmState(trial.handle!) == "CANCELLED") }
+        #expect(after.map(\.state) == [expected, expected], "\(after.map { ($0.state, $0.error ?? "") })")
+        for trial in trials { #expect(try slurmState(trial.handle!) == slurm) }
     }
 
     @Test func aResumeAfterSIGKILLReattachesToTheRunningJobs() throws {
