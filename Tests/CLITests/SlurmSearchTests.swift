@@ -29,12 +29,29 @@ import Testing
         )
     }
 
-    func search(_ root: URL, _ name: String, _ extra: [String], environment: [String: String]? = nil) throws
+    func search(_ root: URL, _ name: String, _ extra: [String], environment: [String: String]? = nil) async throws
         -> TestSupport.Output
     {
-        try TestSupport.nas(
+        try await nas(
             ["search", "--root-output-dir", root.path, "--job-name", name, "--algorithm", "grid"] + Self.quick + extra,
             environment: environment)
+    }
+
+    /// `nas` to its end, waited for on a thread of its own: a search takes seconds, and a thread of Swift's
+    /// cooperative pool held that long starves the other suites' async tests (2 threads on 2 cores).
+    func nas(_ arguments: [String], environment: [String: String]? = nil) async throws -> TestSupport.Output {
+        let box = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<OutputBox, Error>) in
+            Thread {
+                continuation.resume(with: Result { OutputBox(output: try TestSupport.nas(arguments, environment: environment)) })
+            }.start()
+        }
+        return box.output
+    }
+
+    /// Waits for `process` to end without holding a thread of the cooperative pool.
+    func exit(_ process: Process) async throws {
+        while process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+        process.waitUntilExit()
     }
 
     /// Starts `nas` without waiting, its standard error in `log`.
@@ -63,11 +80,11 @@ import Testing
         return worker
     }
 
-    func waitFor(_ what: String, timeout: Double = 120, _ condition: () throws -> Bool) throws {
+    func waitFor(_ what: String, timeout: Double = 120, _ condition: () throws -> Bool) async throws {
         let deadline = Date().addingTimeInterval(timeout)
         while try !condition() {
             guard Date() < deadline else { throw TestSupportError("timed out waiting for \(what)") }
-            usleep(100_000)
+            try await Task.sleep(for: .milliseconds(100))
         }
     }
 
@@ -78,9 +95,9 @@ import Testing
     }
 
     /// The job's trials once `count` of them have a Slurm job that runs.
-    func running(_ job: URL, count: Int) throws -> [TrialRecord] {
+    func running(_ job: URL, count: Int) async throws -> [TrialRecord] {
         var trials: [TrialRecord] = []
-        try waitFor("\(count) trial(s) running as Slurm jobs") {
+        try await waitFor("\(count) trial(s) running as Slurm jobs") {
             guard FileManager.default.fileExists(atPath: job.path + "/" + JobStore.fileName) else { return false }
             trials = (try? JobStore.open(directory: job.path).trials()) ?? []
             let handles = trials.compactMap(\.handle)
@@ -90,15 +107,17 @@ import Testing
         return trials
     }
 
-    /// The lines of a trial's log where its batch script started: one per run.
+    /// The lines of a trial's log where its batch script started: one per run (none before Slurm made the log).
     func runs(_ job: URL, _ trial: Int) throws -> [String] {
-        try String(contentsOfFile: job.path + "/\(trial)/trainer.log", encoding: .utf8)
+        let path = job.path + "/\(trial)/trainer.log"
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        return try String(contentsOfFile: path, encoding: .utf8)
             .split(separator: "\n").filter { $0.hasPrefix("nas: trial \(trial), Slurm job") }.map(String.init)
     }
 
-    @Test func runsASearchAndItsRetrainingAsSlurmJobs() throws {
+    @Test func runsASearchAndItsRetrainingAsSlurmJobs() async throws {
         let root = try TestSupport.temporaryDirectory("nas-slurm")
-        let result = try search(
+        let result = try await search(
             root, "small",
             ["--max-trials", "3", "--max-parallel-trials", "2", "--slurm-time", "10", "--slurm-cpus-per-task", "1",
              "--slurm-option=--comment=nas-test"])
@@ -121,7 +140,7 @@ import Testing
             #expect(seen.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "nas.small.\(trial.id)|10:00|nas-test|COMPLETED")
         }
 
-        let train = try TestSupport.nas(
+        let train = try await nas(
             ["train", "--search-job", job.path, "--trials", "2", "--root-output-dir", root.path, "--job-name", "stage2"]
                 + Self.quick)
         try #require(train.status == 0, "\(train.stdout)\(train.stderr)")
@@ -131,9 +150,9 @@ import Testing
         #expect(try retrained.trials().first?.handle.flatMap(Int.init) != nil)
     }
 
-    @Test func theTrainersExitStatusComesThroughTheBatchScript() throws {
+    @Test func theTrainersExitStatusComesThroughTheBatchScript() async throws {
         let root = try TestSupport.temporaryDirectory("nas-slurm")
-        let result = try search(
+        let result = try await search(
             root, "nan", ["--max-trials", "3", "--max-parallel-trials", "1", "--max-failed-trials", "1", "--learning-rate", "1e12"])
         #expect(result.status == 1)
         #expect(result.stdout.contains("stopped: 1 trials failed (--max-failed-trials 1)"))
@@ -143,7 +162,7 @@ import Testing
     }
 
     @Test(arguments: [("cancel", TrialState.cancelled, "CANCELLED"), ("wait", TrialState.succeeded, "COMPLETED")])
-    func ctrlCCancelsOrWaitsForTheSlurmJobs(policy: String, expected: TrialState, slurm: String) throws {
+    func ctrlCCancelsOrWaitsForTheSlurmJobs(policy: String, expected: TrialState, slurm: String) async throws {
         let root = try TestSupport.temporaryDirectory("nas-slurm")
         let job = root.appendingPathComponent("interrupted")
         let log = root.appendingPathComponent("search.log")
@@ -151,18 +170,18 @@ import Testing
             ["search", "--root-output-dir", root.path, "--job-name", "interrupted", "--max-trials", "4",
              "--max-parallel-trials", "2", "--on-interrupt", policy] + Self.quick + Self.waitForPhone,
             log: log)
-        let trials = try running(job, count: 2)
+        let trials = try await running(job, count: 2)
         kill(search.processIdentifier, SIGINT)
         if policy == "wait" {
-            try waitFor("the search to wait") {
+            try await waitFor("the search to wait") {
                 try String(contentsOf: log, encoding: .utf8).contains("interrupted: waiting for 2 running trial(s)")
             }
             // The trials are still running: measured now, they finish.
             let worker = try phoneWorker(job)
             defer { worker.terminate() }
-            search.waitUntilExit()
+            try await exit(search)
         } else {
-            search.waitUntilExit()
+            try await exit(search)
         }
         #expect(search.terminationStatus == 130)
         let after = try JobStore.open(directory: job.path).trials()
@@ -170,27 +189,27 @@ import Testing
         for trial in trials { #expect(try slurmState(trial.handle!) == slurm) }
     }
 
-    @Test func aResumeAfterSIGKILLReattachesToTheRunningJobs() throws {
+    @Test func aResumeAfterSIGKILLReattachesToTheRunningJobs() async throws {
         let root = try TestSupport.temporaryDirectory("nas-slurm")
         let job = root.appendingPathComponent("killed")
         let arguments =
             ["search", "--root-output-dir", root.path, "--job-name", "killed", "--algorithm", "grid", "--max-trials",
              "2", "--max-parallel-trials", "2"] + Self.quick + Self.waitForPhone
         let first = try start(arguments, log: root.appendingPathComponent("first.log"))
-        let before = try running(job, count: 2)
+        let before = try await running(job, count: 2)
         kill(first.processIdentifier, SIGKILL)
-        first.waitUntilExit()
+        try await exit(first)
         // The search is gone; its trials' jobs are not.
         for trial in before { #expect(try slurmState(trial.handle!) == "RUNNING") }
 
         let log = root.appendingPathComponent("resumed.log")
         let resumed = try start(["search", "--resume", job.path], log: log)
-        try waitFor("the resumed search to re-attach") {
+        try await waitFor("the resumed search to re-attach") {
             try String(contentsOf: log, encoding: .utf8).contains("re-attached to the runs of trial(s) 1, 2")
         }
         let worker = try phoneWorker(job)
-        resumed.waitUntilExit()
-        worker.waitUntilExit()
+        try await exit(resumed)
+        try await exit(worker)
         let text = try String(contentsOf: log, encoding: .utf8)
         #expect(resumed.terminationStatus == 0, "\(text)")
         #expect(!text.contains("will run again"))
@@ -204,7 +223,7 @@ import Testing
         #expect(Set(named.stdout.split(separator: "\n").map(String.init)) == Set(before.compactMap(\.handle)))
     }
 
-    @Test func aRequeuedTrialRunsAgainInItsJob() throws {
+    @Test func aRequeuedTrialRunsAgainInItsJob() async throws {
         let root = try TestSupport.temporaryDirectory("nas-slurm")
         let job = root.appendingPathComponent("requeued")
         let log = root.appendingPathComponent("search.log")
@@ -212,14 +231,16 @@ import Testing
             ["search", "--root-output-dir", root.path, "--job-name", "requeued", "--max-trials", "1",
              "--max-parallel-trials", "1"] + Self.quick + Self.waitForPhone,
             log: log)
-        let id = try #require(try running(job, count: 1).first?.handle)
+        let id = try #require(try await running(job, count: 1).first?.handle)
+        // Requeued once its batch script runs (squeue says RUNNING a moment before).
+        try await waitFor("the first run") { try runs(job, 1).count == 1 }
         let requeue = try TestSupport.run("/usr/bin/scontrol", ["requeue", id])
         try #require(requeue.status == 0, "\(requeue.stderr)")
         // AuthInfo=cred_expire=10 in slurm-up.sh: the requeued job starts again some 10-30 s later.
-        try waitFor("the second run", timeout: 180) { try runs(job, 1).count == 2 }
+        try await waitFor("the second run", timeout: 180) { try runs(job, 1).count == 2 }
         let worker = try phoneWorker(job)
-        search.waitUntilExit()
-        worker.waitUntilExit()
+        try await exit(search)
+        try await exit(worker)
         let text = try String(contentsOf: log, encoding: .utf8)
         #expect(search.terminationStatus == 0, "\(text)")
         #expect(text.contains("Slurm job \(id) PENDING (BeginTime): requeued by Slurm"))
@@ -229,26 +250,26 @@ import Testing
         #expect(try runs(job, 1).last?.contains("run 2") == true)
     }
 
-    @Test func aJobThatVanishedFromTheQueueRunsAgain() throws {
+    @Test func aJobThatVanishedFromTheQueueRunsAgain() async throws {
         let root = try TestSupport.temporaryDirectory("nas-slurm")
         let job = root.appendingPathComponent("vanished")
         let first = try start(
             ["search", "--root-output-dir", root.path, "--job-name", "vanished", "--max-trials", "1",
              "--max-parallel-trials", "1"] + Self.quick + Self.waitForPhone,
             log: root.appendingPathComponent("first.log"))
-        let id = try #require(try running(job, count: 1).first?.handle)
+        let id = try #require(try await running(job, count: 1).first?.handle)
         kill(first.processIdentifier, SIGKILL)
-        first.waitUntilExit()
+        try await exit(first)
         // As if the controller had lost the job: its id names no job, and the run is gone.
         try TestSupport.run("/usr/bin/scancel", [id])
-        try waitFor("the job to end") { try slurmState(id) == "CANCELLED" }
+        try await waitFor("the job to end") { try slurmState(id) == "CANCELLED" }
         try JobStore.open(directory: job.path).setHandle(1, "987654321")
 
         let log = root.appendingPathComponent("resumed.log")
         let resumed = try start(["search", "--resume", job.path], log: log)
         let worker = try phoneWorker(job)
-        resumed.waitUntilExit()
-        worker.waitUntilExit()
+        try await exit(resumed)
+        try await exit(worker)
         let text = try String(contentsOf: log, encoding: .utf8)
         #expect(resumed.terminationStatus == 0, "\(text)")
         #expect(text.contains(
@@ -258,25 +279,25 @@ import Testing
         #expect(trial.handle != id && trial.handle != "987654321")
     }
 
-    @Test func badSlurmInputIsRefusedBeforeTheJobExists() throws {
+    @Test func badSlurmInputIsRefusedBeforeTheJobExists() async throws {
         let root = try TestSupport.temporaryDirectory("nas-slurm")
-        let partition = try search(root, "bad", ["--slurm-partition", "no-such-partition"])
+        let partition = try await search(root, "bad", ["--slurm-partition", "no-such-partition"])
         #expect(partition.status != 0)
         #expect(partition.stderr.contains("Slurm refused a trial's job (options: --partition=no-such-partition)"))
         #expect(partition.stderr.contains("invalid partition specified: no-such-partition"), "\(partition.stderr)")
-        let gres = try search(root, "bad", ["--slurm-gres", "gpu:64"])
+        let gres = try await search(root, "bad", ["--slurm-gres", "gpu:64"])
         #expect(gres.status != 0 && gres.stderr.contains("Slurm refused"), "\(gres.stderr)")
-        let missing = try search(root, "bad", [], environment: ["PATH": "/nonexistent"])
+        let missing = try await search(root, "bad", [], environment: ["PATH": "/nonexistent"])
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("sbatch is not on PATH"), "\(missing.stderr)")
-        let local = try TestSupport.nas(["search", "--root-output-dir", root.path, "--slurm-time", "5"])
+        let local = try await nas(["search", "--root-output-dir", root.path, "--slurm-time", "5"])
         #expect(local.status != 0 && local.stderr.contains("the --slurm-* flags need --launcher slurm"))
-        let option = try search(root, "bad", ["--slurm-option", "account=lab"])
+        let option = try await search(root, "bad", ["--slurm-option", "account=lab"])
         #expect(option.status != 0 && option.stderr.contains("is not an sbatch option"), "\(option.stderr)")
         #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("bad").path))
     }
 
-    @Test func aDeviceWorkerStartedAsASlurmJobMeasuresTheSearchsTrials() throws {
+    @Test func aDeviceWorkerStartedAsASlurmJobMeasuresTheSearchsTrials() async throws {
         let root = try TestSupport.temporaryDirectory("nas-slurm")
         let log = root.appendingPathComponent("search.log")
         let search = try start(
@@ -286,7 +307,7 @@ import Testing
             log: log)
         // "fleet: coordinator URL (token in FILE)", as a user reads it.
         var fleet: (url: String, token: String)?
-        try waitFor("the search's coordinator") {
+        try await waitFor("the search's coordinator") {
             let text = try String(contentsOf: log, encoding: .utf8)
             guard let line = text.split(separator: "\n").first(where: { $0.contains("fleet: coordinator ") }) else {
                 return false
@@ -304,7 +325,7 @@ import Testing
         try #require(submitted.status == 0, "\(submitted.stderr)")
         let worker = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         defer { _ = try? TestSupport.run("/usr/bin/scancel", [worker]) }
-        search.waitUntilExit()
+        try await exit(search)
         let text = try String(contentsOf: log, encoding: .utf8)
         #expect(search.terminationStatus == 0, "\(text)")
         let trial = try #require(try JobStore.open(directory: root.appendingPathComponent("fleet").path).trials().first)
@@ -314,4 +335,9 @@ import Testing
     func hostname() throws -> String {
         try TestSupport.run("/bin/hostname", []).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
+}
+
+/// A `TestSupport.Output` handed back from the thread that waited for it.
+private struct OutputBox: @unchecked Sendable {
+    var output: TestSupport.Output
 }
