@@ -20,8 +20,8 @@ import Testing
         "--poll-interval", "0.1", "--latency-timeout", "300",
     ]
 
-    init() throws {
-        let sinfo = try? TestSupport.run("/usr/bin/sinfo", ["--noheader", "--format=%T"])
+    init() async throws {
+        let sinfo = try? await TestSupport.run("/usr/bin/sinfo", ["--noheader", "--format=%T"])
         let state = sinfo?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         try #require(
             sinfo?.status == 0 && ["idle", "mixed", "allocated", "completing"].contains { state.hasPrefix($0) },
@@ -32,65 +32,31 @@ import Testing
     func search(_ root: URL, _ name: String, _ extra: [String], environment: [String: String]? = nil) async throws
         -> TestSupport.Output
     {
-        try await nas(
+        try await TestSupport.nas(
             ["search", "--root-output-dir", root.path, "--job-name", name, "--algorithm", "grid"] + Self.quick + extra,
             environment: environment)
     }
 
-    /// `nas` to its end, waited for on a thread of its own: a search takes seconds, and a thread of Swift's
-    /// cooperative pool held that long starves the other suites' async tests (2 threads on 2 cores).
-    func nas(_ arguments: [String], environment: [String: String]? = nil) async throws -> TestSupport.Output {
-        let box = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<OutputBox, Error>) in
-            Thread {
-                continuation.resume(with: Result { OutputBox(output: try TestSupport.nas(arguments, environment: environment)) })
-            }.start()
-        }
-        return box.output
-    }
-
-    /// Waits for `process` to end without holding a thread of the cooperative pool.
-    func exit(_ process: Process) async throws {
-        while process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
-        process.waitUntilExit()
-    }
-
-    /// Starts `nas` without waiting, its standard error in `log`.
-    func start(_ arguments: [String], log: URL) throws -> Process {
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let process = Process()
-        process.executableURL = TestSupport.nas
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: log)
-        try process.run()
-        return process
+    /// Starts `nas` in the background, its output in `log`.
+    func start(_ arguments: [String], log: URL) throws -> TestProcess {
+        try TestSupport.startNas(arguments, outputPath: log.path)
     }
 
     /// A file-mode worker measuring `phone` trials of the job in `job`; it stops when the job ends.
-    func phoneWorker(_ job: URL) throws -> Process {
-        let worker = Process()
-        worker.executableURL = TestSupport.nas
-        worker.arguments = [
+    func phoneWorker(_ job: URL) throws -> TestProcess {
+        try TestSupport.startNas([
             "worker", "--job-dir", job.path, "--device-type", "phone", "--poll-interval", "0.1",
             "--runner-command", "echo '{\"latency_ms\": 1.5}' # {model}",
-        ]
-        worker.standardOutput = FileHandle.nullDevice
-        worker.standardError = FileHandle.nullDevice
-        try worker.run()
-        return worker
+        ])
     }
 
-    func waitFor(_ what: String, timeout: Double = 120, _ condition: () throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while try !condition() {
-            guard Date() < deadline else { throw TestSupportError("timed out waiting for \(what)") }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+    func waitFor(_ what: String, timeout: Double = 120, _ condition: () async throws -> Bool) async throws {
+        try await TestSupport.eventually(what, seconds: timeout, condition)
     }
 
     /// The state squeue gives Slurm job `id` (`RUNNING`, `CANCELLED`...), empty once it is gone.
-    func slurmState(_ id: String) throws -> String {
-        try TestSupport.run("/usr/bin/squeue", ["--noheader", "--states=all", "--jobs=\(id)", "--format=%T"])
+    func slurmState(_ id: String) async throws -> String {
+        try await TestSupport.run("/usr/bin/squeue", ["--noheader", "--states=all", "--jobs=\(id)", "--format=%T"])
             .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -102,7 +68,8 @@ import Testing
             trials = (try? JobStore.open(directory: job.path).trials()) ?? []
             let handles = trials.compactMap(\.handle)
             guard handles.count == count else { return false }
-            return try handles.allSatisfy { try slurmState($0) == "RUNNING" }
+            for handle in handles where try await slurmState(handle) != "RUNNING" { return false }
+            return true
         }
         return trials
     }
@@ -127,20 +94,21 @@ import Testing
 
         let job = root.appendingPathComponent("small")
         let store = try JobStore.open(directory: job.path)
+        let host = try await hostname()
         #expect(store.config.launcher == "slurm" && store.config.slurm?.time == "10")
         for trial in try store.trials() {
             let id = try #require(trial.handle)
             #expect(Int(id) != nil, "a Slurm job id: \(id)")
-            #expect(try runs(job, trial.id) == ["nas: trial \(trial.id), Slurm job \(id), run 1, on \(try hostname())"])
+            #expect(try runs(job, trial.id) == ["nas: trial \(trial.id), Slurm job \(id), run 1, on \(host)"])
             let status = try String(contentsOfFile: job.path + "/\(trial.id)/slurm_exit_status", encoding: .utf8)
             #expect(status == "0 \(id)\n")
             // The name, the time limit and the pass-through option reached Slurm.
-            let seen = try TestSupport.run(
+            let seen = try await TestSupport.run(
                 "/usr/bin/squeue", ["--noheader", "--states=all", "--jobs=\(id)", "--format=%j|%l|%k|%T"])
             #expect(seen.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "nas.small.\(trial.id)|10:00|nas-test|COMPLETED")
         }
 
-        let train = try await nas(
+        let train = try await TestSupport.nas(
             ["train", "--search-job", job.path, "--trials", "2", "--root-output-dir", root.path, "--job-name", "stage2"]
                 + Self.quick)
         try #require(train.status == 0, "\(train.stdout)\(train.stderr)")
@@ -158,7 +126,7 @@ import Testing
         #expect(result.stdout.contains("stopped: 1 trials failed (--max-failed-trials 1)"))
         let trials = try JobStore.open(directory: root.appendingPathComponent("nan").path).trials()
         #expect(trials.count == 1 && trials[0].error == "failed_with_nan_error")
-        #expect(try slurmState(try #require(trials[0].handle)) == "FAILED")
+        #expect(try await slurmState(try #require(trials[0].handle)) == "FAILED")
     }
 
     @Test(arguments: [("cancel", TrialState.cancelled, "CANCELLED"), ("wait", TrialState.succeeded, "COMPLETED")])
@@ -171,22 +139,22 @@ import Testing
              "--max-parallel-trials", "2", "--on-interrupt", policy] + Self.quick + Self.waitForPhone,
             log: log)
         let trials = try await running(job, count: 2)
-        kill(search.processIdentifier, SIGINT)
+        search.signal(SIGINT)
         if policy == "wait" {
             try await waitFor("the search to wait") {
-                try String(contentsOf: log, encoding: .utf8).contains("interrupted: waiting for 2 running trial(s)")
+                try String(contentsOfFile: log.path, encoding: .utf8).contains("interrupted: waiting for 2 running trial(s)")
             }
             // The trials are still running: measured now, they finish.
             let worker = try phoneWorker(job)
-            defer { worker.terminate() }
-            try await exit(search)
+            defer { worker.signal(SIGTERM) }
+            await search.wait()
         } else {
-            try await exit(search)
+            await search.wait()
         }
-        #expect(search.terminationStatus == 130)
+        #expect(await search.wait() == 130, "\(search.output)")
         let after = try JobStore.open(directory: job.path).trials()
         #expect(after.map(\.state) == [expected, expected], "\(after.map { ($0.state, $0.error ?? "") })")
-        for trial in trials { #expect(try slurmState(trial.handle!) == slurm) }
+        for trial in trials { #expect(try await slurmState(trial.handle!) == slurm) }
     }
 
     @Test func aResumeAfterSIGKILLReattachesToTheRunningJobs() async throws {
@@ -197,21 +165,21 @@ import Testing
              "2", "--max-parallel-trials", "2"] + Self.quick + Self.waitForPhone
         let first = try start(arguments, log: root.appendingPathComponent("first.log"))
         let before = try await running(job, count: 2)
-        kill(first.processIdentifier, SIGKILL)
-        try await exit(first)
+        first.signal(SIGKILL)
+        await first.wait()
         // The search is gone; its trials' jobs are not.
-        for trial in before { #expect(try slurmState(trial.handle!) == "RUNNING") }
+        for trial in before { #expect(try await slurmState(trial.handle!) == "RUNNING") }
 
         let log = root.appendingPathComponent("resumed.log")
         let resumed = try start(["search", "--resume", job.path], log: log)
         try await waitFor("the resumed search to re-attach") {
-            try String(contentsOf: log, encoding: .utf8).contains("re-attached to the runs of trial(s) 1, 2")
+            try String(contentsOfFile: log.path, encoding: .utf8).contains("re-attached to the runs of trial(s) 1, 2")
         }
         let worker = try phoneWorker(job)
-        try await exit(resumed)
-        try await exit(worker)
-        let text = try String(contentsOf: log, encoding: .utf8)
-        #expect(resumed.terminationStatus == 0, "\(text)")
+        await resumed.wait()
+        await worker.wait()
+        let text = try String(contentsOfFile: log.path, encoding: .utf8)
+        #expect(await resumed.wait() == 0, "\(text)")
         #expect(!text.contains("will run again"))
         let after = try JobStore.open(directory: job.path).trials()
         #expect(after.map(\.state) == [.succeeded, .succeeded])
@@ -219,7 +187,7 @@ import Testing
         // Each trial ran once, in its first job: nothing was submitted again.
         for trial in after { #expect(try runs(job, trial.id).count == 1) }
         // Of this job: an earlier run of this test left jobs of the same names, in another folder.
-        let named = try TestSupport.run(
+        let named = try await TestSupport.run(
             "/usr/bin/squeue", ["--noheader", "--states=all", "--name=nas.killed.1,nas.killed.2", "--format=%i|%Z"])
         let ours = named.stdout.split(separator: "\n").filter { $0.hasSuffix("|" + job.path + "/1") || $0.hasSuffix("|" + job.path + "/2") }
         #expect(Set(ours.map { String($0.prefix { $0 != "|" }) }) == Set(before.compactMap(\.handle)))
@@ -234,17 +202,20 @@ import Testing
              "--max-parallel-trials", "1"] + Self.quick + Self.waitForPhone,
             log: log)
         let id = try #require(try await running(job, count: 1).first?.handle)
-        // Requeued once its batch script runs (squeue says RUNNING a moment before).
+        // Requeued once its batch script runs (squeue says RUNNING a moment before) and the search saw it run.
         try await waitFor("the first run") { try runs(job, 1).count == 1 }
-        let requeue = try TestSupport.run("/usr/bin/scontrol", ["requeue", id])
+        try await waitFor("the search to see the job run") {
+            try String(contentsOfFile: log.path, encoding: .utf8).contains("Slurm job \(id) RUNNING")
+        }
+        let requeue = try await TestSupport.run("/usr/bin/scontrol", ["requeue", id])
         try #require(requeue.status == 0, "\(requeue.stderr)")
         // AuthInfo=cred_expire=10 in slurm-up.sh: the requeued job starts again some 10-30 s later.
         try await waitFor("the second run", timeout: 180) { try runs(job, 1).count == 2 }
         let worker = try phoneWorker(job)
-        try await exit(search)
-        try await exit(worker)
-        let text = try String(contentsOf: log, encoding: .utf8)
-        #expect(search.terminationStatus == 0, "\(text)")
+        await search.wait()
+        await worker.wait()
+        let text = try String(contentsOfFile: log.path, encoding: .utf8)
+        #expect(await search.wait() == 0, "\(text)")
         #expect(text.contains("Slurm job \(id) PENDING (BeginTime): requeued by Slurm"))
         let trial = try #require(try JobStore.open(directory: job.path).trials().first)
         #expect(trial.state == .succeeded && trial.handle == id && trial.lostRuns == 0)
@@ -260,20 +231,20 @@ import Testing
              "--max-parallel-trials", "1"] + Self.quick + Self.waitForPhone,
             log: root.appendingPathComponent("first.log"))
         let id = try #require(try await running(job, count: 1).first?.handle)
-        kill(first.processIdentifier, SIGKILL)
-        try await exit(first)
+        first.signal(SIGKILL)
+        await first.wait()
         // As if the controller had lost the job: its id names no job, and the run is gone.
-        try TestSupport.run("/usr/bin/scancel", [id])
-        try await waitFor("the job to end") { try slurmState(id) == "CANCELLED" }
+        try await TestSupport.run("/usr/bin/scancel", [id])
+        try await waitFor("the job to end") { try await slurmState(id) == "CANCELLED" }
         try JobStore.open(directory: job.path).setHandle(1, "987654321")
 
         let log = root.appendingPathComponent("resumed.log")
         let resumed = try start(["search", "--resume", job.path], log: log)
         let worker = try phoneWorker(job)
-        try await exit(resumed)
-        try await exit(worker)
-        let text = try String(contentsOf: log, encoding: .utf8)
-        #expect(resumed.terminationStatus == 0, "\(text)")
+        await resumed.wait()
+        await worker.wait()
+        let text = try String(contentsOfFile: log.path, encoding: .utf8)
+        #expect(await resumed.wait() == 0, "\(text)")
         #expect(text.contains(
             "trial 1 lost to the cluster (Slurm job 987654321 disappeared from the queue without a final state"))
         let trial = try #require(try JobStore.open(directory: job.path).trials().first)
@@ -292,7 +263,7 @@ import Testing
         let missing = try await search(root, "bad", [], environment: ["PATH": "/nonexistent"])
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("sbatch is not on PATH"), "\(missing.stderr)")
-        let local = try await nas(["search", "--root-output-dir", root.path, "--slurm-time", "5"])
+        let local = try await TestSupport.nas(["search", "--root-output-dir", root.path, "--slurm-time", "5"])
         #expect(local.status != 0 && local.stderr.contains("the --slurm-* flags need --launcher slurm"))
         let option = try await search(root, "bad", ["--slurm-option", "account=lab"])
         #expect(option.status != 0 && option.stderr.contains("is not an sbatch option"), "\(option.stderr)")
@@ -310,7 +281,7 @@ import Testing
         // "fleet: coordinator URL (token in FILE)", as a user reads it.
         var fleet: (url: String, token: String)?
         try await waitFor("the search's coordinator") {
-            let text = try String(contentsOf: log, encoding: .utf8)
+            let text = try String(contentsOfFile: log.path, encoding: .utf8)
             guard let line = text.split(separator: "\n").first(where: { $0.contains("fleet: coordinator ") }) else {
                 return false
             }
@@ -319,27 +290,24 @@ import Testing
             fleet = (words[at + 1], words[file + 1].trimmingCharacters(in: CharacterSet(charactersIn: "),")))
             return true
         }
-        let submitted = try TestSupport.run(
+        let submitted = try await TestSupport.run(
             "/usr/bin/sbatch",
-            ["--parsable", "--export=ALL,NAS=\(TestSupport.nas.path)", "--output=\(root.path)/worker.log",
+            // A time limit, so that a worker this test fails to cancel does not hold a CPU for good.
+            ["--parsable", "--time=5", "--export=ALL,NAS=\(try TestSupport.nasBinary())", "--output=\(root.path)/worker.log",
              TestSupport.packageRoot.appendingPathComponent("scripts/nas-worker.sbatch").path, fleet!.url, fleet!.token,
              "slurm-node", "--runner", "constant", "--constant-metric", "latency_ms=1.25"])
         try #require(submitted.status == 0, "\(submitted.stderr)")
         let worker = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        defer { _ = try? TestSupport.run("/usr/bin/scancel", [worker]) }
-        try await exit(search)
-        let text = try String(contentsOf: log, encoding: .utf8)
-        #expect(search.terminationStatus == 0, "\(text)")
+        let status = await search.wait()
+        _ = try? await TestSupport.run("/usr/bin/scancel", [worker])
+        let text = try String(contentsOfFile: log.path, encoding: .utf8)
+        #expect(status == 0, "\(text)")
         let trial = try #require(try JobStore.open(directory: root.appendingPathComponent("fleet").path).trials().first)
         #expect(trial.state == .succeeded && trial.metrics["latency_ms"] == 1.25, "\(trial.metrics)")
     }
 
-    func hostname() throws -> String {
-        try TestSupport.run("/bin/hostname", []).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    func hostname() async throws -> String {
+        try await TestSupport.run("/bin/hostname", []).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 
-/// A `TestSupport.Output` handed back from the thread that waited for it.
-private struct OutputBox: @unchecked Sendable {
-    var output: TestSupport.Output
-}

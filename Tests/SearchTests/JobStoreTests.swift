@@ -81,7 +81,7 @@ func sampleConfig(name: String = "job") -> JobConfig {
         #expect(decoded.fleet == nil && decoded.maxTrials == 2)
     }
 
-    @Test func opensAJobWrittenBeforeTrialsHadHandles() throws {
+    @Test func opensAJobWrittenBeforeTrialsHadHandles() async throws {
         // Schema 1, as jobs were written before launchers stored their handles.
         let directory = try TestSupport.temporaryDirectory("nas-job").path
         let config = String(decoding: try JSONEncoder().encode(sampleConfig()), as: UTF8.self)
@@ -94,7 +94,7 @@ func sampleConfig(name: String = "job") -> JobConfig {
             db.execute("INSERT INTO trials (state, parameters, decisions) VALUES ('running', '{}', '0,1')")
             db.commit()
             """
-        let made = try TestSupport.run("/usr/bin/python3", ["-c", script, directory, config])
+        let made = try await TestSupport.run("/usr/bin/python3", ["-c", script, directory, config])
         try #require(made.status == 0, "\(made.stderr)")
 
         let store = try JobStore.open(directory: directory)
