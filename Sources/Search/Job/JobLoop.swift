@@ -66,7 +66,9 @@ public final class JobLoop {
         public var maxLostRuns: Int
 
         /// Settings with a 100 ms turn; a lost trial runs again up to 3 times.
-        public init(onInterrupt: InterruptPolicy = .wait, pollInterval: Duration = .milliseconds(100), maxLostRuns: Int = 3) {
+        public init(
+            onInterrupt: InterruptPolicy = .wait, pollInterval: Duration = .milliseconds(100), maxLostRuns: Int = 3
+        ) {
             self.onInterrupt = onInterrupt
             self.pollInterval = pollInterval
             self.maxLostRuns = maxLostRuns
