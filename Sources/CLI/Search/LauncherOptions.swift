@@ -34,7 +34,9 @@ struct LauncherOptions: ParsableArguments {
             valueName: "OPTION"))
     var extraOptions: [String] = []
 
-    @Option(name: .customLong("slurm-poll-interval"), help: "Slurm: seconds between two queries of the queue (squeue).")
+    @Option(
+        name: .customLong("slurm-poll-interval"),
+        help: ArgumentHelp("Slurm: seconds between two queries of the queue (squeue).", valueName: "SECONDS"))
     var pollInterval = 2.0
 
     func check() throws {
