@@ -7,8 +7,9 @@
 #     trial over Slurm alone;
 #   - the time of one poll (the launcher's squeue) with N jobs known against 8;
 #   - the search with --launcher local (2 at once) against the same commands run by xargs -P 2.
-# "Exits at once": nas trainer on one training image (--train-limit 1 --test-limit 1, 1 epoch) until the
-# user-trainer flag (--trainer-command) lands; the figure includes that trainer's own ~0.3 s start and data load.
+# "Exits at once": a user's trainer command (--trainer-command) that copies a ready model and prints its accuracy;
+# TRAINER=builtin uses nas trainer on one training image instead (--train-limit 1, 1 epoch: ~0.3 s of start and
+# data load).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${N:-256}
@@ -16,7 +17,26 @@ nas=${NAS:-$PWD/.build/release/nas}
 [ -x "$nas" ] || swift build -c release --product nas
 bash scripts/slurm-up.sh >/dev/null
 work=$(mktemp -d /tmp/nas-slurm-bench.XXXXXX)
-trainer=(--num-epochs 1 --train-limit 1 --test-limit 1 --threads 1)
+builtin=(--num-epochs 1 --train-limit 1 --test-limit 1 --threads 1)
+if [ "${TRAINER:-command}" = builtin ]; then
+    trainer=("${builtin[@]}")
+else
+    mkdir -p "$work/seed"
+    printf '%s' '{"decisions":[0,0,0,0],"value":[{"kernel_size":3,"filters":1},{"kernel_size":3,"filters":1}]}' \
+        > "$work/seed/nas_params_str.json"
+    "$nas" trainer --job-dir "$work/seed" --nas-params-str "$work/seed/nas_params_str.json" "${builtin[@]}" >/dev/null
+    cp "$work/seed/saved_model/model.onnx" "$work/model.onnx"
+    trainer=(--trainer-command "mkdir -p \"\$AIP_MODEL_DIR\" && cp $work/model.onnx \"\$AIP_MODEL_DIR/model.onnx\" && echo top_1_accuracy=0.5"
+        --stdout-metrics)
+fi
+# One trial's run without the search, for sbatch and xargs: the same trial runner and flags.
+{
+    echo '#!/bin/bash'
+    printf 'exec %q trainer --job-dir "$1" --nas-params-str "$1/nas_params_str.json"' "$nas"
+    printf ' %q' "${trainer[@]}"
+    echo
+} > "$work/trial.sh"
+chmod +x "$work/trial.sh"
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 
@@ -29,7 +49,7 @@ for i in $(seq "$N"); do
     mkdir -p "$dir"
     printf '%s' "$params" > "$dir/nas_params_str.json"
     ids+=("$(sbatch --parsable --job-name=bench.direct --chdir="$dir" --output="$dir/trainer.log" \
-        --wrap "$nas trainer --job-dir $dir --nas-params-str $dir/nas_params_str.json ${trainer[*]}")")
+        --wrap "$work/trial.sh $dir")")
 done
 submitted=$(now)
 all=$(IFS=,; echo "${ids[*]}")
@@ -79,13 +99,13 @@ PY
 
 # The local launcher beside it: the search, 2 at once, against the same commands run by xargs -P 2.
 start=$(now)
-seq "$N" | xargs -P 2 -I{} sh -c "$nas trainer --job-dir $work/direct/{} --nas-params-str $work/direct/{}/nas_params_str.json ${trainer[*]} > $work/direct/{}/local.log 2>&1"
+seq "$N" | xargs -P 2 -I{} sh -c "$work/trial.sh $work/direct/{} > $work/direct/{}/local.log 2>&1"
 local_direct=$(elapsed "$start" "$(now)")
 local_total=$(search local --launcher local --max-parallel-trials 2)
 
 python3 - <<PY
 n = $N
-print(f"{n} trials of a trainer that exits at once (nas trainer on 1 image), single-node Slurm, 2 CPUs")
+print(f"{n} trials of a trainer that exits at once (${TRAINER:-command}), single-node Slurm, 2 CPUs")
 print(f"Slurm alone: sbatch {n / $direct_submit:.0f} jobs/s; {n} jobs done in $direct_total s ({$direct_total / n * 1000:.0f} ms per job)")
 print(f"search --launcher slurm: submitted {n} in $slurm_submit s ({n / max($slurm_submit, 1e-9):.0f} trials/s); done in $slurm_total s, $slurm_ok succeeded; overhead over Slurm alone {($slurm_total - $direct_total) / n * 1000:.0f} ms per trial")
 print(f"one poll (squeue): {$poll_all} ms with {n} jobs known, {$poll_8} ms with 8")
