@@ -96,6 +96,10 @@ public struct JobConfig: Codable, Hashable, Sendable {
     /// The user's own trainer, when the job runs one instead of the built-in trainer; absent from jobs written
     /// before trainer commands existed, which read as nil.
     public var trainerCommand: TrainerCommandSpec?
+    /// Where trials run: `local` (nil in jobs written before there was a choice) or `slurm`.
+    public var launcher: String?
+    /// The Slurm resources and options of every trial's batch job, with `launcher` `slurm`.
+    public var slurm: SlurmOptions?
 
     /// Creates a job configuration.
     public init(
@@ -173,12 +177,16 @@ public struct TrialRecord: Hashable, Sendable {
     public var startedAt: Double?
     /// Seconds since 1970 when it ended.
     public var endedAt: Double?
+    /// The launcher's handle of its current run (a process id, a Slurm job id), once launched.
+    public var handle: String?
+    /// How many times its run was lost to the cluster (a preempted job, a failed node) and run again.
+    public var lostRuns: Int
 
     /// Creates a record.
     public init(
         id: Int, state: TrialState, parameters: String, decisions: [Int], metrics: [String: Double],
         reward: Double? = nil, error: String? = nil, searchTrialID: Int? = nil, startedAt: Double? = nil,
-        endedAt: Double? = nil
+        endedAt: Double? = nil, handle: String? = nil, lostRuns: Int = 0
     ) {
         self.id = id
         self.state = state
@@ -190,6 +198,8 @@ public struct TrialRecord: Hashable, Sendable {
         self.searchTrialID = searchTrialID
         self.startedAt = startedAt
         self.endedAt = endedAt
+        self.handle = handle
+        self.lostRuns = lostRuns
     }
 }
 
@@ -238,9 +248,9 @@ public final class JobStore {
                 CREATE TABLE trials (
                     id INTEGER PRIMARY KEY, state TEXT NOT NULL, parameters TEXT NOT NULL, decisions TEXT NOT NULL,
                     metrics TEXT NOT NULL DEFAULT '{}', reward REAL, error TEXT, search_trial_id INTEGER,
-                    started_at REAL, ended_at REAL)
+                    started_at REAL, ended_at REAL, launcher_handle TEXT, lost_runs INTEGER NOT NULL DEFAULT 0)
                 """)
-            try database.execute("INSERT INTO job VALUES ('config', ?), ('schema', '1')", [.text(json)])
+            try database.execute("INSERT INTO job VALUES ('config', ?), ('schema', '2')", [.text(json)])
         }
     }
 
@@ -258,6 +268,7 @@ public final class JobStore {
         guard let json = rows.first?.first?.string,
             let config = try? JSONDecoder().decode(JobConfig.self, from: Data(json.utf8))
         else { throw JobStoreError.database(path, "the job's configuration is missing or unreadable") }
+        try addLauncherColumns(database)
         return JobStore(directory: directory, config: config, database: database)
     }
 
@@ -266,6 +277,18 @@ public final class JobStore {
         let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
         try database.execute("UPDATE job SET value = ? WHERE key = 'config'", [.text(json)])
         self.config = config
+    }
+
+    /// Schema 1 (before launchers had handles) lacks the launcher's columns: they are added, so that an old job
+    /// resumes; its trials have no handle and were never lost.
+    private static func addLauncherColumns(_ database: Database) throws {
+        let columns = Set(try database.query("PRAGMA table_info(trials)").compactMap { $0[1].string })
+        guard !columns.contains("launcher_handle") else { return }
+        try database.transaction {
+            try database.execute("ALTER TABLE trials ADD COLUMN launcher_handle TEXT")
+            try database.execute("ALTER TABLE trials ADD COLUMN lost_runs INTEGER NOT NULL DEFAULT 0")
+            try database.execute("UPDATE job SET value = '2' WHERE key = 'schema'")
+        }
     }
 
     /// The folder of one trial, as in vertex-ai-nas: `<job_dir>/<trial_id>`.
@@ -285,9 +308,30 @@ public final class JobStore {
         return database.lastInsertedID
     }
 
-    /// Marks a trial running.
+    /// Marks a trial running, without a handle until its launch returns one.
     public func markRunning(_ id: Int) throws {
-        try update(id, "state = 'running', started_at = ?, error = NULL", [.real(Date().timeIntervalSince1970)])
+        try update(
+            id, "state = 'running', started_at = ?, error = NULL, launcher_handle = NULL",
+            [.real(Date().timeIntervalSince1970)])
+    }
+
+    /// Records the launcher's handle of a trial's run, so that a resumed search can re-attach to it.
+    public func setHandle(_ id: Int, _ handle: String) throws {
+        try update(id, "launcher_handle = ?", [.text(handle)])
+    }
+
+    /// Records that a trial's run was lost to the cluster: back to pending to run again, or, when `rerun` is
+    /// false, failed with `reason`.
+    public func markLost(_ id: Int, reason: String, rerun: Bool) throws {
+        if rerun {
+            try update(
+                id, "state = 'pending', lost_runs = lost_runs + 1, launcher_handle = NULL, started_at = NULL, error = ?",
+                [.text(reason)])
+        } else {
+            try update(
+                id, "state = 'failed', lost_runs = lost_runs + 1, error = ?, ended_at = ?",
+                [.text(reason), .real(Date().timeIntervalSince1970)])
+        }
     }
 
     /// Records a finished trial's metrics and reward.
@@ -305,22 +349,27 @@ public final class JobStore {
             [.text(state.rawValue), .text(reason), .real(Date().timeIntervalSince1970)])
     }
 
-    /// Puts trials left running by a killed search, or cancelled by the user, back to pending; returns how many.
+    /// Puts trials left running by a killed search, or cancelled by the user, back to pending, except the running
+    /// ones in `keeping` (re-attached to their runs); returns how many.
     @discardableResult
-    public func requeueInterrupted() throws -> Int {
+    public func requeueInterrupted(keeping: Set<Int> = []) throws -> Int {
         try database.transaction {
-            let rows = try database.query("SELECT id FROM trials WHERE state IN ('running', 'cancelled')")
-            try database.execute(
-                "UPDATE trials SET state = 'pending', started_at = NULL, ended_at = NULL, error = NULL WHERE state IN ('running', 'cancelled')"
-            )
-            return rows.count
+            let ids = try database.query("SELECT id, state FROM trials WHERE state IN ('running', 'cancelled')")
+                .filter { row in !(row[1].string == "running" && keeping.contains(row[0].int ?? 0)) }
+                .compactMap { $0[0].int }
+            for id in ids {
+                try database.execute(
+                    "UPDATE trials SET state = 'pending', started_at = NULL, ended_at = NULL, error = NULL, launcher_handle = NULL WHERE id = ?",
+                    [.integer(Int64(id))])
+            }
+            return ids.count
         }
     }
 
     /// Every trial, by id.
     public func trials() throws -> [TrialRecord] {
         try database.query(
-            "SELECT id, state, parameters, decisions, metrics, reward, error, search_trial_id, started_at, ended_at FROM trials ORDER BY id"
+            "SELECT id, state, parameters, decisions, metrics, reward, error, search_trial_id, started_at, ended_at, launcher_handle, lost_runs FROM trials ORDER BY id"
         ).map { row in
             let metricsJSON = row[4].string ?? "{}"
             let metrics = (try? JSONDecoder().decode([String: Double].self, from: Data(metricsJSON.utf8))) ?? [:]
@@ -329,7 +378,7 @@ public final class JobStore {
                 parameters: row[2].string ?? "",
                 decisions: (row[3].string ?? "").split(separator: ",").compactMap { Int($0) }, metrics: metrics,
                 reward: row[5].double, error: row[6].string, searchTrialID: row[7].int, startedAt: row[8].double,
-                endedAt: row[9].double)
+                endedAt: row[9].double, handle: row[10].string, lostRuns: row[11].int ?? 0)
         }
     }
 

@@ -29,7 +29,15 @@ final class FakeLauncher: TrialLauncher {
 
     var script: (Int) -> Script = { _ in Script() }
     var failLaunch: (Int) -> Bool = { _ in false }
+    /// The handles of runs an earlier search left that this launcher still follows, and their trials' folders.
+    var reattachable: Set<String> = []
+    var trialDirectory: (Int) -> String = { _ in "" }
+    /// How a cancelled run ends.
+    var cancelledExit: TrialExit = .signaled(SIGTERM)
+    /// Notes the next turn reports.
+    var pendingNotes: [TrialNote] = []
     private(set) var launched: [TrialRun] = []
+    private(set) var reattached: [LaunchedTrial] = []
     private(set) var cancelled: [Int] = []
     private(set) var maxRunning = 0
     private(set) var polls = 0
@@ -65,13 +73,25 @@ final class FakeLauncher: TrialLauncher {
         return endings
     }
 
+    func reattach(_ trials: [LaunchedTrial]) throws -> [LaunchedTrial] {
+        let followed = trials.filter { reattachable.contains($0.handle) }
+        for trial in followed { running[trial] = (script(trial.trialID), 1, trialDirectory(trial.trialID)) }
+        reattached += followed
+        return followed
+    }
+
+    func notes() -> [TrialNote] {
+        defer { pendingNotes = [] }
+        return pendingNotes
+    }
+
     func cancel(_ trials: [LaunchedTrial]) {
         for trial in trials {
             cancelled.append(trial.trialID)
             if var entry = running[trial] {
                 // A cancelled trial runner ends at the next poll, killed by SIGTERM.
                 entry.turnsLeft = 1
-                entry.script.exit = .signaled(SIGTERM)
+                entry.script.exit = cancelledExit
                 running[trial] = entry
             }
         }
@@ -276,5 +296,139 @@ final class RecordingObserver: JobObserver {
         let outcome = try loop(store, launcher, RecordingObserver(), ManualClock()).run()
         #expect(outcome == JobOutcome(stop: nil, exhausted: true))
         #expect(try store.trials().count == space.size)
+    }
+}
+
+/// What the loop does for launchers whose runs outlive the search (Slurm): re-attach, lost runs, notes.
+extension JobLoopTests {
+    /// A job whose first trial succeeded and whose next `running` trials a killed search left running.
+    func killedJob(running handles: [String?]) throws -> JobStore {
+        let store = try makeStore(maxTrials: 1 + handles.count + 1, parallel: 3)
+        let all = try space.allChoices()
+        for choice in all.prefix(1 + handles.count) {
+            let parameters = try space.parameters(of: choice)
+            let id = try store.addTrial(parameters: parameters.jsonText, decisions: choice.decisions)
+            _ = try parameters.write(toTrialDirectory: store.trialDirectory(id))
+            try store.markRunning(id)
+        }
+        try store.markSucceeded(1, metrics: ["top_1_accuracy": 0.7, "nas_reward": 0.7], reward: 0.7)
+        for (offset, handle) in handles.enumerated() {
+            if let handle { try store.setHandle(2 + offset, handle) }
+        }
+        return try JobStore.open(directory: store.directory)
+    }
+
+    @Test func eachLaunchedTrialsHandleIsStored() throws {
+        let store = try makeStore(maxTrials: 3, parallel: 2)
+        _ = try loop(store, FakeLauncher(), RecordingObserver(), ManualClock()).run()
+        #expect(try store.trials().map(\.handle) == ["fake-1", "fake-2", "fake-3"])
+    }
+
+    @Test func aResumedJobReattachesToTheRunsItsLauncherStillFollows() throws {
+        // Trial 2's run is still on the cluster; trial 3's is gone; trial 4's search died before storing a handle.
+        let store = try killedJob(running: ["fake-2", "fake-3", nil])
+        let launcher = FakeLauncher()
+        launcher.reattachable = ["fake-2"]
+        launcher.trialDirectory = { store.trialDirectory($0) }
+        let observer = RecordingObserver()
+        let outcome = try loop(store, launcher, observer, ManualClock()).run()
+
+        #expect(outcome.stop == nil)
+        #expect(launcher.reattached.map(\.trialID) == [2])
+        #expect(launcher.launched.map(\.trialID) == [3, 4, 5])  // trial 2 is not submitted again
+        #expect(try store.trials().allSatisfy { $0.state == .succeeded })
+        #expect(observer.texts.prefix(2) == [
+            "resuming: re-attached to the runs of trial(s) 2", "resuming: 2 interrupted trial(s) will run again",
+        ])
+    }
+
+    @Test func aLauncherThatReattachesToNoneRunsEveryInterruptedTrialAgain() throws {
+        let store = try killedJob(running: ["fake-2"])
+        let launcher = FakeLauncher()
+        let observer = RecordingObserver()
+        _ = try loop(store, launcher, observer, ManualClock()).run()
+        #expect(launcher.launched.map(\.trialID) == [2, 3])
+        #expect(!observer.texts.contains { $0.contains("re-attached") })
+    }
+
+    @Test func aRunLostToTheClusterRunsAgainAndIsNotTheTrainersFailure() throws {
+        let store = try makeStore(maxTrials: 3, parallel: 1, maxFailed: 1)
+        let launcher = FakeLauncher()
+        launcher.script = { [unowned launcher] id in
+            // Trial 2's first two runs are lost (a preempted job, a failed node); its third succeeds.
+            let runs = launcher.launched.filter { $0.trialID == id }.count
+            return id == 2 && runs <= 2 ? FakeLauncher.Script(exit: .lost("Slurm job 7 NODE_FAIL"), metrics: nil) : FakeLauncher.Script()
+        }
+        let observer = RecordingObserver()
+        let outcome = try loop(store, launcher, observer, ManualClock()).run()
+
+        #expect(outcome.stop == nil)
+        #expect(launcher.launched.map(\.trialID) == [1, 2, 2, 2, 3])
+        let trials = try store.trials()
+        #expect(trials.map(\.state) == [.succeeded, .succeeded, .succeeded])
+        #expect(trials[1].lostRuns == 2 && trials[1].error == nil)
+        #expect(observer.texts.contains(
+            "trial 2 lost to the cluster (Slurm job 7 NODE_FAIL); running it again (2 of 3)"))
+    }
+
+    @Test func aTrialLostMoreOftenThanItMayRunAgainFailsWithoutStoppingTheJob() throws {
+        let store = try makeStore(maxTrials: 3, parallel: 1, maxFailed: 1)
+        let launcher = FakeLauncher()
+        launcher.script = { id in
+            id == 1 ? FakeLauncher.Script(exit: .lost("Slurm job 9 PREEMPTED"), metrics: nil) : FakeLauncher.Script()
+        }
+        let observer = RecordingObserver()
+        let outcome = try JobLoop(
+            store: store, configuration: JobLoop.Configuration(maxLostRuns: 2), launcher: launcher,
+            observer: observer, clock: ManualClock(), interrupts: { 0 }, propose: gridProposer()
+        ) { trial, directory in
+            TrialRun(trialID: trial.id, directory: directory, command: ["nas"], environment: [:], logPath: directory + "/log")
+        }.run()
+
+        // --max-failed-trials 1 would have stopped the job at a trainer's failure.
+        #expect(outcome.stop == nil)
+        #expect(launcher.launched.map(\.trialID) == [1, 1, 1, 2, 3])
+        let trials = try store.trials()
+        #expect(trials.map(\.state) == [.failed, .succeeded, .succeeded])
+        #expect(trials[0].lostRuns == 3)
+        #expect(trials[0].error
+            == "lost to the cluster 3 times, last: Slurm job 9 PREEMPTED; not counted against --max-failed-trials")
+    }
+
+    @Test func aLaunchersOwnFailuresAreRecordedWithTheirReasonAndCount() throws {
+        let store = try makeStore(maxTrials: 4, parallel: 1, maxFailed: 2)
+        let launcher = FakeLauncher()
+        launcher.script = { _ in FakeLauncher.Script(exit: .failed("Slurm job 3 reached its time limit (TIMEOUT)"), metrics: nil) }
+        let outcome = try loop(store, launcher, RecordingObserver(), ManualClock()).run()
+        #expect(outcome.stop == .failures(count: 2, limit: 2))
+        #expect(try store.trials().map(\.error) == Array(repeating: "Slurm job 3 reached its time limit (TIMEOUT)", count: 2))
+    }
+
+    @Test func aLostRunOfACancelledJobIsCancelledNotRunAgain() throws {
+        let store = try makeStore(maxTrials: 2, parallel: 1)
+        let launcher = FakeLauncher()
+        launcher.script = { _ in FakeLauncher.Script(turns: 1000) }
+        // A cancelled Slurm job whose node failed as it stopped.
+        launcher.cancelledExit = .lost("Slurm job 1 NODE_FAIL")
+        let clock = ManualClock()
+        var signals = 0
+        clock.onSleep = { elapsed in if elapsed == .milliseconds(200) { signals = 1 } }
+        let outcome = try loop(store, launcher, RecordingObserver(), clock, policy: .cancel) { signals }.run()
+        #expect(outcome.stop == .interrupted)
+        #expect(launcher.launched.count == 1 && launcher.cancelled == [1])
+        #expect(try store.trials().map(\.state) == [.cancelled])
+    }
+
+    @Test func launcherNotesBecomeEvents() throws {
+        let store = try makeStore(maxTrials: 1, parallel: 1)
+        let launcher = FakeLauncher()
+        launcher.pendingNotes = [
+            TrialNote(trialID: 1, text: "Slurm job 5 PENDING (Resources)"), TrialNote(trialID: nil, text: "squeue failed"),
+        ]
+        let observer = RecordingObserver()
+        _ = try loop(store, launcher, observer, ManualClock()).run()
+        #expect(observer.texts.contains("trial 1: Slurm job 5 PENDING (Resources)"))
+        #expect(observer.texts.contains("launcher: squeue failed"))
+        #expect(observer.events.contains(.trialNote(trial: nil, text: "squeue failed")))
     }
 }

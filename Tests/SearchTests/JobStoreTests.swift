@@ -80,4 +80,47 @@ func sampleConfig(name: String = "job") -> JobConfig {
         let decoded = try JSONDecoder().decode(JobConfig.self, from: Data(old.utf8))
         #expect(decoded.fleet == nil && decoded.maxTrials == 2)
     }
+
+    @Test func opensAJobWrittenBeforeTrialsHadHandles() async throws {
+        // Schema 1, as jobs were written before launchers stored their handles.
+        let directory = try TestSupport.temporaryDirectory("nas-job").path
+        let config = String(decoding: try JSONEncoder().encode(sampleConfig()), as: UTF8.self)
+        let script = """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1] + "/nas_job.sqlite")
+            db.execute("CREATE TABLE job (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            db.execute("CREATE TABLE trials (id INTEGER PRIMARY KEY, state TEXT NOT NULL, parameters TEXT NOT NULL, decisions TEXT NOT NULL, metrics TEXT NOT NULL DEFAULT '{}', reward REAL, error TEXT, search_trial_id INTEGER, started_at REAL, ended_at REAL)")
+            db.execute("INSERT INTO job VALUES ('config', ?), ('schema', '1')", (sys.argv[2],))
+            db.execute("INSERT INTO trials (state, parameters, decisions) VALUES ('running', '{}', '0,1')")
+            db.commit()
+            """
+        let made = try await TestSupport.run("/usr/bin/python3", ["-c", script, directory, config])
+        try #require(made.status == 0, "\(made.stderr)")
+
+        let store = try JobStore.open(directory: directory)
+        #expect(store.config.launcher == nil && store.config.slurm == nil)
+        #expect(try store.trials().map(\.handle) == [nil])
+        try store.setHandle(1, "4242")
+        try store.markLost(1, reason: "lost", rerun: true)
+        let trial = try JobStore.open(directory: directory).trials()[0]
+        #expect(trial.state == .pending && trial.lostRuns == 1 && trial.handle == nil)
+    }
+
+    @Test func keepsTheRunsAResumedSearchReattachedTo() throws {
+        let directory = try TestSupport.temporaryDirectory("nas-job").path
+        var config = sampleConfig()
+        config.launcher = "slurm"
+        config.slurm = SlurmOptions(partition: "gpu", extraOptions: ["--qos=low"])
+        let store = try JobStore.create(directory: directory, config: config)
+        for _ in 0..<3 {
+            let id = try store.addTrial(parameters: "{}", decisions: [0])
+            try store.markRunning(id)
+            try store.setHandle(id, "10\(id)")
+        }
+        #expect(try store.requeueInterrupted(keeping: [2]) == 2)
+        let reopened = try JobStore.open(directory: directory)
+        #expect(reopened.config == config)
+        #expect(try reopened.trials().map(\.state) == [.pending, .running, .pending])
+        #expect(try reopened.trials().map(\.handle) == [nil, "102", nil])
+    }
 }

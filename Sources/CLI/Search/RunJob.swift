@@ -7,12 +7,17 @@ import Plugins
 import Search
 import System
 
-/// Runs a search or train job's trials as local `nas trainer` processes, measuring through the job's fleet;
-/// exits 130 when interrupted and 1 when stopped by failures.
+/// Runs a search or train job's trials as `nas trainer` processes, local or Slurm jobs as the job's configuration
+/// says, measuring through the job's fleet; exits 130 when interrupted and 1 when stopped by failures.
 func runJob(
     _ store: JobStore, registry: ConstraintRegistry, job: JobOptions, fleet fleetOptions: JobFleetOptions,
     output: ProgressOptions, propose: @escaping JobLoop.Proposer
 ) throws {
+    // Slurm runs trials on other nodes, in other folders: every path a trial gets is absolute.
+    let store = store.config.slurm == nil ? store : try JobStore.open(directory: absolutePath(store.directory))
+    let launcher: any TrialLauncher = try store.config.slurm.map {
+        try SlurmLauncher(options: $0, jobName: store.config.name, jobDirectory: store.directory)
+    } ?? LocalLauncher()
     let observer = ProgressReporter(options: output)
     let constraints = registry.displayed(store.config.constraints)
     let settings = try JobFleetOptions.settings(store.config.fleet ?? fleetOptions.record)
@@ -36,7 +41,7 @@ func runJob(
     let outcome = try JobRunner(
         store: store, constraints: constraints, configuration: JobLoop.Configuration(onInterrupt: job.onInterrupt)
     ).run(
-        launcher: LocalLauncher(), observer: observer, interrupts: { interrupts.count }, propose: propose
+        launcher: launcher, observer: observer, interrupts: { interrupts.count }, propose: propose
     ) { trial, directory in command.run(for: trial, in: directory, config: config) }
     switch outcome.stop {
     case .interrupted: throw ExitCode(ExitStatus.interrupted)
@@ -46,6 +51,12 @@ func runJob(
         let trials = try store.trials()
         if !trials.isEmpty, !trials.contains(where: { $0.state == .succeeded }) { throw ExitCode(ExitStatus.failed) }
     }
+}
+
+/// `path` from the root, `.` and `..` resolved.
+private func absolutePath(_ path: String) -> String {
+    let full = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    return (full as NSString).standardizingPath
 }
 
 extension ConstraintRegistry {

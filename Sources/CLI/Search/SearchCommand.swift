@@ -51,6 +51,7 @@ struct SearchCommand: ParsableCommand {
     @OptionGroup var constraints: ConstraintOptions
     @OptionGroup var devices: DeviceTypeOptions
     @OptionGroup var job: JobOptions
+    @OptionGroup var launcher: LauncherOptions
     @OptionGroup var trainer: TrainerOptions
     @OptionGroup var command: TrainerCommandOptions
     @OptionGroup var fleet: JobFleetOptions
@@ -64,6 +65,7 @@ struct SearchCommand: ParsableCommand {
         }
         guard maxTrials >= 1 else { throw ValidationError("--max-trials must be 1 or more") }
         try job.check()
+        try launcher.check()
         try trainer.check()
         _ = try command.spec()
     }
@@ -85,6 +87,7 @@ struct SearchCommand: ParsableCommand {
                 trainerCommand: try command.spec())
             config.outputLocation = job.outputLocation(config.name)
             config.fleet = fleet.record
+            launcher.configure(&config)
             // Everything the job needs is checked before its folder exists or any training starts.
             let space = try SearchSpace.load(searchSpace)
             guard space.size > 0 else {
@@ -96,6 +99,7 @@ struct SearchCommand: ParsableCommand {
             }
             try fleet.checkCoordinator()
             try JobSetup.checkConstraints(config, constraints: parsed, pluginMetrics: registry.measuredMetrics)
+            try launcher.checkCluster(config)
             store = try JobSetup.create(directory: job.directory(config.name), config: config)
         }
         let space = try SearchSpace.load(store.config.searchSpace)

@@ -32,6 +32,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var constraints: ConstraintOptions
     @OptionGroup var devices: DeviceTypeOptions
     @OptionGroup var job: JobOptions
+    @OptionGroup var launcher: LauncherOptions
     @OptionGroup var trainer: TrainerOptions
     @OptionGroup var command: TrainerCommandOptions
     @OptionGroup var fleet: JobFleetOptions
@@ -43,6 +44,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("give --search-job JOB_DIR and --trials IDS (or --resume JOB_DIR)")
         }
         try job.check()
+        try launcher.check()
         try trainer.check()
     }
 
@@ -64,7 +66,7 @@ struct TrainCommand: ParsableCommand {
         }
         let parameters = try ids.map { try TrialParameters.read(fromTrialDirectory: search.trialDirectory($0)) }
         let name = job.jobName ?? "train-\(SearchCommand.timestamp())"
-        let config = JobConfig(
+        var config = JobConfig(
             kind: "train", name: name, searchSpace: search.config.searchSpace,
             algorithm: "retrain", seed: search.config.seed, maxTrials: ids.count,
             maxParallelTrials: job.maxParallelTrials, maxFailedTrials: job.maxFailedTrials,
@@ -76,9 +78,11 @@ struct TrainCommand: ParsableCommand {
             trainerCommand: try command.spec(over: search.config.trainerCommand))
         if config.trainerCommand == nil { try trainer.checkData() }
         try fleet.checkCoordinator()
+        launcher.configure(&config)
         try JobSetup.checkConstraints(
             config, constraints: try config.constraints.map { try registry.constraint(parsing: $0) },
             pluginMetrics: registry.measuredMetrics)
+        try launcher.checkCluster(config)
         let store = try JobSetup.create(directory: job.directory(config.name), config: config)
         for (id, parameter) in zip(ids, parameters) {
             let trial = try store.addTrial(parameters: parameter.jsonText, decisions: parameter.choice.decisions, searchTrialID: id)

@@ -5,6 +5,8 @@ import Foundation
 public enum JobEvent: Sendable, Equatable {
     /// A resumed job put trials that a killed or interrupted search left unfinished back in the queue.
     case resumed(requeued: Int)
+    /// A resumed job took over these trials' runs, which its launcher still follows (Slurm jobs).
+    case reattached(trials: [Int])
     /// The job started (or resumed) in its folder.
     case started(directory: String, maxTrials: Int, maxParallelTrials: Int, name: String)
     /// A line about the job's fleet (its coordinator's address, how workers join).
@@ -21,6 +23,10 @@ public enum JobEvent: Sendable, Equatable {
     case trialFailed(trial: Int, reason: String)
     /// A trial was stopped by the user.
     case trialCancelled(trial: Int)
+    /// A trial's run was lost to the cluster and the trial will run again.
+    case trialLost(trial: Int, reason: String)
+    /// Something the launcher shows about a running trial (its Slurm job's state and why), or about itself.
+    case trialNote(trial: Int?, text: String)
     /// The job ended; its report is at `report`.
     case finished(directory: String, report: String)
 
@@ -28,6 +34,8 @@ public enum JobEvent: Sendable, Equatable {
     public var text: String {
         switch self {
         case .resumed(let requeued): return "resuming: \(requeued) interrupted trial(s) will run again"
+        case .reattached(let trials):
+            return "resuming: re-attached to the runs of trial(s) \(trials.map(String.init).joined(separator: ", "))"
         case .started(let directory, let maxTrials, let parallel, let name):
             return "job \(name) in \(directory): \(maxTrials) trials, \(parallel) at once"
         case .fleet(let line): return line
@@ -43,6 +51,8 @@ public enum JobEvent: Sendable, Equatable {
             return "trial \(trial) succeeded: accuracy \(accuracy), reward \(reward)"
         case .trialFailed(let trial, let reason): return "trial \(trial) failed: \(reason)"
         case .trialCancelled(let trial): return "trial \(trial) cancelled"
+        case .trialLost(let trial, let reason): return "trial \(trial) \(reason)"
+        case .trialNote(let trial, let text): return trial.map { "trial \($0): \(text)" } ?? "launcher: \(text)"
         case .finished: return "job finished"
         }
     }
@@ -51,6 +61,8 @@ public enum JobEvent: Sendable, Equatable {
     public var json: [(key: String, value: JSON)] {
         switch self {
         case .resumed(let requeued): return [("event", .string("resumed")), ("requeued", .number(Double(requeued)))]
+        case .reattached(let trials):
+            return [("event", .string("reattached")), ("trials", .array(trials.map { .number(Double($0)) }))]
         case .started(let directory, let maxTrials, _, _):
             return [("event", .string("job_started")), ("job_dir", .string(directory)), ("max_trials", .number(Double(maxTrials)))]
         case .fleet(let line): return [("event", .string("fleet")), ("message", .string(line))]
@@ -64,6 +76,13 @@ public enum JobEvent: Sendable, Equatable {
         case .trialFailed(let trial, let reason):
             return [("event", .string("trial_failed")), ("trial", .number(Double(trial))), ("reason", .string(reason))]
         case .trialCancelled(let trial): return [("event", .string("trial_cancelled")), ("trial", .number(Double(trial)))]
+        case .trialLost(let trial, let reason):
+            return [("event", .string("trial_lost")), ("trial", .number(Double(trial))), ("reason", .string(reason))]
+        case .trialNote(let trial, let text):
+            return [
+                ("event", .string("trial_note")), ("trial", trial.map { .number(Double($0)) } ?? .null),
+                ("message", .string(text)),
+            ]
         case .finished(let directory, let report):
             return [("event", .string("job_finished")), ("job_dir", .string(directory)), ("report", .string(report))]
         }

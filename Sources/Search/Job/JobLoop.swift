@@ -46,7 +46,9 @@ public struct JobOutcome: Sendable, Equatable {
 /// Each turn reaps the trials that ended (one `poll` of the launcher for all of them), records them, applies
 /// the failure budget and interrupts, launches pending trials (a resumed job's) and then new proposals while
 /// there is room, reports progress and sleeps `pollInterval` on the injected clock. A trial is recorded as
-/// running before its launch, so a search killed at any point re-runs it on resume (`requeueInterrupted`).
+/// running before its launch and its launcher's handle right after, so that a resumed search re-attaches to the
+/// runs its launcher still follows (a Slurm job) and runs the others again (`requeueInterrupted`). A run lost to
+/// the cluster runs again, at most `maxLostRuns` times, and never counts against `maxFailedTrials`.
 /// The loop runs on the caller's thread and blocks it between turns; it never uses Swift's cooperative pool.
 public final class JobLoop {
     /// Proposes the next trial's parameters from the architectures proposed so far and the finished trials, in
@@ -59,11 +61,17 @@ public final class JobLoop {
         public var onInterrupt: InterruptPolicy
         /// Time between turns of the loop.
         public var pollInterval: Duration
+        /// How many times a trial whose run was lost to the cluster runs again before it counts as failed (still
+        /// not against `maxFailedTrials`: the trainer did not fail).
+        public var maxLostRuns: Int
 
-        /// Settings with a 100 ms turn.
-        public init(onInterrupt: InterruptPolicy = .wait, pollInterval: Duration = .milliseconds(100)) {
+        /// Settings with a 100 ms turn; a lost trial runs again up to 3 times.
+        public init(
+            onInterrupt: InterruptPolicy = .wait, pollInterval: Duration = .milliseconds(100), maxLostRuns: Int = 3
+        ) {
             self.onInterrupt = onInterrupt
             self.pollInterval = pollInterval
+            self.maxLostRuns = maxLostRuns
         }
     }
 
@@ -99,9 +107,18 @@ public final class JobLoop {
 
     /// Runs the job until it is done or stopped; trials left unfinished by an earlier run go first.
     public func run() throws -> JobOutcome {
-        let requeued = try store.requeueInterrupted()
-        if requeued > 0 { observer.event(.resumed(requeued: requeued)) }
         var running: [Int: (trial: LaunchedTrial, started: Duration)] = [:]
+        let left = try store.trials().filter { $0.state == .running }
+        if !left.isEmpty {
+            let attached = try launcher.reattach(left.map { LaunchedTrial(trialID: $0.id, handle: $0.handle ?? "") })
+            for trial in attached where left.contains(where: { $0.id == trial.trialID }) {
+                try store.setHandle(trial.trialID, trial.handle)
+                running[trial.trialID] = (trial, clock.now())
+            }
+            if !running.isEmpty { observer.event(.reattached(trials: running.keys.sorted())) }
+        }
+        let requeued = try store.requeueInterrupted(keeping: Set(running.keys))
+        if requeued > 0 { observer.event(.resumed(requeued: requeued)) }
         var durations: [Duration] = []
         var stop: JobStop?
         var launching = true
@@ -118,8 +135,10 @@ public final class JobLoop {
                     try record(trial.trialID, exit, cancelled: cancelled)
                 }
             }
+            for note in launcher.notes() { observer.event(.trialNote(trial: note.trialID, text: note.text)) }
             var trials = try store.trials()
-            let failed = trials.filter { $0.state == .failed }.count
+            // A trial failed by the cluster (lost more often than it may run again) is not the trainer's failure.
+            let failed = trials.filter { $0.state == .failed && $0.lostRuns <= configuration.maxLostRuns }.count
             if stop == nil, failed >= config.maxFailedTrials {
                 stop = .failures(count: failed, limit: config.maxFailedTrials)
                 observer.event(.stopping(reason: stop!.description))
@@ -153,6 +172,7 @@ public final class JobLoop {
                     try store.markFailed(trial.id, reason: "\(error)")
                     throw error
                 }
+                try store.setHandle(trial.id, launched.handle)
                 running[trial.id] = (launched, clock.now())
                 observer.event(
                     .trialStarted(trial: trial.id, parameters: trial.parameters, description: Self.describe(trial.parameters)))
@@ -207,6 +227,15 @@ public final class JobLoop {
             try? TrialStatusFile(directory: directory).write("cancelled", reason: "cancelled by the user")
             observer.event(.trialCancelled(trial: id))
             return
+        } else if case .lost(let why) = exit {
+            let lost = (try store.trials().first { $0.id == id }?.lostRuns ?? 0) + 1
+            let rerun = lost <= configuration.maxLostRuns
+            let reason = rerun
+                ? "lost to the cluster (\(why)); running it again (\(lost) of \(configuration.maxLostRuns))"
+                : "lost to the cluster \(lost) times, last: \(why); not counted against --max-failed-trials"
+            try store.markLost(id, reason: reason, rerun: rerun)
+            observer.event(rerun ? .trialLost(trial: id, reason: reason) : .trialFailed(trial: id, reason: reason))
+            return
         } else {
             let reason: String
             switch exit {
@@ -218,6 +247,7 @@ public final class JobLoop {
                     TrialStatusFile(directory: directory).reason()
                     ?? "trainer exited with status \(status): \(Self.logTail(directory))"
             case .signaled(let signal): reason = "trainer killed by signal \(signal)"
+            case .failed(let why), .lost(let why): reason = why
             }
             try store.markFailed(id, reason: reason)
         }

@@ -30,6 +30,12 @@ public enum TrialExit: Sendable, Equatable {
     case exited(Int32)
     /// The trial runner was killed by this signal.
     case signaled(Int32)
+    /// The launcher ended the run for a reason of its own, which says why (a scheduler's time or memory limit, a
+    /// job cancelled outside the search); counted as a failure like a non-zero exit.
+    case failed(String)
+    /// The run was lost to the cluster (a preempted job, a failed node, a job gone without a final state): not
+    /// the trainer's failure, so the job loop runs the trial again (a bounded number of times).
+    case lost(String)
 
     /// The trial runner's exit status when the trial's loss became NaN (`job_status.json` says
     /// `failed_with_nan_error`, as in vertex-ai-nas).
@@ -50,7 +56,21 @@ public struct LaunchedTrial: Sendable, Hashable {
     }
 }
 
-/// Where trials run: a child process of this one today, a cluster scheduler's job next.
+/// Something worth showing about a running trial: its scheduler's state and why (`PENDING (Resources)`).
+public struct TrialNote: Sendable, Equatable {
+    /// The trial's id; nil for a note about the launcher itself (a failed query).
+    public var trialID: Int?
+    /// The line to show.
+    public var text: String
+
+    /// A note about a trial, or about the launcher.
+    public init(trialID: Int?, text: String) {
+        self.trialID = trialID
+        self.text = text
+    }
+}
+
+/// Where trials run: child processes of this one (`LocalLauncher`) or a cluster scheduler's jobs (`SlurmLauncher`).
 ///
 /// The job loop asks for the endings of all its running trials in one call per turn, so that a launcher whose
 /// queries are costly (a scheduler's status command) makes one per turn, however many trials run.
@@ -61,4 +81,17 @@ public protocol TrialLauncher: AnyObject {
     func poll(_ trials: [LaunchedTrial]) throws -> [LaunchedTrial: TrialExit]
     /// Asks runs to stop (SIGTERM to a local process group); their endings come through `poll` as usual.
     func cancel(_ trials: [LaunchedTrial])
+    /// Takes over trials that an earlier search left running, with the handles it stored (an empty handle when it
+    /// died before it could store one), and returns those this launcher follows again, handles filled in; the job
+    /// loop runs the others again. A launcher whose runs die with their search re-attaches to none.
+    func reattach(_ trials: [LaunchedTrial]) throws -> [LaunchedTrial]
+    /// What changed since the last call that is worth showing (a queued job's state and its reason).
+    func notes() -> [TrialNote]
+}
+
+extension TrialLauncher {
+    /// Re-attaches to none: the runs ended with the search that launched them.
+    public func reattach(_ trials: [LaunchedTrial]) throws -> [LaunchedTrial] { [] }
+    /// Nothing to show.
+    public func notes() -> [TrialNote] { [] }
 }
