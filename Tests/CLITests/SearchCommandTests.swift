@@ -137,6 +137,11 @@ import Testing
             try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
         }
         #expect(events.map { $0["event"] as? String } == ["job_started", "trial_started", "trial_succeeded", "job_finished"])
+        // Objects, not JSON texts inside strings: the architecture and the metrics read as they are.
+        let started = try #require(events.first { $0["event"] as? String == "trial_started" })
+        #expect((started["nas_params"] as? [String: Any])?["decisions"] != nil, "\(started)")
+        let succeeded = try #require(events.first { $0["event"] as? String == "trial_succeeded" })
+        #expect((succeeded["metrics"] as? [String: Any])?["nas_reward"] != nil)
         #expect(result.stderr.contains("Search job json: 1 succeeded"))
     }
 

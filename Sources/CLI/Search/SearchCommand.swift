@@ -33,7 +33,7 @@ struct SearchCommand: ParsableCommand {
     @Option(
         name: .customLong("search-space"),
         help: ArgumentHelp(
-            "A built-in space (\(SearchSpace.builtinNames.joined(separator: ", "))) or a JSON file.",
+            "A built-in space (\(SearchSpace.builtinNames.joined(separator: ", "))) or a JSON file in PyGlove's vocabulary: decisions are {\"one_of\": [...]} and {\"sublist_of\": [...], \"k\": K}, anything else is fixed, e.g. [{\"kernel_size\": {\"one_of\": [3, 5]}, \"filters\": {\"one_of\": [3, 4, 5]}}] (docs/search-space.md).",
             valueName: "NAME|FILE"))
     var searchSpace = "mnist_list_of_dictionary"
 

@@ -69,7 +69,9 @@ public enum JobEvent: Sendable, Equatable {
         case .stopping(let reason): return [("event", .string("stopping")), ("reason", .string(reason))]
         case .interrupted(let running, _): return [("event", .string("interrupted")), ("running", .number(Double(running)))]
         case .trialStarted(let trial, let parameters, _):
-            return [("event", .string("trial_started")), ("trial", .number(Double(trial))), ("nas_params", .string(parameters))]
+            // The architecture as a JSON object, not a JSON text inside a string.
+            let params = (try? JSON.parse(parameters)) ?? .string(parameters)
+            return [("event", .string("trial_started")), ("trial", .number(Double(trial))), ("nas_params", params)]
         case .trialSucceeded(let trial, let metrics):
             let members = metrics.sorted { $0.key < $1.key }.map { (key: $0.key, value: JSON.number($0.value)) }
             return [("event", .string("trial_succeeded")), ("trial", .number(Double(trial))), ("metrics", .object(members))]
