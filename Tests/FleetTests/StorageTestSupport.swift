@@ -90,25 +90,37 @@ final class FakeGCS: Sendable {
     var hostAndPort: String { "127.0.0.1:\(port)" }
 
     /// Starts the emulator: in memory, or (with `dataFolder`) on disk so that a restart keeps the objects.
+    ///
+    /// A port this picks was free a moment before the emulator binds it; another process of a busy test run may
+    /// take it in between, so a start that fails on a picked port is tried again on another one (three times).
     init(port: Int? = nil, dataFolder: String? = nil) async throws {
-        self.port = port ?? StorageTestSupport.freePort()
-        self.dataFolder = dataFolder
-        var arguments = ["-scheme", "http", "-host", "127.0.0.1", "-port", "\(self.port)", "-log-level", "error"]
-        if let dataFolder {
-            arguments += ["-backend", "filesystem", "-filesystem-root", dataFolder]
-        } else {
-            arguments += ["-backend", "memory"]
-        }
-        process = try TestProcess(try StorageTestSupport.emulatorBinary(), arguments)
-        let http = StorageHTTP(timeoutMilliseconds: 1000)
-        let endpoint = endpoint
-        do {
-            try await TestSupport.eventually("fake-gcs-server answers on port \(self.port)", seconds: 5) {
-                (try? http.perform("GET", endpoint + "/storage/v1/b", what: "probe"))?.status == 200
+        var attempt = 0
+        while true {
+            attempt += 1
+            let chosen = port ?? StorageTestSupport.freePort()
+            var arguments = ["-scheme", "http", "-host", "127.0.0.1", "-port", "\(chosen)", "-log-level", "error"]
+            if let dataFolder {
+                arguments += ["-backend", "filesystem", "-filesystem-root", dataFolder]
+            } else {
+                arguments += ["-backend", "memory"]
             }
-        } catch {
-            await stopAndWait()
-            throw StorageTestFailure("fake-gcs-server did not answer on port \(self.port): \(process.output)")
+            let process = try TestProcess(try StorageTestSupport.emulatorBinary(), arguments)
+            let http = StorageHTTP(timeoutMilliseconds: 1000)
+            let endpoint = "http://127.0.0.1:\(chosen)"
+            do {
+                try await TestSupport.eventually("fake-gcs-server answers on port \(chosen)", seconds: 5) {
+                    (try? http.perform("GET", endpoint + "/storage/v1/b", what: "probe"))?.status == 200
+                }
+                self.port = chosen
+                self.process = process
+                self.dataFolder = dataFolder
+                return
+            } catch {
+                _ = await process.killAndWait()
+                guard port == nil, attempt < 3 else {
+                    throw StorageTestFailure("fake-gcs-server did not answer on port \(chosen): \(process.output)")
+                }
+            }
         }
     }
 
