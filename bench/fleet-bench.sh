@@ -2,11 +2,14 @@
 # Benchmarks of the fleet against peers in the same run (on demand, never in CI):
 #   1. round trip of a trivial call, p50/p99: `h2load -c1 -m1` on `nas coordinator` (ListWorkers) vs on
 #      `nghttpd --no-tls` (an empty file), plus our own client (FleetBench roundtrip: FleetClient on the HTTP2
-#      module's event loop) on the coordinator;
+#      module's event loop, its caller on that loop too, `withTaskExecutorPreference(client.loop)`: a caller that
+#      does nothing between calls; `FleetBench roundtrip URL TOKEN COUNT pool` measures one on Swift's pool) on the
+#      coordinator;
 #   2. requests/s with `h2load -c8 -m16`, coordinator vs nghttpd;
 #   3. evaluations/s end to end with 4 constant-runner workers;
-#   4. turnaround of a real evaluation (a tutorial CNN on a native-runner worker) minus its measuring time, next to
-#      the seed's polling floor (30 s trainer sleep + up to 60 s evaluator sleep).
+#   4. turnaround of a real evaluation (a tutorial CNN on a native-runner worker) minus its measuring time, the caller
+#      on Swift's pool as a trainer is (`TurnaroundBench 20 loop`: on the client's loop), next to the seed's polling
+#      floor (30 s trainer sleep + up to 60 s evaluator sleep).
 # Each is run RUNS times (default 3), alternating between builds; medians and the targets' ratios are printed:
 # our client's p50 within 1.3x of h2load's on the same coordinator, throughput >= 0.6x nghttpd's, evaluations/s
 # >= 15% of nghttpd's request rate, turnaround overhead < 1 ms.

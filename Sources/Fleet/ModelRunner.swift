@@ -9,6 +9,14 @@ public protocol ModelRunner: Sendable {
     func measure(modelAt path: String) async throws -> [String: Double]
 }
 
+/// A runner that measures a model from its bytes: the worker hands it the pushed bytes at once and writes its cache
+/// after answering, instead of writing the file first for the runner to read back (the native engine's case).
+public protocol ModelBytesRunner: ModelRunner {
+    /// Measures the ONNX model `model`. The worker calls it from its event loop's thread: it must not block before
+    /// its first suspension, and it measures on a thread of its own (as the native runner does), not on the loop.
+    func measure(model: [UInt8]) async throws -> [String: Double]
+}
+
 /// The metric keys runners and the file exchange agree on.
 public enum MetricKey {
     /// Latency in milliseconds (p50 of the repetitions).

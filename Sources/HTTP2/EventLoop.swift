@@ -19,14 +19,26 @@ protocol EventLoopFlushable: AnyObject {
 /// The process's one I/O thread: an epoll loop with an eventfd to be woken from other threads. Every socket of
 /// the HTTP/2 servers and clients lives here, so a call crosses no thread from the request that caused it to its
 /// answer; timers (call deadlines, the coordinator's ticks) fire here too, not on Swift's cooperative pool.
-public final class EventLoop: @unchecked Sendable {
+///
+/// It is also a `TaskExecutor`, as NIO's event loops are: a task that prefers it
+/// (`withTaskExecutorPreference(loop) { ... }`, `Task(executorPreference: loop)`) runs on the loop thread, so its
+/// calls of an `HTTP2Client` on this loop start at once, with no wake-up of the loop, and it resumes in the same
+/// turn of the loop that read the answer, with no hop back to Swift's cooperative pool. Only code that does little
+/// between its awaits may do that: whatever it runs holds up every socket and timer of the loop.
+public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// The process's loop, started on first use.
     public static let shared = EventLoop(name: "nas-http2")
 
     public typealias Instant = ContinuousClock.Instant
 
+    /// Work for the loop: a closure, or a task's job that prefers this executor.
+    private enum Job {
+        case closure(() -> Void)
+        case task(UnownedJob)
+    }
+
     private let lock = NSLock()
-    private var jobs: [() -> Void] = []
+    private var jobs: [Job] = []
     private var epollFD: Int32
     private var wakeFD: Int32
     private var thread: pthread_t?
@@ -35,6 +47,8 @@ public final class EventLoop: @unchecked Sendable {
     private var sources: [UInt64: EventLoopSource] = [:]
     private var nextToken: UInt64 = 1
     private var flushQueue: [EventLoopFlushable] = []
+    /// Jobs queued on the loop thread itself, run later in the same turn (after the callbacks that queued them).
+    private var turnJobs: [Job] = []
     private var timers = TimerQueue()
     private static let wakeToken: UInt64 = 0
     /// One read buffer for every connection of this loop: it reads one socket at a time.
@@ -76,8 +90,23 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Runs `job` on the loop at its next turn, even when called there (after the current callbacks returned).
+    /// Runs `job` on the loop at its next turn, or, when called there, later in the current turn (after the
+    /// current callbacks returned, before the turn's output is flushed).
     func enqueue(_ job: @escaping () -> Void) {
+        enqueue(job: .closure(job))
+    }
+
+    /// Runs a task's job on the loop thread: a task that prefers this executor, resumed from anywhere. Resumed on
+    /// the loop (by an answer the loop just read), it runs in the same turn.
+    public func enqueue(_ job: consuming ExecutorJob) {
+        enqueue(job: .task(UnownedJob(job)))
+    }
+
+    private func enqueue(job: Job) {
+        if inLoop {
+            turnJobs.append(job)
+            return
+        }
         // One eventfd write per batch: the loop takes every queued job when it wakes.
         let first = lock.withLock {
             jobs.append(job)
@@ -148,11 +177,14 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func run() {
+        let executor = asUnownedTaskExecutor()
         var events = [UInt32](repeating: 0, count: 64)
         var tokens = [UInt64](repeating: 0, count: 64)
         while true {
             var wait: Int32 = -1
-            if let next = timers.next {
+            if !turnJobs.isEmpty {
+                wait = 0
+            } else if let next = timers.next {
                 let left = clock.now.duration(to: next)
                 wait = left <= .zero ? 0 : Int32(min(60_000, left.components.seconds * 1000
                     + left.components.attoseconds / 1_000_000_000_000_000 + 1))
@@ -161,17 +193,35 @@ public final class EventLoop: @unchecked Sendable {
             if count < 0 && nas_errno() != EINTR { fatalError("epoll_wait failed: errno \(nas_errno())") }
             for index in 0..<max(0, Int(count)) {
                 if tokens[index] == Self.wakeToken {
-                    runJobs()
+                    runJobs(executor)
                 } else {
                     sources[tokens[index]]?.ready(events[index])
                 }
             }
             for fire in timers.due(now: clock.now) { fire() }
+            runTurnJobs(executor)
             flushQueued()
         }
     }
 
-    private func runJobs() {
+    private func run(_ job: Job, _ executor: UnownedTaskExecutor) {
+        switch job {
+        case .closure(let closure): closure()
+        case .task(let task): task.runSynchronously(on: executor)
+        }
+    }
+
+    /// Runs the jobs queued on the loop during this turn, and those they queue, for a few rounds: a task that
+    /// yields on the loop again and again must not keep epoll from being asked (what is left runs next turn).
+    private func runTurnJobs(_ executor: UnownedTaskExecutor) {
+        for _ in 0..<16 where !turnJobs.isEmpty {
+            let batch = turnJobs
+            turnJobs.removeAll(keepingCapacity: true)
+            for job in batch { run(job, executor) }
+        }
+    }
+
+    private func runJobs(_ executor: UnownedTaskExecutor) {
         var value: UInt64 = 0
         _ = withUnsafeMutableBytes(of: &value) { read(wakeFD, $0.baseAddress, 8) }
         let batch = lock.withLock {
@@ -179,7 +229,7 @@ public final class EventLoop: @unchecked Sendable {
             jobs.removeAll(keepingCapacity: true)
             return batch
         }
-        for job in batch { job() }
+        for job in batch { run(job, executor) }
     }
 
     private func flushQueued() {

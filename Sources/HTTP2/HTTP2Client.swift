@@ -28,6 +28,12 @@ public final class HTTP2Client: Sendable {
     public let configuration: Configuration
     private let core: ClientCore
 
+    /// The event loop its connections live on. A caller that prefers it as its task executor
+    /// (`withTaskExecutorPreference(client.loop) { ... }`) starts each call on the loop at once and is resumed in
+    /// the turn that read the answer: no thread hop either way. Only for callers that do little after each await:
+    /// whatever they run holds up every socket of the loop.
+    public var loop: EventLoop { core.loop }
+
     /// A client with `configuration` on `loop`.
     public init(configuration: Configuration, loop: EventLoop = .shared) {
         self.configuration = configuration

@@ -13,7 +13,7 @@ import ONNX
 /// how a CPU worker measures. Reports `latency_ms` (p50), `memory_bytes` (the engine's peak working memory) and the
 /// harness's statistics (`latency_mean_ms`, `latency_p90_ms`, `latency_p99_ms`, `latency_stddev_ms`,
 /// `latency_runs`): the names trials report (`MetricName`).
-public struct NativeRunner: ModelRunner {
+public struct NativeRunner: ModelBytesRunner {
     /// The harness's settings.
     public var options: MeasurementOptions
 
@@ -28,13 +28,18 @@ public struct NativeRunner: ModelRunner {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw FleetError.badModel("cannot read the model at \(path)")
         }
+        return try await measure(model: Array(data))
+    }
+
+    /// Times the model `model` (the worker's pushed bytes, with no file in between); errors as `measure(modelAt:)`.
+    public func measure(model: [UInt8]) async throws -> [String: Double] {
         let options = options
         // Timing runs on a thread of its own: the concurrency pool's threads stay free, and the measurement
         // does not share its core with other tasks' work.
         let report: LatencyReport = try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
                 do {
-                    continuation.resume(returning: try OnnxEngine(bytes: Array(data)).measure(options))
+                    continuation.resume(returning: try OnnxEngine(bytes: model).measure(options))
                 } catch let error as OnnxError {
                     continuation.resume(
                         throwing: error.isUnsupported

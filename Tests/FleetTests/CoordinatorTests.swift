@@ -130,4 +130,48 @@ final class TestFleet: @unchecked Sendable {
         #expect(FileManager.default.fileExists(atPath: cache + "/" + SHA256.hex(SHA256.hash(Self.model)) + ".onnx"))
         await fleet.shutdown()
     }
+
+    @Test func aBytesRunnerGetsThePushedBytesAndTheCacheIsWrittenAfterwards() async throws {
+        let fleet = try TestFleet()
+        let runner = BytesEchoRunner()
+        let worker = try await fleet.addWorker("cpu", runner: runner)
+        let model: [UInt8] = [9, 8, 7] + Self.model
+        let first = try await fleet.client.evaluateDetailed(model: model, deviceType: "cpu")
+        #expect(first.metrics == ["latency_ms": Double(model.count), "first_byte": 9])
+        #expect(runner.received == [model])
+        let cache = try #require(Mirror(reflecting: worker).children.first { $0.label == "cacheDirectory" }?.value
+            as? String)
+        let file = cache + "/" + SHA256.hex(SHA256.hash(model)) + ".onnx"
+        // Written after the answer, on the fleet's threads: wait for it (bounded).
+        for _ in 0..<500 where FileManager.default.contents(atPath: file) == nil {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(FileManager.default.contents(atPath: file).map(Array.init) == model)
+        // The coordinator sends only the hash now: the runner gets the same bytes, from the cache.
+        let second = try await fleet.client.evaluateDetailed(model: model, deviceType: "cpu")
+        #expect(second.metrics == first.metrics)
+        // A cache emptied behind the coordinator's back: it sends the bytes again.
+        try FileManager.default.removeItem(atPath: file)
+        let third = try await fleet.client.evaluateDetailed(model: model, deviceType: "cpu")
+        #expect(third.metrics == first.metrics)
+        #expect(runner.received == [model, model, model])
+        await fleet.shutdown()
+    }
+}
+
+/// A bytes runner that reports what it got: the model's size as its latency, its first byte.
+final class BytesEchoRunner: ModelBytesRunner, @unchecked Sendable {
+    private let lock = NSLock()
+    private var models: [[UInt8]] = []
+
+    var received: [[UInt8]] { lock.withLock { models } }
+
+    func measure(model: [UInt8]) async throws -> [String: Double] {
+        lock.withLock { models.append(model) }
+        return ["latency_ms": Double(model.count), "first_byte": Double(model.first ?? 0)]
+    }
+
+    func measure(modelAt path: String) async throws -> [String: Double] {
+        throw FleetError(.internal, "a bytes runner is handed bytes, not \(path)")
+    }
 }

@@ -70,6 +70,79 @@ import Testing
         #expect(response.status == 200)
         #expect(response.body == body.reversed())
     }
+
+    @Test func callersOnTheClientsLoopStayThereAndCallersOnThePoolDoNot() async throws {
+        let server = try Self.echoServer()
+        defer { server.stop() }
+        let client = HTTP2Client(token: Self.token)
+        defer { client.shutdown() }
+        let url = "http://127.0.0.1:\(server.port)/test.Echo/Echo"
+        let loop = client.loop
+        // Both kinds at once on one connection: every answer right, each caller where it asked to be.
+        let results = try await withThrowingTaskGroup(of: (onLoop: Bool, ok: Bool).self) { group in
+            for index in 0..<40 {
+                let wantsLoop = index % 2 == 0
+                group.addTask {
+                    if wantsLoop {
+                        return try await withTaskExecutorPreference(loop) {
+                            try await sequentialCalls(client, url, seed: index, loop: loop)
+                        }
+                    }
+                    return try await sequentialCalls(client, url, seed: index, loop: loop)
+                }
+            }
+            return try await group.reduce(into: [(onLoop: Bool, ok: Bool)]()) { $0.append($1) }
+        }
+        #expect(results.count == 40)
+        #expect(results.allSatisfy { $0.ok })
+        #expect(results.filter { $0.onLoop }.count == 20)
+    }
+
+    @Test func aTaskThatKeepsYieldingOnTheLoopDoesNotHoldUpItsSockets() async throws {
+        let server = try Self.echoServer()
+        defer { server.stop() }
+        let client = HTTP2Client(token: Self.token)
+        defer { client.shutdown() }
+        let stop = Flag()
+        let spinner = Task(executorPreference: client.loop) {
+            var turns = 0
+            while !stop.isSet {
+                await Task.yield()
+                turns += 1
+            }
+            return turns
+        }
+        let answer = try await client.post(url: "http://127.0.0.1:\(server.port)/test.Echo/Echo", body: [1, 2],
+                                           timeout: .seconds(30))
+        stop.set()
+        #expect(answer.body == [2, 1])
+        #expect(await spinner.value > 0)
+    }
+}
+
+/// Ten calls one after the other; whether the caller was on `loop` before and after every call (all or none), and
+/// whether every answer was right. Nonisolated: it runs on the task's preferred executor when there is one.
+private func sequentialCalls(_ client: HTTP2Client, _ url: String, seed: Int, loop: EventLoop) async throws
+    -> (onLoop: Bool, ok: Bool)
+{
+    var places: [Bool] = [loop.inLoop]
+    var ok = true
+    for call in 0..<10 {
+        let body = (0...(call + seed)).map { UInt8(truncatingIfNeeded: $0 &* 5 &+ seed) }
+        let answer = try await client.post(url: url, body: body, timeout: .seconds(30))
+        ok = ok && answer.status == 200 && answer.body == body.reversed()
+        places.append(loop.inLoop)
+    }
+    let onLoop = places.allSatisfy { $0 }
+    return (onLoop, ok && (onLoop || places.allSatisfy { !$0 }))
+}
+
+/// A flag set from one task and read by another.
+private final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }
 
 

@@ -1,7 +1,13 @@
 // Benchmarks of the fleet, run on demand by bench/fleet-bench.sh (never in CI).
 //
-//   FleetBench roundtrip URL TOKEN [COUNT]         sequential trivial calls (ListWorkers) through FleetClient:
-//                                                  prints p50/p99 in microseconds
+//   FleetBench roundtrip URL TOKEN [COUNT] [loop|pool]
+//                                                  sequential trivial calls (ListWorkers) through FleetClient:
+//                                                  prints p50/p99 in microseconds. `loop` (the default): the
+//                                                  caller runs on the client's event loop
+//                                                  (withTaskExecutorPreference(client.loop)), so no call wakes a
+//                                                  thread on our side; fine for a caller that does nothing between
+//                                                  calls, never for one with heavy work after the await. `pool`:
+//                                                  the caller on Swift's cooperative pool, as callers are by default
 //   FleetBench evaluations [WORKERS] [SECONDS] [CONCURRENCY] [LOOPS]
 //                                                  coordinator + WORKERS constant-runner workers in this process,
 //                                                  CONCURRENCY callers evaluating a small model: prints evals/s.
@@ -19,8 +25,19 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
     sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
 
-func roundtrip(url: String, token: String, count: Int) async throws {
+func roundtrip(url: String, token: String, count: Int, onLoop: Bool) async throws {
     let client = FleetClient(coordinator: url, token: token)
+    let samples =
+        onLoop
+        ? try await withTaskExecutorPreference(client.loop) { try await measureRoundtrips(client, count: count) }
+        : try await measureRoundtrips(client, count: count)
+    print(String(format: "roundtrip fleet-client caller=%@ count=%d p50_us=%.1f p99_us=%.1f", onLoop ? "loop" : "pool",
+                 count, percentile(samples, 0.5), percentile(samples, 0.99)))
+}
+
+/// `count` sequential calls, after a warm-up; sorted microseconds. Nonisolated, so it runs on the task's preferred
+/// executor when there is one.
+func measureRoundtrips(_ client: FleetClient, count: Int) async throws -> [Double] {
     for _ in 0..<200 { _ = try await client.workers() }  // warm-up: connection open, caches warm
     var samples: [Double] = []
     samples.reserveCapacity(count)
@@ -32,8 +49,7 @@ func roundtrip(url: String, token: String, count: Int) async throws {
         samples.append(Double(elapsed.components.attoseconds) / 1e12 + Double(elapsed.components.seconds) * 1e6)
     }
     samples.sort()
-    print(String(format: "roundtrip fleet-client count=%d p50_us=%.1f p99_us=%.1f", count, percentile(samples, 0.5),
-                 percentile(samples, 0.99)))
+    return samples
 }
 
 final class Counter: @unchecked Sendable {
@@ -103,14 +119,15 @@ let arguments = CommandLine.arguments
 do {
     switch arguments.dropFirst().first {
     case "roundtrip":
-        try await roundtrip(url: arguments[2], token: arguments[3], count: arguments.count > 4 ? Int(arguments[4])! : 5000)
+        try await roundtrip(url: arguments[2], token: arguments[3], count: arguments.count > 4 ? Int(arguments[4])! : 5000,
+                            onLoop: arguments.count > 5 ? arguments[5] != "pool" : true)
     case "evaluations":
         try await evaluations(workers: arguments.count > 2 ? Int(arguments[2])! : 4,
                               seconds: arguments.count > 3 ? Double(arguments[3])! : 10,
                               concurrency: arguments.count > 4 ? Int(arguments[4])! : 256,
                               ownLoops: arguments.count > 5 ? arguments[5] != "shared" : true)
     default:
-        print("usage: FleetBench roundtrip URL TOKEN [COUNT] | evaluations [WORKERS] [SECONDS] [CONCURRENCY] "
+        print("usage: FleetBench roundtrip URL TOKEN [COUNT] [loop|pool] | evaluations [WORKERS] [SECONDS] [CONCURRENCY] "
             + "[own|shared]")
         exit(2)
     }

@@ -76,7 +76,7 @@ public final class FleetWorker: @unchecked Sendable {
         let server = HTTP2Server(loop: loop, fleet: .init(host: configuration.host, port: configuration.port,
                                               token: configuration.token, maxBodyBytes: configuration.maxBodyBytes,
                                               routes: [FleetPath.run]),
-                                 immediate: { [unowned self] request, _ in handleAtOnce(request) }) {
+                                 immediate: { [unowned self] request, responder in handleAtOnce(request, responder) }) {
             [unowned self] request in await handle(request)
         }
         let port = try server.startServing()
@@ -139,6 +139,8 @@ public final class FleetWorker: @unchecked Sendable {
     private var storedLastID: String?
     /// The models written to the cache, by hash: a runner that does not read the file is answered from here.
     private var cachedPaths: [[UInt8]: String] = [:]
+    /// Models a bytes runner measured whose cache files are still being written, by hash.
+    private var pendingWrites: [[UInt8]: [UInt8]] = [:]
 
     /// Deregisters (best effort) and stops serving.
     public func stop() async {
@@ -157,8 +159,15 @@ public final class FleetWorker: @unchecked Sendable {
 
     // MARK: Pushes
 
-    /// Runners that need no waiting answer on the server's loop; the others run in a task.
-    private func handleAtOnce(_ request: HTTP2Request) -> HTTP2Server.Disposition {
+    /// Runners that need no waiting answer on the server's loop; the others run in a task. A bytes runner's task
+    /// runs on the loop too: it starts in this turn, checks the model's hash, hands the bytes to the runner (which
+    /// measures on a thread of its own) and resumes on the loop when the runner is done, so the answer goes out with
+    /// no hop through the fleet's threads. Whatever would wait on the disk is done on those threads.
+    private func handleAtOnce(_ request: HTTP2Request, _ responder: HTTP2Responder) -> HTTP2Server.Disposition {
+        if runner is any ModelBytesRunner {
+            Task(executorPreference: loop) { [self] in responder.respond(await handle(request)) }
+            return .later
+        }
         guard let immediate = runner as? any ImmediateModelRunner else { return .async }
         do throws(FleetError) {
             let path = try cachedModel(for: RunRequest(decoding: request.body), readsFile: false)
@@ -171,10 +180,18 @@ public final class FleetWorker: @unchecked Sendable {
 
     private func handle(_ request: HTTP2Request) async -> HTTP2Response {
         do throws(FleetError) {
-            let path = try cachedModel(for: RunRequest(decoding: request.body), readsFile: true)
+            let run = try RunRequest(decoding: request.body)
             let metrics: [String: Double]
             do {
-                metrics = try await runner.measure(modelAt: path)
+                if let bytesRunner = runner as? any ModelBytesRunner {
+                    // The pushed bytes go to the runner as they are; the cache is written after the answer.
+                    let model = try await modelBytes(for: run)
+                    defer { if !run.model.isEmpty { cacheLater(run.sha256, model) } }
+                    metrics = try await bytesRunner.measure(model: model)
+                } else {
+                    let path = try cachedModel(for: run, readsFile: true)
+                    metrics = try await runner.measure(modelAt: path)
+                }
             } catch let error as FleetError {
                 throw error
             } catch {
@@ -183,6 +200,41 @@ public final class FleetWorker: @unchecked Sendable {
             return HTTP2Response(status: 200, body: RunResponse(metrics: metrics).encoded())
         } catch {
             return .error(error)
+        }
+    }
+
+    /// The model's bytes for a runner that takes them: the pushed ones (checked against their hash), else those of
+    /// the cache, or those still waiting to be written to it.
+    private func modelBytes(for run: RunRequest) async throws(FleetError) -> [UInt8] {
+        guard run.sha256.count == 32 else { throw FleetError.badRequest("run: sha256 must be 32 bytes") }
+        if !run.model.isEmpty {
+            guard SHA256.hash(run.model) == run.sha256 else {
+                throw FleetError.badModel("the model's bytes do not match its sha256")
+            }
+            return run.model
+        }
+        if let pending = lock.withLock({ pendingWrites[run.sha256] }) { return pending }
+        let hex = SHA256.hex(run.sha256)
+        let path = cacheDirectory + "/" + hex + ".onnx"
+        // Read on the fleet's threads: the caller may be on the loop, which must not wait on the disk.
+        let data = await withTaskExecutorPreference(FleetExecutor.shared) { FileManager.default.contents(atPath: path) }
+        guard let data else { throw FleetError(.modelNotCached, "model \(hex) is not in this worker's cache") }
+        return Array(data)
+    }
+
+    /// Writes a measured model to the cache off the answer's path, on the fleet's threads; hash-only pushes that
+    /// come meanwhile get its bytes from memory. A write that fails leaves it uncached: the coordinator sends the
+    /// bytes again when a later push finds it missing.
+    private func cacheLater(_ hash: [UInt8], _ model: [UInt8]) {
+        let first = lock.withLock {
+            guard pendingWrites[hash] == nil else { return false }
+            pendingWrites[hash] = model
+            return true
+        }
+        guard first else { return }
+        Task(executorPreference: FleetExecutor.shared) { [self] in
+            _ = try? writeToCache(hash, model)
+            lock.withLock { pendingWrites[hash] = nil }
         }
     }
 
@@ -202,16 +254,23 @@ public final class FleetWorker: @unchecked Sendable {
         guard SHA256.hash(run.model) == run.sha256 else {
             throw FleetError.badModel("the model's bytes do not match its sha256")
         }
+        return try writeToCache(run.sha256, run.model)
+    }
+
+    /// Writes `model` (whose hash was checked) to the cache unless it is there; its path.
+    @discardableResult
+    private func writeToCache(_ hash: [UInt8], _ model: [UInt8]) throws(FleetError) -> String {
+        let path = cacheDirectory + "/" + SHA256.hex(hash) + ".onnx"
         if !FileManager.default.fileExists(atPath: path) {
             // Written aside and renamed, so a concurrent run never reads half a model; with plain write(2), as
             // FileManager's atomic write cost 2-30 ms per model on a busy disk, all of it in the turnaround.
             let temporary = path + ".\(UUID().uuidString).part"
-            guard writeFile(temporary, run.model), rename(temporary, path) == 0 else {
+            guard writeFile(temporary, model), rename(temporary, path) == 0 else {
                 unlink(temporary)
                 throw FleetError(.internal, "cannot write the model to the cache at \(path)")
             }
         }
-        lock.withLock { cachedPaths[run.sha256] = path }
+        lock.withLock { cachedPaths[hash] = path }
         return path
     }
 }
