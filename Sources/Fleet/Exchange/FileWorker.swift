@@ -151,7 +151,17 @@ public final class FileWorker: Sendable {
     /// bucket) ends the run at once with `Unreachable`; a transient one (a server overloaded, the network) is
     /// retried with a doubling wait, `unreachablePassesAllowed` times in a row, before the worker gives up the same
     /// way: it never repeats the same error every second forever.
+    ///
+    /// The whole run (scans, claims, the measurement's hand-off, the waits between scans) happens on the fleet's
+    /// own threads (`FleetExecutor`), never on Swift's shared pool: a process whose pool is busy (training,
+    /// blocking calls, a loaded test run) must not stall the worker past its lease.
     public func run(until stop: FileWorkerStop = FileWorkerStop()) async throws(Unreachable) -> [Int] {
+        try await withTaskExecutorPreference(FleetExecutor.shared) { () async throws(Unreachable) -> [Int] in
+            try await runScans(until: stop)
+        }
+    }
+
+    private func runScans(until stop: FileWorkerStop) async throws(Unreachable) -> [Int] {
         var measured = [Int]()
         var failedPasses = 0
         log("worker \(configuration.workerID) (\(configuration.deviceType)) watching \(storage.location)")
@@ -175,7 +185,7 @@ public final class FileWorker: Sendable {
             let backoff = failedPasses == 0 ? 1.0 : pow(2, Double(failedPasses))
             let wake = Date().addingTimeInterval(configuration.pollInterval.inSeconds * backoff)
             while !stop.isRequested && !Task.isCancelled && wake.timeIntervalSinceNow > 0 {
-                try? await Task.sleep(nanoseconds: UInt64(min(0.05, max(0, wake.timeIntervalSinceNow)) * 1e9))
+                await FleetExecutor.shared.sleep(milliseconds: Int(min(0.05, max(0, wake.timeIntervalSinceNow)) * 1000))
             }
         }
         log(Task.isCancelled ? "cancelled; measured \(measured.count) trial(s)"
@@ -183,8 +193,13 @@ public final class FileWorker: Sendable {
         return measured
     }
 
-    /// One scan: every trial with a model and without metrics (in this worker's partition) is tried once.
+    /// One scan: every trial with a model and without metrics (in this worker's partition) is tried once, on the
+    /// fleet's own threads.
     public func runOnce(stop: FileWorkerStop = FileWorkerStop()) async -> Pass {
+        await withTaskExecutorPreference(FleetExecutor.shared) { await scan(stop: stop) }
+    }
+
+    private func scan(stop: FileWorkerStop) async -> Pass {
         var pass = Pass()
         func problem(_ text: String) {
             pass.problems.append(text)
