@@ -49,13 +49,42 @@ ALWAYS_INLINE v16 even16(const float *p) {
     return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
 }
 
+/* The activation kinds of nas_engine_kernels.h: 0 none, 1 relu, 2 clip to [low, high], 3 hard sigmoid
+ * clamp(low * x + high, 0, 1), 4 hard swish x * clamp(x / 6 + 1 / 2, 0, 1). */
+ALWAYS_INLINE float activate1(float x, int activation, float low, float high) {
+    switch (activation) {
+        case 1: return x < 0 ? 0 : x;
+        case 2: return x < low ? low : (x > high ? high : x);
+        case 3: {
+            float h = low * x + high;
+            return h < 0 ? 0 : (h > 1 ? 1 : h);
+        }
+        case 4: {
+            float h = x * (1.0f / 6.0f) + 0.5f;
+            return x * (h < 0 ? 0 : (h > 1 ? 1 : h));
+        }
+        default: return x;
+    }
+}
+
 ALWAYS_INLINE v16 activate16(v16 acc, int activation, float low, float high) {
+    if (activation == 0) return acc;
     float l[16];
     memcpy(l, &acc, sizeof l);
     if (activation == 1) {
         for (int i = 0; i < 16; i++) l[i] = l[i] < 0 ? 0 : l[i];
     } else if (activation == 2) {
         for (int i = 0; i < 16; i++) l[i] = l[i] < low ? low : (l[i] > high ? high : l[i]);
+    } else if (activation == 3) {
+        for (int i = 0; i < 16; i++) {
+            float h = low * l[i] + high;
+            l[i] = h < 0 ? 0 : (h > 1 ? 1 : h);
+        }
+    } else {
+        for (int i = 0; i < 16; i++) {
+            float h = l[i] * (1.0f / 6.0f) + 0.5f;
+            l[i] = l[i] * (h < 0 ? 0 : (h > 1 ? 1 : h));
+        }
     }
     memcpy(&acc, l, sizeof l);
     return acc;
@@ -178,5 +207,180 @@ void nas_bias_activation(float *y, int filters, int plane, const float *bias, in
         case 2: bias_activation_avx512(y, filters, plane, bias, activation, low, high); break;
         case 1: bias_activation_avx2(y, filters, plane, bias, activation, low, high); break;
         default: bias_activation_portable(y, filters, plane, bias, activation, low, high);
+    }
+}
+
+/* One element-wise op over a run of n outputs; a_step / b_step are 1 (contiguous) or 0 (one value repeated). */
+ALWAYS_INLINE v16 binary16(int op, v16 x, v16 z) {
+    switch (op) {
+        case 0: return x + z;
+        case 1: return x - z;
+        case 2: return x * z;
+        default: return x / z;
+    }
+}
+
+ALWAYS_INLINE void binary_run(int op, const float *a, int a_step, const float *b, int b_step, float *y, long n,
+                              int activation, float low, float high) {
+    long i = 0;
+    const v16 sa = splat16(a[0]), sb = splat16(b[0]);
+    for (; i + 16 <= n; i += 16) {
+        v16 x = a_step ? load16(a + i) : sa;
+        v16 z = b_step ? load16(b + i) : sb;
+        store16(y + i, activate16(binary16(op, x, z), activation, low, high));
+    }
+    for (; i < n; i++) {
+        float x = a[a_step ? i : 0], z = b[b_step ? i : 0];
+        float r = op == 0 ? x + z : (op == 1 ? x - z : (op == 2 ? x * z : x / z));
+        y[i] = activate1(r, activation, low, high);
+    }
+}
+
+/* The outer dimensions walked with counters, the innermost through binary_run with the op and both steps fixed
+ * so that the compiler specialises each loop. */
+ALWAYS_INLINE void binary_body(int op, const float *a, const long *a_strides, const float *b, const long *b_strides,
+                               float *y, const long *shape, int rank, int activation, float low, float high) {
+    long inner = shape[rank - 1];
+    int a_step = a_strides[rank - 1] != 0, b_step = b_strides[rank - 1] != 0;
+    long outer = 1;
+    for (int d = 0; d < rank - 1; d++) outer *= shape[d];
+    long index[NAS_BINARY_MAX_RANK] = {0};
+    long a_offset = 0, b_offset = 0;
+    for (long o = 0; o < outer; o++) {
+        float *out = y + o * inner;
+        if (a_step && b_step) {
+            binary_run(op, a + a_offset, 1, b + b_offset, 1, out, inner, activation, low, high);
+        } else if (a_step) {
+            binary_run(op, a + a_offset, 1, b + b_offset, 0, out, inner, activation, low, high);
+        } else if (b_step) {
+            binary_run(op, a + a_offset, 0, b + b_offset, 1, out, inner, activation, low, high);
+        } else {
+            binary_run(op, a + a_offset, 0, b + b_offset, 0, out, inner, activation, low, high);
+        }
+        for (int d = rank - 2; d >= 0; d--) {
+            a_offset += a_strides[d];
+            b_offset += b_strides[d];
+            if (++index[d] < shape[d]) break;
+            a_offset -= a_strides[d] * shape[d];
+            b_offset -= b_strides[d] * shape[d];
+            index[d] = 0;
+        }
+    }
+}
+
+#define BINARY_OPS                                                                                                \
+    switch (op) {                                                                                                 \
+        case 0: binary_body(0, a, as, b, bs, y, shape, rank, activation, low, high); break;                       \
+        case 1: binary_body(1, a, as, b, bs, y, shape, rank, activation, low, high); break;                       \
+        case 2: binary_body(2, a, as, b, bs, y, shape, rank, activation, low, high); break;                       \
+        default: binary_body(3, a, as, b, bs, y, shape, rank, activation, low, high);                             \
+    }
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void binary_avx512(
+    int op, const float *a, const long *as, const float *b, const long *bs, float *y, const long *shape, int rank,
+    int activation, float low, float high) {
+    BINARY_OPS
+}
+
+__attribute__((target("avx2,fma"))) static void binary_avx2(int op, const float *a, const long *as, const float *b,
+                                                            const long *bs, float *y, const long *shape, int rank,
+                                                            int activation, float low, float high) {
+    BINARY_OPS
+}
+
+static void binary_portable(int op, const float *a, const long *as, const float *b, const long *bs, float *y,
+                            const long *shape, int rank, int activation, float low, float high) {
+    BINARY_OPS
+}
+
+void nas_binary(int op, const float *a, const long *a_strides, const float *b, const long *b_strides, float *y,
+                const long *shape, int rank, int activation, float low, float high) {
+    switch (kernels_level()) {
+        case 2: binary_avx512(op, a, a_strides, b, b_strides, y, shape, rank, activation, low, high); break;
+        case 1: binary_avx2(op, a, a_strides, b, b_strides, y, shape, rank, activation, low, high); break;
+        default: binary_portable(op, a, a_strides, b, b_strides, y, shape, rank, activation, low, high);
+    }
+}
+
+/* y = activation(x * scale[c] + shift[c]) per channel plane (scale / shift may be NULL: 1 and 0). */
+ALWAYS_INLINE void channel_affine_body(const float *x, float *y, long outer, int channels, long plane,
+                                       const float *scale, const float *shift, int activation, float low,
+                                       float high) {
+    for (long o = 0; o < outer; o++) {
+        for (int c = 0; c < channels; c++) {
+            const float *src = x + (o * channels + c) * plane;
+            float *dst = y + (o * channels + c) * plane;
+            float f = scale ? scale[c] : 1, t = shift ? shift[c] : 0;
+            const v16 vf = splat16(f), vt = splat16(t);
+            long i = 0;
+            for (; i + 16 <= plane; i += 16) store16(dst + i, activate16(load16(src + i) * vf + vt, activation, low, high));
+            for (; i < plane; i++) dst[i] = activate1(src[i] * f + t, activation, low, high);
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void channel_affine_avx512(
+    const float *x, float *y, long outer, int channels, long plane, const float *scale, const float *shift,
+    int activation, float low, float high) {
+    channel_affine_body(x, y, outer, channels, plane, scale, shift, activation, low, high);
+}
+
+__attribute__((target("avx2,fma"))) static void channel_affine_avx2(const float *x, float *y, long outer,
+                                                                    int channels, long plane, const float *scale,
+                                                                    const float *shift, int activation, float low,
+                                                                    float high) {
+    channel_affine_body(x, y, outer, channels, plane, scale, shift, activation, low, high);
+}
+
+static void channel_affine_portable(const float *x, float *y, long outer, int channels, long plane,
+                                    const float *scale, const float *shift, int activation, float low, float high) {
+    channel_affine_body(x, y, outer, channels, plane, scale, shift, activation, low, high);
+}
+
+void nas_channel_affine(const float *x, float *y, long outer, int channels, long plane, const float *scale,
+                        const float *shift, int activation, float low, float high) {
+    switch (kernels_level()) {
+        case 2: channel_affine_avx512(x, y, outer, channels, plane, scale, shift, activation, low, high); break;
+        case 1: channel_affine_avx2(x, y, outer, channels, plane, scale, shift, activation, low, high); break;
+        default: channel_affine_portable(x, y, outer, channels, plane, scale, shift, activation, low, high);
+    }
+}
+
+/* y[p] = mean of the plane floats of x's plane p, for planes planes (GlobalAveragePool; ReduceMean over trailing
+ * axes). Sixteen partial sums, added up at the end. */
+ALWAYS_INLINE void plane_mean_body(const float *x, float *y, long planes, long plane) {
+    const float scale = plane > 0 ? 1.0f / (float)plane : 0;
+    for (long p = 0; p < planes; p++) {
+        const float *src = x + p * plane;
+        v16 acc = splat16(0);
+        long i = 0;
+        for (; i + 16 <= plane; i += 16) acc += load16(src + i);
+        float l[16];
+        memcpy(l, &acc, sizeof l);
+        float sum = 0;
+        for (int k = 0; k < 16; k++) sum += l[k];
+        for (; i < plane; i++) sum += src[i];
+        y[p] = sum * scale;
+    }
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void plane_mean_avx512(const float *x, float *y,
+                                                                                   long planes, long plane) {
+    plane_mean_body(x, y, planes, plane);
+}
+
+__attribute__((target("avx2,fma"))) static void plane_mean_avx2(const float *x, float *y, long planes, long plane) {
+    plane_mean_body(x, y, planes, plane);
+}
+
+static void plane_mean_portable(const float *x, float *y, long planes, long plane) {
+    plane_mean_body(x, y, planes, plane);
+}
+
+void nas_plane_mean(const float *x, float *y, long planes, long plane) {
+    switch (kernels_level()) {
+        case 2: plane_mean_avx512(x, y, planes, plane); break;
+        case 1: plane_mean_avx2(x, y, planes, plane); break;
+        default: plane_mean_portable(x, y, planes, plane);
     }
 }

@@ -6,28 +6,35 @@ import ONNX
     import Glibc
 #endif
 
-/// The activation fused into the op that produces a value (Conv, Gemm, MatMul, Add followed by Relu or Clip).
+/// The activation fused into the op that produces a value (Conv, Gemm, MatMul, element-wise ops, BatchNormalization
+/// followed by Relu, Clip, HardSigmoid or HardSwish), or run on its own.
 enum Activation: Hashable, Sendable {
     case none
     case relu
     case clip(Float, Float)
+    /// clamp(alpha * x + beta, 0, 1).
+    case hardSigmoid(alpha: Float, beta: Float)
+    /// x * clamp(x / 6 + 1 / 2, 0, 1).
+    case hardSwish
 
-    /// The activation as the C kernels take it: 0 none, 1 relu, 2 clip to [low, high].
+    /// The activation as the C kernels take it: 0 none, 1 relu, 2 clip to [low, high], 3 hard sigmoid with
+    /// (alpha, beta) as (low, high), 4 hard swish.
     var kernelCode: (kind: Int32, low: Float, high: Float) {
         switch self {
         case .none: (0, 0, 0)
         case .relu: (1, 0, 0)
         case .clip(let low, let high): (2, low, high)
+        case .hardSigmoid(let alpha, let beta): (3, alpha, beta)
+        case .hardSwish: (4, 0, 0)
         }
     }
 
+    /// Applies the activation in place, in C at the CPU's vector width.
     @inline(__always)
     func apply(_ pointer: UnsafeMutablePointer<Float>, _ count: Int) {
-        switch self {
-        case .none: break
-        case .relu: for i in 0..<count { pointer[i] = max(pointer[i], 0) }
-        case .clip(let low, let high): for i in 0..<count { pointer[i] = min(max(pointer[i], low), high) }
-        }
+        if self == .none || count == 0 { return }
+        let (kind, low, high) = kernelCode
+        nas_channel_affine(pointer, pointer, 1, 1, count, nil, nil, kind, low, high)
     }
 }
 
@@ -216,13 +223,6 @@ enum EngineKernels {
                             }
                         }
                     }
-                    switch activation {
-                    case .none: break
-                    case .relu: acc.replace(with: 0, where: acc .< 0)
-                    case .clip(let low, let high):
-                        acc.replace(with: low, where: acc .< low)
-                        acc.replace(with: high, where: acc .> high)
-                    }
                     UnsafeMutableRawPointer(out + ox).storeBytes(of: acc, as: SIMD8<Float>.self)
                     ox += 8
                 }
@@ -233,10 +233,10 @@ enum EngineKernels {
                         for kx in 0..<p.kernelW { sum += w[ky * p.kernelW + kx] * line[kx * p.dilationW] }
                     }
                     out[ox] = sum
-                    activation.apply(out + ox, 1)
                     ox += 1
                 }
             }
+            activation.apply(destination, outputPlane)
         }
     }
 
@@ -291,12 +291,9 @@ enum EngineKernels {
                 for oy in 0..<p.outH {
                     let d = destination + oy * p.outW
                     let s = source + oy * p.paddedW
-                    switch activation {
-                    case .none: for ox in 0..<p.outW { d[ox] = s[ox] + value }
-                    case .relu: for ox in 0..<p.outW { d[ox] = max(s[ox] + value, 0) }
-                    case .clip(let low, let high): for ox in 0..<p.outW { d[ox] = min(max(s[ox] + value, low), high) }
-                    }
+                    for ox in 0..<p.outW { d[ox] = s[ox] + value }
                 }
+                activation.apply(destination, outputPlane)
             }
         }
     }

@@ -1,3 +1,4 @@
+internal import CEngineKernels
 import ONNX
 
 /// One kernel of a run: the runtime values it reads and writes, its scratch need, and how to build it once the
@@ -59,12 +60,22 @@ struct Planner {
     private func fusableActivation(after output: String) -> (Activation, Int)? {
         guard !analysis.outputs.contains(output), let users = consumers[output], users.count == 1 else { return nil }
         let node = analysis.nodes[users[0]].node
+        guard let activation = try? activation(of: node) else { return nil }
+        return (activation, users[0])
+    }
+
+    /// The activation a Relu, Clip, HardSigmoid or HardSwish node computes; nil for any other node.
+    private func activation(of node: OnnxNode) throws -> Activation? {
         switch node.opType {
         case "Relu":
-            return (.relu, users[0])
+            return .relu
         case "Clip":
-            guard let (low, high) = try? clipBounds(node) else { return nil }
-            return (.clip(low, high), users[0])
+            let (low, high) = try clipBounds(node)
+            return .clip(low, high)
+        case "HardSigmoid":
+            return .hardSigmoid(alpha: node.float("alpha", default: 0.2), beta: node.float("beta", default: 0.5))
+        case "HardSwish":
+            return .hardSwish
         default:
             return nil
         }
@@ -141,46 +152,53 @@ struct Planner {
                     return { y.update(from: x, count: outCount) }
                 }
             }
-        case "Relu", "Sigmoid", "Clip":
+        case "Relu", "Clip", "HardSigmoid", "HardSwish":
             let input = try inputName(0)
-            let activation: Activation?
-            switch node.opType {
-            case "Relu": activation = .relu
-            case "Clip": activation = .clip(try clipBounds(node).0, try clipBounds(node).1)
-            default: activation = nil
-            }
+            let (kind, low, high) = (try activation(of: node) ?? .none).kernelCode
             add([input], output, count: outCount) { resolver, _ in
                 let x = resolver.pointer(input)
                 let y = resolver.pointer(output)
-                if let activation {
-                    return {
-                        y.update(from: x, count: outCount)
-                        activation.apply(y, outCount)
-                    }
-                }
+                return { nas_channel_affine(x, y, 1, 1, outCount, nil, nil, kind, low, high) }
+            }
+        case "Sigmoid":
+            let input = try inputName(0)
+            add([input], output, count: outCount) { resolver, _ in
+                let x = resolver.pointer(input)
+                let y = resolver.pointer(output)
                 return { EngineKernels.sigmoid(x, y, outCount) }
             }
         case "Add", "Sub", "Mul", "Div":
             let a = try inputName(0)
             let b = try inputName(1)
-            let (activation, target) = node.opType == "Add" ? fuse(output) : (.none, output)
-            let op = node.opType
-            let aCount = ShapeMath.count(shape(0))
-            let bCount = ShapeMath.count(shape(1))
-            try reserveTable((aCount == outCount ? 0 : outCount) + (bCount == outCount ? 0 : outCount), for: name)
-            let aIndex =
-                aCount == outCount
-                ? nil : ShapeMath.broadcastIndices(input: shape(0), output: outShape, as: Int32.self)
-            let bIndex =
-                bCount == outCount
-                ? nil : ShapeMath.broadcastIndices(input: shape(1), output: outShape, as: Int32.self)
+            let (activation, target) = fuse(output)
+            let op: Int32 = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3][node.opType]!
+            let layout = BroadcastLayout(a: shape(0), b: shape(1), output: outShape)
+            guard layout.fitsKernel else {
+                throw OnnxError.invalidNode(
+                    name,
+                    "its broadcast of \(shape(0)) and \(shape(1)) alternates between broadcast and full dimensions more than \(NAS_BINARY_MAX_RANK) times; the native engine runs mobile CNNs' broadcasts (per channel, per element, scalar)"
+                )
+            }
+            let (kind, low, high) = activation.kernelCode
             add([a, b], target, count: outCount) { resolver, _ in
                 let x = resolver.pointer(a)
                 let z = resolver.pointer(b)
                 let y = resolver.pointer(target)
+                let shape = layout.shape
+                let aStrides = layout.aStrides
+                let bStrides = layout.bStrides
+                let rank = Int32(shape.count)
+                if outCount == 0 { return {} }
                 return {
-                    Self.binary(op, x, aIndex, z, bIndex, y, outCount)
-                    activation.apply(y, outCount)
+                    shape.withUnsafeBufferPointer { shape in
+                        aStrides.withUnsafeBufferPointer { aStrides in
+                            bStrides.withUnsafeBufferPointer { bStrides in
+                                nas_binary(
+                                    op, x, aStrides.baseAddress, z, bStrides.baseAddress, y, shape.baseAddress, rank,
+                                    kind, low, high)
+                            }
+                        }
+                    }
                 }
             }
             if target != output { storageOf[output] = storageOf[target] }
@@ -236,15 +254,34 @@ struct Planner {
             add([x], output, count: outCount) { resolver, _ in
                 let input = resolver.pointer(x)
                 let y = resolver.pointer(output)
-                let scale = 1 / Float(max(plane, 1))
-                return {
-                    for index in 0..<planes {
-                        var sum: Float = 0
-                        let base = input + index * plane
-                        for i in 0..<plane { sum += base[i] }
-                        y[index] = sum * scale
-                    }
-                }
+                return { nas_plane_mean(input, y, planes, plane) }
+            }
+        case "ReduceMean":
+            let x = try inputName(0)
+            let xs = shape(0)
+            let listed: [Int]
+            if analysis.opset >= 18 {
+                listed = node.input(1).flatMap { analysis.constant($0)?.ints.map { Int($0) } } ?? []
+            } else {
+                listed = node.ints("axes") ?? []
+            }
+            let axes = Set(listed.isEmpty ? Array(0..<xs.count) : listed.map { $0 < 0 ? $0 + xs.count : $0 })
+            // Means over trailing axes (the spatial ones of NCHW, or all) are plane means; axes of size 1 do not
+            // matter.
+            let reduced = axes.filter { xs[$0] != 1 }
+            let first = reduced.min() ?? xs.count
+            guard (first..<xs.count).allSatisfy({ reduced.contains($0) || xs[$0] == 1 }) else {
+                throw OnnxError.invalidNode(
+                    name,
+                    "ReduceMean over axes \(listed.sorted()) of shape \(xs) runs natively only over trailing axes (as the spatial mean of NCHW); transpose first or export GlobalAveragePool"
+                )
+            }
+            let plane = ShapeMath.count(Array(xs[first...]))
+            let planes = ShapeMath.count(Array(xs[..<first]))
+            add([x], output, count: outCount) { resolver, _ in
+                let input = resolver.pointer(x)
+                let y = resolver.pointer(output)
+                return { nas_plane_mean(input, y, planes, plane) }
             }
         case "BatchNormalization":
             let x = try inputName(0)
@@ -256,24 +293,19 @@ struct Planner {
             let variance = analysis.constant(node.inputs[4])!.floats
             let factors = (0..<xs[1]).map { scale[$0] / (variance[$0] + epsilon).squareRoot() }
             let offsets = (0..<xs[1]).map { shift[$0] - mean[$0] * factors[$0] }
-            let channels = xs[1]
+            let channels = Int32(xs[1])
             let outer = xs[0]
             let plane = ShapeMath.count(Array(xs[2...]))
-            add([x], output, count: outCount) { resolver, _ in
+            let (activation, target) = fuse(output)
+            let (kind, low, high) = activation.kernelCode
+            add([x], target, count: outCount) { resolver, _ in
                 let input = resolver.pointer(x)
-                let y = resolver.pointer(output)
+                let y = resolver.pointer(target)
                 let a = resolver.constants.make(factors)
                 let b = resolver.constants.make(offsets)
-                return {
-                    for n in 0..<outer {
-                        for c in 0..<channels {
-                            let base = (n * channels + c) * plane
-                            let (f, o) = (a[c], b[c])
-                            for i in 0..<plane { y[base + i] = input[base + i] * f + o }
-                        }
-                    }
-                }
+                return { nas_channel_affine(input, y, outer, channels, plane, a, b, kind, low, high) }
             }
+            if target != output { storageOf[output] = storageOf[target] }
         case "Gemm":
             let a = try inputName(0)
             let b = try inputName(1)
@@ -459,38 +491,6 @@ struct Planner {
             padTop: pick(window.padsBegin, 0, 0), padLeft: pick(window.padsBegin, 1, 0),
             padBottom: pick(window.padsEnd, 0, 0), padRight: pick(window.padsEnd, 1, 0),
             outH: pick(window.output, 0, 1), outW: pick(window.output, 1, 1))
-    }
-
-    @inline(__always)
-    static func binary(
-        _ op: String, _ a: UnsafePointer<Float>, _ aIndex: [Int32]?, _ b: UnsafePointer<Float>, _ bIndex: [Int32]?,
-        _ y: UnsafeMutablePointer<Float>, _ count: Int
-    ) {
-        if aIndex == nil, bIndex == nil {
-            switch op {
-            case "Add": for i in 0..<count { y[i] = a[i] + b[i] }
-            case "Sub": for i in 0..<count { y[i] = a[i] - b[i] }
-            case "Mul": for i in 0..<count { y[i] = a[i] * b[i] }
-            default: for i in 0..<count { y[i] = a[i] / b[i] }
-            }
-            return
-        }
-        let ai = aIndex ?? []
-        let bi = bIndex ?? []
-        ai.withUnsafeBufferPointer { at in
-            bi.withUnsafeBufferPointer { bt in
-                for i in 0..<count {
-                    let x = a[aIndex == nil ? i : Int(at[i])]
-                    let z = b[bIndex == nil ? i : Int(bt[i])]
-                    switch op {
-                    case "Add": y[i] = x + z
-                    case "Sub": y[i] = x - z
-                    case "Mul": y[i] = x * z
-                    default: y[i] = x / z
-                    }
-                }
-            }
-        }
     }
 
     /// The arena: where each storage and each step's scratch lives, and the total size in floats.

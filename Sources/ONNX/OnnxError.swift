@@ -42,12 +42,40 @@ public struct OnnxError: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// The engine or the FLOPs counter does not implement this operator.
     public static func unsupportedOperator(_ opType: String, domain: String, node: String) -> OnnxError {
-        let qualified = domain.isEmpty || domain == "ai.onnx" ? opType : "\(domain).\(opType)"
+        unsupportedOperators([(opType, domain, node)])
+    }
+
+    /// The engine or the FLOPs counter does not implement these operators: each `(opType, domain, node)` of the
+    /// graph, so that one error names everything a user has to replace, not only the first.
+    public static func unsupportedOperators(_ found: [(opType: String, domain: String, node: String)]) -> OnnxError {
+        func qualified(_ opType: String, _ domain: String) -> String {
+            domain.isEmpty || domain == "ai.onnx" ? opType : "\(domain).\(opType)"
+        }
+        // One entry per distinct operator, with its first node and how many others use it.
+        var order: [String] = []
+        var nodes: [String: [String]] = [:]
+        for (opType, domain, node) in found {
+            let name = qualified(opType, domain)
+            if nodes[name] == nil { order.append(name) }
+            nodes[name, default: []].append(node)
+        }
+        let listed = order.map { name -> String in
+            let users = nodes[name]!
+            let more = users.count > 1 ? " and \(users.count - 1) more" : ""
+            return "\(name) of \(users[0])\(more)"
+        }
+        let subject = listed.count == 1 ? "operator \(listed[0]) is" : "operators \(listed.joined(separator: ", ")) are"
         return OnnxError(
             .unsupportedOperator,
-            "operator \(qualified) of \(node) is not supported by the native engine; it runs the ONNX ops of mobile CNNs (Conv, Gemm, MatMul, pools, BatchNormalization, activations, shape ops): export the model without it or measure it with another runner"
+            "\(subject) not supported by the native engine and the FLOPs counter; they know the standard (ai.onnx) ops of mobile CNNs (\(supportedOperatorList)): export the model without them or measure it with another runner"
         )
     }
+
+    /// The operators the analysis, the engine and the FLOPs counter know, for error messages.
+    package static let supportedOperatorList =
+        "Conv, Gemm, MatMul, Add, Sub, Mul, Div, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, "
+        + "BatchNormalization, Relu, Clip, Sigmoid, HardSigmoid, HardSwish, Softmax, Concat, Reshape, Flatten, "
+        + "Transpose, Squeeze, Unsqueeze, Gather, Slice, Shape, Cast, Identity, Dropout, Constant, ConstantOfShape"
 
     /// A node whose inputs, attributes or shapes break its operator's definition.
     public static func invalidNode(_ node: String, _ reason: String) -> OnnxError {

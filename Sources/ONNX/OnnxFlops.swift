@@ -37,20 +37,25 @@ public struct FlopsReport: Hashable, Sendable, Codable {
 
 /// Counts FLOPs on an ONNX graph by TensorFlow's profiler convention, the one vertex-ai-nas's `get_flops` uses.
 ///
-/// 2 per multiply-add in Conv, MatMul and Gemm at every output position (padded or not); 1 per output element for
-/// a bias (Conv's and Gemm's C) and for Add, Sub, Mul and Div; 5 per element for Softmax; the window size per
-/// output element for MaxPool and AveragePool and 1 per input element for GlobalAveragePool (TF's pools and
-/// Mean); 0 for activations (Relu, Clip, Sigmoid, as TF registers none), BatchNormalization (TF's FusedBatchNorm
-/// has no count either) and data movement. Free dimensions are taken as 1, so the count is per image.
+/// 2 per multiply-add in Conv (grouped and depthwise: the weight's `C/group * kernel` taps per output), MatMul and
+/// Gemm at every output position (padded or not); 1 per output element for a bias (Conv's and Gemm's C) and for
+/// Add, Sub, Mul and Div (broadcast or not: TF counts the output); 5 per element for Softmax; the window size per
+/// output element for MaxPool and AveragePool and 1 per input element for GlobalAveragePool and ReduceMean (TF's
+/// pools and Mean); 2 per element for HardSigmoid and 3 for HardSwish (the Add and Mul / Div of TF's
+/// `relu6(x + 3) / 6` and the Mul by x; the Relu6 counts nothing); 0 for Relu, Clip and Sigmoid (TF registers
+/// none), BatchNormalization (TF's FusedBatchNorm has no count either) and data movement. Free dimensions are taken
+/// as 1, so the count is per image. An operator outside this list, or in another domain than the standard one, is
+/// an `OnnxError` naming every such node, never a silent 0.
 public enum OnnxFlops {
     /// Counts the FLOPs of `model`, inferring every shape from its inputs' (files from other tools included).
     public static func count(_ model: OnnxModel) throws -> FlopsReport {
-        let analysis = try GraphAnalysis(model: model, recordedShapesForUnknownOps: true)
+        let analysis = try GraphAnalysis(model: model)
         var entries: [FlopsReport.Entry] = []
         for analyzed in analysis.nodes {
             let node = analyzed.node
             let output = analyzed.outputShapes.first.map(ShapeMath.count) ?? 0
-            var flops = 0
+            let input = ShapeMath.count(analyzed.inputShapes.first.flatMap { $0 } ?? [])
+            let flops: Int
             switch node.opType {
             case "Conv":
                 let weight = analyzed.inputShapes[1] ?? []
@@ -65,14 +70,23 @@ public enum OnnxFlops {
                 flops = try sum(product(2, output, k), node.input(2) != nil ? output : 0)
             case "Add", "Sub", "Mul", "Div":
                 flops = output
+            case "HardSigmoid":
+                flops = try product(2, output)
+            case "HardSwish":
+                flops = try product(3, output)
             case "Softmax":
                 flops = try product(5, output)
             case "MaxPool", "AveragePool":
                 flops = try product(output, ShapeMath.count(node.ints("kernel_shape") ?? []))
-            case "GlobalAveragePool":
-                flops = ShapeMath.count(analyzed.inputShapes[0] ?? [])
-            default:
+            case "GlobalAveragePool", "ReduceMean":
+                flops = input
+            case "Relu", "Clip", "Sigmoid", "BatchNormalization", "Identity", "Dropout", "Reshape", "Flatten",
+                "Transpose", "Squeeze", "Unsqueeze", "Gather", "Slice", "Concat", "Cast", "Shape", "Constant",
+                "ConstantOfShape":
                 flops = 0
+            default:
+                // The analysis refuses what it does not know; an op it learns must get a count here too.
+                throw OnnxError.unsupportedOperator(node.opType, domain: node.domain, node: node.displayName)
             }
             entries.append(
                 FlopsReport.Entry(

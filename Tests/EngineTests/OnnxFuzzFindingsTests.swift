@@ -39,9 +39,9 @@ import Trainer
     }
 
     /// Finding 9: a broadcast over a value at the per-value limit built its index tables (gigabytes) before the
-    /// arena's size was checked. Tables now count against the working-memory limit before they are built: here
-    /// two broadcast tables of 2^28 entries each, refused with nothing allocated.
-    @Test func broadcastTablesShareTheWorkingMemoryLimit() throws {
+    /// arena's size was checked. Broadcasts now walk strides and build no table; the arena the model needs (its
+    /// inputs and a 2^28-float output) is refused before anything is allocated.
+    @Test func broadcastsOverTheLimitAreRefusedBeforeAllocating() throws {
         let side = 1 << 14
         let bytes = try OnnxModel(
             graph: OnnxGraph(
@@ -55,7 +55,7 @@ import Trainer
         #expect(ShapeMath.count([side, side]) * 4 <= OnnxEngine.maximumWorkingMemoryBytes)  // each value fits
         let error = #expect(throws: OnnxError.self) { try OnnxEngine(bytes: bytes) }
         #expect(
-            error?.description.contains("index tables of \(2 * side * side) entries") == true,
+            error?.description.contains("floats of working memory, more than the engine's limit") == true,
             "\(String(describing: error))")
     }
 

@@ -24,11 +24,15 @@ package struct GraphAnalysis {
     package private(set) var inputs: [(name: String, shape: [Int])] = []
     package let outputs: [String]
 
-    /// Analyses `model`; with `recordedShapesForUnknownOps`, an op this code does not know is accepted when the
-    /// file records its output shapes (value_info), which is enough for counting FLOPs.
-    package init(model: OnnxModel, recordedShapesForUnknownOps: Bool = false) throws {
+    /// Analyses `model`; an operator outside the known set (or outside the standard domain) is an error naming
+    /// every such node of the graph.
+    package init(model: OnnxModel) throws {
         let graph = model.graph
         opset = model.opset ?? 13
+        let unknown = graph.nodes.filter { !ShapeInference.knows($0) }
+        guard unknown.isEmpty else {
+            throw OnnxError.unsupportedOperators(unknown.map { ($0.opType, $0.domain, $0.displayName) })
+        }
         outputs = graph.outputs.map(\.name)
         for tensor in graph.initializers {
             guard let host = HostTensor(tensor) else {
@@ -54,8 +58,6 @@ package struct GraphAnalysis {
             values[input.name] = Value(shape: bound, type: input.elementType == .undefined ? .float : input.elementType)
             inputs.append((input.name, bound))
         }
-        var recorded: [String: OnnxValueInfo] = [:]
-        for info in graph.valueInfo + graph.outputs { recorded[info.name] = info }
         for node in graph.nodes {
             // ONNX assigns every value once. A node output that reuses the name of a graph input, an initializer or
             // an earlier output would give one name two buffers of different sizes (the fuzzer found a run writing
@@ -81,22 +83,7 @@ package struct GraphAnalysis {
                 }
                 inputValues.append(value)
             }
-            let results: [Value]
-            do {
-                results = try ShapeInference(opset: opset).outputs(of: node, inputs: inputValues)
-            } catch let error as OnnxError where recordedShapesForUnknownOps && !ShapeInference.knows(node) {
-                var fallback: [Value] = []
-                for output in node.outputs {
-                    guard let info = recorded[output], let shape = info.shape,
-                        case let sizes = shape.compactMap({ dimension -> Int? in
-                            if case .value(let size) = dimension { return size }
-                            return nil
-                        }), sizes.count == shape.count
-                    else { throw error }
-                    fallback.append(Value(shape: sizes, type: info.elementType))
-                }
-                results = fallback
-            }
+            let results = try ShapeInference(opset: opset).outputs(of: node, inputs: inputValues)
             for (output, value) in zip(node.outputs, results) where !output.isEmpty {
                 guard ShapeMath.count(value.shape) <= ShapeMath.maximumCount else {
                     throw OnnxError.shapeInference(

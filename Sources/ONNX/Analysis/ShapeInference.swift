@@ -7,7 +7,7 @@ struct ShapeInference {
         "Conv", "Relu", "Clip", "Sigmoid", "Add", "Sub", "Mul", "Div", "MatMul", "Gemm", "Reshape", "Flatten",
         "Transpose", "Softmax", "MaxPool", "AveragePool", "GlobalAveragePool", "BatchNormalization", "Concat",
         "Identity", "Dropout", "Shape", "Gather", "Slice", "Cast", "Unsqueeze", "Squeeze", "Constant",
-        "ConstantOfShape",
+        "ConstantOfShape", "HardSigmoid", "HardSwish", "ReduceMean",
     ]
 
     static func knows(_ node: OnnxNode) -> Bool {
@@ -48,7 +48,7 @@ struct ShapeInference {
         let x = inputs.first.flatMap { $0 }
 
         switch node.opType {
-        case "Relu", "Sigmoid", "Identity", "Dropout":
+        case "Relu", "Sigmoid", "HardSigmoid", "HardSwish", "Identity", "Dropout":
             let value = try input(0)
             var result = Value(shape: value.shape, type: value.type)
             if allConstant, let c = value.constant, node.opType == "Identity" || node.opType == "Dropout" {
@@ -149,6 +149,27 @@ struct ShapeInference {
                     shape: Array(value.shape[..<2]) + [Int](repeating: 1, count: value.shape.count - 2),
                     type: value.type)
             ]
+        case "ReduceMean":
+            let value = try input(0)
+            let rank = value.shape.count
+            let listed: [Int]
+            if opset >= 18 {
+                listed = try optionalConstant(1, "axes").map { $0.ints.map { Int($0) } } ?? []
+            } else {
+                listed = node.ints("axes") ?? []
+            }
+            if listed.isEmpty && opset >= 18 && node.int("noop_with_empty_axes", default: 0) != 0 {
+                return [Value(shape: value.shape, type: value.type)]
+            }
+            let axes = try Set(listed.isEmpty ? Array(0..<rank) : listed.map { try axis($0, rank: rank) })
+            guard axes.count == max(listed.count, listed.isEmpty ? rank : 0) else {
+                throw fail("axes \(listed) name an axis twice")
+            }
+            let keep = node.int("keepdims", default: 1) != 0
+            let shape = (0..<rank).compactMap { index -> Int? in
+                axes.contains(index) ? (keep ? 1 : nil) : value.shape[index]
+            }
+            return [Value(shape: shape, type: value.type)]
         case "Flatten":
             let value = try input(0)
             let rank = value.shape.count
