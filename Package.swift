@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "MemoryPlugin", dependencies: ["CNasPlugin"], path: "plugins/c-memory", publicHeadersPath: "."),
         .target(name: "PowerPlugin", dependencies: ["CNasPlugin"], path: "plugins/swift-power"),
         // On-demand benchmark of the trainer (bench/trainer_vs_keras.py drives it); not part of the product.
-        .executableTarget(name: "TrainerBench", dependencies: ["Trainer"], path: "bench/TrainerBench"),
+        .executableTarget(name: "TrainerBench", dependencies: ["Trainer", "Constraints"], path: "bench/TrainerBench"),
         // On-demand benchmark of the file exchange's turnaround (bench/exchange/run.sh drives it).
         .executableTarget(name: "ExchangeBench", dependencies: ["Fleet", "System"], path: "bench/ExchangeBench"),
         // Search efficiency on a fixed reward table (bench/search/run.sh), run on demand.

@@ -160,7 +160,7 @@ func expectSearchSpaceError(_ words: [String], _ body: () throws -> Void) {
             var generator = SeededGenerator(seed: 1)
             _ = try SearchSpace(text: #"[{"one_of": [3]}]"#).mutate(SearchChoice([0]), using: &generator)
         }
-        expectSearchSpaceError(["not a CNN", "filters"]) {
+        expectSearchSpaceError(["not a built-in architecture", "filters"]) {
             _ = try SearchSpace(text: #"[{"kernel_size": 3, "filters": 0}]"#).architecture(of: SearchChoice([]))
         }
     }

@@ -1,8 +1,11 @@
-// Trains the seed tutorial's CNNs with the native trainer and prints one JSON line per run, for
-// bench/trainer_vs_keras.py (which runs TensorFlow-Keras on the same data in the same session).
+// Trains a built-in model with the native trainer and prints one JSON line per run, for
+// bench/trainer_vs_keras.py and bench/mobilenet_vs_keras.py (which run TensorFlow-Keras and PyTorch on the same
+// data in the same session). `--value JSON` trains the model a trial value describes (a MobileNet's
+// `{"stages": ...}` or a CNN's layer list) instead of `--layers`.
 //
-// Usage: TrainerBench [--layers 3x3,3x6] [--epochs 1] [--train-limit N] [--test-limit N] [--threads 2]
-//                     [--seed 0] [--data DIR]
+// Usage: TrainerBench [--layers 3x3,3x6 | --value JSON] [--epochs 1] [--train-limit N] [--test-limit N]
+//                     [--threads 2] [--batch-size 32] [--seed 0] [--data DIR] [--calibration IMAGES]
+import Constraints
 import Foundation
 import Trainer
 
@@ -21,29 +24,43 @@ let layers = (options["layers"] ?? "3x3,3x6").split(separator: ",").map { spec -
     return ConvLayer(kernelSize: parts[0], filters: parts[1])
 }
 let config = TrainingConfig(
-    epochs: Int(options["epochs"] ?? "1")!, seed: UInt64(options["seed"] ?? "0")!,
+    epochs: Int(options["epochs"] ?? "1")!, batchSize: Int(options["batch-size"] ?? "32")!, seed: UInt64(options["seed"] ?? "0")!,
     threads: Int(options["threads"] ?? "2")!, trainLimit: options["train-limit"].flatMap { Int($0) },
-    testLimit: options["test-limit"].flatMap { Int($0) })
+    testLimit: options["test-limit"].flatMap { Int($0) },
+    batchNormCalibration: options["calibration"].flatMap { Int($0) })
 do {
     let data = try IDXDataset.load(
         directory: options["data"] ?? IDXDataset.defaultDirectory, trainLimit: config.trainLimit,
         testLimit: config.testLimit)
-    let architecture = CNNArchitecture(layers: layers)
     var epochSeconds: [Double] = []
     var last = Date()
-    let result = try Trainer.train(architecture: architecture, data: data, config: config) { progress in
+    let progress: (TrainingProgress) -> Void = { progress in
         if progress.batch == progress.batchesPerEpoch {
             epochSeconds.append(Date().timeIntervalSince(last))
             last = Date()
         }
     }
-    let layerText = layers.map { "[\($0.kernelSize),\($0.filters)]" }.joined(separator: ",")
+    let model = try options["value"].map { try BuiltInModel(value: JSON.parse($0)) } ?? .cnn(CNNArchitecture(layers: layers))
+    let (rate, losses, accuracy, description): (Double, [Double], Double?, String)
+    switch model {
+    case .cnn(let architecture):
+        let result = try Trainer.train(architecture: architecture, data: data, config: config, progress: progress)
+        let text = architecture.layers.map { "[\($0.kernelSize),\($0.filters)]" }.joined(separator: ",")
+        (rate, losses, accuracy, description) = (
+            result.imagesPerSecond, result.epochLosses, result.testAccuracy, "\"layers\":[\(text)]"
+        )
+    case .mobileNet(let architecture):
+        let result = try Trainer.train(mobileNet: architecture, data: data, config: config, progress: progress)
+        (rate, losses, accuracy, description) = (
+            result.imagesPerSecond, result.epochLosses, result.testAccuracy, "\"model\":\"mobilenet\""
+        )
+    }
     print(
-        "{\"engine\":\"nas\",\"kernels\":\"\(Trainer.instructionSet)\",\"layers\":[\(layerText)],"
+        "{\"engine\":\"nas\",\"kernels\":\"\(Trainer.instructionSet)\",\(description),"
             + "\"epochs\":\(config.epochs),\"threads\":\(config.threads),"
-            + "\"train_images\":\(data.train.count),\"images_per_second\":\(result.imagesPerSecond),"
-            + "\"epoch_seconds\":\(epochSeconds),\"loss\":\(result.epochLosses),"
-            + "\"test_accuracy\":\(result.testAccuracy ?? -1)}")
+            + "\"train_images\":\(data.train.count),\"images_per_second\":\(rate),"
+            + "\"epoch_seconds\":\(epochSeconds),\"loss\":\(losses),"
+            + "\"test_accuracy\":\(accuracy ?? -1)}")
 } catch {
     FileHandle.standardError.write(Data("TrainerBench: \(error)\n".utf8))
     exit(1)

@@ -113,15 +113,16 @@ struct SearchCommand: ParsableCommand {
         }
     }
 
-    /// Refuses a space whose values the built-in trainer cannot build (anything but its CNN's layers): only a
-    /// trainer command of the user's own knows what they mean.
+    /// Refuses a space whose values the built-in trainer cannot build (anything but its CNN's layers or its
+    /// MobileNet's stages): only a trainer command of the user's own knows what they mean.
     static func checkBuiltInTrainerCanTrain(_ space: SearchSpace) throws {
         var generator = SystemRandomNumberGenerator()
         do {
-            _ = try space.architecture(of: space.sample(using: &generator))
+            _ = try space.model(of: space.sample(using: &generator))
         } catch {
             throw CLIError.badInput(
-                "\(error); the built-in trainer builds only its CNN, so train this space with your own --trainer-command")
+                "\(error); the built-in trainer builds only its CNN and MobileNet families, so train this space with "
+                    + "your own --trainer-command")
         }
     }
 

@@ -2,7 +2,8 @@ import Constraints
 import Foundation
 import Trainer
 
-/// The built-in trainer as a trial's trainer: builds the trial's CNN, trains and evaluates it on an IDX data
+/// The built-in trainer as a trial's trainer: builds the trial's model (the tutorial's CNN or the MobileNet-style
+/// family, by the shape of the trial's value), trains and evaluates it on an IDX data
 /// set, and exports it as ONNX to the trial's `saved_model/model.onnx`.
 ///
 /// Training runs on a thread of its own, so the cooperative pool stays free for the measurement that follows
@@ -23,13 +24,33 @@ public struct BuiltInTrainer: TrialTrainer {
     }
 
     public func train(_ trial: TrialContext) async throws -> TrainedTrial {
-        let architecture = try trial.parameters.architecture()
+        let trialModel = try trial.parameters.model()
         let (config, dataDirectory, progress) = (config, dataDirectory, progress)
         let (model, result) = try await onOwnThread {
             let data = try IDXDataset.load(
                 directory: dataDirectory, trainLimit: config.trainLimit, testLimit: config.testLimit)
-            let result = try Trainer.train(architecture: architecture, data: data, config: config) { progress?($0) }
-            return (try OnnxExport.serialized(architecture: architecture, weights: result.weights, batch: 1), result)
+            switch trialModel {
+            case .cnn(let architecture):
+                let result = try Trainer.train(architecture: architecture, data: data, config: config) {
+                    progress?($0)
+                }
+                return (
+                    try OnnxExport.serialized(architecture: architecture, weights: result.weights, batch: 1),
+                    Summary(
+                        testAccuracy: result.testAccuracy, elapsedSeconds: result.elapsedSeconds,
+                        imagesPerSecond: result.imagesPerSecond, finalLoss: result.epochLosses.last)
+                )
+            case .mobileNet(let architecture):
+                let result = try Trainer.train(mobileNet: architecture, data: data, config: config) {
+                    progress?($0)
+                }
+                return (
+                    try OnnxExport.serialized(mobileNet: architecture, weights: result.weights, batch: 1),
+                    Summary(
+                        testAccuracy: result.testAccuracy, elapsedSeconds: result.elapsedSeconds,
+                        imagesPerSecond: result.imagesPerSecond, finalLoss: result.epochLosses.last)
+                )
+            }
         }
         let path = trial.modelPath
         try FileManager.default.createDirectory(
@@ -41,9 +62,17 @@ public struct BuiltInTrainer: TrialTrainer {
                 MetricName.accuracy.rawValue: result.testAccuracy ?? .nan,
                 MetricName.trainSeconds.rawValue: result.elapsedSeconds,
                 MetricName.imagesPerSecond.rawValue: result.imagesPerSecond,
-                MetricName.finalLoss.rawValue: result.epochLosses.last ?? .nan,
+                MetricName.finalLoss.rawValue: result.finalLoss ?? .nan,
             ])
     }
+}
+
+/// What the metrics of a trained trial are read from, whichever the model family.
+private struct Summary: Sendable {
+    var testAccuracy: Double?
+    var elapsedSeconds: Double
+    var imagesPerSecond: Double
+    var finalLoss: Double?
 }
 
 /// Runs `work` on a new thread and returns its result, leaving the caller's (cooperative) thread free.

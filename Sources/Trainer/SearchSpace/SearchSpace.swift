@@ -85,11 +85,32 @@ public struct SearchSpace: Sendable {
     /// The names `load(_:)` accepts besides file paths.
     public static var builtinNames: [String] { builtin.keys.sorted() }
 
+    /// The `mobilenet_v2_mini` space: a MobileNet-style family for 28x28 images. A 3x3 stride-2 stem (16
+    /// filters, hard-swish), then three stages (stride 1, 2, 2; filters 16/24, 24/32/40, 48/64; 1-2, 1-3 and 1-2
+    /// blocks), each block choosing its expansion (1, 3, 6), depthwise kernel (3, 5, 7), squeeze-and-excite and
+    /// activation (ReLU6, hard-swish); global average pooling and Dense(10).
+    public static let mobileNetV2Mini = try! SearchSpace(text: builtin["mobilenet_v2_mini"]!)
+
+    private static let mobileNetBlock =
+        #"{"expansion": {"one_of": [1, 3, 6]}, "kernel_size": {"one_of": [3, 5, 7]}, "se": {"one_of": [false, true]}, "#
+        + #""activation": {"one_of": ["relu6", "hswish"]}}"#
+
+    /// A stage of `filters` (one of) with 1 to `depth` blocks, each with its own decisions.
+    private static func mobileNetStage(filters: [Int], stride: Int, depth: Int) -> String {
+        let depths = (1...depth).map { "[" + Array(repeating: mobileNetBlock, count: $0).joined(separator: ", ") + "]" }
+        return "{\"filters\": {\"one_of\": \(filters)}, \"stride\": \(stride), \"blocks\": {\"one_of\": ["
+            + depths.joined(separator: ", ") + "]}}"
+    }
+
     private static let builtin: [String: String] = [
         "mnist_list_of_dictionary": """
         [{"kernel_size": {"one_of": [3, 5]}, "filters": {"one_of": [3, 4, 5]}},
          {"kernel_size": {"one_of": [3, 5]}, "filters": {"one_of": [6, 8, 10]}}]
-        """
+        """,
+        "mobilenet_v2_mini": #"{"stem": {"filters": 16, "kernel_size": 3, "stride": 2, "activation": "hswish"}, "#
+            + #""stages": ["# + mobileNetStage(filters: [16, 24], stride: 1, depth: 2) + ", "
+            + mobileNetStage(filters: [24, 32, 40], stride: 2, depth: 3) + ", "
+            + mobileNetStage(filters: [48, 64], stride: 2, depth: 2) + "]}",
     ]
 
     /// The number of architectures in the space (`Int.max` when it is larger).
@@ -125,6 +146,13 @@ public struct SearchSpace: Sendable {
     ) throws -> CNNArchitecture {
         try CNNArchitecture(
             value: value(of: choice), height: height, width: width, channels: channels, classes: classes)
+    }
+
+    /// The model `choice` picks: a `BuiltInModel` of the family the value's shape names.
+    public func model(
+        of choice: SearchChoice, height: Int = 28, width: Int = 28, channels: Int = 1, classes: Int = 10
+    ) throws -> BuiltInModel {
+        try BuiltInModel(value: value(of: choice), height: height, width: width, channels: channels, classes: classes)
     }
 
     /// What a trial stores in `nas_params_str.json`: the choice and its value.
@@ -238,6 +266,11 @@ public struct TrialParameters: Equatable, Sendable {
         -> CNNArchitecture
     {
         try CNNArchitecture(value: value, height: height, width: width, channels: channels, classes: classes)
+    }
+
+    /// The model the value describes, of the family its shape names.
+    public func model(height: Int = 28, width: Int = 28, channels: Int = 1, classes: Int = 10) throws -> BuiltInModel {
+        try BuiltInModel(value: value, height: height, width: width, channels: channels, classes: classes)
     }
 
     /// Checks that the stored decisions fit `space` and pick the stored value.

@@ -47,8 +47,9 @@ public struct SearchSpaceError: Error, Hashable, Sendable, CustomStringConvertib
     public static func notAnArchitecture(_ value: String, _ reason: String) -> SearchSpaceError {
         SearchSpaceError(
             .notAnArchitecture,
-            "the chosen value \(value) is not a CNN architecture: \(reason); a CNN is a list of layers such as "
-                + "[{\"kernel_size\": 3, \"filters\": 4}, ...] (or {\"layers\": [...]})")
+            "the chosen value \(value) is not a built-in architecture: \(reason); a CNN is a list of layers such as "
+                + "[{\"kernel_size\": 3, \"filters\": 4}, ...] (or {\"layers\": [...]}), a MobileNet an object "
+                + "{\"stages\": [{\"filters\": F, \"stride\": S, \"blocks\": [...]}, ...]} (docs/search-space.md)")
     }
 
     /// Enumerating the space would produce too many choices.

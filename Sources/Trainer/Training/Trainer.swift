@@ -1,6 +1,7 @@
-// Trainer owns what makes a trial's model: IDX data (Fashion-MNIST), the built-in CNN family (`CNNArchitecture`) and
+// Trainer owns what makes a trial's model: IDX data (Fashion-MNIST), the built-in families (the tutorial's CNN,
+// `CNNArchitecture`, and MobileNet-style blocks, `MobileNetArchitecture`, picked by `BuiltInModel`) and
 // search spaces as data (`SearchSpace`), training on the CPU (`Trainer`, its SIMD kernels in CTrainerKernels and
-// OpenBLAS for the dense layer) and the export of a trained CNN as an ONNX model (`OnnxExport`). It depends on ONNX to
+// OpenBLAS for the dense layer and pointwise convs) and the export of a trained model as ONNX (`OnnxExport`). It depends on ONNX to
 // write the model and on Constraints for its JSON values (search spaces), not on the engine: measuring a model is the
 // engine's job, and a trial's model is measured wherever the job says (in the trainer process, or on the fleet).
 internal import CTrainerKernels
@@ -284,7 +285,7 @@ public enum Trainer {
         }
     }
 
-    private static func seconds(since start: DispatchTime) -> Double {
+    static func seconds(since start: DispatchTime) -> Double {
         Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
     }
 }
@@ -355,14 +356,19 @@ final class Adam: @unchecked Sendable {
     }
 
     func update(_ parameters: inout [Float], workers: [Worker]) {
+        update(
+            &parameters, sources: workers.filter { $0.images > 0 }.map { UnsafePointer($0.gradient) },
+            parts: workers.count)
+    }
+
+    /// One step with the gradient summed over `sources` (in order), the parameters split into `parts` ranges.
+    func update(_ parameters: inout [Float], sources: [UnsafePointer<Float>?], parts: Int) {
         step += 1
         let t = Double(step)
         let rate = Float(learningRate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t)))
         let keep1 = Float(1 - beta1)
         let keep2 = Float(1 - beta2)
-        let sources: [UnsafePointer<Float>?] = workers.filter { $0.images > 0 }.map { UnsafePointer($0.gradient) }
         let count = self.count
-        let parts = workers.count
         // Ranges of whole vectors, so that the split does not change which elements take the scalar tail.
         let share = (count / parts + 15) / 16 * 16
         parameters.withUnsafeMutableBufferPointer { weights in

@@ -24,12 +24,17 @@ public struct TrainingConfig: Hashable, Sendable, Codable {
     public var testLimit: Int?
     /// Report progress every this many batches (and at each epoch's end).
     public var progressInterval: Int
+    /// Models with batch norm (the MobileNet family): after training, the running statistics are re-estimated
+    /// over this many training images (the mean of per-batch statistics, with the final weights), so that a short
+    /// trial's evaluation does not use averages still dominated by their initial values (Keras's momentum 0.99
+    /// needs some hundreds of batches). Nil means 2048; 0 keeps the training-time running averages, as Keras does.
+    public var batchNormCalibration: Int?
 
     /// Creates a configuration; every argument has the documented default.
     public init(
         epochs: Int = 2, batchSize: Int = 32, learningRate: Double = 1e-3, beta1: Double = 0.9,
         beta2: Double = 0.999, epsilon: Double = 1e-7, seed: UInt64 = 0, threads: Int = 2,
-        trainLimit: Int? = nil, testLimit: Int? = nil, progressInterval: Int = 100
+        trainLimit: Int? = nil, testLimit: Int? = nil, progressInterval: Int = 100, batchNormCalibration: Int? = nil
     ) {
         self.epochs = epochs
         self.batchSize = batchSize
@@ -42,6 +47,7 @@ public struct TrainingConfig: Hashable, Sendable, Codable {
         self.trainLimit = trainLimit
         self.testLimit = testLimit
         self.progressInterval = progressInterval
+        self.batchNormCalibration = batchNormCalibration
     }
 
     /// Checks every field, so that a CLI can report a bad flag before loading data.
@@ -55,6 +61,10 @@ public struct TrainingConfig: Hashable, Sendable, Codable {
         try positive(progressInterval, "the progress interval")
         if let trainLimit { try positive(trainLimit, "the training limit") }
         if let testLimit { try positive(testLimit, "the test limit") }
+        if let batchNormCalibration, batchNormCalibration < 0 {
+            throw TrainingError.invalidConfig(
+                "the batch-norm calibration is \(batchNormCalibration) images; it must be 0 (off) or more")
+        }
         guard learningRate.isFinite, learningRate > 0 else {
             throw TrainingError.invalidConfig("the learning rate is \(learningRate); it must be a finite number > 0")
         }

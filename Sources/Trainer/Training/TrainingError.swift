@@ -37,11 +37,17 @@ public struct TrainingError: Error, Hashable, Sendable, CustomStringConvertible 
     public static func shapeMismatch(architecture: CNNArchitecture, height: Int, width: Int, channels: Int)
         -> TrainingError
     {
+        shapeMismatch(
+            expected: (architecture.channels, architecture.height, architecture.width), height: height, width: width,
+            channels: channels)
+    }
+
+    /// The data's image size differs from the model's input `expected` (channels, height, width).
+    static func shapeMismatch(expected: (Int, Int, Int), height: Int, width: Int, channels: Int) -> TrainingError {
         TrainingError(
             .shapeMismatch,
             "the images are \(channels)x\(height)x\(width) (channels x height x width) but the architecture expects "
-                + "\(architecture.channels)x\(architecture.height)x\(architecture.width); build the architecture "
-                + "with the data's size")
+                + "\(expected.0)x\(expected.1)x\(expected.2); build the architecture with the data's size")
     }
 
     /// A label is not a class of the architecture.

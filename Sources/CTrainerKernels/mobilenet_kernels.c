@@ -1,0 +1,332 @@
+#include "nas_kernels.h"
+#include "nas_mobilenet_kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Each body below is plain C over contiguous rows, written once and compiled three times (AVX-512, AVX2 + FMA,
+ * SSE) by DISPATCH, so that clang vectorises it for each instruction set; nas_kernels_level picks one at run
+ * time, as for the CNN's kernels. Reductions that feed batch statistics accumulate in double. */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+#define DISPATCH(name, params, args)                                                                   \
+    __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void name##_avx512 params { name##_body args; } \
+    __attribute__((target("avx2,fma"))) static void name##_avx2 params { name##_body args; }                     \
+    static void name##_portable params { name##_body args; }                                                     \
+    void nas_mb_##name params {                                                                                  \
+        switch (nas_kernels_level()) {                                                                           \
+            case 2: name##_avx512 args; break;                                                                   \
+            case 1: name##_avx2 args; break;                                                                     \
+            default: name##_portable args;                                                                       \
+        }                                                                                                        \
+    }
+
+/* One zero-padded copy of a plane: hp x wp, the input at (pad_top, pad_left). */
+ALWAYS_INLINE void pad_plane(const float *in, float *pad, int hi, int wi, int hp, int wp, int pad_top,
+                             int pad_left) {
+    memset(pad, 0, sizeof(float) * (size_t)hp * wp);
+    const int rows = hi < hp - pad_top ? hi : hp - pad_top;
+    const int cols = wi < wp - pad_left ? wi : wp - pad_left;
+    for (int y = 0; y < rows; y++) memcpy(pad + (size_t)(y + pad_top) * wp + pad_left, in + (size_t)y * wi,
+                                          sizeof(float) * (size_t)cols);
+}
+
+ALWAYS_INLINE void depthwise_forward_body(const float *in, const float *w, float *out, int channels, int images,
+                                          int hi, int wi, int ho, int wo, int k, int stride, int pad_top,
+                                          int pad_left) {
+    const int hp = (ho - 1) * stride + k, wp = (wo - 1) * stride + k;
+    float *pad = malloc(sizeof(float) * (size_t)hp * wp);
+    for (int c = 0; c < channels; c++) {
+        const float *kernel = w + (size_t)c * k * k;
+        for (int i = 0; i < images; i++) {
+            pad_plane(in + ((size_t)c * images + i) * hi * wi, pad, hi, wi, hp, wp, pad_top, pad_left);
+            float *o = out + ((size_t)c * images + i) * ho * wo;
+            for (int y = 0; y < ho; y++) {
+                float *row = o + (size_t)y * wo;
+                for (int x = 0; x < wo; x++) row[x] = 0;
+                for (int ky = 0; ky < k; ky++) {
+                    const float *src = pad + (size_t)(y * stride + ky) * wp;
+                    for (int kx = 0; kx < k; kx++) {
+                        const float weight = kernel[ky * k + kx];
+                        const float *s = src + kx;
+                        if (stride == 1) {
+                            for (int x = 0; x < wo; x++) row[x] += weight * s[x];
+                        } else {
+                            for (int x = 0; x < wo; x++) row[x] += weight * s[x * stride];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    free(pad);
+}
+
+DISPATCH(depthwise_forward,
+         (const float *in, const float *w, float *out, int channels, int images, int hi, int wi, int ho, int wo,
+          int k, int stride, int pad_top, int pad_left),
+         (in, w, out, channels, images, hi, wi, ho, wo, k, stride, pad_top, pad_left))
+
+ALWAYS_INLINE void depthwise_backward_body(const float *in, const float *w, const float *dout, float *din, float *dw,
+                                           int channels, int images, int hi, int wi, int ho, int wo, int k,
+                                           int stride, int pad_top, int pad_left) {
+    const int hp = (ho - 1) * stride + k, wp = (wo - 1) * stride + k;
+    float *pad = malloc(sizeof(float) * (size_t)hp * wp * 2);
+    float *dpad = pad + (size_t)hp * wp;
+    float sums[49 * 4];
+    float *acc = k * k <= 49 * 4 ? sums : malloc(sizeof(float) * (size_t)k * k);
+    for (int c = 0; c < channels; c++) {
+        const float *kernel = w + (size_t)c * k * k;
+        for (int j = 0; j < k * k; j++) acc[j] = 0;
+        for (int i = 0; i < images; i++) {
+            pad_plane(in + ((size_t)c * images + i) * hi * wi, pad, hi, wi, hp, wp, pad_top, pad_left);
+            if (din) memset(dpad, 0, sizeof(float) * (size_t)hp * wp);
+            const float *g = dout + ((size_t)c * images + i) * ho * wo;
+            for (int y = 0; y < ho; y++) {
+                const float *grow = g + (size_t)y * wo;
+                for (int ky = 0; ky < k; ky++) {
+                    const float *src = pad + (size_t)(y * stride + ky) * wp;
+                    float *dst = dpad + (size_t)(y * stride + ky) * wp;
+                    for (int kx = 0; kx < k; kx++) {
+                        const float weight = kernel[ky * k + kx];
+                        float sum = 0;
+                        if (stride == 1) {
+                            for (int x = 0; x < wo; x++) sum += grow[x] * src[kx + x];
+                            if (din)
+                                for (int x = 0; x < wo; x++) dst[kx + x] += weight * grow[x];
+                        } else {
+                            for (int x = 0; x < wo; x++) sum += grow[x] * src[kx + x * stride];
+                            if (din)
+                                for (int x = 0; x < wo; x++) dst[kx + x * stride] += weight * grow[x];
+                        }
+                        acc[ky * k + kx] += sum;
+                    }
+                }
+            }
+            if (din) {
+                float *d = din + ((size_t)c * images + i) * hi * wi;
+                for (int y = 0; y < hi; y++) {
+                    const int py = y + pad_top;
+                    for (int x = 0; x < wi; x++) {
+                        const int px = x + pad_left;
+                        d[(size_t)y * wi + x] = py < hp && px < wp ? dpad[(size_t)py * wp + px] : 0;
+                    }
+                }
+            }
+        }
+        for (int j = 0; j < k * k; j++) dw[(size_t)c * k * k + j] = acc[j];
+    }
+    if (acc != sums) free(acc);
+    free(pad);
+}
+
+DISPATCH(depthwise_backward,
+         (const float *in, const float *w, const float *dout, float *din, float *dw, int channels, int images, int hi,
+          int wi, int ho, int wo, int k, int stride, int pad_top, int pad_left),
+         (in, w, dout, din, dw, channels, images, hi, wi, ho, wo, k, stride, pad_top, pad_left))
+
+ALWAYS_INLINE void im2col_body(const float *in, float *col, int images, int ci, int hi, int wi, int ho, int wo,
+                               int k, int stride, int pad_top, int pad_left) {
+    const size_t columns = (size_t)images * ho * wo;
+    for (int c = 0; c < ci; c++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                float *dst = col + (size_t)((c * k + ky) * k + kx) * columns;
+                for (int i = 0; i < images; i++) {
+                    const float *plane = in + ((size_t)i * ci + c) * hi * wi;
+                    for (int y = 0; y < ho; y++) {
+                        const int sy = y * stride + ky - pad_top;
+                        float *row = dst + ((size_t)i * ho + y) * wo;
+                        for (int x = 0; x < wo; x++) {
+                            const int sx = x * stride + kx - pad_left;
+                            row[x] = sy >= 0 && sy < hi && sx >= 0 && sx < wi ? plane[(size_t)sy * wi + sx] : 0;
+                        }
+                    }
+                }
+            }
+}
+
+DISPATCH(im2col,
+         (const float *in, float *col, int images, int ci, int hi, int wi, int ho, int wo, int k, int stride,
+          int pad_top, int pad_left),
+         (in, col, images, ci, hi, wi, ho, wo, k, stride, pad_top, pad_left))
+
+ALWAYS_INLINE void batchnorm_train_body(float *z, float *y, int channels, long m, const float *gamma,
+                                        const float *beta, float epsilon, float *mean, float *var, float *invstd) {
+    for (int c = 0; c < channels; c++) {
+        float *row = z + (size_t)c * m;
+        float *out = y + (size_t)c * m;
+        double sum = 0;
+        for (long j = 0; j < m; j++) sum += row[j];
+        const double mu = sum / (double)m;
+        double squares = 0;
+        for (long j = 0; j < m; j++) {
+            const double d = row[j] - mu;
+            squares += d * d;
+        }
+        const double variance = squares / (double)m;
+        const float inv = (float)(1.0 / sqrt(variance + epsilon));
+        const float fmu = (float)mu, g = gamma[c], b = beta[c];
+        for (long j = 0; j < m; j++) {
+            const float xhat = (row[j] - fmu) * inv;
+            row[j] = xhat;
+            out[j] = g * xhat + b;
+        }
+        mean[c] = fmu;
+        var[c] = (float)variance;
+        invstd[c] = inv;
+    }
+}
+
+DISPATCH(batchnorm_train,
+         (float *z, float *y, int channels, long m, const float *gamma, const float *beta, float epsilon, float *mean,
+          float *var, float *invstd),
+         (z, y, channels, m, gamma, beta, epsilon, mean, var, invstd))
+
+ALWAYS_INLINE void batchnorm_eval_body(const float *z, float *y, int channels, long m, const float *gamma,
+                                       const float *beta, const float *mean, const float *var, float epsilon) {
+    for (int c = 0; c < channels; c++) {
+        const float scale = gamma[c] / sqrtf(var[c] + epsilon);
+        const float mu = mean[c], b = beta[c];
+        const float *row = z + (size_t)c * m;
+        float *out = y + (size_t)c * m;
+        for (long j = 0; j < m; j++) out[j] = (row[j] - mu) * scale + b;
+    }
+}
+
+DISPATCH(batchnorm_eval,
+         (const float *z, float *y, int channels, long m, const float *gamma, const float *beta, const float *mean,
+          const float *var, float epsilon),
+         (z, y, channels, m, gamma, beta, mean, var, epsilon))
+
+ALWAYS_INLINE void batchnorm_backward_body(const float *dy, const float *xhat, const float *gamma,
+                                           const float *invstd, float *dz, float *dgamma, float *dbeta, int channels,
+                                           long m) {
+    for (int c = 0; c < channels; c++) {
+        const float *g = dy + (size_t)c * m;
+        const float *xh = xhat + (size_t)c * m;
+        float *d = dz + (size_t)c * m;
+        double sum = 0, dot = 0;
+        for (long j = 0; j < m; j++) {
+            sum += g[j];
+            dot += (double)g[j] * xh[j];
+        }
+        dgamma[c] = (float)dot;
+        dbeta[c] = (float)sum;
+        const float scale = gamma[c] * invstd[c];
+        const float mean_g = (float)(sum / (double)m), mean_gx = (float)(dot / (double)m);
+        for (long j = 0; j < m; j++) d[j] = scale * (g[j] - mean_g - xh[j] * mean_gx);
+    }
+}
+
+DISPATCH(batchnorm_backward,
+         (const float *dy, const float *xhat, const float *gamma, const float *invstd, float *dz, float *dgamma,
+          float *dbeta, int channels, long m),
+         (dy, xhat, gamma, invstd, dz, dgamma, dbeta, channels, m))
+
+ALWAYS_INLINE float clamp6(float v) { return v < 0 ? 0 : v > 6 ? 6 : v; }
+
+ALWAYS_INLINE void activation_forward_body(int kind, const float *x, float *y, long count) {
+    switch (kind) {
+        case NAS_MB_RELU:
+            for (long j = 0; j < count; j++) y[j] = x[j] < 0 ? 0 : x[j];
+            break;
+        case NAS_MB_RELU6:
+            for (long j = 0; j < count; j++) y[j] = clamp6(x[j]);
+            break;
+        case NAS_MB_HSWISH:
+            for (long j = 0; j < count; j++) y[j] = x[j] * clamp6(x[j] + 3) * (1.0f / 6);
+            break;
+        case NAS_MB_HSIGMOID:
+            for (long j = 0; j < count; j++) y[j] = clamp6(x[j] + 3) * (1.0f / 6);
+            break;
+        default:
+            if (y != x) memcpy(y, x, sizeof(float) * (size_t)count);
+    }
+}
+
+DISPATCH(activation_forward, (int kind, const float *x, float *y, long count), (kind, x, y, count))
+
+/* The derivative at a kink is the one-sided value Keras's and PyTorch's ops use: ReLU6 passes on (0, 6), hard-swish
+ * has (2x + 3) / 6 on (-3, 3), 1 above; hard-sigmoid 1/6 on (-3, 3). */
+ALWAYS_INLINE float derivative(int kind, float v) {
+    switch (kind) {
+        case NAS_MB_RELU: return v > 0 ? 1.0f : 0.0f;
+        case NAS_MB_RELU6: return v > 0 && v < 6 ? 1.0f : 0.0f;
+        case NAS_MB_HSWISH: return v <= -3 ? 0.0f : v >= 3 ? 1.0f : (2 * v + 3) * (1.0f / 6);
+        case NAS_MB_HSIGMOID: return v > -3 && v < 3 ? 1.0f / 6 : 0.0f;
+        default: return 1.0f;
+    }
+}
+
+ALWAYS_INLINE void activation_backward_body(int kind, const float *x, const float *dy, float *dx, long count,
+                                            int accumulate) {
+#define ACT_LOOP(KIND)                                                                   \
+    if (accumulate)                                                                      \
+        for (long j = 0; j < count; j++) dx[j] += derivative(KIND, x[j]) * dy[j];        \
+    else                                                                                 \
+        for (long j = 0; j < count; j++) dx[j] = derivative(KIND, x[j]) * dy[j];
+    switch (kind) {
+        case NAS_MB_RELU: ACT_LOOP(NAS_MB_RELU) break;
+        case NAS_MB_RELU6: ACT_LOOP(NAS_MB_RELU6) break;
+        case NAS_MB_HSWISH: ACT_LOOP(NAS_MB_HSWISH) break;
+        case NAS_MB_HSIGMOID: ACT_LOOP(NAS_MB_HSIGMOID) break;
+        default: ACT_LOOP(NAS_MB_IDENTITY)
+    }
+#undef ACT_LOOP
+}
+
+DISPATCH(activation_backward, (int kind, const float *x, const float *dy, float *dx, long count, int accumulate),
+         (kind, x, dy, dx, count, accumulate))
+
+ALWAYS_INLINE void average_pool_body(const float *x, float *out, long planes, int area) {
+    for (long p = 0; p < planes; p++) {
+        const float *row = x + (size_t)p * area;
+        double sum = 0;
+        for (int j = 0; j < area; j++) sum += row[j];
+        out[p] = (float)(sum / area);
+    }
+}
+
+DISPATCH(average_pool, (const float *x, float *out, long planes, int area), (x, out, planes, area))
+
+ALWAYS_INLINE void average_pool_backward_body(const float *dout, float *dx, long planes, int area) {
+    for (long p = 0; p < planes; p++) {
+        const float g = dout[p] / (float)area;
+        float *row = dx + (size_t)p * area;
+        for (int j = 0; j < area; j++) row[j] = g;
+    }
+}
+
+DISPATCH(average_pool_backward, (const float *dout, float *dx, long planes, int area), (dout, dx, planes, area))
+
+ALWAYS_INLINE void scale_body(const float *x, const float *e, float *y, long planes, int area) {
+    for (long p = 0; p < planes; p++) {
+        const float s = e[p];
+        const float *row = x + (size_t)p * area;
+        float *out = y + (size_t)p * area;
+        for (int j = 0; j < area; j++) out[j] = row[j] * s;
+    }
+}
+
+DISPATCH(scale, (const float *x, const float *e, float *y, long planes, int area), (x, e, y, planes, area))
+
+ALWAYS_INLINE void scale_backward_body(const float *x, const float *e, const float *dy, float *dx, float *de,
+                                       long planes, int area) {
+    for (long p = 0; p < planes; p++) {
+        const float s = e[p];
+        const float *row = x + (size_t)p * area;
+        const float *g = dy + (size_t)p * area;
+        float *d = dx + (size_t)p * area;
+        float sum = 0;
+        for (int j = 0; j < area; j++) {
+            sum += g[j] * row[j];
+            d[j] = g[j] * s;
+        }
+        de[p] = sum;
+    }
+}
+
+DISPATCH(scale_backward, (const float *x, const float *e, const float *dy, float *dx, float *de, long planes, int area),
+         (x, e, dy, dx, de, planes, area))
