@@ -1,0 +1,89 @@
+/// Non-dominated sorting and crowding distance under constrained domination, as Optuna's NSGA-II and
+/// multi-objective TPE rank trials.
+///
+/// Constrained domination (Deb et al. 2002, as Optuna's `_constrained_dominates`): a feasible point (every
+/// feasibility value at most 0) dominates an infeasible one; of two infeasible points the one with the smaller
+/// total violation (the sum of the positive feasibility values) dominates; two feasible points compare by Pareto
+/// dominance over their objectives, all minimised.
+enum NonDominatedSorting {
+    /// One evaluated point.
+    struct Point {
+        /// Minimised objectives.
+        var objectives: [Double]
+        /// Feasibility values; empty when unconstrained.
+        var feasibility: [Double]
+
+        var violation: Double { feasibility.reduce(0) { $0 + max(0, $1) } }
+        var isFeasible: Bool { violation == 0 }
+    }
+
+    static func dominates(_ a: Point, _ b: Point) -> Bool {
+        switch (a.isFeasible, b.isFeasible) {
+        case (true, false): return true
+        case (false, true): return false
+        case (false, false): return a.violation < b.violation
+        case (true, true):
+            var strictly = false
+            for (x, y) in zip(a.objectives, b.objectives) {
+                if x > y { return false }
+                if x < y { strictly = true }
+            }
+            return strictly
+        }
+    }
+
+    /// The fronts, best first, each a list of indices into `points` in ascending order (Deb's fast sort).
+    static func fronts(_ points: [Point]) -> [[Int]] {
+        var dominatedBy = [[Int]](repeating: [], count: points.count)
+        var counts = [Int](repeating: 0, count: points.count)
+        for i in points.indices {
+            for j in points.indices where j > i {
+                if dominates(points[i], points[j]) {
+                    dominatedBy[i].append(j)
+                    counts[j] += 1
+                } else if dominates(points[j], points[i]) {
+                    dominatedBy[j].append(i)
+                    counts[i] += 1
+                }
+            }
+        }
+        var fronts: [[Int]] = []
+        var current = points.indices.filter { counts[$0] == 0 }
+        while !current.isEmpty {
+            fronts.append(current)
+            var next: [Int] = []
+            for i in current {
+                for j in dominatedBy[i] {
+                    counts[j] -= 1
+                    if counts[j] == 0 { next.append(j) }
+                }
+            }
+            current = next.sorted()
+        }
+        return fronts
+    }
+
+    /// The crowding distance of each member of one front (indices into `points`), in the front's order: per
+    /// objective, the normalised gap between a point's neighbours; the extremes are infinite.
+    static func crowding(_ front: [Int], _ points: [Point]) -> [Double] {
+        var distance = [Double](repeating: 0, count: front.count)
+        guard front.count > 2 else { return distance.map { _ in .infinity } }
+        let objectiveCount = points[front[0]].objectives.count
+        for objective in 0..<objectiveCount {
+            let order = front.indices.sorted {
+                (points[front[$0]].objectives[objective], front[$0]) < (points[front[$1]].objectives[objective], front[$1])
+            }
+            let low = points[front[order.first!]].objectives[objective]
+            let high = points[front[order.last!]].objectives[objective]
+            distance[order.first!] = .infinity
+            distance[order.last!] = .infinity
+            guard high > low else { continue }
+            for position in 1..<(order.count - 1) {
+                let gap = points[front[order[position + 1]]].objectives[objective]
+                    - points[front[order[position - 1]]].objectives[objective]
+                distance[order[position]] += gap / (high - low)
+            }
+        }
+        return distance
+    }
+}
