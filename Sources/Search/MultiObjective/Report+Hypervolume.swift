@@ -57,7 +57,7 @@ extension Report {
         }
         html += "<polyline class=\"hypervolume\" points=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"#e07a1f\" stroke-width=\"1.5\"/>"
         for step in history.steps {
-            html += "<circle cx=\"\(f(px(Double(step.trial))))\" cy=\"\(f(py(step.hypervolume)))\" r=\"3\" fill=\"#5b7db1\">"
+            html += "<circle class=\"step\" cx=\"\(f(px(Double(step.trial))))\" cy=\"\(f(py(step.hypervolume)))\" r=\"3\" fill=\"#5b7db1\">"
             html += "<title>trial \(step.trial): hypervolume \(ResultsTable.format(step.hypervolume))</title></circle>"
         }
         return html + "</svg></figure>\n"
