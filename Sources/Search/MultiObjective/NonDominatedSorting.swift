@@ -10,10 +10,15 @@ enum NonDominatedSorting {
     struct Point {
         /// Minimised objectives.
         var objectives: [Double]
-        /// Feasibility values; empty when unconstrained.
-        var feasibility: [Double]
+        /// The sum of the positive feasibility values: 0 when every constraint is met.
+        var violation: Double
 
-        var violation: Double { feasibility.reduce(0) { $0 + max(0, $1) } }
+        /// A point from its objectives and feasibility values (empty when unconstrained).
+        init(objectives: [Double], feasibility: [Double]) {
+            self.objectives = objectives
+            violation = feasibility.reduce(0) { $0 + max(0, $1) }
+        }
+
         var isFeasible: Bool { violation == 0 }
     }
 
