@@ -86,7 +86,7 @@ struct MOTPE: Sendable {
             below += infeasible.prefix(count - below.count)
         } else {
             let points = feasible.map { scored[$0].point }
-            for front in NonDominatedSorting.fronts(points) {
+            for front in NonDominatedSorting.fronts(points, limit: count) {
                 let members = front.map { feasible[$0] }
                 if below.count + members.count <= count {
                     below += members

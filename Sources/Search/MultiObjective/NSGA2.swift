@@ -22,7 +22,7 @@ struct NSGA2: Sendable {
     ) throws -> SearchChoice? {
         guard scored.count >= populationSize else { return nil }
         let points = scored.map(\.point)
-        let fronts = NonDominatedSorting.fronts(points)
+        let fronts = NonDominatedSorting.fronts(points, limit: populationSize)
         // Elitist selection: whole fronts while they fit, then the least crowded of the next.
         var population: [(index: Int, rank: Int, crowding: Double)] = []
         for (rank, front) in fronts.enumerated() where population.count < populationSize {

@@ -37,33 +37,36 @@ enum NonDominatedSorting {
         }
     }
 
-    /// The fronts, best first, each a list of indices into `points` in ascending order (Deb's fast sort).
-    static func fronts(_ points: [Point]) -> [[Int]] {
-        var dominatedBy = [[Int]](repeating: [], count: points.count)
-        var counts = [Int](repeating: 0, count: points.count)
-        for i in points.indices {
-            for j in points.indices where j > i {
-                if dominates(points[i], points[j]) {
-                    dominatedBy[i].append(j)
-                    counts[j] += 1
-                } else if dominates(points[j], points[i]) {
-                    dominatedBy[j].append(i)
-                    counts[i] += 1
-                }
+    /// The fronts, best first, each a list of indices into `points` in ascending order, until they hold at least
+    /// `limit` points (all of them by default).
+    ///
+    /// Points sorted by violation, then objectives, can only be dominated by points before them, and a point no
+    /// member of the front being peeled dominates is in it (a dominator outside the front is itself dominated by a
+    /// member, and domination is transitive): each front costs its remaining points times its size, not the square
+    /// of all points as Deb's fast sort does.
+    static func fronts(_ points: [Point], limit: Int = .max) -> [[Int]] {
+        var remaining = points.indices.sorted { a, b in
+            if points[a].violation != points[b].violation { return points[a].violation < points[b].violation }
+            if points[a].objectives != points[b].objectives {
+                return points[a].objectives.lexicographicallyPrecedes(points[b].objectives)
             }
+            return a < b
         }
         var fronts: [[Int]] = []
-        var current = points.indices.filter { counts[$0] == 0 }
-        while !current.isEmpty {
-            fronts.append(current)
-            var next: [Int] = []
-            for i in current {
-                for j in dominatedBy[i] {
-                    counts[j] -= 1
-                    if counts[j] == 0 { next.append(j) }
+        var collected = 0
+        while !remaining.isEmpty, collected < limit {
+            var front: [Int] = []
+            var rest: [Int] = []
+            for index in remaining {
+                if front.contains(where: { dominates(points[$0], points[index]) }) {
+                    rest.append(index)
+                } else {
+                    front.append(index)
                 }
             }
-            current = next.sorted()
+            fronts.append(front.sorted())
+            collected += front.count
+            remaining = rest
         }
         return fronts
     }
