@@ -80,6 +80,8 @@ let package = Package(
         .executableTarget(name: "ExchangeBench", dependencies: ["Fleet", "System"], path: "bench/ExchangeBench"),
         // Search efficiency on a fixed reward table (bench/search/run.sh), run on demand.
         .executableTarget(name: "SearchBench", dependencies: ["Search", "Trainer"], path: "bench/SearchBench"),
+        // Multi-objective search on a tabular benchmark by lookup, against Optuna (bench/tabular/run.sh), on demand.
+        .executableTarget(name: "MOBench", dependencies: ["Constraints", "Search", "Trainer"], path: "bench/MOBench"),
         // Benchmarks of the fleet (bench/fleet-bench.sh), run on demand; the fleet alone, no engine or OpenBLAS.
         .executableTarget(name: "FleetBench", dependencies: ["Fleet", "FleetWire", "HTTP2"], path: "bench/FleetBench"),
         // The turnaround of a real evaluation on a native-runner worker (bench/fleet-bench.sh), run on demand.

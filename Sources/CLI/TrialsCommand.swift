@@ -19,10 +19,14 @@ struct TrialsCommand: ParsableCommand {
             discussion: """
                 A metric a trial did not report shows as '-'. '*' marks the Pareto-optimal trials: no other \
                 succeeded trial has a higher top_1_accuracy and a lower or equal value of every metric the job \
-                constrains.
+                constrains. After the table: the hypervolume of the feasible front over accuracy and each \
+                constrained metric (normalised by the targets) and its history trial by trial; --json adds each \
+                trial's 'hypervolume' (the front's, up to that trial). --reference-point sets the reference in \
+                the metrics' own units (default: accuracy 0, every metric at its target).
 
                 Examples:
                   nas trials list nas_jobs/mine
+                  nas trials list nas_jobs/mine --json --reference-point top_1_accuracy=0.5,latency_ms=0.08
                   nas trials list nas_jobs/mine --sort latency_ms --csv > trials.csv
                 """)
 
@@ -38,6 +42,8 @@ struct TrialsCommand: ParsableCommand {
         @Flag(help: "Print comma-separated values with a header line.")
         var csv = false
 
+        @OptionGroup var hypervolume: HypervolumeOptions
+
         @OptionGroup var plugins: PluginOptions
 
         func validate() throws {
@@ -45,9 +51,13 @@ struct TrialsCommand: ParsableCommand {
         }
 
         func run() throws {
-            let (_, table) = try JobResults.load(jobDirectory, sort: sort, plugins: plugins)
-            print(json ? table.json : csv ? table.csv : table.text)
-            if !json && !csv && !table.failures.isEmpty { print("\nFailed:\n" + table.failures) }
+            let (store, table) = try JobResults.load(jobDirectory, sort: sort, plugins: plugins)
+            let history = try hypervolume.history(store, plugins: plugins)
+            print(json ? table.json(with: history) : csv ? table.csv : table.text)
+            if !json && !csv {
+                print("\n" + history.text)
+                if !table.failures.isEmpty { print("\nFailed:\n" + table.failures) }
+            }
         }
     }
 }
@@ -65,6 +75,8 @@ struct ReportCommand: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Where to write the report.", valueName: "FILE"))
     var output = "report.html"
 
+    @OptionGroup var hypervolume: HypervolumeOptions
+
     @OptionGroup var plugins: PluginOptions
 
     @Flag(help: "Print where the report was written as one JSON object.")
@@ -72,7 +84,9 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         let (store, table) = try JobResults.load(jobDirectory, sort: ResultsTable.rewardKey, plugins: plugins)
-        let html = Report.html(config: store.config, table: table, plots: JobResults.plots(store.config, plugins: plugins))
+        let html = Report.html(
+            config: store.config, table: table, plots: JobResults.plots(store.config, plugins: plugins),
+            hypervolume: try hypervolume.history(store, plugins: plugins))
         do {
             try html.write(toFile: output, atomically: true, encoding: .utf8)
         } catch {

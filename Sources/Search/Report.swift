@@ -1,8 +1,9 @@
 import Constraints
 import Foundation
 
-/// The HTML report of a job: one self-contained file (no network assets) with the sortable trials table and,
-/// per constraint, a scatter plot of accuracy against the metric with the target line and the Pareto front.
+/// The HTML report of a job: one self-contained file (no network assets) with the sortable trials table,
+/// per constraint a scatter plot of accuracy against the metric with the target line and the Pareto front, and
+/// the front's hypervolume with its history trial by trial.
 public enum Report {
     /// One plot: a metric on x, accuracy on y.
     public struct Plot: Sendable {
@@ -24,8 +25,10 @@ public enum Report {
         return plots.isEmpty ? [Plot(metric: MetricName.flopsMillion.rawValue, target: nil)] : plots
     }
 
-    /// Renders the report.
-    public static func html(config: JobConfig, table: ResultsTable, plots: [Plot]) -> String {
+    /// Renders the report; with `hypervolume`, its value and history too.
+    public static func html(
+        config: JobConfig, table: ResultsTable, plots: [Plot], hypervolume: HypervolumeHistory? = nil
+    ) -> String {
         let trials = table.rows.map(\.trial)
         let succeeded = trials.filter { $0.state == .succeeded }
         let failed = trials.filter { $0.state == .failed }.count
@@ -67,7 +70,9 @@ public enum Report {
         for plot in plots {
             html += scatter(plot, trials: succeeded)
         }
-        html += "</div>\n<h2>Trials</h2>\n<table id=\"trials\"><thead><tr>"
+        html += "</div>\n"
+        if let hypervolume { html += hypervolumeSection(hypervolume) }
+        html += "<h2>Trials</h2>\n<table id=\"trials\"><thead><tr>"
         for (column, title) in table.header.enumerated() {
             html += "<th onclick=\"sortBy(\(column))\" title=\"sort\">\(escape(title))</th>"
         }

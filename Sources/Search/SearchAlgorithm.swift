@@ -8,6 +8,13 @@ public enum SearchAlgorithmKind: String, CaseIterable, Sendable {
     case grid
     /// Regularized evolution (Real et al. 2019): tournament selection, one-decision mutation, oldest dies.
     case evolution
+    /// NSGA-II over accuracy and each constraint's metric (Optuna's `NSGAIISampler` with `constraints_func`).
+    case nsga2
+    /// Multi-objective TPE over the same objectives (Optuna's `TPESampler` with several objectives).
+    case motpe
+
+    /// True for the algorithms that search the front of accuracy against the constraints' metrics.
+    public var isMultiObjective: Bool { self == .nsga2 || self == .motpe }
 }
 
 /// A finished trial as the algorithms see it.
@@ -16,11 +23,14 @@ public struct TrialOutcome: Hashable, Sendable {
     public var choice: SearchChoice
     /// Its reward; nil when it failed.
     public var reward: Double?
+    /// The metrics it reported (accuracy, the constrained metrics), which the multi-objective algorithms compare.
+    public var metrics: [String: Double]
 
     /// Creates an outcome.
-    public init(choice: SearchChoice, reward: Double?) {
+    public init(choice: SearchChoice, reward: Double?, metrics: [String: Double] = [:]) {
         self.choice = choice
         self.reward = reward
+        self.metrics = metrics
     }
 }
 
@@ -39,11 +49,15 @@ public struct SearchAlgorithm: Sendable {
     public var populationSize: Int
     /// Evolution: how many of the population compete in each tournament.
     public var tournamentSize: Int
+    /// NSGA-II and MOTPE: what they maximise and minimise (accuracy alone unless set).
+    public var objectives: ObjectiveSpace
 
     /// Creates an algorithm; evolution's defaults suit small spaces such as the tutorial's 36 architectures.
     public init(
-        kind: SearchAlgorithmKind, space: SearchSpace, seed: UInt64, populationSize: Int = 8, tournamentSize: Int = 3
+        kind: SearchAlgorithmKind, space: SearchSpace, seed: UInt64, populationSize: Int = 8, tournamentSize: Int = 3,
+        objectives: ObjectiveSpace = ObjectiveSpace(metrics: [], targets: [])
     ) {
+        self.objectives = objectives
         self.kind = kind
         self.space = space
         self.seed = seed
@@ -74,6 +88,18 @@ public struct SearchAlgorithm: Sendable {
                 }
                 guard let child = try? space.mutate(best.choice, using: &generator) else { break }
                 if !seen.contains(child) { return child }
+            }
+            return try randomUnseen(seen, &generator)
+        case .nsga2:
+            let scored = ScoredTrial.from(finished, objectives: objectives)
+            if let child = try NSGA2().propose(space: space, scored: scored, seen: seen, generator: &generator) {
+                return child
+            }
+            return try randomUnseen(seen, &generator)
+        case .motpe:
+            let scored = ScoredTrial.from(finished, objectives: objectives)
+            if let child = try MOTPE().propose(space: space, scored: scored, seen: seen, generator: &generator) {
+                return child
             }
             return try randomUnseen(seen, &generator)
         }

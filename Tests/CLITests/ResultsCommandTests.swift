@@ -33,8 +33,12 @@ func writeSampleJob() throws -> String {
         let text = try await TestSupport.nas(["trials", "list", job])
         #expect(text.status == 0)
         let lines = text.stdout.split(separator: "\n")
-        // The table, then why each failed trial failed.
-        #expect(lines.count == 8 && lines[6] == "Failed:" && lines[7].hasSuffix(": failed_with_nan_error"))
+        // The table, the hypervolume and its history, then why each failed trial failed.
+        #expect(lines.count == 10 && lines[8] == "Failed:" && lines[9].hasSuffix(": failed_with_nan_error"))
+        // Trials 1 and 2 are feasible: normalised (0.2, 1/3, 0.375) and (0.12, 5/6, 0.625) against (1, 1, 1) cover
+        // 0.8 x 2/3 x 0.625 + 0.88 x 1/6 x 0.375 - 0.8 x 1/6 x 0.375 = 0.33833.
+        #expect(lines[6] == "hypervolume 0.3383 (normalised; reference top_1_accuracy=0,latency_ms=3,flops=800000)")
+        #expect(lines[7] == "history (trial:hypervolume): 1:0.3333 2:0.3383 3:0.3383 4:0.3383 5:0.3383")
         #expect(lines[0].contains("top_1_accuracy") && lines[0].contains("latency_ms") && lines[0].contains("nas_reward"))
         #expect(lines[1].hasPrefix("2 ") && lines[1].hasSuffix("*"))
         #expect(lines[5].hasPrefix("5 ") && lines[5].contains("failed"))
@@ -43,6 +47,13 @@ func writeSampleJob() throws -> String {
         let json = try await TestSupport.nas(["trials", job, "--json"])
         let objects = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [[String: Any]]
         #expect(objects.count == 5 && objects[4]["error"] as? String == "failed_with_nan_error")
+        #expect(objects.map { ($0["hypervolume"] as? Double).map { ($0 * 1e4).rounded() } } == [3383, 3383, 3383, 3333, 3383])
+        // A reference of accuracy 0.5 and latency 6 ms (normalised 0.5, 2, 1): 0.3 x 5/3 x 0.625 for trial 1,
+        // 0.38 x 7/6 x 0.375 for trial 2, less 0.3 x 7/6 x 0.375 for both.
+        let moved = try await TestSupport.nas(["trials", "list", job, "--reference-point", "top_1_accuracy=0.5,latency_ms=6"])
+        #expect(moved.stdout.contains("hypervolume 0.3475 (normalised; reference top_1_accuracy=0.5,latency_ms=6,flops=800000)"))
+        let wrong = try await TestSupport.nas(["trials", "list", job, "--reference-point", "memory_bytes=5"])
+        #expect(wrong.status == 64 && wrong.stderr.contains("'memory_bytes' is not an objective of this job"), "\(wrong.stderr)")
         let notAJob = try await TestSupport.nas(["trials", "list", try TestSupport.temporaryDirectory().path])
         #expect(notAJob.status != 0 && notAJob.stderr.contains("is not a nas job directory"))
     }
@@ -71,9 +82,11 @@ func writeSampleJob() throws -> String {
         try #require(dom.status == 0, "chromium failed: \(dom.stderr)")
         let page = dom.stdout
         #expect(page.contains("Search job latency-demo"))
-        #expect(page.components(separatedBy: "<svg").count - 1 == 2)
+        #expect(page.components(separatedBy: "<svg").count - 1 == 3)
         #expect(page.components(separatedBy: "class=\"target\"").count - 1 == 2)
-        #expect(page.components(separatedBy: "<circle").count - 1 == 8)
+        #expect(page.components(separatedBy: "<circle").count - 1 == 8 + 5)
+        #expect(page.contains("<b class=\"hypervolume\">0.3383</b>"))
+        #expect(page.components(separatedBy: "class=\"step\"").count - 1 == 5)
         #expect(page.components(separatedBy: "<tr").count - 1 == 6)
         #expect(page.contains("Best reward 0.87 by trial 2"))
 

@@ -38,7 +38,7 @@ struct SearchCommand: ParsableCommand {
     var searchSpace = "mnist_list_of_dictionary"
 
     @Option(
-        help: "random, grid or evolution (regularized evolution, Real et al. 2019).",
+        help: "random, grid, evolution (regularized evolution, Real et al. 2019), nsga2 (NSGA-II) or motpe (multi-objective TPE); nsga2 and motpe search accuracy against every constraint's metric at once.",
         completion: .list(SearchAlgorithmKind.allCases.map(\.rawValue)))
     var algorithm = "evolution"
 
@@ -105,7 +105,8 @@ struct SearchCommand: ParsableCommand {
         let space = try SearchSpace.load(store.config.searchSpace)
         let algorithm = SearchAlgorithm(
             kind: SearchAlgorithmKind(rawValue: store.config.algorithm) ?? .random, space: space,
-            seed: UInt64(truncatingIfNeeded: store.config.seed))
+            seed: UInt64(truncatingIfNeeded: store.config.seed),
+            objectives: ObjectiveSpace(constraints: registry.displayed(store.config.constraints)))
         try runJob(store, registry: registry, job: job, fleet: fleet, output: output) { proposed, finished in
             guard let choice = try algorithm.propose(trial: proposed.count, proposed: proposed, finished: finished)
             else { return nil }

@@ -197,7 +197,7 @@ public final class JobLoop {
         guard trials.count < config.maxTrials else { return nil }
         let finished = trials.filter { $0.state == .succeeded || $0.state == .failed }
             .sorted { ($0.endedAt ?? 0, $0.id) < ($1.endedAt ?? 0, $1.id) }
-            .map { TrialOutcome(choice: SearchChoice($0.decisions), reward: $0.reward) }
+            .map { TrialOutcome(choice: SearchChoice($0.decisions), reward: $0.reward, metrics: $0.metrics) }
         guard let parameters = try propose(trials.map { SearchChoice($0.decisions) }, finished) else {
             spaceExhausted = true
             return nil

@@ -72,7 +72,8 @@ public struct JobRunner {
     private func finish(_ outcome: JobOutcome, observer: any JobObserver) throws {
         let table = ResultsTable(trials: try store.trials(), constrainedMetrics: constraints.map(\.metric))
         let report = (store.directory as NSString).appendingPathComponent("report.html")
-        try Report.html(config: config, table: table, plots: Report.plots(for: constraints))
+        let history = HypervolumeHistory(trials: try store.trials(), objectives: ObjectiveSpace(constraints: constraints))
+        try Report.html(config: config, table: table, plots: Report.plots(for: constraints), hypervolume: history)
             .write(toFile: report, atomically: true, encoding: .utf8)
         var published = ""
         if let storage = try Self.outputStorage(config) {

@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+
+@testable import Search
+
+@Suite struct NonDominatedSortingTests {
+    /// The seed of the random point sets: fixed, so a failure reproduces; `NAS_FUZZ_SEED` picks another.
+    static let seed: UInt64 = ProcessInfo.processInfo.environment["NAS_FUZZ_SEED"].flatMap { UInt64($0) } ?? 20_261_202
+
+    typealias Point = NonDominatedSorting.Point
+
+    @Test func constrainedDomination() {
+        let feasible = Point(objectives: [0.5, 0.9], feasibility: [-0.1])
+        let better = Point(objectives: [0.4, 0.9], feasibility: [0])
+        let slightlyOver = Point(objectives: [0.0, 0.0], feasibility: [0.1, -3])
+        let farOver = Point(objectives: [0.0, 0.0], feasibility: [0.5])
+        #expect(NonDominatedSorting.dominates(better, feasible) && !NonDominatedSorting.dominates(feasible, better))
+        #expect(NonDominatedSorting.dominates(feasible, slightlyOver))
+        #expect(NonDominatedSorting.dominates(slightlyOver, farOver) && !NonDominatedSorting.dominates(farOver, slightlyOver))
+        #expect(NonDominatedSorting.fronts([farOver, feasible, slightlyOver, better]) == [[3], [1], [2], [0]])
+    }
+
+    /// Crowding: the extremes are infinite, an inner point gets its neighbours' normalised gaps summed.
+    @Test func crowdingByHand() {
+        let points = [[0.0, 1.0], [0.25, 0.5], [1.0, 0.0]].map { Point(objectives: $0, feasibility: []) }
+        let distance = NonDominatedSorting.crowding([0, 1, 2], points)
+        #expect(distance[0] == .infinity && distance[2] == .infinity && distance[1] == 2)
+    }
+
+    /// Random points with and without violations: the peeled fronts equal the definition (a point's front is one
+    /// past the latest front of any point dominating it), and a limit stops once enough points are ranked.
+    @Test func frontsMatchTheDefinition() {
+        var state = Self.seed
+        func next(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int(state >> 33) % bound
+        }
+        for round in 0..<100 {
+            let points = (0..<(1 + next(40))).map { _ in
+                Point(
+                    objectives: (0..<(2 + round % 2)).map { _ in Double(next(6)) },
+                    feasibility: next(3) == 0 ? [Double(next(3))] : [-1])
+            }
+            var rank = [Int](repeating: -1, count: points.count)
+            while rank.contains(-1) {
+                let level = (rank.max() ?? -1) + 1
+                let unranked = points.indices.filter { rank[$0] == -1 }
+                for index in unranked
+                where !unranked.contains(where: { NonDominatedSorting.dominates(points[$0], points[index]) }) {
+                    rank[index] = level
+                }
+                for index in unranked where rank[index] == level { rank[index] = level }
+            }
+            let fronts = NonDominatedSorting.fronts(points)
+            #expect(fronts.count == rank.max()! + 1)
+            for (level, front) in fronts.enumerated() {
+                #expect(front == points.indices.filter { rank[$0] == level }, "round \(round), front \(level)")
+            }
+            let limited = NonDominatedSorting.fronts(points, limit: 5)
+            #expect(limited == Array(fronts.prefix(limited.count)))
+            #expect(limited.joined().count >= min(5, points.count))
+        }
+    }
+}
