@@ -50,7 +50,8 @@ final class TrialStopper {
     /// One turn: the running trials' new results recorded and judged; the pruned ones asked to stop, and those
     /// past their grace period killed.
     func turn(_ running: [LaunchedTrial]) throws {
-        for trial in running where stopping[trial.trialID] == nil {
+        // In trial order, so that the decisions of one turn do not depend on a dictionary's order.
+        for trial in running.sorted(by: { $0.trialID < $1.trialID }) where stopping[trial.trialID] == nil {
             try record(trial.trialID, judge: true, running: trial)
         }
         let now = clock.now()
