@@ -25,7 +25,10 @@ public enum Report {
     }
 
     /// Renders the report.
-    public static func html(config: JobConfig, table: ResultsTable, plots: [Plot]) -> String {
+    /// Renders the report; with `curves` (the job's learning curves, by trial) it draws them too.
+    public static func html(
+        config: JobConfig, table: ResultsTable, plots: [Plot], curves: [Int: [CurvePoint]] = [:]
+    ) -> String {
         let trials = table.rows.map(\.trial)
         let succeeded = trials.filter { $0.state == .succeeded }
         let failed = trials.filter { $0.state == .failed }.count
@@ -51,7 +54,7 @@ public enum Report {
               border-radius: 50%; margin-right: 4px; vertical-align: middle; }
             </style></head><body>
             <h1>\(escape(config.kind == "train" ? "Retrain job" : "Search job")) \(escape(config.name))</h1>
-            <div class="summary">\(trials.count) trials: \(succeeded.count) succeeded, \(failed) failed.
+            <div class="summary">\(trials.count) trials: \(succeeded.count) succeeded, \(failed) failed\(stoppedEarly(trials)).
             Algorithm \(escape(config.algorithm)), search space \(escape(config.searchSpace)).
             Constraints: \(config.constraints.isEmpty ? "none" : config.constraints.map(escape).joined(separator: ", ")).
             \(best.map { "Best reward \(ResultsTable.format($0.reward ?? .nan)) by trial \($0.id)." } ?? "")</div>
@@ -67,7 +70,9 @@ public enum Report {
         for plot in plots {
             html += scatter(plot, trials: succeeded)
         }
-        html += "</div>\n<h2>Trials</h2>\n<table id=\"trials\"><thead><tr>"
+        html += "</div>\n"
+        if !curves.isEmpty { html += learningCurves(curves, trials: trials) }
+        html += "<h2>Trials</h2>\n<table id=\"trials\"><thead><tr>"
         for (column, title) in table.header.enumerated() {
             html += "<th onclick=\"sortBy(\(column))\" title=\"sort\">\(escape(title))</th>"
         }

@@ -225,7 +225,7 @@ public final class JobLoop {
             if let data = FileManager.default.contents(atPath: path),
                 let metrics = try? JSONDecoder().decode([String: Double].self, from: data)
             {
-                let reason = TrialStatusFile(directory: directory).reason() ?? "missed a hard device target"
+                let reason = TrialStatusFile(directory: directory).statedReason() ?? "missed a hard device target"
                 try store.markInfeasible(id, metrics: metrics, reason: reason)
                 observer.event(.trialInfeasible(trial: id, reason: reason))
                 return

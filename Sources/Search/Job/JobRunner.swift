@@ -72,7 +72,7 @@ public struct JobRunner {
     private func finish(_ outcome: JobOutcome, observer: any JobObserver) throws {
         let table = ResultsTable(trials: try store.trials(), constrainedMetrics: constraints.map(\.metric))
         let report = (store.directory as NSString).appendingPathComponent("report.html")
-        try Report.html(config: config, table: table, plots: Report.plots(for: constraints))
+        try Report.html(config: config, table: table, plots: Report.plots(for: constraints), curves: try store.curves())
             .write(toFile: report, atomically: true, encoding: .utf8)
         var published = ""
         if let storage = try Self.outputStorage(config) {
@@ -83,6 +83,8 @@ public struct JobRunner {
         var text = "\n\(config.kind == "train" ? "Train" : "Search") job \(config.name): "
         text += "\(counts[.succeeded] ?? 0) succeeded, \(counts[.failed] ?? 0) failed"
         if let cancelled = counts[.cancelled] { text += ", \(cancelled) cancelled" }
+        if let pruned = counts[.pruned] { text += ", \(pruned) pruned" }
+        if let infeasible = counts[.infeasible] { text += ", \(infeasible) infeasible (not trained)" }
         if let stop = outcome.stop {
             text += "; stopped: \(stop)"
         } else if outcome.exhausted {

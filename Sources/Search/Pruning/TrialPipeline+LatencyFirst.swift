@@ -102,3 +102,13 @@ extension CommandTrainer {
         try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 }
+
+extension TrialStatusFile {
+    /// The reason the status file gives, whatever its status (`infeasible`'s included).
+    func statedReason() -> String? {
+        guard let data = FileManager.default.contents(atPath: path), let json = try? JSON.parse(Array(data)),
+            case .string(let reason)? = json["reason"], !reason.isEmpty
+        else { return nil }
+        return reason
+    }
+}
