@@ -20,6 +20,9 @@ enum ExitStatus {
     static let badInput: Int32 = 2
     /// `nas trainer` only: the trial's loss became NaN (vertex-ai-nas's `failed_with_nan_error`).
     static let nanLoss: Int32 = TrialExit.nanStatus
+    /// `nas trainer --latency-first` only: the untrained model missed a hard device target, so the trial was not
+    /// trained (`job_status.json` says infeasible, `metrics.json` holds the measurement).
+    static let infeasible: Int32 = TrialExit.infeasibleStatus
     /// The command line was wrong: an unknown flag, a missing or out-of-range value (with the usage text).
     static let usage: Int32 = 64
     /// Stopped by Ctrl-C (SIGINT) or SIGTERM.

@@ -23,7 +23,9 @@ struct TrainerCommand: AsyncParsableCommand {
             With --trainer-command, the command trains the trial in the seed's contract and its metrics and model \
             are read back; everything after training is the same as for the built-in trainer.
             Exit status: 0 when the trial succeeded, 3 when its loss became NaN (job_status.json says \
-            failed_with_nan_error), 1 for any other failure (job_status.json says failed, with the reason).
+            failed_with_nan_error), 4 when --latency-first found its untrained model over a hard device target \
+            (job_status.json says infeasible; not trained), 1 for any other failure (job_status.json says failed, \
+            with the reason).
             """
     )
 
@@ -84,6 +86,16 @@ struct TrainerCommand: AsyncParsableCommand {
     @Flag(help: "Print no progress lines.")
     var quiet = false
 
+    @Flag(
+        name: .customLong("report-each-epoch"),
+        help: "Built-in trainer: report the test accuracy after each epoch (hypertune lines with global_step), for a job's --pruner.")
+    var reportEachEpoch = false
+
+    @Flag(
+        name: .customLong("latency-first"),
+        help: "With a hard device constraint: measure the untrained model first and do not train it if it misses the target (exit 4, job_status.json infeasible). A --trainer-command is run once with NAS_EXPORT_ONLY=1 to export it.")
+    var latencyFirst = false
+
     @OptionGroup var training: TrainerOptions
     @OptionGroup var command: TrainerCommandOptions
     @OptionGroup var plugins: PluginOptions
@@ -125,6 +137,10 @@ struct TrainerCommand: AsyncParsableCommand {
         } catch let error as TrainingError {
             printError("Error: \(error)")
             throw ExitCode(ExitStatus.of(error))
+        } catch let infeasible as TrialInfeasible {
+            print(TrialPipeline.jsonLine(infeasible.metrics))
+            if !quiet { printError("nas trainer: \(infeasible)") }
+            throw ExitCode(ExitStatus.infeasible)
         }
     }
 
@@ -153,9 +169,10 @@ struct TrainerCommand: AsyncParsableCommand {
             guard let plugin = kind.plugin, plugin.canMeasure else { return nil }
             return ModelMetric(name: kind.metric) { try plugin.measure(model: $0) }
         }
-        let pipeline = TrialPipeline(
+        var pipeline = TrialPipeline(
             trainer: trainer, measurer: measurer, deviceTypes: devices, reward: reward, modelMetrics: modelMetrics,
             output: try outputDirectory.map { try StorageLocation.parse($0).open() })
+        pipeline.latencyFirst = latencyFirst
         // Refuse a constraint on a metric nothing will produce before spending minutes on training.
         try pipeline.check()
         return pipeline
@@ -184,7 +201,8 @@ struct TrainerCommand: AsyncParsableCommand {
             progressInterval: 200)
         try config.validate()
         let (quiet, epochs) = (quiet, training.epochs)
-        return BuiltInTrainer(config: config, dataDirectory: training.dataDirectory) { progress in
+        return BuiltInTrainer(config: config, dataDirectory: training.dataDirectory, reportsEachEpoch: reportEachEpoch) {
+            progress in
             guard !quiet else { return }
             printError(
                 String(

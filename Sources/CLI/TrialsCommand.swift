@@ -86,7 +86,7 @@ struct ReportCommand: ParsableCommand {
         let (store, table) = try JobResults.load(jobDirectory, sort: ResultsTable.rewardKey, plugins: plugins)
         let html = Report.html(
             config: store.config, table: table, plots: JobResults.plots(store.config, plugins: plugins),
-            hypervolume: try hypervolume.history(store, plugins: plugins))
+            hypervolume: try hypervolume.history(store, plugins: plugins), curves: try store.curves())
         do {
             try html.write(toFile: output, atomically: true, encoding: .utf8)
         } catch {
@@ -107,7 +107,8 @@ enum JobResults {
     }
 
     static func load(_ directory: String, sort: String, plugins: PluginOptions) throws -> (JobStore, ResultsTable) {
-        let store = try JobStore.open(directory: directory)
+        // Read only: showing a job changes nothing, so a finished job on a read-only folder shows too.
+        let store = try JobStore.open(directory: directory, readOnly: true)
         let metrics = constraints(store.config, plugins: plugins).map(\.metric)
         return (store, ResultsTable(trials: try store.trials(), constrainedMetrics: metrics, sortKey: sort))
     }

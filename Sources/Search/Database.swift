@@ -30,10 +30,13 @@ final class Database {
     private let handle: OpaquePointer
     let path: String
 
-    /// Opens (creating when `create`) the database at `path`, in WAL mode with a busy timeout.
-    init(path: String, create: Bool) throws {
+    /// Opens (creating when `create`) the database at `path`, in WAL mode with a busy timeout; with `readOnly`,
+    /// for reading only, changing nothing (no journal mode is set), so that a job on a read-only folder reads.
+    init(path: String, create: Bool, readOnly: Bool = false) throws {
         var pointer: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
+        let flags =
+            (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | (create ? SQLITE_OPEN_CREATE : 0)
+            | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &pointer, flags, nil)
         guard status == SQLITE_OK, let pointer else {
             let message = pointer.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(status))
@@ -43,6 +46,7 @@ final class Database {
         handle = pointer
         self.path = path
         sqlite3_busy_timeout(handle, 5000)
+        if readOnly { return }
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA synchronous=NORMAL")
     }

@@ -59,6 +59,18 @@ public enum TrialState: String, Codable, Sendable, CaseIterable {
     case failed
     /// Stopped by the user before finishing.
     case cancelled
+    /// Stopped early by the job's pruner (`--pruner`): its curve fell behind; its metrics hold the partial
+    /// accuracy. Not a failure.
+    case pruned
+    /// Not trained: its untrained model missed a hard device target (`--latency-first`); its metrics hold the
+    /// measured latency. Not a failure.
+    case infeasible
+}
+
+extension TrialState {
+    /// True for the states a trial ends in (succeeded, failed, pruned, infeasible); not for cancelled, which a
+    /// resume runs again.
+    public var isFinished: Bool { [.succeeded, .failed, .pruned, .infeasible].contains(self) }
 }
 
 /// What a job was started with: enough to resume it and to retrain its trials.
@@ -100,6 +112,8 @@ public struct JobConfig: Codable, Hashable, Sendable {
     public var launcher: String?
     /// The Slurm resources and options of every trial's batch job, with `launcher` `slurm`.
     public var slurm: SlurmOptions?
+    /// The early-stopping rule (`--pruner`); nil when every trial trains fully (and in jobs written before).
+    public var pruner: PrunerConfiguration?
 
     /// Creates a job configuration.
     public init(
@@ -212,7 +226,7 @@ public final class JobStore {
     public let directory: String
     /// What the job was started with (and what `--resume` changed since).
     public private(set) var config: JobConfig
-    private let database: Database
+    let database: Database
 
     private init(directory: String, config: JobConfig, database: Database) {
         self.directory = directory
@@ -250,15 +264,18 @@ public final class JobStore {
                     metrics TEXT NOT NULL DEFAULT '{}', reward REAL, error TEXT, search_trial_id INTEGER,
                     started_at REAL, ended_at REAL, launcher_handle TEXT, lost_runs INTEGER NOT NULL DEFAULT 0)
                 """)
-            try database.execute("INSERT INTO job VALUES ('config', ?), ('schema', '2')", [.text(json)])
+            try database.execute(curvesSchema)
+            try database.execute("INSERT INTO job VALUES ('config', ?), ('schema', '3')", [.text(json)])
         }
     }
 
-    /// Opens an existing job; a directory without one is a clear error.
-    public static func open(directory: String) throws -> JobStore {
+    /// Opens an existing job; a directory without one is a clear error. An older job's schema is brought up to
+    /// date, except with `readOnly` (`nas trials list`, `nas report`), which changes nothing and so reads a job on
+    /// a read-only folder.
+    public static func open(directory: String, readOnly: Bool = false) throws -> JobStore {
         let path = (directory as NSString).appendingPathComponent(fileName)
         guard FileManager.default.fileExists(atPath: path) else { throw JobStoreError.notAJob(directory) }
-        let database = try Database(path: path, create: false)
+        let database = try Database(path: path, create: false, readOnly: readOnly)
         let rows: [[SQLValue]]
         do {
             rows = try database.query("SELECT value FROM job WHERE key = 'config'")
@@ -268,7 +285,10 @@ public final class JobStore {
         guard let json = rows.first?.first?.string,
             let config = try? JSONDecoder().decode(JobConfig.self, from: Data(json.utf8))
         else { throw JobStoreError.database(path, "the job's configuration is missing or unreadable") }
-        try addLauncherColumns(database)
+        if !readOnly {
+            try addLauncherColumns(database)
+            try addCurvesTable(database)
+        }
         return JobStore(directory: directory, config: config, database: database)
     }
 
@@ -308,8 +328,10 @@ public final class JobStore {
         return database.lastInsertedID
     }
 
-    /// Marks a trial running, without a handle until its launch returns one.
+    /// Marks a trial running, without a handle until its launch returns one; a curve of an earlier run of it is
+    /// dropped, since the run starts over.
     public func markRunning(_ id: Int) throws {
+        try database.execute("DELETE FROM curves WHERE trial_id = ?", [.integer(Int64(id))])
         try update(
             id, "state = 'running', started_at = ?, error = NULL, launcher_handle = NULL",
             [.real(Date().timeIntervalSince1970)])
@@ -382,7 +404,7 @@ public final class JobStore {
         }
     }
 
-    private func update(_ id: Int, _ assignments: String, _ values: [SQLValue]) throws {
+    func update(_ id: Int, _ assignments: String, _ values: [SQLValue]) throws {
         let exists = try database.query("SELECT 1 FROM trials WHERE id = ?", [.integer(Int64(id))])
         guard !exists.isEmpty else { throw JobStoreError.unknownTrial(id) }
         try database.execute("UPDATE trials SET \(assignments) WHERE id = ?", values + [.integer(Int64(id))])

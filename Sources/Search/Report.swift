@@ -25,9 +25,11 @@ public enum Report {
         return plots.isEmpty ? [Plot(metric: MetricName.flopsMillion.rawValue, target: nil)] : plots
     }
 
-    /// Renders the report; with `hypervolume`, its value and history too.
+    /// Renders the report; with `hypervolume`, its value and history too; with `curves` (the job's learning curves,
+    /// by trial) it draws them too.
     public static func html(
-        config: JobConfig, table: ResultsTable, plots: [Plot], hypervolume: HypervolumeHistory? = nil
+        config: JobConfig, table: ResultsTable, plots: [Plot], hypervolume: HypervolumeHistory? = nil,
+        curves: [Int: [CurvePoint]] = [:]
     ) -> String {
         let trials = table.rows.map(\.trial)
         let succeeded = trials.filter { $0.state == .succeeded }
@@ -54,7 +56,7 @@ public enum Report {
               border-radius: 50%; margin-right: 4px; vertical-align: middle; }
             </style></head><body>
             <h1>\(escape(config.kind == "train" ? "Retrain job" : "Search job")) \(escape(config.name))</h1>
-            <div class="summary">\(trials.count) trials: \(succeeded.count) succeeded, \(failed) failed.
+            <div class="summary">\(trials.count) trials: \(succeeded.count) succeeded, \(failed) failed\(stoppedEarly(trials)).
             Algorithm \(escape(config.algorithm)), search space \(escape(config.searchSpace)).
             Constraints: \(config.constraints.isEmpty ? "none" : config.constraints.map(escape).joined(separator: ", ")).
             \(best.map { "Best reward \(ResultsTable.format($0.reward ?? .nan)) by trial \($0.id)." } ?? "")</div>
@@ -72,6 +74,7 @@ public enum Report {
         }
         html += "</div>\n"
         if let hypervolume { html += hypervolumeSection(hypervolume) }
+        if !curves.isEmpty { html += learningCurves(curves, trials: trials) }
         html += "<h2>Trials</h2>\n<table id=\"trials\"><thead><tr>"
         for (column, title) in table.header.enumerated() {
             html += "<th onclick=\"sortBy(\(column))\" title=\"sort\">\(escape(title))</th>"

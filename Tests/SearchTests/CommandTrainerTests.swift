@@ -220,9 +220,15 @@ import Trainer
         let plain = CommandTrainer(spec: spec, retrain: retrain, log: { _ in })
         #expect(
             plain.commandLine(context) == [
-                "/bin/sh", "-c", "python3 train.py \"$@\"", "sh", "--num_epochs=10",
+                "/bin/sh", "-c", "exec python3 train.py \"$@\"", "sh", "--num_epochs=10",
                 "--nas_params_str=\(Self.parameters.jsonText)", "--job-dir=/jobs/train/2",
             ])
+        // Shell syntax stays the shell's: no exec.
+        var shell = spec
+        shell.command = "cd /tmp && python3 train.py"
+        #expect(CommandTrainer(spec: shell, log: { _ in }).commandLine(context)[2] == "cd /tmp && python3 train.py \"$@\"")
+        shell.command = "OMP_NUM_THREADS=1 python3 train.py"
+        #expect(CommandTrainer(spec: shell, log: { _ in }).commandLine(context)[2].hasPrefix("OMP_NUM_THREADS"))
         let environment = plain.commandEnvironment(context)
         #expect(environment["NAS_SEARCH_TRIAL_ID"] == "9" && environment["NAS_RETRAIN_SEARCH_JOB_TRIALS"] == "4,9")
         #expect(environment["NAS_RETRAIN_SEARCH_JOB_DIR"] == "/jobs/search" && environment["CLOUD_ML_TRIAL_ID"] == "2")

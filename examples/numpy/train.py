@@ -43,7 +43,7 @@ def activate_grad(name, y):
     return (y > 0).astype(np.float32) if name == "relu" else y * (1 - y)
 
 
-def train(arch, x, y, epochs, batch, seed):
+def train(arch, x, y, epochs, batch, seed, epoch_ended=None):
     rng = np.random.default_rng(seed)
     hidden, act, rate = int(arch["hidden_units"]), arch["activation"], float(arch["learning_rate"])
     w1 = (rng.standard_normal((784, hidden)) * np.sqrt(2.0 / 784)).astype(np.float32)
@@ -72,6 +72,8 @@ def train(arch, x, y, epochs, batch, seed):
             b1 -= rate * gh.sum(0)
         loss = float(np.mean(losses))
         print(f"epoch={epoch + 1} loss={loss:.4f}", flush=True)
+        if epoch_ended is not None and epoch + 1 < epochs:
+            epoch_ended(epoch + 1, (w1, b1, w2, b2))
     return (w1, b1, w2, b2), loss
 
 
@@ -125,13 +127,25 @@ def main():
     if arch.activation == args.fail_activation:
         print(f"ValueError: {args.fail_activation} is not supported here", flush=True)
         raise SystemExit(2)
+    seed = int(cloud_nas_utils.get_trial_id_from_environment())
+    model_path = os.path.join(cloud_nas_utils.get_saved_model_dir(job_dir), "model.onnx")
+    if cloud_nas_utils.export_only():
+        # nas search --latency-first: the untrained model only; nas measures it before deciding to train.
+        weights, _ = train(arch, np.zeros((0, 784), np.float32), np.zeros(0, np.int64), 0, 32, seed=seed)
+        export(weights, arch.activation, model_path)
+        return
     x, y = load(args.data_dir, "train", args.train_limit)
     tx, ty = load(args.data_dir, "t10k", args.test_limit)
     start = time.time()
-    weights, loss = train(arch, x, y, args.num_epochs, 32, seed=int(cloud_nas_utils.get_trial_id_from_environment()))
+
+    def epoch_ended(epoch, weights):
+        # Intermediate results, for nas search --pruner: it may stop this trainer (SIGTERM) at a rung.
+        metrics_reporter.report_intermediate_result(accuracy(weights, arch.activation, tx, ty), step=epoch)
+
+    weights, loss = train(arch, x, y, args.num_epochs, 32, seed=seed, epoch_ended=epoch_ended)
     test_accuracy = accuracy(weights, arch.activation, tx, ty)
     if args.fail != "no_model":
-        export(weights, arch.activation, os.path.join(cloud_nas_utils.get_saved_model_dir(job_dir), "model.onnx"))
+        export(weights, arch.activation, model_path)
 
     other_metrics = {"train_seconds": time.time() - start, "final_loss": loss}
     if args.ask_latency == "true":

@@ -294,3 +294,10 @@ def wait_and_retrieve_latency(
         root = os.path.join(root, "devices", device or types[0])
     return fleet.exchange(root, get_trial_id_from_environment(), model, poll_interval=sleep_time, timeout=timeout)
 
+
+
+def export_only() -> bool:
+    """True when `nas` asks for the model only (`NAS_EXPORT_ONLY=1`, `nas search --latency-first`): export the
+    untrained model to `saved_model/model.onnx` (`save_onnx`) and exit 0 without training; `nas` measures it first and
+    trains the trial only if it meets the job's hard device targets."""
+    return os.environ.get("NAS_EXPORT_ONLY") == "1"

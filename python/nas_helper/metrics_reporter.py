@@ -28,6 +28,15 @@ class NasMetricsReporter:
             os.makedirs(folder, exist_ok=True)
         self.trial_id = os.environ.get("CLOUD_ML_TRIAL_ID", "0")
         self.metrics_queue: collections.deque = collections.deque(maxlen=_MAX_NUM_METRIC_ENTRIES_TO_PRESERVE)
+        # Reports already in the file (another reporter of the same run, e.g. report_intermediate_result's) are
+        # kept: the file is rewritten whole on each report.
+        if os.path.exists(self.metric_path):
+            with open(self.metric_path) as handle:
+                for line in handle:
+                    try:
+                        self.metrics_queue.append(json.loads(line))
+                    except ValueError:
+                        continue
 
     def report_metrics(
         self,
@@ -62,3 +71,25 @@ class NasMetricsReporter:
             for metric in self.metrics_queue:
                 handle.write(json.dumps(metric, sort_keys=True) + "\n")
         os.replace(partial, self.metric_path)
+
+
+_intermediate_reporter: Optional[NasMetricsReporter] = None
+_intermediate_step = 0
+
+
+def report_intermediate_result(metric: float, step: Optional[int] = None) -> None:
+    """Reports the accuracy after `step` steps (1, 2, ... when None), as NNI's `report_intermediate_result` does.
+
+    Written as a hypertune line with its `global_step`, under the job's accuracy metric (`NAS_ACCURACY_METRIC`,
+    default `top_1_accuracy`). With `nas search --pruner`, the search reads these while the trainer runs and may stop
+    it at a rung: the trainer then gets SIGTERM, and SIGKILL after `--pruner-grace-seconds`. Steps are in the unit
+    of `--num-epochs` (`--pruner-max-resource`), usually epochs. The final result is still `report_metrics`'s.
+    """
+    global _intermediate_reporter, _intermediate_step
+    if _intermediate_reporter is None:
+        _intermediate_reporter = NasMetricsReporter()
+    _intermediate_step = int(step) if step is not None else _intermediate_step + 1
+    if _intermediate_step <= 0:
+        raise ValueError(f"step must be 1 or more, not {_intermediate_step}")
+    tag = os.environ.get("NAS_ACCURACY_METRIC") or "top_1_accuracy"
+    _intermediate_reporter.report_metrics(tag, float(metric), global_step=_intermediate_step)

@@ -296,3 +296,32 @@ def test_an_exchange_timeout_says_how_to_start_a_worker(tmp_path, monkeypatch):
     with pytest.raises(fleet.FleetError, match="gave the model up.*unsupported op"):
         cloud_nas_utils.wait_and_retrieve_latency(path, sleep_time=0.01, timeout=30)
     assert done.is_set()
+
+
+# MARK: - intermediate results and export only
+
+
+def test_intermediate_results_are_hypertune_lines_with_their_step_and_the_final_report_keeps_them(tmp_path, monkeypatch):
+    path = tmp_path / "hypertune" / "output.metrics"
+    monkeypatch.setenv("CLOUD_ML_HP_METRIC_FILE", str(path))
+    monkeypatch.setenv("NAS_ACCURACY_METRIC", "val_acc")
+    monkeypatch.setattr(metrics_reporter, "_intermediate_reporter", None)
+    monkeypatch.setattr(metrics_reporter, "_intermediate_step", 0)
+    metrics_reporter.report_intermediate_result(0.5)
+    metrics_reporter.report_intermediate_result(0.625)
+    metrics_reporter.report_intermediate_result(0.75, step=5)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(line["global_step"], line["val_acc"]) for line in lines] == [("1", "0.5"), ("2", "0.625"), ("5", "0.75")]
+    # A reporter of its own for the final result keeps the curve in the file.
+    metrics_reporter.NasMetricsReporter().report_metrics("val_acc", 0.8)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 4 and lines[-1]["val_acc"] == "0.8"
+    with pytest.raises(ValueError):
+        metrics_reporter.report_intermediate_result(0.1, step=0)
+
+
+def test_export_only_reads_the_contracts_variable(monkeypatch):
+    monkeypatch.delenv("NAS_EXPORT_ONLY", raising=False)
+    assert cloud_nas_utils.export_only() is False
+    monkeypatch.setenv("NAS_EXPORT_ONLY", "1")
+    assert cloud_nas_utils.export_only() is True

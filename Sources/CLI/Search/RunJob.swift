@@ -47,9 +47,12 @@ func runJob(
     case .interrupted: throw ExitCode(ExitStatus.interrupted)
     case .failures: throw ExitCode(ExitStatus.failed)
     case .none:
-        // A job none of whose trials succeeded did not do its work, whatever stopped it.
+        // A job none of whose trials succeeded did not do its work, whatever stopped it; trials that were pruned or
+        // found infeasible before training are results, not failures.
         let trials = try store.trials()
-        if !trials.isEmpty, !trials.contains(where: { $0.state == .succeeded }) { throw ExitCode(ExitStatus.failed) }
+        if !trials.isEmpty, !trials.contains(where: { [.succeeded, .pruned, .infeasible].contains($0.state) }) {
+            throw ExitCode(ExitStatus.failed)
+        }
     }
 }
 

@@ -54,6 +54,7 @@ struct SearchCommand: ParsableCommand {
     @OptionGroup var launcher: LauncherOptions
     @OptionGroup var trainer: TrainerOptions
     @OptionGroup var command: TrainerCommandOptions
+    @OptionGroup var pruning: PrunerOptions
     @OptionGroup var fleet: JobFleetOptions
     @OptionGroup var output: ProgressOptions
     @OptionGroup var plugins: PluginOptions
@@ -68,6 +69,7 @@ struct SearchCommand: ParsableCommand {
         try launcher.check()
         try trainer.check()
         _ = try command.spec()
+        _ = try pruning.configuration(epochs: trainer.epochs)
     }
 
     func run() throws {
@@ -87,6 +89,12 @@ struct SearchCommand: ParsableCommand {
                 trainerCommand: try command.spec())
             config.outputLocation = job.outputLocation(config.name)
             config.fleet = fleet.record
+            config.pruner = try pruning.configuration(epochs: trainer.epochs)
+            config.trainerArguments += pruning.trainerArguments(pruning: config.pruner != nil)
+            if pruning.latencyFirst, !parsed.contains(where: { $0.isHardDeviceConstraint }) {
+                throw CLIError.badInput(
+                    "--latency-first needs a hard device constraint (e.g. --target-latency-millisec with the default hard option, or --constraint 'latency_ms<=0.05:hard'); the job has none")
+            }
             launcher.configure(&config)
             // Everything the job needs is checked before its folder exists or any training starts.
             let space = try SearchSpace.load(searchSpace)

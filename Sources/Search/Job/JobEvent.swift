@@ -25,6 +25,10 @@ public enum JobEvent: Sendable, Equatable {
     case trialCancelled(trial: Int)
     /// A trial's run was lost to the cluster and the trial will run again.
     case trialLost(trial: Int, reason: String)
+    /// The pruner stopped a trial: its accuracy `value` at `step` fell behind.
+    case trialPruned(trial: Int, step: Double, value: Double)
+    /// A trial was not trained: its untrained model missed a hard device target.
+    case trialInfeasible(trial: Int, reason: String)
     /// Something the launcher shows about a running trial (its Slurm job's state and why), or about itself.
     case trialNote(trial: Int?, text: String)
     /// The job ended; its report is at `report`.
@@ -52,6 +56,9 @@ public enum JobEvent: Sendable, Equatable {
         case .trialFailed(let trial, let reason): return "trial \(trial) failed: \(reason)"
         case .trialCancelled(let trial): return "trial \(trial) cancelled"
         case .trialLost(let trial, let reason): return "trial \(trial) \(reason)"
+        case .trialPruned(let trial, let step, let value):
+            return "trial \(trial) pruned at step \(ResultsTable.format(step)): accuracy \(String(format: "%.4f", value))"
+        case .trialInfeasible(let trial, let reason): return "trial \(trial) infeasible, not trained: \(reason)"
         case .trialNote(let trial, let text): return trial.map { "trial \($0): \(text)" } ?? "launcher: \(text)"
         case .finished: return "job finished"
         }
@@ -78,6 +85,13 @@ public enum JobEvent: Sendable, Equatable {
         case .trialFailed(let trial, let reason):
             return [("event", .string("trial_failed")), ("trial", .number(Double(trial))), ("reason", .string(reason))]
         case .trialCancelled(let trial): return [("event", .string("trial_cancelled")), ("trial", .number(Double(trial)))]
+        case .trialPruned(let trial, let step, let value):
+            return [
+                ("event", .string("trial_pruned")), ("trial", .number(Double(trial))), ("step", .number(step)),
+                ("top_1_accuracy", .number(value)),
+            ]
+        case .trialInfeasible(let trial, let reason):
+            return [("event", .string("trial_infeasible")), ("trial", .number(Double(trial))), ("reason", .string(reason))]
         case .trialLost(let trial, let reason):
             return [("event", .string("trial_lost")), ("trial", .number(Double(trial))), ("reason", .string(reason))]
         case .trialNote(let trial, let text):

@@ -119,6 +119,9 @@ public final class JobLoop {
         }
         let requeued = try store.requeueInterrupted(keeping: Set(running.keys))
         if requeued > 0 { observer.event(.resumed(requeued: requeued)) }
+        // Pruning (--pruner) and the curves of running trials; the rule is rebuilt from the stored curves.
+        let stopper = try TrialStopper(store: store, launcher: launcher, observer: observer, clock: clock)
+        for id in running.keys { stopper.started(id) }
         var durations: [Duration] = []
         var stop: JobStop?
         var launching = true
@@ -132,8 +135,13 @@ public final class JobLoop {
                 for (trial, exit) in endings.sorted(by: { $0.key.trialID < $1.key.trialID }) {
                     guard let entry = running.removeValue(forKey: trial.trialID) else { continue }
                     durations.append(clock.now() - entry.started)
+                    if stopper.ended(trial.trialID) {
+                        observer.event(.trialNote(trial: trial.trialID, text: "stopped (\(exit))"))
+                        continue
+                    }
                     try record(trial.trialID, exit, cancelled: cancelled)
                 }
+                try stopper.turn(running.values.map(\.trial))
             }
             for note in launcher.notes() { observer.event(.trialNote(trial: note.trialID, text: note.text)) }
             var trials = try store.trials()
@@ -174,6 +182,7 @@ public final class JobLoop {
                 }
                 try store.setHandle(trial.id, launched.handle)
                 running[trial.id] = (launched, clock.now())
+                stopper.started(trial.id)
                 observer.event(
                     .trialStarted(trial: trial.id, parameters: trial.parameters, description: Self.describe(trial.parameters)))
                 trials = try store.trials()
@@ -195,7 +204,7 @@ public final class JobLoop {
     private func nextTrial(_ trials: inout [TrialRecord]) throws -> TrialRecord? {
         if let pending = trials.first(where: { $0.state == .pending }) { return pending }
         guard trials.count < config.maxTrials else { return nil }
-        let finished = trials.filter { $0.state == .succeeded || $0.state == .failed }
+        let finished = trials.filter { $0.state.isFinished }
             .sorted { ($0.endedAt ?? 0, $0.id) < ($1.endedAt ?? 0, $1.id) }
             .map { TrialOutcome(choice: SearchChoice($0.decisions), reward: $0.reward, metrics: $0.metrics) }
         guard let parameters = try propose(trials.map { SearchChoice($0.decisions) }, finished) else {
@@ -211,6 +220,17 @@ public final class JobLoop {
     /// Records how a trial's run ended: its metrics and reward, or why it failed.
     private func record(_ id: Int, _ exit: TrialExit, cancelled: Bool) throws {
         let directory = store.trialDirectory(id)
+        if exit == .exited(TrialExit.infeasibleStatus) {
+            let path = (directory as NSString).appendingPathComponent(TrialFiles.metrics)
+            if let data = FileManager.default.contents(atPath: path),
+                let metrics = try? JSONDecoder().decode([String: Double].self, from: data)
+            {
+                let reason = TrialStatusFile(directory: directory).statedReason() ?? "missed a hard device target"
+                try store.markInfeasible(id, metrics: metrics, reason: reason)
+                observer.event(.trialInfeasible(trial: id, reason: reason))
+                return
+            }
+        }
         if exit == .exited(0) {
             let path = (directory as NSString).appendingPathComponent(TrialFiles.metrics)
             if let data = FileManager.default.contents(atPath: path),
@@ -259,7 +279,7 @@ public final class JobLoop {
     }
 
     private func progress(_ trials: [TrialRecord], running: Int, durations: [Duration]) -> JobProgress {
-        let done = trials.filter { $0.state == .succeeded || $0.state == .failed }.count
+        let done = trials.filter { $0.state.isFinished }.count
         let best = trials.compactMap { t in t.reward.map { (trial: t.id, reward: $0) } }.max { $0.reward < $1.reward }
         let remaining = durations.isEmpty
             ? nil

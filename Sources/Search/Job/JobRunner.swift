@@ -73,7 +73,9 @@ public struct JobRunner {
         let table = ResultsTable(trials: try store.trials(), constrainedMetrics: constraints.map(\.metric))
         let report = (store.directory as NSString).appendingPathComponent("report.html")
         let history = HypervolumeHistory(trials: try store.trials(), objectives: ObjectiveSpace(constraints: constraints))
-        try Report.html(config: config, table: table, plots: Report.plots(for: constraints), hypervolume: history)
+        try Report.html(
+            config: config, table: table, plots: Report.plots(for: constraints), hypervolume: history,
+            curves: try store.curves())
             .write(toFile: report, atomically: true, encoding: .utf8)
         var published = ""
         if let storage = try Self.outputStorage(config) {
@@ -84,6 +86,8 @@ public struct JobRunner {
         var text = "\n\(config.kind == "train" ? "Train" : "Search") job \(config.name): "
         text += "\(counts[.succeeded] ?? 0) succeeded, \(counts[.failed] ?? 0) failed"
         if let cancelled = counts[.cancelled] { text += ", \(cancelled) cancelled" }
+        if let pruned = counts[.pruned] { text += ", \(pruned) pruned" }
+        if let infeasible = counts[.infeasible] { text += ", \(infeasible) infeasible (not trained)" }
         if let stop = outcome.stop {
             text += "; stopped: \(stop)"
         } else if outcome.exhausted {

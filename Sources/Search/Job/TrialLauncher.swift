@@ -40,6 +40,9 @@ public enum TrialExit: Sendable, Equatable {
     /// The trial runner's exit status when the trial's loss became NaN (`job_status.json` says
     /// `failed_with_nan_error`, as in vertex-ai-nas).
     public static let nanStatus: Int32 = 3
+    /// The trial runner's exit status when the trial was not trained because its untrained model missed a hard
+    /// device target (`--latency-first`; `job_status.json` says `infeasible`, `metrics.json` has the measurement).
+    public static let infeasibleStatus: Int32 = 4
 }
 
 /// A launched trial, as its launcher knows it.
@@ -81,6 +84,10 @@ public protocol TrialLauncher: AnyObject {
     func poll(_ trials: [LaunchedTrial]) throws -> [LaunchedTrial: TrialExit]
     /// Asks runs to stop (SIGTERM to a local process group); their endings come through `poll` as usual.
     func cancel(_ trials: [LaunchedTrial])
+    /// Insists that runs asked to stop stop now, once their grace period is over (a pruned trial's trainer that
+    /// ignores SIGTERM); by default a second `cancel`, which a trial runner takes as "kill now" (SIGKILL to its
+    /// trainer command's group) and which Slurm's `scancel` escalates by itself after its KillWait.
+    func kill(_ trials: [LaunchedTrial])
     /// Takes over trials that an earlier search left running, with the handles it stored (an empty handle when it
     /// died before it could store one), and returns those this launcher follows again, handles filled in; the job
     /// loop runs the others again. A launcher whose runs die with their search re-attaches to none.
@@ -90,6 +97,8 @@ public protocol TrialLauncher: AnyObject {
 }
 
 extension TrialLauncher {
+    /// A second `cancel`.
+    public func kill(_ trials: [LaunchedTrial]) { cancel(trials) }
     /// Re-attaches to none: the runs ended with the search that launched them.
     public func reattach(_ trials: [LaunchedTrial]) throws -> [LaunchedTrial] { [] }
     /// Nothing to show.

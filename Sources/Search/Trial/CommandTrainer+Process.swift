@@ -11,6 +11,13 @@ extension CommandTrainer {
     /// `ParentWatch` ends it), the group is killed on the way out.
     public func train(_ trial: TrialContext) async throws -> TrainedTrial {
         try clearEarlierResults(trial)
+        let (logPath, offset) = try await runCommand(trial, extraEnvironment: [:])
+        return try results(trial) { output(of: logPath, from: offset) }
+    }
+
+    /// Runs the command once with `extraEnvironment` on top of the contract's; returns the log and where this
+    /// run's output began in it. Throws when it did not exit 0, ran past its time limit or was cancelled.
+    func runCommand(_ trial: TrialContext, extraEnvironment: [String: String]) async throws -> (String, UInt64) {
         let logPath = (trial.directory as NSString).appendingPathComponent(TrialFiles.log)
         log("running the trainer command; its output goes to \(logPath)")
         let offset = (try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? UInt64) ?? 0
@@ -26,7 +33,7 @@ extension CommandTrainer {
         let process = try Subprocess(
             executable: line[0], arguments: Array(line.dropFirst()),
             environment: commandEnvironment(trial, inherited: Subprocess.currentEnvironment())
-                .merging(ParentWatch.environment) { $1 }, inheritEnvironment: false,
+                .merging(ParentWatch.environment) { $1 }.merging(extraEnvironment) { $1 }, inheritEnvironment: false,
             standardOutput: .append(logPath), standardError: .standardOutput, processGroup: .ownKilledWithLeader)
         state.process.withLock { $0 = process }
         RunningCommand.started(process.pid)
@@ -59,7 +66,7 @@ extension CommandTrainer {
         guard termination == .exited(0) else {
             throw TrialPipelineError("the trainer command \(termination); \(lastLines)")
         }
-        return try results(trial) { output(of: logPath, from: offset) }
+        return (logPath, offset)
     }
 }
 

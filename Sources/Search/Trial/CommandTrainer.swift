@@ -44,7 +44,10 @@ public struct CommandTrainer: TrialTrainer {
     }
 
     /// The command line: `/bin/sh -c '<command> "$@"'` with the pass-through flags, `--nas_params_str` and
-    /// `--job-dir` as its arguments, so that the user's quoting and shell syntax stay theirs.
+    /// `--job-dir` as its arguments, so that the user's quoting and shell syntax stay theirs. A simple command
+    /// (`python3 train.py`) is `exec`'d, so that the trainer itself gets a SIGTERM (a pruned or cancelled trial)
+    /// and has the grace period to act on it: Debian's `sh` would otherwise die at once and the rest of the group
+    /// be killed with it.
     public func commandLine(_ trial: TrialContext) -> [String] {
         var arguments = spec.commandFlags
         if let retrain, spec.retrainFlags {
@@ -54,7 +57,21 @@ public struct CommandTrainer: TrialTrainer {
             ]
         }
         arguments += ["--nas_params_str=\(trial.parameters.jsonText)", "--job-dir=\(trial.directory)"]
-        return ["/bin/sh", "-c", spec.command + " \"$@\"", "sh"] + arguments
+        let command = Self.isSimpleCommand(spec.command) ? "exec " + spec.command : spec.command
+        return ["/bin/sh", "-c", command + " \"$@\"", "sh"] + arguments
+    }
+
+    /// True for a command `exec` can replace the shell with: one program and its words, no shell syntax
+    /// (`;`, `&`, `|`, redirections, substitutions, a variable assignment or a shell builtin first).
+    static func isSimpleCommand(_ command: String) -> Bool {
+        let syntax = Set(";&|<>()`$\\\n{}!*?[]#~")
+        guard !command.contains(where: { syntax.contains($0) }) else { return false }
+        guard let first = command.split(separator: " ").first, !first.contains("=") else { return false }
+        let builtins: Set<Substring> = [
+            "cd", "exec", "export", "set", "source", ".", "eval", "time", "if", "for", "while", "until", "case",
+            "trap", "ulimit", "umask", "unset", "command", "nohup", "env",
+        ]
+        return !builtins.contains(first)
     }
 
     /// Where a job's launcher keeps the user's `OPENBLAS_NUM_THREADS` (empty when unset) while the trial runner

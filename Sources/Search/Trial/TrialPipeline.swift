@@ -53,6 +53,9 @@ public struct TrainedTrial: Sendable {
 public protocol TrialTrainer: Sendable {
     /// Trains `trial`, leaves its ONNX model at `trial.modelPath`, and returns it with the metrics measured.
     func train(_ trial: TrialContext) async throws -> TrainedTrial
+    /// Exports `trial`'s model untrained (for latency first), left at `trial.modelPath` and returned; nil when
+    /// this trainer cannot (the default).
+    func exportUntrained(_ trial: TrialContext) async throws -> [UInt8]?
     /// True when the trainer may report metrics of its own beyond accuracy, so that a constraint on a metric
     /// `nas` does not measure is checked once the trainer has run rather than refused before; false by default.
     var reportsOwnMetrics: Bool { get }
@@ -60,6 +63,7 @@ public protocol TrialTrainer: Sendable {
 
 extension TrialTrainer {
     public var reportsOwnMetrics: Bool { false }
+    public func exportUntrained(_ trial: TrialContext) async throws -> [UInt8]? { nil }
 }
 
 /// A trial's model, as a measurer gets it.
@@ -118,6 +122,9 @@ public struct TrialPipeline: Sendable {
     public var modelMetrics: [ModelMetric]
     /// Where the trial's files are published as `<trial-id>/...` besides its folder, when the job publishes.
     public var output: (any ObjectStorage)?
+    /// Latency first: with a hard device constraint, the untrained model is measured before training, and a
+    /// trial that misses the target is not trained (`TrialInfeasible`); the measurement is the trial's.
+    public var latencyFirst = false
 
     /// A pipeline.
     public init(
@@ -157,6 +164,10 @@ public struct TrialPipeline: Sendable {
         let status = TrialStatusFile(directory: trial.directory)
         do {
             return try await runSteps(trial, status)
+        } catch let infeasible as TrialInfeasible {
+            // Its status (infeasible) and measurement are written: a result, not a failure.
+            try? publish(trial, [TrialFiles.metrics, TrialFiles.status])
+            throw infeasible
         } catch {
             let state = (error as? TrainingError)?.trialStatus ?? "failed"
             try? status.write(state, reason: "\(error)")
@@ -170,6 +181,7 @@ public struct TrialPipeline: Sendable {
         _ = try trial.parameters.write(toTrialDirectory: trial.directory)
         try status.write("running")
 
+        let premeasured = try await measureFirst(trial, status)
         let trained = try await trainer.train(trial)
         var metrics = trained.metrics
         guard metrics[MetricName.accuracy.rawValue] != nil else {
@@ -189,14 +201,11 @@ public struct TrialPipeline: Sendable {
                 )
             }
             let model = TrialModel(trialID: trial.trialID, bytes: bytes, path: trained.modelPath)
-            for type in deviceTypes {
-                let answer = try Self.checked(try await measurer.measure(model, on: type), deviceType: type)
-                for metric in MetricName.deviceMetrics {
-                    let name = metric.on(deviceType: type, qualified: deviceTypes.count > 1)
-                    if let value = answer[metric.rawValue] ?? Self.legacyRunnerNames[metric].flatMap({ answer[$0] }) {
-                        metrics[name.rawValue] = value
-                    }
-                }
+            // Latency first measured the same graph untrained: its latency is the trained model's.
+            if let premeasured {
+                metrics.merge(premeasured) { $1 }
+            } else {
+                metrics.merge(try await measureDevices(model, measurer)) { $1 }
             }
             if deviceTypes.count == 1, let latency = metrics[MetricName.latency.rawValue] {
                 // The seed's record of the measurement beside the model, so that a file-mode worker watching a

@@ -21,13 +21,17 @@ public enum Trainer {
     ///
     /// - Parameter progress: called on the calling thread every `config.progressInterval` batches and at the end
     ///   of each epoch.
+    /// - Parameter epochEnded: called on the calling thread after each epoch but the last with the epoch and the
+    ///   weights so far (intermediate results for early stopping); what it throws ends the training.
     /// - Throws: `TrainingError` for a bad configuration, data that does not fit the architecture, or a NaN loss
     ///   (`trialStatus == "failed_with_nan_error"`).
     public static func train(
         architecture: CNNArchitecture, data: IDXDataset, config: TrainingConfig = TrainingConfig(),
-        progress: ((TrainingProgress) -> Void)? = nil
+        progress: ((TrainingProgress) -> Void)? = nil, epochEnded: ((Int, CNNWeights) throws -> Void)? = nil
     ) throws -> TrainingResult {
-        var result = try train(architecture: architecture, training: data.train, config: config, progress: progress)
+        var result = try train(
+            architecture: architecture, training: data.train, config: config, progress: progress,
+            epochEnded: epochEnded)
         let test = config.testLimit.map { data.test.prefix($0) } ?? data.test
         result.testAccuracy = try evaluate(
             architecture: architecture, weights: result.weights, data: test, threads: config.threads)
@@ -37,7 +41,7 @@ public enum Trainer {
     /// Trains `architecture` on `training` only (`testAccuracy` is nil).
     public static func train(
         architecture: CNNArchitecture, training: Dataset, config: TrainingConfig = TrainingConfig(),
-        progress: ((TrainingProgress) -> Void)? = nil
+        progress: ((TrainingProgress) -> Void)? = nil, epochEnded: ((Int, CNNWeights) throws -> Void)? = nil
     ) throws -> TrainingResult {
         try config.validate()
         let data = config.trainLimit.map { training.prefix($0) } ?? training
@@ -97,6 +101,7 @@ public enum Trainer {
             }
             epochLosses.append(lossSum / Double(batches))
             epochAccuracies.append(Double(correct) / Double(seen))
+            if let epochEnded, epoch < config.epochs { try epochEnded(epoch, layout.weights(parameters)) }
         }
         let elapsed = seconds(since: start)
         return TrainingResult(
