@@ -42,6 +42,8 @@ let package = Package(
         // The trainer's SIMD convolution kernels (AVX-512, AVX2 + FMA or portable, chosen at run time).
         .target(name: "CTrainerKernels", path: "Sources/CTrainerKernels"),
         .target(name: "Trainer", dependencies: ["Constraints", "ONNX", "CZlib", "COpenBLAS", "CTrainerKernels"]),
+        // Latency prediction from kernel-level features of ONNX graphs (nn-Meter's idea), fitted as the fleet measures.
+        .target(name: "Predictor", dependencies: ["ONNX"]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Search", dependencies: ["Constraints", "ONNX", "Trainer", "Fleet", "FleetWire", "System", "CSQLite"]),
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
@@ -97,6 +99,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ONNX", "ONNXFixtures", "Trainer", "TestSupport"]),
         // The trainer's tests run its exports through the engine.
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ONNX", "Engine", "ONNXFixtures", "TestSupport"]),
+        .testTarget(name: "PredictorTests", dependencies: ["Predictor", "ONNX", "Engine", "Trainer", "TestSupport"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "Trainer", "ONNX", "Constraints", "TestSupport"]),
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "FleetWire", "HTTP2", "TestSupport"]),
