@@ -59,6 +59,8 @@ public enum TrialState: String, Codable, Sendable, CaseIterable {
     case failed
     /// Stopped by the user before finishing.
     case cancelled
+    /// Not trained: the latency predictor said it cannot meet a hard latency target (`--predictor screen`).
+    case screened
 }
 
 /// What a job was started with: enough to resume it and to retrain its trials.
@@ -212,7 +214,7 @@ public final class JobStore {
     public let directory: String
     /// What the job was started with (and what `--resume` changed since).
     public private(set) var config: JobConfig
-    private let database: Database
+    let database: Database
 
     private init(directory: String, config: JobConfig, database: Database) {
         self.directory = directory

@@ -67,7 +67,8 @@ public enum Report {
         for plot in plots {
             html += scatter(plot, trials: succeeded)
         }
-        html += "</div>\n<h2>Trials</h2>\n<table id=\"trials\"><thead><tr>"
+        html += "</div>\n" + predictorSection(trials)
+        html += "<h2>Trials</h2>\n<table id=\"trials\"><thead><tr>"
         for (column, title) in table.header.enumerated() {
             html += "<th onclick=\"sortBy(\(column))\" title=\"sort\">\(escape(title))</th>"
         }

@@ -86,6 +86,8 @@ public struct TrialModel: Sendable {
 public protocol DeviceMeasurer: Sendable {
     /// The metrics of `model` on a device of `deviceType`.
     func measure(_ model: TrialModel, on deviceType: String) async throws -> [String: Double]
+    /// The measurement with the worker, its attributes and runtime, where the measurer knows them.
+    func measureDetailed(_ model: TrialModel, on deviceType: String) async throws -> DeviceMeasurement
 }
 
 /// A metric computed from the model's bytes in this process: a plugin that measures (model size, power...).
@@ -189,8 +191,12 @@ public struct TrialPipeline: Sendable {
                 )
             }
             let model = TrialModel(trialID: trial.trialID, bytes: bytes, path: trained.modelPath)
+            var measurements: [DeviceMeasurement] = []
             for type in deviceTypes {
-                let answer = try Self.checked(try await measurer.measure(model, on: type), deviceType: type)
+                var measurement = try await measurer.measureDetailed(model, on: type)
+                let answer = try Self.checked(measurement.metrics, deviceType: type)
+                measurement.metrics = answer
+                measurements.append(measurement)
                 for metric in MetricName.deviceMetrics {
                     let name = metric.on(deviceType: type, qualified: deviceTypes.count > 1)
                     if let value = answer[metric.rawValue] ?? Self.legacyRunnerNames[metric].flatMap({ answer[$0] }) {
@@ -206,6 +212,11 @@ public struct TrialPipeline: Sendable {
                 let path = (trial.directory as NSString).appendingPathComponent(TrialFiles.modelLatency)
                 try Data(record.encoded()).write(to: URL(fileURLWithPath: path), options: .atomic)
             }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            try encoder.encode(measurements).write(
+                to: URL(fileURLWithPath: (trial.directory as NSString).appendingPathComponent(TrialFiles.measurements)),
+                options: .atomic)
         }
         if let model = trained.model {
             for metric in modelMetrics where metrics[metric.name] == nil {
