@@ -84,6 +84,7 @@ public struct JobRunner {
         var text = "\n\(config.kind == "train" ? "Train" : "Search") job \(config.name): "
         text += "\(counts[.succeeded] ?? 0) succeeded, \(counts[.failed] ?? 0) failed"
         if let cancelled = counts[.cancelled] { text += ", \(cancelled) cancelled" }
+        if let screened = counts[.screened] { text += ", \(screened) screened (not trained)" }
         if let stop = outcome.stop {
             text += "; stopped: \(stop)"
         } else if outcome.exhausted {

@@ -188,7 +188,9 @@ public final class LatencyScreen {
                 let wasTrusted = trusted(answer.deviceType)
                 scored[answer.deviceType, default: []].append(abs(prediction.milliseconds - measured) / measured <= 0.10)
                 if configuration.mode == .screen, wasTrusted, !trusted(answer.deviceType) {
-                    log("predictor of '\(answer.deviceType)': fewer than \(Int(configuration.minimumAccuracy * 100))% of the last \(configuration.window) predictions within ±10%; screening stops for it")
+                    let recent = (scored[answer.deviceType] ?? []).suffix(configuration.window)
+                    log(
+                        "predictor of '\(answer.deviceType)': \(recent.filter { $0 }.count) of its last \(recent.count) predictions within ±10%, under --predictor-min-accuracy \(configuration.minimumAccuracy); screening stops for it while that lasts")
                 }
             }
             if configuration.mode != .off { refit(answer.deviceType) }
