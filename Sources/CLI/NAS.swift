@@ -20,6 +20,7 @@ struct NAS: AsyncParsableCommand {
             RewardCommand.self, PluginsCommand.self, SearchCommand.self, TrainCommand.self, TrialsCommand.self,
             ReportCommand.self, TrainerCommand.self, FlopsCommand.self, InferCommand.self, MeasureCommand.self,
             CoordinatorCommand.self, WorkerCommand.self, WorkersCommand.self, EvaluateCommand.self,
+            PredictorCommand.self,
         ]
     )
 }

@@ -168,6 +168,10 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.advertisedHost = advertise
         configuration.capacity = capacity
         configuration.attributes = try parsePairs(attributes, option: "--attr")
+        // What runs the models, kept with every measurement in the measurement store; --attr runtime=... names it.
+        if configuration.attributes["runtime"] == nil {
+            configuration.attributes["runtime"] = runnerCommand != nil ? "command" : runner ?? "native"
+        }
         configuration.cacheDirectory = cacheDir
         let worker = FleetWorker(configuration: configuration, runner: try makeRunner()) { line in
             printError("nas worker: \(line)")

@@ -65,12 +65,14 @@ public enum TrialState: String, Codable, Sendable, CaseIterable {
     /// Not trained: its untrained model missed a hard device target (`--latency-first`); its metrics hold the
     /// measured latency. Not a failure.
     case infeasible
+    /// Not trained: the latency predictor said it cannot meet a hard latency target (`--predictor screen`).
+    case screened
 }
 
 extension TrialState {
-    /// True for the states a trial ends in (succeeded, failed, pruned, infeasible); not for cancelled, which a
+    /// True for the states a trial ends in (succeeded, failed, pruned, infeasible, screened); not for cancelled, which a
     /// resume runs again.
-    public var isFinished: Bool { [.succeeded, .failed, .pruned, .infeasible].contains(self) }
+    public var isFinished: Bool { [.succeeded, .failed, .pruned, .infeasible, .screened].contains(self) }
 }
 
 /// What a job was started with: enough to resume it and to retrain its trials.

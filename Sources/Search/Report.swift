@@ -72,7 +72,7 @@ public enum Report {
         for plot in plots {
             html += scatter(plot, trials: succeeded)
         }
-        html += "</div>\n"
+        html += "</div>\n" + predictorSection(trials)
         if let hypervolume { html += hypervolumeSection(hypervolume) }
         if !curves.isEmpty { html += learningCurves(curves, trials: trials) }
         html += "<h2>Trials</h2>\n<table id=\"trials\"><thead><tr>"

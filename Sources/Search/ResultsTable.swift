@@ -36,6 +36,8 @@ public struct ResultsTable: Sendable {
         where (metric.hasPrefix("latency_ms") || metric.hasPrefix("memory_bytes")) && !columns.contains(metric) {
             columns.append(metric)
         }
+        // The latency predictor's predictions (every candidate's with --predictor, the screened ones' above all).
+        columns += seen.filter { $0.hasPrefix(LatencyScreen.predictedMetric.rawValue) }.sorted()
         // A trainer command's own reward is the trials' nas_reward; the reward nas computed shows beside it.
         if seen.contains(MetricName.computedReward.rawValue) { columns.append(MetricName.computedReward.rawValue) }
         metricColumns = columns

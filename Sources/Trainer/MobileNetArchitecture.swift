@@ -200,3 +200,20 @@ extension BuiltInModel {
         }
     }
 }
+
+extension BuiltInModel {
+    /// The model's ONNX bytes with the weights training would start from (seeded), batch 1: what is measured or
+    /// predicted before training, since latency does not depend on the weights' values.
+    public func untrainedONNX(seed: UInt64) throws -> [UInt8] {
+        switch self {
+        case .cnn(let architecture):
+            return try OnnxExport.serialized(
+                architecture: architecture, weights: Trainer.initialWeights(architecture: architecture, seed: seed),
+                batch: 1)
+        case .mobileNet(let architecture):
+            return try OnnxExport.serialized(
+                mobileNet: architecture, weights: Trainer.initialWeights(mobileNet: architecture, seed: seed),
+                batch: 1)
+        }
+    }
+}

@@ -12,6 +12,7 @@ import Testing
     static let subcommands = [
         ["reward"], ["plugins", "list"], ["plugins", "check"], ["search"], ["train"], ["trials", "list"], ["report"],
         ["trainer"], ["flops"], ["infer"], ["measure"], ["coordinator"], ["worker"], ["workers"], ["evaluate"],
+        ["predictor", "fit"], ["predictor", "eval"], ["predictor", "predict"],
     ]
 
     @Test(arguments: subcommands)
@@ -44,6 +45,8 @@ import Testing
             ["evaluate", missing, "--coordinator", "http://127.0.0.1:9", "--device-type", "x"],
             ["workers", "--coordinator", "http://127.0.0.1:9", "--token-file", missing],
             ["coordinator", "--token-file", missing],
+            ["predictor", "predict", garbage.path, "--device-type", "x", "--measurement-store", missing + ".sqlite"],
+            ["predictor", "eval", "--device-type", "x", "--job", notAJob],
         ]
     }
 

@@ -26,11 +26,22 @@ public enum TestSupport {
 
     /// The path of the built `nas`, or a clear error when the build did not make it.
     public static func nasBinary() throws -> String {
+        _ = isolatedMeasurementStore
         guard FileManager.default.isExecutableFile(atPath: nas.path) else {
             throw TestSupportError("no `nas` at \(nas.path): run `swift build --build-tests` first")
         }
         return nas.path
     }
+
+    /// The measurement store every `nas` a test runs writes: one temporary file per test run (set in this
+    /// process's environment, which the children inherit), never the user's `~/.local/share/nas`; a
+    /// `NAS_MEASUREMENT_STORE` already set is kept.
+    public static let isolatedMeasurementStore: String = {
+        let path = FileManager.default.temporaryDirectory
+            .appendingPathComponent("nas-tests-measurements-\(getpid()).sqlite").path
+        setenv("NAS_MEASUREMENT_STORE", path, 0)
+        return ProcessInfo.processInfo.environment["NAS_MEASUREMENT_STORE"] ?? path
+    }()
 
     /// The Python of the test venv: `NAS_TEST_PYTHON`, else `.venv/bin/python` in the package.
     public static var python: String {

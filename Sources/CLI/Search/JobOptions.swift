@@ -91,6 +91,9 @@ struct JobOptions: ParsableArguments {
     static let changeableOnResume: Set<String> = [
         "--resume", "--max-parallel-trials", "--max-failed-trials", "--on-interrupt", "--quiet", "--json",
         "--plugin-dir", "--coordinator", "--token-file", "--listen", "--transport", "--push-wait",
+        // The latency predictor acts on the run it is given to (docs/predictor.md).
+        "--measurement-store", "--predictor", "--predictor-min-measurements", "--predictor-min-accuracy",
+        "--predictor-window",
     ]
 
     /// The long flags of a command line (`--name` of `--name value` and `--name=value`).

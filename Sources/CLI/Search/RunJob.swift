@@ -6,12 +6,14 @@ import NativeRunner
 import Plugins
 import Search
 import System
+import Trainer
 
 /// Runs a search or train job's trials as `nas trainer` processes, local or Slurm jobs as the job's configuration
 /// says, measuring through the job's fleet; exits 130 when interrupted and 1 when stopped by failures.
 func runJob(
     _ store: JobStore, registry: ConstraintRegistry, job: JobOptions, fleet fleetOptions: JobFleetOptions,
-    output: ProgressOptions, propose: @escaping JobLoop.Proposer
+    output: ProgressOptions, measurements: MeasurementStoreOptions, predictor: PredictorOptions? = nil,
+    propose: @escaping JobLoop.Proposer
 ) throws {
     // Slurm runs trials on other nodes, in other folders: every path a trial gets is absolute.
     let store = store.config.slurm == nil ? store : try JobStore.open(directory: absolutePath(store.directory))
@@ -38,10 +40,19 @@ func runJob(
         extraArguments: (store.config.outputLocation.map { ["--output-dir", $0] } ?? []) + fleet.arguments,
         environment: fleet.environment)
     let config = store.config
+    // Every trial's measurements are kept; with --predictor, candidates are predicted (and screened) first.
+    let export: ((TrialParameters) throws -> [UInt8])? =
+        config.trainerCommand == nil ? { try LatencyScreen.untrainedModel($0) } : nil
+    let screen = try LatencyScreen(
+        store: store, measurements: try measurements.open(),
+        configuration: predictor?.configuration ?? LatencyScreen.Configuration(),
+        targets: LatencyScreen.targets(constraints, deviceTypes: config.targetDeviceTypes), export: export,
+        log: { line in observer.event(.fleet("predictor: " + line)) })
     let outcome = try JobRunner(
         store: store, constraints: constraints, configuration: JobLoop.Configuration(onInterrupt: job.onInterrupt)
     ).run(
-        launcher: launcher, observer: observer, interrupts: { interrupts.count }, propose: propose
+        launcher: launcher, observer: observer, interrupts: { interrupts.count }, succeeded: screen.trialSucceeded,
+        propose: screen.wrap(propose)
     ) { trial, directory in command.run(for: trial, in: directory, config: config) }
     switch outcome.stop {
     case .interrupted: throw ExitCode(ExitStatus.interrupted)

@@ -58,6 +58,8 @@ struct SearchCommand: ParsableCommand {
     @OptionGroup var fleet: JobFleetOptions
     @OptionGroup var output: ProgressOptions
     @OptionGroup var plugins: PluginOptions
+    @OptionGroup var measurements: MeasurementStoreOptions
+    @OptionGroup var predictor: PredictorOptions
 
     func validate() throws {
         guard SearchAlgorithmKind(rawValue: algorithm) != nil else {
@@ -70,6 +72,11 @@ struct SearchCommand: ParsableCommand {
         try trainer.check()
         _ = try command.spec()
         _ = try pruning.configuration(epochs: trainer.epochs)
+        try predictor.check()
+        if predictor.predictor != .off, try command.spec() != nil {
+            throw ValidationError(
+                "--predictor \(predictor.predictor.rawValue) predicts candidates from their untrained models, which only the built-in trainer exports; leave it off with --trainer-command")
+        }
     }
 
     func run() throws {
@@ -115,7 +122,10 @@ struct SearchCommand: ParsableCommand {
             kind: SearchAlgorithmKind(rawValue: store.config.algorithm) ?? .random, space: space,
             seed: UInt64(truncatingIfNeeded: store.config.seed),
             objectives: ObjectiveSpace(constraints: registry.displayed(store.config.constraints)))
-        try runJob(store, registry: registry, job: job, fleet: fleet, output: output) { proposed, finished in
+        try runJob(
+            store, registry: registry, job: job, fleet: fleet, output: output, measurements: measurements,
+            predictor: predictor
+        ) { proposed, finished in
             guard let choice = try algorithm.propose(trial: proposed.count, proposed: proposed, finished: finished)
             else { return nil }
             return try space.parameters(of: choice)

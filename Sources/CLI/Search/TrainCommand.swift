@@ -38,6 +38,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var fleet: JobFleetOptions
     @OptionGroup var output: ProgressOptions
     @OptionGroup var plugins: PluginOptions
+    @OptionGroup var measurements: MeasurementStoreOptions
 
     func validate() throws {
         if job.resume == nil, searchJob == nil || trials == nil {
@@ -51,7 +52,9 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let registry = try plugins.registry()
         let store = try job.resumedJob(kind: "train", fleet: fleet) ?? create(registry: registry)
-        try runJob(store, registry: registry, job: job, fleet: fleet, output: output) { _, _ in nil }
+        try runJob(store, registry: registry, job: job, fleet: fleet, output: output, measurements: measurements) { _, _ in
+            nil
+        }
     }
 
     /// Checks the search job and its trials, then creates the train job with one pending trial per search trial.

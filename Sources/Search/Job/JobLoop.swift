@@ -83,18 +83,22 @@ public final class JobLoop {
     private let clock: any JobClock
     private let interrupts: () -> Int
     private let configuration: Configuration
+    private let succeeded: (Int) -> Void
 
     private var config: JobConfig { store.config }
     /// Set when the proposer has nothing more to propose.
     private var spaceExhausted = false
 
     /// A loop over `store`'s job. `command` gives a trial's run (what the launcher starts); `interrupts` counts
-    /// the SIGINT/SIGTERM received so far.
+    /// the SIGINT/SIGTERM received so far; `succeeded` is told each trial recorded as succeeded (the latency
+    /// screen keeps its measurements).
     public init(
         store: JobStore, configuration: Configuration = Configuration(), launcher: any TrialLauncher,
         observer: any JobObserver, clock: any JobClock = SystemJobClock(), interrupts: @escaping () -> Int,
+        succeeded: @escaping (Int) -> Void = { _ in },
         propose: @escaping Proposer, command: @escaping (TrialRecord, _ directory: String) throws -> TrialRun
     ) {
+        self.succeeded = succeeded
         self.store = store
         self.configuration = configuration
         self.launcher = launcher
@@ -203,7 +207,8 @@ public final class JobLoop {
     /// The next trial to run: a pending one, or a new proposal while the job has fewer than `maxTrials`.
     private func nextTrial(_ trials: inout [TrialRecord]) throws -> TrialRecord? {
         if let pending = trials.first(where: { $0.state == .pending }) { return pending }
-        guard trials.count < config.maxTrials else { return nil }
+        // Screened candidates were never trained: they do not spend the trial budget.
+        guard trials.filter({ $0.state != .screened }).count < config.maxTrials else { return nil }
         let finished = trials.filter { $0.state.isFinished }
             .sorted { ($0.endedAt ?? 0, $0.id) < ($1.endedAt ?? 0, $1.id) }
             .map { TrialOutcome(choice: SearchChoice($0.decisions), reward: $0.reward, metrics: $0.metrics) }
@@ -238,6 +243,7 @@ public final class JobLoop {
                 let reward = metrics[MetricName.reward.rawValue]
             {
                 try store.markSucceeded(id, metrics: metrics, reward: reward)
+                succeeded(id)
                 observer.event(.trialSucceeded(trial: id, metrics: metrics))
                 return
             }

@@ -27,7 +27,8 @@ public struct JobRunner {
     /// Runs the job's loop with `launcher`, then writes the report and the summary; returns how it ended.
     public func run(
         launcher: any TrialLauncher, observer: any JobObserver, clock: any JobClock = SystemJobClock(),
-        interrupts: @escaping () -> Int, propose: @escaping JobLoop.Proposer,
+        interrupts: @escaping () -> Int, succeeded: @escaping (Int) -> Void = { _ in },
+        propose: @escaping JobLoop.Proposer,
         command: @escaping (TrialRecord, _ directory: String) throws -> TrialRun
     ) throws -> JobOutcome {
         observer.event(
@@ -39,7 +40,7 @@ public struct JobRunner {
         for storage in statusStorages { try JobState.running.write(to: storage) }
         let loop = JobLoop(
             store: store, configuration: configuration, launcher: launcher, observer: observer, clock: clock,
-            interrupts: interrupts, propose: propose, command: command)
+            interrupts: interrupts, succeeded: succeeded, propose: propose, command: command)
         let outcome = try loop.run()
         try finish(outcome, observer: observer)
         let ended: JobState = switch outcome.stop {
@@ -88,6 +89,7 @@ public struct JobRunner {
         if let cancelled = counts[.cancelled] { text += ", \(cancelled) cancelled" }
         if let pruned = counts[.pruned] { text += ", \(pruned) pruned" }
         if let infeasible = counts[.infeasible] { text += ", \(infeasible) infeasible (not trained)" }
+        if let screened = counts[.screened] { text += ", \(screened) screened (not trained)" }
         if let stop = outcome.stop {
             text += "; stopped: \(stop)"
         } else if outcome.exhausted {

@@ -28,15 +28,19 @@ extension TrialPipeline {
     /// metrics, or throws `TrialInfeasible` (leaving the measurement and the status in the trial's folder) when a
     /// hard target is missed. Nil when latency first is off or does not apply (no measurer, no hard device
     /// constraint, a trainer that cannot export untrained).
-    func measureFirst(_ trial: TrialContext, _ status: TrialStatusFile) async throws -> [String: Double]? {
+    func measureFirst(_ trial: TrialContext, _ status: TrialStatusFile) async throws
+        -> (metrics: [String: Double], measurements: [DeviceMeasurement])?
+    {
         guard latencyFirst, let measurer, !deviceTypes.isEmpty, !hardDeviceConstraints.isEmpty else { return nil }
         guard let bytes = try await trainer.exportUntrained(trial) else { return nil }
-        var metrics = try await measureDevices(TrialModel(trialID: trial.trialID, bytes: bytes, path: trial.modelPath), measurer)
+        let measured = try await measureDevices(
+            TrialModel(trialID: trial.trialID, bytes: bytes, path: trial.modelPath), measurer)
+        var metrics = measured.metrics
         let missed = hardDeviceConstraints.compactMap { constraint -> String? in
             guard let value = metrics[constraint.metric], value > constraint.target else { return nil }
             return "\(constraint.metric) \(ResultsTable.format(value)) > target \(ResultsTable.format(constraint.target))"
         }
-        guard !missed.isEmpty else { return metrics }
+        guard !missed.isEmpty else { return measured }
         let flops = try OnnxFlops.count(bytes: bytes).total
         metrics[MetricName.flops.rawValue] = Double(flops)
         metrics[MetricName.flopsMillion.rawValue] = Double(flops) / 1e6
@@ -49,10 +53,16 @@ extension TrialPipeline {
 
     /// The model's metrics on each of the job's device types, by the job's names (`latency_ms`, or
     /// `latency_ms.TYPE` with several types).
-    func measureDevices(_ model: TrialModel, _ measurer: any DeviceMeasurer) async throws -> [String: Double] {
+    func measureDevices(_ model: TrialModel, _ measurer: any DeviceMeasurer) async throws
+        -> (metrics: [String: Double], measurements: [DeviceMeasurement])
+    {
         var metrics: [String: Double] = [:]
+        var measurements: [DeviceMeasurement] = []
         for type in deviceTypes {
-            let answer = try Self.checked(try await measurer.measure(model, on: type), deviceType: type)
+            var measurement = try await measurer.measureDetailed(model, on: type)
+            let answer = try Self.checked(measurement.metrics, deviceType: type)
+            measurement.metrics = answer
+            measurements.append(measurement)
             for metric in MetricName.deviceMetrics {
                 let name = metric.on(deviceType: type, qualified: deviceTypes.count > 1)
                 if let value = answer[metric.rawValue] ?? Self.legacyRunnerNames[metric].flatMap({ answer[$0] }) {
@@ -60,16 +70,14 @@ extension TrialPipeline {
                 }
             }
         }
-        return metrics
+        return (metrics, measurements)
     }
 }
 
 extension BuiltInTrainer {
-    /// The trial's CNN with the weights training would start from, exported to the trial's model path.
+    /// The trial's model with the weights training would start from, exported to the trial's model path.
     public func exportUntrained(_ trial: TrialContext) async throws -> [UInt8]? {
-        let architecture = try trial.parameters.architecture()
-        let weights = Trainer.initialWeights(architecture: architecture, seed: config.seed)
-        let model = try OnnxExport.serialized(architecture: architecture, weights: weights, batch: 1)
+        let model = try trial.parameters.model().untrainedONNX(seed: config.seed)
         try CommandTrainer.writeModel(model, to: trial.modelPath)
         return model
     }

@@ -23,6 +23,12 @@ public struct InProcessMeasurer: DeviceMeasurer {
     public func measure(_ model: TrialModel, on deviceType: String) async throws -> [String: Double] {
         try await runner.measure(modelAt: model.path)
     }
+
+    public func measureDetailed(_ model: TrialModel, on deviceType: String) async throws -> DeviceMeasurement {
+        DeviceMeasurement(
+            deviceType: deviceType, metrics: try await measure(model, on: deviceType),
+            attributes: DeviceMeasurement.machineAttributes(), runtime: runner is CommandRunner ? "command" : "native")
+    }
 }
 
 /// Measures a model through a coordinator's workers (pushed over HTTP/2).
@@ -39,9 +45,18 @@ public struct PushMeasurer: DeviceMeasurer {
     }
 
     public func measure(_ model: TrialModel, on deviceType: String) async throws -> [String: Double] {
+        try await measureDetailed(model, on: deviceType).metrics
+    }
+
+    public func measureDetailed(_ model: TrialModel, on deviceType: String) async throws -> DeviceMeasurement {
         let evaluation = try await client.evaluateDetailed(model: model.bytes, deviceType: deviceType)
         log("measured on '\(deviceType)' by worker \(evaluation.workerID) (attempts: \(evaluation.attempts))")
-        return evaluation.metrics
+        // The worker's attributes, for the measurement store; a coordinator that cannot list them now loses
+        // only the attributes, not the measurement.
+        let attributes = (try? await client.workers())?.first { $0.workerID == evaluation.workerID }?.attributes ?? [:]
+        return DeviceMeasurement(
+            deviceType: deviceType, metrics: evaluation.metrics, workerID: evaluation.workerID, attributes: attributes,
+            runtime: attributes[DeviceMeasurement.runtimeAttribute] ?? "unknown")
     }
 }
 
@@ -111,23 +126,27 @@ public struct TransportMeasurer: DeviceMeasurer {
     }
 
     public func measure(_ model: TrialModel, on deviceType: String) async throws -> [String: Double] {
+        try await measureDetailed(model, on: deviceType).metrics
+    }
+
+    public func measureDetailed(_ model: TrialModel, on deviceType: String) async throws -> DeviceMeasurement {
         switch (transport, coordinator) {
         case (.push, nil):
             throw TrialPipelineError("--transport push needs --coordinator URL")
         case (.auto, nil) where deviceType == local?.deviceType:
-            return try await InProcessMeasurer(runner: local!.runner).measure(model, on: deviceType)
+            return try await InProcessMeasurer(runner: local!.runner).measureDetailed(model, on: deviceType)
         case (.files, _), (.auto, nil):
-            return try await files.measure(model, on: deviceType)
+            return try await files.measureDetailed(model, on: deviceType)
         case (.push, let fleet?):
             return try await PushMeasurer(client: FleetClient(coordinator: fleet.url, token: fleet.token), log: log)
-                .measure(model, on: deviceType)
+                .measureDetailed(model, on: deviceType)
         case (.auto, let fleet?):
             let client = FleetClient(coordinator: fleet.url, token: fleet.token)
             if try await hasWorker(client, deviceType) {
-                return try await PushMeasurer(client: client, log: log).measure(model, on: deviceType)
+                return try await PushMeasurer(client: client, log: log).measureDetailed(model, on: deviceType)
             }
             log("no worker of device type '\(deviceType)' at \(fleet.url) after \(pushWait); using the file exchange")
-            return try await files.measure(model, on: deviceType)
+            return try await files.measureDetailed(model, on: deviceType)
         }
     }
 

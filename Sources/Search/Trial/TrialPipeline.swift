@@ -90,6 +90,8 @@ public struct TrialModel: Sendable {
 public protocol DeviceMeasurer: Sendable {
     /// The metrics of `model` on a device of `deviceType`.
     func measure(_ model: TrialModel, on deviceType: String) async throws -> [String: Double]
+    /// The measurement with the worker, its attributes and runtime, where the measurer knows them.
+    func measureDetailed(_ model: TrialModel, on deviceType: String) async throws -> DeviceMeasurement
 }
 
 /// A metric computed from the model's bytes in this process: a plugin that measures (model size, power...).
@@ -202,10 +204,14 @@ public struct TrialPipeline: Sendable {
             }
             let model = TrialModel(trialID: trial.trialID, bytes: bytes, path: trained.modelPath)
             // Latency first measured the same graph untrained: its latency is the trained model's.
+            let measurements: [DeviceMeasurement]
             if let premeasured {
-                metrics.merge(premeasured) { $1 }
+                metrics.merge(premeasured.metrics) { $1 }
+                measurements = premeasured.measurements
             } else {
-                metrics.merge(try await measureDevices(model, measurer)) { $1 }
+                let measured = try await measureDevices(model, measurer)
+                metrics.merge(measured.metrics) { $1 }
+                measurements = measured.measurements
             }
             if deviceTypes.count == 1, let latency = metrics[MetricName.latency.rawValue] {
                 // The seed's record of the measurement beside the model, so that a file-mode worker watching a
@@ -215,6 +221,11 @@ public struct TrialPipeline: Sendable {
                 let path = (trial.directory as NSString).appendingPathComponent(TrialFiles.modelLatency)
                 try Data(record.encoded()).write(to: URL(fileURLWithPath: path), options: .atomic)
             }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            try encoder.encode(measurements).write(
+                to: URL(fileURLWithPath: (trial.directory as NSString).appendingPathComponent(TrialFiles.measurements)),
+                options: .atomic)
         }
         if let model = trained.model {
             for metric in modelMetrics where metrics[metric.name] == nil {

@@ -1,0 +1,243 @@
+import Foundation
+
+/// One measured model a predictor learns from: its kernels and its measured latency.
+public struct LatencySample: Codable, Hashable, Sendable {
+    /// The model's kernels.
+    public var features: ModelFeatures
+    /// The measured latency, milliseconds (the p50 of the runs).
+    public var latencyMilliseconds: Double
+
+    /// A sample.
+    public init(features: ModelFeatures, latencyMilliseconds: Double) {
+        self.features = features
+        self.latencyMilliseconds = latencyMilliseconds
+    }
+}
+
+/// A prediction with its uncertainty band.
+public struct LatencyPrediction: Codable, Hashable, Sendable {
+    /// The predicted latency, milliseconds.
+    public var milliseconds: Double
+    /// The band's lower end: `milliseconds * (1 - relativeBand)`, at least 0.
+    public var lower: Double
+    /// The band's upper end: `milliseconds * (1 + relativeBand)`; infinite when the predictor has too few
+    /// measurements to say.
+    public var upper: Double
+    /// The band's half-width as a share of the prediction (0.08 = ±8%), at the predictor's coverage.
+    public var relativeBand: Double
+    /// Kernel kinds of the model that no measurement had: its prediction leaves them out and its band is infinite.
+    public var unseenKinds: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case milliseconds = "latency_ms"
+        case lower = "lower_ms"
+        case upper = "upper_ms"
+        case relativeBand = "relative_band"
+        case unseenKinds = "unseen_kinds"
+    }
+}
+
+/// A kernel-level latency predictor in nn-Meter's manner: a model's latency is a per-model overhead plus the sum
+/// of its kernels' latencies, and each kernel kind's latency is linear in the kernel's FLOPs, the elements it
+/// reads and writes and its weights, plus a per-kernel cost. Since the sum of linear terms is linear, the whole
+/// model is one weighted ridge regression on per-kind sums of those terms, weighted by `1 / latency²` so that it
+/// minimises relative, not absolute, error; it fits in milliseconds for thousands of measurements.
+///
+/// The uncertainty is split-free conformal: the relative errors of K-fold cross-validated predictions give the
+/// band at `Configuration.coverage` (with the `(n + 1)` correction, so that too few measurements give an infinite
+/// band rather than a confident one).
+public struct LatencyPredictor: Codable, Sendable {
+    /// How a predictor is fitted.
+    public struct Configuration: Codable, Hashable, Sendable {
+        /// The ridge penalty on standardized columns; 1e-3 by default.
+        public var ridge: Double
+        /// Coverage of the uncertainty band; 0.9 by default.
+        public var coverage: Double
+        /// Folds of the cross-validation that calibrates the band; 5 by default.
+        public var folds: Int
+
+        /// Settings; the defaults suit a few tens to thousands of measurements.
+        public init(ridge: Double = 1e-3, coverage: Double = 0.9, folds: Int = 5) {
+            self.ridge = ridge
+            self.coverage = coverage
+            self.folds = folds
+        }
+    }
+
+    /// The terms of one kernel: per-kernel cost, FLOPs, elements read, elements written, weights.
+    static let terms = ["count", "flops", "input_elements", "output_elements", "weight_elements"]
+
+    /// The kernel kinds the predictor knows, in column order.
+    public private(set) var kinds: [String]
+    /// Coefficients: the overhead first, then `terms.count` per kind (milliseconds per unit).
+    public private(set) var coefficients: [Double]
+    /// The band's relative half-width at `configuration.coverage`.
+    public private(set) var relativeBand: Double
+    /// How many measurements it was fitted on.
+    public private(set) var sampleCount: Int
+    /// The settings it was fitted with.
+    public private(set) var configuration: Configuration
+
+    /// Fits a predictor on `samples`; at least 2 are needed, and an unusable sample (latency not positive or not
+    /// finite) is a `PredictorError`.
+    public static func fit(_ samples: [LatencySample], configuration: Configuration = Configuration()) throws
+        -> LatencyPredictor
+    {
+        guard samples.count >= 2 else { throw PredictorError.tooFewMeasurements(samples.count, needed: 2) }
+        if let bad = samples.first(where: { !($0.latencyMilliseconds > 0) || !$0.latencyMilliseconds.isFinite }) {
+            throw PredictorError.badMeasurement("latency \(bad.latencyMilliseconds) ms is not a positive number")
+        }
+        let kinds = Array(Set(samples.flatMap { $0.features.kinds })).sorted()
+        var predictor = LatencyPredictor(
+            kinds: kinds, coefficients: [], relativeBand: .infinity, sampleCount: samples.count,
+            configuration: configuration)
+        // Each sample's row divided by its latency: the weighted problem's rows, whose targets are all 1.
+        let rows = samples.map { sample in row(sample.features, kinds: kinds).map { $0 / sample.latencyMilliseconds } }
+        predictor.coefficients = try solve(rows, ridge: configuration.ridge)
+        predictor.relativeBand = try calibrate(rows, configuration: configuration)
+        return predictor
+    }
+
+    /// The prediction for a model's features.
+    public func predict(_ features: ModelFeatures) -> LatencyPrediction {
+        let row = Self.row(features, kinds: kinds)
+        let value = max(zip(row, coefficients).reduce(0) { $0 + $1.0 * $1.1 }, 1e-6)
+        let unseen = Array(Set(features.kinds).subtracting(kinds)).sorted()
+        let band = unseen.isEmpty ? relativeBand : .infinity
+        return LatencyPrediction(
+            milliseconds: value, lower: max(0, value * (1 - band)), upper: value * (1 + band), relativeBand: band,
+            unseenKinds: unseen)
+    }
+
+    /// The regression's row of a model: 1 (the overhead), then each kind's sums of its kernels' terms.
+    static func row(_ features: ModelFeatures, kinds: [String]) -> [Double] {
+        var row = [Double](repeating: 0, count: 1 + kinds.count * terms.count)
+        row[0] = 1
+        var index: [String: Int] = [:]
+        for (offset, kind) in kinds.enumerated() { index[kind] = 1 + offset * terms.count }
+        for kernel in features.kernels {
+            guard let base = index[kernel.kind] else { continue }
+            row[base] += 1
+            row[base + 1] += kernel.flops
+            row[base + 2] += kernel.inputElements
+            row[base + 3] += kernel.outputElements
+            row[base + 4] += kernel.weightElements
+        }
+        return row
+    }
+
+    /// Ridge least squares of `rows` (each already divided by its latency, so that the targets are 1 and the
+    /// error is relative) on columns scaled to unit RMS; the overhead column is not penalised, and a column that is
+    /// zero in every row (a kind no row has) gets coefficient 0.
+    static func solve(_ rows: [[Double]], ridge: Double) throws -> [Double] {
+        let width = rows[0].count
+        var scale = [Double](repeating: 0, count: width)
+        for row in rows { for j in 0..<width { scale[j] += row[j] * row[j] } }
+        scale = scale.map { $0 > 0 ? ($0 / Double(rows.count)).squareRoot() : 0 }
+        var normal = [Double](repeating: 0, count: width * width)
+        var rhs = [Double](repeating: 0, count: width)
+        var x = [Double](repeating: 0, count: width)
+        for row in rows {
+            for j in 0..<width { x[j] = scale[j] > 0 ? row[j] / scale[j] : 0 }
+            for i in 0..<width where x[i] != 0 {
+                rhs[i] += x[i]
+                for j in i..<width { normal[i * width + j] += x[i] * x[j] }
+            }
+        }
+        for i in 0..<width {
+            for j in 0..<i { normal[i * width + j] = normal[j * width + i] }
+            normal[i * width + i] += scale[i] == 0 ? 1 : (i == 0 ? 1e-9 : ridge) * Double(rows.count)
+        }
+        let solution = try cholesky(normal, rhs, width)
+        return (0..<width).map { scale[$0] > 0 ? solution[$0] / scale[$0] : 0 }
+    }
+
+    /// Solves the symmetric positive-definite system `a x = b`.
+    private static func cholesky(_ a: [Double], _ b: [Double], _ n: Int) throws -> [Double] {
+        var l = [Double](repeating: 0, count: n * n)
+        for i in 0..<n {
+            for j in 0...i {
+                var sum = a[i * n + j]
+                for k in 0..<j { sum -= l[i * n + k] * l[j * n + k] }
+                if i == j {
+                    guard sum > 0, sum.isFinite else {
+                        throw PredictorError.badMeasurement("the measurements' features are degenerate (no fit)")
+                    }
+                    l[i * n + i] = sum.squareRoot()
+                } else {
+                    l[i * n + j] = sum / l[j * n + j]
+                }
+            }
+        }
+        var y = [Double](repeating: 0, count: n)
+        for i in 0..<n {
+            var sum = b[i]
+            for k in 0..<i { sum -= l[i * n + k] * y[k] }
+            y[i] = sum / l[i * n + i]
+        }
+        var x = [Double](repeating: 0, count: n)
+        for i in stride(from: n - 1, through: 0, by: -1) {
+            var sum = y[i]
+            for k in (i + 1)..<n { sum -= l[k * n + i] * x[k] }
+            x[i] = sum / l[i * n + i]
+        }
+        return x
+    }
+
+    /// The conformal band: the `coverage` quantile, with the `(n + 1)` correction, of the relative errors of
+    /// cross-validated predictions (infinite for a held-out model with a kind its fold never saw); infinite when
+    /// there are too few samples for that quantile.
+    static func calibrate(_ rows: [[Double]], configuration: Configuration) throws -> Double {
+        let folds = min(configuration.folds, rows.count)
+        guard folds >= 2 else { return .infinity }
+        var errors: [Double] = []
+        for fold in 0..<folds {
+            let train = rows.indices.filter { $0 % folds != fold }.map { rows[$0] }
+            guard train.count >= 2 else { continue }
+            let coefficients = try solve(train, ridge: configuration.ridge)
+            let width = rows[0].count
+            // Columns present in the fold's training rows: a kind's count column is nonzero where it has kernels.
+            let seen = (0..<width).map { column in train.contains { $0[column] != 0 } }
+            for index in rows.indices where index % folds == fold {
+                let row = rows[index]  // divided by the measured latency: the prediction over the measurement
+                if (0..<width).contains(where: { row[$0] != 0 && !seen[$0] }) {
+                    errors.append(.infinity)
+                    continue
+                }
+                let ratio = max(zip(row, coefficients).reduce(0) { $0 + $1.0 * $1.1 }, 1e-12)
+                // |measured - predicted| / predicted, with predicted/measured = ratio.
+                errors.append(abs(1 - ratio) / ratio)
+            }
+        }
+        errors.sort()
+        let rank = Int((Double(errors.count + 1) * configuration.coverage).rounded(.up))
+        return rank <= errors.count ? errors[rank - 1] : .infinity
+    }
+}
+
+extension LatencyPredictor {
+    /// The predictor as JSON (an infinite band written as `"inf"`), as the measurement store keeps it.
+    public func jsonText() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+
+    /// A predictor from `jsonText()`'s text; text that is not one is a `PredictorError`.
+    public init(jsonText: String) throws {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        do {
+            self = try decoder.decode(LatencyPredictor.self, from: Data(jsonText.utf8))
+        } catch {
+            throw PredictorError.badMeasurement("the stored predictor does not decode (\(error)); fit it again")
+        }
+        guard coefficients.count == 1 + kinds.count * Self.terms.count else {
+            throw PredictorError.badMeasurement(
+                "the stored predictor has \(coefficients.count) coefficients for \(kinds.count) kernel kinds; fit it again")
+        }
+    }
+}

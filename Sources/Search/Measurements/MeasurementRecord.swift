@@ -1,0 +1,116 @@
+import Constraints
+import Foundation
+import Predictor
+
+/// One device measurement as kept: where and how it was measured, what was measured (the model's hash and
+/// kernels) and the figures, in the job store and in the measurement store that outlives jobs.
+public struct MeasurementRecord: Codable, Hashable, Sendable {
+    /// The device type it was measured on (the fleet's routing key).
+    public var deviceType: String
+    /// The worker that measured it; nil when measured in the trial's own process.
+    public var workerID: String?
+    /// The worker's attributes as it registered them (or this machine's, measured in process).
+    public var attributes: [String: String]
+    /// What ran the model: `native` (the engine), `command`, or what the worker's `runtime` attribute says.
+    public var runtime: String
+    /// Lower-case hex sha256 of the ONNX bytes.
+    public var modelSHA256: String
+    /// The model's kernels as the engine fuses them.
+    public var features: ModelFeatures
+    /// The runner's figures by the trials' names: `latency_ms` (p50), `latency_mean_ms`, `latency_p90_ms`,
+    /// `latency_p99_ms`, `latency_stddev_ms`, `latency_runs`, `memory_bytes`.
+    public var metrics: [String: Double]
+    /// The job it came from (its folder), if any.
+    public var job: String?
+    /// The trial it came from, if any.
+    public var trialID: Int?
+    /// Seconds since 1970.
+    public var measuredAt: Double
+
+    /// A record.
+    public init(
+        deviceType: String, workerID: String?, attributes: [String: String], runtime: String, modelSHA256: String,
+        features: ModelFeatures, metrics: [String: Double], job: String? = nil, trialID: Int? = nil,
+        measuredAt: Double = Date().timeIntervalSince1970
+    ) {
+        self.deviceType = deviceType
+        self.workerID = workerID
+        self.attributes = attributes
+        self.runtime = runtime
+        self.modelSHA256 = modelSHA256
+        self.features = features
+        self.metrics = metrics
+        self.job = job
+        self.trialID = trialID
+        self.measuredAt = measuredAt
+    }
+
+    /// The p50 latency, milliseconds.
+    public var latencyMilliseconds: Double? { metrics[MetricName.latency.rawValue] }
+
+    /// The record as a predictor's sample, when it has a latency.
+    public var sample: LatencySample? {
+        latencyMilliseconds.map { LatencySample(features: features, latencyMilliseconds: $0) }
+    }
+}
+
+/// The `measurements` table, the same in a job's store and in the measurement store.
+enum MeasurementTable {
+    static let create = """
+        CREATE TABLE IF NOT EXISTS measurements (
+            id INTEGER PRIMARY KEY, device_type TEXT NOT NULL, worker_id TEXT, attributes TEXT NOT NULL,
+            runtime TEXT NOT NULL, model_sha256 TEXT NOT NULL, features TEXT NOT NULL, metrics TEXT NOT NULL,
+            latency_ms REAL, memory_bytes REAL, job TEXT, trial_id INTEGER, measured_at REAL NOT NULL,
+            UNIQUE (device_type, model_sha256, job, trial_id));
+        CREATE INDEX IF NOT EXISTS measurements_by_device ON measurements (device_type, measured_at)
+        """
+
+    static func prepare(_ database: Database) throws {
+        for statement in create.split(separator: ";") { try database.execute(String(statement)) }
+    }
+
+    /// Inserts `record`; the same model measured again for the same trial replaces the earlier row.
+    static func insert(_ record: MeasurementRecord, into database: Database) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        func json<T: Encodable>(_ value: T) throws -> SQLValue { .text(String(decoding: try encoder.encode(value), as: UTF8.self)) }
+        try database.execute(
+            """
+            INSERT OR REPLACE INTO measurements (device_type, worker_id, attributes, runtime, model_sha256, features,
+                metrics, latency_ms, memory_bytes, job, trial_id, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .text(record.deviceType), record.workerID.map { .text($0) } ?? .null, try json(record.attributes),
+                .text(record.runtime), .text(record.modelSHA256), try json(record.features),
+                try json(record.metrics.filter { $0.value.isFinite }),
+                record.latencyMilliseconds.map { .real($0) } ?? .null,
+                record.metrics[MetricName.memory.rawValue].map { .real($0) } ?? .null,
+                record.job.map { .text($0) } ?? .null, record.trialID.map { .integer(Int64($0)) } ?? .null,
+                .real(record.measuredAt),
+            ])
+    }
+
+    /// The records, oldest first, of one device type or of all; rows that do not decode are skipped.
+    static func records(in database: Database, deviceType: String?) throws -> [MeasurementRecord] {
+        let columns =
+            "device_type, worker_id, attributes, runtime, model_sha256, features, metrics, job, trial_id, measured_at"
+        let rows =
+            try deviceType.map {
+                try database.query(
+                    "SELECT \(columns) FROM measurements WHERE device_type = ? ORDER BY measured_at, id", [.text($0)])
+            } ?? database.query("SELECT \(columns) FROM measurements ORDER BY measured_at, id")
+        let decoder = JSONDecoder()
+        return rows.compactMap { row in
+            guard let type = row[0].string, let attributes = row[2].string, let features = row[5].string,
+                let metrics = row[6].string,
+                let attributesValue = try? decoder.decode([String: String].self, from: Data(attributes.utf8)),
+                let featuresValue = try? decoder.decode(ModelFeatures.self, from: Data(features.utf8)),
+                let metricsValue = try? decoder.decode([String: Double].self, from: Data(metrics.utf8))
+            else { return nil }
+            return MeasurementRecord(
+                deviceType: type, workerID: row[1].string, attributes: attributesValue, runtime: row[3].string ?? "",
+                modelSHA256: row[4].string ?? "", features: featuresValue, metrics: metricsValue, job: row[7].string,
+                trialID: row[8].int, measuredAt: row[9].double ?? 0)
+        }
+    }
+}
