@@ -91,6 +91,8 @@ let package = Package(
         // The turnaround of a real evaluation on a native-runner worker (bench/fleet-bench.sh), run on demand.
         .executableTarget(
             name: "TurnaroundBench", dependencies: ["Fleet", "NativeRunner", "Trainer"], path: "bench/TurnaroundBench"),
+        // The latency predictor's accuracy on generated MobileNet-style models (bench/predictor/run.sh), on demand.
+        .executableTarget(name: "PredictorBench", dependencies: ["Predictor", "Engine"], path: "bench/PredictorBench"),
         // Paths, processes and compilers shared by the test targets.
         .target(name: "TestSupport", dependencies: ["System"], path: "Tests/TestSupport"),
         .testTarget(name: "SystemTests", dependencies: ["System", "TestSupport"]),

@@ -66,7 +66,9 @@ import Testing
         try await eventually("both workers are back under their ids") {
             try await client.workers().map(\.workerID).sorted() == before
         }
-        #expect(try await client.workers().first { $0.deviceType == "cpu-x86" }?.attributes == ["cores": "2"])
+        // A worker names its runtime (kept with every measurement) beside the attributes it was given.
+        #expect(
+            try await client.workers().first { $0.deviceType == "cpu-x86" }?.attributes == ["cores": "2", "runtime": "constant"])
         #expect(try await client.evaluate(model: [7], deviceType: "arm-a76") == ConstantRunner().metrics)
         _ = workers
     }

@@ -35,12 +35,6 @@ import Trainer
         return try proposed.map { try space.parameters(of: $0) }
     }
 
-    struct Fixture {
-        var store: JobStore
-        var measurements: MeasurementStore
-        var lines: [String] = []
-    }
-
     /// A job with a hard latency target, and a measurement store holding `measured` of the space's models.
     static func fixture(measured: Int, target: Double) throws -> (JobStore, MeasurementStore, [TrialParameters]) {
         let folder = try TestSupport.temporaryDirectory("nas-screen")

@@ -36,8 +36,10 @@ public struct DeviceMeasurement: Codable, Hashable, Sendable {
     /// The attribute a worker names its runtime by (`nas worker` sets it from its runner).
     public static let runtimeAttribute = "runtime"
 
-    /// This machine as attributes: host, CPU model and core count.
-    public static func machineAttributes() -> [String: String] {
+    /// This machine as attributes: host, CPU model and core count; read once per process.
+    public static func machineAttributes() -> [String: String] { machine }
+
+    private static let machine: [String: String] = {
         var attributes = [
             "host": ProcessInfo.processInfo.hostName, "cores": String(ProcessInfo.processInfo.activeProcessorCount),
         ]
@@ -48,7 +50,7 @@ public struct DeviceMeasurement: Codable, Hashable, Sendable {
             attributes["cpu"] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
         return attributes
-    }
+    }()
 }
 
 extension DeviceMeasurer {

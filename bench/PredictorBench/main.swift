@@ -1,0 +1,115 @@
+// The latency predictor's accuracy on this CPU (native engine) over generated MobileNet-style ONNX models, against
+// a FLOPs-only linear baseline in the same run, and its fit time for thousands of measurements.
+// Driven by bench/predictor/run.sh; run on demand, never in tests.
+import Engine
+import Foundation
+import Predictor
+
+struct Measured: Codable {
+    var file: String
+    var flops: Double
+    var latencyMilliseconds: Double
+    var features: ModelFeatures
+}
+
+func argument(_ name: String, _ fallback: String) -> String {
+    let arguments = CommandLine.arguments
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return fallback }
+    return arguments[index + 1]
+}
+
+let models = argument("--models", "bench/predictor/models")
+let cache = argument("--cache", models + "/measurements.json")
+let warmup = Int(argument("--warmup", "10"))!
+let repeats = Int(argument("--repeats", "50"))!
+let seeds = Int(argument("--seeds", "5"))!
+
+// 1. Measure every model (or read the cache of an earlier run's measurements).
+var measured: [Measured] = []
+if let data = FileManager.default.contents(atPath: cache) {
+    measured = try JSONDecoder().decode([Measured].self, from: data)
+    print("read \(measured.count) measurements from \(cache)")
+} else {
+    let files = try FileManager.default.contentsOfDirectory(atPath: models).filter { $0.hasSuffix(".onnx") }.sorted()
+    for (index, file) in files.enumerated() {
+        let bytes = Array(FileManager.default.contents(atPath: models + "/" + file)!)
+        let features = try ModelFeatures(onnx: bytes)
+        let report = try measure(model: bytes, warmup: warmup, repeats: repeats)
+        measured.append(Measured(file: file, flops: features.totalFlops, latencyMilliseconds: report.p50Ms, features: features))
+        if index % 25 == 0 { print("measured \(index + 1)/\(files.count): \(file) \(report.p50Ms) ms") }
+    }
+    try JSONEncoder().encode(measured).write(to: URL(fileURLWithPath: cache))
+}
+
+/// latency = a + b * FLOPs, least squares on relative error.
+func flopsBaseline(_ train: [Measured]) -> (Double) -> Double {
+    var (s00, s01, s11, r0, r1) = (0.0, 0.0, 0.0, 0.0, 0.0)
+    for m in train {
+        let (x0, x1) = (1 / m.latencyMilliseconds, m.flops / 1e6 / m.latencyMilliseconds)
+        s00 += x0 * x0; s01 += x0 * x1; s11 += x1 * x1; r0 += x0; r1 += x1
+    }
+    let det = s00 * s11 - s01 * s01
+    let a = (r0 * s11 - r1 * s01) / det
+    let b = (r1 * s00 - r0 * s01) / det
+    return { max(a + b * $0 / 1e6, 1e-6) }
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.isEmpty ? .nan : sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+struct Generator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+// 2. Accuracy after n measurements, on held-out architectures, medians over seeded splits.
+let latencies = measured.map(\.latencyMilliseconds).sorted()
+print("\n\(measured.count) models, latency p50 from \(String(format: "%.3f", latencies.first!)) to \(String(format: "%.3f", latencies.last!)) ms (median \(String(format: "%.3f", median(latencies))))")
+let pool = measured.count * 3 / 4
+var sizes = [10, 50, 200, 1000].filter { $0 <= pool }
+if !sizes.contains(pool) { sizes.append(pool) }
+print("\nheld out: \(measured.count - pool) models per split, \(seeds) splits; medians over the splits")
+print("train  model           within10  within5  RMSPE   Spearman  Kendall")
+for n in sizes {
+    var ours: [PredictorEvaluation] = []
+    var baseline: [PredictorEvaluation] = []
+    for seed in 0..<seeds {
+        var generator = Generator(state: UInt64(seed) &* 7919 &+ 1)
+        let shuffled = measured.shuffled(using: &generator)
+        let test = Array(shuffled[pool...])
+        let train = Array(shuffled[..<n])
+        let predictor = try LatencyPredictor.fit(train.map { LatencySample(features: $0.features, latencyMilliseconds: $0.latencyMilliseconds) })
+        ours.append(PredictorEvaluation(predicted: test.map { predictor.predict($0.features).milliseconds }, measured: test.map(\.latencyMilliseconds)))
+        let flops = flopsBaseline(train)
+        baseline.append(PredictorEvaluation(predicted: test.map { flops($0.flops) }, measured: test.map(\.latencyMilliseconds)))
+    }
+    for (name, results) in [("kernel ridge", ours), ("FLOPs linear", baseline)] {
+        print(String(
+            format: "%5d  %-14@  %7.1f%%  %6.1f%%  %5.1f%%  %8.3f  %7.3f", n, name as NSString,
+            median(results.map(\.within10)) * 100, median(results.map(\.within5)) * 100, median(results.map(\.rmspe)) * 100,
+            median(results.compactMap(\.spearman)), median(results.compactMap(\.kendall))))
+    }
+}
+
+// 3. Fit time for thousands of measurements: the measured models repeated (with 2% noise) up to 3000.
+var generator = Generator(state: 42)
+let many = (0..<3000).map { index -> LatencySample in
+    let m = measured[index % measured.count]
+    return LatencySample(features: m.features, latencyMilliseconds: m.latencyMilliseconds * Double.random(in: 0.98...1.02, using: &generator))
+}
+var times: [Double] = []
+for _ in 0..<5 {
+    let start = ContinuousClock.now
+    _ = try LatencyPredictor.fit(many)
+    let elapsed = ContinuousClock.now - start
+    times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+}
+print(String(format: "\nfit on 3000 measurements (5-fold band included): median %.1f ms over 5 runs", median(times) * 1000))

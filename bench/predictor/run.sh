@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Latency predictor accuracy on this CPU (native engine, release build) over generated MobileNet-style ONNX
+# models (inverted residual blocks; bench/predictor/gen_models.py with the onnx helper, until the MobileNet
+# space lands), against a FLOPs-only linear model fitted on the same measurements in the same run: share within
+# ±10% / ±5%, RMSPE, Spearman and Kendall on held-out models after 10, 50, 200 measurements (medians over 5
+# seeded splits), and the fit time for 3000 measurements.
+#
+#   COUNT=300 bash bench/predictor/run.sh        # PYTHON defaults to /work/bench-venv/bin/python (onnx, numpy)
+# Measurements are cached in $OUT/models/measurements.json; delete it to measure again.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/nas-predictor-bench}
+PYTHON=${PYTHON:-/work/bench-venv/bin/python}
+if [ ! -d "$OUT/models" ]; then
+    "$PYTHON" bench/predictor/gen_models.py "$OUT/models" "${COUNT:-300}" "${SEED:-1}"
+fi
+swift build -c release --product PredictorBench >/dev/null
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+.build/release/PredictorBench --models "$OUT/models" --warmup "${WARMUP:-10}" --repeats "${REPEATS:-50}"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
