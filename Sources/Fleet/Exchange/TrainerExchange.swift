@@ -64,8 +64,13 @@ public struct TrainerExchange: Sendable {
 
     /// Waits for `model_latency.json` of `trial` and returns it; a malformed file, the workers giving the trial
     /// up (`model_latency_error.json`), a permanent storage error or the timeout are errors. Transient storage
-    /// errors (an outage) are ridden out until the timeout.
+    /// errors (an outage) are ridden out until the timeout. The wait runs and sleeps on the fleet's own threads:
+    /// a process whose cooperative pool is held by blocking work (training, a test beside it) still polls on time.
     public func waitForMetrics(trial: Int) async throws -> LatencyMetrics {
+        try await withTaskExecutorPreference(FleetExecutor.shared) { try await pollMetrics(trial: trial) }
+    }
+
+    private func pollMetrics(trial: Int) async throws -> LatencyMetrics {
         let key = JobLayout.metricsKey(trial: trial)
         let deadline = Date().addingTimeInterval(configuration.timeout.inSeconds)
         var lastError: String?
@@ -90,7 +95,8 @@ public struct TrainerExchange: Sendable {
                     trial: trial, seconds: configuration.timeout.inSeconds, location: storage.location,
                     lastError: lastError)
             }
-            try await Task.sleep(nanoseconds: UInt64(min(configuration.pollInterval.inSeconds, remaining) * 1e9))
+            await FleetExecutor.shared.sleep(milliseconds: Int(min(configuration.pollInterval.inSeconds, remaining) * 1000))
+            try Task.checkCancellation()
         }
     }
 
