@@ -157,12 +157,12 @@ struct ExchangeTests {
         let a = try worker("a")
         let b = try worker("b")
         let stop = FileWorkerStop()
-        async let first = a.runOnce()
+        let first = onFleetThreads { await a.runOnce() }
         #expect(try await eventually { try fixture.storage.exists(JobLayout.claimKey(trial: 1)) })
-        async let second = b.run(until: stop)  // keeps trying while a measures for over three leases
-        #expect(await first.measured == [1])
+        let second = onFleetThreads { try await b.run(until: stop) }  // keeps trying while a measures for 3+ leases
+        #expect(try await first.value.measured == [1])
         stop.request()
-        #expect(try await second == [])
+        #expect(try await second.value == [])
         #expect(try String(contentsOfFile: log, encoding: .utf8) == "run\n")
     }
 
@@ -181,12 +181,12 @@ struct ExchangeTests {
             configuration: .init(deviceType: "cpu", pollInterval: .milliseconds(50), leaseDuration: .milliseconds(600),
                 workerID: "a"),
             log: { _ in })
-        async let pass = worker.runOnce()
+        let pass = onFleetThreads { await worker.runOnce() }
         #expect(try await eventually { FileManager.default.fileExists(atPath: pidFile) })
         // Another worker's claim replaces ours (a new generation): the next renewal finds the claim is not ours.
         let usurper = Array(#"{"worker": "b", "device_type": "cpu", "lease_expires_at": 9e12}"#.utf8)
         try fixture.storage.write(JobLayout.claimKey(trial: 1), data: usurper)
-        let result = await pass
+        let result = try await pass.value
         #expect(result.measured.isEmpty)
         #expect(result.problems.contains { $0.contains("trial 1") && $0.contains("lease") })
         #expect(try !fixture.storage.exists(JobLayout.metricsKey(trial: 1)))
@@ -205,11 +205,11 @@ struct ExchangeTests {
         let worker = try FileWorker(
             storage: fixture.storage, runner: catRunner,
             configuration: .init(deviceType: "cpu-x86", pollInterval: .milliseconds(50)), log: { _ in })
-        async let waited = trainer.waitForMetrics(trial: 3)
+        let waited = onFleetThreads { try await trainer.waitForMetrics(trial: 3) }
         let pass = await worker.runOnce()
         #expect(pass.measured == [3])
         #expect(pass.problems.isEmpty)
-        let metrics = try await waited
+        let metrics = try await waited.value
         #expect(metrics == LatencyMetrics(latencyMilliseconds: 2.5, memoryBytes: 4096, others: ["latency_p99_ms": 3]))
         let claimObject = try #require(try fixture.storage.read(JobLayout.claimKey(trial: 3)))
         let claim = try #require(TrialClaim.decode(claimObject.data))
@@ -352,12 +352,12 @@ struct ExchangeTests {
             storage: fixture.storage, runner: catRunner,
             configuration: .init(deviceType: "cpu", pollInterval: .milliseconds(50)),
             log: { _ in })
-        async let measured = worker.run()
+        let measured = onFleetThreads { try await worker.run() }
         let trainer = TrainerExchange(
             storage: fixture.storage, configuration: .init(pollInterval: .milliseconds(50), timeout: .seconds(60)))
         _ = try await trainer.waitForMetrics(trial: 1)
         try JobState.succeeded.write(to: fixture.storage)
-        #expect(try await measured == [1])
+        #expect(try await measured.value == [1])
         #expect(try JobState.read(from: fixture.storage) == .succeeded)
     }
 
@@ -369,10 +369,10 @@ struct ExchangeTests {
             configuration: .init(deviceType: "cpu", pollInterval: .milliseconds(50)),
             log: { _ in })
         let stop = FileWorkerStop()
-        async let measured = worker.run(until: stop)
+        let measured = onFleetThreads { try await worker.run(until: stop) }
         try await Task.sleep(nanoseconds: 100_000_000)
         stop.request()
-        #expect(try await measured == [])
+        #expect(try await measured.value == [])
     }
 
     @Test("cancelling the task of a running worker ends its loop")
@@ -414,4 +414,11 @@ struct ExchangeTests {
             command: "echo log line; echo '{\"latency_ms\": 9}' >&2; test -f {model} && echo '{\"latency_ms\": 1.5}'")
         #expect(try await runner.measure(modelAt: path) == ["latency_ms": 1.5])
     }
+}
+
+/// Starts `body` in a task of its own on the fleet's threads, as `nas worker` runs its worker. `async let` would
+/// start it on the cooperative pool, which other suites' synchronous work (training, gradient checks) can hold
+/// for a minute on a loaded machine: the worker would not even begin before the test's deadline.
+func onFleetThreads<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> Task<T, any Error> {
+    Task(executorPreference: FleetExecutor.shared) { try await body() }
 }
