@@ -32,6 +32,28 @@ import Testing
         _ = fast
     }
 
+    /// The runner's process group goes with its worker, even one killed by SIGKILL (which no handler sees).
+    @Test func killingAWorkerKillsItsRunnersProcessGroup() async throws {
+        let pids = NSTemporaryDirectory() + "nas-runner-pids-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: pids) }
+        let coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0"])
+        let url = try await coordinator.listeningURL()
+        let client = FleetClient(coordinator: url, token: TestFleet.token)
+        let worker = try Self.worker(url, "cpu", ["--runner-command", "sleep 300 & echo $$ $! > \(pids); wait # {model}"])
+        try await eventually("the worker registered") { try await client.workers().count == 1 }
+        let evaluation = Task { try await client.evaluate(model: [1], deviceType: "cpu", deadline: .seconds(60)) }
+        var running: [pid_t] = []
+        try await eventually("the runner started its shell and a sleep") {
+            running = ((try? String(contentsOfFile: pids, encoding: .utf8)) ?? "").split(separator: " ")
+                .compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            return running.count == 2
+        }
+        #expect(running.allSatisfy(isRunning))
+        await worker.killAndWait()
+        try await eventually("the runner's shell and sleep ended with the worker") { !running.contains(where: isRunning) }
+        evaluation.cancel()
+    }
+
     @Test func aLapsedLeaseDropsTheWorkerAndItComesBackWithItsID() async throws {
         let coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0", "--lease-seconds", "0.6",
                                           "--heartbeat-seconds", "0.15"])
@@ -125,4 +147,12 @@ import Testing
         #expect(noPlaceholder.status != 0)
         #expect(noPlaceholder.stderr.contains("{model}"))
     }
+}
+
+/// Whether the process runs (exists and is no zombie waiting for a reaper).
+func isRunning(_ pid: pid_t) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.range(of: ") ", options: .backwards)
+    else { return false }
+    return !stat[close.upperBound...].hasPrefix("Z")
 }

@@ -43,6 +43,17 @@ import Testing
         }
     }
 
+    /// RFC 7235 2.1: the auth scheme is case-insensitive; the token is not.
+    @Test func theBearerSchemeMatchesInAnyCaseTheTokenExactly() {
+        for (value, accepted) in [
+            ("Bearer t", true), ("bearer t", true), ("BEARER t", true), ("bEaReR   t", true),
+            ("Bearert", false), ("Basic t", false), ("Bearer T", false), ("Bearer", false), ("bearer\tt", false),
+        ] {
+            let refusal = Self.gate.check(method: "POST", path: "/s/M", authorization: value)
+            #expect((refusal == nil) == accepted, "authorization: \(value)")
+        }
+    }
+
     @Test func aBodyOverTheLimitIsAnsweredAtOnce() {
         var (declared, action) = Self.stream(Self.good + [("content-length", "11")])
         #expect(action == .reject(.tooLarge(limit: 10)))

@@ -189,8 +189,12 @@ public final class Coordinator: @unchecked Sendable {
                           answer: @escaping @Sendable (Result<EvaluateResponse, FleetError>) -> Void) throws(FleetError) {
         guard !request.deviceType.isEmpty else { throw FleetError.badRequest("evaluate: device_type is empty") }
         guard !request.model.isEmpty else { throw FleetError.badModel("the model is empty") }
+        guard request.sha256.count == 32 else {
+            throw FleetError.badRequest("evaluate: sha256 is \(request.sha256.count) bytes; send the model's 32-byte "
+                + "SHA-256 digest, which the coordinator checks against the bytes")
+        }
         let hash = SHA256.hash(request.model)
-        guard request.sha256.isEmpty || request.sha256 == hash else {
+        guard request.sha256 == hash else {
             throw FleetError.badModel("the model's sha256 is \(SHA256.hex(hash)), the request says "
                 + "\(SHA256.hex(request.sha256)): the bytes were damaged on the way")
         }
