@@ -114,7 +114,7 @@ public final class Coordinator: @unchecked Sendable {
             return waiting
         }
         for waiter in waiting.values {
-            waiter(.failure(FleetError(.internal, "the coordinator stopped")))
+            waiter(.failure(.unavailable("the coordinator stopped (a restart, or its end)")))
         }
     }
 
@@ -160,28 +160,27 @@ public final class Coordinator: @unchecked Sendable {
         let registered = lock.withLock {
             Result { () throws(FleetError) in try scheduler.register(request, now: now()) }
         }
-        let (id, actions) = try registered.get()
-        perform(actions)
-        let response = RegisterResponse(workerID: id,
+        let registration = try registered.get()
+        perform(registration.actions)
+        let response = RegisterResponse(workerID: registration.id,
                                         leaseMilliseconds: UInt32(clamping: milliseconds(configuration.lease)),
-                                        heartbeatMilliseconds: UInt32(clamping: milliseconds(configuration.heartbeat)))
+                                        heartbeatMilliseconds: UInt32(clamping: milliseconds(configuration.heartbeat)),
+                                        workerSecret: registration.secret)
         return HTTP2Response(status: 200, body: response.encoded())
     }
 
     private func heartbeat(_ request: HeartbeatRequest) throws(FleetError) -> HTTP2Response {
-        guard let actions = lock.withLock({ scheduler.heartbeat(request.workerID, now: now()) }) else {
-            throw FleetError.unknownWorker(request.workerID)
-        }
-        perform(actions)
+        perform(try lock.withLock {
+            Result { () throws(FleetError) in try scheduler.heartbeat(request, now: now()) }
+        }.get())
         let response = HeartbeatResponse(leaseMilliseconds: UInt32(clamping: milliseconds(configuration.lease)))
         return HTTP2Response(status: 200, body: response.encoded())
     }
 
     private func deregister(_ request: DeregisterRequest) throws(FleetError) -> HTTP2Response {
-        guard let actions = lock.withLock({ scheduler.deregister(request.workerID, now: now()) }) else {
-            throw FleetError.unknownWorker(request.workerID)
-        }
-        perform(actions)
+        perform(try lock.withLock {
+            Result { () throws(FleetError) in try scheduler.deregister(request, now: now()) }
+        }.get())
         return HTTP2Response(status: 200, body: DeregisterResponse().encoded())
     }
 

@@ -46,7 +46,8 @@ public final class FleetWorker: @unchecked Sendable {
     private let lock = NSLock()
     private let loop: EventLoop
     private var server: HTTP2Server?
-    private var registeredID: String?
+    /// The id and secret of the current registration; nil while (re-)registering.
+    private var registered: WorkerIdentity?
     private var stopped = false
     private let log: @Sendable (String) -> Void
 
@@ -64,7 +65,7 @@ public final class FleetWorker: @unchecked Sendable {
     }
 
     /// The id the coordinator gave this worker, once registered.
-    public var workerID: String? { lock.withLock { registeredID } }
+    public var workerID: String? { lock.withLock { registered?.id } }
 
     /// The bound port, once started.
     public var port: Int { lock.withLock { server?.port ?? 0 } }
@@ -98,28 +99,36 @@ public final class FleetWorker: @unchecked Sendable {
         var heartbeatMilliseconds = 1000
         var backoff = 50
         while !Task.isCancelled && !(lock.withLock { stopped }) {
-            if let id = workerID {
+            if let identity = lock.withLock({ registered }) {
                 await FleetExecutor.shared.sleep(milliseconds: heartbeatMilliseconds)
                 if Task.isCancelled || lock.withLock({ stopped }) { break }
                 do throws(FleetError) {
-                    _ = try await client.heartbeat(id, timeout: .milliseconds(heartbeatMilliseconds) + .seconds(2))
+                    _ = try await client.heartbeat(identity,
+                                                   timeout: .milliseconds(heartbeatMilliseconds) + .seconds(2))
                     continue
                 } catch {
-                    // Unknown (the coordinator restarted) or unreachable: register again, with the same id.
+                    // Unknown (the coordinator restarted, or the lease lapsed) or unreachable: register again, with
+                    // the same id and the secret that proves it.
                     log("heartbeat failed: \(error); registering again")
-                    lock.withLock { registeredID = nil }
-                    lastID = id
+                    lock.withLock {
+                        registered = nil
+                        lastIdentity = identity
+                    }
                     backoff = 50
                 }
             }
+            let last = lock.withLock { lastIdentity }
             let request = RegisterRequest(deviceType: configuration.deviceType, attributes: configuration.attributes,
                                           capacity: UInt32(configuration.capacity), address: address,
-                                          workerID: lastID ?? "")
+                                          workerID: last?.id ?? "", workerSecret: last?.secret ?? [])
             do throws(FleetError) {
                 let response = try await client.register(request, timeout: .seconds(5))
                 heartbeatMilliseconds = max(50, Int(response.heartbeatMilliseconds))
-                lock.withLock { registeredID = response.workerID }
-                lastID = response.workerID
+                let identity = WorkerIdentity(id: response.workerID, secret: response.workerSecret)
+                lock.withLock {
+                    registered = identity
+                    lastIdentity = identity
+                }
                 log("registered as \(response.workerID) (device type \(configuration.deviceType), \(address))")
             } catch {
                 if error.code == .badRequest || error.code == .unauthenticated {
@@ -132,11 +141,8 @@ public final class FleetWorker: @unchecked Sendable {
         }
     }
 
-    private var lastID: String? {
-        get { lock.withLock { storedLastID } }
-        set { lock.withLock { storedLastID = newValue } }
-    }
-    private var storedLastID: String?
+    /// The identity to come back with after a failed heartbeat.
+    private var lastIdentity: WorkerIdentity?
     /// The models written to the cache, by hash: a runner that does not read the file is answered from here.
     private var cachedPaths: [[UInt8]: String] = [:]
     /// Models a bytes runner measured whose cache files are still being written, by hash.
@@ -144,11 +150,11 @@ public final class FleetWorker: @unchecked Sendable {
 
     /// Deregisters (best effort) and stops serving.
     public func stop() async {
-        let id = lock.withLock {
+        let identity = lock.withLock {
             stopped = true
-            return registeredID
+            return registered
         }
-        if let id { try? await client.deregister(id) }
+        if let identity { try? await client.deregister(identity) }
         let server = lock.withLock {
             let server = self.server
             self.server = nil
