@@ -75,4 +75,6 @@ public enum HTTP2Rejection: Sendable, Equatable {
     case methodNotAllowed(method: String, path: String)
     /// The body is over the limit.
     case tooLarge(limit: Int)
+    /// The server holds as many request bodies as it may (`ServerLimits.maxBufferedBodyBytes`): retry later.
+    case overloaded
 }

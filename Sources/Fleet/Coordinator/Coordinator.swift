@@ -23,6 +23,10 @@ public final class Coordinator: @unchecked Sendable {
         public var defaultDeadline: Duration = .seconds(300)
         /// Dispatches of one evaluation before a retryable failure is final (default 3).
         public var maxAttempts = 3
+        /// What callers and workers can hold of the server: connections, timeouts, request-body memory. The
+        /// bodies of evaluations count until they are answered, so `maxBufferedBodyBytes` also bounds the models
+        /// waiting for a worker.
+        public var limits = ServerLimits()
 
         /// Defaults, with the shared token.
         public init(token: String) {
@@ -70,9 +74,11 @@ public final class Coordinator: @unchecked Sendable {
         }
         let routes: Set<String> = [FleetPath.register, FleetPath.heartbeat, FleetPath.deregister, FleetPath.evaluate,
                                    FleetPath.listWorkers]
-        let server = HTTP2Server(loop: loop, fleet: .init(host: configuration.host, port: configuration.port,
-                                              token: configuration.token,
-                                              maxBodyBytes: configuration.maxBodyBytes, routes: routes),
+        var settings = HTTP2Server.Configuration(host: configuration.host, port: configuration.port,
+                                                 token: configuration.token, maxBodyBytes: configuration.maxBodyBytes,
+                                                 routes: routes)
+        settings.limits = configuration.limits
+        let server = HTTP2Server(loop: loop, fleet: settings,
                                  immediate: { [unowned self] request, responder in handleAtOnce(request, responder) }) {
             [unowned self] request in await handle(request)
         }

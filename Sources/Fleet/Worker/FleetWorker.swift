@@ -29,6 +29,8 @@ public final class FleetWorker: @unchecked Sendable {
         public var cacheDirectory: String?
         /// Longest wait between registration attempts while the coordinator is away (default 1 s).
         public var maxBackoff: Duration = .seconds(1)
+        /// What peers can hold of the server of pushes: connections, timeouts, request-body memory.
+        public var limits = ServerLimits()
 
         /// Defaults for the given coordinator, device type and token.
         public init(coordinator: String, deviceType: String, token: String) {
@@ -74,9 +76,11 @@ public final class FleetWorker: @unchecked Sendable {
     @discardableResult
     public func start() throws -> Int {
         try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
-        let server = HTTP2Server(loop: loop, fleet: .init(host: configuration.host, port: configuration.port,
-                                              token: configuration.token, maxBodyBytes: configuration.maxBodyBytes,
-                                              routes: [FleetPath.run]),
+        var settings = HTTP2Server.Configuration(host: configuration.host, port: configuration.port,
+                                                 token: configuration.token, maxBodyBytes: configuration.maxBodyBytes,
+                                                 routes: [FleetPath.run])
+        settings.limits = configuration.limits
+        let server = HTTP2Server(loop: loop, fleet: settings,
                                  immediate: { [unowned self] request, responder in handleAtOnce(request, responder) }) {
             [unowned self] request in await handle(request)
         }
