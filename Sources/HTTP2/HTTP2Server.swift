@@ -4,7 +4,8 @@ internal import CSystem
 /// An HTTP/2 server (h2c, prior knowledge) on the process's event loop: it accepts connections and hands each
 /// whole request to its handler, on the loop. The handler answers at once (bookkeeping needs no waiting) or
 /// keeps the responder and answers later from any thread. Authentication, unknown paths and the body limit are
-/// checked as soon as the headers arrive (`RequestGate`, `ServerStream`), so a refused body is never buffered.
+/// checked as soon as the headers arrive (`RequestGate`, `ServerStream`), so a refused body is never buffered; what
+/// peers can hold (connections, time, body memory in total) is bounded by `ServerLimits`.
 public final class HTTP2Server: @unchecked Sendable {
     /// Server settings.
     public struct Configuration: Sendable {
