@@ -200,6 +200,16 @@ import Testing
                                                  environment: ["NAS_FLEET_TOKEN": "t"])
         #expect(noPlaceholder.status != 0)
         #expect(noPlaceholder.stderr.contains("{model}"))
+        for (flags, message) in [
+            (["--idle-timeout-seconds", "0"], "--idle-timeout-seconds must be a positive number of seconds"),
+            (["--max-connections", "0"], "--max-connections must be at least 1"),
+            (["--max-buffered-body-bytes", "1000"], "--max-buffered-body-bytes must be at least --max-body-bytes"),
+        ] {
+            let refused = try await runProgram(nas, ["coordinator", "--listen", "127.0.0.1:0"] + flags,
+                                               environment: ["NAS_FLEET_TOKEN": "t"])
+            #expect(refused.status == 64, "\(flags)")
+            #expect(refused.stderr.contains(message), "\(flags): \(refused.stderr)")
+        }
     }
 }
 
