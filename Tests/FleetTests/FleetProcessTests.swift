@@ -63,6 +63,25 @@ import Testing
         }
     }
 
+    /// A push's `timeout_ms` is the evaluation's deadline: the worker stops a runner still going then, rather than
+    /// at `--runner-timeout` (600 s), and stays up.
+    @Test func aMeasurementPastThePushTimeoutIsStopped() async throws {
+        let pids = NSTemporaryDirectory() + "nas-runner-pid-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: pids) }
+        let coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0"])
+        let url = try await coordinator.listeningURL()
+        let client = FleetClient(coordinator: url, token: TestFleet.token)
+        let worker = try Self.worker(url, "cpu", ["--runner-command", "sleep 300 & echo $! > \(pids); wait # {model}"])
+        try await eventually("the worker registered") { try await client.workers().count == 1 }
+        await #expect(throws: FleetError.self) {
+            _ = try await client.evaluate(model: [2], deviceType: "cpu", deadline: .seconds(1))
+        }
+        let sleeper = try #require(pid_t(try String(contentsOfFile: pids, encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        try await eventually("the runner past the push's timeout was stopped", seconds: 15) { !isRunning(sleeper) }
+        #expect(worker.process.isRunning)
+    }
+
     /// Issue 16.1: after a restart, a new worker is not handed the id a paused worker still holds; the paused
     /// worker, told its id is unknown, registers again under it with its secret, and both device types are served.
     @Test func aPausedWorkerKeepsItsIdentityOverACoordinatorRestart() async throws {

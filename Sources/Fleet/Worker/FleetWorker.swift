@@ -1,6 +1,7 @@
 import Foundation
 import HTTP2
 import FleetWire
+import Synchronization
 
 /// A device worker: serves `nas.fleet.Worker/Run` for the coordinator, registers with it, keeps its lease with
 /// heartbeats, and registers again (same id, with backoff) when the coordinator restarts or forgot it.
@@ -200,7 +201,8 @@ public final class FleetWorker: @unchecked Sendable {
                     metrics = try await bytesRunner.measure(model: model)
                 } else {
                     let path = try cachedModel(for: run, readsFile: true)
-                    metrics = try await runner.measure(modelAt: path)
+                    let runner = runner
+                    metrics = try await within(run.timeoutMilliseconds) { try await runner.measure(modelAt: path) }
                 }
             } catch let error as FleetError {
                 throw error
@@ -210,6 +212,30 @@ public final class FleetWorker: @unchecked Sendable {
             return HTTP2Response(status: 200, body: RunResponse(metrics: metrics).encoded())
         } catch {
             return .error(error)
+        }
+    }
+
+    /// Runs a measurement that is cancelled once the push's `timeout_ms` passed, when the coordinator stopped
+    /// waiting for it: a command runner's process group is killed then, not at `--runner-timeout`, and the device
+    /// is free for the evaluation's next attempt.
+    private func within(_ milliseconds: UInt32, _ measure: @escaping @Sendable () async throws -> [String: Double])
+        async throws -> [String: Double]
+    {
+        guard milliseconds > 0 else { return try await measure() }
+        let measuring = Task(executorPreference: FleetExecutor.shared) { try await measure() }
+        let expired = Expiry()
+        let timer = Task(executorPreference: FleetExecutor.shared) {
+            await FleetExecutor.shared.sleep(milliseconds: Int(milliseconds))
+            if !Task.isCancelled {
+                expired.set()
+                measuring.cancel()
+            }
+        }
+        defer { timer.cancel() }
+        do {
+            return try await measuring.value
+        } catch where expired.isSet {
+            throw FleetError.timedOut("the measurement passed the push's timeout of \(milliseconds) ms and was stopped")
         }
     }
 
@@ -283,6 +309,13 @@ public final class FleetWorker: @unchecked Sendable {
         lock.withLock { cachedPaths[hash] = path }
         return path
     }
+}
+
+/// Whether a push's timeout passed, set by its timer.
+private final class Expiry: Sendable {
+    private let state = Mutex(false)
+    func set() { state.withLock { $0 = true } }
+    var isSet: Bool { state.withLock { $0 } }
 }
 
 /// Writes `bytes` to a new file at `path`; false when it cannot be created or written whole.
