@@ -829,7 +829,7 @@ const ProtobufCMessageDescriptor nas__fleet__attribute__descriptor =
   (ProtobufCMessageInit) nas__fleet__attribute__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor nas__fleet__register_request__field_descriptors[5] =
+static const ProtobufCFieldDescriptor nas__fleet__register_request__field_descriptors[6] =
 {
   {
     "device_type",
@@ -891,6 +891,18 @@ static const ProtobufCFieldDescriptor nas__fleet__register_request__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "worker_secret",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Nas__Fleet__RegisterRequest, worker_secret),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned nas__fleet__register_request__field_indices_by_name[] = {
   3,   /* field[3] = address */
@@ -898,11 +910,12 @@ static const unsigned nas__fleet__register_request__field_indices_by_name[] = {
   2,   /* field[2] = capacity */
   0,   /* field[0] = device_type */
   4,   /* field[4] = worker_id */
+  5,   /* field[5] = worker_secret */
 };
 static const ProtobufCIntRange nas__fleet__register_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor nas__fleet__register_request__descriptor =
 {
@@ -912,14 +925,14 @@ const ProtobufCMessageDescriptor nas__fleet__register_request__descriptor =
   "Nas__Fleet__RegisterRequest",
   "nas.fleet",
   sizeof(Nas__Fleet__RegisterRequest),
-  5,
+  6,
   nas__fleet__register_request__field_descriptors,
   nas__fleet__register_request__field_indices_by_name,
   1,  nas__fleet__register_request__number_ranges,
   (ProtobufCMessageInit) nas__fleet__register_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor nas__fleet__register_response__field_descriptors[3] =
+static const ProtobufCFieldDescriptor nas__fleet__register_response__field_descriptors[4] =
 {
   {
     "worker_id",
@@ -957,16 +970,29 @@ static const ProtobufCFieldDescriptor nas__fleet__register_response__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "worker_secret",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Nas__Fleet__RegisterResponse, worker_secret),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned nas__fleet__register_response__field_indices_by_name[] = {
   2,   /* field[2] = heartbeat_ms */
   1,   /* field[1] = lease_ms */
   0,   /* field[0] = worker_id */
+  3,   /* field[3] = worker_secret */
 };
 static const ProtobufCIntRange nas__fleet__register_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor nas__fleet__register_response__descriptor =
 {
@@ -976,14 +1002,14 @@ const ProtobufCMessageDescriptor nas__fleet__register_response__descriptor =
   "Nas__Fleet__RegisterResponse",
   "nas.fleet",
   sizeof(Nas__Fleet__RegisterResponse),
-  3,
+  4,
   nas__fleet__register_response__field_descriptors,
   nas__fleet__register_response__field_indices_by_name,
   1,  nas__fleet__register_response__number_ranges,
   (ProtobufCMessageInit) nas__fleet__register_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor nas__fleet__heartbeat_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor nas__fleet__heartbeat_request__field_descriptors[2] =
 {
   {
     "worker_id",
@@ -997,14 +1023,27 @@ static const ProtobufCFieldDescriptor nas__fleet__heartbeat_request__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "worker_secret",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Nas__Fleet__HeartbeatRequest, worker_secret),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned nas__fleet__heartbeat_request__field_indices_by_name[] = {
   0,   /* field[0] = worker_id */
+  1,   /* field[1] = worker_secret */
 };
 static const ProtobufCIntRange nas__fleet__heartbeat_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor nas__fleet__heartbeat_request__descriptor =
 {
@@ -1014,7 +1053,7 @@ const ProtobufCMessageDescriptor nas__fleet__heartbeat_request__descriptor =
   "Nas__Fleet__HeartbeatRequest",
   "nas.fleet",
   sizeof(Nas__Fleet__HeartbeatRequest),
-  1,
+  2,
   nas__fleet__heartbeat_request__field_descriptors,
   nas__fleet__heartbeat_request__field_indices_by_name,
   1,  nas__fleet__heartbeat_request__number_ranges,
@@ -1059,7 +1098,7 @@ const ProtobufCMessageDescriptor nas__fleet__heartbeat_response__descriptor =
   (ProtobufCMessageInit) nas__fleet__heartbeat_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor nas__fleet__deregister_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor nas__fleet__deregister_request__field_descriptors[2] =
 {
   {
     "worker_id",
@@ -1073,14 +1112,27 @@ static const ProtobufCFieldDescriptor nas__fleet__deregister_request__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "worker_secret",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Nas__Fleet__DeregisterRequest, worker_secret),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned nas__fleet__deregister_request__field_indices_by_name[] = {
   0,   /* field[0] = worker_id */
+  1,   /* field[1] = worker_secret */
 };
 static const ProtobufCIntRange nas__fleet__deregister_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor nas__fleet__deregister_request__descriptor =
 {
@@ -1090,7 +1142,7 @@ const ProtobufCMessageDescriptor nas__fleet__deregister_request__descriptor =
   "Nas__Fleet__DeregisterRequest",
   "nas.fleet",
   sizeof(Nas__Fleet__DeregisterRequest),
-  1,
+  2,
   nas__fleet__deregister_request__field_descriptors,
   nas__fleet__deregister_request__field_indices_by_name,
   1,  nas__fleet__deregister_request__number_ranges,
@@ -1620,7 +1672,7 @@ const ProtobufCMessageDescriptor nas__fleet__run_response__descriptor =
   (ProtobufCMessageInit) nas__fleet__run_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue nas__fleet__error_code__enum_values_by_number[14] =
+static const ProtobufCEnumValue nas__fleet__error_code__enum_values_by_number[15] =
 {
   { "ERROR_CODE_UNSPECIFIED", "NAS__FLEET__ERROR_CODE__ERROR_CODE_UNSPECIFIED", 0 },
   { "ERROR_CODE_UNAUTHENTICATED", "NAS__FLEET__ERROR_CODE__ERROR_CODE_UNAUTHENTICATED", 1 },
@@ -1636,11 +1688,12 @@ static const ProtobufCEnumValue nas__fleet__error_code__enum_values_by_number[14
   { "ERROR_CODE_MODEL_NOT_CACHED", "NAS__FLEET__ERROR_CODE__ERROR_CODE_MODEL_NOT_CACHED", 11 },
   { "ERROR_CODE_RUNNER_FAILED", "NAS__FLEET__ERROR_CODE__ERROR_CODE_RUNNER_FAILED", 12 },
   { "ERROR_CODE_INTERNAL", "NAS__FLEET__ERROR_CODE__ERROR_CODE_INTERNAL", 13 },
+  { "ERROR_CODE_UNAVAILABLE", "NAS__FLEET__ERROR_CODE__ERROR_CODE_UNAVAILABLE", 14 },
 };
 static const ProtobufCIntRange nas__fleet__error_code__value_ranges[] = {
-{0, 0},{0, 14}
+{0, 0},{0, 15}
 };
-static const ProtobufCEnumValueIndex nas__fleet__error_code__enum_values_by_name[14] =
+static const ProtobufCEnumValueIndex nas__fleet__error_code__enum_values_by_name[15] =
 {
   { "ERROR_CODE_BAD_MODEL", 7 },
   { "ERROR_CODE_BAD_REQUEST", 2 },
@@ -1653,6 +1706,7 @@ static const ProtobufCEnumValueIndex nas__fleet__error_code__enum_values_by_name
   { "ERROR_CODE_TIMED_OUT", 9 },
   { "ERROR_CODE_TOO_LARGE", 4 },
   { "ERROR_CODE_UNAUTHENTICATED", 1 },
+  { "ERROR_CODE_UNAVAILABLE", 14 },
   { "ERROR_CODE_UNKNOWN_WORKER", 5 },
   { "ERROR_CODE_UNSPECIFIED", 0 },
   { "ERROR_CODE_WORKER_LOST", 8 },
@@ -1664,9 +1718,9 @@ const ProtobufCEnumDescriptor nas__fleet__error_code__descriptor =
   "ErrorCode",
   "Nas__Fleet__ErrorCode",
   "nas.fleet",
-  14,
+  15,
   nas__fleet__error_code__enum_values_by_number,
-  14,
+  15,
   nas__fleet__error_code__enum_values_by_name,
   1,
   nas__fleet__error_code__value_ranges,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Fleet
+import HTTP2
 import Foundation
 
 /// `nas coordinator`: serves the fleet: workers register with it and evaluations go through it.
@@ -38,6 +39,18 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Dispatches of one evaluation before a retryable failure (worker lost, timed out) is final.")
     var maxAttempts = 3
 
+    @Option(help: "Open connections at most; one more is closed at once.")
+    var maxConnections = ServerLimits().maxConnections
+
+    @Option(help: "Seconds a new connection has to send its HTTP/2 preface and SETTINGS before it is closed.")
+    var handshakeTimeoutSeconds = 10.0
+
+    @Option(help: "Seconds a connection may go without a request before it is closed (with GOAWAY).")
+    var idleTimeoutSeconds = 120.0
+
+    @Option(help: "Request bodies (models) held at once, in bytes, until answered; a request over it gets 503.")
+    var maxBufferedBodyBytes = ServerLimits().maxBufferedBodyBytes
+
     func validate() throws {
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
         guard heartbeatSeconds.isFinite, heartbeatSeconds > 0, leaseSeconds.isFinite, leaseSeconds > heartbeatSeconds
@@ -45,6 +58,15 @@ struct CoordinatorCommand: AsyncParsableCommand {
             throw ValidationError("--lease-seconds must be longer than --heartbeat-seconds (both positive)")
         }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        for (flag, seconds) in [("--handshake-timeout-seconds", handshakeTimeoutSeconds),
+                                ("--idle-timeout-seconds", idleTimeoutSeconds)]
+        where !(seconds.isFinite && seconds > 0) {
+            throw ValidationError("\(flag) must be a positive number of seconds")
+        }
+        guard maxBufferedBodyBytes >= maxBodyBytes else {
+            throw ValidationError("--max-buffered-body-bytes must be at least --max-body-bytes (\(maxBodyBytes))")
+        }
     }
 
     func run() async throws {
@@ -55,6 +77,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.lease = .seconds(leaseSeconds)
         configuration.heartbeat = .seconds(heartbeatSeconds)
         configuration.maxAttempts = maxAttempts
+        configuration.limits.maxConnections = maxConnections
+        configuration.limits.handshakeTimeout = .seconds(handshakeTimeoutSeconds)
+        configuration.limits.idleTimeout = .seconds(idleTimeoutSeconds)
+        configuration.limits.maxBufferedBodyBytes = maxBufferedBodyBytes
         let coordinator = Coordinator(configuration: configuration)
         let port = try coordinator.start()
         let host = listen.host.contains(":") ? "[\(listen.host)]" : listen.host

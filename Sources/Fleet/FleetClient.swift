@@ -62,16 +62,34 @@ public struct FleetWorkerStatus: Sendable, Equatable, Codable {
 /// The client of a coordinator: what the trainer and the search call to measure a model on a device type. Its
 /// calls go out on the process's HTTP/2 event loop, on one connection to the coordinator opened by the first call.
 public final class FleetClient: Sendable {
+    /// How an evaluation is tried again when the coordinator went away (a restart) or was busy: the connection was
+    /// refused or lost, or the answer was 503 `UNAVAILABLE`. Errors about the model or the workers are not retried
+    /// here: the coordinator already retried those on other workers.
+    public struct Retries: Sendable, Equatable {
+        /// Calls at most, the first included (default 8).
+        public var attempts = 8
+        /// The wait before the second call (default 100 ms), doubled before each next one.
+        public var firstBackoff: Duration = .milliseconds(100)
+        /// The longest wait between two calls (default 2 s): the defaults ride out a restart of about 7 s.
+        public var maxBackoff: Duration = .seconds(2)
+
+        /// The defaults.
+        public init() {}
+    }
+
     private let base: String
     let caller: FleetCaller
+    /// How evaluations are retried over a coordinator restart.
+    public let retries: Retries
 
     /// A client of the coordinator at `coordinator` (`http://host:port`) using the fleet's shared `token`.
     /// Its calls go out on `loop` (the process's shared one by default).
-    public init(coordinator: String, token: String, loop: EventLoop = .shared) {
+    public init(coordinator: String, token: String, loop: EventLoop = .shared, retries: Retries = Retries()) {
         var base = coordinator
         while base.hasSuffix("/") { base.removeLast() }
         if !base.contains("://") { base = "http://" + base }
         self.base = base
+        self.retries = retries
         caller = FleetCaller(http: HTTP2Client(configuration: .init(token: token), loop: loop))
     }
 
@@ -97,17 +115,39 @@ public final class FleetClient: Sendable {
         try await evaluateDetailed(model: model, deviceType: deviceType, deadline: deadline).metrics
     }
 
-    /// Like `evaluate`, and also tells which worker measured the model and in how many attempts.
+    /// Like `evaluate`, and also tells which worker measured the model and in how many attempts. An evaluation the
+    /// coordinator could not answer (it restarted meanwhile, or was busy) is asked again within the deadline, as
+    /// `retries` says.
     public func evaluateDetailed(model: [UInt8], deviceType: String, deadline: Duration = .seconds(300)) async throws
         -> FleetEvaluation
     {
-        let milliseconds = max(1, deadline.components.seconds * 1000 + deadline.components.attoseconds / 1_000_000_000_000_000)
-        let request = EvaluateRequest(deviceType: deviceType, model: model, sha256: SHA256.hash(model),
-                                      deadlineMilliseconds: UInt32(clamping: milliseconds))
-        // The transport waits a little longer than the coordinator, so the coordinator's answer wins.
-        let response = try await caller.call(base + FleetPath.evaluate, request, as: EvaluateResponse.self,
-                                             timeout: .milliseconds(milliseconds) + .seconds(5))
-        return FleetEvaluation(metrics: response.metrics, workerID: response.workerID, attempts: Int(response.attempts))
+        let hash = SHA256.hash(model)
+        let end = ContinuousClock.now + deadline
+        var backoff = retries.firstBackoff
+        var calls = 1
+        while true {
+            let left = max(1, milliseconds(ContinuousClock.now.duration(to: end)))
+            let request = EvaluateRequest(deviceType: deviceType, model: model, sha256: hash,
+                                          deadlineMilliseconds: UInt32(clamping: left))
+            do throws(FleetError) {
+                // The transport waits a little longer than the coordinator, so the coordinator's answer wins.
+                let response = try await caller.call(base + FleetPath.evaluate, request, as: EvaluateResponse.self,
+                                                     timeout: .milliseconds(left) + .seconds(5))
+                return FleetEvaluation(metrics: response.metrics, workerID: response.workerID,
+                                       attempts: Int(response.attempts))
+            } catch {
+                let coordinatorAway = error.code == .transport || error.code == .unavailable
+                guard coordinatorAway, calls < retries.attempts, ContinuousClock.now + backoff < end,
+                    !Task.isCancelled
+                else {
+                    throw calls == 1 ? error : FleetError(error.code, "\(error.message) (after \(calls) calls)")
+                }
+                // On the fleet's timers, not the global executor's: a busy process must still call again in time.
+                await FleetExecutor.shared.sleep(milliseconds: milliseconds(backoff))
+                backoff = min(backoff * 2, retries.maxBackoff)
+                calls += 1
+            }
+        }
     }
 
     /// The workers the coordinator knows.
@@ -126,13 +166,23 @@ public final class FleetClient: Sendable {
         try await caller.call(base + FleetPath.register, request, as: RegisterResponse.self, timeout: timeout)
     }
 
-    func heartbeat(_ workerID: String, timeout: Duration = .seconds(10)) async throws(FleetError) -> HeartbeatResponse {
-        try await caller.call(base + FleetPath.heartbeat, HeartbeatRequest(workerID: workerID),
+    func heartbeat(_ identity: WorkerIdentity, timeout: Duration = .seconds(10)) async throws(FleetError)
+        -> HeartbeatResponse
+    {
+        try await caller.call(base + FleetPath.heartbeat,
+                              HeartbeatRequest(workerID: identity.id, workerSecret: identity.secret),
                               as: HeartbeatResponse.self, timeout: timeout)
     }
 
-    func deregister(_ workerID: String, timeout: Duration = .seconds(5)) async throws(FleetError) {
-        _ = try await caller.call(base + FleetPath.deregister, DeregisterRequest(workerID: workerID),
+    func deregister(_ identity: WorkerIdentity, timeout: Duration = .seconds(5)) async throws(FleetError) {
+        _ = try await caller.call(base + FleetPath.deregister,
+                                  DeregisterRequest(workerID: identity.id, workerSecret: identity.secret),
                                   as: DeregisterResponse.self, timeout: timeout)
     }
+}
+
+/// A worker's id and the secret that proves it, as its registration returned them.
+struct WorkerIdentity: Sendable, Equatable {
+    var id: String
+    var secret: [UInt8]
 }

@@ -27,6 +27,7 @@ extension FleetError {
         case .notFound(let path): self = .notFound(path)
         case .methodNotAllowed(let method, let path): self = .badRequest("\(method) \(path): every call is a POST")
         case .tooLarge(let limit): self = .tooLarge(limit: limit)
+        case .overloaded: self = .unavailable("the server holds as many request bodies as it may (its limits)")
         }
     }
 }

@@ -2,7 +2,7 @@
 public struct FleetError: Error, CustomStringConvertible, Sendable, Equatable {
     package enum Code: String, Sendable {
         case unauthenticated, badRequest, notFound, tooLarge, unknownWorker
-        case modelNotSupported, badModel, workerLost, timedOut, noWorker, modelNotCached, runnerFailed
+        case modelNotSupported, badModel, workerLost, timedOut, noWorker, modelNotCached, runnerFailed, unavailable
         case malformedMessage, transport, httpStatus, invalidConfiguration, runnerNotAvailable, `internal`
     }
 
@@ -18,7 +18,7 @@ public struct FleetError: Error, CustomStringConvertible, Sendable, Equatable {
     /// True when retrying on another worker may succeed (worker lost, timed out); false for final errors.
     public var isRetryable: Bool {
         switch code {
-        case .workerLost, .timedOut, .transport, .modelNotCached: true
+        case .workerLost, .timedOut, .transport, .modelNotCached, .unavailable: true
         default: false
         }
     }
@@ -47,6 +47,11 @@ public struct FleetError: Error, CustomStringConvertible, Sendable, Equatable {
     package static func unknownWorker(_ id: String) -> FleetError {
         FleetError(.unknownWorker, "unknown worker \(id): its lease lapsed or the coordinator restarted; register again")
     }
+    package static func notThisWorker(_ id: String) -> FleetError {
+        FleetError(.unauthenticated,
+                   "unauthenticated: the worker_secret does not prove worker id \(id); a worker comes back with the id "
+                   + "and secret its first registration returned, a new worker registers without worker_id")
+    }
     package static func workerLost(_ id: String, _ detail: String) -> FleetError {
         FleetError(.workerLost, "worker \(id) was lost during the evaluation: \(detail)")
     }
@@ -62,6 +67,10 @@ public struct FleetError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The runner cannot run one of the model's operators (final); for runners outside the fleet too.
     public static func modelNotSupported(_ detail: String) -> FleetError {
         FleetError(.modelNotSupported, "model not supported: \(detail)")
+    }
+    /// The server is stopping or holds as many request bodies as it may: the same call may succeed soon.
+    package static func unavailable(_ detail: String) -> FleetError {
+        FleetError(.unavailable, "unavailable: \(detail); retry in a moment")
     }
     package static func transport(_ detail: String) -> FleetError { FleetError(.transport, detail) }
     package static func invalidConfiguration(_ detail: String) -> FleetError { FleetError(.invalidConfiguration, detail) }
@@ -81,6 +90,7 @@ public struct FleetError: Error, CustomStringConvertible, Sendable, Equatable {
             case .timedOut: .timedOut
             case .noWorker: .noWorker
             case .modelNotCached: .modelNotCached
+            case .unavailable: .unavailable
             case .runnerFailed, .runnerNotAvailable: .runnerFailed
             case .httpStatus, .internal: .internal
             }
@@ -103,6 +113,7 @@ public struct FleetError: Error, CustomStringConvertible, Sendable, Equatable {
             case .noWorker: .noWorker
             case .modelNotCached: .modelNotCached
             case .runnerFailed: .runnerFailed
+            case .unavailable: .unavailable
             case .internal, .unspecified: .internal
             }
         self.init(code, wire.message)

@@ -126,6 +126,7 @@ extension RegisterRequest: ProtobufCMessageConvertible {
         message.capacity = capacity
         message.address = arena.string(address)
         message.worker_id = arena.string(workerID)
+        message.worker_secret = arena.bytes(workerSecret)
     }
     package init(_ message: Nas__Fleet__RegisterRequest) {
         deviceType = string(message.device_type)
@@ -133,6 +134,7 @@ extension RegisterRequest: ProtobufCMessageConvertible {
         capacity = message.capacity
         address = string(message.address)
         workerID = string(message.worker_id)
+        workerSecret = bytes(message.worker_secret)
     }
 }
 
@@ -144,11 +146,13 @@ extension RegisterResponse: ProtobufCMessageConvertible {
         message.worker_id = arena.string(workerID)
         message.lease_ms = leaseMilliseconds
         message.heartbeat_ms = heartbeatMilliseconds
+        message.worker_secret = arena.bytes(workerSecret)
     }
     package init(_ message: Nas__Fleet__RegisterResponse) {
         workerID = string(message.worker_id)
         leaseMilliseconds = message.lease_ms
         heartbeatMilliseconds = message.heartbeat_ms
+        workerSecret = bytes(message.worker_secret)
     }
 }
 
@@ -158,8 +162,12 @@ extension HeartbeatRequest: ProtobufCMessageConvertible {
     }
     package func fill(_ message: inout Nas__Fleet__HeartbeatRequest, arena: CArena) {
         message.worker_id = arena.string(workerID)
+        message.worker_secret = arena.bytes(workerSecret)
     }
-    package init(_ message: Nas__Fleet__HeartbeatRequest) { workerID = string(message.worker_id) }
+    package init(_ message: Nas__Fleet__HeartbeatRequest) {
+        workerID = string(message.worker_id)
+        workerSecret = bytes(message.worker_secret)
+    }
 }
 
 extension HeartbeatResponse: ProtobufCMessageConvertible {
@@ -176,8 +184,12 @@ extension DeregisterRequest: ProtobufCMessageConvertible {
     }
     package func fill(_ message: inout Nas__Fleet__DeregisterRequest, arena: CArena) {
         message.worker_id = arena.string(workerID)
+        message.worker_secret = arena.bytes(workerSecret)
     }
-    package init(_ message: Nas__Fleet__DeregisterRequest) { workerID = string(message.worker_id) }
+    package init(_ message: Nas__Fleet__DeregisterRequest) {
+        workerID = string(message.worker_id)
+        workerSecret = bytes(message.worker_secret)
+    }
 }
 
 extension DeregisterResponse: ProtobufCMessageConvertible {

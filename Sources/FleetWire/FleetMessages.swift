@@ -33,6 +33,7 @@ package enum WireErrorCode: Int, Sendable {
     case modelNotCached = 11
     case runnerFailed = 12
     case `internal` = 13
+    case unavailable = 14
 
     package var httpStatus: Int {
         switch self {
@@ -41,7 +42,7 @@ package enum WireErrorCode: Int, Sendable {
         case .notFound, .unknownWorker: 404
         case .tooLarge: 413
         case .modelNotSupported, .badModel: 422
-        case .workerLost, .noWorker: 503
+        case .workerLost, .noWorker, .unavailable: 503
         case .timedOut: 504
         case .modelNotCached: 409
         case .runnerFailed, .internal, .unspecified: 500
@@ -65,19 +66,22 @@ package struct RegisterRequest: Equatable, Sendable {
     package var capacity: UInt32 = 1
     package var address = ""
     package var workerID = ""
+    package var workerSecret: [UInt8] = []
 
     package init(
         deviceType: String = "",
         attributes: [String: String] = [:],
         capacity: UInt32 = 1,
         address: String = "",
-        workerID: String = ""
+        workerID: String = "",
+        workerSecret: [UInt8] = []
     ) {
         self.deviceType = deviceType
         self.attributes = attributes
         self.capacity = capacity
         self.address = address
         self.workerID = workerID
+        self.workerSecret = workerSecret
     }
 }
 
@@ -85,19 +89,24 @@ package struct RegisterResponse: Equatable, Sendable {
     package var workerID = ""
     package var leaseMilliseconds: UInt32 = 0
     package var heartbeatMilliseconds: UInt32 = 0
+    package var workerSecret: [UInt8] = []
 
-    package init(workerID: String = "", leaseMilliseconds: UInt32 = 0, heartbeatMilliseconds: UInt32 = 0) {
+    package init(workerID: String = "", leaseMilliseconds: UInt32 = 0, heartbeatMilliseconds: UInt32 = 0,
+                 workerSecret: [UInt8] = []) {
         self.workerID = workerID
         self.leaseMilliseconds = leaseMilliseconds
         self.heartbeatMilliseconds = heartbeatMilliseconds
+        self.workerSecret = workerSecret
     }
 }
 
 package struct HeartbeatRequest: Equatable, Sendable {
     package var workerID = ""
+    package var workerSecret: [UInt8] = []
 
-    package init(workerID: String = "") {
+    package init(workerID: String = "", workerSecret: [UInt8] = []) {
         self.workerID = workerID
+        self.workerSecret = workerSecret
     }
 }
 
@@ -111,9 +120,11 @@ package struct HeartbeatResponse: Equatable, Sendable {
 
 package struct DeregisterRequest: Equatable, Sendable {
     package var workerID = ""
+    package var workerSecret: [UInt8] = []
 
-    package init(workerID: String = "") {
+    package init(workerID: String = "", workerSecret: [UInt8] = []) {
         self.workerID = workerID
+        self.workerSecret = workerSecret
     }
 }
 

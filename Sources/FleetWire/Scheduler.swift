@@ -36,6 +36,8 @@ package struct Scheduler: Sendable {
         package var done: UInt64 = 0
         package var failed: UInt64 = 0
         package var lastHeartbeat: UInt64
+        /// The order of first registration: ties of load go to the worker registered first.
+        package var sequence: Int
         /// Hashes of the models this worker has measured, so it is not sent them again.
         package var cached: Set<[UInt8]> = []
     }
@@ -48,6 +50,8 @@ package struct Scheduler: Sendable {
         package var attempts = 0
         package var tried: Set<String> = []
         package var worker: String?
+        /// Why it went back to the queue last (a worker lost), for the caller if no worker takes it again.
+        package var lastError: FleetError?
     }
 
     package enum Action: Equatable, Sendable {
@@ -64,7 +68,7 @@ package struct Scheduler: Sendable {
     package private(set) var evaluations: [UInt64: Evaluation] = [:]
     /// Evaluations waiting for a worker, oldest first, by device type.
     package private(set) var queues: [String: [UInt64]] = [:]
-    private var nextWorkerNumber = 1
+    private var registrations = 0
 
     package init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -72,20 +76,43 @@ package struct Scheduler: Sendable {
 
     // MARK: Workers
 
-    /// Registers a worker (again, when it names the id it had); returns its id.
-    package mutating func register(_ request: RegisterRequest, now: UInt64) throws(FleetError) -> (id: String, actions: [Action]) {
+    /// A registered worker's identity and what its registration set off.
+    package struct Registration: Sendable {
+        /// Derived from `secret`: `w-` and 16 hex digits.
+        package var id: String
+        /// What the worker sends with its id on every later call, to prove it is the worker that registered.
+        package var secret: [UInt8]
+        package var actions: [Action]
+    }
+
+    /// The length of a worker's secret.
+    package static let secretBytes = 16
+
+    /// The id a secret proves: `w-` and the first 8 bytes of its SHA-256 in hex. Deriving the id instead of
+    /// numbering workers keeps ids from colliding across coordinator restarts (a restarted coordinator cannot hand a
+    /// new worker the id a paused one still holds) and lets a restarted coordinator, which remembers nothing,
+    /// check a worker coming back: naming an id takes its secret, which only that worker knows (the id alone is
+    /// shown to every token holder by ListWorkers).
+    package static func workerID(provenBy secret: [UInt8]) -> String {
+        "w-" + SHA256.hex(Array(SHA256.hash(secret).prefix(8)))
+    }
+
+    /// Registers a worker. A new one (no id, no secret) gets a random secret and the id derived from it; one that
+    /// comes back (after a coordinator restart or a lapsed lease) names its id with the secret that proves it.
+    package mutating func register(_ request: RegisterRequest, now: UInt64) throws(FleetError) -> Registration {
         guard !request.deviceType.isEmpty else { throw .badRequest("register: device_type is empty") }
         guard request.capacity >= 1 else { throw .badRequest("register: capacity must be at least 1") }
         guard request.address.hasPrefix("http://") else {
             throw .badRequest("register: address '\(request.address)' must be http://host:port")
         }
-        var id = request.workerID
-        if id.isEmpty {
-            repeat {
-                id = "w\(nextWorkerNumber)"
-                nextWorkerNumber += 1
-            } while workers[id] != nil
+        var secret = request.workerSecret
+        if request.workerID.isEmpty && secret.isEmpty {
+            var generator = SystemRandomNumberGenerator()
+            secret = (0..<Self.secretBytes).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        } else {
+            try Self.checkIdentity(request.workerID, secret: secret, call: "register")
         }
+        let id = Self.workerID(provenBy: secret)
         if var existing = workers[id] {
             existing.deviceType = request.deviceType
             existing.attributes = request.attributes
@@ -95,25 +122,41 @@ package struct Scheduler: Sendable {
             existing.lastHeartbeat = now
             workers[id] = existing
         } else {
+            registrations += 1
             workers[id] = Worker(id: id, deviceType: request.deviceType, attributes: request.attributes,
-                                 capacity: Int(request.capacity), address: request.address, lastHeartbeat: now)
+                                 capacity: Int(request.capacity), address: request.address, lastHeartbeat: now,
+                                 sequence: registrations)
         }
-        return (id, dispatchQueued(now: now))
+        return Registration(id: id, secret: secret, actions: dispatchQueued(now: now))
     }
 
-    /// Renews a worker's lease; nil when the worker is unknown (dropped, or the coordinator restarted).
-    package mutating func heartbeat(_ id: String, now: UInt64) -> [Action]? {
-        guard var worker = workers[id] else { return nil }
+    /// Refuses a call naming worker `id` without the secret that proves it.
+    private static func checkIdentity(_ id: String, secret: [UInt8], call: String) throws(FleetError) {
+        guard !id.isEmpty else { throw .badRequest("\(call): worker_id is empty") }
+        guard secret.count == secretBytes else {
+            throw .badRequest("\(call): worker \(id) needs the \(secretBytes)-byte worker_secret its registration "
+                + "returned (got \(secret.count) bytes); a new worker registers without worker_id")
+        }
+        guard workerID(provenBy: secret) == id else { throw .notThisWorker(id) }
+    }
+
+    /// Renews the lease of the worker the request names and proves; `unknownWorker` when the coordinator does not
+    /// know it (dropped, or the coordinator restarted): the worker then registers again.
+    package mutating func heartbeat(_ request: HeartbeatRequest, now: UInt64) throws(FleetError) -> [Action] {
+        try Self.checkIdentity(request.workerID, secret: request.workerSecret, call: "heartbeat")
+        guard var worker = workers[request.workerID] else { throw .unknownWorker(request.workerID) }
         worker.lastHeartbeat = now
         let wasLost = worker.state == .lost
         worker.state = .live
-        workers[id] = worker
+        workers[request.workerID] = worker
         return wasLost ? dispatchQueued(now: now) : []
     }
 
-    /// Removes a worker that is going away; its evaluations go back to the queue.
-    package mutating func deregister(_ id: String, now: UInt64) -> [Action]? {
-        guard let worker = workers.removeValue(forKey: id) else { return nil }
+    /// Removes the worker the request names and proves, which is going away; its evaluations go back to the queue.
+    package mutating func deregister(_ request: DeregisterRequest, now: UInt64) throws(FleetError) -> [Action] {
+        try Self.checkIdentity(request.workerID, secret: request.workerSecret, call: "deregister")
+        let id = request.workerID
+        guard let worker = workers.removeValue(forKey: id) else { throw .unknownWorker(id) }
         var actions: [Action] = []
         for evaluation in worker.inFlight {
             actions += retry(evaluation, error: .workerLost(id, "it deregistered"), countAttempt: false, now: now)
@@ -200,6 +243,11 @@ package struct Scheduler: Sendable {
     private func deadlineError(_ evaluation: Evaluation) -> FleetError {
         let serving = workers.values.contains { $0.deviceType == evaluation.deviceType }
         if !serving && evaluation.worker == nil {
+            // The only worker of the type was lost with it: that is what the caller must hear, not "no worker".
+            if let lost = evaluation.lastError {
+                return FleetError(lost.code, "\(lost.message); no other worker of device type "
+                    + "'\(evaluation.deviceType)' took the evaluation before its deadline")
+            }
             return .noWorker(deviceType: evaluation.deviceType, registered: registeredDeviceTypes)
         }
         let tries = evaluation.attempts == 1 ? "1 attempt" : "\(evaluation.attempts) attempts"
@@ -211,6 +259,7 @@ package struct Scheduler: Sendable {
         guard var evaluation = evaluations[id] else { return [] }
         if !countAttempt { evaluation.attempts -= 1 }
         evaluation.worker = nil
+        evaluation.lastError = error
         if evaluation.attempts >= configuration.maxAttempts {
             evaluations[id] = nil
             return [.fail(evaluation: id, error: FleetError(error.code,
@@ -244,7 +293,7 @@ package struct Scheduler: Sendable {
                 let chosen = pool.min { a, b in
                     let loadA = Double(a.inFlight.count) / Double(a.capacity)
                     let loadB = Double(b.inFlight.count) / Double(b.capacity)
-                    return (loadA, a.inFlight.count, a.id) < (loadB, b.inFlight.count, b.id)
+                    return (loadA, a.inFlight.count, a.sequence) < (loadB, b.inFlight.count, b.sequence)
                 }!
                 evaluation.attempts += 1
                 evaluation.tried.insert(chosen.id)

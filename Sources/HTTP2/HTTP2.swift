@@ -6,8 +6,10 @@
 // types that take events and return actions, tested without sockets: `ServerStream` (one request: headers, body
 // cap, answer only after END_STREAM except an early 413), `ClientStream` (one call's answer, a 4xx followed by a
 // reset still counts), `PeerConnection` (open once and share, calls pending while connecting, failure fan-out,
-// deadlines). The nghttp2 callbacks in `ServerSession` and `ClientSession` only translate events into those inputs
-// and carry out what they return. Routing and token checks live in `RequestGate`; messages, errors and their
+// deadlines), `ConnectionDeadlines` (a server connection's handshake, header, request and idle timeouts, checked
+// on a timer of the loop; `ServerLimits` also caps connections and the request bodies a server holds). The
+// nghttp2 callbacks in `ServerSession` and `ClientSession` only translate events into those inputs and carry out
+// what they return. Routing and token checks live in `RequestGate`; messages, errors and their
 // encoding are the wire's business (module `FleetWire`), not this module's.
 
 /// One request a server received whole.
@@ -75,4 +77,6 @@ public enum HTTP2Rejection: Sendable, Equatable {
     case methodNotAllowed(method: String, path: String)
     /// The body is over the limit.
     case tooLarge(limit: Int)
+    /// The server holds as many request bodies as it may (`ServerLimits.maxBufferedBodyBytes`): retry later.
+    case overloaded
 }

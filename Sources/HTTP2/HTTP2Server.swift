@@ -4,7 +4,8 @@ internal import CSystem
 /// An HTTP/2 server (h2c, prior knowledge) on the process's event loop: it accepts connections and hands each
 /// whole request to its handler, on the loop. The handler answers at once (bookkeeping needs no waiting) or
 /// keeps the responder and answers later from any thread. Authentication, unknown paths and the body limit are
-/// checked as soon as the headers arrive (`RequestGate`, `ServerStream`), so a refused body is never buffered.
+/// checked as soon as the headers arrive (`RequestGate`, `ServerStream`), so a refused body is never buffered; what
+/// peers can hold (connections, time, body memory in total) is bounded by `ServerLimits`.
 public final class HTTP2Server: @unchecked Sendable {
     /// Server settings.
     public struct Configuration: Sendable {
@@ -20,6 +21,8 @@ public final class HTTP2Server: @unchecked Sendable {
         public var routes: Set<String>
         /// The content type of every response.
         public var contentType = "application/x-protobuf"
+        /// What peers can hold of the server: connections, time, request-body memory.
+        public var limits = ServerLimits()
         /// The answer to a refused request (by default its status and an empty body).
         public var rejection: @Sendable (HTTP2Rejection) -> HTTP2Response = { HTTP2Response(status: $0.status, body: []) }
 
@@ -88,6 +91,9 @@ final class ServerCore: @unchecked Sendable {
     // Touched by the loop thread only.
     private var listener: Listener?
     private var sessions: [ObjectIdentifier: ServerSession] = [:]
+    /// Request-body bytes the sessions hold, against `limits.maxBufferedBodyBytes`.
+    private var bufferedBodyBytes = 0
+    private var sweep: UInt64?
 
     init(configuration: HTTP2Server.Configuration, loop: EventLoop, handler: @escaping HTTP2Server.Handler) {
         self.configuration = configuration
@@ -101,11 +107,14 @@ final class ServerCore: @unchecked Sendable {
             let listener = Listener(fd: fd, server: self)
             self.listener = listener
             listener.start()
+            scheduleSweep()
         }
     }
 
     func stop() {
         loop.sync { [self] in
+            if let sweep { loop.cancelTimer(sweep) }
+            sweep = nil
             listener?.close()
             listener = nil
             for session in Array(sessions.values) { session.close("the server stopped") }
@@ -114,7 +123,10 @@ final class ServerCore: @unchecked Sendable {
     }
 
     fileprivate func accepted(_ fd: Int32) {
-        guard let session = ServerSession(fd: fd, server: self) else {
+        // One more than the cap is closed at once: the client sees the connection end and may try again.
+        guard sessions.count < configuration.limits.maxConnections,
+            let session = ServerSession(fd: fd, server: self)
+        else {
             close(fd)
             return
         }
@@ -125,17 +137,44 @@ final class ServerCore: @unchecked Sendable {
     func sessionClosed(_ session: ServerSession) {
         sessions[ObjectIdentifier(session)] = nil
     }
+
+    /// What the sessions may still take of request bodies.
+    var bodyRoom: Int { configuration.limits.maxBufferedBodyBytes - bufferedBodyBytes }
+
+    /// A session took (positive) or gave back (negative) request-body bytes.
+    func bodyBytesHeld(_ change: Int) {
+        bufferedBodyBytes += change
+    }
+
+    /// Checks every connection's deadlines a few times per shortest timeout (at most once a second) while the
+    /// server serves, on a timer of the loop.
+    private func scheduleSweep() {
+        let limits = configuration.limits
+        let shortest = min(limits.handshakeTimeout, limits.headerTimeout, limits.requestTimeout, limits.idleTimeout)
+        let interval = max(.milliseconds(10), min(.seconds(1), shortest / 4))
+        sweep = loop.schedule(at: loop.now + interval) { [weak self] in
+            guard let self, self.listener != nil else { return }
+            let now = self.loop.now
+            for session in Array(self.sessions.values) { session.checkDeadlines(now: now) }
+            self.scheduleSweep()
+        }
+    }
 }
 
-/// The server's listening socket on the loop.
+/// The server's listening socket on the loop. Out of descriptors, it stops watching the socket for a while (which
+/// stays readable: a level-triggered loop would spin on it) and tries again, pausing longer while it lasts.
 private final class Listener: EventLoopSource {
     let fd: Int32
     unowned let server: ServerCore
     private var token: UInt64 = 0
+    private var backoff: Duration
+    private var paused: UInt64?
+    private var closed = false
 
     init(fd: Int32, server: ServerCore) {
         self.fd = fd
         self.server = server
+        backoff = server.configuration.limits.acceptBackoff
     }
 
     func start() {
@@ -143,10 +182,36 @@ private final class Listener: EventLoopSource {
     }
 
     func ready(_ events: UInt32) {
-        while let client = Sockets.accept(fd) { server.accepted(client) }
+        guard paused == nil, !closed else { return }
+        while true {
+            switch Sockets.accept(fd) {
+            case .connection(let client):
+                backoff = server.configuration.limits.acceptBackoff
+                server.accepted(client)
+            case .failed:
+                continue
+            case .none:
+                return
+            case .exhausted:
+                pause()
+                return
+            }
+        }
+    }
+
+    private func pause() {
+        server.loop.change(fd, token: token, events: 0)
+        paused = server.loop.schedule(at: server.loop.now + backoff) { [weak self] in
+            guard let self, !self.closed else { return }
+            self.paused = nil
+            self.server.loop.change(self.fd, token: self.token, events: EPOLLIN.rawValue)
+        }
+        backoff = min(backoff * 2, .seconds(1))
     }
 
     func close() {
+        closed = true
+        if let paused { server.loop.cancelTimer(paused) }
         server.loop.unwatch(fd, token: token)
         Glibc.close(fd)
     }
@@ -160,6 +225,7 @@ extension HTTP2Rejection {
         case .notFound: 404
         case .methodNotAllowed: 405
         case .tooLarge: 413
+        case .overloaded: 503
         }
     }
 }

@@ -4,9 +4,9 @@ public struct RequestGate: Sendable {
     private let expected: [UInt8]
     private let routes: Set<String>
 
-    /// A gate for `routes`, asking for `authorization: Bearer <token>`.
+    /// A gate for `routes`, asking for `authorization: Bearer <token>` (the scheme in any case, RFC 7235 2.1).
     public init(token: String, routes: Set<String>) {
-        expected = Array("Bearer \(token)".utf8)
+        expected = Array(token.utf8)
         self.routes = routes
     }
 
@@ -19,9 +19,16 @@ public struct RequestGate: Sendable {
         return nil
     }
 
-    /// Compares in time independent of where the first difference is, so the token cannot be guessed by timing.
+    /// Whether the field is `Bearer <token>`: the scheme is case-insensitive and may be followed by several spaces;
+    /// the token is compared in time independent of where the first difference is, so it cannot be guessed by
+    /// timing.
     private func tokenMatches(_ header: String) -> Bool {
-        let given = Array(header.utf8)
+        let field = Array(header.utf8)
+        let scheme = Array("bearer".utf8)
+        guard field.count > scheme.count, field[scheme.count] == UInt8(ascii: " "),
+            zip(field, scheme).allSatisfy({ $0 | 0x20 == $1 })
+        else { return false }
+        let given = field[scheme.count...].drop { $0 == UInt8(ascii: " ") }.map { $0 }
         var difference = expected.count ^ given.count
         for index in 0..<expected.count {
             difference |= Int(expected[index] ^ (index < given.count ? given[index] : 0))

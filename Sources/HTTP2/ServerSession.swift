@@ -7,9 +7,13 @@ final class ServerSession: Session, @unchecked Sendable {
     private unowned let server: ServerCore
     private var streams: [Int32: ServerStream] = [:]
     private var responses: [Int32: OutgoingBody] = [:]
+    private var deadlines: ConnectionDeadlines
+    /// The request-body bytes each stream holds of the server's budget, until the stream closes.
+    private var held: [Int32: Int] = [:]
 
     init?(fd: Int32, server: ServerCore) {
         self.server = server
+        deadlines = ConnectionDeadlines(limits: server.configuration.limits, now: server.loop.now)
         super.init(loop: server.loop, fd: fd)
         let made = makeSession(client: false, setting: (NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1024)) { callbacks in
             nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, onBeginHeaders)
@@ -40,7 +44,22 @@ final class ServerSession: Session, @unchecked Sendable {
     override func didClose(_ reason: String) {
         streams.removeAll()
         responses.removeAll()
+        server.bodyBytesHeld(-held.values.reduce(0, +))
+        held.removeAll()
         server.sessionClosed(self)
+    }
+
+    /// Closes the connection when a deadline passed: politely when it was only idle.
+    func checkDeadlines(now: ContinuousClock.Instant) {
+        guard !closed, let overdue = deadlines.overdue(now: now) else { return }
+        switch overdue {
+        case .idle(let reason): goAway(reason)
+        case .handshake(let reason), .slow(let reason): close(reason)
+        }
+    }
+
+    fileprivate func frameReceived() {
+        deadlines.frameReceived()
     }
 
     fileprivate func perform(_ action: ServerStream.Action, stream id: Int32) {
@@ -53,6 +72,7 @@ final class ServerSession: Session, @unchecked Sendable {
 
     fileprivate func begin(_ id: Int32) {
         streams[id] = ServerStream(maxBodyBytes: server.configuration.maxBodyBytes)
+        deadlines.requestBegan(id, now: loop.now)
     }
 
     fileprivate func header(_ id: Int32, name: String, value: String) {
@@ -61,22 +81,39 @@ final class ServerSession: Session, @unchecked Sendable {
 
     fileprivate func headersEnded(_ id: Int32) {
         guard let action = streams[id]?.headersEnded(gate: server.gate) else { return }
+        deadlines.headersEnded(id, now: loop.now)
         perform(action, stream: id)
     }
 
+    /// A body chunk, taken from the server's budget while the stream keeps its body; a refused stream's bytes go
+    /// back at once.
     fileprivate func data(_ id: Int32, _ chunk: UnsafeBufferPointer<UInt8>) {
-        guard let action = streams[id]?.data(chunk) else { return }
+        guard let action = streams[id]?.data(chunk, room: server.bodyRoom) else { return }
+        deadlines.bodyArrived(now: loop.now)
+        if streams[id]?.state == .body {
+            held[id, default: 0] += chunk.count
+            server.bodyBytesHeld(chunk.count)
+        } else {
+            releaseBody(id)
+        }
         perform(action, stream: id)
     }
 
     fileprivate func ended(_ id: Int32) {
         guard let action = streams[id]?.ended() else { return }
+        deadlines.requestEnded(id, now: loop.now)
         perform(action, stream: id)
     }
 
     fileprivate func streamClosed(_ id: Int32) {
         streams[id] = nil
         responses[id] = nil
+        releaseBody(id)
+        deadlines.streamClosed(id, now: loop.now)
+    }
+
+    private func releaseBody(_ id: Int32) {
+        if let bytes = held.removeValue(forKey: id) { server.bodyBytesHeld(-bytes) }
     }
 
     fileprivate func responseBody(_ id: Int32) -> OutgoingBody? { responses[id] }
@@ -130,6 +167,7 @@ private func onFrameReceived(
 ) -> Int32 {
     guard let frame else { return 0 }
     let id = frame.pointee.hd.stream_id
+    owner(user).frameReceived()
     if frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
         frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_HEADERS.rawValue) != 0,
         frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST

@@ -6,6 +6,7 @@
 ///   the answer;
 /// - except a body over the limit (declared by `content-length` or found while it arrives), which is answered
 ///   with 413 at once, since waiting for its end would take it all in;
+/// - so is a body the server has no room for (its bodies in total are capped), with 503;
 /// - a refused request's body is dropped as it arrives, never buffered.
 public struct ServerStream: Sendable {
     /// What the session does after an event.
@@ -82,21 +83,26 @@ public struct ServerStream: Sendable {
         return .none
     }
 
-    /// A chunk of the body.
-    public mutating func data(_ chunk: UnsafeBufferPointer<UInt8>) -> Action {
+    /// A chunk of the body; `room` is what the server may still hold of bodies, over all its streams.
+    public mutating func data(_ chunk: UnsafeBufferPointer<UInt8>, room: Int = .max) -> Action {
         guard state == .body else { return .none }
+        let refusal: HTTP2Rejection
         if body.count + chunk.count > maxBodyBytes {
-            body = []
-            state = .refused(.tooLarge(limit: maxBodyBytes), answered: true)
-            return .reject(.tooLarge(limit: maxBodyBytes))
+            refusal = .tooLarge(limit: maxBodyBytes)
+        } else if chunk.count > room {
+            refusal = .overloaded
+        } else {
+            body.append(contentsOf: chunk)
+            return .none
         }
-        body.append(contentsOf: chunk)
-        return .none
+        body = []
+        state = .refused(refusal, answered: true)
+        return .reject(refusal)
     }
 
     /// A chunk of the body, from an array (tests).
-    public mutating func data(_ chunk: [UInt8]) -> Action {
-        chunk.withUnsafeBufferPointer { data($0) }
+    public mutating func data(_ chunk: [UInt8], room: Int = .max) -> Action {
+        chunk.withUnsafeBufferPointer { data($0, room: room) }
     }
 
     /// The client ended the request (END_STREAM).

@@ -170,6 +170,14 @@ class Session: EventLoopSource, EventLoopFlushable {
         loop.change(fd, token: token, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (writable ? EPOLLOUT.rawValue : 0))
     }
 
+    /// Ends the session politely: a GOAWAY (no new streams), then the socket closes.
+    func goAway(_ reason: String) {
+        guard !closed else { return }
+        nghttp2_session_terminate_session(session, 0)
+        flush()
+        close(reason)
+    }
+
     /// Closes the socket once and tells the subclass.
     func close(_ reason: String) {
         guard !closed else { return }

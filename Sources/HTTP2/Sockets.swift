@@ -56,12 +56,31 @@ enum Sockets {
         }
     }
 
-    /// Accepts one pending connection, non-blocking, with Nagle off; nil when none is pending.
-    static func accept(_ listener: Int32) -> Int32? {
+    /// What accepting gave.
+    enum Accepted {
+        /// A connection, non-blocking, with Nagle off.
+        case connection(Int32)
+        /// None is pending.
+        case none
+        /// The process (or system) has no descriptor or memory for one: accepting again at once would spin.
+        case exhausted(String)
+        /// This one failed (the peer gave up meanwhile): the next may not.
+        case failed
+    }
+
+    /// Accepts one pending connection.
+    static func accept(_ listener: Int32) -> Accepted {
         let fd = nas_accept_nonblocking(listener)
-        guard fd >= 0 else { return nil }
-        noDelay(fd)
-        return fd
+        guard fd < 0 else {
+            noDelay(fd)
+            return .connection(fd)
+        }
+        let code = nas_errno()
+        switch code {
+        case EAGAIN, EWOULDBLOCK: return .none
+        case EMFILE, ENFILE, ENOBUFS, ENOMEM: return .exhausted(String(cString: strerror(code)))
+        default: return .failed
+        }
     }
 
     /// A resolved peer address.

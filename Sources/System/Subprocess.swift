@@ -21,6 +21,10 @@ public final class Subprocess: Sendable {
         case null
         /// A pipe that `collect(input:timeout:)` writes and then closes.
         case pipe
+        /// The read end of a pipe whose only write end this process holds, open and silent, until it ends: the
+        /// child reads end of file once the parent is gone, however it went (SIGKILL included). A child that must
+        /// not outlive its parent (a runner's process group) waits on it.
+        case lifeline
     }
 
     /// Where the child's standard output or error goes.
@@ -124,6 +128,8 @@ public final class Subprocess: Sendable {
                 childEnds.append(read)
                 pipes.input = write
                 posix_spawn_file_actions_adddup2(&actions, read, 0)
+            case .lifeline:
+                posix_spawn_file_actions_adddup2(&actions, try Lifeline.readEnd.get(), 0)
             }
             for (descriptor, output) in [(Int32(1), standardOutput), (Int32(2), standardError)] {
                 switch output {
@@ -364,6 +370,12 @@ public final class Subprocess: Sendable {
         let text = String(decoding: bytes[..<count], as: UTF8.self)
         return text.split(separator: "\n").suffix(lines).joined(separator: " | ")
     }
+}
+
+/// The process's lifeline: a pipe made once, whose write end is never written, never closed and, being
+/// close-on-exec, never inherited, so that it closes exactly when the process ends.
+private enum Lifeline {
+    static let readEnd: Result<Int32, SystemError> = Result { () throws(SystemError) in try makePipe().read }
 }
 
 /// A pipe whose both ends close on exec (the child's end is dup2'ed onto 0, 1 or 2, which clears the flag).

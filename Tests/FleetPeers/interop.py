@@ -136,7 +136,8 @@ def main():
     seen["worker_id"] = registered.worker_id
 
     status, body = client.call("/nas.fleet.Coordinator/Heartbeat",
-                               pb.HeartbeatRequest(worker_id=registered.worker_id).SerializeToString())
+                               pb.HeartbeatRequest(worker_id=registered.worker_id,
+                                                   worker_secret=registered.worker_secret).SerializeToString())
     assert status == 200, (status, body)
 
     model = b"\x08\x07" + bytes(range(256)) * 40
@@ -175,7 +176,8 @@ def main():
     seen["declared_too_large"] = early
 
     status, body = client.call("/nas.fleet.Coordinator/Deregister",
-                               pb.DeregisterRequest(worker_id=registered.worker_id).SerializeToString())
+                               pb.DeregisterRequest(worker_id=registered.worker_id,
+                                                    worker_secret=registered.worker_secret).SerializeToString())
     assert status == 200, (status, body)
     print(json.dumps(seen))
 

@@ -14,14 +14,16 @@ final class TestFleet: @unchecked Sendable {
     let client: FleetClient
 
     // A long lease: a test machine busy with other suites may delay heartbeats; the lease has tests of its own.
-    init(lease: Duration = .seconds(30), heartbeat: Duration = .seconds(1), maxBodyBytes: Int = 64 << 20) throws {
+    init(lease: Duration = .seconds(30), heartbeat: Duration = .seconds(1), maxBodyBytes: Int = 64 << 20,
+         limits: ServerLimits = ServerLimits(), retries: FleetClient.Retries = FleetClient.Retries()) throws {
         var configuration = Coordinator.Configuration(token: Self.token)
         configuration.lease = lease
         configuration.heartbeat = heartbeat
         configuration.maxBodyBytes = maxBodyBytes
+        configuration.limits = limits
         coordinator = Coordinator(configuration: configuration)
         let port = try coordinator.start()
-        client = FleetClient(coordinator: "http://127.0.0.1:\(port)", token: Self.token)
+        client = FleetClient(coordinator: "http://127.0.0.1:\(port)", token: Self.token, retries: retries)
     }
 
     var url: String { "http://127.0.0.1:\(coordinator.port)" }

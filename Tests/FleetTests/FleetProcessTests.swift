@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Fleet
+@testable import FleetWire
 
 /// The fleet as users run it: `nas coordinator` and `nas worker` processes, real signals, real peers.
 @Suite(.serialized) struct FleetProcessTests {
@@ -30,6 +31,100 @@ import Testing
         #expect(result.metrics == ["latency_ms": 2.5])
         #expect(result.attempts == 2)
         _ = fast
+    }
+
+    /// The runner's process group goes with its worker, even one killed by SIGKILL (which no handler sees); the
+    /// caller hears that the worker was lost, not that no worker serves the type (issue 16 items 8 and 3).
+    @Test func killingAWorkerKillsItsRunnersProcessGroup() async throws {
+        let pids = NSTemporaryDirectory() + "nas-runner-pids-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: pids) }
+        let coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0", "--lease-seconds", "0.6",
+                                          "--heartbeat-seconds", "0.15"])
+        let url = try await coordinator.listeningURL()
+        let client = FleetClient(coordinator: url, token: TestFleet.token)
+        let worker = try Self.worker(url, "cpu", ["--runner-command", "sleep 300 & echo $$ $! > \(pids); wait # {model}"])
+        try await eventually("the worker registered") { try await client.workers().count == 1 }
+        let evaluation = Task { try await client.evaluate(model: [1], deviceType: "cpu", deadline: .seconds(4)) }
+        var running: [pid_t] = []
+        try await eventually("the runner started its shell and a sleep") {
+            running = ((try? String(contentsOfFile: pids, encoding: .utf8)) ?? "").split(separator: " ")
+                .compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            return running.count == 2
+        }
+        #expect(running.allSatisfy(isRunning))
+        await worker.killAndWait()
+        try await eventually("the runner's shell and sleep ended with the worker") { !running.contains(where: isRunning) }
+        do {
+            let metrics = try await evaluation.value
+            Issue.record("a lost worker gave metrics \(metrics)")
+        } catch let error as FleetError {
+            #expect(error.code == .workerLost, "\(error)")
+            #expect(error.message.contains("was lost") && error.message.contains("no other worker"), "\(error)")
+        }
+    }
+
+    /// A push's `timeout_ms` is the evaluation's deadline: the worker stops a runner still going then, rather than
+    /// at `--runner-timeout` (600 s), and stays up.
+    @Test func aMeasurementPastThePushTimeoutIsStopped() async throws {
+        let pids = NSTemporaryDirectory() + "nas-runner-pid-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: pids) }
+        let coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0"])
+        let url = try await coordinator.listeningURL()
+        let client = FleetClient(coordinator: url, token: TestFleet.token)
+        let worker = try Self.worker(url, "cpu", ["--runner-command", "sleep 300 & echo $! > \(pids); wait # {model}"])
+        try await eventually("the worker registered") { try await client.workers().count == 1 }
+        await #expect(throws: FleetError.self) {
+            _ = try await client.evaluate(model: [2], deviceType: "cpu", deadline: .seconds(1))
+        }
+        let sleeper = try #require(pid_t(try String(contentsOfFile: pids, encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        try await eventually("the runner past the push's timeout was stopped", seconds: 15) { !isRunning(sleeper) }
+        #expect(worker.process.isRunning)
+    }
+
+    /// Issue 16.1: after a restart, a new worker is not handed the id a paused worker still holds; the paused
+    /// worker, told its id is unknown, registers again under it with its secret, and both device types are served.
+    @Test func aPausedWorkerKeepsItsIdentityOverACoordinatorRestart() async throws {
+        let options = ["--heartbeat-seconds", "0.2", "--lease-seconds", "1"]
+        var coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0"] + options)
+        let url = try await coordinator.listeningURL()
+        let port = url.split(separator: ":").last.map(String.init)!
+        let client = FleetClient(coordinator: url, token: TestFleet.token)
+        let paused = try Self.worker(url, "gpu", ["--runner", "constant"])
+        try await eventually("the gpu worker registered") { try await client.workers().count == 1 }
+        let pausedID = try await client.workers()[0].workerID
+        paused.signal(SIGSTOP)
+        await coordinator.killAndWait()
+        coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:\(port)"] + options)
+        _ = try await coordinator.listeningURL()
+        let newcomer = try Self.worker(url, "cpu", ["--runner", "constant"])
+        try await eventually("the cpu worker registered") { try await client.workers().count == 1 }
+        #expect(try await client.workers()[0].workerID != pausedID)
+        paused.signal(SIGCONT)
+        try await eventually("the paused worker came back under its id") {
+            try await client.workers().map { "\($0.deviceType) \($0.workerID)" }.contains("gpu \(pausedID)")
+        }
+        #expect(Set(try await client.workers().map(\.deviceType)) == ["cpu", "gpu"])
+        #expect(try await client.evaluate(model: [3], deviceType: "gpu") == ConstantRunner().metrics)
+        _ = newcomer
+    }
+
+    /// Issue 16.3: an evaluation in flight when the coordinator restarts is asked again by the client, and measured.
+    @Test func anEvaluationInFlightSurvivesACoordinatorRestart() async throws {
+        let options = ["--heartbeat-seconds", "0.2", "--lease-seconds", "1"]
+        var coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:0"] + options)
+        let url = try await coordinator.listeningURL()
+        let port = url.split(separator: ":").last.map(String.init)!
+        let client = FleetClient(coordinator: url, token: TestFleet.token)
+        let worker = try Self.worker(url, "cpu", ["--runner-command", #"sleep 1; echo '{"latency_ms": 3}' # {model}"#])
+        try await eventually("the worker registered") { try await client.workers().count == 1 }
+        let evaluation = Task { try await client.evaluateDetailed(model: [5], deviceType: "cpu", deadline: .seconds(60)) }
+        try await eventually("the evaluation is in flight") { try await client.workers().first?.inFlight == 1 }
+        await coordinator.killAndWait()
+        coordinator = try NasProcess(["coordinator", "--listen", "127.0.0.1:\(port)"] + options)
+        let result = try await evaluation.value
+        #expect(result.metrics == ["latency_ms": 3])
+        _ = (worker, coordinator)
     }
 
     @Test func aLapsedLeaseDropsTheWorkerAndItComesBackWithItsID() async throws {
@@ -124,5 +219,23 @@ import Testing
                                                  environment: ["NAS_FLEET_TOKEN": "t"])
         #expect(noPlaceholder.status != 0)
         #expect(noPlaceholder.stderr.contains("{model}"))
+        for (flags, message) in [
+            (["--idle-timeout-seconds", "0"], "--idle-timeout-seconds must be a positive number of seconds"),
+            (["--max-connections", "0"], "--max-connections must be at least 1"),
+            (["--max-buffered-body-bytes", "1000"], "--max-buffered-body-bytes must be at least --max-body-bytes"),
+        ] {
+            let refused = try await runProgram(nas, ["coordinator", "--listen", "127.0.0.1:0"] + flags,
+                                               environment: ["NAS_FLEET_TOKEN": "t"])
+            #expect(refused.status == 64, "\(flags)")
+            #expect(refused.stderr.contains(message), "\(flags): \(refused.stderr)")
+        }
     }
+}
+
+/// Whether the process runs (exists and is no zombie waiting for a reaper).
+func isRunning(_ pid: pid_t) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.range(of: ") ", options: .backwards)
+    else { return false }
+    return !stat[close.upperBound...].hasPrefix("Z")
 }

@@ -4,11 +4,24 @@ import Testing
 @testable import FleetWire
 
 @Suite struct SchedulerTests {
-    static func register(_ scheduler: inout Scheduler, _ type: String, capacity: UInt32 = 1, id: String = "",
-                         now: UInt64 = 0) throws -> String {
+    static func register(_ scheduler: inout Scheduler, _ type: String, capacity: UInt32 = 1, now: UInt64 = 0)
+        throws -> String
+    {
+        try identity(&scheduler, type, capacity: capacity, now: now).id
+    }
+
+    /// Registers (again, with `as`) and returns the id and the secret.
+    static func identity(_ scheduler: inout Scheduler, _ type: String, capacity: UInt32 = 1,
+                         as known: Scheduler.Registration? = nil, now: UInt64 = 0) throws -> Scheduler.Registration {
         let request = RegisterRequest(deviceType: type, capacity: capacity, address: "http://127.0.0.1:1/\(type)",
-                                      workerID: id)
-        return try scheduler.register(request, now: now).id
+                                      workerID: known?.id ?? "", workerSecret: known?.secret ?? [])
+        return try scheduler.register(request, now: now)
+    }
+
+    static func heartbeat(_ scheduler: inout Scheduler, _ worker: Scheduler.Registration, now: UInt64)
+        throws(FleetError) -> [Scheduler.Action]
+    {
+        try scheduler.heartbeat(HeartbeatRequest(workerID: worker.id, workerSecret: worker.secret), now: now)
     }
 
     static func dispatched(_ actions: [Scheduler.Action]) -> [(UInt64, String)] {
@@ -66,9 +79,10 @@ import Testing
         var scheduler = Scheduler()
         #expect(scheduler.submit(id: 1, deviceType: "gpu", sha256: [1], deadline: 100, now: 0).isEmpty)
         var copy = scheduler
-        let (id, actions) = try copy.register(
+        let registration = try copy.register(
             RegisterRequest(deviceType: "gpu", capacity: 1, address: "http://h:1"), now: 10)
-        #expect(actions == [.dispatch(evaluation: 1, worker: id, address: "http://h:1", sendModel: true)])
+        #expect(registration.actions == [.dispatch(evaluation: 1, worker: registration.id, address: "http://h:1",
+                                                   sendModel: true)])
         scheduler = copy
     }
 
@@ -103,16 +117,74 @@ import Testing
 
     @Test func aLapsedLeaseDropsTheWorkerAndRequeuesItsWork() throws {
         var scheduler = Scheduler(configuration: .init(leaseMilliseconds: 100))
-        let a = try Self.register(&scheduler, "cpu", now: 0)
+        let a = try Self.identity(&scheduler, "cpu", now: 0)
         _ = scheduler.submit(id: 1, deviceType: "cpu", sha256: [1], deadline: 10_000, now: 0)
-        #expect(scheduler.heartbeat(a, now: 90) == [])
-        let b = try Self.register(&scheduler, "cpu", capacity: 1, now: 150)
+        #expect(try Self.heartbeat(&scheduler, a, now: 90) == [])
+        let b = try Self.identity(&scheduler, "cpu", capacity: 1, now: 150)
         #expect(scheduler.tick(now: 150).isEmpty)  // a's lease runs to 190
-        #expect(scheduler.heartbeat(b, now: 180) == [])
+        #expect(try Self.heartbeat(&scheduler, b, now: 180) == [])
         let actions = scheduler.tick(now: 191)
-        #expect(scheduler.workers[a] == nil)
-        #expect(Self.dispatched(actions).map(\.1) == [b])
-        #expect(scheduler.heartbeat(a, now: 200) == nil)  // unknown now: it must register again
+        #expect(scheduler.workers[a.id] == nil)
+        #expect(Self.dispatched(actions).map(\.1) == [b.id])
+        // Unknown now: it must register again.
+        #expect(throws: FleetError.unknownWorker(a.id)) { try Self.heartbeat(&scheduler, a, now: 200) }
+    }
+
+    /// Issue 16.1: a restarted coordinator (a new scheduler) never hands a new worker the id a paused worker still
+    /// holds; the paused worker's heartbeat is refused, and it comes back under its id by proving it.
+    @Test func idsDoNotCollideAcrossRestartsAndComingBackTakesTheSecret() throws {
+        var before = Scheduler()
+        let paused = try Self.identity(&before, "gpu")
+        var restarted = Scheduler()
+        let newcomer = try Self.identity(&restarted, "cpu")
+        #expect(newcomer.id != paused.id)
+        #expect(paused.secret.count == 16 && paused.id.hasPrefix("w-") && paused.id.count == 18)
+        #expect(throws: FleetError.unknownWorker(paused.id)) { try Self.heartbeat(&restarted, paused, now: 1) }
+        let back = try Self.identity(&restarted, "gpu", as: paused, now: 2)
+        #expect(back.id == paused.id && back.secret == paused.secret)
+        #expect(restarted.listing(now: 2).map { "\($0.deviceType) \($0.workerID)" }.sorted()
+                == ["cpu \(newcomer.id)", "gpu \(paused.id)"].sorted())
+        #expect(try Self.heartbeat(&restarted, paused, now: 3) == [])
+    }
+
+    /// Issue 16.1: a token holder who knows an id (ListWorkers shows them all) cannot take over its entry.
+    @Test func anIDWithoutItsSecretIsRefused() throws {
+        var scheduler = Scheduler()
+        let victim = try Self.identity(&scheduler, "gpu")
+        let thief = try Self.identity(&scheduler, "gpu")
+        let forged = Scheduler.Registration(id: victim.id, secret: thief.secret, actions: [])
+        #expect(throws: FleetError.notThisWorker(victim.id)) { try Self.identity(&scheduler, "cpu", as: forged) }
+        #expect(throws: FleetError.notThisWorker(victim.id)) { try Self.heartbeat(&scheduler, forged, now: 1) }
+        #expect(throws: FleetError.notThisWorker(victim.id)) {
+            try scheduler.deregister(DeregisterRequest(workerID: victim.id, workerSecret: thief.secret), now: 1)
+        }
+        do {
+            _ = try scheduler.register(RegisterRequest(deviceType: "cpu", address: "http://h:1", workerID: victim.id),
+                                       now: 1)
+            Issue.record("an id without a secret was taken")
+        } catch {
+            #expect(error.code == .badRequest && error.message.contains("16-byte worker_secret"))
+        }
+        #expect(scheduler.workers[victim.id]?.deviceType == "gpu")
+        #expect(try scheduler.deregister(DeregisterRequest(workerID: victim.id, workerSecret: victim.secret), now: 2)
+                == [])
+        #expect(scheduler.workers[victim.id] == nil)
+    }
+
+    /// Issue 16.3: when the only worker of a type is lost mid-evaluation, the caller hears that, not "no worker".
+    @Test func theOnlyWorkerLostIsWhatTheCallerHears() throws {
+        var scheduler = Scheduler(configuration: .init(leaseMilliseconds: 100))
+        let a = try Self.register(&scheduler, "gpu", now: 0)
+        #expect(Self.dispatched(scheduler.submit(id: 1, deviceType: "gpu", sha256: [1], deadline: 500, now: 0))
+                .map(\.1) == [a])
+        #expect(scheduler.tick(now: 101).isEmpty)  // dropped, the evaluation queued again
+        #expect(scheduler.workers.isEmpty && scheduler.queues["gpu"] == [1])
+        guard case .fail(1, let error) = scheduler.tick(now: 500).first else {
+            Issue.record("expected the evaluation to fail at its deadline")
+            return
+        }
+        #expect(error.code == .workerLost)
+        #expect(error.message.contains("worker \(a) was lost") && error.message.contains("lease lapsed"))
     }
 
     @Test func cachedModelsAreNotSentAgain() throws {
@@ -127,9 +199,11 @@ import Testing
 
     @Test func reRegisteringKeepsTheIDAndBadRegistrationsAreRejected() throws {
         var scheduler = Scheduler()
-        let id = try Self.register(&scheduler, "cpu", id: "kept-7")
-        #expect(id == "kept-7")
-        #expect(scheduler.listing(now: 5).map(\.lastHeartbeatMillisecondsAgo) == [5])
+        let first = try Self.identity(&scheduler, "cpu")
+        let again = try Self.identity(&scheduler, "cpu", capacity: 2, as: first, now: 3)
+        #expect(again.id == first.id)
+        #expect(scheduler.listing(now: 5).map(\.lastHeartbeatMillisecondsAgo) == [2])
+        #expect(scheduler.workers[first.id]?.capacity == 2)
         #expect(throws: FleetError.self) {
             try scheduler.register(RegisterRequest(deviceType: "", capacity: 1, address: "http://h:1"), now: 0)
         }

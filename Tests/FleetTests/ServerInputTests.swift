@@ -45,6 +45,15 @@ import Testing
                                              token: TestFleet.token)
         #expect(refused.status == 422)
         #expect(try ErrorMessage(decoding: refused.body).code == .badModel)
+        // The proto says 32 bytes: a missing or short hash is a bad request, not a model taken on trust.
+        for hash in [[], [UInt8](SHA256.hash([1, 2, 3]).prefix(31))] as [[UInt8]] {
+            let unhashed = EvaluateRequest(deviceType: "cpu", model: [1, 2, 3], sha256: hash)
+            let answer = try await Self.rawCall(port, path: FleetPath.evaluate, body: unhashed.encoded(),
+                                                token: TestFleet.token)
+            #expect(answer.status == 400)
+            let error = try ErrorMessage(decoding: answer.body)
+            #expect(error.code == .badRequest && error.message.contains("sha256 is \(hash.count) bytes"))
+        }
         await fleet.shutdown()
     }
 

@@ -43,6 +43,17 @@ import Testing
         }
     }
 
+    /// RFC 7235 2.1: the auth scheme is case-insensitive; the token is not.
+    @Test func theBearerSchemeMatchesInAnyCaseTheTokenExactly() {
+        for (value, accepted) in [
+            ("Bearer t", true), ("bearer t", true), ("BEARER t", true), ("bEaReR   t", true),
+            ("Bearert", false), ("Basic t", false), ("Bearer T", false), ("Bearer", false), ("bearer\tt", false),
+        ] {
+            let refusal = Self.gate.check(method: "POST", path: "/s/M", authorization: value)
+            #expect((refusal == nil) == accepted, "authorization: \(value)")
+        }
+    }
+
     @Test func aBodyOverTheLimitIsAnsweredAtOnce() {
         var (declared, action) = Self.stream(Self.good + [("content-length", "11")])
         #expect(action == .reject(.tooLarge(limit: 10)))
@@ -201,5 +212,73 @@ import Testing
         for bad in ["https://h:1/", "http://h/", "http://:1/", "http://h:x/", "h:1"] {
             #expect(HTTP2Client.parse(bad) == nil, "\(bad)")
         }
+    }
+}
+
+/// A server connection's deadlines (issue 16 item 2), with time injected.
+@Suite struct ConnectionDeadlinesTests {
+    static let start = ContinuousClock.now
+    static func at(_ milliseconds: Int) -> ContinuousClock.Instant { start + .milliseconds(milliseconds) }
+
+    static let limits: ServerLimits = {
+        var limits = ServerLimits()
+        limits.handshakeTimeout = .milliseconds(100)
+        limits.headerTimeout = .milliseconds(200)
+        limits.requestTimeout = .milliseconds(1000)
+        limits.idleTimeout = .milliseconds(500)
+        return limits
+    }()
+
+    @Test func aConnectionMustHandshakeInTime() {
+        var deadlines = ConnectionDeadlines(limits: Self.limits, now: Self.at(0))
+        #expect(deadlines.overdue(now: Self.at(99)) == nil)
+        guard case .handshake? = deadlines.overdue(now: Self.at(100)) else {
+            Issue.record("no handshake timeout")
+            return
+        }
+        deadlines.frameReceived()
+        #expect(deadlines.overdue(now: Self.at(100)) == nil)
+    }
+
+    @Test func headersAndWholeRequestsMustArriveInTime() {
+        var deadlines = ConnectionDeadlines(limits: Self.limits, now: Self.at(0))
+        deadlines.frameReceived()
+        deadlines.requestBegan(1, now: Self.at(10))
+        #expect(deadlines.overdue(now: Self.at(209)) == nil)
+        #expect(deadlines.overdue(now: Self.at(210)) == .slow("a request's headers took longer than 0.2 seconds"))
+        deadlines.headersEnded(1, now: Self.at(150))
+        // A body arriving keeps the connection from being idle, but not past the request's own timeout.
+        for time in stride(from: 200, to: 1010, by: 100) {
+            deadlines.bodyArrived(now: Self.at(time))
+        }
+        #expect(deadlines.overdue(now: Self.at(1009)) == nil)
+        #expect(deadlines.overdue(now: Self.at(1010)) == .slow("a request took longer than 1.0 seconds to arrive"))
+        deadlines.requestEnded(1, now: Self.at(1005))
+        #expect(deadlines.overdue(now: Self.at(1010)) == nil)
+    }
+
+    @Test func onlyAConnectionWithNothingToDoIsIdle() {
+        var deadlines = ConnectionDeadlines(limits: Self.limits, now: Self.at(0))
+        deadlines.frameReceived()
+        deadlines.requestBegan(1, now: Self.at(0))
+        deadlines.headersEnded(1, now: Self.at(0))
+        deadlines.requestEnded(1, now: Self.at(0))
+        // Its handler has the request (an evaluation waiting for a worker): not idle, however long it takes.
+        #expect(deadlines.overdue(now: Self.at(900)) == nil)
+        deadlines.streamClosed(1, now: Self.at(900))
+        #expect(deadlines.overdue(now: Self.at(1399)) == nil)
+        #expect(deadlines.overdue(now: Self.at(1400)) == .idle("no request for 0.5 seconds"))
+    }
+}
+
+@Suite struct ServerStreamRoomTests {
+    @Test func aBodyTheServerHasNoRoomForIsRefusedWith503AtOnce() {
+        var (stream, _) = ServerStreamTests.stream(ServerStreamTests.good, maxBodyBytes: 100)
+        #expect(stream.data([1, 2, 3], room: 3) == .none)
+        #expect(stream.data([4, 5], room: 1) == .reject(.overloaded))
+        #expect(stream.state == .refused(.overloaded, answered: true))
+        #expect(stream.data([6], room: 100) == .none)
+        #expect(stream.ended() == .none)
+        #expect(HTTP2Rejection.overloaded.status == 503)
     }
 }

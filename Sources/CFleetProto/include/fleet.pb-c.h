@@ -91,7 +91,11 @@ typedef enum _Nas__Fleet__ErrorCode {
   /*
    * (HTTP 500)
    */
-  NAS__FLEET__ERROR_CODE__ERROR_CODE_INTERNAL = 13
+  NAS__FLEET__ERROR_CODE__ERROR_CODE_INTERNAL = 13,
+  /*
+   * retryable: the server is stopping or at a limit (request bodies held) (HTTP 503)
+   */
+  NAS__FLEET__ERROR_CODE__ERROR_CODE_UNAVAILABLE = 14
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(NAS__FLEET__ERROR_CODE)
 } Nas__Fleet__ErrorCode;
 
@@ -140,18 +144,25 @@ struct  Nas__Fleet__RegisterRequest
    */
   char *address;
   /*
-   * set when re-registering after a coordinator restart
+   * set when re-registering (after a coordinator restart or a lapsed lease)
    */
   char *worker_id;
+  /*
+   * with worker_id: the secret the first registration returned (the proof)
+   */
+  ProtobufCBinaryData worker_secret;
 };
 #define NAS__FLEET__REGISTER_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&nas__fleet__register_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL} }
 
 
 struct  Nas__Fleet__RegisterResponse
 {
   ProtobufCMessage base;
+  /*
+   * derived from worker_secret: unique across coordinator restarts
+   */
   char *worker_id;
   /*
    * the lease lapses when no heartbeat arrives within this time
@@ -161,20 +172,25 @@ struct  Nas__Fleet__RegisterResponse
    * how often the worker should send heartbeats
    */
   uint32_t heartbeat_ms;
+  /*
+   * 16 bytes the worker keeps and sends with its id on every later call
+   */
+  ProtobufCBinaryData worker_secret;
 };
 #define NAS__FLEET__REGISTER_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&nas__fleet__register_response__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, {0,NULL} }
 
 
 struct  Nas__Fleet__HeartbeatRequest
 {
   ProtobufCMessage base;
   char *worker_id;
+  ProtobufCBinaryData worker_secret;
 };
 #define NAS__FLEET__HEARTBEAT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&nas__fleet__heartbeat_request__descriptor) \
-    , (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, {0,NULL} }
 
 
 struct  Nas__Fleet__HeartbeatResponse
@@ -191,10 +207,11 @@ struct  Nas__Fleet__DeregisterRequest
 {
   ProtobufCMessage base;
   char *worker_id;
+  ProtobufCBinaryData worker_secret;
 };
 #define NAS__FLEET__DEREGISTER_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&nas__fleet__deregister_request__descriptor) \
-    , (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, {0,NULL} }
 
 
 struct  Nas__Fleet__DeregisterResponse

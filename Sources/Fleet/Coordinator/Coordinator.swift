@@ -23,6 +23,10 @@ public final class Coordinator: @unchecked Sendable {
         public var defaultDeadline: Duration = .seconds(300)
         /// Dispatches of one evaluation before a retryable failure is final (default 3).
         public var maxAttempts = 3
+        /// What callers and workers can hold of the server: connections, timeouts, request-body memory. The
+        /// bodies of evaluations count until they are answered, so `maxBufferedBodyBytes` also bounds the models
+        /// waiting for a worker.
+        public var limits = ServerLimits()
 
         /// Defaults, with the shared token.
         public init(token: String) {
@@ -70,9 +74,11 @@ public final class Coordinator: @unchecked Sendable {
         }
         let routes: Set<String> = [FleetPath.register, FleetPath.heartbeat, FleetPath.deregister, FleetPath.evaluate,
                                    FleetPath.listWorkers]
-        let server = HTTP2Server(loop: loop, fleet: .init(host: configuration.host, port: configuration.port,
-                                              token: configuration.token,
-                                              maxBodyBytes: configuration.maxBodyBytes, routes: routes),
+        var settings = HTTP2Server.Configuration(host: configuration.host, port: configuration.port,
+                                                 token: configuration.token, maxBodyBytes: configuration.maxBodyBytes,
+                                                 routes: routes)
+        settings.limits = configuration.limits
+        let server = HTTP2Server(loop: loop, fleet: settings,
                                  immediate: { [unowned self] request, responder in handleAtOnce(request, responder) }) {
             [unowned self] request in await handle(request)
         }
@@ -114,7 +120,7 @@ public final class Coordinator: @unchecked Sendable {
             return waiting
         }
         for waiter in waiting.values {
-            waiter(.failure(FleetError(.internal, "the coordinator stopped")))
+            waiter(.failure(.unavailable("the coordinator stopped (a restart, or its end)")))
         }
     }
 
@@ -160,28 +166,27 @@ public final class Coordinator: @unchecked Sendable {
         let registered = lock.withLock {
             Result { () throws(FleetError) in try scheduler.register(request, now: now()) }
         }
-        let (id, actions) = try registered.get()
-        perform(actions)
-        let response = RegisterResponse(workerID: id,
+        let registration = try registered.get()
+        perform(registration.actions)
+        let response = RegisterResponse(workerID: registration.id,
                                         leaseMilliseconds: UInt32(clamping: milliseconds(configuration.lease)),
-                                        heartbeatMilliseconds: UInt32(clamping: milliseconds(configuration.heartbeat)))
+                                        heartbeatMilliseconds: UInt32(clamping: milliseconds(configuration.heartbeat)),
+                                        workerSecret: registration.secret)
         return HTTP2Response(status: 200, body: response.encoded())
     }
 
     private func heartbeat(_ request: HeartbeatRequest) throws(FleetError) -> HTTP2Response {
-        guard let actions = lock.withLock({ scheduler.heartbeat(request.workerID, now: now()) }) else {
-            throw FleetError.unknownWorker(request.workerID)
-        }
-        perform(actions)
+        perform(try lock.withLock {
+            Result { () throws(FleetError) in try scheduler.heartbeat(request, now: now()) }
+        }.get())
         let response = HeartbeatResponse(leaseMilliseconds: UInt32(clamping: milliseconds(configuration.lease)))
         return HTTP2Response(status: 200, body: response.encoded())
     }
 
     private func deregister(_ request: DeregisterRequest) throws(FleetError) -> HTTP2Response {
-        guard let actions = lock.withLock({ scheduler.deregister(request.workerID, now: now()) }) else {
-            throw FleetError.unknownWorker(request.workerID)
-        }
-        perform(actions)
+        perform(try lock.withLock {
+            Result { () throws(FleetError) in try scheduler.deregister(request, now: now()) }
+        }.get())
         return HTTP2Response(status: 200, body: DeregisterResponse().encoded())
     }
 
@@ -189,8 +194,12 @@ public final class Coordinator: @unchecked Sendable {
                           answer: @escaping @Sendable (Result<EvaluateResponse, FleetError>) -> Void) throws(FleetError) {
         guard !request.deviceType.isEmpty else { throw FleetError.badRequest("evaluate: device_type is empty") }
         guard !request.model.isEmpty else { throw FleetError.badModel("the model is empty") }
+        guard request.sha256.count == 32 else {
+            throw FleetError.badRequest("evaluate: sha256 is \(request.sha256.count) bytes; send the model's 32-byte "
+                + "SHA-256 digest, which the coordinator checks against the bytes")
+        }
         let hash = SHA256.hash(request.model)
-        guard request.sha256.isEmpty || request.sha256 == hash else {
+        guard request.sha256 == hash else {
             throw FleetError.badModel("the model's sha256 is \(SHA256.hex(hash)), the request says "
                 + "\(SHA256.hex(request.sha256)): the bytes were damaged on the way")
         }

@@ -73,6 +73,12 @@ public struct CommandRunner: ModelRunner {
     }
 }
 
+/// The shell around a runner's command (`$1`): the watcher keeps the lifeline on descriptor 3 (an asynchronous
+/// list's standard input is `/dev/null`), waits for its end and kills the group; the command, started with `exec`
+/// so that it keeps the group leader's pid, sees neither.
+private let groupWatchedByLifeline =
+    #"exec 3<&0 </dev/null; (read -r _ <&3; kill -KILL 0) >/dev/null 2>&1 & exec 3<&-; exec /bin/sh -c "$1""#
+
 private func shellQuoted(_ text: String) -> String {
     "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
@@ -81,13 +87,17 @@ private func shellQuoted(_ text: String) -> String {
 /// file worker that lost its claim), kills the command and everything it started; whatever it leaves running in
 /// its group when it ends goes with it. The child inherits no descriptor of the worker's (sockets, libcurl's
 /// wakeup pair): a command that outlives a killed worker must not keep the worker's connections open.
+///
+/// Nor does the group outlive the worker: a watcher in the group reads the worker's lifeline (standard input, of
+/// which the command itself gets `/dev/null`) and kills the group once it reads end of file, i.e. once the worker
+/// is gone, even by SIGKILL, which no handler of the worker's could see.
 private func run(_ line: String, timeout: Duration) async throws -> Subprocess.Collected {
     try Task.checkCancellation()
     let process: Subprocess
     do {
         process = try Subprocess(
-            executable: "/bin/sh", arguments: ["-c", line], standardOutput: .pipe, standardError: .pipe,
-            processGroup: .ownKilledWithLeader)
+            executable: "/bin/sh", arguments: ["-c", groupWatchedByLifeline, "sh", line], standardInput: .lifeline,
+            standardOutput: .pipe, standardError: .pipe, processGroup: .ownKilledWithLeader)
     } catch {
         throw FleetError(.runnerFailed, "\(error)")
     }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTP2
 import FleetWire
+import Synchronization
 
 /// A device worker: serves `nas.fleet.Worker/Run` for the coordinator, registers with it, keeps its lease with
 /// heartbeats, and registers again (same id, with backoff) when the coordinator restarts or forgot it.
@@ -29,6 +30,8 @@ public final class FleetWorker: @unchecked Sendable {
         public var cacheDirectory: String?
         /// Longest wait between registration attempts while the coordinator is away (default 1 s).
         public var maxBackoff: Duration = .seconds(1)
+        /// What peers can hold of the server of pushes: connections, timeouts, request-body memory.
+        public var limits = ServerLimits()
 
         /// Defaults for the given coordinator, device type and token.
         public init(coordinator: String, deviceType: String, token: String) {
@@ -46,7 +49,8 @@ public final class FleetWorker: @unchecked Sendable {
     private let lock = NSLock()
     private let loop: EventLoop
     private var server: HTTP2Server?
-    private var registeredID: String?
+    /// The id and secret of the current registration; nil while (re-)registering.
+    private var registered: WorkerIdentity?
     private var stopped = false
     private let log: @Sendable (String) -> Void
 
@@ -64,7 +68,7 @@ public final class FleetWorker: @unchecked Sendable {
     }
 
     /// The id the coordinator gave this worker, once registered.
-    public var workerID: String? { lock.withLock { registeredID } }
+    public var workerID: String? { lock.withLock { registered?.id } }
 
     /// The bound port, once started.
     public var port: Int { lock.withLock { server?.port ?? 0 } }
@@ -73,9 +77,11 @@ public final class FleetWorker: @unchecked Sendable {
     @discardableResult
     public func start() throws -> Int {
         try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
-        let server = HTTP2Server(loop: loop, fleet: .init(host: configuration.host, port: configuration.port,
-                                              token: configuration.token, maxBodyBytes: configuration.maxBodyBytes,
-                                              routes: [FleetPath.run]),
+        var settings = HTTP2Server.Configuration(host: configuration.host, port: configuration.port,
+                                                 token: configuration.token, maxBodyBytes: configuration.maxBodyBytes,
+                                                 routes: [FleetPath.run])
+        settings.limits = configuration.limits
+        let server = HTTP2Server(loop: loop, fleet: settings,
                                  immediate: { [unowned self] request, responder in handleAtOnce(request, responder) }) {
             [unowned self] request in await handle(request)
         }
@@ -98,28 +104,36 @@ public final class FleetWorker: @unchecked Sendable {
         var heartbeatMilliseconds = 1000
         var backoff = 50
         while !Task.isCancelled && !(lock.withLock { stopped }) {
-            if let id = workerID {
+            if let identity = lock.withLock({ registered }) {
                 await FleetExecutor.shared.sleep(milliseconds: heartbeatMilliseconds)
                 if Task.isCancelled || lock.withLock({ stopped }) { break }
                 do throws(FleetError) {
-                    _ = try await client.heartbeat(id, timeout: .milliseconds(heartbeatMilliseconds) + .seconds(2))
+                    _ = try await client.heartbeat(identity,
+                                                   timeout: .milliseconds(heartbeatMilliseconds) + .seconds(2))
                     continue
                 } catch {
-                    // Unknown (the coordinator restarted) or unreachable: register again, with the same id.
+                    // Unknown (the coordinator restarted, or the lease lapsed) or unreachable: register again, with
+                    // the same id and the secret that proves it.
                     log("heartbeat failed: \(error); registering again")
-                    lock.withLock { registeredID = nil }
-                    lastID = id
+                    lock.withLock {
+                        registered = nil
+                        lastIdentity = identity
+                    }
                     backoff = 50
                 }
             }
+            let last = lock.withLock { lastIdentity }
             let request = RegisterRequest(deviceType: configuration.deviceType, attributes: configuration.attributes,
                                           capacity: UInt32(configuration.capacity), address: address,
-                                          workerID: lastID ?? "")
+                                          workerID: last?.id ?? "", workerSecret: last?.secret ?? [])
             do throws(FleetError) {
                 let response = try await client.register(request, timeout: .seconds(5))
                 heartbeatMilliseconds = max(50, Int(response.heartbeatMilliseconds))
-                lock.withLock { registeredID = response.workerID }
-                lastID = response.workerID
+                let identity = WorkerIdentity(id: response.workerID, secret: response.workerSecret)
+                lock.withLock {
+                    registered = identity
+                    lastIdentity = identity
+                }
                 log("registered as \(response.workerID) (device type \(configuration.deviceType), \(address))")
             } catch {
                 if error.code == .badRequest || error.code == .unauthenticated {
@@ -132,11 +146,8 @@ public final class FleetWorker: @unchecked Sendable {
         }
     }
 
-    private var lastID: String? {
-        get { lock.withLock { storedLastID } }
-        set { lock.withLock { storedLastID = newValue } }
-    }
-    private var storedLastID: String?
+    /// The identity to come back with after a failed heartbeat.
+    private var lastIdentity: WorkerIdentity?
     /// The models written to the cache, by hash: a runner that does not read the file is answered from here.
     private var cachedPaths: [[UInt8]: String] = [:]
     /// Models a bytes runner measured whose cache files are still being written, by hash.
@@ -144,11 +155,11 @@ public final class FleetWorker: @unchecked Sendable {
 
     /// Deregisters (best effort) and stops serving.
     public func stop() async {
-        let id = lock.withLock {
+        let identity = lock.withLock {
             stopped = true
-            return registeredID
+            return registered
         }
-        if let id { try? await client.deregister(id) }
+        if let identity { try? await client.deregister(identity) }
         let server = lock.withLock {
             let server = self.server
             self.server = nil
@@ -190,7 +201,8 @@ public final class FleetWorker: @unchecked Sendable {
                     metrics = try await bytesRunner.measure(model: model)
                 } else {
                     let path = try cachedModel(for: run, readsFile: true)
-                    metrics = try await runner.measure(modelAt: path)
+                    let runner = runner
+                    metrics = try await within(run.timeoutMilliseconds) { try await runner.measure(modelAt: path) }
                 }
             } catch let error as FleetError {
                 throw error
@@ -200,6 +212,30 @@ public final class FleetWorker: @unchecked Sendable {
             return HTTP2Response(status: 200, body: RunResponse(metrics: metrics).encoded())
         } catch {
             return .error(error)
+        }
+    }
+
+    /// Runs a measurement that is cancelled once the push's `timeout_ms` passed, when the coordinator stopped
+    /// waiting for it: a command runner's process group is killed then, not at `--runner-timeout`, and the device
+    /// is free for the evaluation's next attempt.
+    private func within(_ milliseconds: UInt32, _ measure: @escaping @Sendable () async throws -> [String: Double])
+        async throws -> [String: Double]
+    {
+        guard milliseconds > 0 else { return try await measure() }
+        let measuring = Task(executorPreference: FleetExecutor.shared) { try await measure() }
+        let expired = Expiry()
+        let timer = Task(executorPreference: FleetExecutor.shared) {
+            await FleetExecutor.shared.sleep(milliseconds: Int(milliseconds))
+            if !Task.isCancelled {
+                expired.set()
+                measuring.cancel()
+            }
+        }
+        defer { timer.cancel() }
+        do {
+            return try await measuring.value
+        } catch where expired.isSet {
+            throw FleetError.timedOut("the measurement passed the push's timeout of \(milliseconds) ms and was stopped")
         }
     }
 
@@ -273,6 +309,13 @@ public final class FleetWorker: @unchecked Sendable {
         lock.withLock { cachedPaths[hash] = path }
         return path
     }
+}
+
+/// Whether a push's timeout passed, set by its timer.
+private final class Expiry: Sendable {
+    private let state = Mutex(false)
+    func set() { state.withLock { $0 = true } }
+    var isSet: Bool { state.withLock { $0 } }
 }
 
 /// Writes `bytes` to a new file at `path`; false when it cannot be created or written whole.
