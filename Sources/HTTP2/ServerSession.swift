@@ -8,9 +8,9 @@ final class ServerSession: Session, @unchecked Sendable {
     private var streams: [Int32: ServerStream] = [:]
     private var responses: [Int32: OutgoingBody] = [:]
 
-    init?(fd: Int32, server: ServerCore) {
+    init?(fd: Int32, tls: TLSConnection?, server: ServerCore) {
         self.server = server
-        super.init(loop: server.loop, fd: fd)
+        super.init(loop: server.loop, fd: fd, tls: tls)
         let made = makeSession(client: false, setting: (NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1024)) { callbacks in
             nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, onBeginHeaders)
             nghttp2_session_callbacks_set_on_header_callback(callbacks, onHeader)

@@ -23,6 +23,11 @@ public final class Coordinator: @unchecked Sendable {
         public var defaultDeadline: Duration = .seconds(300)
         /// Dispatches of one evaluation before a retryable failure is final (default 3).
         public var maxAttempts = 3
+        /// Serve HTTP/2 over TLS with this server context (`TLSContext(server:)`); nil (the default) serves h2c.
+        public var tls: TLSContext?
+        /// How pushes check `https://` workers and the client certificate they present (`TLSContext(client:)`);
+        /// nil checks workers against the system's trust store.
+        public var pushTLS: TLSContext?
 
         /// Defaults, with the shared token.
         public init(token: String) {
@@ -72,12 +77,13 @@ public final class Coordinator: @unchecked Sendable {
                                    FleetPath.listWorkers]
         let server = HTTP2Server(loop: loop, fleet: .init(host: configuration.host, port: configuration.port,
                                               token: configuration.token,
-                                              maxBodyBytes: configuration.maxBodyBytes, routes: routes),
+                                              maxBodyBytes: configuration.maxBodyBytes, routes: routes,
+                                              tls: configuration.tls),
                                  immediate: { [unowned self] request, responder in handleAtOnce(request, responder) }) {
             [unowned self] request in await handle(request)
         }
         let port = try server.startServing()
-        let pusher = HTTP2Client(configuration: .init(token: configuration.token), loop: loop)
+        let pusher = HTTP2Client(configuration: .init(token: configuration.token, tls: configuration.pushTLS), loop: loop)
         lock.withLock {
             self.server = server
             self.pusher = pusher
