@@ -25,6 +25,9 @@ public final class HTTP2Server: @unchecked Sendable {
         public var rejection: @Sendable (HTTP2Rejection) -> HTTP2Response = { HTTP2Response(status: $0.status, body: []) }
         /// HTTP/2 over TLS with this server context (`TLSContext(server:)`); nil (the default) serves h2c.
         public var tls: TLSContext?
+        /// A TLS connection whose handshake is not done by then is closed (default 10 s), so that peers that
+        /// connect and stall cannot hold sockets forever.
+        public var handshakeTimeout: Duration = .seconds(10)
 
         /// Settings for a server of `routes` guarded by `token`, over TLS when `tls` is set.
         public init(host: String = "127.0.0.1", port: Int = 0, token: String, maxBodyBytes: Int = 64 << 20,
@@ -147,6 +150,11 @@ final class ServerCore: @unchecked Sendable {
         }
         sessions[ObjectIdentifier(session)] = session
         session.start(connecting: false)
+        if connection != nil {
+            loop.schedule(at: loop.now + configuration.handshakeTimeout) { [weak session] in
+                session?.closeUnlessOpen("the TLS handshake did not end in time")
+            }
+        }
     }
 
     func sessionClosed(_ session: ServerSession) {

@@ -206,6 +206,11 @@ class Session: EventLoopSource, EventLoopFlushable {
         loop.change(fd, token: token, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (writable ? EPOLLOUT.rawValue : 0))
     }
 
+    /// Closes the connection if it is still being opened (a handshake that stalls).
+    func closeUnlessOpen(_ reason: String) {
+        if connecting { close(reason) }
+    }
+
     /// Closes the socket once and tells the subclass.
     func close(_ reason: String) {
         guard !closed else { return }

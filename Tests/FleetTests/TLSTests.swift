@@ -179,6 +179,66 @@ import Testing
         #expect((result.stdout + result.stderr).contains("no application protocol"), "\(result.stderr)")
     }
 
+    /// Peers that stall in the handshake are closed after `handshakeTimeout`; random bytes, truncated and
+    /// mutated ClientHellos close their connection only, and the server goes on serving.
+    @Test func stalledHandshakesAndGarbageCloseTheirConnectionOnly() async throws {
+        let certificates = try await TestCertificates.make()
+        let tls = try TLSContext(server: TLSConfiguration(
+            certificateFile: certificates.serverCertificate, keyFile: certificates.serverKey))
+        var configuration = HTTP2Server.Configuration(token: Self.token, routes: [Self.path], tls: tls)
+        configuration.handshakeTimeout = .milliseconds(300)
+        let server = HTTP2Server(fleet: configuration,
+                                 immediate: { request, _ in .now(HTTP2Response(status: 200, body: request.body)) }
+        ) { _ in HTTP2Response(status: 500, body: []) }
+        try server.start()
+        defer { server.stop() }
+        // A real ClientHello (from openssl s_client) to mutate; the peer prints what the server sent back before
+        // it closed the connection, or "stalled" if it did not within 20 s.
+        let script = #"""
+            import os, random, socket, sys
+            port, seed = int(sys.argv[1]), int(sys.argv[2])
+            rng = random.Random(seed)
+            def exchange(payload):
+                s = socket.create_connection(("127.0.0.1", port)); s.settimeout(20)
+                try:
+                    if payload: s.sendall(payload)
+                    got = b""
+                    while True:
+                        chunk = s.recv(65536)
+                        if not chunk: return "closed"
+                        got += chunk
+                except socket.timeout:
+                    return "stalled"
+                except ConnectionResetError:
+                    return "closed"
+                finally:
+                    s.close()
+            print("silent", exchange(b""))
+            hello = bytes.fromhex("16030100c4010000c00303") + os.urandom(32) + bytes.fromhex("000004130113020100009300000014")
+            results = set()
+            for i in range(30):
+                kind = i % 3
+                if kind == 0: payload = os.urandom(rng.randint(1, 3000))
+                elif kind == 1: payload = hello[:rng.randint(1, len(hello) - 1)]
+                else:
+                    payload = bytearray(hello)
+                    for _ in range(rng.randint(1, 8)): payload[rng.randrange(len(payload))] = rng.randrange(256)
+                    payload = bytes(payload)
+                results.add(exchange(payload))
+            print("fuzzed", " ".join(sorted(results)))
+            """#
+        let seed = Int.random(in: 0..<1_000_000)
+        let result = try await runProgram(try TestPaths.python(), ["-c", script, String(server.port), String(seed)])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("silent closed"), "seed \(seed): \(result.stdout)")
+        #expect(result.stdout.contains("fuzzed closed\n"), "seed \(seed): \(result.stdout)")
+        let client = try Self.client(ca: certificates.ca)
+        defer { client.shutdown() }
+        let answer = try await client.post(url: "https://127.0.0.1:\(server.port)\(Self.path)", body: [5, 6],
+                                           timeout: .seconds(20))
+        #expect(answer.body == [5, 6])
+    }
+
     @Test func unusableFilesAreClearErrors() async throws {
         let certificates = try await TestCertificates.make()
         let missing = await Self.failure {
