@@ -23,6 +23,8 @@ class Session: EventLoopSource, EventLoopFlushable {
     private var dialling = false
     /// True while TLS waits for the socket to be writable to go on reading.
     private var readWaitsForWritable = false
+    /// True while TLS waits for the peer's bytes to go on writing (EPOLLOUT would only spin meanwhile).
+    private var writeWaitsForReadable = false
     var queuedForFlush = false
     private(set) var closed = false
 
@@ -181,20 +183,21 @@ class Session: EventLoopSource, EventLoopFlushable {
             let status = pendingOutput.withUnsafeBytes { [offset = pendingOffset] in
                 transport.send(fd, UnsafeRawBufferPointer(rebasing: $0[offset...]))
             }
+            writeWaitsForReadable = status == .wouldBlock(writable: false)
             guard case .done(let written) = status else {
                 if case .failed(let reason) = status {
                     close(reason)
                     return
                 }
-                // Blocked (TLS may wait for the peer's bytes; those wake the loop anyway), or the peer left: the
-                // next read tells.
+                // Blocked, or the peer left (the next read tells). TLS waiting for the peer's bytes is woken by
+                // them: the socket is always watched for reading.
                 break
             }
             pendingOffset += written
             if pendingOffset < pendingOutput.count { break }
         }
         let blocked = pendingOffset < pendingOutput.count
-        let writable = blocked || readWaitsForWritable
+        let writable = (blocked && !writeWaitsForReadable) || readWaitsForWritable
         if writable != waitingForWritable { watchWritable(writable) }
         if !blocked && nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
             close("the session ended")
