@@ -132,6 +132,10 @@ class Session: EventLoopSource, EventLoopFlushable {
                 if !more { break }
             }
             afterRead()
+            // Bytes TLS read ahead are not the socket's any more: come back for them next turn.
+            if lost == nil && transport.hasBufferedInput {
+                loop.enqueue { [weak self] in self?.ready(EPOLLIN.rawValue) }
+            }
         }
         if let lost {
             close(lost)
