@@ -18,6 +18,10 @@ public final class HTTP2Client: Sendable {
         /// How `https://` peers are checked and what this client presents to them (`TLSContext(client:)`); nil
         /// checks them against the system's trust store and presents no certificate.
         public var tls: TLSContext?
+        /// A connection not open by then (TCP connected and, for `https://`, handshaken) is given up, its calls
+        /// failed and the next call dials again (default 10 s): a peer that accepts and never answers must not
+        /// hold every later call of the peer until its deadline.
+        public var connectTimeout: Duration = .seconds(10)
 
         /// Settings with the bearer `token`, and TLS settings for `https://` peers.
         public init(token: String, tls: TLSContext? = nil) {
@@ -285,6 +289,12 @@ final class ClientCore: @unchecked Sendable {
             peer.session = session
             // Open at once for h2c on a socket already connected; else once connected and, for TLS, handshaken.
             session.start(connecting: inProgress)
+            if session.connecting {
+                let reason = peer.target.secure ? "no TCP connection and TLS handshake in time" : "no TCP connection in time"
+                loop.schedule(at: loop.now + configuration.connectTimeout) { [weak session] in
+                    session?.closeUnlessOpen(reason)
+                }
+            }
         }
     }
 

@@ -239,6 +239,25 @@ import Testing
         #expect(answer.body == [5, 6])
     }
 
+    /// A server that accepts and never answers the ClientHello: the connection is given up after
+    /// `connectTimeout`, the call fails saying so (before its own deadline), and the next call dials again.
+    @Test func aHandshakeThatNeverEndsIsGivenUp() async throws {
+        let certificates = try await TestCertificates.make()
+        let listener = try SilentListener()
+        defer { close(listener.fd) }
+        var configuration = HTTP2Client.Configuration(
+            token: Self.token, tls: try TLSContext(client: TLSConfiguration(caFile: certificates.ca)))
+        configuration.connectTimeout = .milliseconds(300)
+        let client = HTTP2Client(configuration: configuration)
+        defer { client.shutdown() }
+        for _ in 0..<2 {
+            let message = await Self.failure {
+                _ = try await client.post(url: "https://127.0.0.1:\(listener.port)/x", body: [1], timeout: .seconds(60))
+            }
+            #expect(message.contains("TLS handshake in time"), "\(message)")
+        }
+    }
+
     @Test func unusableFilesAreClearErrors() async throws {
         let certificates = try await TestCertificates.make()
         let missing = await Self.failure {
@@ -266,17 +285,33 @@ import Testing
 
 /// A port free now (bound to 0 and released), for a peer that cannot be told to pick one itself.
 private func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+    let listener = try SilentListener()
+    close(listener.fd)
+    return listener.port
+}
+
+/// A listening socket nobody accepts from: the kernel completes TCP connections (up to the backlog) and no byte
+/// is ever answered.
+private struct SilentListener {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0
+            }
         }
+        guard listening else {
+            close(fd)
+            throw TestFailure("cannot listen")
+        }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
     }
-    guard bound else { throw TestFailure("cannot bind a port") }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
