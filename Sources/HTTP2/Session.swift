@@ -27,6 +27,8 @@ class Session: EventLoopSource, EventLoopFlushable {
     private var writeWaitsForReadable = false
     var queuedForFlush = false
     private(set) var closed = false
+    /// Whether any byte came from the peer (through TLS: any decrypted byte).
+    private(set) var receivedAny = false
 
     /// A session on `fd`; with `tls`, every byte goes through that TLS connection, after its handshake.
     init(loop: EventLoop, fd: Int32, tls: TLSConnection?) {
@@ -151,7 +153,9 @@ class Session: EventLoopSource, EventLoopFlushable {
         readWaitsForWritable = false
         let count: Int
         switch transport.receive(fd, into: buffer) {
-        case .done(let read): count = read
+        case .done(let read):
+            count = read
+            receivedAny = true
         case .wouldBlock(let writable):
             readWaitsForWritable = writable
             return (false, nil)

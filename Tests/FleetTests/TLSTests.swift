@@ -143,6 +143,7 @@ import Testing
             _ = try await client.post(url: "http://127.0.0.1:\(tlsServer.port)\(Self.path)", body: [1], timeout: .seconds(20))
         }
         #expect(toTLS.contains("POST http://127.0.0.1:\(tlsServer.port)"), "\(toTLS)")
+        #expect(toTLS.contains("call it with https://"), "\(toTLS)")
     }
 
     /// `openssl s_server` speaks TLS but no HTTP/2: the handshake ends without ALPN h2 and the call is refused.
