@@ -202,6 +202,9 @@ final class TLSConnection {
         case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED where role == .client,
              SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE where role == .client && !hasCertificate:
             text += ": the server requires a client certificate: pass --tls-client-cert FILE and --tls-client-key FILE"
+        case SSL_R_TLSV1_ALERT_UNKNOWN_CA where role == .client, SSL_R_SSLV3_ALERT_BAD_CERTIFICATE where role == .client:
+            text += ": the server refused this client certificate (--tls-client-cert): it is not signed by the CA the "
+                + "server trusts (its --tls-client-ca)"
         case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
             text += ": this server requires client certificates (--tls-client-ca)"
         case SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL:
