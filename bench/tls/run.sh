@@ -37,14 +37,16 @@ openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key
     -out "$work/server.pem" -days 2 -extfile "$work/server.ext" 2>/dev/null
 
 token=bench-token
+# Started here, not in a $(...) subshell, so that `pids` holds them for the cleanup.
 start_coordinator() { # name, extra arguments
     "$bench" coordinator "$token" "${@:2}" >"$work/coordinator.$1" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do grep -q "listening on" "$work/coordinator.$1" && break; sleep 0.05; done
-    grep -o 'https\?://[0-9.:]*' "$work/coordinator.$1"
 }
-ours_tls="$(start_coordinator tls "$work/server.pem" "$work/server.key")"
-ours_h2c="$(start_coordinator h2c)"
+start_coordinator tls "$work/server.pem" "$work/server.key"
+start_coordinator h2c
+ours_tls="$(grep -o 'https://[0-9.:]*' "$work/coordinator.tls")"
+ours_h2c="$(grep -o 'http://[0-9.:]*' "$work/coordinator.h2c")"
 mkdir -p "$work/htdocs"; : >"$work/htdocs/empty"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 tls_port="$(free_port)"; h2c_port="$(free_port)"
