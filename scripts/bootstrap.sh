@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
     pkg-config zlib1g-dev libsqlite3-dev
-    libnghttp2-dev libcurl4-openssl-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler libopenblas-dev
+    libnghttp2-dev libcurl4-openssl-dev libssl-dev openssl libprotobuf-c-dev protobuf-c-compiler libopenblas-dev
     dataset-fashion-mnist python3-venv chromium slurm-wlm munge
 )
 sudo=""

@@ -9,12 +9,16 @@ struct CoordinatorCommand: AsyncParsableCommand {
         commandName: "coordinator",
         abstract: "Run the fleet's coordinator: workers register, models are pushed to a worker of the asked type.",
         discussion: """
-            Speaks HTTP/2 without TLS (h2c, prior knowledge): POST /nas.fleet.Coordinator/<Method> with protobuf \
-            bodies (Sources/CFleetProto/proto/fleet.proto). Every call needs `authorization: Bearer <token>`. \
-            Prints `listening on http://HOST:PORT` once it serves; port 0 picks a free port. Stops on SIGINT/SIGTERM.
+            Speaks HTTP/2 over TLS with --tls-cert/--tls-key (ALPN h2; --tls-client-ca also requires client \
+            certificates), else cleartext h2c with prior knowledge, which warns when bound beyond loopback: \
+            POST /nas.fleet.Coordinator/<Method> with protobuf bodies (Sources/CFleetProto/proto/fleet.proto). \
+            Every call needs `authorization: Bearer <token>`. Pushes to https:// workers check their certificates \
+            against --tls-ca. Prints `listening on https://HOST:PORT` (or http://) once it serves; port 0 picks a \
+            free port. Stops on SIGINT/SIGTERM.
 
             Example:
-              NAS_FLEET_TOKEN=secret nas coordinator --listen 0.0.0.0:7878
+              NAS_FLEET_TOKEN=secret nas coordinator --listen 0.0.0.0:7878 \\
+                  --tls-cert server.pem --tls-key server.key --tls-ca ca.pem
             """
     )
 
@@ -22,6 +26,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var listen = ListenAddress(host: "127.0.0.1", port: 7878)
 
     @OptionGroup var token: FleetTokenOptions
+
+    @OptionGroup(title: "TLS of the coordinator's server") var tls: TLSServerOptions
+
+    @OptionGroup(title: "TLS of pushes to https:// workers") var pushTLS: TLSClientOptions
 
     @Option(help: "Largest request body (a model) accepted, in bytes; larger ones get 413.")
     var maxBodyBytes = 64 << 20
@@ -81,10 +89,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.limits.handshakeTimeout = .seconds(handshakeTimeoutSeconds)
         configuration.limits.idleTimeout = .seconds(idleTimeoutSeconds)
         configuration.limits.maxBufferedBodyBytes = maxBufferedBodyBytes
+        configuration.tls = try tls.context()
+        configuration.pushTLS = try pushTLS.context()
         let coordinator = Coordinator(configuration: configuration)
         let port = try coordinator.start()
         let host = listen.host.contains(":") ? "[\(listen.host)]" : listen.host
-        printNow("nas coordinator: listening on http://\(host):\(port)")
+        printNow("nas coordinator: listening on \(tls.scheme)://\(host):\(port)")
         try await waitForTermination()
         coordinator.stop()
     }

@@ -26,11 +26,13 @@ struct EvaluateCommand: AsyncParsableCommand {
 
     @OptionGroup var token: FleetTokenOptions
 
+    @OptionGroup(title: "TLS of an https:// coordinator") var tls: TLSClientOptions
+
     func run() async throws {
         guard let data = FileManager.default.contents(atPath: model) else {
             throw CLIError.badInput("cannot read the model \(model)")
         }
-        let client = FleetClient(coordinator: coordinator, token: try token.token())
+        let client = FleetClient(coordinator: coordinator, token: try token.token(), tls: try tls.context())
         let result: FleetEvaluation
         do {
             result = try await client.evaluateDetailed(model: Array(data), deviceType: deviceType,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Fleet
+import HTTP2
 import Foundation
 import System
 
@@ -72,4 +73,64 @@ func waitForTermination() async throws {
 /// Prints a line to standard output at once, so a parent reading the pipe sees it.
 func printNow(_ text: String) {
     writeAll(text + "\n", to: STDOUT_FILENO)
+}
+
+/// A server's TLS: its certificate and key, and the CA whose client certificates it then requires.
+struct TLSServerOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Serve HTTP/2 over TLS with this certificate chain (PEM); needs --tls-key.",
+                               valueName: "FILE"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("The private key of --tls-cert (PEM).", valueName: "FILE"))
+    var tlsKey: String?
+
+    @Option(help: ArgumentHelp("Require client certificates signed by this CA (PEM); needs --tls-cert.",
+                               valueName: "FILE"))
+    var tlsClientCA: String?
+
+    func validate() throws {
+        guard (tlsCert == nil) == (tlsKey == nil) else {
+            throw ValidationError("--tls-cert and --tls-key go together: give both to serve over TLS, or neither")
+        }
+        guard tlsClientCA == nil || tlsCert != nil else {
+            throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key: client certificates need TLS")
+        }
+    }
+
+    /// The scheme its URLs have.
+    var scheme: String { tlsCert == nil ? "http" : "https" }
+
+    /// The server context, nil for h2c; a file that cannot be used is a clear error.
+    func context() throws -> TLSContext? {
+        guard tlsCert != nil else { return nil }
+        return try TLSContext(server: TLSConfiguration(certificateFile: tlsCert, keyFile: tlsKey, caFile: tlsClientCA))
+    }
+}
+
+/// A caller's TLS for `https://` peers: the CA their certificates must chain to, and its own client certificate.
+struct TLSClientOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Check https:// peers' certificates against this CA (PEM; default: the system's).",
+                               valueName: "FILE"))
+    var tlsCA: String?
+
+    @Option(help: ArgumentHelp("Present this client certificate (PEM) to https:// peers; needs --tls-client-key.",
+                               valueName: "FILE"))
+    var tlsClientCert: String?
+
+    @Option(help: ArgumentHelp("The private key of --tls-client-cert (PEM).", valueName: "FILE"))
+    var tlsClientKey: String?
+
+    func validate() throws {
+        guard (tlsClientCert == nil) == (tlsClientKey == nil) else {
+            throw ValidationError("--tls-client-cert and --tls-client-key go together: give both, or neither")
+        }
+    }
+
+    /// The client context, nil when no option is given (https:// peers are then checked against the system's
+    /// trust store); a file that cannot be used is a clear error.
+    func context() throws -> TLSContext? {
+        guard tlsCA != nil || tlsClientCert != nil else { return nil }
+        return try TLSContext(client: TLSConfiguration(certificateFile: tlsClientCert, keyFile: tlsClientKey,
+                                                       caFile: tlsCA))
+    }
 }

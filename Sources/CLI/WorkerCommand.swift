@@ -13,7 +13,9 @@ struct WorkerCommand: AsyncParsableCommand {
         discussion: """
             Push mode (--coordinator URL): the worker listens for pushes (--listen, port 0 by default), registers \
             under --device-type, keeps its lease with heartbeats, and registers again with backoff when the \
-            coordinator restarts. Models are cached by sha256.
+            coordinator restarts. Models are cached by sha256. An https:// coordinator's certificate is checked \
+            against --tls-ca (--tls-client-cert/--tls-client-key when it requires client certificates); with \
+            --tls-cert/--tls-key the push endpoint serves HTTP/2 over TLS and registers an https:// address.
 
             File mode (--job-dir DIR|gs://BUCKET/PREFIX), for devices the coordinator cannot reach: the worker finds \
             <job_dir>/<trial_id>/saved_model/model.onnx without model_latency.json, claims the trial \
@@ -110,6 +112,10 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @OptionGroup var token: FleetTokenOptions
 
+    @OptionGroup(title: "Push mode: TLS of the worker's push endpoint") var tls: TLSServerOptions
+
+    @OptionGroup(title: "Push mode: TLS of calls to an https:// coordinator") var coordinatorTLS: TLSClientOptions
+
     func validate() throws {
         guard !deviceType.isEmpty else { throw ValidationError("--device-type is empty") }
         switch (coordinator, jobDir) {
@@ -173,6 +179,8 @@ struct WorkerCommand: AsyncParsableCommand {
             configuration.attributes["runtime"] = runnerCommand != nil ? "command" : runner ?? "native"
         }
         configuration.cacheDirectory = cacheDir
+        configuration.tls = try tls.context()
+        configuration.coordinatorTLS = try coordinatorTLS.context()
         let worker = FleetWorker(configuration: configuration, runner: try makeRunner()) { line in
             printError("nas worker: \(line)")
         }

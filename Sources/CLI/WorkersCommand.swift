@@ -17,8 +17,10 @@ struct WorkersCommand: AsyncParsableCommand {
 
     @OptionGroup var token: FleetTokenOptions
 
+    @OptionGroup(title: "TLS of an https:// coordinator") var tls: TLSClientOptions
+
     func run() async throws {
-        let client = FleetClient(coordinator: coordinator, token: try token.token())
+        let client = FleetClient(coordinator: coordinator, token: try token.token(), tls: try tls.context())
         let workers: [FleetWorkerStatus]
         do {
             workers = try await client.workers()

@@ -82,15 +82,20 @@ public final class FleetClient: Sendable {
     /// How evaluations are retried over a coordinator restart.
     public let retries: Retries
 
-    /// A client of the coordinator at `coordinator` (`http://host:port`) using the fleet's shared `token`.
-    /// Its calls go out on `loop` (the process's shared one by default).
-    public init(coordinator: String, token: String, loop: EventLoop = .shared, retries: Retries = Retries()) {
+    /// A client of the coordinator at `coordinator` (`https://host:port` over TLS, `http://host:port` as h2c) using
+    /// the fleet's shared `token`; `tls` checks an `https://` coordinator's certificate (the system's trust store
+    /// when nil) and holds the client certificate it may require. Its calls go out on `loop` (the process's shared
+    /// one by default).
+    public init(
+        coordinator: String, token: String, tls: TLSContext? = nil, loop: EventLoop = .shared,
+        retries: Retries = Retries()
+    ) {
         var base = coordinator
         while base.hasSuffix("/") { base.removeLast() }
         if !base.contains("://") { base = "http://" + base }
         self.base = base
         self.retries = retries
-        caller = FleetCaller(http: HTTP2Client(configuration: .init(token: token), loop: loop))
+        caller = FleetCaller(http: HTTP2Client(configuration: .init(token: token, tls: tls), loop: loop))
     }
 
     deinit {

@@ -16,7 +16,7 @@ extension FleetError {
         switch error.kind {
         case .transport: self = .transport(error.message)
         case .timedOut: self = .timedOut(error.message)
-        case .invalidAddress: self = .invalidConfiguration(error.message)
+        case .invalidAddress, .invalidConfiguration: self = .invalidConfiguration(error.message)
         }
     }
 

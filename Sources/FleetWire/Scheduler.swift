@@ -102,8 +102,8 @@ package struct Scheduler: Sendable {
     package mutating func register(_ request: RegisterRequest, now: UInt64) throws(FleetError) -> Registration {
         guard !request.deviceType.isEmpty else { throw .badRequest("register: device_type is empty") }
         guard request.capacity >= 1 else { throw .badRequest("register: capacity must be at least 1") }
-        guard request.address.hasPrefix("http://") else {
-            throw .badRequest("register: address '\(request.address)' must be http://host:port")
+        guard request.address.hasPrefix("http://") || request.address.hasPrefix("https://") else {
+            throw .badRequest("register: address '\(request.address)' must be https://host:port or http://host:port")
         }
         var secret = request.workerSecret
         if request.workerID.isEmpty && secret.isEmpty {

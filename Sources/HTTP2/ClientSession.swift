@@ -12,15 +12,20 @@ final class ClientSession: Session {
     }
 
     let authority: String
+    /// Scheme and authority: the client's key for its peer.
+    let origin: String
+    private let scheme: String
     private unowned let client: ClientCore
     private var streams: [Int32: Stream] = [:]
     /// Calls whose stream ended in this batch of reads, with their results.
     private var results: [(call: UInt64, result: Result<HTTP2Response, HTTP2Error>)] = []
 
-    init?(fd: Int32, authority: String, client: ClientCore) {
-        self.authority = authority
+    init?(fd: Int32, target: HTTP2Client.Target, tls: TLSConnection?, client: ClientCore) {
+        authority = target.authority
+        origin = target.origin
+        scheme = target.secure ? "https" : "http"
         self.client = client
-        super.init(loop: client.loop, fd: fd)
+        super.init(loop: client.loop, fd: fd, tls: tls)
         let made = makeSession(client: true, setting: (NGHTTP2_SETTINGS_ENABLE_PUSH, 0)) { callbacks in
             nghttp2_session_callbacks_set_on_header_callback(callbacks, onResponseHeader)
             nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onResponseFrame)
@@ -34,7 +39,7 @@ final class ClientSession: Session {
     func submit(call: UInt64, path: String, body: [UInt8], token: String, contentType: String,
                 maxResponseBytes: Int) -> HTTP2Error? {
         var fields = [
-            (":method", "POST"), (":scheme", "http"), (":authority", authority), (":path", path),
+            (":method", "POST"), (":scheme", scheme), (":authority", authority), (":path", path),
             ("content-type", contentType), ("content-length", String(body.count)),
         ]
         if !token.isEmpty { fields.append(("authorization", "Bearer \(token)")) }

@@ -63,6 +63,12 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         _ = nas_epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, EPOLLIN.rawValue, Self.wakeToken)
         let started = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
+            // OpenSSL writes to sockets without MSG_NOSIGNAL: a peer gone mid-write must make that write fail with
+            // EPIPE on this thread, not kill the process with SIGPIPE.
+            var pipe = sigset_t()
+            sigemptyset(&pipe)
+            sigaddset(&pipe, SIGPIPE)
+            pthread_sigmask(SIG_BLOCK, &pipe, nil)
             self.thread = pthread_self()
             started.signal()
             run()

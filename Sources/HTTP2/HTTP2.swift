@@ -2,7 +2,8 @@
 //
 // It owns one event loop thread per process (`EventLoop`: epoll and an eventfd, not Swift's cooperative pool and
 // not Dispatch) on which every socket of the fleet lives: the servers' listening sockets and accepted connections
-// and the clients' dialled ones, each an nghttp2 session (h2c with prior knowledge). The protocol rules are value
+// and the clients' dialled ones, each an nghttp2 session, over TLS with ALPN `h2` (`TLSContext`, OpenSSL driven
+// non-blocking by the same loop through `Transport`) or as h2c with prior knowledge. The protocol rules are value
 // types that take events and return actions, tested without sockets: `ServerStream` (one request: headers, body
 // cap, answer only after END_STREAM except an early 413), `ClientStream` (one call's answer, a 4xx followed by a
 // reset still counts), `PeerConnection` (open once and share, calls pending while connecting, failure fan-out,
@@ -48,8 +49,10 @@ public struct HTTP2Error: Error, Sendable, Equatable, CustomStringConvertible {
         case transport
         /// No answer came before the call's deadline.
         case timedOut
-        /// The address is not `http://host:port/path`.
+        /// The address is not `https://host:port/path` or `http://host:port/path`.
         case invalidAddress
+        /// A setting cannot be used: a TLS certificate, key or CA file that cannot be read or does not fit.
+        case invalidConfiguration
     }
 
     /// What kind of failure.

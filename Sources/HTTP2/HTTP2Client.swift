@@ -1,7 +1,8 @@
 import Foundation
 
-/// An HTTP/2 client (h2c, prior knowledge) on the process's event loop: POSTs a body to `http://host:port/path`
-/// and returns the answer. One connection per peer, opened by the first call and shared by every call after it,
+/// An HTTP/2 client on the process's event loop: POSTs a body to `https://host:port/path` (HTTP/2 over TLS, ALPN
+/// `h2`, the server's certificate checked against `Configuration.tls` and the host) or `http://host:port/path`
+/// (h2c, prior knowledge) and returns the answer. One connection per peer, opened by the first call and shared by every call after it,
 /// calls multiplexed as streams, a new connection when one drops; the rules are `PeerConnection`'s, this class
 /// carries out its actions. Callers on the loop (the coordinator's pushes) get their completion on the loop,
 /// without a task or a thread hop; async callers are resumed from it.
@@ -14,10 +15,18 @@ public final class HTTP2Client: Sendable {
         public var maxResponseBytes = (64 << 20) + 4096
         /// The content type of every request.
         public var contentType = "application/x-protobuf"
+        /// How `https://` peers are checked and what this client presents to them (`TLSContext(client:)`); nil
+        /// checks them against the system's trust store and presents no certificate.
+        public var tls: TLSContext?
+        /// A connection not open by then (TCP connected and, for `https://`, handshaken) is given up, its calls
+        /// failed and the next call dials again (default 10 s): a peer that accepts and never answers must not
+        /// hold every later call of the peer until its deadline.
+        public var connectTimeout: Duration = .seconds(10)
 
-        /// Settings with the bearer `token`.
-        public init(token: String) {
+        /// Settings with the bearer `token`, and TLS settings for `https://` peers.
+        public init(token: String, tls: TLSContext? = nil) {
             self.token = token
+            self.tls = tls
         }
     }
 
@@ -49,7 +58,7 @@ public final class HTTP2Client: Sendable {
         core.shutdown()
     }
 
-    /// POSTs `body` to `url` (`http://host:port/path`); fails after `timeout`.
+    /// POSTs `body` to `url` (`https://host:port/path` or `http://host:port/path`); fails after `timeout`.
     public func post(url: String, body: [UInt8], timeout: Duration) async throws(HTTP2Error) -> HTTP2Response {
         let result = await withCheckedContinuation { continuation in
             post(url: url, body: body, timeout: timeout) { continuation.resume(returning: $0) }
@@ -68,10 +77,12 @@ public final class HTTP2Client: Sendable {
         core.shutdown()
     }
 
-    /// `http://host:port/path` as its authority, host (without the brackets of an IPv6 literal), port and path.
-    static func parse(_ url: String) -> (authority: String, host: String, port: String, path: String)? {
-        guard url.hasPrefix("http://") else { return nil }
-        let rest = url.dropFirst("http://".count)
+    /// `http(s)://host:port/path` as its origin (scheme and authority), authority, host (without the brackets of
+    /// an IPv6 literal), port and path, and whether it is TLS.
+    static func parse(_ url: String) -> Target? {
+        let secure = url.hasPrefix("https://")
+        guard secure || url.hasPrefix("http://") else { return nil }
+        let rest = url.dropFirst(secure ? "https://".count : "http://".count)
         let authority = rest.prefix { $0 != "/" }
         guard let colon = authority.lastIndex(of: ":") else { return nil }
         var host = authority[..<colon]
@@ -79,7 +90,20 @@ public final class HTTP2Client: Sendable {
         let port = authority[authority.index(after: colon)...]
         guard !host.isEmpty, !port.isEmpty, port.allSatisfy(\.isNumber) else { return nil }
         let path = rest.dropFirst(authority.count)
-        return (String(authority), String(host), String(port), path.isEmpty ? "/" : String(path))
+        return Target(origin: (secure ? "https://" : "http://") + authority, authority: String(authority),
+                      host: String(host), port: String(port), path: path.isEmpty ? "/" : String(path), secure: secure)
+    }
+
+    /// Where a call goes.
+    struct Target: Equatable {
+        /// Scheme and authority: one connection per origin.
+        let origin: String
+        let authority: String
+        let host: String
+        let port: String
+        let path: String
+        /// HTTP/2 over TLS (`https://`).
+        let secure: Bool
     }
 }
 
@@ -109,17 +133,15 @@ final class ClientCore: @unchecked Sendable {
     /// One peer: the rules' state, the open session and the calls not yet ended.
     private final class Peer {
         var state: PeerConnection
-        let host: String
-        let port: String
+        let target: HTTP2Client.Target
         var session: ClientSession?
         var calls: [UInt64: Call] = [:]
         /// The deadline the loop's timer is set for, and the timer.
         var timer: (deadline: ContinuousClock.Instant, id: UInt64)?
 
-        init(authority: String, host: String, port: String) {
-            state = PeerConnection(authority: authority)
-            self.host = host
-            self.port = port
+        init(_ target: HTTP2Client.Target) {
+            state = PeerConnection(authority: target.origin)
+            self.target = target
         }
     }
 
@@ -129,29 +151,32 @@ final class ClientCore: @unchecked Sendable {
     private var peers: [String: Peer] = [:]
     private var nextCall: UInt64 = 1
     private var stopped = false
+    /// The context of `https://` peers: the configured one, else one on the system's trust store made at the
+    /// first such call.
+    private var tls: Result<TLSContext, HTTP2Error>?
 
     init(configuration: Configuration, loop: EventLoop) {
         self.configuration = configuration
         self.loop = loop
+        tls = configuration.tls.map { .success($0) }
     }
 
     /// POSTs `body` to `url`; `completion` runs on the loop once the call ended, within `timeout` (on the caller's
     /// thread when the address is malformed or the client was shut down).
     func post(url: String, body: [UInt8], timeout: Duration, completion: @escaping Completion) {
-        guard let (authority, host, port, path) = HTTP2Client.parse(url) else {
-            completion(.failure(HTTP2Error(.invalidAddress, "cannot call '\(url)': the address must be http://host:port/path")))
+        guard let target = HTTP2Client.parse(url) else {
+            completion(.failure(HTTP2Error(
+                .invalidAddress, "cannot call '\(url)': the address must be https://host:port/path or http://host:port/path")))
             return
         }
         let deadline = loop.now + timeout
         // On the loop (the coordinator's pushes) the call starts at once, without a job for the loop.
         if loop.inLoop {
-            start(url: url, authority: authority, host: host, port: port, path: path, body: body, deadline: deadline,
-                  completion: completion)
+            start(url: url, target: target, body: body, deadline: deadline, completion: completion)
             return
         }
         loop.enqueue { [self] in
-            start(url: url, authority: authority, host: host, port: port, path: path, body: body, deadline: deadline,
-                  completion: completion)
+            start(url: url, target: target, body: body, deadline: deadline, completion: completion)
         }
     }
 
@@ -171,20 +196,20 @@ final class ClientCore: @unchecked Sendable {
 
     // MARK: On the loop
 
-    private func start(url: String, authority: String, host: String, port: String, path: String, body: [UInt8],
-                       deadline: ContinuousClock.Instant, completion: @escaping Completion) {
+    private func start(url: String, target: HTTP2Client.Target, body: [UInt8], deadline: ContinuousClock.Instant,
+                       completion: @escaping Completion) {
         guard !stopped else {
             completion(.failure(HTTP2Error(.transport, "POST \(url): the HTTP/2 client was shut down")))
             return
         }
         let peer: Peer
-        if let known = peers[authority] {
+        if let known = peers[target.origin] {
             peer = known
         } else {
-            peer = Peer(authority: authority, host: host, port: port)
-            peers[authority] = peer
+            peer = Peer(target)
+            peers[target.origin] = peer
         }
-        let call = Call(id: nextCall, url: url, path: path, body: body, completion: completion)
+        let call = Call(id: nextCall, url: url, path: target.path, body: body, completion: completion)
         nextCall += 1
         peer.calls[call.id] = call
         if let action = peer.state.call(call.id, deadline: deadline, now: loop.now) { perform([action], on: peer) }
@@ -220,11 +245,11 @@ final class ClientCore: @unchecked Sendable {
     /// Dials the peer. An IP literal is connected at once; a name is resolved on a thread of its own and dialled
     /// back on the loop: a slow or unreachable DNS server must not hold up every socket of the process.
     private func connect(_ peer: Peer) {
-        if let numeric = Sockets.resolve(host: peer.host, port: peer.port, numericOnly: true) {
+        if let numeric = Sockets.resolve(host: peer.target.host, port: peer.target.port, numericOnly: true) {
             dial(peer, numeric)
             return
         }
-        let (host, port) = (peer.host, peer.port)
+        let (host, port) = (peer.target.host, peer.target.port)
         nonisolated(unsafe) let peer = peer
         Thread.detachNewThread { [self] in
             let resolved = Sockets.resolve(host: host, port: port, numericOnly: false)
@@ -242,20 +267,47 @@ final class ClientCore: @unchecked Sendable {
         case .failure(let error):
             perform(peer.state.connectFailed(error.message), on: peer)
         case .success(let (fd, inProgress)):
-            guard let session = ClientSession(fd: fd, authority: peer.state.authority, client: self) else {
+            var connection: TLSConnection?
+            if peer.target.secure {
+                let made = tlsContext().flatMap { context in
+                    TLSConnection(context: context, fd: fd, host: peer.target.host).map { .success($0) }
+                        ?? .failure(HTTP2Error(.transport, "TLS: cannot set up a connection: \(TLSContext.drainErrors())"))
+                }
+                switch made {
+                case .success(let made): connection = made
+                case .failure(let error):
+                    close(fd)
+                    perform(peer.state.connectFailed(error.message), on: peer)
+                    return
+                }
+            }
+            guard let session = ClientSession(fd: fd, target: peer.target, tls: connection, client: self) else {
                 close(fd)
                 perform(peer.state.connectFailed("nghttp2 cannot make a session"), on: peer)
                 return
             }
             peer.session = session
+            // Open at once for h2c on a socket already connected; else once connected and, for TLS, handshaken.
             session.start(connecting: inProgress)
-            if !inProgress { connected(session) }
+            if session.connecting {
+                let reason = peer.target.secure ? "no TCP connection and TLS handshake in time" : "no TCP connection in time"
+                loop.schedule(at: loop.now + configuration.connectTimeout) { [weak session] in
+                    session?.closeUnlessOpen(reason)
+                }
+            }
         }
+    }
+
+    private func tlsContext() -> Result<TLSContext, HTTP2Error> {
+        if let tls { return tls }
+        let made = Result { () throws(HTTP2Error) in try TLSContext(client: TLSConfiguration()) }
+        tls = made
+        return made
     }
 
     /// The peer's answers are delivered in the order their streams ended; late ones (timed out) are dropped.
     private func peer(of session: ClientSession) -> Peer? {
-        guard let peer = peers[session.authority], peer.session === session else { return nil }
+        guard let peer = peers[session.origin], peer.session === session else { return nil }
         return peer
     }
 
@@ -275,6 +327,9 @@ final class ClientCore: @unchecked Sendable {
     func lost(_ session: ClientSession, reason: String) {
         guard let peer = peer(of: session) else { return }
         peer.session = nil
+        // An h2c connection that ends before a single byte came back is what a TLS server does with cleartext.
+        let reason = !peer.target.secure && !session.receivedAny
+            ? reason + " before any HTTP/2 answer (if the server serves TLS, call it with https://)" : reason
         let actions = session.connecting ? peer.state.connectFailed(reason) : peer.state.connectionLost(reason)
         perform(actions, on: peer)
     }

@@ -1,7 +1,8 @@
 import Foundation
 internal import CSystem
 
-/// An HTTP/2 server (h2c, prior knowledge) on the process's event loop: it accepts connections and hands each
+/// An HTTP/2 server on the process's event loop, over TLS (ALPN `h2`) when configured with a `TLSContext`, else
+/// h2c with prior knowledge (which warns once when bound beyond loopback): it accepts connections and hands each
 /// whole request to its handler, on the loop. The handler answers at once (bookkeeping needs no waiting) or
 /// keeps the responder and answers later from any thread. Authentication, unknown paths and the body limit are
 /// checked as soon as the headers arrive (`RequestGate`, `ServerStream`), so a refused body is never buffered; what
@@ -25,15 +26,18 @@ public final class HTTP2Server: @unchecked Sendable {
         public var limits = ServerLimits()
         /// The answer to a refused request (by default its status and an empty body).
         public var rejection: @Sendable (HTTP2Rejection) -> HTTP2Response = { HTTP2Response(status: $0.status, body: []) }
+        /// HTTP/2 over TLS with this server context (`TLSContext(server:)`); nil (the default) serves h2c.
+        public var tls: TLSContext?
 
-        /// Settings for a server of `routes` guarded by `token`.
+        /// Settings for a server of `routes` guarded by `token`, over TLS when `tls` is set.
         public init(host: String = "127.0.0.1", port: Int = 0, token: String, maxBodyBytes: Int = 64 << 20,
-                    routes: Set<String>) {
+                    routes: Set<String>, tls: TLSContext? = nil) {
             self.host = host
             self.port = port
             self.token = token
             self.maxBodyBytes = maxBodyBytes
             self.routes = routes
+            self.tls = tls
         }
     }
 
@@ -59,10 +63,12 @@ public final class HTTP2Server: @unchecked Sendable {
     /// The port bound by `start()`.
     public var port: Int { lock.withLock { boundPort } }
 
-    /// Binds, listens and serves on the loop; returns the bound port.
+    /// Binds, listens and serves on the loop; returns the bound port. Cleartext h2c bound beyond loopback warns
+    /// on standard error, once per process: its tokens and models would cross the network in clear.
     @discardableResult
     public func start() throws(HTTP2Error) -> Int {
         let fd = try Sockets.listen(host: configuration.host, port: configuration.port)
+        if configuration.tls == nil && !Sockets.isLoopback(fd) { Self.warnCleartext(configuration.host) }
         let port: Int
         do throws(HTTP2Error) {
             port = try Sockets.boundPort(fd)
@@ -73,6 +79,19 @@ public final class HTTP2Server: @unchecked Sendable {
         lock.withLock { boundPort = port }
         core.serve(fd)
         return port
+    }
+
+    private static let warned = NSLock()
+    nonisolated(unsafe) private static var hasWarned = false
+
+    private static func warnCleartext(_ host: String) {
+        guard warned.withLock({ () -> Bool in
+            defer { hasWarned = true }
+            return !hasWarned
+        }) else { return }
+        let text = "warning: serving cleartext HTTP/2 (h2c) on \(host), beyond loopback: tokens and models cross the "
+            + "network unencrypted; pass --tls-cert and --tls-key to serve HTTP/2 over TLS\n"
+        FileHandle.standardError.write(Data(text.utf8))
     }
 
     /// Stops listening and closes every connection; returns once they are closed. Answers not yet sent are lost.
@@ -124,9 +143,20 @@ final class ServerCore: @unchecked Sendable {
 
     fileprivate func accepted(_ fd: Int32) {
         // One more than the cap is closed at once: the client sees the connection end and may try again.
-        guard sessions.count < configuration.limits.maxConnections,
-            let session = ServerSession(fd: fd, server: self)
-        else {
+        guard sessions.count < configuration.limits.maxConnections else {
+            close(fd)
+            return
+        }
+        // A TLS handshake counts in `limits.handshakeTimeout`: no HTTP/2 frame arrives before it ends.
+        var connection: TLSConnection?
+        if let tls = configuration.tls {
+            connection = TLSConnection(context: tls, fd: fd, host: nil)
+            guard connection != nil else {
+                close(fd)
+                return
+            }
+        }
+        guard let session = ServerSession(fd: fd, tls: connection, server: self) else {
             close(fd)
             return
         }

@@ -11,10 +11,10 @@ final class ServerSession: Session, @unchecked Sendable {
     /// The request-body bytes each stream holds of the server's budget, until the stream closes.
     private var held: [Int32: Int] = [:]
 
-    init?(fd: Int32, server: ServerCore) {
+    init?(fd: Int32, tls: TLSConnection?, server: ServerCore) {
         self.server = server
         deadlines = ConnectionDeadlines(limits: server.configuration.limits, now: server.loop.now)
-        super.init(loop: server.loop, fd: fd)
+        super.init(loop: server.loop, fd: fd, tls: tls)
         let made = makeSession(client: false, setting: (NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1024)) { callbacks in
             nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, onBeginHeaders)
             nghttp2_session_callbacks_set_on_header_callback(callbacks, onHeader)

@@ -8,20 +8,33 @@ internal import CSystem
 class Session: EventLoopSource, EventLoopFlushable {
     let loop: EventLoop
     let fd: Int32
+    /// How bytes cross the socket: as they are (h2c) or through TLS.
+    private let transport: Transport
     /// Made by the subclass, whose instance is the session's user data.
     var session: OpaquePointer?
     private var token: UInt64 = 0
     private var pendingOutput: [UInt8] = []
     private var pendingOffset = 0
     private var waitingForWritable = false
-    /// True while a non-blocking connect is under way (dialled connections only): frames wait in the session.
+    /// True while the connection is not yet open (a non-blocking connect or a TLS handshake is under way): frames
+    /// wait in the session.
     private(set) var connecting = false
+    /// True while the non-blocking connect of a dialled connection is under way.
+    private var dialling = false
+    /// True while TLS waits for the socket to be writable to go on reading.
+    private var readWaitsForWritable = false
+    /// True while TLS waits for the peer's bytes to go on writing (EPOLLOUT would only spin meanwhile).
+    private var writeWaitsForReadable = false
     var queuedForFlush = false
     private(set) var closed = false
+    /// Whether any byte came from the peer (through TLS: any decrypted byte).
+    private(set) var receivedAny = false
 
-    init(loop: EventLoop, fd: Int32) {
+    /// A session on `fd`; with `tls`, every byte goes through that TLS connection, after its handshake.
+    init(loop: EventLoop, fd: Int32, tls: TLSConnection?) {
         self.loop = loop
         self.fd = fd
+        transport = tls.map { .tls($0) } ?? .plain
     }
 
     deinit {
@@ -52,13 +65,15 @@ class Session: EventLoopSource, EventLoopFlushable {
         return true
     }
 
-    /// Starts watching the socket; `connecting` while a non-blocking connect is under way.
+    /// Starts watching the socket; `connecting` while a non-blocking connect is under way. A TLS session
+    /// handshakes first (at once when the socket is connected).
     func start(connecting: Bool) {
-        self.connecting = connecting
+        dialling = connecting
+        self.connecting = true
         waitingForWritable = connecting
         let events = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (connecting ? EPOLLOUT.rawValue : 0)
         token = loop.watch(fd, events: events, source: self)
-        if !connecting { loop.flushLater(self) }
+        if !connecting { ready(0) }
     }
 
     // MARK: Hooks of the subclasses
@@ -74,7 +89,7 @@ class Session: EventLoopSource, EventLoopFlushable {
 
     func ready(_ events: UInt32) {
         guard !closed else { return }
-        if connecting {
+        if dialling {
             if let error = Sockets.connectError(fd) {
                 close(error)
                 return
@@ -84,12 +99,31 @@ class Session: EventLoopSource, EventLoopFlushable {
                 return
             }
             guard events & EPOLLOUT.rawValue != 0 else { return }
-            connecting = false
-            watchWritable(false)
-            didConnect()
+            dialling = false
+        }
+        var readable = events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
+            || (readWaitsForWritable && events & EPOLLOUT.rawValue != 0)
+        if connecting {
+            switch transport.handshake() {
+            case .done:
+                connecting = false
+                // What came with the handshake's last flight may already wait in TLS's buffers.
+                readable = true
+                if waitingForWritable { watchWritable(false) }
+                didConnect()
+            case .wouldBlock(let writable):
+                if writable != waitingForWritable { watchWritable(writable) }
+                return
+            case .ended:
+                close("the peer closed the connection")
+                return
+            case .failed(let reason):
+                close(reason)
+                return
+            }
         }
         var lost: String?
-        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+        if readable {
             // A few reads per wake-up, so one busy connection does not starve the others.
             for _ in 0..<4 {
                 let (more, end) = readAndProcess()
@@ -100,6 +134,10 @@ class Session: EventLoopSource, EventLoopFlushable {
                 if !more { break }
             }
             afterRead()
+            // Bytes TLS read ahead are not the socket's any more: come back for them next turn.
+            if lost == nil && transport.hasBufferedInput {
+                loop.enqueue { [weak self] in self?.ready(EPOLLIN.rawValue) }
+            }
         }
         if let lost {
             close(lost)
@@ -112,12 +150,17 @@ class Session: EventLoopSource, EventLoopFlushable {
     /// connection ended.
     private func readAndProcess() -> (more: Bool, end: String?) {
         let buffer = loop.readBuffer
-        let count = recv(fd, buffer.baseAddress, buffer.count, 0)
-        if count == 0 { return (false, "the peer closed the connection") }
-        if count < 0 {
-            let error = nas_errno()
-            if error == EAGAIN || error == EWOULDBLOCK || error == EINTR { return (false, nil) }
-            return (false, String(cString: strerror(error)))
+        readWaitsForWritable = false
+        let count: Int
+        switch transport.receive(fd, into: buffer) {
+        case .done(let read):
+            count = read
+            receivedAny = true
+        case .wouldBlock(let writable):
+            readWaitsForWritable = writable
+            return (false, nil)
+        case .ended: return (false, "the peer closed the connection")
+        case .failed(let reason): return (false, reason)
         }
         let consumed = nghttp2_session_mem_recv(session, buffer.baseAddress, count)
         // A negative result is a protocol error (HTTP/1.1, bytes that are no HTTP/2): this connection ends.
@@ -145,21 +188,25 @@ class Session: EventLoopSource, EventLoopFlushable {
                 }
                 if pendingOutput.isEmpty { break }
             }
-            let written = pendingOutput.withUnsafeBytes {
-                send(fd, $0.baseAddress! + pendingOffset, $0.count - pendingOffset, Int32(MSG_NOSIGNAL))
+            let status = pendingOutput.withUnsafeBytes { [offset = pendingOffset] in
+                transport.send(fd, UnsafeRawBufferPointer(rebasing: $0[offset...]))
             }
-            if written < 0 {
-                let error = nas_errno()
-                if error == EINTR { continue }
-                if error == EAGAIN || error == EWOULDBLOCK { break }
-                close(String(cString: strerror(error)))
-                return
+            writeWaitsForReadable = status == .wouldBlock(writable: false)
+            guard case .done(let written) = status else {
+                if case .failed(let reason) = status {
+                    close(reason)
+                    return
+                }
+                // Blocked, or the peer left (the next read tells). TLS waiting for the peer's bytes is woken by
+                // them: the socket is always watched for reading.
+                break
             }
             pendingOffset += written
             if pendingOffset < pendingOutput.count { break }
         }
         let blocked = pendingOffset < pendingOutput.count
-        if blocked != waitingForWritable { watchWritable(blocked) }
+        let writable = (blocked && !writeWaitsForReadable) || readWaitsForWritable
+        if writable != waitingForWritable { watchWritable(writable) }
         if !blocked && nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
             close("the session ended")
         }
@@ -178,11 +225,17 @@ class Session: EventLoopSource, EventLoopFlushable {
         close(reason)
     }
 
+    /// Closes the connection if it is still being opened (a handshake that stalls).
+    func closeUnlessOpen(_ reason: String) {
+        if connecting { close(reason) }
+    }
+
     /// Closes the socket once and tells the subclass.
     func close(_ reason: String) {
         guard !closed else { return }
         closed = true
         loop.unwatch(fd, token: token)
+        if !connecting { transport.shutdown() }
         Glibc.close(fd)
         didClose(reason)
     }

@@ -206,10 +206,16 @@ import Testing
 }
 
 @Suite struct AddressTests {
-    @Test func addressesAreHTTPWithHostAndPort() {
-        #expect(HTTP2Client.parse("http://127.0.0.1:80/a/b")! == ("127.0.0.1:80", "127.0.0.1", "80", "/a/b"))
-        #expect(HTTP2Client.parse("http://[::1]:8080")! == ("[::1]:8080", "::1", "8080", "/"))
-        for bad in ["https://h:1/", "http://h/", "http://:1/", "http://h:x/", "h:1"] {
+    @Test func addressesAreHTTPOrHTTPSWithHostAndPort() {
+        #expect(HTTP2Client.parse("http://127.0.0.1:80/a/b") == HTTP2Client.Target(
+            origin: "http://127.0.0.1:80", authority: "127.0.0.1:80", host: "127.0.0.1", port: "80", path: "/a/b",
+            secure: false))
+        #expect(HTTP2Client.parse("http://[::1]:8080") == HTTP2Client.Target(
+            origin: "http://[::1]:8080", authority: "[::1]:8080", host: "::1", port: "8080", path: "/", secure: false))
+        #expect(HTTP2Client.parse("https://fleet.example:7878/x") == HTTP2Client.Target(
+            origin: "https://fleet.example:7878", authority: "fleet.example:7878", host: "fleet.example", port: "7878",
+            path: "/x", secure: true))
+        for bad in ["ftp://h:1/", "http://h/", "https://:1/", "http://h:x/", "h:1", "httpss://h:1/"] {
             #expect(HTTP2Client.parse(bad) == nil, "\(bad)")
         }
     }

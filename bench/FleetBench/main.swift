@@ -1,13 +1,18 @@
 // Benchmarks of the fleet, run on demand by bench/fleet-bench.sh (never in CI).
 //
-//   FleetBench roundtrip URL TOKEN [COUNT] [loop|pool]
+//   FleetBench roundtrip URL TOKEN [COUNT] [loop|pool] [CA]
 //                                                  sequential trivial calls (ListWorkers) through FleetClient:
 //                                                  prints p50/p99 in microseconds. `loop` (the default): the
 //                                                  caller runs on the client's event loop
 //                                                  (withTaskExecutorPreference(client.loop)), so no call wakes a
 //                                                  thread on our side; fine for a caller that does nothing between
 //                                                  calls, never for one with heavy work after the await. `pool`:
-//                                                  the caller on Swift's cooperative pool, as callers are by default
+//                                                  the caller on Swift's cooperative pool, as callers are by default.
+//                                                  An https:// URL is called over TLS, its certificate checked
+//                                                  against the PEM file CA (bench/tls/run.sh)
+//   FleetBench coordinator TOKEN [CERT KEY]        a coordinator on an event loop of its own (over TLS with the
+//                                                  PEM files CERT and KEY, else h2c): prints its URL, serves until
+//                                                  killed; a peer for h2load and `roundtrip` without the CLI's build
 //   FleetBench evaluations [WORKERS] [SECONDS] [CONCURRENCY] [LOOPS]
 //                                                  coordinator + WORKERS constant-runner workers in this process,
 //                                                  CONCURRENCY callers evaluating a small model: prints evals/s.
@@ -25,14 +30,28 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
     sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
 
-func roundtrip(url: String, token: String, count: Int, onLoop: Bool) async throws {
-    let client = FleetClient(coordinator: url, token: token)
+func roundtrip(url: String, token: String, count: Int, onLoop: Bool, ca: String?) async throws {
+    let tls = try ca.map { ca throws(HTTP2Error) in try TLSContext(client: TLSConfiguration(caFile: ca)) }
+    let client = FleetClient(coordinator: url, token: token, tls: tls)
     let samples =
         onLoop
         ? try await withTaskExecutorPreference(client.loop) { try await measureRoundtrips(client, count: count) }
         : try await measureRoundtrips(client, count: count)
     print(String(format: "roundtrip fleet-client caller=%@ count=%d p50_us=%.1f p99_us=%.1f", onLoop ? "loop" : "pool",
                  count, percentile(samples, 0.5), percentile(samples, 0.99)))
+}
+
+func serveCoordinator(token: String, certificate: String?, key: String?) throws -> Never {
+    var configuration = Coordinator.Configuration(token: token)
+    if let certificate, let key {
+        configuration.tls = try TLSContext(server: TLSConfiguration(certificateFile: certificate, keyFile: key))
+    }
+    let coordinator = Coordinator(configuration: configuration, loop: EventLoop(name: "bench-coordinator"))
+    let port = try coordinator.start()
+    // Unbuffered: the script reads the line through a file while the process runs.
+    FileHandle.standardOutput.write(Data("listening on \(certificate == nil ? "http" : "https")://127.0.0.1:\(port)\n".utf8))
+    // The coordinator lives on its loop's thread; this one only waits for the signal that ends the process.
+    while true { pause() }
 }
 
 /// `count` sequential calls, after a warm-up; sorted microseconds. Nonisolated, so it runs on the task's preferred
@@ -120,15 +139,19 @@ do {
     switch arguments.dropFirst().first {
     case "roundtrip":
         try await roundtrip(url: arguments[2], token: arguments[3], count: arguments.count > 4 ? Int(arguments[4])! : 5000,
-                            onLoop: arguments.count > 5 ? arguments[5] != "pool" : true)
+                            onLoop: arguments.count > 5 ? arguments[5] != "pool" : true,
+                            ca: arguments.count > 6 ? arguments[6] : nil)
+    case "coordinator":
+        try serveCoordinator(token: arguments[2], certificate: arguments.count > 4 ? arguments[3] : nil,
+                             key: arguments.count > 4 ? arguments[4] : nil)
     case "evaluations":
         try await evaluations(workers: arguments.count > 2 ? Int(arguments[2])! : 4,
                               seconds: arguments.count > 3 ? Double(arguments[3])! : 10,
                               concurrency: arguments.count > 4 ? Int(arguments[4])! : 256,
                               ownLoops: arguments.count > 5 ? arguments[5] != "shared" : true)
     default:
-        print("usage: FleetBench roundtrip URL TOKEN [COUNT] [loop|pool] | evaluations [WORKERS] [SECONDS] [CONCURRENCY] "
-            + "[own|shared]")
+        print("usage: FleetBench roundtrip URL TOKEN [COUNT] [loop|pool] [CA] | evaluations [WORKERS] [SECONDS] "
+            + "[CONCURRENCY] [own|shared] | coordinator TOKEN [CERT KEY]")
         exit(2)
     }
 } catch {

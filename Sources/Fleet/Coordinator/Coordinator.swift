@@ -27,6 +27,11 @@ public final class Coordinator: @unchecked Sendable {
         /// bodies of evaluations count until they are answered, so `maxBufferedBodyBytes` also bounds the models
         /// waiting for a worker.
         public var limits = ServerLimits()
+        /// Serve HTTP/2 over TLS with this server context (`TLSContext(server:)`); nil (the default) serves h2c.
+        public var tls: TLSContext?
+        /// How pushes check `https://` workers and the client certificate they present (`TLSContext(client:)`);
+        /// nil checks workers against the system's trust store.
+        public var pushTLS: TLSContext?
 
         /// Defaults, with the shared token.
         public init(token: String) {
@@ -76,14 +81,14 @@ public final class Coordinator: @unchecked Sendable {
                                    FleetPath.listWorkers]
         var settings = HTTP2Server.Configuration(host: configuration.host, port: configuration.port,
                                                  token: configuration.token, maxBodyBytes: configuration.maxBodyBytes,
-                                                 routes: routes)
+                                                 routes: routes, tls: configuration.tls)
         settings.limits = configuration.limits
         let server = HTTP2Server(loop: loop, fleet: settings,
                                  immediate: { [unowned self] request, responder in handleAtOnce(request, responder) }) {
             [unowned self] request in await handle(request)
         }
         let port = try server.startServing()
-        let pusher = HTTP2Client(configuration: .init(token: configuration.token), loop: loop)
+        let pusher = HTTP2Client(configuration: .init(token: configuration.token, tls: configuration.pushTLS), loop: loop)
         lock.withLock {
             self.server = server
             self.pusher = pusher

@@ -8,7 +8,7 @@ import Synchronization
 public final class FleetWorker: @unchecked Sendable {
     /// Worker settings.
     public struct Configuration: Sendable {
-        /// The coordinator's URL, `http://host:port`.
+        /// The coordinator's URL, `https://host:port` (TLS) or `http://host:port` (h2c).
         public var coordinator: String
         /// The routing key of this device, e.g. `cpu-x86`.
         public var deviceType: String
@@ -32,6 +32,12 @@ public final class FleetWorker: @unchecked Sendable {
         public var maxBackoff: Duration = .seconds(1)
         /// What peers can hold of the server of pushes: connections, timeouts, request-body memory.
         public var limits = ServerLimits()
+        /// Serve pushes over TLS with this server context (`TLSContext(server:)`), registering an `https://`
+        /// address; nil (the default) serves h2c.
+        public var tls: TLSContext?
+        /// How an `https://` coordinator's certificate is checked and the client certificate presented to it
+        /// (`TLSContext(client:)`); nil checks it against the system's trust store.
+        public var coordinatorTLS: TLSContext?
 
         /// Defaults for the given coordinator, device type and token.
         public init(coordinator: String, deviceType: String, token: String) {
@@ -62,7 +68,8 @@ public final class FleetWorker: @unchecked Sendable {
         self.configuration = configuration
         self.runner = runner
         self.log = log
-        client = FleetClient(coordinator: configuration.coordinator, token: configuration.token, loop: loop)
+        client = FleetClient(coordinator: configuration.coordinator, token: configuration.token,
+                             tls: configuration.coordinatorTLS, loop: loop)
         cacheDirectory = configuration.cacheDirectory
             ?? (NSTemporaryDirectory() + "nas-worker-cache-\(getpid())-\(UUID().uuidString.prefix(8))")
     }
@@ -79,7 +86,7 @@ public final class FleetWorker: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
         var settings = HTTP2Server.Configuration(host: configuration.host, port: configuration.port,
                                                  token: configuration.token, maxBodyBytes: configuration.maxBodyBytes,
-                                                 routes: [FleetPath.run])
+                                                 routes: [FleetPath.run], tls: configuration.tls)
         settings.limits = configuration.limits
         let server = HTTP2Server(loop: loop, fleet: settings,
                                  immediate: { [unowned self] request, responder in handleAtOnce(request, responder) }) {
@@ -100,7 +107,8 @@ public final class FleetWorker: @unchecked Sendable {
     private func keepRegistered() async {
         let host = configuration.advertisedHost
             ?? (configuration.host == "0.0.0.0" || configuration.host == "::" ? "127.0.0.1" : configuration.host)
-        let address = host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
+        let scheme = configuration.tls == nil ? "http" : "https"
+        let address = host.contains(":") ? "\(scheme)://[\(host)]:\(port)" : "\(scheme)://\(host):\(port)"
         var heartbeatMilliseconds = 1000
         var backoff = 50
         while !Task.isCancelled && !(lock.withLock { stopped }) {
@@ -136,7 +144,8 @@ public final class FleetWorker: @unchecked Sendable {
                 }
                 log("registered as \(response.workerID) (device type \(configuration.deviceType), \(address))")
             } catch {
-                if error.code == .badRequest || error.code == .unauthenticated {
+                // Refusals and TLS failures (a wrong CA, a missing client certificate) do not mend by retrying.
+                if error.code == .badRequest || error.code == .unauthenticated || error.message.contains("TLS") {
                     log("registration refused: \(error)")
                 }
                 // Full jitter: many workers coming back after a coordinator restart do not arrive all at once.
