@@ -44,7 +44,8 @@ public final class ConstraintPlugin: @unchecked Sendable {
             throw PluginError(.fileMissing, path, "no such file; check the path or the --plugin-dir you gave")
         }
         _ = dlerror()
-        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+        // dlopen searches the library path for a name without a '/'; a user naming a file means that file.
+        guard let handle = dlopen(path.contains("/") ? path : "./" + path, RTLD_NOW | RTLD_LOCAL) else {
             throw PluginError(
                 .notLoadable, path,
                 "cannot be loaded as a shared library (\(Self.lastDLError())); build it with 'cc -shared -fPIC'")
