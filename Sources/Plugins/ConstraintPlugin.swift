@@ -154,10 +154,12 @@ public final class ConstraintPlugin: @unchecked Sendable {
 }
 
 /// A plugin's `score` as a `ConstraintScorer`; holds the plugin, so the library stays loaded.
-struct PluginScorer: ConstraintScorer {
-    let plugin: ConstraintPlugin
+public struct PluginScorer: ConstraintScorer {
+    /// The plugin whose `score` this calls.
+    public let plugin: ConstraintPlugin
 
-    func factor(measured: Double, target: Double, exponents: Exponents, weight: Double) throws -> Double {
+    /// The plugin's factor for one measured value.
+    public func factor(measured: Double, target: Double, exponents: Exponents, weight: Double) throws -> Double {
         try plugin.score(measured: measured, target: target, exponents: exponents, weight: weight) ?? .nan
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Search
 import TestSupport
 import Testing
 
@@ -59,5 +60,38 @@ func checkedPluginSource(name: String, score: String?, measure: String?) -> Stri
         let json = try await TestSupport.run(
             try TestSupport.nasBinary(), ["plugins", "check", "libgood.so", "--json"], currentDirectory: directory)
         #expect(json.status == 0 && json.stdout.contains("\"path\":\"libgood.so\""), "\(json.stdout)\(json.stderr)")
+    }
+
+    /// A plugin that crashes the process of every other trial it scores (a count kept in a file, trials one at a
+    /// time): the search fails those trials with a reason naming the plugin, and goes on to the next.
+    @Test func aPluginCrashingDuringASearchFailsOnlyTheTrialsItScored() async throws {
+        let directory = try TestSupport.temporaryDirectory("nas-crashy")
+        let counter = directory.appendingPathComponent("calls").path
+        let score = """
+            int fd = open("\(counter)", O_WRONLY | O_CREAT | O_APPEND, 0644); write(fd, "x", 1);
+            struct stat info; fstat(fd, &info); close(fd);
+            if (info.st_size % 2 == 1) { *(volatile int *)0 = 1; }
+            *f = 1; return 0;
+            """
+        let plugins = directory.appendingPathComponent("plugins")
+        try FileManager.default.createDirectory(at: plugins, withIntermediateDirectories: true)
+        let source = "#include <fcntl.h>\n#include <unistd.h>\n#include <sys/stat.h>\n"
+            + checkedPluginSource(name: "crashy", score: score, measure: nil).replacingOccurrences(
+                of: ".metric = \"crashy_metric\"", with: ".metric = \"flops\"")
+        _ = try await TestSupport.buildSharedLibrary(source: source, named: "crashy", in: plugins)
+        let result = try await TestSupport.nas(
+            [
+                "search", "--root-output-dir", directory.path, "--job-name", "crashy", "--algorithm", "random",
+                "--seed", "3", "--max-trials", "3", "--max-parallel-trials", "1", "--max-failed-trials", "5",
+                "--plugin-dir", plugins.path, "--constraint", "crashy<=1M",
+            ] + SearchCommandTests.quick)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let trials = try JobStore.open(directory: directory.appendingPathComponent("crashy").path).trials()
+        #expect(trials.map(\.state) == [.failed, .succeeded, .failed], "\(trials.map(\.error))")
+        for trial in trials where trial.state == .failed {
+            let reason = trial.error ?? ""
+            #expect(reason.contains("killed by signal 11") && reason.contains("calling plugin 'crashy'"), "\(reason)")
+            #expect(reason.contains("score measured"), "\(reason)")
+        }
     }
 }
