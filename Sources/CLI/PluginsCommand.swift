@@ -69,7 +69,8 @@ struct PluginsCommand: ParsableCommand {
                 ?? "starting"
             if result.timedOut {
                 throw CLIError.badInput(
-                    "\(file): the plugin did not finish within \(Self.timeout) while \(step); a plugin must return from each call")
+                    "\(file): the plugin did not finish within \(Self.timeout) while \(step); a plugin must return "
+                        + "from each call")
             }
             switch result.termination {
             case .exited(0):
@@ -79,7 +80,8 @@ struct PluginsCommand: ParsableCommand {
                 throw CLIError(message ?? "the check's child process \(result.termination) while \(step)", status: status)
             case .signaled:
                 throw CLIError.badInput(
-                    "\(file): the plugin crashed (\(result.termination)) while \(step); fix the plugin (a search would fail every trial it scores)")
+                    "\(file): the plugin crashed (\(result.termination)) while \(step); fix the plugin (a search "
+                        + "would fail every trial it scores)")
             }
         }
 
@@ -91,7 +93,8 @@ struct PluginsCommand: ParsableCommand {
             let plugin = try ConstraintPlugin(path: file)
             if let scorer = plugin.scorer {
                 for (measured, target, exponents, weight) in Self.scoreCases {
-                    let values = "measured \(measured), target \(target), alpha \(exponents.alpha), beta \(exponents.beta), weight \(weight)"
+                    let values = "measured \(measured), target \(target), alpha \(exponents.alpha), "
+                        + "beta \(exponents.beta), weight \(weight)"
                     step("scoring \(values)")
                     do {
                         let constraint = try Constraint(
@@ -127,7 +130,8 @@ struct PluginsCommand: ParsableCommand {
             print("measure:     \(plugin.canMeasure ? "yes" : "no")")
             print("score:       \(plugin.hasScore ? "custom" : "standard")")
             print("description: \(plugin.summary)")
-            print("checked:     \(plugin.hasScore ? "score at \(Self.scoreCases.count) test values" : "no score"), \(plugin.canMeasure ? "measure on a test model" : "no measure")")
+            let scored = plugin.hasScore ? "score at \(Self.scoreCases.count) test values" : "no score"
+            print("checked:     \(scored), \(plugin.canMeasure ? "measure on a test model" : "no measure")")
         }
 
         /// Test values of `score`: below, at and far above the target, soft and hard, MnasNet's weights and others.
