@@ -32,10 +32,10 @@ struct MeasureCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard warmup >= 0 else { throw CLIError.badInput("--warmup must be 0 or more; got \(warmup)") }
-        guard repeats >= 1 else { throw CLIError.badInput("--repeats must be at least 1; got \(repeats)") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more; got \(warmup)") }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1; got \(repeats)") }
         guard minTime >= 0, minTime.isFinite, minTime <= 3600 else {
-            throw CLIError.badInput("--min-time must be between 0 and 3600 seconds; got \(minTime)")
+            throw ValidationError("--min-time must be between 0 and 3600 seconds; got \(minTime)")
         }
     }
 

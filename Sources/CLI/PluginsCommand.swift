@@ -1,6 +1,9 @@
 import ArgumentParser
 import Constraints
 import Plugins
+import Search
+import System
+import Trainer
 
 /// `nas plugins`: what constraint plugins are loaded, and whether a file is a valid one.
 struct PluginsCommand: ParsableCommand {
@@ -33,9 +36,14 @@ struct PluginsCommand: ParsableCommand {
         }
     }
 
-    struct Check: ParsableCommand {
+    struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Load one plugin file and print its descriptor; exit status 2 when it cannot be loaded.")
+            abstract: "Load one plugin file, exercise its score and measure with test values, and print its descriptor.",
+            discussion: """
+                The plugin runs in a child process: one that crashes, hangs, fails, scores NaN, infinity or a \
+                negative factor, or measures a value that is not a finite number >= 0 fails the check with what it \
+                was doing. Exit status 2 when the check fails.
+                """)
 
         @Argument(help: ArgumentHelp("The plugin's shared library.", valueName: "FILE.so"))
         var file: String
@@ -43,8 +51,69 @@ struct PluginsCommand: ParsableCommand {
         @Flag(help: "Print the descriptor as one JSON object.")
         var json = false
 
-        func run() throws {
+        /// The child's half: load and exercise the plugin in this process.
+        @Flag(name: .customLong("in-this-process"), help: .private)
+        var inThisProcess = false
+
+        /// How long the child may take.
+        static let timeout: Duration = .seconds(60)
+        /// The prefix of the child's lines saying what it is about to do.
+        static let stepPrefix = "nas plugins check: step: "
+
+        func run() async throws {
+            if inThisProcess { return try exercise() }
+            let arguments = ["plugins", "check", "--in-this-process", file] + (json ? ["--json"] : [])
+            let result = try await Subprocess.run(TrialCommand.currentExecutable, arguments, timeout: Self.timeout)
+            let lines = result.errorText.split(separator: "\n").map(String.init)
+            let step = lines.last { $0.hasPrefix(Self.stepPrefix) }.map { String($0.dropFirst(Self.stepPrefix.count)) }
+                ?? "starting"
+            if result.timedOut {
+                throw CLIError.badInput(
+                    "\(file): the plugin did not finish within \(Self.timeout) while \(step); a plugin must return "
+                        + "from each call")
+            }
+            switch result.termination {
+            case .exited(0):
+                print(result.outputText, terminator: "")
+            case .exited(let status):
+                let message = lines.last { $0.hasPrefix("Error: ") }.map { String($0.dropFirst(7)) }
+                throw CLIError(message ?? "the check's child process \(result.termination) while \(step)", status: status)
+            case .signaled:
+                throw CLIError.badInput(
+                    "\(file): the plugin crashed (\(result.termination)) while \(step); fix the plugin (a search "
+                        + "would fail every trial it scores)")
+            }
+        }
+
+        /// Loads the plugin here, calls `score` and `measure` with test values, then prints the descriptor. Each step is
+        /// announced on standard error first, so that the parent can say which one crashed.
+        private func exercise() throws {
+            func step(_ text: String) { printError(Self.stepPrefix + text) }
+            step("loading it")
             let plugin = try ConstraintPlugin(path: file)
+            if let scorer = plugin.scorer {
+                for (measured, target, exponents, weight) in Self.scoreCases {
+                    let values = "measured \(measured), target \(target), alpha \(exponents.alpha), "
+                        + "beta \(exponents.beta), weight \(weight)"
+                    step("scoring \(values)")
+                    do {
+                        let constraint = try Constraint(
+                            name: plugin.name, metric: plugin.metric, target: target, exponents: exponents, weight: weight,
+                            scorer: scorer)
+                        _ = try constraint.factor(measured)
+                    } catch {
+                        throw CLIError.badInput("\(file): scoring \(values): \(error)")
+                    }
+                }
+            }
+            if plugin.canMeasure {
+                step("measuring a test model (a small CNN in ONNX)")
+                let value = try plugin.measure(model: try Self.testModel())
+                guard value >= 0 else {
+                    throw CLIError.badInput(
+                        "\(file): plugin '\(plugin.name)' measured \(value) on a test model; a metric must be 0 or more")
+                }
+            }
             if json {
                 print(JSON.object([
                     ("name", .string(plugin.name)), ("metric", .string(plugin.metric)), ("unit", .string(plugin.unit)),
@@ -61,6 +130,21 @@ struct PluginsCommand: ParsableCommand {
             print("measure:     \(plugin.canMeasure ? "yes" : "no")")
             print("score:       \(plugin.hasScore ? "custom" : "standard")")
             print("description: \(plugin.summary)")
+            let scored = plugin.hasScore ? "score at \(Self.scoreCases.count) test values" : "no score"
+            print("checked:     \(scored), \(plugin.canMeasure ? "measure on a test model" : "no measure")")
+        }
+
+        /// Test values of `score`: below, at and far above the target, soft and hard, MnasNet's weights and others.
+        static let scoreCases: [(Double, Double, Exponents, Double)] = [
+            (0.5, 1, .soft, 1), (1, 1, .soft, 1), (2, 1, .soft, 1), (0.5, 1, .hard, 1), (1, 1, .hard, 1),
+            (2, 1, .hard, 1), (0, 0.8, .hard, 0.07), (1e9, 3, .soft, 0.07), (3e-7, 2e-6, .hard, 2),
+        ]
+
+        /// A small CNN of the tutorial's family with seeded weights, as `measure` would get it in a search.
+        static func testModel() throws -> [UInt8] {
+            let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 4)])
+            return try OnnxExport.serialized(
+                architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 1))
         }
     }
 }

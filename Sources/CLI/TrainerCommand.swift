@@ -147,7 +147,7 @@ struct TrainerCommand: AsyncParsableCommand {
     /// The trial's pipeline: the built-in trainer, the job's reward, its device types and how they are reached.
     private func pipeline() throws -> TrialPipeline {
         let registry = try plugins.registry()
-        let reward = Reward(constraints: try constraints.specs.map { try registry.constraint(parsing: $0) })
+        let reward = Reward(constraints: try constraints.specs.map { try registry.constraint(parsing: $0).announcingPluginCalls() })
         let log: @Sendable (String) -> Void = { line in if !quiet { printError("nas trainer: \(line)") } }
         let exchange = ExchangeMeasurer(
             jobRoot: outputDirectory ?? (jobDirectory as NSString).deletingLastPathComponent,
@@ -167,7 +167,10 @@ struct TrainerCommand: AsyncParsableCommand {
             files: files, log: log)
         let modelMetrics = registry.kinds.compactMap { kind -> ModelMetric? in
             guard let plugin = kind.plugin, plugin.canMeasure else { return nil }
-            return ModelMetric(name: kind.metric) { try plugin.measure(model: $0) }
+            return ModelMetric(name: kind.metric) { model in
+                PluginCallNotice.announce(plugin, "measure on the trial's model (\(model.count) bytes)")
+                return try plugin.measure(model: model)
+            }
         }
         var pipeline = TrialPipeline(
             trainer: trainer, measurer: measurer, deviceTypes: devices, reward: reward, modelMetrics: modelMetrics,
@@ -257,5 +260,34 @@ struct TrainerCommand: AsyncParsableCommand {
                 "trial list '\(text)' must be trial ids (integers >= 1) separated by commas, e.g. 1,9", status: ExitStatus.usage)
         }
         return parsed
+    }
+}
+
+/// A line on standard error (the trial's log) before each call into a plugin, so that a plugin that crashes the
+/// trial's process is named in the trial's failure: the job reads the log's last line when a runner is killed.
+enum PluginCallNotice {
+    static func announce(_ plugin: ConstraintPlugin, _ call: String) {
+        printError(TrialExit.callNotice + "plugin '\(plugin.name)' (\(plugin.path)): \(call)")
+    }
+}
+
+/// A plugin's scorer that announces each call.
+private struct AnnouncedScorer: ConstraintScorer {
+    let plugin: ConstraintPlugin
+    let scorer: any ConstraintScorer
+
+    func factor(measured: Double, target: Double, exponents: Exponents, weight: Double) throws -> Double {
+        PluginCallNotice.announce(plugin, "score measured \(measured), target \(target)")
+        return try scorer.factor(measured: measured, target: target, exponents: exponents, weight: weight)
+    }
+}
+
+extension Constraint {
+    /// The constraint with its plugin scorer (if any) announcing each call.
+    fileprivate func announcingPluginCalls() -> Constraint {
+        guard let scorer, let plugin = (scorer as? PluginScorer)?.plugin else { return self }
+        var constraint = self
+        constraint.scorer = AnnouncedScorer(plugin: plugin, scorer: scorer)
+        return constraint
     }
 }

@@ -44,7 +44,8 @@ public final class ConstraintPlugin: @unchecked Sendable {
             throw PluginError(.fileMissing, path, "no such file; check the path or the --plugin-dir you gave")
         }
         _ = dlerror()
-        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+        // dlopen searches the library path for a name without a '/'; a user naming a file means that file.
+        guard let handle = dlopen(path.contains("/") ? path : "./" + path, RTLD_NOW | RTLD_LOCAL) else {
             throw PluginError(
                 .notLoadable, path,
                 "cannot be loaded as a shared library (\(Self.lastDLError())); build it with 'cc -shared -fPIC'")
@@ -153,10 +154,12 @@ public final class ConstraintPlugin: @unchecked Sendable {
 }
 
 /// A plugin's `score` as a `ConstraintScorer`; holds the plugin, so the library stays loaded.
-struct PluginScorer: ConstraintScorer {
-    let plugin: ConstraintPlugin
+public struct PluginScorer: ConstraintScorer {
+    /// The plugin whose `score` this calls.
+    public let plugin: ConstraintPlugin
 
-    func factor(measured: Double, target: Double, exponents: Exponents, weight: Double) throws -> Double {
+    /// The plugin's factor for one measured value.
+    public func factor(measured: Double, target: Double, exponents: Exponents, weight: Double) throws -> Double {
         try plugin.score(measured: measured, target: target, exponents: exponents, weight: weight) ?? .nan
     }
 }

@@ -3,7 +3,7 @@ import Foundation
 /// Why a job directory could not be used. Each says what was wrong and what to do.
 public struct JobStoreError: Error, Hashable, Sendable, CustomStringConvertible {
     private enum Code: Hashable, Sendable {
-        case notAJob, anotherJob, database, unknownTrial, badState
+        case notAJob, anotherJob, database, unknownTrial, badState, badName
     }
 
     private let code: Code
@@ -29,6 +29,13 @@ public struct JobStoreError: Error, Hashable, Sendable, CustomStringConvertible 
             .anotherJob,
             "'\(directory)' already holds job '\(name)'; choose another --job-name or --root-output-dir, or continue it with --resume \(directory)"
         )
+    }
+
+    static func badName(_ name: String, _ reason: String) -> JobStoreError {
+        JobStoreError(
+            .badName,
+            "the job name \(name.debugDescription) \(reason); a job's name is its folder under the root, so it must be "
+                + "one plain path component, such as search-1 or mobilenet_v2.try3")
     }
 
     static func database(_ path: String, _ message: String) -> JobStoreError {
@@ -221,6 +228,27 @@ public struct TrialRecord: Hashable, Sendable {
 
 /// A job's state in SQLite inside its directory: one writer (the search process), WAL, each change committed.
 public final class JobStore {
+    /// The longest job name, in UTF-8 bytes: a file name's limit on Linux (NAME_MAX).
+    public static let maxNameBytes = 255
+
+    /// Checks that `name` can name a job's folder under the root output directory (a local folder or a bucket
+    /// prefix) and nothing else: one path component, neither empty, `.` nor `..`, without `/`, `\\` or control
+    /// characters, at most ``maxNameBytes`` bytes. Otherwise `--job-name ../../etc` would write outside the root and
+    /// an empty name would make the root itself the job.
+    public static func validateName(_ name: String) throws(JobStoreError) {
+        if name.isEmpty { throw .badName(name, "is empty") }
+        if name == "." || name == ".." { throw .badName(name, "names the root or its parent, not a folder in it") }
+        if let separator = name.first(where: { $0 == "/" || $0 == "\\" }) {
+            throw .badName(name, "holds the separator '\(separator)'")
+        }
+        if let control = name.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+            throw .badName(name, "holds the control character U+\(String(control.value, radix: 16, uppercase: true))")
+        }
+        if name.utf8.count > maxNameBytes {
+            throw .badName(name, "is \(name.utf8.count) bytes long, more than the \(maxNameBytes) a folder name may be")
+        }
+    }
+
     /// The database's file name inside the job directory.
     public static let fileName = "nas_job.sqlite"
 

@@ -22,6 +22,27 @@ import Testing
         #expect(result.stderr.contains("Usage:"), "\(command): \(result.stderr)")
     }
 
+    /// A value each command's checks refuse, and the words of the reason.
+    static let outOfRange: [([String], String)] = [
+        (["measure", "m.onnx", "--repeats", "0"], "--repeats"), (["measure", "m.onnx", "--warmup", "-1"], "--warmup"),
+        (["measure", "m.onnx", "--min-time", "-1"], "--min-time"), (["search", "--max-trials", "0"], "--max-trials"),
+        (["search", "--job-name", "../x"], "--job-name"), (["train", "--resume", "j", "--max-parallel-trials", "0"], "1 or more"),
+        (["trials", "list", "j", "--json", "--csv"], "--json"), (["worker", "--device-type", ""], "--device-type"),
+        (["coordinator", "--max-attempts", "0"], "--max-attempts"),
+        (["predictor", "eval", "--device-type", "x", "--test-fraction", "2"], "--test-fraction"),
+        (["reward", "--metric", "latency_ms=1"], "--accuracy"),
+        (["trainer", "--job-dir", "j", "--latency-repeats", "0"], "--latency-repeats"),
+    ]
+
+    /// Checked before any work, so nothing needs to exist: each is a usage error with the command's usage text.
+    @Test(arguments: outOfRange)
+    func anOutOfRangeValueIsAUsageErrorWithTheUsageText(_ command: [String], _ reason: String) async throws {
+        let result = try await TestSupport.nas(command)
+        #expect(result.status == Self.usage, "\(command): \(result.stderr)")
+        #expect(result.stderr.contains(reason), "\(command): \(result.stderr)")
+        #expect(result.stderr.contains("Usage: nas \(command[0])"), "\(command): \(result.stderr)")
+    }
+
     /// Each command given an input that does not exist (or is not what it should be).
     static func badInputs(_ directory: URL) throws -> [[String]] {
         let missing = directory.appendingPathComponent("missing").path

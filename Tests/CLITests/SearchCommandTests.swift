@@ -245,4 +245,25 @@ import Testing
         let notAJob = try await TestSupport.nas(["search", "--resume", root.path])
         #expect(notAJob.status != 0 && notAJob.stderr.contains("is not a nas job directory"))
     }
+
+    /// A job's name is one folder under the root: `--job-name ../../x` once wrote outside it, and an empty name
+    /// made the root itself the job.
+    @Test(arguments: [
+        ("../../nas-escaped", "separator '/'"), ("", "is empty"), (".", "names the root"), ("..", "names the root"),
+        ("a/b", "separator '/'"), ("a\\b", "separator '\\'"), ("tab\there", "control character U+9"),
+        ("line\nbreak", "control character U+A"), (String(repeating: "n", count: 256), "256 bytes long"),
+    ])
+    func refusesJobNamesThatLeaveTheRoot(_ name: String, _ reason: String) async throws {
+        let parent = try TestSupport.temporaryDirectory("nas-job-names")
+        let root = parent.appendingPathComponent("a/b/root")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let result = try await search(root, name, ["--max-trials", "1"])
+        #expect(result.status == 64, "\(name.debugDescription): \(result.stderr)")
+        #expect(result.stderr.contains("--job-name") && result.stderr.contains(reason), "\(result.stderr)")
+        #expect(result.stderr.contains("Usage:"), "\(result.stderr)")
+        // Nothing was created, inside the root or around it.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path) == [])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path) == ["a"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path + "/a") == ["b"])
+    }
 }

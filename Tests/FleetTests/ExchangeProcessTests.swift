@@ -145,6 +145,35 @@ struct ExchangeProcessTests {
         #expect(worker.output.contains("stopped on request"), "\(worker.output)")
     }
 
+    @Test(
+        "a job folder with link loops and links out of it: the worker measures the real trial, follows no link, and stops on SIGTERM and on the job's end",
+        .timeLimit(.minutes(2)))
+    func symbolicLinks() async throws {
+        let links = try LinkedJobFolder()
+        let folder = StorageTestSupport.temporaryFolder("nas-links")
+        defer {
+            links.remove()
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+        // The fixture's real trial 1 holds a model the command runner can answer with.
+        let storage = try LocalStorage(root: links.job)
+        try storage.write(JobLayout.modelKey(trial: 1), data: metricsModel(latency: 7))
+        let trainer = TrainerExchange(
+            storage: storage, configuration: .init(pollInterval: .milliseconds(50), timeout: .seconds(60)))
+        let view = StorageFixtureView(jobDir: links.job, environment: [:])
+        let first = try WorkerProcess(view, folder: folder, name: "A", runner: "cat {model}")
+        #expect(try await trainer.waitForMetrics(trial: 1).latencyMilliseconds == 7, "\(first.output)")
+        first.process.signal(SIGTERM)
+        #expect(await first.waitForExit() == 0, "\(first.output)")
+        #expect(first.output.contains("stopped on request"), "\(first.output)")
+        let second = try WorkerProcess(view, folder: folder, name: "B", runner: "cat {model}")
+        try JobState.succeeded.write(to: storage)
+        #expect(await second.waitForExit() == 0, "\(second.output)")
+        // Nothing was written through the links: the outside folder holds only its model, the linked trials nothing.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: links.outside + "/saved_model") == ["model.onnx"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: links.job + "/3/saved_model") == ["model.onnx"])
+    }
+
     @Test("bad command lines: a malformed gs:// URL or an out-of-range worker id is refused with the reason")
     func badCommandLines() async throws {
         let folder = StorageTestSupport.temporaryFolder("nas-cli")

@@ -213,7 +213,7 @@ final class RecordingObserver: JobObserver {
         let trials = try store.trials()
         #expect(trials.map(\.state) == [.failed, .failed, .failed, .succeeded])
         #expect(trials[0].error == "failed_with_nan_error")
-        #expect(trials[1].error == "trainer killed by signal \(SIGKILL)")
+        #expect(trials[1].error == "trainer killed by signal \(SIGKILL) (Killed)")
         #expect(trials[2].error == "the trainer exited 0 but wrote no readable metrics.json")
         #expect(trials[3].metrics["nas_reward"] == 0.7 && trials[3].reward == 0.7)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Trainer
@@ -167,6 +168,85 @@ func expectDatasetError(file: String, _ words: [String], _ body: () throws -> Vo
         expectDatasetError(file: "train-labels-idx1-ubyte", ["5 images", "6 labels", "train-images-idx3-ubyte"]) {
             _ = try IDXDataset.load(directory: fixture.directory, trainLimit: 2)
         }
+    }
+
+    /// Sides whose product overflows 64 bits once made a trainer die with SIGILL.
+    @Test func overflowingImageHeaderIsRefused() throws {
+        let fixture = try IDXFixture()
+        defer { fixture.remove() }
+        try fixture.writeValid()
+        let huge = UInt32.max
+        let header = [IDXFile.imageMagic, huge, huge, huge].flatMap(IDXFixture.word)
+        try fixture.write("train-images-idx3-ubyte", header + [1, 2, 3])
+        try fixture.write("train-labels-idx1-ubyte", [IDXFile.labelMagic, huge].flatMap(IDXFixture.word))
+        expectDatasetError(file: "train-images-idx3-ubyte", ["impossible IDX header", "4294967295x4294967295"]) {
+            _ = try IDXDataset.load(directory: fixture.directory)
+        }
+        // One side within bounds, the other past them: still refused, whichever way round.
+        let tall = [IDXFile.imageMagic, 5, 1 << 25, 1].flatMap(IDXFixture.word)
+        try fixture.write("train-images-idx3-ubyte", tall)
+        try fixture.writeValid(train: 5)
+        try fixture.write("train-images-idx3-ubyte", tall)
+        expectDatasetError(file: "train-images-idx3-ubyte", ["33554432x1", "16777216"]) {
+            _ = try IDXDataset.load(directory: fixture.directory)
+        }
+    }
+
+    /// A header asking for terabytes (a trainer once aborted allocating 8.6 TB) costs only the bytes the file holds
+    /// and is reported as truncated, raw or gzip-compressed.
+    @Test func terabyteHeaderIsTruncationNotAllocation() async throws {
+        let fixture = try IDXFixture()
+        defer { fixture.remove() }
+        try fixture.writeValid()
+        let count: UInt32 = 4_000_000
+        let images = [IDXFile.imageMagic, count, 2048, 1050].flatMap(IDXFixture.word) + [UInt8](repeating: 7, count: 100)
+        let labels = [IDXFile.labelMagic, count].flatMap(IDXFixture.word) + [UInt8](repeating: 1, count: 10)
+        try fixture.write("train-images-idx3-ubyte", images)
+        try fixture.write("train-labels-idx1-ubyte", labels)
+        expectDatasetError(file: "train-images-idx3-ubyte", ["truncated", "8601600000016", "116"]) {
+            _ = try IDXDataset.load(directory: fixture.directory)
+        }
+        // The same through gzip, where the size cannot be known before reading.
+        try await TestSupport.run("/usr/bin/gzip", [fixture.directory + "/train-images-idx3-ubyte"])
+        expectDatasetError(file: "train-images-idx3-ubyte.gz", ["truncated", "8601600000016", "116"]) {
+            _ = try IDXDataset.load(directory: fixture.directory)
+        }
+        // Test images of one pixel each: 4 GB declared, none held.
+        let billions: UInt32 = 4_000_000_000
+        try fixture.write("train-images-idx3-ubyte", IDXFixture.imageFile(count: 5, rows: 4, columns: 3))
+        try await TestSupport.run("/usr/bin/gzip", ["-f", fixture.directory + "/train-images-idx3-ubyte"])
+        try fixture.write("train-labels-idx1-ubyte", IDXFixture.labelFile(count: 5))
+        try fixture.write("t10k-labels-idx1-ubyte", [IDXFile.labelMagic, billions].flatMap(IDXFixture.word))
+        try fixture.write(
+            "t10k-images-idx3-ubyte", [IDXFile.imageMagic, billions, 1, 1].flatMap(IDXFixture.word))
+        expectDatasetError(file: "t10k-images-idx3-ubyte", ["truncated", "4000000016", "16"]) {
+            _ = try IDXDataset.load(directory: fixture.directory)
+        }
+    }
+
+    /// Seeded random headers and bodies never crash the loader: each loads or throws a `DatasetError`.
+    @Test func randomHeadersLoadOrThrow() throws {
+        let fixture = try IDXFixture()
+        defer { fixture.remove() }
+        try fixture.writeValid()
+        var random = SeededGenerator(seed: MobileNetArchitectureTests.fuzzSeed)
+        let sizes: [UInt32] = [0, 1, 3, 28, 255, 1 << 12, 1 << 16, 1 << 24, 1 << 31, UInt32.max]
+        var refused = 0
+        for _ in 0..<300 {
+            let words = (0..<3).map { _ in sizes.randomElement(using: &random)! }
+            let body = (0..<Int.random(in: 0..<64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            try fixture.write(
+                "train-images-idx3-ubyte", [IDXFile.imageMagic].flatMap(IDXFixture.word)
+                    + words.flatMap(IDXFixture.word) + body)
+            try fixture.write("train-labels-idx1-ubyte", [IDXFile.labelMagic, words[0]].flatMap(IDXFixture.word) + body)
+            do {
+                let data = try IDXDataset.load(directory: fixture.directory)
+                #expect(data.train.images.count == data.train.count * Int(words[1]) * Int(words[2]))
+            } catch is DatasetError {
+                refused += 1
+            }
+        }
+        #expect(refused > 0)
     }
 
     @Test func nonPositiveLimitIsAnError() {

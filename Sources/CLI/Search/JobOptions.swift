@@ -35,6 +35,13 @@ struct JobOptions: ParsableArguments {
     var onInterrupt: InterruptPolicy = .wait
 
     func check() throws {
+        if let jobName {
+            do {
+                try JobStore.validateName(jobName)
+            } catch {
+                throw ValidationError("--job-name: \(error)")
+            }
+        }
         if isRemote {
             do {
                 _ = try StorageLocation.parse(rootOutputDirectory)

@@ -17,6 +17,12 @@ import Foundation
 /// compares and renames; the kernel drops the lock when its holder dies, so a killed worker blocks nobody.
 /// The generation is derived from the file's inode and modification time in nanoseconds.
 /// Hidden entries (names starting with `.`: temporary and lock files) are not listed.
+///
+/// Symbolic links below the root are never followed: a trainer's folder could otherwise lead a worker out of the
+/// job folder (`saved_model -> /etc`) or trap its listing in a loop (`ln -s . loop`). Listings skip them; every
+/// other call reaches its key one folder at a time with `openat(O_NOFOLLOW)` and refuses a link on the way with
+/// ``StorageError/symbolicLink(_:)``, so a link swapped in after a listing is refused too. The root itself may be
+/// a link.
 public struct LocalStorage: ObjectStorage {
     /// The folder all keys are relative to.
     public let root: String
@@ -28,19 +34,23 @@ public struct LocalStorage: ObjectStorage {
         var root = root
         while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
         self.root = root
-        try Self.makeDirectories(root)
-    }
-
-    private func path(_ key: String) throws -> String {
-        try StorageKey.validate(key)
-        return root + "/" + key
+        var info = stat()
+        if stat(root, &info) != 0 {
+            do {
+                try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            } catch {
+                throw StorageError.io("creating the folder", path: root, errno: errno == 0 ? EIO : errno)
+            }
+        }
     }
 
     public func read(_ key: String) throws -> StoredObject? {
-        let path = try path(key)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard let folder = try Folder(root: root, key: key, create: false) else { return nil }
+        let path = folder.path
+        let fd = openat(folder.fd, folder.name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         if fd < 0 {
             if errno == ENOENT || errno == ENOTDIR { return nil }
+            if errno == ELOOP { throw StorageError.symbolicLink(path) }
             throw StorageError.io("opening", path: path, errno: errno)
         }
         defer { close(fd) }
@@ -63,22 +73,22 @@ public struct LocalStorage: ObjectStorage {
 
     @discardableResult
     public func write(_ key: String, data: [UInt8]) throws -> Int64 {
-        let path = try path(key)
-        let temporary = try writeTemporary(for: path, data: data)
-        guard rename(temporary, path) == 0 else {
+        let folder = try Folder(root: root, key: key, create: true)!
+        let temporary = try folder.writeTemporary(data)
+        guard renameat(folder.fd, temporary, folder.fd, folder.name) == 0 else {
             let code = errno
-            unlink(temporary)
-            throw StorageError.io("renaming into", path: path, errno: code)
+            unlinkat(folder.fd, temporary, 0)
+            throw StorageError.io("renaming into", path: folder.path, errno: code)
         }
-        return try currentGeneration(path) ?? 0
+        return try folder.generation() ?? 0
     }
 
     public func exists(_ key: String) throws -> Bool {
-        let path = try path(key)
+        guard let folder = try Folder(root: root, key: key, create: false) else { return false }
         var info = stat()
-        if stat(path, &info) != 0 {
+        if fstatat(folder.fd, folder.name, &info, AT_SYMLINK_NOFOLLOW) != 0 {
             if errno == ENOENT || errno == ENOTDIR { return false }
-            throw StorageError.io("checking", path: path, errno: errno)
+            throw StorageError.io("checking", path: folder.path, errno: errno)
         }
         return (info.st_mode & S_IFMT) == S_IFREG
     }
@@ -88,15 +98,33 @@ public struct LocalStorage: ObjectStorage {
         // Walk only the deepest folder the prefix names, not the whole job directory.
         let folder = prefix.lastIndex(of: "/").map { String(prefix[..<$0]) } ?? ""
         var keys = [String]()
-        try walk(folder, into: &keys)
+        if folder.isEmpty {
+            let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd < 0 {
+                if errno == ENOENT || errno == ENOTDIR { return [] }
+                throw StorageError.io("listing", path: root, errno: errno)
+            }
+            try walk(fd, "", into: &keys)
+        } else {
+            // The prefix's folders are reached as keys are: without following a link.
+            guard let parent = try Folder(root: root, key: folder, create: false) else { return [] }
+            let fd = openat(parent.fd, parent.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
+            if fd < 0 {
+                if errno == ENOENT || errno == ENOTDIR || errno == ELOOP { return [] }
+                throw StorageError.io("listing", path: parent.path, errno: errno)
+            }
+            try walk(fd, folder, into: &keys)
+        }
         return keys.filter { $0.hasPrefix(prefix) }.sorted()
     }
 
-    private func walk(_ folder: String, into keys: inout [String]) throws {
-        let path = folder.isEmpty ? root : root + "/" + folder
-        guard let directory = opendir(path) else {
-            if errno == ENOENT || errno == ENOTDIR { return }
-            throw StorageError.io("listing", path: path, errno: errno)
+    /// Lists the folder open at `fd` (which it closes), descending into real folders only: a symbolic link is
+    /// neither listed nor followed, so a link cannot lead out of the root or round in a loop.
+    private func walk(_ fd: Int32, _ folder: String, into keys: inout [String]) throws {
+        guard let directory = fdopendir(fd) else {
+            let code = errno
+            close(fd)
+            throw StorageError.io("listing", path: root + "/" + folder, errno: code)
         }
         defer { closedir(directory) }
         while let entry = readdir(directory) {
@@ -106,9 +134,12 @@ public struct LocalStorage: ObjectStorage {
             if name.hasPrefix(".") { continue }
             let key = folder.isEmpty ? name : folder + "/" + name
             var info = stat()
-            guard stat(root + "/" + key, &info) == 0 else { continue }  // removed while we looked
+            guard fstatat(dirfd(directory), name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }  // removed
             switch info.st_mode & S_IFMT {
-            case S_IFDIR: try walk(key, into: &keys)
+            case S_IFDIR:
+                let child = openat(dirfd(directory), name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
+                if child < 0 { continue }  // removed or replaced while we looked
+                try walk(child, key, into: &keys)
             case S_IFREG: keys.append(key)
             default: continue
             }
@@ -116,124 +147,163 @@ public struct LocalStorage: ObjectStorage {
     }
 
     public func delete(_ key: String) throws {
-        let path = try path(key)
-        try withLock(path) {
-            if unlink(path) != 0 && errno != ENOENT && errno != ENOTDIR {
-                throw StorageError.io("deleting", path: path, errno: errno)
+        guard let folder = try Folder(root: root, key: key, create: false) else { return }
+        try folder.withLock {
+            if unlinkat(folder.fd, folder.name, 0) != 0 && errno != ENOENT && errno != ENOTDIR {
+                throw StorageError.io("deleting", path: folder.path, errno: errno)
             }
         }
     }
 
     public func createIfAbsent(_ key: String, data: [UInt8]) throws -> Int64? {
-        let path = try path(key)
-        let temporary = try writeTemporary(for: path, data: data)
-        defer { unlink(temporary) }
-        if link(temporary, path) == 0 { return try currentGeneration(path) }
+        let folder = try Folder(root: root, key: key, create: true)!
+        let temporary = try folder.writeTemporary(data)
+        defer { unlinkat(folder.fd, temporary, 0) }
+        if linkat(folder.fd, temporary, folder.fd, folder.name, 0) == 0 { return try folder.generation() }
         let code = errno
         if code == EEXIST { return nil }
         guard code == EPERM || code == ENOTSUP || code == EXDEV || code == EMLINK else {
-            throw StorageError.io("creating", path: path, errno: code)
+            throw StorageError.io("creating", path: folder.path, errno: code)
         }
-        return try createExclusive(path, data: data)
-    }
-
-    /// The `O_EXCL` path, for file systems without hard links: a reader may briefly see a short file.
-    private func createExclusive(_ path: String, data: [UInt8]) throws -> Int64? {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        if fd < 0 {
-            if errno == EEXIST { return nil }
-            throw StorageError.io("creating", path: path, errno: errno)
-        }
-        defer { close(fd) }
-        try writeAll(fd, data, path: path)
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw StorageError.io("creating", path: path, errno: errno) }
-        return Self.generation(info)
+        return try folder.createExclusive(data)
     }
 
     public func compareAndSwap(_ key: String, data: [UInt8], ifGeneration generation: Int64) throws -> Int64? {
-        let path = try path(key)
-        return try withLock(path) {
-            guard let current = try currentGeneration(path), current == generation else { return nil }
-            let temporary = try writeTemporary(for: path, data: data)
-            guard rename(temporary, path) == 0 else {
+        let folder = try Folder(root: root, key: key, create: true)!
+        return try folder.withLock {
+            guard let current = try folder.generation(), current == generation else { return nil }
+            let temporary = try folder.writeTemporary(data)
+            guard renameat(folder.fd, temporary, folder.fd, folder.name) == 0 else {
                 let code = errno
-                unlink(temporary)
-                throw StorageError.io("renaming into", path: path, errno: code)
+                unlinkat(folder.fd, temporary, 0)
+                throw StorageError.io("renaming into", path: folder.path, errno: code)
             }
-            return try currentGeneration(path)
+            return try folder.generation()
         }
     }
 
-    // MARK: helpers
+    static func generation(_ info: stat) -> Int64 {
+        let nanoseconds = Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec)
+        let mixed = UInt64(info.st_ino) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(bitPattern: nanoseconds)
+        return Int64(bitPattern: mixed & 0x7FFF_FFFF_FFFF_FFFF)
+    }
+}
 
-    private func withLock<T>(_ path: String, _ body: () throws -> T) throws -> T {
-        let slash = path.lastIndex(of: "/")!
-        let lockPath = String(path[...slash]) + "." + String(path[path.index(after: slash)...]) + ".lock"
-        try Self.makeDirectories(String(path[..<slash]))
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StorageError.io("opening the lock file", path: lockPath, errno: errno) }
-        defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno != EINTR { throw StorageError.io("locking", path: lockPath, errno: errno) }
+/// The folder holding one key, open as a descriptor reached from the root one component at a time without
+/// following a symbolic link, and the key's last component: every call on the key goes through `*at` calls on it.
+private final class Folder {
+    let fd: Int32
+    let name: String
+    /// The key's path, for messages.
+    let path: String
+
+    /// Opens the folder of `key` under `root`; nil when a folder on the way does not exist and `create` is false
+    /// (with `create`, missing folders are made). A symbolic link on the way is ``StorageError/symbolicLink(_:)``.
+    init?(root: String, key: String, create: Bool) throws {
+        try StorageKey.validate(key)
+        path = root + "/" + key
+        var components = key.split(separator: "/").map(String.init)
+        name = components.removeLast()
+        var current = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if current < 0 {
+            if !create && (errno == ENOENT || errno == ENOTDIR) { return nil }
+            throw StorageError.io("opening the folder", path: root, errno: errno)
         }
-        defer { flock(fd, LOCK_UN) }
+        var reached = root
+        for component in components {
+            reached += "/" + component
+            var next = openat(current, component, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
+            if next < 0 && errno == ENOENT && create {
+                if mkdirat(current, component, 0o755) != 0 && errno != EEXIST {
+                    let code = errno
+                    close(current)
+                    throw StorageError.io("creating the folder", path: reached, errno: code)
+                }
+                next = openat(current, component, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
+            }
+            if next < 0 {
+                let code = errno
+                var info = stat()
+                let isLink =
+                    fstatat(current, component, &info, AT_SYMLINK_NOFOLLOW) == 0 && (info.st_mode & S_IFMT) == S_IFLNK
+                close(current)
+                if isLink { throw StorageError.symbolicLink(reached) }
+                if !create && (code == ENOENT || code == ENOTDIR) { return nil }
+                throw StorageError.io("opening the folder", path: reached, errno: code)
+            }
+            close(current)
+            current = next
+        }
+        fd = current
+    }
+
+    deinit { close(fd) }
+
+    /// The generation of the key, nil when it does not exist; a link at the key is looked at, not followed.
+    func generation() throws -> Int64? {
+        var info = stat()
+        if fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) != 0 {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw StorageError.io("checking", path: path, errno: errno)
+        }
+        return LocalStorage.generation(info)
+    }
+
+    /// Runs `body` holding the key's hidden lock file.
+    func withLock<T>(_ body: () throws -> T) throws -> T {
+        let lockName = "." + name + ".lock"
+        let lock = openat(fd, lockName, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard lock >= 0 else { throw StorageError.io("opening the lock file", path: path + ".lock", errno: errno) }
+        defer { close(lock) }
+        while flock(lock, LOCK_EX) != 0 {
+            if errno != EINTR { throw StorageError.io("locking", path: path + ".lock", errno: errno) }
+        }
+        defer { flock(lock, LOCK_UN) }
         return try body()
     }
 
-    private func writeTemporary(for path: String, data: [UInt8]) throws -> String {
-        let slash = path.lastIndex(of: "/")!
-        try Self.makeDirectories(String(path[..<slash]))
-        let name = String(path[path.index(after: slash)...])
-        let temporary = String(path[...slash]) + ".\(name).tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StorageError.io("creating", path: temporary, errno: errno) }
+    /// Writes `data` to a new hidden file beside the key and returns its name.
+    func writeTemporary(_ data: [UInt8]) throws -> String {
+        let temporary = ".\(name).tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        let file = openat(fd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard file >= 0 else {
+            throw StorageError.io("creating", path: String(path[...path.lastIndex(of: "/")!]) + temporary, errno: errno)
+        }
         do {
-            try writeAll(fd, data, path: temporary)
+            try writeAll(file, data)
         } catch {
-            close(fd)
-            unlink(temporary)
+            close(file)
+            unlinkat(fd, temporary, 0)
             throw error
         }
-        close(fd)
+        close(file)
         return temporary
     }
 
-    private func writeAll(_ fd: Int32, _ data: [UInt8], path: String) throws {
+    /// The `O_EXCL` path, for file systems without hard links: a reader may briefly see a short file.
+    func createExclusive(_ data: [UInt8]) throws -> Int64? {
+        // O_CREAT | O_EXCL never follows a link at the key: an existing link is EEXIST.
+        let file = openat(fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if file < 0 {
+            if errno == EEXIST { return nil }
+            throw StorageError.io("creating", path: path, errno: errno)
+        }
+        defer { close(file) }
+        try writeAll(file, data)
+        var info = stat()
+        guard fstat(file, &info) == 0 else { throw StorageError.io("creating", path: path, errno: errno) }
+        return LocalStorage.generation(info)
+    }
+
+    private func writeAll(_ file: Int32, _ data: [UInt8]) throws {
         var offset = 0
         while offset < data.count {
-            let count = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let count = data.withUnsafeBytes { Glibc.write(file, $0.baseAddress! + offset, $0.count - offset) }
             if count < 0 {
                 if errno == EINTR { continue }
                 throw StorageError.io("writing", path: path, errno: errno)
             }
             offset += count
-        }
-    }
-
-    private func currentGeneration(_ path: String) throws -> Int64? {
-        var info = stat()
-        if stat(path, &info) != 0 {
-            if errno == ENOENT || errno == ENOTDIR { return nil }
-            throw StorageError.io("checking", path: path, errno: errno)
-        }
-        return Self.generation(info)
-    }
-
-    private static func generation(_ info: stat) -> Int64 {
-        let nanoseconds = Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec)
-        let mixed = UInt64(info.st_ino) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(bitPattern: nanoseconds)
-        return Int64(bitPattern: mixed & 0x7FFF_FFFF_FFFF_FFFF)
-    }
-
-    private static func makeDirectories(_ path: String) throws {
-        if path.isEmpty { return }
-        var info = stat()
-        if stat(path, &info) == 0 { return }
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw StorageError.io("creating the folder", path: path, errno: errno == 0 ? EIO : errno)
         }
     }
 }

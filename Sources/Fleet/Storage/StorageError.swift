@@ -8,6 +8,7 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case http
         case transport
         case io
+        case symbolicLink
         case auth
     }
 
@@ -77,6 +78,15 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A local file-system call failed.
     static func io(_ what: String, path: String, errno code: Int32) -> StorageError {
         StorageError(.io, "\(what) '\(path)' failed: \(String(cString: strerror(code))) (errno \(code))")
+    }
+
+    /// A symbolic link inside a local job folder, which is never followed (it could lead out of the folder).
+    public static func symbolicLink(_ path: String) -> StorageError {
+        StorageError(
+            .symbolicLink,
+            "'\(path)' is a symbolic link; a job folder's trials must be real files and folders inside it (links "
+                + "are not followed, as they could lead out of the job folder): replace the link by the file or "
+                + "folder itself")
     }
 
     /// No usable credentials, or the token endpoint refused them.

@@ -272,7 +272,9 @@ public final class JobLoop {
                 reason =
                     TrialStatusFile(directory: directory).reason()
                     ?? "trainer exited with status \(status): \(Self.logTail(directory))"
-            case .signaled(let signal): reason = "trainer killed by signal \(signal)"
+            case .signaled(let signal):
+                reason = "trainer killed by signal \(signal) (\(String(cString: strsignal(signal))))"
+                    + (Self.lastCall(directory).map { " while calling \($0)" } ?? "")
             case .failed(let why), .lost(let why): reason = why
             }
             try store.markFailed(id, reason: reason)
@@ -302,6 +304,16 @@ public final class JobLoop {
         guard let data = FileManager.default.contents(atPath: path) else { return "" }
         let text = String(decoding: data.suffix(4096), as: UTF8.self)
         return text.split(separator: "\n").suffix(lines).joined(separator: " | ")
+    }
+
+    /// What the trial's runner was last about to call (`nas trainer` announces each plugin call in its log), read
+    /// from the end of the log, past the backtrace the Swift runtime appends to a crash.
+    static func lastCall(_ directory: String) -> String? {
+        let path = (directory as NSString).appendingPathComponent(TrialFiles.log)
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let text = String(decoding: data.suffix(1 << 16), as: UTF8.self)
+        return text.split(separator: "\n").last { $0.hasPrefix(TrialExit.callNotice) }
+            .map { String($0.dropFirst(TrialExit.callNotice.count)) }
     }
 
     /// A trial's architecture in a line: its `value`, integers as integers.

@@ -43,6 +43,9 @@ public enum TrialExit: Sendable, Equatable {
     /// The trial runner's exit status when the trial was not trained because its untrained model missed a hard
     /// device target (`--latency-first`; `job_status.json` says `infeasible`, `metrics.json` has the measurement).
     public static let infeasibleStatus: Int32 = 4
+    /// How a trial runner's log line begins when it is about to call code that may crash it (a constraint plugin);
+    /// when a signal kills the runner, the last such line says what it was doing.
+    public static let callNotice = "nas trainer: calling "
 }
 
 /// A launched trial, as its launcher knows it.

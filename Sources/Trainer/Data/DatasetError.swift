@@ -5,6 +5,7 @@ public struct DatasetError: Error, Hashable, Sendable, CustomStringConvertible {
         case unreadable
         case badMagic
         case truncated
+        case badHeader
         case countMismatch
         case shapeMismatch
         case invalidLimit
@@ -56,6 +57,15 @@ public struct DatasetError: Error, Hashable, Sendable, CustomStringConvertible {
             .truncated, path: path,
             "'\(path)' is truncated: reading \(what) needed \(expectedBytes) bytes but the file holds only "
                 + "\(gotBytes); the download or copy was cut short, fetch the file again")
+    }
+
+    /// The header declares sizes no real data set has (a product that overflows, an image too large to train on):
+    /// refused before anything is allocated.
+    public static func badHeader(_ path: String, _ reason: String) -> DatasetError {
+        DatasetError(
+            .badHeader, path: path,
+            "'\(path)' has an impossible IDX header: it declares \(reason); the file is damaged or not an IDX data "
+                + "file, fetch it again")
     }
 
     /// The image and label files of one split hold different numbers of examples.

@@ -6,11 +6,18 @@ import Foundation
 /// Gzip-compressed and raw files read the same: zlib's `gzread` passes raw files through, so the caller does
 /// not have to trust the file name. Only the bytes needed for the first `limit` items are read, which keeps
 /// loading a small slice fast.
+///
+/// A header is not trusted with memory: sizes whose product overflows, or images larger than `maxImagePixels`,
+/// are refused before anything is allocated, and the items are read in chunks, so that a header claiming
+/// terabytes costs only the bytes the file really holds before it is reported as truncated.
 public enum IDXFile {
     /// The magic number of an image file: unsigned bytes, 3 dimensions (count, rows, columns).
     public static let imageMagic: UInt32 = 0x0000_0803
     /// The magic number of a label file: unsigned bytes, 1 dimension (count).
     public static let labelMagic: UInt32 = 0x0000_0801
+    /// The largest image accepted, in pixels (4096 x 4096): the built-in trainers work on small images, and a
+    /// header asking for more is far likelier damaged than meant.
+    public static let maxImagePixels = 1 << 24
 
     /// Reads the first `limit` images (all when nil) as raw bytes, row-major, one image after another.
     public static func readImages(path: String, limit: Int? = nil) throws -> (
@@ -24,6 +31,12 @@ public enum IDXFile {
         let (total, rows, columns) = (Int(header[1]), Int(header[2]), Int(header[3]))
         guard rows > 0, columns > 0 else {
             throw DatasetError.shapeMismatch(path, "images of \(rows)x\(columns) pixels; both sides must be > 0")
+        }
+        // Compared by division, as rows * columns of two 32-bit sides can overflow an Int; once the image is capped
+        // at 2^24 pixels the byte total cannot (below 2^56), and it is only read as far as the file really goes.
+        guard rows <= maxImagePixels / columns else {
+            throw DatasetError.badHeader(
+                path, "images of \(rows)x\(columns) pixels, more than the \(maxImagePixels) accepted")
         }
         let count = min(total, limit ?? total)
         let pixels = try reader.read(count * rows * columns, offset: 16, what: "\(count) images of \(rows)x\(columns)")
@@ -84,17 +97,21 @@ final class GzipReader {
 
     /// Reads exactly `count` bytes, or throws a truncation or corruption error. `offset` is where the read starts
     /// in the decompressed stream, used only to report how many bytes the file holds.
+    ///
+    /// The result grows as bytes arrive, never to `count` up front: `count` comes from a header and may be far
+    /// more than the file holds.
     func read(_ count: Int, offset: Int, what: String) throws -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: count)
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(min(count, 1 << 24))
+        var chunk = [UInt8](repeating: 0, count: min(count, 1 << 20))
         var done = 0
-        try bytes.withUnsafeMutableBytes { buffer in
-            while done < count {
-                let chunk = UInt32(min(count - done, 1 << 24))
-                let got = gzread(file, buffer.baseAddress! + done, chunk)
-                if got < 0 { throw DatasetError.unreadable(path, errorMessage()) }
-                if got == 0 { break }
-                done += Int(got)
-            }
+        while done < count {
+            let wanted = min(count - done, chunk.count)
+            let got = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress!, UInt32(wanted)) }
+            if got < 0 { throw DatasetError.unreadable(path, errorMessage()) }
+            if got == 0 { break }
+            chunk.withUnsafeBufferPointer { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: $0[0..<Int(got)])) }
+            done += Int(got)
         }
         if done < count {
             var errnum: Int32 = 0
