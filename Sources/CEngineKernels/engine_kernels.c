@@ -90,31 +90,43 @@ ALWAYS_INLINE v16 activate16(v16 acc, int activation, float low, float high) {
     return acc;
 }
 
-/* Each row in blocks of 16 outputs, all 9 taps accumulated in one vector; the last block of a row computes all 16
- * lanes (its reads stay inside the plane's slack) and stores only the valid ones. */
-ALWAYS_INLINE void depthwise3x3_body(const float *plane, int padded_w, int stride_h, int stride_w, const float *w,
-                                     float bias, int activation, float low, float high, float *out, int out_h,
-                                     int out_w) {
-    const v16 w0 = splat16(w[0]), w1 = splat16(w[1]), w2 = splat16(w[2]);
-    const v16 w3 = splat16(w[3]), w4 = splat16(w[4]), w5 = splat16(w[5]);
-    const v16 w6 = splat16(w[6]), w7 = splat16(w[7]), w8 = splat16(w[8]);
+/* One plane of a 2-D window op over a padded plane (see nas_window2d in the header). Each output row in blocks of
+ * 16 outputs, every tap accumulated in one vector; the last block of a row computes all 16 lanes (its reads stay
+ * inside the plane's slack) and stores only the valid ones. Kernel sizes are constants where the compiler can
+ * unroll the taps (the callers pass literals for 3x3, 5x5, 7x7). */
+ALWAYS_INLINE void window2d_body(const float *plane, int padded_w, int kernel_h, int kernel_w,
+                                 const struct nas_window *g, int mode, const float *w, float bias, const float *scale,
+                                 int activation, float low, float high, float *out) {
+    const int out_h = g->out_h, out_w = g->out_w, stride_w = g->stride_w;
+    const long row_step = (long)g->stride_h * padded_w, tap_row = (long)g->dilation_h * padded_w;
+    const int tap_column = g->dilation_w;
     for (int oy = 0; oy < out_h; oy++) {
-        const float *r0 = plane + (size_t)oy * stride_h * padded_w;
-        const float *r1 = r0 + padded_w, *r2 = r1 + padded_w;
+        const float *top = plane + oy * row_step;
         float *row = out + (size_t)oy * out_w;
         for (int x0 = 0; x0 < out_w; x0 += 16) {
-            v16 acc = splat16(bias);
-            if (stride_w == 1) {
-                const float *a = r0 + x0, *b = r1 + x0, *c = r2 + x0;
-                acc += w0 * load16(a) + w1 * load16(a + 1) + w2 * load16(a + 2);
-                acc += w3 * load16(b) + w4 * load16(b + 1) + w5 * load16(b + 2);
-                acc += w6 * load16(c) + w7 * load16(c + 1) + w8 * load16(c + 2);
-            } else {
-                const float *a = r0 + 2 * x0, *b = r1 + 2 * x0, *c = r2 + 2 * x0;
-                acc += w0 * even16(a) + w1 * even16(a + 1) + w2 * even16(a + 2);
-                acc += w3 * even16(b) + w4 * even16(b + 1) + w5 * even16(b + 2);
-                acc += w6 * even16(c) + w7 * even16(c + 1) + w8 * even16(c + 2);
+            v16 acc = mode == 1 ? splat16(-__builtin_inff()) : splat16(mode == 0 ? bias : 0);
+            for (int ky = 0; ky < kernel_h; ky++) {
+                const float *line = top + ky * tap_row + (long)x0 * stride_w;
+                for (int kx = 0; kx < kernel_w; kx++) {
+                    const float *p = line + kx * tap_column;
+                    v16 x;
+                    if (stride_w == 1) {
+                        x = load16(p);
+                    } else if (stride_w == 2) {
+                        x = even16(p);
+                    } else {
+                        for (int i = 0; i < 16; i++) x[i] = p[i * stride_w];
+                    }
+                    if (mode == 0) {
+                        acc += splat16(w[ky * kernel_w + kx]) * x;
+                    } else if (mode == 1) {
+                        acc = __builtin_elementwise_max(acc, x);
+                    } else {
+                        acc += x;
+                    }
+                }
             }
+            if (mode == 2) acc *= load16(scale + (size_t)oy * out_w + x0);
             acc = activate16(acc, activation, low, high);
             if (x0 + 16 <= out_w) {
                 store16(row + x0, acc);
@@ -127,39 +139,56 @@ ALWAYS_INLINE void depthwise3x3_body(const float *plane, int padded_w, int strid
     }
 }
 
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void depthwise3x3_avx512(
-    const float *plane, int padded_w, int stride_h, int stride_w, const float *w, float bias, int activation,
-    float low, float high, float *out, int out_h, int out_w) {
-    depthwise3x3_body(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h, out_w);
+/* The op and the common kernel sizes as constants, so that each combination compiles to its own loop. */
+ALWAYS_INLINE void window2d_sized(const float *plane, int padded_w, const struct nas_window *g, int mode,
+                                  const float *w, float bias, const float *scale, int activation, float low,
+                                  float high, float *out) {
+#define WINDOW_MODE(MODE)                                                                                         \
+    do {                                                                                                          \
+        if (g->kernel_h == 3 && g->kernel_w == 3)                                                                 \
+            window2d_body(plane, padded_w, 3, 3, g, MODE, w, bias, scale, activation, low, high, out);            \
+        else if (g->kernel_h == 5 && g->kernel_w == 5)                                                            \
+            window2d_body(plane, padded_w, 5, 5, g, MODE, w, bias, scale, activation, low, high, out);            \
+        else if (g->kernel_h == 7 && g->kernel_w == 7)                                                            \
+            window2d_body(plane, padded_w, 7, 7, g, MODE, w, bias, scale, activation, low, high, out);            \
+        else if (g->kernel_h == 2 && g->kernel_w == 2)                                                            \
+            window2d_body(plane, padded_w, 2, 2, g, MODE, w, bias, scale, activation, low, high, out);            \
+        else                                                                                                      \
+            window2d_body(plane, padded_w, g->kernel_h, g->kernel_w, g, MODE, w, bias, scale, activation, low,    \
+                          high, out);                                                                             \
+    } while (0)
+    switch (mode) {
+        case 0: WINDOW_MODE(0); break;
+        case 1: WINDOW_MODE(1); break;
+        default: WINDOW_MODE(2);
+    }
+#undef WINDOW_MODE
 }
 
-__attribute__((target("avx2,fma"))) static void depthwise3x3_avx2(const float *plane, int padded_w, int stride_h,
-                                                                  int stride_w, const float *w, float bias,
-                                                                  int activation, float low, float high, float *out,
-                                                                  int out_h, int out_w) {
-    depthwise3x3_body(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h, out_w);
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void window2d_avx512(
+    const float *plane, int padded_w, const struct nas_window *g, int mode, const float *w, float bias,
+    const float *scale, int activation, float low, float high, float *out) {
+    window2d_sized(plane, padded_w, g, mode, w, bias, scale, activation, low, high, out);
 }
 
-static void depthwise3x3_portable(const float *plane, int padded_w, int stride_h, int stride_w, const float *w,
-                                  float bias, int activation, float low, float high, float *out, int out_h,
-                                  int out_w) {
-    depthwise3x3_body(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h, out_w);
+__attribute__((target("avx2,fma"))) static void window2d_avx2(const float *plane, int padded_w,
+                                                              const struct nas_window *g, int mode, const float *w,
+                                                              float bias, const float *scale, int activation,
+                                                              float low, float high, float *out) {
+    window2d_sized(plane, padded_w, g, mode, w, bias, scale, activation, low, high, out);
 }
 
-void nas_depthwise3x3(const float *plane, int padded_w, int stride_h, int stride_w, const float *w, float bias,
-                      int activation, float low, float high, float *out, int out_h, int out_w) {
+static void window2d_portable(const float *plane, int padded_w, const struct nas_window *g, int mode, const float *w,
+                              float bias, const float *scale, int activation, float low, float high, float *out) {
+    window2d_sized(plane, padded_w, g, mode, w, bias, scale, activation, low, high, out);
+}
+
+void nas_window2d(const float *plane, int padded_w, const struct nas_window *g, int mode, const float *w,
+                  float bias, const float *scale, int activation, float low, float high, float *out) {
     switch (kernels_level()) {
-        case 2:
-            depthwise3x3_avx512(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h,
-                                out_w);
-            break;
-        case 1:
-            depthwise3x3_avx2(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h,
-                              out_w);
-            break;
-        default:
-            depthwise3x3_portable(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h,
-                                  out_w);
+        case 2: window2d_avx512(plane, padded_w, g, mode, w, bias, scale, activation, low, high, out); break;
+        case 1: window2d_avx2(plane, padded_w, g, mode, w, bias, scale, activation, low, high, out); break;
+        default: window2d_portable(plane, padded_w, g, mode, w, bias, scale, activation, low, high, out);
     }
 }
 
