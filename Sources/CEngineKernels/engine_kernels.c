@@ -90,16 +90,22 @@ ALWAYS_INLINE v16 activate16(v16 acc, int activation, float low, float high) {
     return acc;
 }
 
+/* Sixteen floats stride floats apart. */
+ALWAYS_INLINE v16 strided16(const float *p, int stride) {
+    float l[16];
+    for (int i = 0; i < 16; i++) l[i] = p[(long)i * stride];
+    return load16(l);
+}
+
 /* One plane of a 2-D window op over a padded plane (see nas_window2d in the header). Each output row in blocks of
  * 16 outputs, every tap accumulated in one vector; the last block of a row computes all 16 lanes (its reads stay
- * inside the plane's slack) and stores only the valid ones. Kernel sizes are constants where the compiler can
- * unroll the taps (the callers pass literals for 3x3, 5x5, 7x7). */
-ALWAYS_INLINE void window2d_body(const float *plane, int padded_w, int kernel_h, int kernel_w,
-                                 const struct nas_window *g, int mode, const float *w, float bias, const float *scale,
+ * inside the plane's slack) and stores only the valid ones. The op, the horizontal stride and dilation and
+ * the kernel size are constants where the compiler can unroll the taps (window2d_sized passes literals for the common ones). */
+ALWAYS_INLINE void window2d_body(const float *plane, int padded_w, int kernel_h, int kernel_w, int stride_w,
+                                 int tap_column, const struct nas_window *g, int mode, const float *w, float bias, const float *scale,
                                  int activation, float low, float high, float *out) {
-    const int out_h = g->out_h, out_w = g->out_w, stride_w = g->stride_w;
+    const int out_h = g->out_h, out_w = g->out_w;
     const long row_step = (long)g->stride_h * padded_w, tap_row = (long)g->dilation_h * padded_w;
-    const int tap_column = g->dilation_w;
     for (int oy = 0; oy < out_h; oy++) {
         const float *top = plane + oy * row_step;
         float *row = out + (size_t)oy * out_w;
@@ -109,14 +115,7 @@ ALWAYS_INLINE void window2d_body(const float *plane, int padded_w, int kernel_h,
                 const float *line = top + ky * tap_row + (long)x0 * stride_w;
                 for (int kx = 0; kx < kernel_w; kx++) {
                     const float *p = line + kx * tap_column;
-                    v16 x;
-                    if (stride_w == 1) {
-                        x = load16(p);
-                    } else if (stride_w == 2) {
-                        x = even16(p);
-                    } else {
-                        for (int i = 0; i < 16; i++) x[i] = p[i * stride_w];
-                    }
+                    const v16 x = stride_w == 1 ? load16(p) : (stride_w == 2 ? even16(p) : strided16(p, stride_w));
                     if (mode == 0) {
                         acc += splat16(w[ky * kernel_w + kx]) * x;
                     } else if (mode == 1) {
@@ -139,23 +138,30 @@ ALWAYS_INLINE void window2d_body(const float *plane, int padded_w, int kernel_h,
     }
 }
 
-/* The op and the common kernel sizes as constants, so that each combination compiles to its own loop. */
+/* The op, the common strides and kernel sizes as constants, so that each combination compiles to its own loop. */
 ALWAYS_INLINE void window2d_sized(const float *plane, int padded_w, const struct nas_window *g, int mode,
                                   const float *w, float bias, const float *scale, int activation, float low,
                                   float high, float *out) {
+#define WINDOW_SIZE(MODE, STRIDE)                                                                                 \
+    do {                                                                                                          \
+        if (g->kernel_h == 3 && g->kernel_w == 3 && g->dilation_w == 1)                                           \
+            window2d_body(plane, padded_w, 3, 3, STRIDE, 1, g, MODE, w, bias, scale, activation, low, high, out);    \
+        else if (g->kernel_h == 5 && g->kernel_w == 5 && g->dilation_w == 1)                                      \
+            window2d_body(plane, padded_w, 5, 5, STRIDE, 1, g, MODE, w, bias, scale, activation, low, high, out);    \
+        else if (g->kernel_h == 7 && g->kernel_w == 7 && g->dilation_w == 1)                                      \
+            window2d_body(plane, padded_w, 7, 7, STRIDE, 1, g, MODE, w, bias, scale, activation, low, high, out);    \
+        else                                                                                                      \
+            window2d_body(plane, padded_w, g->kernel_h, g->kernel_w, STRIDE, g->dilation_w, g, MODE, w, bias, scale, activation, \
+                          low, high, out);                                                                        \
+    } while (0)
 #define WINDOW_MODE(MODE)                                                                                         \
     do {                                                                                                          \
-        if (g->kernel_h == 3 && g->kernel_w == 3)                                                                 \
-            window2d_body(plane, padded_w, 3, 3, g, MODE, w, bias, scale, activation, low, high, out);            \
-        else if (g->kernel_h == 5 && g->kernel_w == 5)                                                            \
-            window2d_body(plane, padded_w, 5, 5, g, MODE, w, bias, scale, activation, low, high, out);            \
-        else if (g->kernel_h == 7 && g->kernel_w == 7)                                                            \
-            window2d_body(plane, padded_w, 7, 7, g, MODE, w, bias, scale, activation, low, high, out);            \
-        else if (g->kernel_h == 2 && g->kernel_w == 2)                                                            \
-            window2d_body(plane, padded_w, 2, 2, g, MODE, w, bias, scale, activation, low, high, out);            \
+        if (g->stride_w == 1)                                                                                     \
+            WINDOW_SIZE(MODE, 1);                                                                                 \
+        else if (g->stride_w == 2)                                                                                \
+            WINDOW_SIZE(MODE, 2);                                                                                 \
         else                                                                                                      \
-            window2d_body(plane, padded_w, g->kernel_h, g->kernel_w, g, MODE, w, bias, scale, activation, low,    \
-                          high, out);                                                                             \
+            WINDOW_SIZE(MODE, g->stride_w);                                                                       \
     } while (0)
     switch (mode) {
         case 0: WINDOW_MODE(0); break;
@@ -163,6 +169,7 @@ ALWAYS_INLINE void window2d_sized(const float *plane, int padded_w, const struct
         default: WINDOW_MODE(2);
     }
 #undef WINDOW_MODE
+#undef WINDOW_SIZE
 }
 
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void window2d_avx512(

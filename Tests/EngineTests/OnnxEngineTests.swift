@@ -158,6 +158,15 @@ import Trainer
              {'w': f(5, 8), 'b': f(5)})
         case('head_reshape_matmul_add', [N('Reshape', ['x', 'sh'], ['r']), N('MatMul', ['r', 'w'], ['m']),
              N('Add', ['m', 'b'], ['y'])], [1, 3, 2, 2], {'sh': i64(1, -1), 'w': f(12, 4), 'b': f(4)})
+        # The window kernel's specialised sizes and strides (depthwise 7x7, pools of stride 1 and 3).
+        case('depthwise7x7_s2_clip', [N('Conv', ['x', 'w', 'b'], ['c'], group=5, strides=[2, 2], pads=[3, 3, 3, 3]),
+             N('Clip', ['c', 'lo', 'hi'], ['y'])], [1, 5, 15, 9],
+             {'w': f(5, 1, 7, 7), 'b': f(5), 'lo': np.array(0, np.float32), 'hi': np.array(1, np.float32)})
+        case('depthwise7x7_s1_wide_row', [N('Conv', ['x', 'w'], ['y'], group=2, pads=[3, 3, 3, 3])], [1, 2, 4, 37],
+             {'w': f(2, 1, 7, 7)})
+        case('maxpool_3x3_s1_same', [N('MaxPool', ['x'], ['y'], kernel_shape=[3, 3], pads=[1, 1, 1, 1])], [1, 3, 6, 19])
+        case('avgpool_s3_ceil', [N('AveragePool', ['x'], ['y'], kernel_shape=[3, 2], strides=[3, 3], pads=[1, 1, 0, 1],
+             ceil_mode=1)], [1, 2, 11, 13], opset=19)
         case('matmul_one_column', [N('MatMul', ['x', 'w'], ['y'])], [2, 3, 4], {'w': f(4, 1)})
         case('gemm_trans_a_one_column', [N('Gemm', ['x', 'w', 'c'], ['y'], transA=1, alpha=0.5)], [6, 3], {'w': f(6, 1), 'c': f(1)})
         # Decomposed hard activations, fused into the op before them, and near misses that must not be.
