@@ -420,3 +420,89 @@ void nas_plane_mean(const float *x, float *y, long planes, long plane) {
         default: plane_mean_portable(x, y, planes, plane);
     }
 }
+
+/* Depthwise convolution vectorised across channels, for planes too narrow to fill 16 lanes along a row: 16
+ * channels at a time are interleaved into a zero-padded tile (tile[(py * tile_w + px) * 16 + lane]), with their
+ * weights interleaved likewise, so that every output position is one vector of 16 channels. */
+ALWAYS_INLINE void depthwise_channels_body(const float *x, int channels, int height, int width, int pad_top,
+                                           int pad_left, const struct nas_window *g, const float *w,
+                                           const float *bias, int activation, float low, float high, float *out,
+                                           float *tile, int tile_h, int tile_w) {
+    const int taps = g->kernel_h * g->kernel_w, out_plane = g->out_h * g->out_w;
+    float *weights = tile + (size_t)tile_h * tile_w * 16;
+    memset(tile, 0, sizeof(float) * (size_t)tile_h * tile_w * 16);
+    for (int c0 = 0; c0 < channels; c0 += 16) {
+        const int lanes = channels - c0 < 16 ? channels - c0 : 16;
+        float b[16] = {0};
+        for (int lane = 0; lane < lanes; lane++) {
+            const float *source = x + (size_t)(c0 + lane) * height * width;
+            for (int iy = 0; iy < height; iy++) {
+                float *line = tile + ((size_t)(iy + pad_top) * tile_w + pad_left) * 16 + lane;
+                for (int ix = 0; ix < width; ix++) line[(size_t)ix * 16] = source[(size_t)iy * width + ix];
+            }
+            for (int t = 0; t < taps; t++) weights[t * 16 + lane] = w[(size_t)(c0 + lane) * taps + t];
+            b[lane] = bias ? bias[c0 + lane] : 0;
+        }
+        const v16 vb = load16(b);
+        for (int oy = 0; oy < g->out_h; oy++) {
+            for (int ox = 0; ox < g->out_w; ox++) {
+                v16 acc = vb;
+                for (int ky = 0; ky < g->kernel_h; ky++) {
+                    const float *row = tile + ((size_t)(oy * g->stride_h + ky * g->dilation_h) * tile_w +
+                                               (size_t)ox * g->stride_w) * 16;
+                    for (int kx = 0; kx < g->kernel_w; kx++) {
+                        acc += load16(weights + (ky * g->kernel_w + kx) * 16) *
+                               load16(row + (size_t)kx * g->dilation_w * 16);
+                    }
+                }
+                float l[16];
+                acc = activate16(acc, activation, low, high);
+                memcpy(l, &acc, sizeof l);
+                float *target = out + (size_t)c0 * out_plane + oy * g->out_w + ox;
+                for (int lane = 0; lane < lanes; lane++) target[(size_t)lane * out_plane] = l[lane];
+            }
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void depthwise_channels_avx512(
+    const float *x, int channels, int height, int width, int pad_top, int pad_left, const struct nas_window *g,
+    const float *w, const float *bias, int activation, float low, float high, float *out, float *tile, int tile_h,
+    int tile_w) {
+    depthwise_channels_body(x, channels, height, width, pad_top, pad_left, g, w, bias, activation, low, high, out,
+                            tile, tile_h, tile_w);
+}
+
+__attribute__((target("avx2,fma"))) static void depthwise_channels_avx2(
+    const float *x, int channels, int height, int width, int pad_top, int pad_left, const struct nas_window *g,
+    const float *w, const float *bias, int activation, float low, float high, float *out, float *tile, int tile_h,
+    int tile_w) {
+    depthwise_channels_body(x, channels, height, width, pad_top, pad_left, g, w, bias, activation, low, high, out,
+                            tile, tile_h, tile_w);
+}
+
+static void depthwise_channels_portable(const float *x, int channels, int height, int width, int pad_top,
+                                        int pad_left, const struct nas_window *g, const float *w, const float *bias,
+                                        int activation, float low, float high, float *out, float *tile, int tile_h,
+                                        int tile_w) {
+    depthwise_channels_body(x, channels, height, width, pad_top, pad_left, g, w, bias, activation, low, high, out,
+                            tile, tile_h, tile_w);
+}
+
+void nas_depthwise_channels(const float *x, int channels, int height, int width, int pad_top, int pad_left,
+                            const struct nas_window *g, const float *w, const float *bias, int activation, float low,
+                            float high, float *out, float *tile, int tile_h, int tile_w) {
+    switch (kernels_level()) {
+        case 2:
+            depthwise_channels_avx512(x, channels, height, width, pad_top, pad_left, g, w, bias, activation, low,
+                                      high, out, tile, tile_h, tile_w);
+            break;
+        case 1:
+            depthwise_channels_avx2(x, channels, height, width, pad_top, pad_left, g, w, bias, activation, low, high,
+                                    out, tile, tile_h, tile_w);
+            break;
+        default:
+            depthwise_channels_portable(x, channels, height, width, pad_top, pad_left, g, w, bias, activation, low,
+                                        high, out, tile, tile_h, tile_w);
+    }
+}

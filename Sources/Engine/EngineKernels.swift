@@ -123,11 +123,15 @@ enum EngineKernels {
         /// mode the windows that run past them.
         var planeH: Int { max(paddedH, (outH - 1) * strideH + (kernelH - 1) * dilationH + 1) }
         var planeW: Int { max(paddedW, (outW - 1) * strideW + (kernelW - 1) * dilationW + 1) }
+        /// Rows too narrow to fill 16 lanes under a large window (5x5 and up, rows of 8 outputs or fewer: the
+        /// 4x4 and 7x7 planes of small models) run vectorised across channels instead; one filter per channel.
+        var usesChannelVectors: Bool { isDepthwise && filtersPerGroup == 1 && outW <= 8 && kernelH * kernelW >= 25 }
         /// One padded plane, plus the slack the last 16-output block of a row reads.
         var windowScratch: Int { planeH * planeW + 16 * max(strideW, 1) + slack }
 
         /// Floats of scratch memory one run needs.
         var scratchCount: Int {
+            if usesChannelVectors { return (planeH * planeW + kernelH * kernelW) * 16 }
             if isDepthwise { return windowScratch }
             if isPointwise { return 0 }
             if usesWidePath {
@@ -179,17 +183,24 @@ enum EngineKernels {
 
     /// Depthwise convolution: each channel's input is copied into a zero-padded plane, then a C kernel (AVX-512,
     /// AVX2 or SSE, picked at run time: Swift here is built for baseline x86-64) accumulates every tap of 16
-    /// outputs of a row in one vector, with the bias and the activation fused.
+    /// outputs of a row in one vector, with the bias and the activation fused; narrow planes under large windows
+    /// go 16 channels per vector instead (`usesChannelVectors`).
     private static func depthwise(
         _ p: ConvParameters, x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, activation: Activation
     ) {
+        var window = p.window
+        let (kind, low, high) = activation.kernelCode
+        if p.usesChannelVectors {
+            nas_depthwise_channels(
+                x, Int32(p.channels), Int32(p.height), Int32(p.width), Int32(p.padTop), Int32(p.padLeft), &window,
+                weight, bias, kind, low, high, y, scratch, Int32(p.planeH), Int32(p.planeW))
+            return
+        }
         let outputPlane = p.outH * p.outW
         let taps = p.kernelH * p.kernelW
         let plane = scratch
         plane.update(repeating: 0, count: p.windowScratch)
-        var window = p.window
-        let (kind, low, high) = activation.kernelCode
         for filter in 0..<p.filters {
             // Filters of one group share its channel: copy it once.
             if filter % p.filtersPerGroup == 0 {

@@ -164,6 +164,10 @@ import Trainer
              {'w': f(5, 1, 7, 7), 'b': f(5), 'lo': np.array(0, np.float32), 'hi': np.array(1, np.float32)})
         case('depthwise7x7_s1_wide_row', [N('Conv', ['x', 'w'], ['y'], group=2, pads=[3, 3, 3, 3])], [1, 2, 4, 37],
              {'w': f(2, 1, 7, 7)})
+        case('depthwise5x5_narrow_many_channels_relu', [N('Conv', ['x', 'w', 'b'], ['c'], group=20, pads=[2, 2, 2, 2]),
+             N('Relu', ['c'], ['y'])], [1, 20, 6, 7], {'w': f(20, 1, 5, 5), 'b': f(20)})
+        case('depthwise5x5_narrow_dilated_hardswish', [N('Conv', ['x', 'w'], ['c'], group=17, dilations=[2, 2], pads=[4, 4, 4, 4]),
+             N('HardSwish', ['c'], ['y'])], [1, 17, 9, 8], {'w': f(17, 1, 5, 5)}, opset=14)
         case('maxpool_3x3_s1_same', [N('MaxPool', ['x'], ['y'], kernel_shape=[3, 3], pads=[1, 1, 1, 1])], [1, 3, 6, 19])
         case('avgpool_s3_ceil', [N('AveragePool', ['x'], ['y'], kernel_shape=[3, 2], strides=[3, 3], pads=[1, 1, 0, 1],
              ceil_mode=1)], [1, 2, 11, 13], opset=19)

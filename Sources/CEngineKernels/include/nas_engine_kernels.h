@@ -23,6 +23,15 @@ struct nas_window {
 void nas_window2d(const float *plane, int padded_w, const struct nas_window *g, int mode, const float *w,
                   float bias, const float *scale, int activation, float low, float high, float *out);
 
+/* A depthwise convolution (one filter per channel) of channels planes of height x width, vectorised across 16
+ * channels at a time for planes too narrow for nas_window2d's rows: out[c][oy][ox] = bias[c] + the sum of
+ * w[c * taps + ky * kernel_w + kx] * x[c][oy * stride_h + ky * dilation_h - pad_top][ox * stride_w + kx *
+ * dilation_w - pad_left] (zero outside the plane), then the activation. tile is scratch of
+ * (tile_h * tile_w + kernel_h * kernel_w) * 16 floats, tile_h and tile_w the padded plane's rows and columns. */
+void nas_depthwise_channels(const float *x, int channels, int height, int width, int pad_top, int pad_left,
+                            const struct nas_window *g, const float *w, const float *bias, int activation, float low,
+                            float high, float *out, float *tile, int tile_h, int tile_w);
+
 /* y[f][i] = activation(y[f][i] + bias[f]) for filters planes of plane floats (bias may be NULL; activation as
  * for nas_window2d): what follows the engine's sgemm and im2col convolutions. */
 void nas_bias_activation(float *y, int filters, int plane, const float *bias, int activation, float low,
