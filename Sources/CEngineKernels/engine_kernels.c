@@ -90,31 +90,42 @@ ALWAYS_INLINE v16 activate16(v16 acc, int activation, float low, float high) {
     return acc;
 }
 
-/* Each row in blocks of 16 outputs, all 9 taps accumulated in one vector; the last block of a row computes all 16
- * lanes (its reads stay inside the plane's slack) and stores only the valid ones. */
-ALWAYS_INLINE void depthwise3x3_body(const float *plane, int padded_w, int stride_h, int stride_w, const float *w,
-                                     float bias, int activation, float low, float high, float *out, int out_h,
-                                     int out_w) {
-    const v16 w0 = splat16(w[0]), w1 = splat16(w[1]), w2 = splat16(w[2]);
-    const v16 w3 = splat16(w[3]), w4 = splat16(w[4]), w5 = splat16(w[5]);
-    const v16 w6 = splat16(w[6]), w7 = splat16(w[7]), w8 = splat16(w[8]);
+/* Sixteen floats stride floats apart. */
+ALWAYS_INLINE v16 strided16(const float *p, int stride) {
+    float l[16];
+    for (int i = 0; i < 16; i++) l[i] = p[(long)i * stride];
+    return load16(l);
+}
+
+/* One plane of a 2-D window op over a padded plane (see nas_window2d in the header). Each output row in blocks of
+ * 16 outputs, every tap accumulated in one vector; the last block of a row computes all 16 lanes (its reads stay
+ * inside the plane's slack) and stores only the valid ones. The op, the horizontal stride and dilation and
+ * the kernel size are constants where the compiler can unroll the taps (window2d_sized passes literals for the common ones). */
+ALWAYS_INLINE void window2d_body(const float *plane, int padded_w, int kernel_h, int kernel_w, int stride_w,
+                                 int tap_column, const struct nas_window *g, int mode, const float *w, float bias, const float *scale,
+                                 int activation, float low, float high, float *out) {
+    const int out_h = g->out_h, out_w = g->out_w;
+    const long row_step = (long)g->stride_h * padded_w, tap_row = (long)g->dilation_h * padded_w;
     for (int oy = 0; oy < out_h; oy++) {
-        const float *r0 = plane + (size_t)oy * stride_h * padded_w;
-        const float *r1 = r0 + padded_w, *r2 = r1 + padded_w;
+        const float *top = plane + oy * row_step;
         float *row = out + (size_t)oy * out_w;
         for (int x0 = 0; x0 < out_w; x0 += 16) {
-            v16 acc = splat16(bias);
-            if (stride_w == 1) {
-                const float *a = r0 + x0, *b = r1 + x0, *c = r2 + x0;
-                acc += w0 * load16(a) + w1 * load16(a + 1) + w2 * load16(a + 2);
-                acc += w3 * load16(b) + w4 * load16(b + 1) + w5 * load16(b + 2);
-                acc += w6 * load16(c) + w7 * load16(c + 1) + w8 * load16(c + 2);
-            } else {
-                const float *a = r0 + 2 * x0, *b = r1 + 2 * x0, *c = r2 + 2 * x0;
-                acc += w0 * even16(a) + w1 * even16(a + 1) + w2 * even16(a + 2);
-                acc += w3 * even16(b) + w4 * even16(b + 1) + w5 * even16(b + 2);
-                acc += w6 * even16(c) + w7 * even16(c + 1) + w8 * even16(c + 2);
+            v16 acc = mode == 1 ? splat16(-__builtin_inff()) : splat16(mode == 0 ? bias : 0);
+            for (int ky = 0; ky < kernel_h; ky++) {
+                const float *line = top + ky * tap_row + (long)x0 * stride_w;
+                for (int kx = 0; kx < kernel_w; kx++) {
+                    const float *p = line + kx * tap_column;
+                    const v16 x = stride_w == 1 ? load16(p) : (stride_w == 2 ? even16(p) : strided16(p, stride_w));
+                    if (mode == 0) {
+                        acc += splat16(w[ky * kernel_w + kx]) * x;
+                    } else if (mode == 1) {
+                        acc = __builtin_elementwise_max(acc, x);
+                    } else {
+                        acc += x;
+                    }
+                }
             }
+            if (mode == 2) acc *= load16(scale + (size_t)oy * out_w + x0);
             acc = activate16(acc, activation, low, high);
             if (x0 + 16 <= out_w) {
                 store16(row + x0, acc);
@@ -127,39 +138,64 @@ ALWAYS_INLINE void depthwise3x3_body(const float *plane, int padded_w, int strid
     }
 }
 
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void depthwise3x3_avx512(
-    const float *plane, int padded_w, int stride_h, int stride_w, const float *w, float bias, int activation,
-    float low, float high, float *out, int out_h, int out_w) {
-    depthwise3x3_body(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h, out_w);
+/* The op, the common strides and kernel sizes as constants, so that each combination compiles to its own loop. */
+ALWAYS_INLINE void window2d_sized(const float *plane, int padded_w, const struct nas_window *g, int mode,
+                                  const float *w, float bias, const float *scale, int activation, float low,
+                                  float high, float *out) {
+#define WINDOW_SIZE(MODE, STRIDE)                                                                                 \
+    do {                                                                                                          \
+        if (g->kernel_h == 3 && g->kernel_w == 3 && g->dilation_w == 1)                                           \
+            window2d_body(plane, padded_w, 3, 3, STRIDE, 1, g, MODE, w, bias, scale, activation, low, high, out);    \
+        else if (g->kernel_h == 5 && g->kernel_w == 5 && g->dilation_w == 1)                                      \
+            window2d_body(plane, padded_w, 5, 5, STRIDE, 1, g, MODE, w, bias, scale, activation, low, high, out);    \
+        else if (g->kernel_h == 7 && g->kernel_w == 7 && g->dilation_w == 1)                                      \
+            window2d_body(plane, padded_w, 7, 7, STRIDE, 1, g, MODE, w, bias, scale, activation, low, high, out);    \
+        else                                                                                                      \
+            window2d_body(plane, padded_w, g->kernel_h, g->kernel_w, STRIDE, g->dilation_w, g, MODE, w, bias, scale, activation, \
+                          low, high, out);                                                                        \
+    } while (0)
+#define WINDOW_MODE(MODE)                                                                                         \
+    do {                                                                                                          \
+        if (g->stride_w == 1)                                                                                     \
+            WINDOW_SIZE(MODE, 1);                                                                                 \
+        else if (g->stride_w == 2)                                                                                \
+            WINDOW_SIZE(MODE, 2);                                                                                 \
+        else                                                                                                      \
+            WINDOW_SIZE(MODE, g->stride_w);                                                                       \
+    } while (0)
+    switch (mode) {
+        case 0: WINDOW_MODE(0); break;
+        case 1: WINDOW_MODE(1); break;
+        default: WINDOW_MODE(2);
+    }
+#undef WINDOW_MODE
+#undef WINDOW_SIZE
 }
 
-__attribute__((target("avx2,fma"))) static void depthwise3x3_avx2(const float *plane, int padded_w, int stride_h,
-                                                                  int stride_w, const float *w, float bias,
-                                                                  int activation, float low, float high, float *out,
-                                                                  int out_h, int out_w) {
-    depthwise3x3_body(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h, out_w);
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void window2d_avx512(
+    const float *plane, int padded_w, const struct nas_window *g, int mode, const float *w, float bias,
+    const float *scale, int activation, float low, float high, float *out) {
+    window2d_sized(plane, padded_w, g, mode, w, bias, scale, activation, low, high, out);
 }
 
-static void depthwise3x3_portable(const float *plane, int padded_w, int stride_h, int stride_w, const float *w,
-                                  float bias, int activation, float low, float high, float *out, int out_h,
-                                  int out_w) {
-    depthwise3x3_body(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h, out_w);
+__attribute__((target("avx2,fma"))) static void window2d_avx2(const float *plane, int padded_w,
+                                                              const struct nas_window *g, int mode, const float *w,
+                                                              float bias, const float *scale, int activation,
+                                                              float low, float high, float *out) {
+    window2d_sized(plane, padded_w, g, mode, w, bias, scale, activation, low, high, out);
 }
 
-void nas_depthwise3x3(const float *plane, int padded_w, int stride_h, int stride_w, const float *w, float bias,
-                      int activation, float low, float high, float *out, int out_h, int out_w) {
+static void window2d_portable(const float *plane, int padded_w, const struct nas_window *g, int mode, const float *w,
+                              float bias, const float *scale, int activation, float low, float high, float *out) {
+    window2d_sized(plane, padded_w, g, mode, w, bias, scale, activation, low, high, out);
+}
+
+void nas_window2d(const float *plane, int padded_w, const struct nas_window *g, int mode, const float *w,
+                  float bias, const float *scale, int activation, float low, float high, float *out) {
     switch (kernels_level()) {
-        case 2:
-            depthwise3x3_avx512(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h,
-                                out_w);
-            break;
-        case 1:
-            depthwise3x3_avx2(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h,
-                              out_w);
-            break;
-        default:
-            depthwise3x3_portable(plane, padded_w, stride_h, stride_w, w, bias, activation, low, high, out, out_h,
-                                  out_w);
+        case 2: window2d_avx512(plane, padded_w, g, mode, w, bias, scale, activation, low, high, out); break;
+        case 1: window2d_avx2(plane, padded_w, g, mode, w, bias, scale, activation, low, high, out); break;
+        default: window2d_portable(plane, padded_w, g, mode, w, bias, scale, activation, low, high, out);
     }
 }
 
@@ -382,5 +418,91 @@ void nas_plane_mean(const float *x, float *y, long planes, long plane) {
         case 2: plane_mean_avx512(x, y, planes, plane); break;
         case 1: plane_mean_avx2(x, y, planes, plane); break;
         default: plane_mean_portable(x, y, planes, plane);
+    }
+}
+
+/* Depthwise convolution vectorised across channels, for planes too narrow to fill 16 lanes along a row: 16
+ * channels at a time are interleaved into a zero-padded tile (tile[(py * tile_w + px) * 16 + lane]), with their
+ * weights interleaved likewise, so that every output position is one vector of 16 channels. */
+ALWAYS_INLINE void depthwise_channels_body(const float *x, int channels, int height, int width, int pad_top,
+                                           int pad_left, const struct nas_window *g, const float *w,
+                                           const float *bias, int activation, float low, float high, float *out,
+                                           float *tile, int tile_h, int tile_w) {
+    const int taps = g->kernel_h * g->kernel_w, out_plane = g->out_h * g->out_w;
+    float *weights = tile + (size_t)tile_h * tile_w * 16;
+    memset(tile, 0, sizeof(float) * (size_t)tile_h * tile_w * 16);
+    for (int c0 = 0; c0 < channels; c0 += 16) {
+        const int lanes = channels - c0 < 16 ? channels - c0 : 16;
+        float b[16] = {0};
+        for (int lane = 0; lane < lanes; lane++) {
+            const float *source = x + (size_t)(c0 + lane) * height * width;
+            for (int iy = 0; iy < height; iy++) {
+                float *line = tile + ((size_t)(iy + pad_top) * tile_w + pad_left) * 16 + lane;
+                for (int ix = 0; ix < width; ix++) line[(size_t)ix * 16] = source[(size_t)iy * width + ix];
+            }
+            for (int t = 0; t < taps; t++) weights[t * 16 + lane] = w[(size_t)(c0 + lane) * taps + t];
+            b[lane] = bias ? bias[c0 + lane] : 0;
+        }
+        const v16 vb = load16(b);
+        for (int oy = 0; oy < g->out_h; oy++) {
+            for (int ox = 0; ox < g->out_w; ox++) {
+                v16 acc = vb;
+                for (int ky = 0; ky < g->kernel_h; ky++) {
+                    const float *row = tile + ((size_t)(oy * g->stride_h + ky * g->dilation_h) * tile_w +
+                                               (size_t)ox * g->stride_w) * 16;
+                    for (int kx = 0; kx < g->kernel_w; kx++) {
+                        acc += load16(weights + (ky * g->kernel_w + kx) * 16) *
+                               load16(row + (size_t)kx * g->dilation_w * 16);
+                    }
+                }
+                float l[16];
+                acc = activate16(acc, activation, low, high);
+                memcpy(l, &acc, sizeof l);
+                float *target = out + (size_t)c0 * out_plane + oy * g->out_w + ox;
+                for (int lane = 0; lane < lanes; lane++) target[(size_t)lane * out_plane] = l[lane];
+            }
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void depthwise_channels_avx512(
+    const float *x, int channels, int height, int width, int pad_top, int pad_left, const struct nas_window *g,
+    const float *w, const float *bias, int activation, float low, float high, float *out, float *tile, int tile_h,
+    int tile_w) {
+    depthwise_channels_body(x, channels, height, width, pad_top, pad_left, g, w, bias, activation, low, high, out,
+                            tile, tile_h, tile_w);
+}
+
+__attribute__((target("avx2,fma"))) static void depthwise_channels_avx2(
+    const float *x, int channels, int height, int width, int pad_top, int pad_left, const struct nas_window *g,
+    const float *w, const float *bias, int activation, float low, float high, float *out, float *tile, int tile_h,
+    int tile_w) {
+    depthwise_channels_body(x, channels, height, width, pad_top, pad_left, g, w, bias, activation, low, high, out,
+                            tile, tile_h, tile_w);
+}
+
+static void depthwise_channels_portable(const float *x, int channels, int height, int width, int pad_top,
+                                        int pad_left, const struct nas_window *g, const float *w, const float *bias,
+                                        int activation, float low, float high, float *out, float *tile, int tile_h,
+                                        int tile_w) {
+    depthwise_channels_body(x, channels, height, width, pad_top, pad_left, g, w, bias, activation, low, high, out,
+                            tile, tile_h, tile_w);
+}
+
+void nas_depthwise_channels(const float *x, int channels, int height, int width, int pad_top, int pad_left,
+                            const struct nas_window *g, const float *w, const float *bias, int activation, float low,
+                            float high, float *out, float *tile, int tile_h, int tile_w) {
+    switch (kernels_level()) {
+        case 2:
+            depthwise_channels_avx512(x, channels, height, width, pad_top, pad_left, g, w, bias, activation, low,
+                                      high, out, tile, tile_h, tile_w);
+            break;
+        case 1:
+            depthwise_channels_avx2(x, channels, height, width, pad_top, pad_left, g, w, bias, activation, low, high,
+                                    out, tile, tile_h, tile_w);
+            break;
+        default:
+            depthwise_channels_portable(x, channels, height, width, pad_top, pad_left, g, w, bias, activation, low,
+                                        high, out, tile, tile_h, tile_w);
     }
 }

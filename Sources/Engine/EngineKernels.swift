@@ -54,11 +54,12 @@ enum EngineKernels {
         }
         if m == 1 && !transA && transB {
             // One row of A is a matrix-vector product; sgemv skips sgemm's packing of B.
-            if transB {
-                nas_sgemv(0, Int32(n), Int32(k), alpha, b, Int32(ldb), a, beta, c)
-            } else {
-                nas_sgemv(1, Int32(k), Int32(n), alpha, b, Int32(ldb), a, beta, c)
-            }
+            nas_sgemv(0, Int32(n), Int32(k), alpha, b, Int32(ldb), a, beta, c)
+            return
+        }
+        if n == 1 && !transB && ldb == 1 && ldc == 1 {
+            // One column of B (a 1x1 convolution of a 1x1 plane: squeeze-and-excite's) is one too.
+            nas_sgemv(transA ? 1 : 0, transA ? Int32(k) : Int32(m), transA ? Int32(m) : Int32(k), alpha, a, Int32(lda), b, beta, c)
             return
         }
         nas_sgemm(
@@ -105,18 +106,33 @@ enum EngineKernels {
                 && padBottom == 0 && padRight == 0
         }
         var slack: Int { (kernelW - 1) * dilationW + 1 }
-        /// Columns of one im2col tile: about 64 KiB of patches, so that the tile and sgemm's packed copy of it
-        /// stay in L2.
-        var columnTile: Int { max(64, (16384 / max(patch, 1)) / 16 * 16) }
+        /// Columns of one im2col tile: about 512 KiB of patches, so that the tile and sgemm's packed copy of it
+        /// stay in L2, and at least 256, because sgemm packs the weights again for every tile (at 64 columns,
+        /// ResNet-18 spent 12% of its run in that packing).
+        var columnTile: Int { max(256, (131072 / max(patch, 1)) / 16 * 16) }
 
-        /// Floats of scratch memory one run needs.
         /// One input channel per group (depthwise): direct loops beat an sgemm with one row per channel.
         var isDepthwise: Bool { channelsPerGroup == 1 && groups > 1 }
-        /// One zero-padded plane, plus room for the last SIMD16 load of a strided row.
-        var depthwiseScratch: Int { paddedH * paddedW + 16 * max(strideW, 1) + slack }
+        /// The window geometry the C kernels take.
+        var window: nas_window {
+            nas_window(
+                kernel_h: Int32(kernelH), kernel_w: Int32(kernelW), stride_h: Int32(strideH), stride_w: Int32(strideW),
+                dilation_h: Int32(dilationH), dilation_w: Int32(dilationW), out_h: Int32(outH), out_w: Int32(outW))
+        }
+        /// Rows and columns of the padded plane a window kernel reads: the explicit pads, and for a pool in ceil
+        /// mode the windows that run past them.
+        var planeH: Int { max(paddedH, (outH - 1) * strideH + (kernelH - 1) * dilationH + 1) }
+        var planeW: Int { max(paddedW, (outW - 1) * strideW + (kernelW - 1) * dilationW + 1) }
+        /// Rows too narrow to fill 16 lanes under a large window (5x5 and up, rows of 8 outputs or fewer: the
+        /// 4x4 and 7x7 planes of small models) run vectorised across channels instead; one filter per channel.
+        var usesChannelVectors: Bool { isDepthwise && filtersPerGroup == 1 && outW <= 8 && kernelH * kernelW >= 25 }
+        /// One padded plane, plus the slack the last 16-output block of a row reads.
+        var windowScratch: Int { planeH * planeW + 16 * max(strideW, 1) + slack }
 
+        /// Floats of scratch memory one run needs.
         var scratchCount: Int {
-            if isDepthwise { return depthwiseScratch }
+            if usesChannelVectors { return (planeH * planeW + kernelH * kernelW) * 16 }
+            if isDepthwise { return windowScratch }
             if isPointwise { return 0 }
             if usesWidePath {
                 let columns = outH * paddedW
@@ -165,78 +181,42 @@ enum EngineKernels {
         nas_bias_activation(y, Int32(filters), Int32(plane), bias, kind, low, high)
     }
 
-    /// Depthwise convolution: each channel's input is copied into a zero-padded plane, then every run of 8
-    /// outputs of a row accumulates all taps in one SIMD register (strided inputs through even lanes).
+    /// Depthwise convolution: each channel's input is copied into a zero-padded plane, then a C kernel (AVX-512,
+    /// AVX2 or SSE, picked at run time: Swift here is built for baseline x86-64) accumulates every tap of 16
+    /// outputs of a row in one vector, with the bias and the activation fused; narrow planes under large windows
+    /// go 16 channels per vector instead (`usesChannelVectors`).
     private static func depthwise(
         _ p: ConvParameters, x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, activation: Activation
     ) {
+        var window = p.window
+        let (kind, low, high) = activation.kernelCode
+        if p.usesChannelVectors {
+            nas_depthwise_channels(
+                x, Int32(p.channels), Int32(p.height), Int32(p.width), Int32(p.padTop), Int32(p.padLeft), &window,
+                weight, bias, kind, low, high, y, scratch, Int32(p.planeH), Int32(p.planeW))
+            return
+        }
         let outputPlane = p.outH * p.outW
         let taps = p.kernelH * p.kernelW
-        let paddedW = p.paddedW
         let plane = scratch
-        plane.update(repeating: 0, count: p.depthwiseScratch)
+        plane.update(repeating: 0, count: p.windowScratch)
         for filter in 0..<p.filters {
             // Filters of one group share its channel: copy it once.
             if filter % p.filtersPerGroup == 0 {
-                let source = x + (filter / p.filtersPerGroup) * p.height * p.width
-                for row in 0..<p.height {
-                    (plane + (row + p.padTop) * paddedW + p.padLeft).update(
-                        from: source + row * p.width, count: p.width)
-                }
+                copy(p, x + (filter / p.filtersPerGroup) * p.height * p.width, into: plane)
             }
-            let w = weight + filter * taps
-            let b = bias?[filter] ?? 0
-            let destination = y + filter * outputPlane
-            let vectorEnd = p.outW / 8 * 8
-            if p.kernelH == 3 && p.kernelW == 3 && p.dilationH == 1 && p.dilationW == 1
-                && (p.strideW == 1 || p.strideW == 2)
-            {
-                // The MobileNet case in C, compiled for AVX-512, AVX2 and plain SSE and picked at run time: Swift
-                // code here is built for the baseline x86-64 (SSE2, no FMA).
-                let (kind, low, high) = activation.kernelCode
-                nas_depthwise3x3(
-                    plane, Int32(paddedW), Int32(p.strideH), Int32(p.strideW), w, b, kind, low, high, destination,
-                    Int32(p.outH), Int32(p.outW))
-                continue
-            }
-            for oy in 0..<p.outH {
-                let rowBase = plane + oy * p.strideH * paddedW
-                let out = destination + oy * p.outW
-                var ox = 0
-                while ox < vectorEnd {
-                    var acc = SIMD8<Float>(repeating: b)
-                    for ky in 0..<p.kernelH {
-                        let line = UnsafeRawPointer(rowBase + ky * p.dilationH * paddedW + ox * p.strideW)
-                        for kx in 0..<p.kernelW {
-                            let tap = SIMD8<Float>(repeating: w[ky * p.kernelW + kx])
-                            let offset = kx * p.dilationW * 4
-                            if p.strideW == 1 {
-                                acc += tap * line.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
-                            } else if p.strideW == 2 {
-                                acc += tap * line.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self).evenHalf
-                            } else {
-                                var lanes = SIMD8<Float>()
-                                let base = line.assumingMemoryBound(to: Float.self) + kx * p.dilationW
-                                for lane in 0..<8 { lanes[lane] = base[lane * p.strideW] }
-                                acc += tap * lanes
-                            }
-                        }
-                    }
-                    UnsafeMutableRawPointer(out + ox).storeBytes(of: acc, as: SIMD8<Float>.self)
-                    ox += 8
-                }
-                while ox < p.outW {
-                    var sum = b
-                    for ky in 0..<p.kernelH {
-                        let line = rowBase + ky * p.dilationH * paddedW + ox * p.strideW
-                        for kx in 0..<p.kernelW { sum += w[ky * p.kernelW + kx] * line[kx * p.dilationW] }
-                    }
-                    out[ox] = sum
-                    ox += 1
-                }
-            }
-            activation.apply(destination, outputPlane)
+            nas_window2d(
+                plane, Int32(p.planeW), &window, 0, weight + filter * taps, bias?[filter] ?? 0, nil, kind, low, high,
+                y + filter * outputPlane)
+        }
+    }
+
+    /// Copies one input plane into the inside of a padded plane, whose borders stay as they were filled.
+    @inline(__always)
+    private static func copy(_ p: ConvParameters, _ source: UnsafePointer<Float>, into plane: UnsafeMutablePointer<Float>) {
+        for row in 0..<p.height {
+            (plane + (row + p.padTop) * p.planeW + p.padLeft).update(from: source + row * p.width, count: p.width)
         }
     }
 
@@ -339,45 +319,46 @@ enum EngineKernels {
         }
     }
 
-    /// MaxPool / AveragePool over NCHW.
+    /// MaxPool / AveragePool over NCHW: each plane is copied into one padded with -infinity (max) or zeros
+    /// (average), then the C window kernel takes the max or the sum times `scale` (`averageScales`).
     static func pool(
-        _ p: ConvParameters, isMax: Bool, countIncludePad: Bool, input: UnsafePointer<Float>,
-        output: UnsafeMutablePointer<Float>
+        _ p: ConvParameters, isMax: Bool, scale: UnsafePointer<Float>?, input: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
     ) {
-        let planes = p.batch * p.channels
-        for plane in 0..<planes {
-            let x = input + plane * p.height * p.width
-            let y = output + plane * p.outH * p.outW
-            for oy in 0..<p.outH {
-                for ox in 0..<p.outW {
-                    var best = -Float.infinity
-                    var sum: Float = 0
-                    var count = 0
-                    var padded = 0
-                    for ky in 0..<p.kernelH {
-                        let iy = oy * p.strideH - p.padTop + ky * p.dilationH
-                        for kx in 0..<p.kernelW {
-                            let ix = ox * p.strideW - p.padLeft + kx * p.dilationW
-                            if iy < 0 || iy >= p.height || ix < 0 || ix >= p.width {
-                                // Positions past the explicit pads (ceil_mode) never count.
-                                if iy < p.height + p.padBottom && ix < p.width + p.padRight { padded += 1 }
-                                continue
-                            }
-                            let value = x[iy * p.width + ix]
-                            best = max(best, value)
-                            sum += value
+        scratch.update(repeating: isMax ? -.infinity : 0, count: p.windowScratch)
+        var window = p.window
+        for plane in 0..<(p.batch * p.channels) {
+            copy(p, input + plane * p.height * p.width, into: scratch)
+            nas_window2d(
+                scratch, Int32(p.planeW), &window, isMax ? 1 : 2, nil, 0, scale, 0, 0, 0, output + plane * p.outH * p.outW)
+        }
+    }
+
+    /// 1 / the number of inputs each average-pool window counts: those inside the input, and with
+    /// `countIncludePad` the explicit pads it covers too (never the positions past them that ceil_mode adds); 16
+    /// floats of slack after the last row, which the kernel's last vector reads.
+    static func averageScales(_ p: ConvParameters, countIncludePad: Bool) -> [Float] {
+        var scales = [Float](repeating: 0, count: p.outH * p.outW + 16)
+        for oy in 0..<p.outH {
+            for ox in 0..<p.outW {
+                var count = 0
+                var padded = 0
+                for ky in 0..<p.kernelH {
+                    let iy = oy * p.strideH - p.padTop + ky * p.dilationH
+                    for kx in 0..<p.kernelW {
+                        let ix = ox * p.strideW - p.padLeft + kx * p.dilationW
+                        if iy >= 0 && iy < p.height && ix >= 0 && ix < p.width {
                             count += 1
+                        } else if iy < p.height + p.padBottom && ix < p.width + p.padRight {
+                            padded += 1
                         }
                     }
-                    if isMax {
-                        y[oy * p.outW + ox] = best
-                    } else {
-                        let divisor = countIncludePad ? count + padded : count
-                        y[oy * p.outW + ox] = divisor > 0 ? sum / Float(divisor) : 0
-                    }
                 }
+                let divisor = countIncludePad ? count + padded : count
+                scales[oy * p.outW + ox] = divisor > 0 ? 1 / Float(divisor) : 0
             }
         }
+        return scales
     }
 
     static func softmax(

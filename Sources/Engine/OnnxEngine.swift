@@ -12,7 +12,8 @@ import ONNX
 /// The native inference engine: runs an ONNX model of the mobile-CNN op set on this CPU, one image at a time.
 ///
 /// Everything is decided when the model loads: shapes are inferred with free dimensions bound to 1, shape
-/// computations are folded, Relu/Clip are fused into the Conv, Gemm, MatMul or Add before them, reshapes become
+/// computations are folded, Relu/Clip/HardSigmoid/HardSwish (also spelt as `Clip(x + 3, 0, 6) / 6` chains) are
+/// fused into the Conv, Gemm, MatMul or Add before them, reshapes become
 /// aliases, and every intermediate value gets a fixed place in one preallocated arena. A run is then a fixed list
 /// of kernels over raw buffers with no allocation. Not thread-safe: one run at a time per engine.
 public final class OnnxEngine {

@@ -1,4 +1,4 @@
-/* SIMD kernels of the native engine (Sources/Engine): the 3x3 depthwise convolution, the bias/activation pass
+/* SIMD kernels of the native engine (Sources/Engine): depthwise convolutions and pools, the bias/activation pass
  * that follows its sgemm and im2col convolutions, broadcast element-wise ops, per-channel affine maps
  * (BatchNormalization) and plane means (GlobalAveragePool, ReduceMean). Each is compiled for AVX-512, AVX2 + FMA and plain SSE and picked
  * at run time (NAS_KERNELS=avx2 or NAS_KERNELS=portable caps the choice); Swift code is built for baseline x86-64
@@ -6,17 +6,34 @@
 #ifndef NAS_ENGINE_KERNELS_H
 #define NAS_ENGINE_KERNELS_H
 
-/* One channel of the native engine's 3x3 depthwise convolution (stride_w 1 or 2, no dilation) over a zero-padded
- * plane of row stride padded_w, with the bias and an activation fused (0 none, 1 relu, 2 clip to [low, high],
- * 3 hard sigmoid clamp(low * x + high, 0, 1), 4 hard swish x * clamp(x / 6 + 1 / 2, 0, 1)):
- * out[oy][ox] = bias + sum of w[ky * 3 + kx] * plane[oy * stride_h + ky][ox * stride_w + kx]. Reads may run up to
- * 16 * stride_w + 2 floats past the last row's first output column's window, which the plane must have as slack;
- * only out_h * out_w floats of out are written. */
-void nas_depthwise3x3(const float *plane, int padded_w, int stride_h, int stride_w, const float *w, float bias,
-                      int activation, float low, float high, float *out, int out_h, int out_w);
+/* The geometry of a 2-D window op on one plane: kernel, strides, dilations and the output's size. */
+struct nas_window {
+    int kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, out_h, out_w;
+};
+
+/* One plane of a depthwise convolution or a pool over a plane of row stride padded_w that already holds the padding
+ * (zeros for a convolution or an average, -infinity for a max). With p(ky, kx) = plane[oy * stride_h + ky *
+ * dilation_h][ox * stride_w + kx * dilation_w]: mode 0 (depthwise) out[oy][ox] = bias + the sum of
+ * w[ky * kernel_w + kx] * p(ky, kx); mode 1 (max pool) the max of p over the window; mode 2 (average pool) the
+ * window's sum times scale[oy * out_w + ox]. Then the activation (0 none, 1 relu, 2 clip to [low, high], 3 hard
+ * sigmoid clamp(low * x + high, 0, 1), 4 hard swish x * clamp(x / 6 + 1 / 2, 0, 1)). Rows go in blocks of 16
+ * outputs: reads may run up to 16 * stride_w + (kernel_w - 1) * dilation_w + 1 floats past the last row's first
+ * window and 16 past scale's last row, which both must have as slack; only out_h * out_w floats of out are
+ * written. */
+void nas_window2d(const float *plane, int padded_w, const struct nas_window *g, int mode, const float *w,
+                  float bias, const float *scale, int activation, float low, float high, float *out);
+
+/* A depthwise convolution (one filter per channel) of channels planes of height x width, vectorised across 16
+ * channels at a time for planes too narrow for nas_window2d's rows: out[c][oy][ox] = bias[c] + the sum of
+ * w[c * taps + ky * kernel_w + kx] * x[c][oy * stride_h + ky * dilation_h - pad_top][ox * stride_w + kx *
+ * dilation_w - pad_left] (zero outside the plane), then the activation. tile is scratch of
+ * (tile_h * tile_w + kernel_h * kernel_w) * 16 floats, tile_h and tile_w the padded plane's rows and columns. */
+void nas_depthwise_channels(const float *x, int channels, int height, int width, int pad_top, int pad_left,
+                            const struct nas_window *g, const float *w, const float *bias, int activation, float low,
+                            float high, float *out, float *tile, int tile_h, int tile_w);
 
 /* y[f][i] = activation(y[f][i] + bias[f]) for filters planes of plane floats (bias may be NULL; activation as
- * above): what follows the engine's sgemm and im2col convolutions. */
+ * for nas_window2d): what follows the engine's sgemm and im2col convolutions. */
 void nas_bias_activation(float *y, int filters, int plane, const float *bias, int activation, float low,
                          float high);
 
