@@ -175,6 +175,33 @@ import Testing
         #expect(report.contains("Learning curves"))
     }
 
+    /// The MobileNet-style family reports after each epoch like the CNN (one epoch loop trains both): a trial of a
+    /// search over `mobilenet_v2_mini` stores one curve point per epoch, the last its final accuracy.
+    @Test func aMobileNetTrialStoresOnePointPerEpoch() async throws {
+        let root = try TestSupport.temporaryDirectory("nas-prune-mobilenet")
+        let result = try await TestSupport.nas(
+            [
+                "search", "--root-output-dir", root.path, "--job-name", "mobilenet", "--search-space",
+                "mobilenet_v2_mini", "--num-epochs", "3", "--max-trials", "2", "--max-parallel-trials", "1",
+                "--algorithm", "random", "--seed", "1", "--pruner", "asha", "--pruner-reduction-factor", "2",
+                "--train-limit", "300", "--test-limit", "100", "--latency-repeats", "3", "--threads", "1",
+            ])
+        try #require(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let store = try JobStore.open(directory: root.appendingPathComponent("mobilenet").path)
+        let trials = try store.trials()
+        let curves = try store.curves()
+        // Alone at its rungs, the first trial trains fully.
+        let first = try #require(trials.first)
+        #expect(first.state == .succeeded)
+        let curve = try #require(curves[first.id])
+        #expect(curve.map(\.step) == [1, 2, 3])
+        #expect(abs(curve.last!.value - (first.metrics["top_1_accuracy"] ?? -1)) < 1e-9)
+        #expect(curve.allSatisfy { (0...1).contains($0.value) })
+        let second = try #require(trials.last)
+        let stopped = second.metrics[JobStore.prunedAtStepMetric]
+        #expect(curves[second.id]?.map(\.step) == (stopped.map { Array(stride(from: 1, through: $0, by: 1)) } ?? [1, 2, 3]))
+    }
+
     /// A user's trainer, reporting through the helper's `report_intermediate_result`: trial 1 is good, trial 2
     /// falls behind at rung 1 and is stopped by SIGTERM (its handler notes it), trial 3 falls behind and ignores
     /// SIGTERM, so it is killed after the grace period.
