@@ -175,6 +175,34 @@ import Testing
         #expect(report.contains("Learning curves"))
     }
 
+    /// With the Slurm launcher a pruned trial's job is cancelled (`scancel`): Slurm shows it CANCELLED, and its
+    /// trainer never reached its last epoch. Needs this machine's single-node cluster (`scripts/slurm-up.sh`).
+    @Test(.enabled("needs a running Slurm (sudo bash scripts/slurm-up.sh)") { await Self.slurmIsUp() })
+    func aPrunedSlurmTrialsJobIsCancelled() async throws {
+        let root = try TestSupport.temporaryDirectory("nas-prune-slurm")
+        let result = try await Self.curveSearch(
+            root, "slurm", trials: 3, ["--pruner", "asha", "--launcher", "slurm", "--slurm-poll-interval", "0.2"])
+        try #require(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let store = try JobStore.open(directory: root.appendingPathComponent("slurm").path)
+        let trials = try store.trials()
+        #expect(trials.map(\.state) == [.succeeded, .pruned, .pruned])
+        for trial in trials {
+            let id = try #require(trial.handle.flatMap(Int.init), "trial \(trial.id) ran as a Slurm job")
+            let state = try await TestSupport.run(
+                "/usr/bin/squeue", ["--noheader", "--states=all", "--jobs=\(id)", "--format=%T"]
+            ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(state == (trial.state == .pruned ? "CANCELLED" : "COMPLETED"), "trial \(trial.id)")
+            if trial.state == .pruned { #expect(try Self.epochsTrained(store, trial.id) < 4) }
+        }
+    }
+
+    /// Whether this machine's Slurm answers and has its node up.
+    static func slurmIsUp() async -> Bool {
+        guard let sinfo = try? await TestSupport.run("/usr/bin/sinfo", ["--noheader", "--format=%T"]) else { return false }
+        let state = sinfo.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        return sinfo.status == 0 && ["idle", "mixed", "allocated", "completing"].contains { state.hasPrefix($0) }
+    }
+
     /// The MobileNet-style family reports after each epoch like the CNN (one epoch loop trains both): a trial of a
     /// search over `mobilenet_v2_mini` stores one curve point per epoch, the last its final accuracy.
     @Test func aMobileNetTrialStoresOnePointPerEpoch() async throws {
