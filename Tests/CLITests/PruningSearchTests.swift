@@ -326,4 +326,14 @@ import Testing
         #expect(result.status == 2)
         #expect(result.stderr.contains("--latency-first needs a hard device constraint"))
     }
+
+    @Test(arguments: ["nan", "-1", "inf"]) func aBadGracePeriodIsRefusedBeforeAnyWork(seconds: String) async throws {
+        let root = try TestSupport.temporaryDirectory("nas-prune-grace")
+        let result = try await TestSupport.nas(
+            ["search", "--root-output-dir", root.path, "--job-name", "grace", "--pruner", "asha",
+             "--pruner-grace-seconds=\(seconds)"] + Self.quick)
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("--pruner-grace-seconds must be 0 to 1e9 seconds"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("grace").path))
+    }
 }

@@ -94,7 +94,7 @@ final class CurveLauncher: TrialLauncher {
         }
     }
 
-    static let asha = PrunerConfiguration(kind: .asha, minResource: 1, reductionFactor: 3, maxResource: 9, graceSeconds: 1)
+    static let asha = PrunerConfiguration(kind: .asha, minResource: 1, reductionFactor: 3, maxResource: 9, grace: .seconds(1))
 
     @Test func ashaStopsTrialsThatFallBehindAndRecordsThemAsPrunedNotFailed() throws {
         let store = try makeStore(maxTrials: 4, parallel: 4, pruner: Self.asha)
@@ -149,7 +149,7 @@ final class CurveLauncher: TrialLauncher {
     /// timer of Swift's cooperative pool.
     @Test func theGracePeriodRunsOnTheLoopsOwnThread() async throws {
         var pruner = Self.asha
-        pruner.graceSeconds = 0.2
+        pruner.grace = .milliseconds(200)
         let store = try makeStore(maxTrials: 2, parallel: 2, pruner: pruner)
         let launcher = CurveLauncher()
         launcher.ignoresSIGTERM = true
