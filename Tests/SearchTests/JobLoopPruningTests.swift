@@ -14,6 +14,8 @@ final class CurveLauncher: TrialLauncher {
     var ignoresSIGTERM = false
     private(set) var cancelled: [Int] = []
     private(set) var killed: [Int] = []
+    /// The threads `kill` was called on.
+    private(set) var killThreads: [pthread_t] = []
     private(set) var launched: [Int] = []
     private var running: [LaunchedTrial: (directory: String, epoch: Int, ending: TrialExit?)] = [:]
 
@@ -63,6 +65,7 @@ final class CurveLauncher: TrialLauncher {
     }
 
     func kill(_ trials: [LaunchedTrial]) {
+        killThreads.append(pthread_self())
         for trial in trials {
             killed.append(trial.trialID)
             running[trial]?.ending = .signaled(SIGKILL)
@@ -81,7 +84,7 @@ final class CurveLauncher: TrialLauncher {
         return try JobStore.create(directory: try TestSupport.temporaryDirectory("nas-prune").path, config: config)
     }
 
-    func loop(_ store: JobStore, _ launcher: CurveLauncher, _ observer: RecordingObserver, _ clock: ManualClock) -> JobLoop {
+    func loop(_ store: JobStore, _ launcher: CurveLauncher, _ observer: RecordingObserver, _ clock: any JobClock) -> JobLoop {
         let space = SearchSpace.mnistListOfDictionary
         return JobLoop(
             store: store, launcher: launcher, observer: observer, clock: clock, interrupts: { 0 },
@@ -91,7 +94,7 @@ final class CurveLauncher: TrialLauncher {
         }
     }
 
-    static let asha = PrunerConfiguration(kind: .asha, minResource: 1, reductionFactor: 3, maxResource: 9, graceSeconds: 1)
+    static let asha = PrunerConfiguration(kind: .asha, minResource: 1, reductionFactor: 3, maxResource: 9, grace: .seconds(1))
 
     @Test func ashaStopsTrialsThatFallBehindAndRecordsThemAsPrunedNotFailed() throws {
         let store = try makeStore(maxTrials: 4, parallel: 4, pruner: Self.asha)
@@ -138,6 +141,32 @@ final class CurveLauncher: TrialLauncher {
         #expect(launcher.cancelled == [2])
         #expect(launcher.killed == [2])
         if let cancelledAt, let killedAt { #expect(killedAt - cancelledAt >= .seconds(1)) }
+        #expect(try store.trials().map(\.state) == [.succeeded, .pruned])
+    }
+
+    /// The grace period is timed by the loop's own clock on the loop's own thread: with the system clock, the
+    /// SIGKILL of a trial that ignores SIGTERM comes from the thread that runs the loop, not from a task or a
+    /// timer of Swift's cooperative pool.
+    @Test func theGracePeriodRunsOnTheLoopsOwnThread() async throws {
+        var pruner = Self.asha
+        pruner.grace = .milliseconds(200)
+        let store = try makeStore(maxTrials: 2, parallel: 2, pruner: pruner)
+        let launcher = CurveLauncher()
+        launcher.ignoresSIGTERM = true
+        // Each turn sleeps 100 ms at least, so the 0.2 s grace ends within 3 turns of the SIGTERM, long before
+        // the 20 epochs (turns) the trial would take to end by itself.
+        launcher.epochs = 20
+        launcher.accuracy = { id, epoch in 0.5 - 0.1 * Double(id) + 0.01 * Double(epoch) }
+        // Only the new thread touches the loop until it has returned.
+        nonisolated(unsafe) let loop = loop(store, launcher, RecordingObserver(), SystemJobClock())
+        let loopThread = try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { _ = try loop.run(); return pthread_self() })
+            }
+        }
+        #expect(launcher.cancelled == [2])
+        #expect(launcher.killed == [2])
+        #expect(launcher.killThreads.count == 1 && launcher.killThreads.allSatisfy { pthread_equal($0, loopThread) != 0 })
         #expect(try store.trials().map(\.state) == [.succeeded, .pruned])
     }
 

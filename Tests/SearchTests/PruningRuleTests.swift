@@ -120,6 +120,28 @@ import Testing
             #expect("\(error)".contains("--pruner-max-resource"))
         }
         #expect(throws: Never.self) { try PrunerConfiguration(kind: .hyperband, maxResource: 3).validate() }
+        do {
+            try PrunerConfiguration(kind: .asha, maxResource: 3, grace: .seconds(-1)).validate()
+            Issue.record("a negative grace period was accepted")
+        } catch {
+            #expect("\(error)".contains("--pruner-grace-seconds"))
+        }
+    }
+
+    /// The grace period is a `Duration`, stored as seconds (`graceSeconds`) in the job's configuration, so that a
+    /// job written before reads back the same.
+    @Test func theGracePeriodIsStoredInSeconds() throws {
+        let configuration = PrunerConfiguration(kind: .median, maxResource: 4, grace: .milliseconds(1500))
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(configuration)) as? [String: Any]
+        #expect(json?["graceSeconds"] as? Double == 1.5)
+        #expect(try JSONDecoder().decode(PrunerConfiguration.self, from: JSONEncoder().encode(configuration)) == configuration)
+        let stored = #"{"kind":"asha","minResource":1,"reductionFactor":3,"maxResource":9,"startupTrials":3,"graceSeconds":2.25}"#
+        let read = try JSONDecoder().decode(PrunerConfiguration.self, from: Data(stored.utf8))
+        #expect(read.grace == .milliseconds(2250) && read.kind == .asha && read.maxResource == 9)
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(PrunerConfiguration.self, from: Data(#"{"kind":"asha","graceSeconds":1}"#.utf8))
+        }
+        #expect(PrunerConfiguration(kind: .asha, maxResource: 3).grace == .seconds(10))
     }
 }
 

@@ -147,6 +147,32 @@ enum SmallMobileNets {
         #expect(try Trainer.evaluate(mobileNet: architecture, weights: result.weights, data: test) == accuracy)
     }
 
+    /// The end-of-epoch hook (early stopping's intermediate results) sees, after epoch k, the weights a k-epoch
+    /// training ends with, statistics re-estimated alike, and leaves the training as it is without it.
+    @Test func eachEpochEndsWithTheWeightsOfThatManyEpochs() throws {
+        let architecture = SmallMobileNets.mixed
+        let data = syntheticData(count: 40, channels: 1, height: 9, width: 7, classes: 3, seed: 8)
+        func config(_ epochs: Int) -> TrainingConfig {
+            TrainingConfig(epochs: epochs, batchSize: 8, seed: 3, threads: 2, batchNormCalibration: 16)
+        }
+        var seen: [(Int, MobileNetWeights)] = []
+        let hooked = try Trainer.train(mobileNet: architecture, training: data, config: config(3)) { _ in
+        } epochEnded: { seen.append(($0, $1)) }
+        #expect(seen.map(\.0) == [1, 2])
+        let plain = try Trainer.train(mobileNet: architecture, training: data, config: config(3))
+        #expect(hooked.weights == plain.weights)
+        #expect(hooked.epochLosses == plain.epochLosses)
+        let two = try Trainer.train(mobileNet: architecture, training: data, config: config(2))
+        #expect(seen.last?.1 == two.weights)
+        #expect(seen.first?.1 != two.weights)
+        // What the hook throws ends the training.
+        struct Stop: Error {}
+        #expect(throws: Stop.self) {
+            try Trainer.train(mobileNet: architecture, training: data, config: config(3)) { _ in
+            } epochEnded: { _, _ in throw Stop() }
+        }
+    }
+
     @Test func badInputIsATypedError() throws {
         let architecture = SmallMobileNets.mixed
         let data = syntheticData(count: 2, channels: 1, height: 8, width: 7, classes: 3, seed: 1)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Search
+import System
 
 /// `nas search`'s early-stopping flags: the pruner, its parameters, and latency first.
 struct PrunerOptions: ParsableArguments {
@@ -12,12 +13,12 @@ struct PrunerOptions: ParsableArguments {
     @Option(
         name: .customLong("pruner-min-resource"),
         help: "The first rung (asha, hyperband) or the warm-up epochs (median), in epochs (a trainer command's global_step).")
-    var minResource = 1.0
+    var minResource = PrunerConfiguration.defaults.minResource
 
     @Option(
         name: .customLong("pruner-reduction-factor"),
         help: "eta: rungs at min-resource * eta^k; the top 1/eta of the trials at a rung go on.")
-    var reductionFactor = 3.0
+    var reductionFactor = PrunerConfiguration.defaults.reductionFactor
 
     @Option(
         name: .customLong("pruner-max-resource"),
@@ -27,12 +28,12 @@ struct PrunerOptions: ParsableArguments {
     @Option(
         name: .customLong("pruner-startup-trials"),
         help: "median: how many other trials must have reached an epoch before a trial is judged there.")
-    var startupTrials = 3
+    var startupTrials = PrunerConfiguration.defaults.startupTrials
 
     @Option(
         name: .customLong("pruner-grace-seconds"),
         help: "Seconds a pruned trial's trainer gets between SIGTERM and SIGKILL.")
-    var graceSeconds = 10.0
+    var graceSeconds = PrunerConfiguration.defaults.grace.inSeconds
 
     @Flag(
         name: .customLong("latency-first"),
@@ -43,9 +44,12 @@ struct PrunerOptions: ParsableArguments {
     /// The pruner's settings for a job of `epochs` epochs, checked; nil without --pruner.
     func configuration(epochs: Int) throws -> PrunerConfiguration? {
         guard let pruner else { return nil }
+        guard let grace = PrunerConfiguration.grace(seconds: graceSeconds) else {
+            throw ValidationError("--pruner-grace-seconds must be 0 to 1e9 seconds, not \(graceSeconds)")
+        }
         let configuration = PrunerConfiguration(
             kind: pruner, minResource: minResource, reductionFactor: reductionFactor,
-            maxResource: maxResource ?? Double(epochs), startupTrials: startupTrials, graceSeconds: graceSeconds)
+            maxResource: maxResource ?? Double(epochs), startupTrials: startupTrials, grace: grace)
         do {
             try configuration.validate()
         } catch {

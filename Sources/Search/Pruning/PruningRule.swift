@@ -1,4 +1,5 @@
 import Foundation
+import System
 
 /// Which early-stopping rule a job applies to its trials' learning curves.
 public enum PrunerKind: String, Codable, CaseIterable, Sendable {
@@ -26,20 +27,23 @@ public struct PrunerConfiguration: Codable, Hashable, Sendable {
     public var maxResource: Double
     /// Median: how many other trials must have reported a step before a trial is judged at it. Default 3.
     public var startupTrials: Int
-    /// Seconds a stopped trial gets between SIGTERM and SIGKILL. Default 10.
-    public var graceSeconds: Double
+    /// How long a stopped trial gets between SIGTERM and SIGKILL. Default 10 seconds.
+    public var grace: Duration
+
+    /// The defaults of the settings that have one (`--pruner`'s flags show them).
+    public static let defaults = PrunerConfiguration(kind: .asha, maxResource: 2)
 
     /// Settings with the usual defaults.
     public init(
         kind: PrunerKind, minResource: Double = 1, reductionFactor: Double = 3, maxResource: Double,
-        startupTrials: Int = 3, graceSeconds: Double = 10
+        startupTrials: Int = 3, grace: Duration = .seconds(10)
     ) {
         self.kind = kind
         self.minResource = minResource
         self.reductionFactor = reductionFactor
         self.maxResource = maxResource
         self.startupTrials = startupTrials
-        self.graceSeconds = graceSeconds
+        self.grace = grace
     }
 
     /// Refuses settings no rule can work with, saying which flag to change.
@@ -56,9 +60,43 @@ public struct PrunerConfiguration: Codable, Hashable, Sendable {
             )
         }
         guard startupTrials >= 1 else { throw PrunerError("--pruner-startup-trials must be 1 or more") }
-        guard graceSeconds >= 0, graceSeconds.isFinite else {
-            throw PrunerError("--pruner-grace-seconds must be 0 or more")
+        guard grace >= .zero else { throw PrunerError("--pruner-grace-seconds must be 0 or more") }
+    }
+
+    // The grace period is stored in seconds, as jobs written before it was a Duration have it.
+    private enum CodingKeys: String, CodingKey {
+        case kind, minResource, reductionFactor, maxResource, startupTrials, graceSeconds
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        guard let grace = Self.grace(seconds: try container.decode(Double.self, forKey: .graceSeconds)) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .graceSeconds, in: container, debugDescription: "the grace period must be 0 to 1e9 seconds")
         }
+        self.init(
+            kind: try container.decode(PrunerKind.self, forKey: .kind),
+            minResource: try container.decode(Double.self, forKey: .minResource),
+            reductionFactor: try container.decode(Double.self, forKey: .reductionFactor),
+            maxResource: try container.decode(Double.self, forKey: .maxResource),
+            startupTrials: try container.decode(Int.self, forKey: .startupTrials),
+            grace: grace)
+    }
+
+    /// A grace period of `seconds` (to the millisecond); nil unless 0 to 1e9 seconds (NaN and infinity are not).
+    public static func grace(seconds: Double) -> Duration? {
+        guard seconds >= 0, seconds <= 1e9 else { return nil }
+        return .milliseconds(Int64((seconds * 1000).rounded()))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(minResource, forKey: .minResource)
+        try container.encode(reductionFactor, forKey: .reductionFactor)
+        try container.encode(maxResource, forKey: .maxResource)
+        try container.encode(startupTrials, forKey: .startupTrials)
+        try container.encode(grace.inSeconds, forKey: .graceSeconds)
     }
 }
 

@@ -24,7 +24,7 @@ final class TrialStopper {
         self.clock = clock
         watcher = CurveWatcher(trainerCommand: store.config.trainerCommand)
         let configuration = store.config.pruner
-        grace = .milliseconds(Int64((configuration?.graceSeconds ?? 10) * 1000))
+        grace = configuration?.grace ?? PrunerConfiguration.defaults.grace
         if let configuration {
             var rule = PruningRule(configuration)
             for point in try store.curvePoints() { _ = rule.report(trial: point.trialID, step: point.step, value: point.value) }

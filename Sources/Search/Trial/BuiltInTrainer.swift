@@ -46,22 +46,19 @@ public struct BuiltInTrainer: TrialTrainer {
             case .cnn(let architecture):
                 let result = try Trainer.train(
                     architecture: architecture, data: data, config: config, progress: { progress?($0) },
-                    epochEnded: reporter.map { reporter in
-                        { epoch, weights in
-                            let accuracy = try Trainer.evaluate(
-                                architecture: architecture, weights: weights, data: test, threads: config.threads)
-                            try reporter.report(step: epoch, accuracy: accuracy)
-                        }
+                    epochEnded: reporter?.epochHook {
+                        try Trainer.evaluate(architecture: architecture, weights: $0, data: test, threads: config.threads)
                     })
                 model = try OnnxExport.serialized(architecture: architecture, weights: result.weights, batch: 1)
                 summary = Summary(
                     testAccuracy: result.testAccuracy, elapsedSeconds: result.elapsedSeconds,
                     imagesPerSecond: result.imagesPerSecond, finalLoss: result.epochLosses.last)
             case .mobileNet(let architecture):
-                // The MobileNet-style trainer has no per-epoch hook yet: a pruner sees its final accuracy only.
-                let result = try Trainer.train(mobileNet: architecture, data: data, config: config) {
-                    progress?($0)
-                }
+                let result = try Trainer.train(
+                    mobileNet: architecture, data: data, config: config, progress: { progress?($0) },
+                    epochEnded: reporter?.epochHook {
+                        try Trainer.evaluate(mobileNet: architecture, weights: $0, data: test, threads: config.threads)
+                    })
                 model = try OnnxExport.serialized(mobileNet: architecture, weights: result.weights, batch: 1)
                 summary = Summary(
                     testAccuracy: result.testAccuracy, elapsedSeconds: result.elapsedSeconds,
@@ -116,6 +113,11 @@ final class IntermediateReporter: @unchecked Sendable {
     /// Removes an earlier run's reports.
     func clear() throws {
         if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+    }
+
+    /// A training's end-of-epoch hook: reports the accuracy `evaluate` gives the weights so far.
+    func epochHook<Weights>(_ evaluate: @escaping (Weights) throws -> Double) -> (Int, Weights) throws -> Void {
+        { epoch, weights in try self.report(step: epoch, accuracy: evaluate(weights)) }
     }
 
     func report(step: Int, accuracy: Double) throws {

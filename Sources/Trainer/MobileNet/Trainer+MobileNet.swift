@@ -29,11 +29,20 @@ extension Trainer {
     /// statistics are exact), running statistics with momentum 0.99 and epsilon 1e-3 in evaluation. The running
     /// variance is the batch's biased variance, as Keras 3 keeps it. After training, the running statistics are
     /// re-estimated over `config.batchNormCalibration` training images (see there; 0 keeps Keras's).
+    ///
+    /// - Parameter progress: called on the calling thread every `config.progressInterval` batches and at the end
+    ///   of each epoch.
+    /// - Parameter epochEnded: called on the calling thread after each epoch but the last with the epoch and the
+    ///   weights so far, their statistics re-estimated as after training (intermediate results for early
+    ///   stopping); what it throws ends the training. It does not change the training: the weights are the same
+    ///   with it or without.
     public static func train(
         mobileNet architecture: MobileNetArchitecture, data: IDXDataset, config: TrainingConfig = TrainingConfig(),
-        progress: ((TrainingProgress) -> Void)? = nil
+        progress: ((TrainingProgress) -> Void)? = nil, epochEnded: ((Int, MobileNetWeights) throws -> Void)? = nil
     ) throws -> MobileNetTrainingResult {
-        var result = try train(mobileNet: architecture, training: data.train, config: config, progress: progress)
+        var result = try train(
+            mobileNet: architecture, training: data.train, config: config, progress: progress,
+            epochEnded: epochEnded)
         let test = config.testLimit.map { data.test.prefix($0) } ?? data.test
         result.testAccuracy = try evaluate(
             mobileNet: architecture, weights: result.weights, data: test, threads: config.threads)
@@ -43,7 +52,7 @@ extension Trainer {
     /// Trains a MobileNet-style model on `training` only (`testAccuracy` is nil).
     public static func train(
         mobileNet architecture: MobileNetArchitecture, training: Dataset, config: TrainingConfig = TrainingConfig(),
-        progress: ((TrainingProgress) -> Void)? = nil
+        progress: ((TrainingProgress) -> Void)? = nil, epochEnded: ((Int, MobileNetWeights) throws -> Void)? = nil
     ) throws -> MobileNetTrainingResult {
         try config.validate()
         let data = config.trainLimit.map { training.prefix($0) } ?? training
@@ -54,75 +63,59 @@ extension Trainer {
         let network = MobileNetNetwork(
             layout: layout, capacity: min(config.batchSize, data.count), threads: config.threads, training: true)
         let optimizer = Adam(count: layout.count, config: config)
-        var shuffler = SeededGenerator(seed: config.seed ^ 0x5DEE_CE66_D1CE_5EED)
-        var order = Array(0..<data.count)
         let labels = data.labels.map(Int.init)
-        let batches = (data.count + config.batchSize - 1) / config.batchSize
         let keep = Self.batchNormMomentum
-        var epochLosses: [Double] = []
-        var epochAccuracies: [Double] = []
         let start = DispatchTime.now()
-        for epoch in 1...config.epochs {
-            for index in stride(from: order.count - 1, to: 0, by: -1) {
-                order.swapAt(index, shuffler.uniform(index + 1))
+        let outcome = try EpochLoop(config: config, count: data.count).run(
+            progress: progress,
+            epochEnded: epochEnded.map { epochEnded in
+                { epoch, order in
+                    // Evaluated as the final model is: with statistics re-estimated for the weights so far.
+                    let weights = MobileNetWeights(
+                        parameters: parameters,
+                        statistics: calibrated(network, parameters, statistics, data, order, config))
+                    try epochEnded(epoch, weights)
+                }
             }
-            let epochStart = DispatchTime.now()
-            var lossSum = 0.0
-            var correct = 0
-            var seen = 0
-            for batch in 0..<batches {
-                let lower = batch * config.batchSize
-                let upper = min(lower + config.batchSize, data.count)
-                let outcome = parameters.withUnsafeBufferPointer { parameters in
-                    data.images.withUnsafeBufferPointer { images in
-                        order.withUnsafeBufferPointer { order in
-                            let slice = UnsafeBufferPointer(rebasing: order[lower..<upper])
-                            let batchLabels = slice.map { labels[$0] }
-                            network.load(images.baseAddress!, indices: slice)
-                            network.forward(parameters.baseAddress!, statistics: nil)
-                            return batchLabels.withUnsafeBufferPointer {
-                                network.backward(parameters.baseAddress!, labels: $0)
-                            }
-                        }
+        ) { batch in
+            let outcome = parameters.withUnsafeBufferPointer { parameters in
+                data.images.withUnsafeBufferPointer { images in
+                    let batchLabels = batch.map { labels[$0] }
+                    network.load(images.baseAddress!, indices: batch)
+                    network.forward(parameters.baseAddress!, statistics: nil)
+                    return batchLabels.withUnsafeBufferPointer {
+                        network.backward(parameters.baseAddress!, labels: $0)
                     }
                 }
-                let batchLoss = outcome.loss / Double(upper - lower)
-                guard batchLoss.isFinite else {
-                    throw TrainingError.nanLoss(epoch: epoch, batch: batch + 1, loss: batchLoss)
-                }
-                optimizer.update(&parameters, sources: [UnsafePointer(network.gradient)], parts: config.threads)
-                for index in statistics.indices {
-                    statistics[index] = keep * statistics[index] + (1 - keep) * network.batchStatistics[index]
-                }
-                lossSum += batchLoss
-                correct += outcome.correct
-                seen += upper - lower
-                if let progress, (batch + 1) % config.progressInterval == 0 || batch + 1 == batches {
-                    progress(
-                        TrainingProgress(
-                            epoch: epoch, batch: batch + 1, batchesPerEpoch: batches,
-                            loss: lossSum / Double(batch + 1), accuracy: Double(correct) / Double(seen),
-                            imagesPerSecond: Double(seen) / seconds(since: epochStart)))
-                }
             }
-            epochLosses.append(lossSum / Double(batches))
-            epochAccuracies.append(Double(correct) / Double(seen))
+            optimizer.update(&parameters, sources: [UnsafePointer(network.gradient)], parts: config.threads)
+            for index in statistics.indices {
+                statistics[index] = keep * statistics[index] + (1 - keep) * network.batchStatistics[index]
+            }
+            return outcome
         }
-        let calibration = min(config.batchNormCalibration ?? 2048, data.count)
-        if calibration > 0 {
-            statistics = calibrate(
-                network, parameters: parameters, data: data, order: order, count: calibration,
-                batchSize: config.batchSize)
-        }
+        statistics = calibrated(network, parameters, statistics, data, outcome.order, config)
         let elapsed = seconds(since: start)
         return MobileNetTrainingResult(
-            weights: MobileNetWeights(parameters: parameters, statistics: statistics), epochLosses: epochLosses,
-            epochAccuracies: epochAccuracies, testAccuracy: nil, elapsedSeconds: elapsed,
+            weights: MobileNetWeights(parameters: parameters, statistics: statistics),
+            epochLosses: outcome.epochLosses, epochAccuracies: outcome.epochAccuracies, testAccuracy: nil, elapsedSeconds: elapsed,
             imagesPerSecond: Double(data.count * config.epochs) / elapsed)
     }
 
-    /// The mean of the batch statistics of `count` training images (the last epoch's order, in batches of
-    /// `batchSize`), with the final parameters: every batch weighs the same, as PyTorch's cumulative average.
+    /// The statistics evaluation uses after training with `parameters`: the running `statistics` re-estimated over
+    /// `config.batchNormCalibration` images of the epoch's `order` (the running ones when that is 0).
+    private static func calibrated(
+        _ network: MobileNetNetwork, _ parameters: [Float], _ statistics: [Float], _ data: Dataset, _ order: [Int],
+        _ config: TrainingConfig
+    ) -> [Float] {
+        let count = min(config.batchNormCalibration ?? 2048, data.count)
+        guard count > 0 else { return statistics }
+        return calibrate(
+            network, parameters: parameters, data: data, order: order, count: count, batchSize: config.batchSize)
+    }
+
+    /// The mean of the batch statistics of `count` training images (the epoch's order, in batches of
+    /// `batchSize`), with the given parameters: every batch weighs the same, as PyTorch's cumulative average.
     private static func calibrate(
         _ network: MobileNetNetwork, parameters: [Float], data: Dataset, order: [Int], count: Int, batchSize: Int
     ) -> [Float] {

@@ -53,60 +53,28 @@ public enum Trainer {
         let share = (config.batchSize + threads - 1) / threads
         let workers = (0..<threads).map { _ in Worker(layout: layout, capacity: share) }
         let optimizer = Adam(count: layout.count, config: config)
-        var shuffler = SeededGenerator(seed: config.seed ^ 0x5DEE_CE66_D1CE_5EED)
-        var order = Array(0..<data.count)
         let labels = data.labels.map(Int.init)
-        let batches = (data.count + config.batchSize - 1) / config.batchSize
-        var epochLosses: [Double] = []
-        var epochAccuracies: [Double] = []
         let start = DispatchTime.now()
-        for epoch in 1...config.epochs {
-            for index in stride(from: order.count - 1, to: 0, by: -1) {
-                order.swapAt(index, shuffler.uniform(index + 1))
-            }
-            let epochStart = DispatchTime.now()
-            var lossSum = 0.0
-            var correct = 0
-            var seen = 0
-            for batch in 0..<batches {
-                let lower = batch * config.batchSize
-                let upper = min(lower + config.batchSize, data.count)
-                let outcome = parameters.withUnsafeBufferPointer { parameterBuffer in
-                    data.images.withUnsafeBufferPointer { images in
-                        order.withUnsafeBufferPointer { order in
-                            labels.withUnsafeBufferPointer { labels in
-                                step(
-                                    workers: workers, parameters: parameterBuffer.baseAddress!,
-                                    images: images.baseAddress!, order: order, labels: labels, lower: lower,
-                                    upper: upper, share: share)
-                            }
-                        }
+        let outcome = try EpochLoop(config: config, count: data.count).run(
+            progress: progress,
+            epochEnded: epochEnded.map { epochEnded in { epoch, _ in try epochEnded(epoch, layout.weights(parameters)) } }
+        ) { batch in
+            let outcome = parameters.withUnsafeBufferPointer { parameterBuffer in
+                data.images.withUnsafeBufferPointer { images in
+                    labels.withUnsafeBufferPointer { labels in
+                        step(
+                            workers: workers, parameters: parameterBuffer.baseAddress!, images: images.baseAddress!,
+                            batch: batch, labels: labels, share: share)
                     }
                 }
-                let batchLoss = outcome.loss / Double(upper - lower)
-                guard batchLoss.isFinite else {
-                    throw TrainingError.nanLoss(epoch: epoch, batch: batch + 1, loss: batchLoss)
-                }
-                optimizer.update(&parameters, workers: workers)
-                lossSum += batchLoss
-                correct += outcome.correct
-                seen += upper - lower
-                if let progress, (batch + 1) % config.progressInterval == 0 || batch + 1 == batches {
-                    progress(
-                        TrainingProgress(
-                            epoch: epoch, batch: batch + 1, batchesPerEpoch: batches,
-                            loss: lossSum / Double(batch + 1), accuracy: Double(correct) / Double(seen),
-                            imagesPerSecond: Double(seen) / seconds(since: epochStart)))
-                }
             }
-            epochLosses.append(lossSum / Double(batches))
-            epochAccuracies.append(Double(correct) / Double(seen))
-            if let epochEnded, epoch < config.epochs { try epochEnded(epoch, layout.weights(parameters)) }
+            optimizer.update(&parameters, workers: workers)
+            return outcome
         }
         let elapsed = seconds(since: start)
         return TrainingResult(
-            weights: layout.weights(parameters), epochLosses: epochLosses, epochAccuracies: epochAccuracies,
-            testAccuracy: nil, elapsedSeconds: elapsed,
+            weights: layout.weights(parameters), epochLosses: outcome.epochLosses,
+            epochAccuracies: outcome.epochAccuracies, testAccuracy: nil, elapsedSeconds: elapsed,
             imagesPerSecond: Double(data.count * config.epochs) / elapsed)
     }
 
@@ -200,16 +168,17 @@ public enum Trainer {
 
     private static func step(
         workers: [Worker], parameters: UnsafePointer<Float>, images: UnsafePointer<Float>,
-        order: UnsafeBufferPointer<Int>, labels: UnsafeBufferPointer<Int>, lower: Int, upper: Int, share: Int
+        batch: UnsafeBufferPointer<Int>, labels: UnsafeBufferPointer<Int>, share: Int
     ) -> (loss: Double, correct: Int) {
-        let scale = 1 / Float(upper - lower)
+        let count = batch.count
+        let scale = 1 / Float(count)
         let parts = UnsafeMutableBufferPointer<(loss: Double, correct: Int)>.allocate(capacity: workers.count)
         defer { parts.deallocate() }
         let shared = SharedPointers(
-            parameters: parameters, images: images, order: order, labels: labels, parts: parts)
+            parameters: parameters, images: images, order: batch, labels: labels, parts: parts)
         DispatchQueue.concurrentPerform(iterations: workers.count) { index in
-            let first = min(lower + index * share, upper)
-            let last = min(first + share, upper)
+            let first = min(index * share, count)
+            let last = min(first + share, count)
             let worker = workers[index]
             let slice = UnsafeBufferPointer(rebasing: shared.order[first..<last])
             worker.load(shared.images, indices: slice)
