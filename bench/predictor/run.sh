@@ -6,7 +6,8 @@
 # seeded splits), and the fit time for 3000 measurements.
 #
 #   COUNT=300 bash bench/predictor/run.sh        # PYTHON defaults to /work/bench-venv/bin/python (onnx, numpy)
-# Measurements are cached in $OUT/models/measurements.json; delete it to measure again.
+# Measurements (whole model twice, for the noise floor, and per kernel) are cached in
+# $OUT/models/measurements-kernels.json; delete it to measure again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/nas-predictor-bench}
