@@ -5,9 +5,9 @@
 struct BoostedTrees: Codable, Hashable, Sendable {
     /// Growth settings.
     struct Settings: Hashable, Sendable {
-        var trees = 150
+        var trees = 60
         var depth = 4
-        var rate = 0.1
+        var rate = 0.2
         var minimumLeaf = 2
     }
 
