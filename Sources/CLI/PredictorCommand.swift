@@ -79,6 +79,8 @@ struct PredictorCommand: ParsableCommand {
             var measurements: Int
             var kernel_kinds: [String]
             var relative_band: Double?
+            var kernel_timed_measurements: Int
+            var kernel_relative_band: Double?
             var fit_seconds: Double
             var store: String
         }
@@ -91,18 +93,25 @@ struct PredictorCommand: ParsableCommand {
             let store = try source.store()
             try store.save(predictor, deviceType: source.deviceType)
             let band = predictor.relativeBand.isFinite ? predictor.relativeBand : nil
+            let kernelBand = predictor.kernelBand.flatMap { $0.isFinite ? $0 : nil }
             if source.json {
                 print(
                     try jsonLine(
                         Output(
                             device_type: source.deviceType, measurements: predictor.sampleCount,
-                            kernel_kinds: predictor.kinds, relative_band: band, fit_seconds: seconds,
-                            store: store.path)))
+                            kernel_kinds: predictor.kinds, relative_band: band,
+                            kernel_timed_measurements: predictor.kernelSampleCount, kernel_relative_band: kernelBand,
+                            fit_seconds: seconds, store: store.path)))
             } else {
                 print(
                     "fitted the predictor of '\(source.deviceType)' on \(predictor.sampleCount) measurements in \(String(format: "%.1f", seconds * 1000)) ms")
                 print("kernel kinds: \(predictor.kinds.joined(separator: ", "))")
                 print("band (90%): " + (band.map { String(format: "±%.1f%%", $0 * 100) } ?? "unknown (too few measurements)"))
+                if predictor.kernelSampleCount > 0 {
+                    print(
+                        "kernel-level model on \(predictor.kernelSampleCount) measurements with kernel times, band (90%): "
+                            + (kernelBand.map { String(format: "±%.1f%%", $0 * 100) } ?? "unknown (too few measurements)"))
+                }
                 print("kept in \(store.path)")
             }
         }

@@ -57,6 +57,11 @@ public struct MetricName: RawRepresentable, Hashable, Sendable, Comparable, Expr
     /// Peak working memory of one inference on a device, bytes.
     public static let memory: MetricName = "memory_bytes"
 
+    /// The prefix of the per-kernel times a native runner reports beside its figures, one metric per kernel:
+    /// `kernel_latency_ms.<first output of the node the kernel computes>`, milliseconds (the engine's profile).
+    /// They travel with the figures (fleet, file exchange) and are kept apart from the trial's metrics.
+    public static let kernelLatencyPrefix = "kernel_latency_ms."
+
     /// The metrics a trial reports per device type, in this order: p50, mean, p90, p99 latency, peak memory.
     public static let deviceMetrics: [MetricName] = [.latency, .latencyMean, .latencyP90, .latencyP99, .memory]
 

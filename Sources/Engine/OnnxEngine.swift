@@ -42,8 +42,11 @@ public final class OnnxEngine {
 
     private let arena: UnsafeMutablePointer<Float>
     private let constants: ConstantStore
-    private let steps: [() -> Void]
-    private let inputPointers: [UnsafeMutablePointer<Float>]
+    /// The kernels in run order; `profile` times them one by one.
+    let steps: [() -> Void]
+    /// The node each kernel computes, in run order: what `profile` names its timings by.
+    let stepNodes: [KernelTiming.Node]
+    let inputPointers: [UnsafeMutablePointer<Float>]
     private let outputPointers: [UnsafePointer<Float>]
 
     /// Plans `model` for execution; throws `OnnxError` naming the op and node of anything it cannot run.
@@ -94,6 +97,10 @@ public final class OnnxEngine {
             built.append(step.build(resolver, layout.scratchOffsets[index].map { base + $0 }))
         }
         steps = built
+        stepNodes = planner.steps.map { step in
+            let node = analysis.nodes[step.node].node
+            return KernelTiming.Node(output: node.outputs.first ?? "", name: node.name, opType: node.opType)
+        }
         inputs = analysis.inputs.map { Tensor(name: $0.name, shape: $0.shape) }
         outputs = analysis.outputs.map { Tensor(name: $0, shape: analysis.shape($0) ?? []) }
         inputPointers = inputs.map { resolver.pointer($0.name) }

@@ -4,6 +4,8 @@ import ONNX
 /// One kernel of a run: the runtime values it reads and writes, its scratch need, and how to build it once the
 /// arena's addresses are known.
 struct PlannedStep {
+    /// The index in `GraphAnalysis.nodes` of the node the kernel computes (activations fused into it excluded).
+    var node: Int
     var reads: [String]
     var writes: [String]
     var scratch: Int
@@ -21,6 +23,8 @@ struct Planner {
     /// Entries of the index tables built so far (broadcasts, transposes, gathers, slices): memory the engine holds
     /// beside its arena, so they share its limit.
     private var tableEntries = 0
+    /// The node being planned: the one each step added now computes.
+    private var current = 0
 
     init(analysis: GraphAnalysis) throws {
         self.analysis = analysis
@@ -158,6 +162,7 @@ struct Planner {
 
     mutating func plan() throws {
         for (index, analyzed) in analysis.nodes.enumerated() where !skipped.contains(index) {
+            current = index
             try plan(analyzed)
         }
     }
@@ -168,7 +173,7 @@ struct Planner {
     ) {
         define(output, count: count)
         steps.append(
-            PlannedStep(reads: reads.filter { isRuntime($0) }, writes: [output], scratch: scratch, build: build))
+            PlannedStep(node: current, reads: reads.filter { isRuntime($0) }, writes: [output], scratch: scratch, build: build))
     }
 
     /// Fuses a following Relu/Clip when possible; returns the activation and the name the kernel writes.

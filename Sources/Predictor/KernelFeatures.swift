@@ -15,21 +15,63 @@ public struct Kernel: Codable, Hashable, Sendable {
     public var outputElements: Double
     /// Elements of its constant operands (weights, biases, BN parameters).
     public var weightElements: Double
+    /// The first output of the node it computes: the key the engine's per-kernel timings (`KernelTiming`) carry.
+    /// Empty in features written before kernels were timed.
+    public var node: String
+    /// Its configuration as a kernel-level regressor reads it: input height, width and channels, output channels,
+    /// kernel size (height), stride (height) and groups; 0 where the kind has none (or in older features).
+    public var shape: KernelShape
 
     /// A kernel.
-    public init(kind: String, flops: Double, inputElements: Double, outputElements: Double, weightElements: Double) {
+    public init(
+        kind: String, flops: Double, inputElements: Double, outputElements: Double, weightElements: Double,
+        node: String = "", shape: KernelShape = KernelShape()
+    ) {
         self.kind = kind
         self.flops = flops
         self.inputElements = inputElements
         self.outputElements = outputElements
         self.weightElements = weightElements
+        self.node = node
+        self.shape = shape
     }
 
     enum CodingKeys: String, CodingKey {
-        case kind, flops
+        case kind, flops, node, shape
         case inputElements = "input_elements"
         case outputElements = "output_elements"
         case weightElements = "weight_elements"
+    }
+
+    /// Decodes a kernel; `node` and `shape` are optional so that features stored before they existed still read.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try container.decode(String.self, forKey: .kind)
+        flops = try container.decode(Double.self, forKey: .flops)
+        inputElements = try container.decode(Double.self, forKey: .inputElements)
+        outputElements = try container.decode(Double.self, forKey: .outputElements)
+        weightElements = try container.decode(Double.self, forKey: .weightElements)
+        node = try container.decodeIfPresent(String.self, forKey: .node) ?? ""
+        shape = try container.decodeIfPresent(KernelShape.self, forKey: .shape) ?? KernelShape()
+    }
+}
+
+/// A kernel's configuration, nn-Meter's kernel features: what its latency depends on beyond its element counts.
+public struct KernelShape: Codable, Hashable, Sendable {
+    /// Input height and width (1 for a vector), and input channels.
+    public var height = 0.0, width = 0.0, channels = 0.0
+    /// Output channels.
+    public var filters = 0.0
+    /// Kernel (window) height, stride (height), groups.
+    public var kernel = 0.0, stride = 0.0, groups = 0.0
+
+    /// A shape; every field defaults to 0.
+    public init(
+        height: Double = 0, width: Double = 0, channels: Double = 0, filters: Double = 0, kernel: Double = 0,
+        stride: Double = 0, groups: Double = 0
+    ) {
+        (self.height, self.width, self.channels, self.filters) = (height, width, channels, filters)
+        (self.kernel, self.stride, self.groups) = (kernel, stride, groups)
     }
 }
 
@@ -56,12 +98,13 @@ public struct ModelFeatures: Codable, Hashable, Sendable {
             for input in analyzed.node.inputs where !input.isEmpty { consumers[input, default: 0] += 1 }
         }
         let graphOutputs = Set(analysis.outputs)
-        var fused: Set<String> = []  // outputs of producers whose single Relu/Clip consumer is fused into them
+        var fused: Set<String> = []  // outputs of producers whose single activation consumer is fused into them
         var kernels: [Kernel] = []
         func isRuntime(_ name: String) -> Bool { analysis.constant(name) == nil }
         for analyzed in analysis.nodes {
             let node = analyzed.node
-            let output = analyzed.outputShapes.first.map { Double(ShapeMath.count($0)) } ?? 0
+            let outputShape = analyzed.outputShapes.first ?? []
+            let output = Double(ShapeMath.count(outputShape))
             func inputShape(_ index: Int) -> [Int] {
                 index < analyzed.inputShapes.count ? analyzed.inputShapes[index] ?? [] : []
             }
@@ -73,21 +116,28 @@ public struct ModelFeatures: Codable, Hashable, Sendable {
             }
             let kind: String
             var flops = output
+            let input = inputShape(0)
+            var shape = KernelShape(
+                height: Double(input.count > 2 ? input[2] : 1), width: Double(input.count > 3 ? input[3] : 1),
+                channels: Double(input.count > 1 ? input[1] : input.last ?? 1),
+                filters: Double(outputShape.count > 1 ? outputShape[1] : outputShape.last ?? 1))
             switch node.opType {
             case "Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast":
                 continue  // an alias of its input's storage when the input is a runtime value
-            case "Relu", "Clip":
+            case "Relu", "Clip", "HardSigmoid", "HardSwish":
                 if let input = node.inputs.first, fused.contains(input) { continue }
                 kind = "activation"
-            case "Sigmoid", "HardSigmoid", "HardSwish", "Tanh":
+            case "Sigmoid", "Tanh":
                 kind = "activation"
             case "Conv":
                 let weight = inputShape(1)
-                let input = inputShape(0)
                 let groups = node.int("group", default: 1)
                 flops = 2 * output * Double(ShapeMath.count(Array(weight.dropFirst())))
                     + (node.input(2) != nil ? output : 0)
                 let channels = input.count > 1 ? input[1] : 1
+                shape.kernel = Double(weight.count > 2 ? weight[2] : 1)
+                shape.stride = Double(node.ints("strides")?.first ?? 1)
+                shape.groups = Double(groups)
                 if groups > 1 && groups == channels {
                     kind = "depthwise"
                 } else if groups == 1 && weight.dropFirst(2).allSatisfy({ $0 == 1 }) {
@@ -99,6 +149,7 @@ public struct ModelFeatures: Codable, Hashable, Sendable {
                 let a = inputShape(0)
                 let inner = node.opType == "Gemm" && node.int("transA", default: 0) != 0 ? a.first ?? 1 : a.last ?? 1
                 flops = 2 * output * Double(inner) + (node.input(2) != nil ? output : 0)
+                shape.channels = Double(inner)
                 kind = "gemm"
             case "Add", "Sub", "Mul", "Div":
                 kind = "elementwise"
@@ -107,6 +158,8 @@ public struct ModelFeatures: Codable, Hashable, Sendable {
             case "MaxPool", "AveragePool":
                 let window = node.ints("kernel_shape") ?? []
                 flops = output * Double(window.reduce(1, *))
+                shape.kernel = Double(window.first ?? 1)
+                shape.stride = Double(node.ints("strides")?.first ?? 1)
                 kind = "pool"
             case "GlobalAveragePool", "GlobalMaxPool", "ReduceMean":
                 flops = reads
@@ -120,18 +173,26 @@ public struct ModelFeatures: Codable, Hashable, Sendable {
             default:
                 kind = node.opType.lowercased()
             }
-            if ["conv", "pointwise", "depthwise", "gemm", "elementwise"].contains(kind), let out = node.outputs.first,
-                !graphOutputs.contains(out), consumers[out] == 1,
+            // The planner's rule: an activation that is its producer's only consumer is fused into a Conv, a
+            // binary op, a BatchNormalization, a Gemm or a MatMul.
+            if Self.fusingOps.contains(node.opType), let out = node.outputs.first, !graphOutputs.contains(out),
+                consumers[out] == 1,
                 let user = analysis.nodes.first(where: { $0.node.inputs.contains(out) }),
-                ["Relu", "Clip"].contains(user.node.opType), kind != "elementwise" || node.opType == "Add"
+                Self.fusedActivations.contains(user.node.opType)
             {
                 fused.insert(out)
             }
             kernels.append(
-                Kernel(kind: kind, flops: flops, inputElements: reads, outputElements: output, weightElements: weights))
+                Kernel(
+                    kind: kind, flops: flops, inputElements: reads, outputElements: output, weightElements: weights,
+                    node: node.outputs.first ?? "", shape: shape))
         }
         self.kernels = kernels
     }
+
+    /// The ops the engine's planner fuses a following activation into, and the activations it fuses.
+    static let fusingOps: Set<String> = ["Conv", "Add", "Sub", "Mul", "Div", "BatchNormalization", "Gemm", "MatMul"]
+    static let fusedActivations: Set<String> = ["Relu", "Clip", "HardSigmoid", "HardSwish"]
 
     /// The kernel kinds present, sorted.
     public var kinds: [String] { Array(Set(kernels.map(\.kind))).sorted() }

@@ -6,11 +6,25 @@ public struct LatencySample: Codable, Hashable, Sendable {
     public var features: ModelFeatures
     /// The measured latency, milliseconds (the p50 of the runs).
     public var latencyMilliseconds: Double
+    /// Each kernel's measured time (the engine's profile), milliseconds, in the order of `features.kernels`; nil
+    /// when the runner timed only the whole model (other runtimes, older measurements).
+    public var kernelLatencies: [Double]?
 
-    /// A sample.
-    public init(features: ModelFeatures, latencyMilliseconds: Double) {
+    /// A sample; `kernelLatencies` must have one time per kernel or it is dropped.
+    public init(features: ModelFeatures, latencyMilliseconds: Double, kernelLatencies: [Double]? = nil) {
         self.features = features
         self.latencyMilliseconds = latencyMilliseconds
+        self.kernelLatencies = kernelLatencies?.count == features.kernels.count ? kernelLatencies : nil
+    }
+
+    /// A sample whose kernel times are given by the node each kernel computes (`Kernel.node`, as the engine's
+    /// profile names them); they are kept only when every kernel has one.
+    public init(features: ModelFeatures, latencyMilliseconds: Double, kernelTimes: [String: Double]?) {
+        let aligned = kernelTimes.flatMap { times in
+            features.kernels.allSatisfy { !$0.node.isEmpty && times[$0.node] != nil }
+                ? features.kernels.map { times[$0.node]! } : nil
+        }
+        self.init(features: features, latencyMilliseconds: latencyMilliseconds, kernelLatencies: aligned)
     }
 }
 
@@ -38,10 +52,15 @@ public struct LatencyPrediction: Codable, Hashable, Sendable {
 }
 
 /// A kernel-level latency predictor in nn-Meter's manner: a model's latency is a per-model overhead plus the sum
-/// of its kernels' latencies, and each kernel kind's latency is linear in the kernel's FLOPs, the elements it
-/// reads and writes and its weights, plus a per-kernel cost. Since the sum of linear terms is linear, the whole
-/// model is one weighted ridge regression on per-kind sums of those terms, weighted by `1 / latency²` so that it
-/// minimises relative, not absolute, error; it fits in milliseconds for thousands of measurements.
+/// of its kernels' latencies.
+///
+/// With per-kernel timings (the native engine's profile), each kernel kind has a nonlinear regressor of the
+/// kernel's time on its configuration (`KernelLatencyModel`: log-log ridge plus boosted trees). Measurements with
+/// whole-model latencies only (other runtimes, remote workers, older stores) feed the linear model: each kernel
+/// kind's latency linear in the kernel's FLOPs, the elements it reads and writes and its weights, plus a per-kernel
+/// cost, which summed over kernels is one ridge regression on per-kind sums weighted by `1 / latency²` so that it
+/// minimises relative, not absolute, error. A model is predicted by the kernel-level model when every kind of it
+/// was timed, else by the linear one; both fit in well under a second for thousands of measurements.
 ///
 /// The uncertainty is split-free conformal: the relative errors of K-fold cross-validated predictions give the
 /// band at `Configuration.coverage` (with the `(n + 1)` correction, so that too few measurements give an infinite
@@ -77,6 +96,16 @@ public struct LatencyPredictor: Codable, Sendable {
     public private(set) var sampleCount: Int
     /// The settings it was fitted with.
     public private(set) var configuration: Configuration
+    /// The kernel-level model, when at least `minimumKernelSamples` measurements had kernel timings.
+    private(set) var kernelModel: KernelLatencyModel?
+    /// How many measurements with kernel timings it was fitted on (0 when none had any).
+    public var kernelSampleCount: Int { kernelModel?.sampleCount ?? 0 }
+    /// The kernel-level model's band (relative half-width at the coverage), which predictions of models whose
+    /// every kind was timed carry; nil without kernel timings.
+    public var kernelBand: Double? { kernelModel?.relativeBand }
+
+    /// Measurements with kernel timings needed before the kernel-level model is used.
+    static let minimumKernelSamples = 2
 
     /// Fits a predictor on `samples`; at least 2 are needed, and an unusable sample (latency not positive or not
     /// finite) is a `PredictorError`.
@@ -95,11 +124,50 @@ public struct LatencyPredictor: Codable, Sendable {
         let rows = samples.map { sample in row(sample.features, kinds: kinds).map { $0 / sample.latencyMilliseconds } }
         predictor.coefficients = try solve(rows, ridge: configuration.ridge)
         predictor.relativeBand = try calibrate(rows, configuration: configuration)
+        let timed = samples.filter { $0.kernelLatencies != nil }
+        if timed.count >= minimumKernelSamples {
+            var model = try KernelLatencyModel.fit(timed, ridge: configuration.ridge)
+            model.relativeBand = try calibrateKernels(timed, configuration: configuration)
+            predictor.kernelModel = model
+        }
         return predictor
+    }
+
+    /// The kernel-level model's conformal band, as `calibrate` does for the linear one: relative errors of
+    /// K-fold cross-validated predictions of whole models (infinite where a fold never timed one of its kinds).
+    static func calibrateKernels(_ samples: [LatencySample], configuration: Configuration) throws -> Double {
+        let folds = min(configuration.folds, samples.count)
+        guard folds >= 2 else { return .infinity }
+        var errors: [Double] = []
+        for fold in 0..<folds {
+            let train = samples.indices.filter { $0 % folds != fold }.map { samples[$0] }
+            let model = try KernelLatencyModel.fit(train, ridge: configuration.ridge)
+            for index in samples.indices where index % folds == fold {
+                guard let predicted = model.predict(samples[index].features) else {
+                    errors.append(.infinity)
+                    continue
+                }
+                errors.append(abs(samples[index].latencyMilliseconds - predicted) / predicted)
+            }
+        }
+        return conformalQuantile(errors, coverage: configuration.coverage)
+    }
+
+    /// The `coverage` quantile of `errors` with the `(n + 1)` correction; infinite when there are too few.
+    static func conformalQuantile(_ errors: [Double], coverage: Double) -> Double {
+        let sorted = errors.sorted()
+        let rank = Int((Double(sorted.count + 1) * coverage).rounded(.up))
+        return rank <= sorted.count ? sorted[rank - 1] : .infinity
     }
 
     /// The prediction for a model's features.
     public func predict(_ features: ModelFeatures) -> LatencyPrediction {
+        if let kernelModel, let value = kernelModel.predict(features) {
+            let band = kernelModel.relativeBand
+            return LatencyPrediction(
+                milliseconds: value, lower: max(0, value * (1 - band)), upper: value * (1 + band), relativeBand: band,
+                unseenKinds: [])
+        }
         let row = Self.row(features, kinds: kinds)
         let value = max(zip(row, coefficients).reduce(0) { $0 + $1.0 * $1.1 }, 1e-6)
         let unseen = Array(Set(features.kinds).subtracting(kinds)).sorted()
@@ -130,23 +198,27 @@ public struct LatencyPredictor: Codable, Sendable {
     /// error is relative) on columns scaled to unit RMS; the overhead column is not penalised, and a column that is
     /// zero in every row (a kind no row has) gets coefficient 0.
     static func solve(_ rows: [[Double]], ridge: Double) throws -> [Double] {
+        try Self.ridge(rows, [Double](repeating: 1, count: rows.count), penalty: ridge)
+    }
+
+    /// Ridge least squares of `targets` on `rows` (the first column the unpenalised intercept), columns scaled
+    /// to unit RMS as `solve` does.
+    static func ridge(_ rows: [[Double]], _ targets: [Double], penalty: Double) throws -> [Double] {
         let width = rows[0].count
         var scale = [Double](repeating: 0, count: width)
         for row in rows { for j in 0..<width { scale[j] += row[j] * row[j] } }
         scale = scale.map { $0 > 0 ? ($0 / Double(rows.count)).squareRoot() : 0 }
         var normal = [Double](repeating: 0, count: width * width)
         var rhs = [Double](repeating: 0, count: width)
-        var x = [Double](repeating: 0, count: width)
-        for row in rows {
-            for j in 0..<width { x[j] = scale[j] > 0 ? row[j] / scale[j] : 0 }
-            for i in 0..<width where x[i] != 0 {
-                rhs[i] += x[i]
-                for j in i..<width { normal[i * width + j] += x[i] * x[j] }
+        for (row, y) in zip(rows, targets) {
+            for i in 0..<width where scale[i] > 0 {
+                rhs[i] += row[i] / scale[i] * y
+                for j in i..<width where scale[j] > 0 { normal[i * width + j] += row[i] / scale[i] * row[j] / scale[j] }
             }
         }
         for i in 0..<width {
             for j in 0..<i { normal[i * width + j] = normal[j * width + i] }
-            normal[i * width + i] += scale[i] == 0 ? 1 : (i == 0 ? 1e-9 : ridge) * Double(rows.count)
+            normal[i * width + i] += scale[i] == 0 ? 1 : (i == 0 ? 1e-9 : penalty) * Double(rows.count)
         }
         let solution = try cholesky(normal, rhs, width)
         return (0..<width).map { scale[$0] > 0 ? solution[$0] / scale[$0] : 0 }
@@ -209,9 +281,7 @@ public struct LatencyPredictor: Codable, Sendable {
                 errors.append(abs(1 - ratio) / ratio)
             }
         }
-        errors.sort()
-        let rank = Int((Double(errors.count + 1) * configuration.coverage).rounded(.up))
-        return rank <= errors.count ? errors[rank - 1] : .infinity
+        return conformalQuantile(errors, coverage: configuration.coverage)
     }
 }
 

@@ -123,6 +123,9 @@ public struct JobConfig: Codable, Hashable, Sendable {
     public var slurm: SlurmOptions?
     /// The early-stopping rule (`--pruner`); nil when every trial trains fully (and in jobs written before).
     public var pruner: PrunerConfiguration?
+    /// The latency predictor's settings (`--predictor` and its thresholds), so that `--resume` keeps them; nil in
+    /// jobs written before they were stored (the run's flags apply then).
+    public var predictor: PredictorSettings?
 
     /// Creates a job configuration.
     public init(

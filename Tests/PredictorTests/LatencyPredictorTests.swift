@@ -150,3 +150,84 @@ struct SeededGenerator: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// The kernel-level model on synthetic kernel timings whose cost is nonlinear in the configuration (a cache knee
+/// and a per-channel step), as a CPU's are, over a space built from a finite set of block configurations.
+@Suite struct KernelLatencyModelTests {
+    static func kernel(_ kind: String, size: Double, channels: Double, node: String) -> Kernel {
+        let elements = size * size * channels
+        return Kernel(
+            kind: kind, flops: elements * (kind == "pointwise" ? 2 * channels : 18),
+            inputElements: elements, outputElements: elements,
+            weightElements: kind == "pointwise" ? channels * channels : 9 * channels, node: node,
+            shape: KernelShape(
+                height: size, width: size, channels: channels, filters: channels, kernel: kind == "pointwise" ? 1 : 3,
+                stride: 1, groups: kind == "pointwise" ? 1 : channels))
+    }
+
+    /// Milliseconds: FLOPs at one rate below a 32K-element working set and at a third of it above, plus a step
+    /// cost for channel counts that are not a multiple of 16.
+    static func time(_ kernel: Kernel) -> Double {
+        let rate = kernel.inputElements < 32_768 ? 4e-7 : 1.2e-6
+        return 0.002 + kernel.flops * rate * 1e-3 * (kernel.shape.channels.truncatingRemainder(dividingBy: 16) == 0 ? 1 : 1.6)
+    }
+
+    static func samples(_ count: Int, seed: UInt64, timed: Bool = true) -> [LatencySample] {
+        var generator = SeededGenerator(seed: seed)
+        let sizes: [Double] = [8, 14, 28]
+        let channels: [Double] = [8, 16, 24, 32, 40, 48]
+        return (0..<count).map { _ in
+            var kernels: [Kernel] = []
+            for block in 0..<Int.random(in: 2...8, using: &generator) {
+                let size = sizes.randomElement(using: &generator)!
+                let width = channels.randomElement(using: &generator)!
+                kernels.append(kernel("depthwise", size: size, channels: width, node: "d\(block)"))
+                kernels.append(kernel("pointwise", size: size, channels: width, node: "p\(block)"))
+            }
+            let features = ModelFeatures(kernels: kernels)
+            let times = kernels.map(time)
+            return LatencySample(
+                features: features, latencyMilliseconds: 0.01 + 1.05 * times.reduce(0, +),
+                kernelLatencies: timed ? times : nil)
+        }
+    }
+
+    @Test func kernelTimingsPredictHeldOutModelsBetterThanTheLinearModel() throws {
+        let test = Self.samples(200, seed: 9)
+        let kernelLevel = try LatencyPredictor.fit(Self.samples(50, seed: 3))
+        let linear = try LatencyPredictor.fit(Self.samples(50, seed: 3, timed: false))
+        #expect(kernelLevel.kernelSampleCount == 50 && linear.kernelSampleCount == 0)
+        func evaluate(_ predictor: LatencyPredictor) -> PredictorEvaluation {
+            PredictorEvaluation(
+                predicted: test.map { predictor.predict($0.features).milliseconds }, measured: test.map(\.latencyMilliseconds))
+        }
+        let (ours, baseline) = (evaluate(kernelLevel), evaluate(linear))
+        #expect(ours.within5 >= 0.95)
+        #expect(ours.rmspe < baseline.rmspe)
+        #expect(kernelLevel.relativeBand.isFinite)
+        #expect(kernelLevel.predict(test[0].features).relativeBand < 0.1)
+        // Kept and read back as the store keeps it.
+        let again = try LatencyPredictor(jsonText: try kernelLevel.jsonText())
+        #expect(again.predict(test[0].features) == kernelLevel.predict(test[0].features))
+    }
+
+    @Test func aKindNeverTimedFallsBackToTheLinearModel() throws {
+        let predictor = try LatencyPredictor.fit(Self.samples(20, seed: 4))
+        var features = Self.samples(1, seed: 5)[0].features
+        features.kernels.append(Kernel(kind: "softmax", flops: 50, inputElements: 10, outputElements: 10, weightElements: 0))
+        let prediction = predictor.predict(features)
+        #expect(prediction.unseenKinds == ["softmax"])
+        #expect(prediction.relativeBand == .infinity)
+    }
+
+    @Test func kernelTimesPairWithKernelsByNode() {
+        let features = Self.samples(1, seed: 6).first!.features
+        let times = Dictionary(uniqueKeysWithValues: features.kernels.map { ($0.node, 1.0) })
+        #expect(LatencySample(features: features, latencyMilliseconds: 1, kernelTimes: times).kernelLatencies?.count
+            == features.kernels.count)
+        var partial = times
+        partial.removeValue(forKey: features.kernels[0].node)
+        #expect(LatencySample(features: features, latencyMilliseconds: 1, kernelTimes: partial).kernelLatencies == nil)
+        #expect(LatencySample(features: features, latencyMilliseconds: 1, kernelLatencies: [1]).kernelLatencies == nil)
+    }
+}

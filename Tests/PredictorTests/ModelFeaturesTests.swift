@@ -28,6 +28,25 @@ import Trainer
         #expect(first.outputElements == 28 * 28 * 3 && first.inputElements == 28 * 28 && first.weightElements == 3 * 9 + 3)
     }
 
+    /// The kernels are the engine's: every planned kernel of MobileNets of the built-in space (depthwise, SE,
+    /// hard activations) has exactly one `Kernel` of the same node, so the profile's times pair with them.
+    @Test func kernelsPairOneToOneWithTheEnginesProfile() throws {
+        let space = SearchSpace.mobileNetV2Mini
+        var generator = SeededGenerator(seed: 7)
+        for _ in 0..<6 {
+            let bytes = try space.parameters(of: space.sample(using: &generator)).model().untrainedONNX(seed: 1)
+            let features = try ModelFeatures(onnx: bytes)
+            let timings = try OnnxEngine(bytes: bytes).profile(MeasurementOptions(warmup: 0, repeats: 1))
+            #expect(features.kernels.map(\.node) == timings.map(\.node.output))
+            let times = Dictionary(uniqueKeysWithValues: timings.map { ($0.node.output, $0.p50Ms) })
+            let sample = LatencySample(features: features, latencyMilliseconds: 1, kernelTimes: times)
+            #expect(sample.kernelLatencies?.count == features.kernels.count)
+            #expect(features.kinds.contains("depthwise") && features.kinds.contains("pointwise"))
+            let depthwise = try #require(features.kernels.first { $0.kind == "depthwise" })
+            #expect(depthwise.shape.groups == depthwise.shape.channels && [3, 5, 7].contains(depthwise.shape.kernel))
+        }
+    }
+
     @Test func refusesBytesThatAreNoModel() {
         #expect(throws: OnnxError.self) { try ModelFeatures(onnx: [1, 2, 3, 4]) }
     }

@@ -45,6 +45,43 @@ import Testing
         #expect(throws: MeasurementStoreError.self) { try MeasurementStore(path: text) }
     }
 
+    @Test func migratesASchemaOneStoreAndKeepsKernelTimes() throws {
+        let path = try TestSupport.temporaryDirectory("nas-ms").appendingPathComponent("m.sqlite").path
+        // A store as schema 1 wrote it: no kernel_times column.
+        do {
+            let database = try Database(path: path, create: true)
+            try database.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            try database.execute("INSERT INTO meta VALUES ('schema', '1')")
+            try database.execute(
+                """
+                CREATE TABLE measurements (
+                    id INTEGER PRIMARY KEY, device_type TEXT NOT NULL, worker_id TEXT, attributes TEXT NOT NULL,
+                    runtime TEXT NOT NULL, model_sha256 TEXT NOT NULL, features TEXT NOT NULL, metrics TEXT NOT NULL,
+                    latency_ms REAL, memory_bytes REAL, job TEXT, trial_id INTEGER, measured_at REAL NOT NULL,
+                    UNIQUE (device_type, model_sha256, job, trial_id))
+                """)
+            try database.execute(
+                """
+                INSERT INTO measurements (device_type, attributes, runtime, model_sha256, features, metrics, measured_at)
+                VALUES ('cpu', '{}', 'native', 'old', '{"kernels":[{"kind":"conv","flops":10,"input_elements":1,"output_elements":2,"weight_elements":3}]}', '{"latency_ms":1.25}', 1)
+                """)
+        }
+        let store = try MeasurementStore(path: path)
+        var timed = Self.record(2, sha: "new")
+        timed.features.kernels[0].node = "c"
+        timed.kernelTimes = ["c": 1.5]
+        try store.add(timed)
+        let records = try MeasurementStore(path: path).records(deviceType: "cpu")
+        #expect(records.map(\.modelSHA256) == ["old", "new"])
+        #expect(records[0].kernelTimes == nil && records[0].features.kernels[0].node.isEmpty)
+        #expect(records[0].sample?.kernelLatencies == nil)
+        #expect(records[1].kernelTimes == ["c": 1.5])
+        #expect(records[1].sample?.kernelLatencies == [1.5])
+        let schema = try Database(path: path, create: false).query("SELECT value FROM meta WHERE key = 'schema'")
+        #expect(schema.first?.first?.string == String(MeasurementStore.schemaVersion))
+        #expect(MeasurementStore.schemaVersion == 2)
+    }
+
     @Test func concurrentWritersAllLand() async throws {
         let path = try TestSupport.temporaryDirectory("nas-ms").appendingPathComponent("m.sqlite").path
         _ = try MeasurementStore(path: path)

@@ -1,5 +1,8 @@
-// The latency predictor's accuracy on this CPU (native engine) over generated MobileNet-style ONNX models, against
-// a FLOPs-only linear baseline in the same run, and its fit time for thousands of measurements.
+// The latency predictor's accuracy on this CPU (native engine) over generated MobileNet-style ONNX models: the
+// kernel-level model (fitted on the engine's per-kernel times) and the linear whole-model one (the same
+// measurements without kernel times), against a FLOPs-only linear baseline in the same run; the measurement noise
+// floor (two measurements of the same model within ±10% of each other); and the fit time for thousands of
+// measurements.
 // Driven by bench/predictor/run.sh; run on demand, never in tests.
 import Engine
 import Foundation
@@ -9,7 +12,15 @@ struct Measured: Codable {
     var file: String
     var flops: Double
     var latencyMilliseconds: Double
+    /// A second measurement of the same model, later in the run: the noise floor.
+    var again: Double
+    var kernelLatencies: [Double]
     var features: ModelFeatures
+
+    var sample: LatencySample {
+        LatencySample(features: features, latencyMilliseconds: latencyMilliseconds, kernelLatencies: kernelLatencies)
+    }
+    var wholeModelSample: LatencySample { LatencySample(features: features, latencyMilliseconds: latencyMilliseconds) }
 }
 
 func argument(_ name: String, _ fallback: String) -> String {
@@ -19,7 +30,7 @@ func argument(_ name: String, _ fallback: String) -> String {
 }
 
 let models = argument("--models", "bench/predictor/models")
-let cache = argument("--cache", models + "/measurements.json")
+let cache = argument("--cache", models + "/measurements-kernels.json")
 let warmup = Int(argument("--warmup", "10"))!
 let repeats = Int(argument("--repeats", "50"))!
 let seeds = Int(argument("--seeds", "5"))!
@@ -31,12 +42,27 @@ if let data = FileManager.default.contents(atPath: cache) {
     print("read \(measured.count) measurements from \(cache)")
 } else {
     let files = try FileManager.default.contentsOfDirectory(atPath: models).filter { $0.hasSuffix(".onnx") }.sorted()
+    let options = MeasurementOptions(warmup: warmup, repeats: repeats)
     for (index, file) in files.enumerated() {
         let bytes = Array(FileManager.default.contents(atPath: models + "/" + file)!)
         let features = try ModelFeatures(onnx: bytes)
-        let report = try measure(model: bytes, warmup: warmup, repeats: repeats)
-        measured.append(Measured(file: file, flops: features.totalFlops, latencyMilliseconds: report.p50Ms, features: features))
+        let engine = try OnnxEngine(bytes: bytes)
+        let report = try engine.measure(options)
+        let kernels = try engine.profile(MeasurementOptions(warmup: 0, repeats: min(repeats, 50)))
+        let times = Dictionary(uniqueKeysWithValues: kernels.map { ($0.node.output, $0.p50Ms) })
+        guard let aligned = LatencySample(features: features, latencyMilliseconds: report.p50Ms, kernelTimes: times)
+            .kernelLatencies
+        else { fatalError("\(file): the features' kernels do not pair with the engine's profile") }
+        measured.append(
+            Measured(
+                file: file, flops: features.totalFlops, latencyMilliseconds: report.p50Ms, again: 0,
+                kernelLatencies: aligned, features: features))
         if index % 25 == 0 { print("measured \(index + 1)/\(files.count): \(file) \(report.p50Ms) ms") }
+    }
+    // The second measurement of every model, after all the first ones: what the machine's noise alone moves.
+    for index in measured.indices {
+        let bytes = Array(FileManager.default.contents(atPath: models + "/" + measured[index].file)!)
+        measured[index].again = try OnnxEngine(bytes: bytes).measure(options).p50Ms
     }
     try JSONEncoder().encode(measured).write(to: URL(fileURLWithPath: cache))
 }
@@ -72,6 +98,10 @@ struct Generator: RandomNumberGenerator {
 
 // 2. Accuracy after n measurements, on held-out architectures, medians over seeded splits.
 let latencies = measured.map(\.latencyMilliseconds).sorted()
+let floor = PredictorEvaluation(predicted: measured.map(\.latencyMilliseconds), measured: measured.map(\.again))
+print(String(
+    format: "noise floor: a second measurement of the same model within ±10%% of the first for %.1f%% of the models (±5%%: %.1f%%)",
+    floor.within10 * 100, floor.within5 * 100))
 print("\n\(measured.count) models, latency p50 from \(String(format: "%.3f", latencies.first!)) to \(String(format: "%.3f", latencies.last!)) ms (median \(String(format: "%.3f", median(latencies))))")
 let pool = measured.count * 3 / 4
 var sizes = [10, 50, 200, 1000].filter { $0 <= pool }
@@ -80,18 +110,21 @@ print("\nheld out: \(measured.count - pool) models per split, \(seeds) splits; m
 print("train  model           within10  within5  RMSPE   Spearman  Kendall")
 for n in sizes {
     var ours: [PredictorEvaluation] = []
+    var linear: [PredictorEvaluation] = []
     var baseline: [PredictorEvaluation] = []
     for seed in 0..<seeds {
         var generator = Generator(state: UInt64(seed) &* 7919 &+ 1)
         let shuffled = measured.shuffled(using: &generator)
         let test = Array(shuffled[pool...])
         let train = Array(shuffled[..<n])
-        let predictor = try LatencyPredictor.fit(train.map { LatencySample(features: $0.features, latencyMilliseconds: $0.latencyMilliseconds) })
+        let predictor = try LatencyPredictor.fit(train.map(\.sample))
         ours.append(PredictorEvaluation(predicted: test.map { predictor.predict($0.features).milliseconds }, measured: test.map(\.latencyMilliseconds)))
+        let whole = try LatencyPredictor.fit(train.map(\.wholeModelSample))
+        linear.append(PredictorEvaluation(predicted: test.map { whole.predict($0.features).milliseconds }, measured: test.map(\.latencyMilliseconds)))
         let flops = flopsBaseline(train)
         baseline.append(PredictorEvaluation(predicted: test.map { flops($0.flops) }, measured: test.map(\.latencyMilliseconds)))
     }
-    for (name, results) in [("kernel ridge", ours), ("FLOPs linear", baseline)] {
+    for (name, results) in [("kernel-level", ours), ("linear whole", linear), ("FLOPs linear", baseline)] {
         print(String(
             format: "%5d  %-14@  %7.1f%%  %6.1f%%  %5.1f%%  %8.3f  %7.3f", n, name as NSString,
             median(results.map(\.within10)) * 100, median(results.map(\.within5)) * 100, median(results.map(\.rmspe)) * 100,
@@ -103,7 +136,10 @@ for n in sizes {
 var generator = Generator(state: 42)
 let many = (0..<3000).map { index -> LatencySample in
     let m = measured[index % measured.count]
-    return LatencySample(features: m.features, latencyMilliseconds: m.latencyMilliseconds * Double.random(in: 0.98...1.02, using: &generator))
+    let noise = { Double.random(in: 0.98...1.02, using: &generator) }
+    return LatencySample(
+        features: m.features, latencyMilliseconds: m.latencyMilliseconds * noise(),
+        kernelLatencies: m.kernelLatencies.map { $0 * noise() })
 }
 var times: [Double] = []
 for _ in 0..<5 {
@@ -112,4 +148,4 @@ for _ in 0..<5 {
     let elapsed = ContinuousClock.now - start
     times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
 }
-print(String(format: "\nfit on 3000 measurements (5-fold band included): median %.1f ms over 5 runs", median(times) * 1000))
+print(String(format: "\nfit on 3000 measurements with kernel times (both models, 5-fold bands included): median %.1f ms over 5 runs", median(times) * 1000))

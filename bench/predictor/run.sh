@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Latency predictor accuracy on this CPU (native engine, release build) over generated MobileNet-style ONNX
-# models (inverted residual blocks; bench/predictor/gen_models.py with the onnx helper, until the MobileNet
-# space lands), against a FLOPs-only linear model fitted on the same measurements in the same run: share within
-# ±10% / ±5%, RMSPE, Spearman and Kendall on held-out models after 10, 50, 200 measurements (medians over 5
-# seeded splits), and the fit time for 3000 measurements.
+# models (inverted residual blocks; bench/predictor/gen_models.py with the onnx helper): the kernel-level model
+# (per-kernel times from OnnxEngine.profile), the linear whole-model one and a FLOPs-only linear model fitted on
+# the same measurements in the same run: share within ±10% / ±5%, RMSPE, Spearman and Kendall on held-out models
+# after 10, 50, 200 (and 1000 with COUNT >= 1334) measurements (medians over 5 seeded splits); the noise floor
+# (every model measured a second time); and the fit time for 3000 measurements.
 #
 #   COUNT=300 bash bench/predictor/run.sh        # PYTHON defaults to /work/bench-venv/bin/python (onnx, numpy)
-# Measurements are cached in $OUT/models/measurements.json; delete it to measure again.
+# Measurements (whole model twice, for the noise floor, and per kernel) are cached in
+# $OUT/models/measurements-kernels.json; delete it to measure again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/nas-predictor-bench}

@@ -79,7 +79,8 @@ struct JobOptions: ParsableArguments {
         }
         var config = store.config
         if given.contains("--max-trials"), let maxTrials {
-            let existing = try store.trials().count
+            // Screened candidates were never trained and do not count against --max-trials (docs/predictor.md).
+            let existing = try store.trials().filter { $0.state != .screened }.count
             guard maxTrials >= existing else {
                 throw CLIError(
                     "--max-trials \(maxTrials) is fewer than the \(existing) trials the job already has",

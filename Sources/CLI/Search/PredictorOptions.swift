@@ -48,10 +48,22 @@ struct PredictorOptions: ParsableArguments {
         guard predictorWindow >= 1 else { throw ValidationError("--predictor-window must be 1 or more") }
     }
 
-    var configuration: LatencyScreen.Configuration {
-        LatencyScreen.Configuration(
+    /// The settings these flags give, as a new job stores them.
+    var settings: PredictorSettings {
+        PredictorSettings(
             mode: predictor, minimumMeasurements: predictorMinMeasurements, minimumAccuracy: predictorMinAccuracy,
             window: predictorWindow)
+    }
+
+    /// A resumed job's stored settings with the flags given on this command line applied: what it resumes with
+    /// and stores. A job written before the settings were stored starts from these flags' values.
+    func settings(over stored: PredictorSettings?, given: Set<String>) -> PredictorSettings {
+        guard var settings = stored else { return self.settings }
+        if given.contains("--predictor") { settings.mode = predictor }
+        if given.contains("--predictor-min-measurements") { settings.minimumMeasurements = predictorMinMeasurements }
+        if given.contains("--predictor-min-accuracy") { settings.minimumAccuracy = predictorMinAccuracy }
+        if given.contains("--predictor-window") { settings.window = predictorWindow }
+        return settings
     }
 }
 

@@ -45,7 +45,7 @@ func runJob(
         config.trainerCommand == nil ? { try LatencyScreen.untrainedModel($0) } : nil
     let screen = try LatencyScreen(
         store: store, measurements: try measurements.open(),
-        configuration: predictor?.configuration ?? LatencyScreen.Configuration(),
+        configuration: (store.config.predictor ?? predictor?.settings)?.configuration ?? LatencyScreen.Configuration(),
         targets: LatencyScreen.targets(constraints, deviceTypes: config.targetDeviceTypes), export: export,
         log: { line in observer.event(.fleet("predictor: " + line)) })
     let outcome = try JobRunner(

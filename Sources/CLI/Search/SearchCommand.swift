@@ -84,6 +84,10 @@ struct SearchCommand: ParsableCommand {
         let store: JobStore
         if let resumed = try job.resumedJob(kind: "search", maxTrials: maxTrials, fleet: fleet) {
             store = resumed
+            var config = store.config
+            config.predictor = predictor.settings(
+                over: config.predictor, given: JobOptions.givenFlags(CommandLine.arguments.dropFirst()))
+            if config != store.config { try store.update(config: config) }
         } else {
             let specs = constraints.specs
             let parsed = try specs.map { try registry.constraint(parsing: $0) }
@@ -97,6 +101,7 @@ struct SearchCommand: ParsableCommand {
             config.outputLocation = job.outputLocation(config.name)
             config.fleet = fleet.record
             config.pruner = try pruning.configuration(epochs: trainer.epochs)
+            config.predictor = predictor.settings
             config.trainerArguments += pruning.trainerArguments(pruning: config.pruner != nil)
             if pruning.latencyFirst, !parsed.contains(where: { $0.isHardDeviceConstraint }) {
                 throw CLIError.badInput(

@@ -95,11 +95,7 @@ extension OnnxEngine {
         guard let first = inputs.first, let result = outputs.first else {
             throw OnnxError.invalidInput("the model has no run-time input or no output to measure")
         }
-        var state: UInt32 = 12345
-        let input = (0..<first.count).map { _ -> Float in
-            state = state &* 1_664_525 &+ 1_013_904_223
-            return Float(state >> 8) / Float(1 << 24)
-        }
+        let input = Self.benchmarkInput(count: first.count)
         var output = [Float](repeating: 0, count: result.count)
         var samples: [Double] = []
         samples.reserveCapacity(options.repeats)
@@ -115,6 +111,15 @@ extension OnnxEngine {
             }
         }
         return LatencyReport(samples: samples, peakMemoryBytes: peakMemoryBytes)
+    }
+
+    /// The fixed pseudo-random image measurements feed: the same values in every run and every process.
+    static func benchmarkInput(count: Int) -> [Float] {
+        var state: UInt32 = 12345
+        return (0..<count).map { _ -> Float in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return Float(state >> 8) / Float(1 << 24)
+        }
     }
 
     /// Monotonic seconds.

@@ -1,3 +1,4 @@
+import Constraints
 import Fleet
 import Foundation
 
@@ -13,17 +14,25 @@ public struct DeviceMeasurement: Codable, Hashable, Sendable {
     public var attributes: [String: String]
     /// What ran the model (`native`, `command`, ...; `unknown` when the measurer cannot tell).
     public var runtime: String
+    /// Each kernel's time in milliseconds by the node it computes, when the runner times kernels (the native
+    /// engine in this process); nil otherwise.
+    public var kernelTimes: [String: Double]?
 
-    /// A measurement.
+    /// A measurement. The runner's `kernel_latency_ms.<node>` metrics (`MetricName.kernelLatencyPrefix`) are
+    /// taken out of `metrics` into `kernelTimes` when `kernelTimes` is nil.
     public init(
         deviceType: String, metrics: [String: Double], workerID: String? = nil, attributes: [String: String] = [:],
-        runtime: String = "unknown"
+        runtime: String = "unknown", kernelTimes: [String: Double]? = nil
     ) {
+        let prefix = MetricName.kernelLatencyPrefix
+        var kernels: [String: Double] = [:]
+        for (name, value) in metrics where name.hasPrefix(prefix) { kernels[String(name.dropFirst(prefix.count))] = value }
         self.deviceType = deviceType
-        self.metrics = metrics
+        self.metrics = metrics.filter { !$0.key.hasPrefix(prefix) }
         self.workerID = workerID
         self.attributes = attributes
         self.runtime = runtime
+        self.kernelTimes = kernelTimes ?? (kernels.isEmpty ? nil : kernels)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -31,6 +40,7 @@ public struct DeviceMeasurement: Codable, Hashable, Sendable {
         case metrics
         case workerID = "worker_id"
         case attributes, runtime
+        case kernelTimes = "kernel_latencies_ms"
     }
 
     /// The attribute a worker names its runtime by (`nas worker` sets it from its runner).

@@ -26,12 +26,15 @@ public struct MeasurementRecord: Codable, Hashable, Sendable {
     public var trialID: Int?
     /// Seconds since 1970.
     public var measuredAt: Double
+    /// Each kernel's time in milliseconds by the node it computes (the native engine's profile), when the runner
+    /// timed kernels; nil for other runtimes and for rows written before schema 2.
+    public var kernelTimes: [String: Double]?
 
     /// A record.
     public init(
         deviceType: String, workerID: String?, attributes: [String: String], runtime: String, modelSHA256: String,
         features: ModelFeatures, metrics: [String: Double], job: String? = nil, trialID: Int? = nil,
-        measuredAt: Double = Date().timeIntervalSince1970
+        measuredAt: Double = Date().timeIntervalSince1970, kernelTimes: [String: Double]? = nil
     ) {
         self.deviceType = deviceType
         self.workerID = workerID
@@ -43,6 +46,7 @@ public struct MeasurementRecord: Codable, Hashable, Sendable {
         self.job = job
         self.trialID = trialID
         self.measuredAt = measuredAt
+        self.kernelTimes = kernelTimes
     }
 
     /// The p50 latency, milliseconds.
@@ -50,7 +54,7 @@ public struct MeasurementRecord: Codable, Hashable, Sendable {
 
     /// The record as a predictor's sample, when it has a latency.
     public var sample: LatencySample? {
-        latencyMilliseconds.map { LatencySample(features: features, latencyMilliseconds: $0) }
+        latencyMilliseconds.map { LatencySample(features: features, latencyMilliseconds: $0, kernelTimes: kernelTimes) }
     }
 }
 
@@ -61,12 +65,17 @@ enum MeasurementTable {
             id INTEGER PRIMARY KEY, device_type TEXT NOT NULL, worker_id TEXT, attributes TEXT NOT NULL,
             runtime TEXT NOT NULL, model_sha256 TEXT NOT NULL, features TEXT NOT NULL, metrics TEXT NOT NULL,
             latency_ms REAL, memory_bytes REAL, job TEXT, trial_id INTEGER, measured_at REAL NOT NULL,
-            UNIQUE (device_type, model_sha256, job, trial_id));
+            kernel_times TEXT, UNIQUE (device_type, model_sha256, job, trial_id));
         CREATE INDEX IF NOT EXISTS measurements_by_device ON measurements (device_type, measured_at)
         """
 
+    /// Creates the table, or adds the columns a table of an older schema lacks (schema 2: `kernel_times`).
     static func prepare(_ database: Database) throws {
         for statement in create.split(separator: ";") { try database.execute(String(statement)) }
+        let columns = try database.query("PRAGMA table_info(measurements)").compactMap { $0[1].string }
+        if !columns.contains("kernel_times") {
+            try database.execute("ALTER TABLE measurements ADD COLUMN kernel_times TEXT")
+        }
     }
 
     /// Inserts `record`; the same model measured again for the same trial replaces the earlier row.
@@ -77,7 +86,8 @@ enum MeasurementTable {
         try database.execute(
             """
             INSERT OR REPLACE INTO measurements (device_type, worker_id, attributes, runtime, model_sha256, features,
-                metrics, latency_ms, memory_bytes, job, trial_id, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                metrics, latency_ms, memory_bytes, job, trial_id, measured_at, kernel_times)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(record.deviceType), record.workerID.map { .text($0) } ?? .null, try json(record.attributes),
@@ -87,13 +97,14 @@ enum MeasurementTable {
                 record.metrics[MetricName.memory.rawValue].map { .real($0) } ?? .null,
                 record.job.map { .text($0) } ?? .null, record.trialID.map { .integer(Int64($0)) } ?? .null,
                 .real(record.measuredAt),
+                try record.kernelTimes.map { try json($0.filter { $0.value.isFinite }) } ?? .null,
             ])
     }
 
     /// The records, oldest first, of one device type or of all; rows that do not decode are skipped.
     static func records(in database: Database, deviceType: String?) throws -> [MeasurementRecord] {
         let columns =
-            "device_type, worker_id, attributes, runtime, model_sha256, features, metrics, job, trial_id, measured_at"
+            "device_type, worker_id, attributes, runtime, model_sha256, features, metrics, job, trial_id, measured_at, kernel_times"
         let rows =
             try deviceType.map {
                 try database.query(
@@ -110,7 +121,8 @@ enum MeasurementTable {
             return MeasurementRecord(
                 deviceType: type, workerID: row[1].string, attributes: attributesValue, runtime: row[3].string ?? "",
                 modelSHA256: row[4].string ?? "", features: featuresValue, metrics: metricsValue, job: row[7].string,
-                trialID: row[8].int, measuredAt: row[9].double ?? 0)
+                trialID: row[8].int, measuredAt: row[9].double ?? 0,
+                kernelTimes: row[10].string.flatMap { try? decoder.decode([String: Double].self, from: Data($0.utf8)) })
         }
     }
 }

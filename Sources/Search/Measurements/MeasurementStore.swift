@@ -7,8 +7,9 @@ import Predictor
 /// Several searches may write it at once: WAL, a busy timeout, and each insert its own transaction. The schema is
 /// versioned (`meta.schema`); a file of a newer schema is refused rather than misread.
 public final class MeasurementStore {
-    /// The schema this version writes.
-    public static let schemaVersion = 1
+    /// The schema this version writes: 2 added each measurement's kernel times (`kernel_times`); a store of
+    /// schema 1 is migrated when opened.
+    public static let schemaVersion = 2
     /// The environment variable that sets the store's path (`--measurement-store` wins over it).
     public static let environmentVariable = "NAS_MEASUREMENT_STORE"
 
@@ -45,10 +46,9 @@ public final class MeasurementStore {
                     throw MeasurementStoreError(
                         "the measurement store \(path) has schema \(version), newer than this nas reads (\(Self.schemaVersion)); upgrade nas or use another --measurement-store")
                 }
-                if version == nil {
-                    try database.execute("INSERT INTO meta VALUES ('schema', ?)", [.text(String(Self.schemaVersion))])
-                }
                 try MeasurementTable.prepare(database)
+                try database.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", [.text(String(Self.schemaVersion))])
                 try database.execute(
                     "CREATE TABLE IF NOT EXISTS predictors (device_type TEXT PRIMARY KEY, fitted_at REAL NOT NULL, measurements INTEGER NOT NULL, predictor TEXT NOT NULL)"
                 )

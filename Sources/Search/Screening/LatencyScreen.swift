@@ -5,13 +5,41 @@ import Predictor
 import Trainer
 
 /// What a search does with its latency predictors.
-public enum PredictorMode: String, CaseIterable, Sendable {
+public enum PredictorMode: String, CaseIterable, Codable, Sendable {
     /// Measurements are kept; nothing is predicted.
     case off
     /// Every candidate's latency is predicted before it trains (shown beside the measurement); none is skipped.
     case predict
     /// As `predict`, and a candidate whose prediction, band included, misses a hard latency target is not trained.
     case screen
+}
+
+/// A search's predictor settings as its job stores them (`JobConfig.predictor`).
+public struct PredictorSettings: Codable, Hashable, Sendable {
+    /// `off`, `predict` or `screen`.
+    public var mode: PredictorMode
+    /// Measurements of a device type before its predictor screens.
+    public var minimumMeasurements: Int
+    /// The recent share within ±10% below which a device type is no longer screened.
+    public var minimumAccuracy: Double
+    /// How many recent predicted-then-measured trials that share is taken over.
+    public var window: Int
+
+    /// Settings; the defaults are `LatencyScreen.Configuration`'s.
+    public init(
+        mode: PredictorMode = .off, minimumMeasurements: Int = 10, minimumAccuracy: Double = 0.8, window: Int = 10
+    ) {
+        self.mode = mode
+        self.minimumMeasurements = minimumMeasurements
+        self.minimumAccuracy = minimumAccuracy
+        self.window = window
+    }
+
+    /// The screen's configuration with these settings.
+    public var configuration: LatencyScreen.Configuration {
+        LatencyScreen.Configuration(
+            mode: mode, minimumMeasurements: minimumMeasurements, minimumAccuracy: minimumAccuracy, window: window)
+    }
 }
 
 /// The search's side of the predictor: keeps every trial's device measurements (in the job store and the
@@ -133,7 +161,7 @@ public final class LatencyScreen {
     /// True while `deviceType`'s predictor may screen candidates.
     public func trusted(_ deviceType: String) -> Bool {
         guard let predictor = predictors[deviceType], predictor.sampleCount >= configuration.minimumMeasurements,
-            predictor.relativeBand.isFinite
+            (predictor.kernelBand ?? predictor.relativeBand).isFinite
         else { return false }
         let recent = (scored[deviceType] ?? []).suffix(configuration.window)
         guard recent.count >= min(3, configuration.window) else { return true }
@@ -172,7 +200,7 @@ public final class LatencyScreen {
             let record = MeasurementRecord(
                 deviceType: answer.deviceType, workerID: answer.workerID, attributes: answer.attributes,
                 runtime: answer.runtime, modelSHA256: hash, features: features, metrics: metrics,
-                job: store.directory, trialID: id)
+                job: store.directory, trialID: id, kernelTimes: answer.kernelTimes)
             try store.addMeasurement(record)
             try measurements?.add(record)
             let qualified = deviceTypes.count > 1

@@ -1,6 +1,7 @@
 import Fleet
 import FleetWire
 import Foundation
+import Synchronization
 
 /// How a trial's model reaches a device to be measured.
 public enum Transport: String, CaseIterable, Sendable {
@@ -31,17 +32,49 @@ public struct InProcessMeasurer: DeviceMeasurer {
     }
 }
 
+/// The coordinator's worker list as last fetched, shared by a trial's measurements: a push needs the answering
+/// worker's attributes and `auto` needs to know a worker of the type is live, and one list serves both until it
+/// is stale. It is fetched again when a worker it does not know answers, when no live worker of a type is in it,
+/// and after a failed push (`invalidate`), so that workers coming and going are still seen.
+public final class WorkerList: Sendable {
+    private let fetch: @Sendable () async throws -> [FleetWorkerStatus]
+    private let cached = Mutex<[FleetWorkerStatus]?>(nil)
+
+    /// A list fetched with `fetch` (the coordinator's `ListWorkers`) when first needed.
+    public init(fetch: @escaping @Sendable () async throws -> [FleetWorkerStatus]) { self.fetch = fetch }
+
+    /// The list: the cached one unless `refresh`, else fetched (and cached).
+    public func workers(refresh: Bool = false) async throws -> [FleetWorkerStatus] {
+        if !refresh, let list = cached.withLock({ $0 }) { return list }
+        let list = try await fetch()
+        cached.withLock { $0 = list }
+        return list
+    }
+
+    /// Forgets the list: the next `workers()` fetches it.
+    public func invalidate() { cached.withLock { $0 = nil } }
+
+    /// The attributes of worker `id`: from the cached list, fetched again when the worker is not in it.
+    func attributes(of id: String) async throws -> [String: String] {
+        if let worker = try await workers().first(where: { $0.workerID == id }) { return worker.attributes }
+        return try await workers(refresh: true).first { $0.workerID == id }?.attributes ?? [:]
+    }
+}
+
 /// Measures a model through a coordinator's workers (pushed over HTTP/2).
 public struct PushMeasurer: DeviceMeasurer {
     /// The coordinator's client.
     public var client: FleetClient
     /// Receives a line per measurement (which worker, how many attempts).
     public var log: @Sendable (String) -> Void
+    /// The coordinator's workers, for the answering worker's attributes.
+    public var workers: WorkerList
 
-    /// A measurer through `client`.
-    public init(client: FleetClient, log: @escaping @Sendable (String) -> Void) {
+    /// A measurer through `client`; `workers` is the list to share with other measurements (a new one by default).
+    public init(client: FleetClient, workers: WorkerList? = nil, log: @escaping @Sendable (String) -> Void) {
         self.client = client
         self.log = log
+        self.workers = workers ?? WorkerList(fetch: { [client] in try await client.workers() })
     }
 
     public func measure(_ model: TrialModel, on deviceType: String) async throws -> [String: Double] {
@@ -49,11 +82,17 @@ public struct PushMeasurer: DeviceMeasurer {
     }
 
     public func measureDetailed(_ model: TrialModel, on deviceType: String) async throws -> DeviceMeasurement {
-        let evaluation = try await client.evaluateDetailed(model: model.bytes, deviceType: deviceType)
+        let evaluation: FleetEvaluation
+        do {
+            evaluation = try await client.evaluateDetailed(model: model.bytes, deviceType: deviceType)
+        } catch {
+            workers.invalidate()  // the fleet changed, or the coordinator did
+            throw error
+        }
         log("measured on '\(deviceType)' by worker \(evaluation.workerID) (attempts: \(evaluation.attempts))")
         // The worker's attributes, for the measurement store; a coordinator that cannot list them now loses
         // only the attributes, not the measurement.
-        let attributes = (try? await client.workers())?.first { $0.workerID == evaluation.workerID }?.attributes ?? [:]
+        let attributes = (try? await workers.attributes(of: evaluation.workerID)) ?? [:]
         return DeviceMeasurement(
             deviceType: deviceType, metrics: evaluation.metrics, workerID: evaluation.workerID, attributes: attributes,
             runtime: attributes[DeviceMeasurement.runtimeAttribute] ?? "unknown")
@@ -110,6 +149,8 @@ public struct TransportMeasurer: DeviceMeasurer {
     public var files: ExchangeMeasurer
     /// Receives a line for each fallback.
     public var log: @Sendable (String) -> Void
+    /// The coordinator's client and worker list, made once and shared by every measurement through this measurer.
+    private let fleet: (client: FleetClient, workers: WorkerList)?
 
     /// A measurer choosing per device type.
     public init(
@@ -123,6 +164,10 @@ public struct TransportMeasurer: DeviceMeasurer {
         self.local = local
         self.files = files
         self.log = log
+        fleet = coordinator.map { coordinator in
+            let client = FleetClient(coordinator: coordinator.url, token: coordinator.token)
+            return (client, WorkerList(fetch: { try await client.workers() }))
+        }
     }
 
     public func measure(_ model: TrialModel, on deviceType: String) async throws -> [String: Double] {
@@ -130,7 +175,7 @@ public struct TransportMeasurer: DeviceMeasurer {
     }
 
     public func measureDetailed(_ model: TrialModel, on deviceType: String) async throws -> DeviceMeasurement {
-        switch (transport, coordinator) {
+        switch (transport, fleet) {
         case (.push, nil):
             throw TrialPipelineError("--transport push needs --coordinator URL")
         case (.auto, nil) where deviceType == local?.deviceType:
@@ -138,27 +183,29 @@ public struct TransportMeasurer: DeviceMeasurer {
         case (.files, _), (.auto, nil):
             return try await files.measureDetailed(model, on: deviceType)
         case (.push, let fleet?):
-            return try await PushMeasurer(client: FleetClient(coordinator: fleet.url, token: fleet.token), log: log)
+            return try await PushMeasurer(client: fleet.client, workers: fleet.workers, log: log)
                 .measureDetailed(model, on: deviceType)
         case (.auto, let fleet?):
-            let client = FleetClient(coordinator: fleet.url, token: fleet.token)
-            if try await hasWorker(client, deviceType) {
-                return try await PushMeasurer(client: client, log: log).measureDetailed(model, on: deviceType)
+            if try await hasWorker(fleet.workers, deviceType) {
+                return try await PushMeasurer(client: fleet.client, workers: fleet.workers, log: log)
+                    .measureDetailed(model, on: deviceType)
             }
-            log("no worker of device type '\(deviceType)' at \(fleet.url) after \(pushWait); using the file exchange")
+            log("no worker of device type '\(deviceType)' at \(coordinator?.url ?? "") after \(pushWait); using the file exchange")
             return try await files.measureDetailed(model, on: deviceType)
         }
     }
 
     /// True once a worker of the type is registered; false after `pushWait` or when the coordinator cannot be
     /// reached.
-    private func hasWorker(_ client: FleetClient, _ deviceType: String) async throws -> Bool {
+    /// The cached list answers when it has such a worker; otherwise it is fetched again at each poll.
+    private func hasWorker(_ workers: WorkerList, _ deviceType: String) async throws -> Bool {
         let deadline = ContinuousClock.now + pushWait
+        var refresh = false
         while true {
             do {
-                if try await client.workers().contains(where: { $0.deviceType == deviceType && $0.state == "live" }) {
-                    return true
-                }
+                let list = try await workers.workers(refresh: refresh)
+                if list.contains(where: { $0.deviceType == deviceType && $0.state == "live" }) { return true }
+                refresh = true
             } catch let error as FleetError where !error.isRetryable {
                 throw TrialPipelineError("the coordinator refused the trainer: \(error)")
             } catch {

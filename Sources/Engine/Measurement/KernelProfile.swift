@@ -1,0 +1,89 @@
+import ONNX
+
+/// The time one planned kernel of a model takes, as the engine runs it: the per-kernel measurements a kernel-level
+/// latency predictor (nn-Meter's idea) learns from.
+public struct KernelTiming: Hashable, Sendable, Codable {
+    /// The ONNX node a kernel computes: the activation the planner fuses into it (Conv + Relu, Add + Relu, ...) is
+    /// part of the same kernel and not named.
+    public struct Node: Hashable, Sendable, Codable {
+        /// The node's first output: unique in a graph, so it is the key that pairs a timing with the node.
+        public var output: String
+        /// The node's name (often empty).
+        public var name: String
+        /// The node's op type.
+        public var opType: String
+
+        /// A node.
+        public init(output: String, name: String, opType: String) {
+            self.output = output
+            self.name = name
+            self.opType = opType
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case output, name
+            case opType = "op_type"
+        }
+    }
+
+    /// The node the kernel computes.
+    public var node: Node
+    /// The median of its timed runs, milliseconds.
+    public var p50Ms: Double
+
+    /// A timing.
+    public init(node: Node, p50Ms: Double) {
+        self.node = node
+        self.p50Ms = p50Ms
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case node
+        case p50Ms = "latency_ms"
+    }
+}
+
+extension OnnxEngine {
+    /// Times each planned kernel of batch-1 inferences: `options.warmup` untimed whole runs, then at least
+    /// `options.repeats` runs (and `options.minimumTime`) in which every kernel is timed on its own; returns one
+    /// timing per kernel in run order (the median of its runs). The sum of the medians is close to, not equal to,
+    /// `measure`'s p50: the runs' medians are taken per kernel.
+    public func profile(_ options: MeasurementOptions = MeasurementOptions()) throws -> [KernelTiming] {
+        guard options.warmup >= 0, options.repeats >= 1, options.minimumTime >= .zero else {
+            throw OnnxError.invalidInput(
+                "profiling needs warmup >= 0, repeats >= 1 and a minimum time >= 0; got warmup \(options.warmup), repeats \(options.repeats), minimum \(options.minimumTime)"
+            )
+        }
+        let (seconds, attoseconds) = options.minimumTime.components
+        let minimumSeconds = Double(seconds) + Double(attoseconds) / 1e18
+        guard let first = inputs.first, let result = outputs.first else {
+            throw OnnxError.invalidInput("the model has no run-time input or no output to profile")
+        }
+        let input = Self.benchmarkInput(count: first.count)
+        var output = [Float](repeating: 0, count: result.count)
+        // samples[k][r]: kernel k's time in run r.
+        var samples: [[Double]] = Array(repeating: [], count: steps.count)
+        for index in samples.indices { samples[index].reserveCapacity(options.repeats) }
+        input.withUnsafeBufferPointer { inputBuffer in
+            output.withUnsafeMutableBufferPointer { outputBuffer in
+                for _ in 0..<options.warmup { run(input: inputBuffer, output: outputBuffer) }
+                let start = Self.now()
+                var runs = 0
+                while runs < options.repeats || Self.now() - start < minimumSeconds {
+                    inputPointers[0].update(from: inputBuffer.baseAddress!, count: min(inputBuffer.count, first.count))
+                    var before = Self.now()
+                    for (index, step) in steps.enumerated() {
+                        step()
+                        let after = Self.now()
+                        samples[index].append((after - before) * 1000)
+                        before = after
+                    }
+                    runs += 1
+                }
+            }
+        }
+        return zip(stepNodes, samples).map { node, times in
+            KernelTiming(node: node, p50Ms: LatencyReport(samples: times, peakMemoryBytes: 0).p50Ms)
+        }
+    }
+}
