@@ -3,7 +3,7 @@ import Foundation
 
 /// The HTML report of a job: one self-contained file (no network assets) with the sortable trials table,
 /// per constraint a scatter plot of accuracy against the metric with the target line and the Pareto front, and
-/// the front's hypervolume with its history trial by trial.
+/// the front's hypervolume with its history trial by trial, and measured latency against FLOPs per device type.
 public enum Report {
     /// One plot: a metric on x, accuracy on y.
     public struct Plot: Sendable {
@@ -72,7 +72,7 @@ public enum Report {
         for plot in plots {
             html += scatter(plot, trials: succeeded)
         }
-        html += "</div>\n" + predictorSection(trials)
+        html += "</div>\n" + flopsLatencySection(config: config, trials: trials) + predictorSection(trials)
         if let hypervolume { html += hypervolumeSection(hypervolume) }
         if !curves.isEmpty { html += learningCurves(curves, trials: trials) }
         html += "<h2>Trials</h2>\n<table id=\"trials\"><thead><tr>"
