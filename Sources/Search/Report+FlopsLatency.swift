@@ -43,14 +43,10 @@ extension Report {
         let series = latencySeries(config: config, trials: trials)
         guard !series.isEmpty else { return "" }
         let colours = ["#5b7db1", "#e07a1f", "#2e9e6a", "#b0417a", "#7a5bb1", "#8a8f2a"]
-        let width = 620.0
-        let height = 360.0
-        let (left, right, top, bottom) = (62.0, 26.0, 12.0, 44.0)
         let all = series.flatMap(\.points)
-        let (xLow, xHigh) = padded(all.map(\.flops).min()!, all.map(\.flops).max()!)
-        let (yLow, yHigh) = padded(all.map(\.latency).min()!, all.map(\.latency).max()!)
-        func px(_ x: Double) -> Double { left + (x - xLow) / (xHigh - xLow) * (width - left - right) }
-        func py(_ y: Double) -> Double { height - bottom - (y - yLow) / (yHigh - yLow) * (height - top - bottom) }
+        let frame = PlotFrame(
+            width: 620, height: 360, x: padded(all.map(\.flops).min()!, all.map(\.flops).max()!),
+            y: padded(all.map(\.latency).min()!, all.map(\.latency).max()!))
         var html = "<h2>FLOPs against measured latency</h2>\n<div class=\"summary\">Each point is a trial measured on a "
         html += "device; when FLOPs ranked trials as the device does, Kendall's tau would be 1. A FLOPs target is "
         html += "a proxy: trials of equal FLOPs can differ in latency.</div>\n<div class=\"legend\">"
@@ -60,22 +56,14 @@ extension Report {
             html += "\(escape(line.device)): \(line.points.count) trials\(tau)</span>"
         }
         html += "</div>\n<figure class=\"flops-latency\"><figcaption>p50 latency (ms) vs FLOPs, per device type</figcaption>"
-        html += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" "
-        html += "role=\"img\" aria-label=\"measured latency against FLOPs per device type\">"
-        html += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(width - left - right)\" height=\"\(height - top - bottom)\" fill=\"#fbfcfe\" stroke=\"#c5ccd8\"/>"
-        for step in 0...4 {
-            let x = xLow + (xHigh - xLow) * Double(step) / 4
-            let y = yLow + (yHigh - yLow) * Double(step) / 4
-            html += "<text x=\"\(f(px(x)))\" y=\"\(f(height - bottom + 16))\" font-size=\"11\" text-anchor=\"middle\">\(tick(x))</text>"
-            html += "<text x=\"\(f(left - 6))\" y=\"\(f(py(y) + 4))\" font-size=\"11\" text-anchor=\"end\">\(tick(y))</text>"
-        }
-        html += "<text x=\"\(f((left + width - right) / 2))\" y=\"\(f(height - 8))\" font-size=\"12\" text-anchor=\"middle\">flops</text>"
-        html += "<text transform=\"translate(14 \(f((top + height - bottom) / 2))) rotate(-90)\" font-size=\"12\" text-anchor=\"middle\">latency_ms (p50)</text>"
+        html += frame.svg(
+            label: "measured latency against FLOPs per device type", xTitle: "flops", yTitle: "latency_ms (p50)",
+            yTick: tick)
         for (index, line) in series.enumerated() {
             let colour = colours[index % colours.count]
             html += "<g class=\"device\" data-device=\"\(escape(line.device))\">"
             for point in line.points {
-                html += "<circle class=\"latency-point\" cx=\"\(f(px(point.flops)))\" cy=\"\(f(py(point.latency)))\" r=\"4\" fill=\"\(colour)\" fill-opacity=\"0.8\">"
+                html += "<circle class=\"latency-point\" cx=\"\(f(frame.px(point.flops)))\" cy=\"\(f(frame.py(point.latency)))\" r=\"4\" fill=\"\(colour)\" fill-opacity=\"0.8\">"
                 html += "<title>trial \(point.trial) on \(escape(line.device)): \(tick(point.flops)) FLOPs, "
                 html += "\(ResultsTable.format(point.latency)) ms</title></circle>"
             }
