@@ -74,7 +74,8 @@ def write_mobilenet(path, seed):
     onnx.save(model, path)
 
 
-def ort_p50(path, warmup, repeats):
+def ort_p50(path, warmup, repeats, seconds=0.0):
+    """p50 in ms of at least `repeats` timed runs and at least `seconds` of them."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -85,7 +86,8 @@ def ort_p50(path, warmup, repeats):
         session.run(None, feed)
     samples = []
     clock = time.perf_counter_ns
-    for _ in range(repeats):
+    deadline = clock() + seconds * 1e9
+    while len(samples) < repeats or clock() < deadline:
         start = clock()
         session.run(None, feed)
         samples.append((clock() - start) / 1e6)

@@ -62,9 +62,29 @@ import Trainer
         let five = try #require(MedianInterval(sorted: [1, 2, 3, 4, 5]))
         #expect(five.low == 1 && five.high == 5 && abs(five.confidence - 0.9375) < 1e-12)
         #expect(MedianInterval(sorted: []) == nil)
-        let report = LatencyReport(samples: (1...100).map { Double($0) }.shuffled(), peakMemoryBytes: 0)
-        #expect(report.p50Interval == MedianInterval(low: 40, high: 61, confidence: report.p50Interval?.confidence ?? 0))
+        // 1...100 timed so that each tenth holds the same spread (medians 46...55): no drift, the blocks do not widen it.
+        let steady = (0..<100).map { (i: Int) -> Double in Double((i % 10) * 10 + i / 10 + 1) }
+        let report = LatencyReport(samples: steady, peakMemoryBytes: 0)
+        #expect(report.p50Interval?.low == 40 && report.p50Interval?.high == 61)
+        #expect(abs((report.p50Interval?.confidence ?? 0) - 0.9647997997822952) < 1e-9)
         #expect(abs((report.p50RelativeHalfWidth ?? 0) - 10.5 / 50.5) < 1e-12)
+    }
+
+    @Test func aLoadDriftDuringTheRunWidensTheInterval() throws {
+        // 200 samples near 1.0 ms, 200 near 1.1, 200 near 1.2: the machine got busier twice. Taken as independent,
+        // the median's interval is the middle group's, ±0.5%; the medians of the ten blocks see 1.0 to 1.2.
+        let samples = (0..<600).map { (i: Int) -> Double in
+            let level = Double(i / 200) * 0.1
+            let noise = Double(i % 7) * 0.001
+            return 1.0 + level + noise
+        }
+        let report = LatencyReport(samples: samples, peakMemoryBytes: 0)
+        let independent = try #require(MedianInterval(sorted: samples.sorted()))
+        #expect(independent.relativeHalfWidth(around: report.p50Ms) < 0.01)
+        let interval = try #require(report.p50Interval)
+        #expect(interval.low < 1.01 && interval.high > 1.19)
+        #expect(interval.contains(report.p50Ms) && interval.confidence >= 0.95)
+        #expect((report.p50RelativeHalfWidth ?? 0) > 0.05)
     }
 
     @Test func measuringWithAPrecisionReportsAnIntervalAroundTheP50() throws {

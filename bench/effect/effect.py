@@ -16,9 +16,11 @@ Usage: python bench/effect/effect.py --nas .build/release/nas [--trials 100] [--
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
-import numpy as np
 import onnxruntime as ort
 from scipy.stats import kendalltau
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from onnx_latency import ort_p50  # noqa: E402  (bench/onnx_latency.py: 1 intra-op thread, preallocated input)
 
 
 def run(command):
@@ -40,24 +42,6 @@ def search(args, name, constraint, trials):
     rows = json.loads(run([args.nas, "trials", "list", os.path.join(args.out, name), "--json"]))
     print(f"  job {name}: {len(rows)} trials in {time.monotonic() - start:.0f} s", flush=True)
     return rows
-
-
-def ort_p50(path, seconds):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).random(session.get_inputs()[0].shape, dtype=np.float32)
-    feed = {session.get_inputs()[0].name: x}
-    for _ in range(20):
-        session.run(None, feed)
-    samples, clock = [], time.perf_counter_ns
-    deadline = clock() + seconds * 1e9
-    while len(samples) < 50 or clock() < deadline:
-        start = clock()
-        session.run(None, feed)
-        samples.append((clock() - start) / 1e6)
-    return float(np.percentile(samples, 50))
 
 
 def winner(rows):
@@ -98,7 +82,7 @@ def main():
         report = json.loads(run([args.nas, "measure", model, "--precision", "0.01", "--max-time", "5", "--json"]))
         flops.append(counted)
         native.append(report["latency_ms"])
-        ort_ms.append(ort_p50(model, args.ort_seconds))
+        ort_ms.append(ort_p50(model, 20, 50, args.ort_seconds))
     n = len(flops)
     print(f"\n{n} architectures of mobilenet_v2_mini: {min(flops) / 1e6:.2f}-{max(flops) / 1e6:.2f} MFLOPs, "
           f"native p50 {min(native):.4f}-{max(native):.4f} ms, onnxruntime p50 {min(ort_ms):.4f}-{max(ort_ms):.4f} ms")

@@ -43,7 +43,8 @@ public struct LatencyReport: Hashable, Sendable, Codable {
         self.runsPerSample = runsPerSample
     }
 
-    /// Summarises latencies (milliseconds); percentiles interpolate linearly between ranks, as numpy's default.
+    /// Summarises latencies (milliseconds, in the order they were timed); percentiles interpolate linearly between
+    /// ranks, as numpy's default. The p50's interval is `MedianInterval(timed:)`'s.
     public init(samples: [Double], peakMemoryBytes: Int, runsPerSample: Int? = nil) {
         let sorted = samples.sorted()
         let count = sorted.count
@@ -59,7 +60,7 @@ public struct LatencyReport: Hashable, Sendable, Codable {
         self.init(
             meanMs: mean, p50Ms: percentile(50), p90Ms: percentile(90), p99Ms: percentile(99),
             stddevMs: variance.squareRoot(), count: count, peakMemoryBytes: peakMemoryBytes,
-            p50Interval: MedianInterval(sorted: sorted), runsPerSample: runsPerSample)
+            p50Interval: MedianInterval(timed: samples, sorted: sorted), runsPerSample: runsPerSample)
     }
 
     /// The half-width of the p50's interval as a share of the p50 (the larger side): 0.01 is ±1%; nil without an
@@ -114,6 +115,33 @@ public struct MedianInterval: Hashable, Sendable, Codable {
         guard n > 0 else { return nil }
         let (j, coverage) = Self.lowerRank(count: n, confidence: wanted)
         self.init(low: sorted[j - 1], high: sorted[n - j], confidence: coverage)
+    }
+
+    /// Consecutive blocks `MedianInterval(timed:sorted:)` splits a measurement into.
+    public static let blocks = 10
+
+    /// The interval of the median of samples timed one after the other (`sorted` is them in ascending order):
+    /// the order-statistics interval of all of them, widened to cover that of the medians of `blocks` consecutive
+    /// blocks (batch means, as simulation output analysis treats correlated samples). The first alone assumes
+    /// independent samples and is too narrow when the machine's load drifts during the run: every sample of a
+    /// busy second is slow together. The blocks' medians see that drift; on a steady machine they agree and the
+    /// interval is the first. Blocks are used from 6 samples each (60 in all).
+    public init?(timed samples: [Double], sorted: [Double], confidence: Double = 0.95) {
+        guard var interval = MedianInterval(sorted: sorted, confidence: confidence) else { return nil }
+        let size = samples.count / Self.blocks
+        if size >= 6 {
+            let medians = (0..<Self.blocks).map { block -> Double in
+                let part = samples[(block * size)..<(block == Self.blocks - 1 ? samples.count : (block + 1) * size)].sorted()
+                let middle = part.count / 2
+                return part.count % 2 == 1 ? part[middle] : (part[middle - 1] + part[middle]) / 2
+            }
+            if let drift = MedianInterval(sorted: medians.sorted(), confidence: confidence) {
+                interval.low = min(interval.low, drift.low)
+                interval.high = max(interval.high, drift.high)
+                interval.confidence = min(interval.confidence, drift.confidence)
+            }
+        }
+        self = interval
     }
 
     /// The largest rank j (from 1, at most (n+1)/2) with `1 - 2 P(B <= j-1) >= confidence`, B ~ Binomial(n, 1/2),
