@@ -1,6 +1,6 @@
 """How far FLOPs are from latency on this CPU, in the mobilenet_v2_mini space (issue 12, item 5).
 
-Usage: python bench/effect/effect.py --nas .build/release/nas [--trials 100] [--search-trials 30] [--out DIR]
+Usage: python bench/effect/effect.py --nas .build/release/nas [--trials 100] [--search-trials 30] [--out DIR [--reuse]]
 
 1. A real `nas search` (random, --seed) samples --trials architectures of mobilenet_v2_mini, trains each briefly
    (--train-limit images, one epoch: accuracy is a proxy here, latency does not depend on it), exports its ONNX
@@ -38,7 +38,8 @@ def search(args, name, constraint, trials):
     # Latency is measured in every job (the FLOPs-constrained one too, to show its winner's latency).
     command += ["--target-device-type", "cpu-x86"] + (["--constraint", constraint] if constraint else [])
     start = time.monotonic()
-    run(command)
+    if not (args.reuse and os.path.exists(os.path.join(args.out, name, "nas_job.sqlite"))):
+        run(command)
     rows = json.loads(run([args.nas, "trials", "list", os.path.join(args.out, name), "--json"]))
     print(f"  job {name}: {len(rows)} trials in {time.monotonic() - start:.0f} s", flush=True)
     return rows
@@ -67,6 +68,7 @@ def main():
     parser.add_argument("--test-limit", type=int, default=1000)
     parser.add_argument("--ort-seconds", type=float, default=0.5)
     parser.add_argument("--out")
+    parser.add_argument("--reuse", action="store_true", help="reuse the jobs already in --out (a run cut short)")
     args = parser.parse_args()
     args.out = args.out or tempfile.mkdtemp(prefix="nas-effect-")
     print(f"effect: jobs in {args.out}; onnxruntime {ort.__version__}, 1 thread", flush=True)
