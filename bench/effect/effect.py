@@ -51,7 +51,7 @@ def winner(rows):
 
 
 def describe(row):
-    stages = row["nas_params"]["stages"]
+    stages = row["nas_params"]["value"]["stages"]
     shape = " | ".join(f"{s['filters']}x{len(s['blocks'])}:" + ",".join(
         f"e{b['expansion']}k{b['kernel_size']}{'se' if b['se'] else ''}" for b in s["blocks"]) for s in stages)
     return (f"trial {row['trial_id']}: acc {row['top_1_accuracy']:.4f}, {row['flops'] / 1e6:.2f} MFLOPs, "
