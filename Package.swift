@@ -38,7 +38,7 @@ let package = Package(
         // The native engine's SIMD kernels (AVX-512, AVX2 + FMA or portable, chosen at run time).
         .target(name: "CEngineKernels", path: "Sources/CEngineKernels"),
         // The native inference engine and its measurement harness, over ONNX's analysis, OpenBLAS and its kernels.
-        .target(name: "Engine", dependencies: ["ONNX", "COpenBLAS", "CEngineKernels"]),
+        .target(name: "Engine", dependencies: ["ONNX", "System", "COpenBLAS", "CEngineKernels"]),
         // The trainer's SIMD convolution kernels (AVX-512, AVX2 + FMA or portable, chosen at run time).
         .target(name: "CTrainerKernels", path: "Sources/CTrainerKernels"),
         .target(name: "Trainer", dependencies: ["Constraints", "ONNX", "CZlib", "COpenBLAS", "CTrainerKernels"]),

@@ -9,10 +9,13 @@ struct MeasureCommand: ParsableCommand {
         commandName: "measure",
         abstract: "Measure an ONNX model's batch-1 latency and peak working memory with the native engine.",
         discussion: """
-            Runs --warmup untimed inferences, then at least --repeats timed ones and for at least --min-time \
-            seconds. --json prints \
-            {"latency_ms" (the p50),"latency_mean_ms","latency_p90_ms","latency_p99_ms","latency_stddev_ms","latency_runs", \
-            "memory_bytes"}: the names trials report.
+            Runs --warmup untimed inferences, then at least --repeats timed samples and for at least --min-time \
+            seconds, then goes on until the p50's 95% confidence interval (order statistics, no normality assumed) \
+            lies within ±--precision of the p50 or --max-time seconds of timing are spent. Each sample averages \
+            back-to-back runs lasting --min-repeat-time together (TVM's min_repeat_ms). The interval is printed; \
+            --json prints {"latency_ms" (the p50),"latency_mean_ms","latency_p90_ms","latency_p99_ms", \
+            "latency_stddev_ms","latency_runs","memory_bytes"} (the names trials report) with \
+            "latency_p50_interval": {"low_ms","high_ms","confidence"} and "latency_runs_per_sample".
             """
     )
 
@@ -22,28 +25,56 @@ struct MeasureCommand: ParsableCommand {
     @Option(help: "Untimed runs before timing.")
     var warmup = 20
 
-    @Option(help: "Minimum number of timed runs.")
+    @Option(help: "Minimum number of timed samples.")
     var repeats = 200
 
     @Option(name: .customLong("min-time"), help: ArgumentHelp("Minimum seconds of timed runs.", valueName: "SECONDS"))
     var minTime = 0.0
 
+    @Option(
+        help: ArgumentHelp(
+            "Go on until the p50's 95% interval is within ± this share of it (0.01: ±1%); 0 stops after --repeats and --min-time.",
+            valueName: "SHARE"))
+    var precision = 0.01
+
+    @Option(
+        name: .customLong("max-time"),
+        help: ArgumentHelp("Seconds of timing after which --precision gives up (the interval is reported).", valueName: "SECONDS"))
+    var maxTime = 10.0
+
+    @Option(
+        name: .customLong("min-repeat-time"),
+        help: ArgumentHelp("Each sample times back-to-back runs lasting at least this long and records their mean.", valueName: "SECONDS"))
+    var minRepeatTime = 0.0
+
     @Flag(help: "Print the report as one JSON object.")
     var json = false
 
+    /// Out-of-range values are usage errors (exit 64), as the parser's own.
     func validate() throws {
         guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more; got \(warmup)") }
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1; got \(repeats)") }
         guard minTime >= 0, minTime.isFinite, minTime <= 3600 else {
             throw ValidationError("--min-time must be between 0 and 3600 seconds; got \(minTime)")
         }
+        guard precision >= 0, precision < 1 else {
+            throw ValidationError("--precision must be a share of the p50 from 0 (off) to below 1, e.g. 0.01 for ±1%; got \(precision)")
+        }
+        guard maxTime >= minTime, maxTime <= 3600 else {
+            throw ValidationError("--max-time must be between --min-time (\(minTime)) and 3600 seconds; got \(maxTime)")
+        }
+        guard minRepeatTime >= 0, minRepeatTime <= 1 else {
+            throw ValidationError("--min-repeat-time must be between 0 and 1 second; got \(minRepeatTime)")
+        }
     }
 
     func run() throws {
         let report: LatencyReport
+        let options = MeasurementOptions(
+            warmup: warmup, repeats: repeats, minimumTime: .seconds(minTime), precision: precision > 0 ? precision : nil,
+            maximumTime: .seconds(maxTime), minimumSampleTime: .seconds(minRepeatTime))
         do {
-            report = try measure(
-                model: try readModelFile(model), warmup: warmup, repeats: repeats, minimumTime: .seconds(minTime))
+            report = try measure(model: try readModelFile(model), options)
         } catch let error as OnnxError {
             throw CLIError.badInput("\(model): \(error)")
         }
@@ -54,5 +85,17 @@ struct MeasureCommand: ParsableCommand {
         func ms(_ value: Double) -> String { String(format: "%.4f ms", value) }
         print("p50 \(ms(report.p50Ms))  mean \(ms(report.meanMs))  p90 \(ms(report.p90Ms))  p99 \(ms(report.p99Ms))")
         print("stddev \(ms(report.stddevMs))  runs \(report.count)  peak memory \(report.peakMemoryBytes) bytes")
+        if let interval = report.p50Interval, let width = report.p50RelativeHalfWidth {
+            var line = String(
+                format: "p50 %.0f%% interval %.4f-%.4f ms (±%.2f%%)", interval.confidence * 100, interval.low, interval.high,
+                width * 100)
+            if (report.runsPerSample ?? 1) > 1 { line += ", each sample the mean of \(report.runsPerSample ?? 1) runs" }
+            if precision > 0, width > precision {
+                line += String(
+                    format: "; wider than --precision ±%.2f%% when --max-time %gs ran out (a busy machine: raise --max-time)",
+                    precision * 100, maxTime)
+            }
+            print(line)
+        }
     }
 }

@@ -3,7 +3,7 @@ import Foundation
 
 /// The HTML report of a job: one self-contained file (no network assets) with the sortable trials table,
 /// per constraint a scatter plot of accuracy against the metric with the target line and the Pareto front, and
-/// the front's hypervolume with its history trial by trial.
+/// the front's hypervolume with its history trial by trial, and measured latency against FLOPs per device type.
 public enum Report {
     /// One plot: a metric on x, accuracy on y.
     public struct Plot: Sendable {
@@ -72,7 +72,7 @@ public enum Report {
         for plot in plots {
             html += scatter(plot, trials: succeeded)
         }
-        html += "</div>\n" + predictorSection(trials)
+        html += "</div>\n" + flopsLatencySection(config: config, trials: trials) + predictorSection(trials)
         if let hypervolume { html += hypervolumeSection(hypervolume) }
         if !curves.isEmpty { html += learningCurves(curves, trials: trials) }
         html += "<h2>Trials</h2>\n<table id=\"trials\"><thead><tr>"
@@ -124,34 +124,22 @@ public enum Report {
             else { return nil }
             return (trial.id, x, y)
         }
-        let width = 460.0
-        let height = 320.0
-        let (left, right, top, bottom) = (62.0, 26.0, 12.0, 44.0)
         var svg = "<figure><figcaption>accuracy vs \(escape(plot.metric))</figcaption>"
-        svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" "
-        svg += "role=\"img\" aria-label=\"accuracy against \(escape(plot.metric))\">"
         guard !points.isEmpty else {
+            svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"460\" height=\"320\" role=\"img\" "
+            svg += "aria-label=\"accuracy against \(escape(plot.metric))\">"
             return svg + "<text x=\"20\" y=\"40\">no succeeded trial has \(escape(plot.metric))</text></svg></figure>\n"
         }
         var xs = points.map(\.x)
         if let target = plot.target { xs.append(target) }
-        let ys = points.map(\.y)
-        let (xLow, xHigh) = padded(xs.min()!, xs.max()!)
-        let (yLow, yHigh) = padded(ys.min()!, ys.max()!)
-        func px(_ x: Double) -> Double { left + (x - xLow) / (xHigh - xLow) * (width - left - right) }
-        func py(_ y: Double) -> Double { height - bottom - (y - yLow) / (yHigh - yLow) * (height - top - bottom) }
-        // Axes with five ticks each.
-        svg += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(width - left - right)\" height=\"\(height - top - bottom)\" fill=\"#fbfcfe\" stroke=\"#c5ccd8\"/>"
-        for step in 0...4 {
-            let x = xLow + (xHigh - xLow) * Double(step) / 4
-            let y = yLow + (yHigh - yLow) * Double(step) / 4
-            svg += "<text x=\"\(f(px(x)))\" y=\"\(f(height - bottom + 16))\" font-size=\"11\" text-anchor=\"middle\">\(tick(x))</text>"
-            svg += "<text x=\"\(f(left - 6))\" y=\"\(f(py(y) + 4))\" font-size=\"11\" text-anchor=\"end\">\(ResultsTable.format(y))</text>"
-        }
-        svg += "<text x=\"\(f((left + width - right) / 2))\" y=\"\(f(height - 8))\" font-size=\"12\" text-anchor=\"middle\">\(escape(plot.metric))</text>"
-        svg += "<text transform=\"translate(14 \(f((top + height - bottom) / 2))) rotate(-90)\" font-size=\"12\" text-anchor=\"middle\">top_1_accuracy</text>"
+        let frame = PlotFrame(
+            width: 460, height: 320, x: padded(xs.min()!, xs.max()!), y: padded(points.map(\.y).min()!, points.map(\.y).max()!))
+        let (px, py, top, bottom) = (frame.px, frame.py, frame.top, frame.height - frame.bottom)
+        svg += frame.svg(
+            label: "accuracy against \(escape(plot.metric))", xTitle: escape(plot.metric), yTitle: "top_1_accuracy",
+            yTick: ResultsTable.format)
         if let target = plot.target {
-            svg += "<line class=\"target\" x1=\"\(f(px(target)))\" y1=\"\(top)\" x2=\"\(f(px(target)))\" y2=\"\(height - bottom)\" stroke=\"#c0392b\" stroke-dasharray=\"6 4\" stroke-width=\"1.5\"><title>target \(ResultsTable.format(target))</title></line>"
+            svg += "<line class=\"target\" x1=\"\(f(px(target)))\" y1=\"\(top)\" x2=\"\(f(px(target)))\" y2=\"\(bottom)\" stroke=\"#c0392b\" stroke-dasharray=\"6 4\" stroke-width=\"1.5\"><title>target \(ResultsTable.format(target))</title></line>"
         }
         // The 2-D front of this plot: most accurate for its cost.
         let front = Set(
@@ -169,6 +157,41 @@ public enum Report {
             svg += "<title>trial \(point.id): \(escape(plot.metric)) \(ResultsTable.format(point.x)), accuracy \(ResultsTable.format(point.y))</title></circle>"
         }
         return svg + "</svg></figure>\n"
+    }
+
+    /// The frame of a scatter plot: its size and margins, the data ranges on each axis and the mapping of data to
+    /// pixels, drawn as a background, five ticks per axis and the axis titles.
+    struct PlotFrame {
+        var width: Double
+        var height: Double
+        var x: (low: Double, high: Double)
+        var y: (low: Double, high: Double)
+        var (left, right, top, bottom) = (62.0, 26.0, 12.0, 44.0)
+
+        init(width: Double, height: Double, x: (Double, Double), y: (Double, Double)) {
+            (self.width, self.height, self.x, self.y) = (width, height, x, y)
+        }
+
+        func px(_ value: Double) -> Double { left + (value - x.low) / (x.high - x.low) * (width - left - right) }
+        func py(_ value: Double) -> Double {
+            height - bottom - (value - y.low) / (y.high - y.low) * (height - top - bottom)
+        }
+
+        /// The opening `<svg>` tag, the background, the ticks and the titles (already escaped).
+        func svg(label: String, xTitle: String, yTitle: String, yTick: (Double) -> String) -> String {
+            var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" "
+            svg += "role=\"img\" aria-label=\"\(label)\">"
+            svg += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(width - left - right)\" height=\"\(height - top - bottom)\" fill=\"#fbfcfe\" stroke=\"#c5ccd8\"/>"
+            for step in 0...4 {
+                let xValue = x.low + (x.high - x.low) * Double(step) / 4
+                let yValue = y.low + (y.high - y.low) * Double(step) / 4
+                svg += "<text x=\"\(f(px(xValue)))\" y=\"\(f(height - bottom + 16))\" font-size=\"11\" text-anchor=\"middle\">\(tick(xValue))</text>"
+                svg += "<text x=\"\(f(left - 6))\" y=\"\(f(py(yValue) + 4))\" font-size=\"11\" text-anchor=\"end\">\(yTick(yValue))</text>"
+            }
+            svg += "<text x=\"\(f((left + width - right) / 2))\" y=\"\(f(height - 8))\" font-size=\"12\" text-anchor=\"middle\">\(xTitle)</text>"
+            svg += "<text transform=\"translate(14 \(f((top + height - bottom) / 2))) rotate(-90)\" font-size=\"12\" text-anchor=\"middle\">\(yTitle)</text>"
+            return svg
+        }
     }
 
     /// An axis label: short, with k/M/G for large values.

@@ -93,7 +93,9 @@ extension OnnxCommandsTests {
 
     @Test func measurePrintsTheReportAsJSON() async throws {
         try await Self.withTutorialModel { _, model in
-            let result = try await Self.run(["measure", model.path, "--warmup", "2", "--repeats", "30", "--json"])
+            let result = try await Self.run([
+                "measure", model.path, "--warmup", "2", "--repeats", "30", "--precision", "0", "--json",
+            ])
             #expect(result.status == 0, "\(result.stderr)")
             let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
             #expect(object?["latency_runs"] as? Int == 30)
@@ -104,6 +106,39 @@ extension OnnxCommandsTests {
             let bad = try await Self.run(["measure", model.path, "--repeats", "0"])
             #expect(bad.status != 0)
             #expect(bad.stderr.contains("--repeats must be at least 1"))
+        }
+    }
+
+    @Test func measureReportsThePercentileIntervalAndValidatesItsFlags() async throws {
+        try await Self.withTutorialModel { _, model in
+            // One sample asked for, but ±40% needs six at least: the interval of fewer covers the median < 95%.
+            let result = try await Self.run([
+                "measure", model.path, "--warmup", "2", "--repeats", "1", "--precision", "0.4", "--max-time", "60",
+                "--min-repeat-time", "0.0005", "--json",
+            ])
+            #expect(result.status == 0, "\(result.stderr)")
+            let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            let p50 = object?["latency_ms"] as? Double ?? 0
+            let interval = object?["latency_p50_interval"] as? [String: Any]
+            let (low, high) = (interval?["low_ms"] as? Double ?? .nan, interval?["high_ms"] as? Double ?? .nan)
+            #expect((object?["latency_runs"] as? Int ?? 0) >= 6)
+            #expect((object?["latency_runs_per_sample"] as? Int ?? 0) >= 1)
+            #expect(low <= p50 && p50 <= high && low > 0)
+            #expect((interval?["confidence"] as? Double ?? 0) >= 0.95)
+            let text = try await Self.run(["measure", model.path, "--repeats", "20", "--max-time", "1"])
+            #expect(text.status == 0, "\(text.stderr)")
+            #expect(text.stdout.contains("p50 ") && text.stdout.contains("% interval "))
+            for (flags, message) in [
+                (["--precision", "1.5"], "--precision must be a share of the p50"),
+                (["--precision=-0.1"], "--precision must be a share of the p50"),
+                (["--min-time", "5", "--max-time", "2"], "--max-time must be between --min-time"),
+                (["--max-time", "nan"], "--max-time must be between"),
+                (["--min-repeat-time", "2"], "--min-repeat-time must be between 0 and 1 second"),
+            ] {
+                let bad = try await Self.run(["measure", model.path] + flags)
+                #expect(bad.status == 64, "\(flags): \(bad.status)")
+                #expect(bad.stderr.contains(message), "\(flags): \(bad.stderr)")
+            }
         }
     }
 }

@@ -47,4 +47,73 @@ import Trainer
         #expect(timed.count > 1)
         #expect(throws: OnnxError.self) { try measure(model: bytes, warmup: 0, repeats: 0) }
     }
+
+    @Test func medianIntervalRanksMatchTheBinomialTable() throws {
+        // Ranks and coverage from scipy.stats.binom: the largest j with P(B <= j-1) <= 2.5%, B ~ Binomial(n, 1/2).
+        for (n, rank, coverage) in [
+            (6, 1, 0.96875), (100, 40, 0.9647997997822952), (1000, 469, 0.9537088026395019),
+            (100_000, 49_690, 0.9504442853304776), (1_000_000, 499_020, 0.9501210313476314),
+        ] {
+            let found = MedianInterval.lowerRank(count: n, confidence: 0.95)
+            #expect(found.rank == rank, "n \(n)")
+            #expect(abs(found.coverage - coverage) < 1e-6, "n \(n)")
+        }
+        // Under six samples the whole range is all there is, and it says how little it covers.
+        let five = try #require(MedianInterval(sorted: [1, 2, 3, 4, 5]))
+        #expect(five.low == 1 && five.high == 5 && abs(five.confidence - 0.9375) < 1e-12)
+        #expect(MedianInterval(sorted: []) == nil)
+        // 1...100 timed so that each tenth holds the same spread (medians 46...55): no drift, the blocks do not widen it.
+        let steady = (0..<100).map { (i: Int) -> Double in Double((i % 10) * 10 + i / 10 + 1) }
+        let report = LatencyReport(samples: steady, peakMemoryBytes: 0)
+        #expect(report.p50Interval?.low == 40 && report.p50Interval?.high == 61)
+        #expect(abs((report.p50Interval?.confidence ?? 0) - 0.9647997997822952) < 1e-9)
+        #expect(abs((report.p50RelativeHalfWidth ?? 0) - 10.5 / 50.5) < 1e-12)
+    }
+
+    @Test func aLoadDriftDuringTheRunWidensTheInterval() throws {
+        // 200 samples near 1.0 ms, 200 near 1.1, 200 near 1.2: the machine got busier twice. Taken as independent,
+        // the median's interval is the middle group's, ±0.5%; the medians of the ten blocks see 1.0 to 1.2.
+        let samples = (0..<600).map { (i: Int) -> Double in
+            let level = Double(i / 200) * 0.1
+            let noise = Double(i % 7) * 0.001
+            return 1.0 + level + noise
+        }
+        let report = LatencyReport(samples: samples, peakMemoryBytes: 0)
+        let independent = try #require(MedianInterval(sorted: samples.sorted()))
+        #expect(independent.relativeHalfWidth(around: report.p50Ms) < 0.01)
+        let interval = try #require(report.p50Interval)
+        #expect(interval.low < 1.01 && interval.high > 1.19)
+        #expect(interval.contains(report.p50Ms) && interval.confidence >= 0.95)
+        #expect((report.p50RelativeHalfWidth ?? 0) > 0.05)
+    }
+
+    @Test func measuringWithAPrecisionReportsAnIntervalAroundTheP50() throws {
+        let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 3)])
+        let bytes = try OnnxExport.serialized(
+            architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 2))
+        // One sample asked for, but a precision needs an interval of 95% coverage: six samples at least.
+        let report = try measure(
+            model: bytes,
+            MeasurementOptions(
+                warmup: 1, repeats: 1, precision: 0.5, maximumTime: .seconds(60),
+                minimumSampleTime: .microseconds(200)))
+        #expect(report.count >= 6)
+        let interval = try #require(report.p50Interval)
+        #expect(interval.contains(report.p50Ms) && interval.low > 0 && interval.confidence >= 0.95)
+        #expect((report.runsPerSample ?? 0) >= 1)
+        let json = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(report)) as? [String: Any]
+        // JSONSerialization may round the last digit: compare with a relative tolerance.
+        let low = (json?["latency_p50_interval"] as? [String: Any])?["low_ms"] as? Double ?? .nan
+        #expect(abs(low - interval.low) <= 1e-12 * interval.low)
+        #expect(try JSONDecoder().decode(LatencyReport.self, from: try JSONEncoder().encode(report)) == report)
+        for options in [
+            MeasurementOptions(precision: 1.5), MeasurementOptions(precision: .nan),
+            MeasurementOptions(minimumTime: .seconds(5), precision: 0.01, maximumTime: .seconds(1)),
+            MeasurementOptions(minimumSampleTime: .seconds(2)),
+        ] {
+            #expect(options.problem != nil)
+            #expect(throws: OnnxError.self) { try measure(model: bytes, options) }
+        }
+        #expect(MeasurementOptions(precision: 0.01).problem == nil)
+    }
 }

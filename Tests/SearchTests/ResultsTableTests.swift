@@ -52,4 +52,52 @@ func sampleTrials() -> [TrialRecord] {
         #expect(!html.contains("http://") || !html.contains("src=\"http"))
         #expect(html.contains("&quot;NaN&quot;"))
     }
+
+    @Test func reportPlotsFlopsAgainstLatencyPerDeviceType() {
+        // Two device types: trial 1 measured on both, 2 on the x86 CPU only, 3 on the ARM board only (an
+        // infeasible trial still counts: it was measured), 4 has no FLOPs and 5 no latency, so neither is drawn.
+        func trial(_ id: Int, _ state: TrialState, _ metrics: [String: Double]) -> TrialRecord {
+            TrialRecord(
+                id: id, state: state, parameters: "{}", decisions: [id], metrics: metrics, reward: nil, error: nil,
+                searchTrialID: nil, startedAt: nil, endedAt: nil)
+        }
+        let trials = [
+            trial(1, .succeeded, ["flops": 2e6, "latency_ms.cpu-x86": 1.0, "latency_ms.arm-a76": 3.0]),
+            trial(2, .succeeded, ["flops": 4e6, "latency_ms.cpu-x86": 0.5]),
+            trial(3, .infeasible, ["flops": 8e6, "latency_ms.arm-a76": 9.0]),
+            trial(4, .succeeded, ["latency_ms.cpu-x86": 2.0]),
+            trial(5, .succeeded, ["flops": 1e6]),
+        ]
+        var config = sampleConfig()
+        config.targetDeviceTypes = ["cpu-x86", "arm-a76"]
+        let html = Report.html(
+            config: config, table: ResultsTable(trials: trials, constrainedMetrics: []),
+            plots: Report.plots(for: []))
+        #expect(html.contains("<h2>FLOPs against measured latency</h2>"))
+        let groups = html.components(separatedBy: "<g class=\"device\" data-device=\"").dropFirst()
+        #expect(groups.map { String($0.prefix { $0 != "\"" }) } == ["arm-a76", "cpu-x86"])
+        #expect(groups.map { $0.components(separatedBy: "<circle class=\"latency-point\"").count - 1 } == [2, 2])
+        #expect(html.contains("trial 3 on arm-a76: 8M FLOPs, 9"))
+        // The ARM board ranks as FLOPs do (tau 1), the CPU in reverse (tau -1).
+        #expect(html.contains("arm-a76: 2 trials, Kendall tau 1.000"))
+        #expect(html.contains("cpu-x86: 2 trials, Kendall tau -1.000"))
+    }
+
+    @Test func reportNamesTheSingleDeviceTypeAndOmitsThePlotWithoutMeasurements() {
+        let html = Report.html(
+            config: sampleConfig(), table: ResultsTable(trials: sampleTrials(), constrainedMetrics: ["latency_ms"]),
+            plots: Report.plots(for: []))
+        // sampleTrials() has flops_million but no flops: nothing to plot.
+        #expect(!html.contains("FLOPs against measured latency"))
+        let measured = sampleTrials().map { trial -> TrialRecord in
+            var trial = trial
+            if let flops = trial.metrics["flops_million"] { trial.metrics["flops"] = flops * 1e6 }
+            return trial
+        }
+        let withFlops = Report.html(
+            config: sampleConfig(), table: ResultsTable(trials: measured, constrainedMetrics: ["latency_ms"]),
+            plots: Report.plots(for: []))
+        #expect(withFlops.contains("data-device=\"cpu-x86\""))
+        #expect(withFlops.components(separatedBy: "<circle class=\"latency-point\"").count - 1 == 4)
+    }
 }

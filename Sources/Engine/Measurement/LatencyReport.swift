@@ -1,4 +1,5 @@
 import ONNX
+import System
 
 #if canImport(Glibc)
     import Glibc
@@ -20,10 +21,16 @@ public struct LatencyReport: Hashable, Sendable, Codable {
     public var count: Int
     /// Peak working memory of one inference in bytes: the engine's planned arena.
     public var peakMemoryBytes: Int
+    /// The p50's distribution-free 95% confidence interval, milliseconds (`MedianInterval`); nil when the report
+    /// was not made from samples.
+    public var p50Interval: MedianInterval?
+    /// Back-to-back runs each timed sample averages (TVM's `number`); nil when the report was not measured here.
+    public var runsPerSample: Int?
 
     /// Creates a report.
     public init(
-        meanMs: Double, p50Ms: Double, p90Ms: Double, p99Ms: Double, stddevMs: Double, count: Int, peakMemoryBytes: Int
+        meanMs: Double, p50Ms: Double, p90Ms: Double, p99Ms: Double, stddevMs: Double, count: Int, peakMemoryBytes: Int,
+        p50Interval: MedianInterval? = nil, runsPerSample: Int? = nil
     ) {
         self.meanMs = meanMs
         self.p50Ms = p50Ms
@@ -32,10 +39,13 @@ public struct LatencyReport: Hashable, Sendable, Codable {
         self.stddevMs = stddevMs
         self.count = count
         self.peakMemoryBytes = peakMemoryBytes
+        self.p50Interval = p50Interval
+        self.runsPerSample = runsPerSample
     }
 
-    /// Summarises latencies (milliseconds); percentiles interpolate linearly between ranks, as numpy's default.
-    public init(samples: [Double], peakMemoryBytes: Int) {
+    /// Summarises latencies (milliseconds, in the order they were timed); percentiles interpolate linearly between
+    /// ranks, as numpy's default. The p50's interval is `MedianInterval(timed:)`'s.
+    public init(samples: [Double], peakMemoryBytes: Int, runsPerSample: Int? = nil) {
         let sorted = samples.sorted()
         let count = sorted.count
         func percentile(_ p: Double) -> Double {
@@ -49,7 +59,14 @@ public struct LatencyReport: Hashable, Sendable, Codable {
         let variance = count > 1 ? sorted.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(count - 1) : 0
         self.init(
             meanMs: mean, p50Ms: percentile(50), p90Ms: percentile(90), p99Ms: percentile(99),
-            stddevMs: variance.squareRoot(), count: count, peakMemoryBytes: peakMemoryBytes)
+            stddevMs: variance.squareRoot(), count: count, peakMemoryBytes: peakMemoryBytes,
+            p50Interval: MedianInterval(timed: samples, sorted: sorted), runsPerSample: runsPerSample)
+    }
+
+    /// The half-width of the p50's interval as a share of the p50 (the larger side): 0.01 is ±1%; nil without an
+    /// interval.
+    public var p50RelativeHalfWidth: Double? {
+        p50Interval.map { $0.relativeHalfWidth(around: p50Ms) }
     }
 
     /// The names trials, runners and `nas measure --json` share (`MetricName` in Constraints).
@@ -61,37 +78,165 @@ public struct LatencyReport: Hashable, Sendable, Codable {
         case stddevMs = "latency_stddev_ms"
         case count = "latency_runs"
         case peakMemoryBytes = "memory_bytes"
+        case p50Interval = "latency_p50_interval"
+        case runsPerSample = "latency_runs_per_sample"
     }
 }
 
+/// A distribution-free confidence interval of a median from order statistics (Conover, *Practical Nonparametric
+/// Statistics*, 3.2): with n samples sorted, the number below the true median is Binomial(n, 1/2), so
+/// `[x(j), x(n+1-j)]` covers it with probability `1 - 2 P(B <= j-1)`; `j` is the largest rank that keeps this at
+/// least `confidence`. It assumes independent samples, not normal ones: latency is skewed and heavy-tailed.
+public struct MedianInterval: Hashable, Sendable, Codable {
+    /// Lower bound, milliseconds.
+    public var low: Double
+    /// Upper bound, milliseconds.
+    public var high: Double
+    /// The coverage the ranks give, at least the one asked for when there are 6 samples or more (with fewer, the
+    /// interval is the whole range and its coverage, `1 - 2^(1-n)`, is less than 95%).
+    public var confidence: Double
+
+    enum CodingKeys: String, CodingKey {
+        case low = "low_ms"
+        case high = "high_ms"
+        case confidence
+    }
+
+    /// An interval from its bounds.
+    public init(low: Double, high: Double, confidence: Double) {
+        self.low = low
+        self.high = high
+        self.confidence = confidence
+    }
+
+    /// The interval of the median of `sorted` (ascending); nil when it is empty.
+    public init?(sorted: [Double], confidence wanted: Double = 0.95) {
+        let n = sorted.count
+        guard n > 0 else { return nil }
+        let (j, coverage) = Self.lowerRank(count: n, confidence: wanted)
+        self.init(low: sorted[j - 1], high: sorted[n - j], confidence: coverage)
+    }
+
+    /// Consecutive blocks `MedianInterval(timed:sorted:)` splits a measurement into.
+    public static let blocks = 10
+
+    /// The interval of the median of samples timed one after the other (`sorted` is them in ascending order):
+    /// the order-statistics interval of all of them, widened to cover that of the medians of `blocks` consecutive
+    /// blocks (batch means, as simulation output analysis treats correlated samples). The first alone assumes
+    /// independent samples and is too narrow when the machine's load drifts during the run: every sample of a
+    /// busy second is slow together. The blocks' medians see that drift; on a steady machine they agree and the
+    /// interval is the first. Blocks are used from 6 samples each (60 in all).
+    public init?(timed samples: [Double], sorted: [Double], confidence: Double = 0.95) {
+        guard var interval = MedianInterval(sorted: sorted, confidence: confidence) else { return nil }
+        let size = samples.count / Self.blocks
+        if size >= 6 {
+            let medians = (0..<Self.blocks).map { block -> Double in
+                let part = samples[(block * size)..<(block == Self.blocks - 1 ? samples.count : (block + 1) * size)].sorted()
+                let middle = part.count / 2
+                return part.count % 2 == 1 ? part[middle] : (part[middle - 1] + part[middle]) / 2
+            }
+            if let drift = MedianInterval(sorted: medians.sorted(), confidence: confidence) {
+                interval.low = min(interval.low, drift.low)
+                interval.high = max(interval.high, drift.high)
+                interval.confidence = min(interval.confidence, drift.confidence)
+            }
+        }
+        self = interval
+    }
+
+    /// The largest rank j (from 1, at most (n+1)/2) with `1 - 2 P(B <= j-1) >= confidence`, B ~ Binomial(n, 1/2),
+    /// or 1 when even the whole range falls short; and that j's coverage. Terms are computed in log space (2^-n
+    /// underflows past n = 1074) and summed from 20 standard deviations below n/2 only: what lies further down is
+    /// below 1e-80, and a measurement of millions of samples checks its interval in a few thousand steps.
+    static func lowerRank(count n: Int, confidence: Double) -> (rank: Int, coverage: Double) {
+        let tail = (1 - confidence) / 2
+        let logTotal = Double(n) * log(2.0)
+        // Glibc's lgamma is overloaded (with the sign too); the annotation picks the plain one.
+        func logGamma(_ x: Double) -> Double { lgamma(x) }
+        let logFactorialN = logGamma(Double(n) + 1)
+        func term(_ i: Int) -> Double {
+            exp(logFactorialN - logGamma(Double(i) + 1) - logGamma(Double(n - i) + 1) - logTotal)
+        }
+        let start = max(0, n / 2 - Int(10 * Double(n).squareRoot()))
+        var (rank, coverage) = (1, 1 - 2 * term(0))
+        var cumulative = 0.0  // P(B <= i)
+        for i in start..<max(1, (n + 1) / 2) {
+            cumulative += term(i)
+            guard cumulative <= tail else { break }
+            // P(B <= i) within the tail: x(i+1) may bound the interval below.
+            (rank, coverage) = (i + 1, 1 - 2 * cumulative)
+        }
+        return (min(rank, (n + 1) / 2), coverage)
+    }
+
+    /// How far the interval reaches from `center`, as a share of it (the larger side).
+    public func relativeHalfWidth(around center: Double) -> Double {
+        guard center > 0 else { return .infinity }
+        return max(center - low, high - center) / center
+    }
+
+    /// True when `value` is inside the interval, bounds included.
+    public func contains(_ value: Double) -> Bool { low <= value && value <= high }
+}
+
 /// How many runs a measurement makes.
+///
+/// Without a `precision` it times `repeats` samples and for `minimumTime`. With one it goes on, as
+/// onnxruntime_perf_test's duration mode and TVM's `time_evaluator` do, until the 95% interval of the p50 lies
+/// within ±`precision` of it or `maximumTime` is spent: a busy machine gets more samples, not a noisier figure.
 public struct MeasurementOptions: Hashable, Sendable {
     /// Untimed runs first, to warm caches, page in the arena and let the CPU clock settle. Default 20.
     public var warmup: Int
-    /// At least this many timed runs. Default 200.
+    /// At least this many timed samples. Default 200.
     public var repeats: Int
     /// Keep timing until at least this much time has passed, even past `repeats`. Default zero.
     public var minimumTime: Duration
+    /// Keep timing past `repeats` and `minimumTime` until the p50's 95% interval is within ± this share of it
+    /// (0.01: ±1%), checked every eighth more samples. Default nil: no such check.
+    public var precision: Double?
+    /// With a `precision`, stop once this much time has been spent timing even if the interval is wider (the
+    /// report carries it, so the reader sees how wide). `repeats` and `minimumTime` are always honoured. Default 10 s.
+    public var maximumTime: Duration
+    /// Each sample times back-to-back runs lasting at least this long together and records their mean, so that
+    /// a sample of a tiny model is not one timer tick plus an interrupt (TVM's `min_repeat_ms`). How many runs
+    /// that takes is found once, after the warm-up. Default zero: one run per sample.
+    public var minimumSampleTime: Duration
 
     /// Creates options; the defaults suit the tutorial CNNs (about 0.05 ms each).
-    public init(warmup: Int = 20, repeats: Int = 200, minimumTime: Duration = .zero) {
+    public init(
+        warmup: Int = 20, repeats: Int = 200, minimumTime: Duration = .zero, precision: Double? = nil,
+        maximumTime: Duration = .seconds(10), minimumSampleTime: Duration = .zero
+    ) {
         self.warmup = warmup
         self.repeats = repeats
         self.minimumTime = minimumTime
+        self.precision = precision
+        self.maximumTime = maximumTime
+        self.minimumSampleTime = minimumSampleTime
+    }
+
+    /// What is wrong with these options, or nil.
+    public var problem: String? {
+        if warmup < 0 { return "the warm-up must be 0 runs or more; got \(warmup)" }
+        if repeats < 1 { return "at least 1 timed sample is needed; got \(repeats)" }
+        if minimumTime < .zero { return "the minimum time must be 0 or more; got \(minimumTime)" }
+        if minimumSampleTime < .zero || minimumSampleTime > .seconds(1) {
+            return "the minimum time per sample must be between 0 and 1 s; got \(minimumSampleTime)"
+        }
+        if let precision, !(precision > 0 && precision < 1) {
+            return "the precision is a share of the p50 between 0 and 1 (0.01 for ±1%); got \(precision)"
+        }
+        if precision != nil, maximumTime < minimumTime {
+            return "the maximum time (\(maximumTime)) must be at least the minimum time (\(minimumTime))"
+        }
+        return nil
     }
 }
 
 extension OnnxEngine {
     /// Times batch-1 inferences of the first input with a fixed pseudo-random image.
     public func measure(_ options: MeasurementOptions = MeasurementOptions()) throws -> LatencyReport {
-        guard options.warmup >= 0, options.repeats >= 1, options.minimumTime >= .zero else {
-            throw OnnxError.invalidInput(
-                "measurement needs warmup >= 0, repeats >= 1 and a minimum time >= 0; got warmup \(options.warmup), repeats \(options.repeats), minimum \(options.minimumTime)"
-            )
-        }
-        // In seconds, as `now()` counts: the loop compares plain doubles between runs.
-        let (seconds, attoseconds) = options.minimumTime.components
-        let minimumSeconds = Double(seconds) + Double(attoseconds) / 1e18
+        if let problem = options.problem { throw OnnxError.invalidInput("cannot measure: \(problem)") }
         guard let first = inputs.first, let result = outputs.first else {
             throw OnnxError.invalidInput("the model has no run-time input or no output to measure")
         }
@@ -99,18 +244,44 @@ extension OnnxEngine {
         var output = [Float](repeating: 0, count: result.count)
         var samples: [Double] = []
         samples.reserveCapacity(options.repeats)
+        var runsPerSample = 1
         input.withUnsafeBufferPointer { inputBuffer in
             output.withUnsafeMutableBufferPointer { outputBuffer in
                 for _ in 0..<options.warmup { run(input: inputBuffer, output: outputBuffer) }
+                let sampleSeconds = options.minimumSampleTime.inSeconds
+                if sampleSeconds > 0 {
+                    // Doubled until a batch lasts long enough, as TVM grows `number`; found once, so that every
+                    // sample averages the same count.
+                    while runsPerSample < 1 << 20 {
+                        let before = Self.now()
+                        for _ in 0..<runsPerSample { run(input: inputBuffer, output: outputBuffer) }
+                        if Self.now() - before >= sampleSeconds { break }
+                        runsPerSample *= 2
+                    }
+                }
+                let (minimumSeconds, maximumSeconds) = (options.minimumTime.inSeconds, options.maximumTime.inSeconds)
+                var nextCheck = options.repeats
                 let start = Self.now()
-                while samples.count < options.repeats || Self.now() - start < minimumSeconds {
+                while true {
                     let before = Self.now()
-                    run(input: inputBuffer, output: outputBuffer)
-                    samples.append((Self.now() - before) * 1000)
+                    for _ in 0..<runsPerSample { run(input: inputBuffer, output: outputBuffer) }
+                    let after = Self.now()
+                    samples.append((after - before) * 1000 / Double(runsPerSample))
+                    guard samples.count >= options.repeats, after - start >= minimumSeconds else { continue }
+                    guard let precision = options.precision, after - start < maximumSeconds else { break }
+                    guard samples.count >= nextCheck else { continue }
+                    let report = LatencyReport(samples: samples, peakMemoryBytes: 0)
+                    // Six samples at least: below that the whole range covers the median less than 95% of the time.
+                    if let interval = report.p50Interval, interval.confidence >= 0.95,
+                        interval.relativeHalfWidth(around: report.p50Ms) <= precision
+                    {
+                        break
+                    }
+                    nextCheck = samples.count + max(16, samples.count / 8)
                 }
             }
         }
-        return LatencyReport(samples: samples, peakMemoryBytes: peakMemoryBytes)
+        return LatencyReport(samples: samples, peakMemoryBytes: peakMemoryBytes, runsPerSample: runsPerSample)
     }
 
     /// The fixed pseudo-random image measurements feed: the same values in every run and every process.
@@ -133,5 +304,10 @@ extension OnnxEngine {
 /// Loads an ONNX model into the native engine and measures batch-1 latency and peak working memory: what a
 /// fleet worker's native runner reports.
 public func measure(model: [UInt8], warmup: Int, repeats: Int, minimumTime: Duration = .zero) throws -> LatencyReport {
-    try OnnxEngine(bytes: model).measure(MeasurementOptions(warmup: warmup, repeats: repeats, minimumTime: minimumTime))
+    try measure(model: model, MeasurementOptions(warmup: warmup, repeats: repeats, minimumTime: minimumTime))
+}
+
+/// Loads an ONNX model into the native engine and measures it with `options`.
+public func measure(model: [UInt8], _ options: MeasurementOptions) throws -> LatencyReport {
+    try OnnxEngine(bytes: model).measure(options)
 }
