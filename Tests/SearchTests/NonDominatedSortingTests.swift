@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Trainer
 
 @testable import Search
 
@@ -59,6 +60,37 @@ import Testing
             let limited = NonDominatedSorting.fronts(points, limit: 5)
             #expect(limited == Array(fronts.prefix(limited.count)))
             #expect(limited.joined().count >= min(5, points.count))
+        }
+    }
+
+    /// The samplers' points take their violation from the normalised objectives (one look-up per metric): it equals,
+    /// bit for bit, the sum of the positive feasibility values `ObjectiveSpace.feasibility` gives, on metrics
+    /// inside, at and beyond their targets; trials that failed or lack a metric are left out.
+    @Test func scoredViolationEqualsTheFeasibilityValues() {
+        var state = Self.seed
+        func next() -> Double {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Double(state >> 11) * 0x1p-53
+        }
+        let objectives = ObjectiveSpace(metrics: ["latency_ms", "memory_bytes"], targets: [0.37, 183_456])
+        var outcomes: [TrialOutcome] = []
+        for index in 0..<500 {
+            var metrics = [
+                "top_1_accuracy": next(), "latency_ms": 0.37 * 2 * next(), "memory_bytes": 183_456 * 2 * next(),
+            ]
+            if index % 7 == 0 { metrics["latency_ms"] = 0.37 }
+            if index % 11 == 0 { metrics["memory_bytes"] = nil }
+            outcomes.append(TrialOutcome(choice: SearchChoice([index]), reward: index % 13 == 0 ? nil : 1, metrics: metrics))
+        }
+        let scored = ScoredTrial.from(outcomes, objectives: objectives)
+        let expected = outcomes.filter { $0.reward != nil && $0.metrics["memory_bytes"] != nil }
+        #expect(scored.count == expected.count)
+        #expect(scored.contains { $0.point.isFeasible } && scored.contains { !$0.point.isFeasible })
+        for (trial, outcome) in zip(scored, expected) {
+            let reference = NonDominatedSorting.Point(
+                objectives: objectives.objectives(outcome.metrics)!, feasibility: objectives.feasibility(outcome.metrics)!)
+            #expect(trial.choice == outcome.choice)
+            #expect(trial.point.objectives == reference.objectives && trial.point.violation == reference.violation)
         }
     }
 }

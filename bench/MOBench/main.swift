@@ -6,7 +6,7 @@
 //
 // Usage:
 //   MOBench harness TABLE.json [SEEDS] [BUDGETS]   JSON lines: sampler, seed, budget, hypervolume, trials to 95%
-//   MOBench cost [FINISHED] [PROPOSALS]           JSON lines: sampler, median seconds per proposal
+//   MOBench cost [FINISHED] [PROPOSALS] [SAMPLERS] JSON lines: sampler, median seconds per proposal
 //   MOBench hv < POINTS.json                      {"points": [[...]], "reference": [...]} -> the hypervolume
 import Constraints
 import Foundation
@@ -119,7 +119,7 @@ func harness(_ table: Table, seeds: Int, budgets: [Int]) throws {
 }
 
 /// Seconds per proposal with `count` finished trials of a ZDT-like landscape over 8 decisions of 8 options.
-func cost(finished count: Int, proposals: Int) throws {
+func cost(finished count: Int, proposals: Int, kinds: [SearchAlgorithmKind]) throws {
     let space = try SearchSpace(
         text: "[" + (0..<8).map { _ in #"{"one_of": [0, 1, 2, 3, 4, 5, 6, 7]}"# }.joined(separator: ",") + "]")
     let objectives = ObjectiveSpace(metrics: ["latency_ms", "memory_bytes"], targets: [10, 40])
@@ -138,7 +138,7 @@ func cost(finished count: Int, proposals: Int) throws {
                 metrics: ["top_1_accuracy": 1 - x, "latency_ms": g * (1 - (x / g).squareRoot()), "memory_bytes": d[1...3].reduce(1, +)]))
     }
     let proposed = finished.map(\.choice)
-    for kind in [SearchAlgorithmKind.nsga2, .motpe, .random, .evolution] {
+    for kind in kinds {
         let algorithm = SearchAlgorithm(kind: kind, space: space, seed: 3, objectives: objectives)
         var times: [Double] = []
         for trial in 0..<proposals {
@@ -163,9 +163,14 @@ case "harness":
     let budgets = arguments.count > 4 ? arguments[4].split(separator: ",").compactMap { Int($0) } : [50, 100]
     try harness(try Table(path: arguments[2]), seeds: seeds, budgets: budgets)
 case "cost":
+    let kinds = arguments.count > 4 ? arguments[4].split(separator: ",").map(String.init) : ["nsga2", "motpe", "random", "evolution"]
     try cost(
         finished: arguments.count > 2 ? Int(arguments[2]) ?? 1000 : 1000,
-        proposals: arguments.count > 3 ? Int(arguments[3]) ?? 20 : 20)
+        proposals: arguments.count > 3 ? Int(arguments[3]) ?? 20 : 20,
+        kinds: try kinds.map { name in
+            guard let kind = SearchAlgorithmKind(rawValue: name) else { fail("unknown sampler '\(name)'; use nsga2, motpe, random or evolution") }
+            return kind
+        })
 case "hv":
     let input = FileHandle.standardInput.readDataToEndOfFile()
     let json = try JSON.parse(String(decoding: input, as: UTF8.self))
@@ -179,5 +184,5 @@ case "hv":
         print(Hypervolume.of(points.map(numbers), reference: numbers(set["reference"])))
     }
 default:
-    fail("usage: MOBench harness TABLE.json [SEEDS] [BUDGETS] | cost [FINISHED] [PROPOSALS] | hv < SETS.json")
+    fail("usage: MOBench harness TABLE.json [SEEDS] [BUDGETS] | cost [FINISHED] [PROPOSALS] [SAMPLERS] | hv < SETS.json")
 }

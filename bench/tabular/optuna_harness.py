@@ -1,18 +1,22 @@
 """Optuna's samplers over a tabular benchmark by ask-and-tell, the peer of `MOBench harness` in the same run.
 
     /work/bench-venv/bin/python bench/tabular/optuna_harness.py harness TABLE.json [SEEDS] [BUDGETS]
-    /work/bench-venv/bin/python bench/tabular/optuna_harness.py cost [FINISHED] [PROPOSALS]
+    /work/bench-venv/bin/python bench/tabular/optuna_harness.py cost [FINISHED] [PROPOSALS] [SAMPLERS]
     /work/bench-venv/bin/python bench/tabular/optuna_harness.py hv-check MOBENCH_BINARY
 
-Each decision of the table's choices is one categorical parameter (`d0`, `d1`, ...), its options those the table
-holds at that position: exact for spaces of fixed structure (the tutorial's, a fixed-depth MobileNet-style space).
-Objectives maximise top_1_accuracy and minimise each metric; `constraints_func` returns metric / target - 1. An
-architecture Optuna proposes again is a trial again (Optuna does not skip repeats), as a user's study would spend
-it; one the table lacks is looked up as the nearest row not yet used, as MOBench does. The hypervolume is the same
-as `nas trials list`'s: feasible trials, (1 - accuracy, metric / target ...) against (1, 1, ...), computed by
+Each architecture is told to Optuna define-by-run, as a user would write the space: its concrete value (the row's
+`value`) flattened into one categorical parameter per leaf that varies over the table (`stages[1].filters`,
+`stages[1].blocks[0].kernel_size`) and one per list whose length varies (`stages[1].blocks#len`), a list's items
+suggested only below its suggested length, so that Optuna's samplers see conditional parameters as in its own
+examples. Objectives maximise top_1_accuracy and minimise each metric; `constraints_func` returns metric / target - 1.
+An architecture Optuna proposes again is a trial again (Optuna does not skip repeats), as a user's study would spend
+it; one the table lacks (a sampled table of a large space) is looked up as the nearest row not yet used (fewest
+differing parameters), as MOBench does with its decisions. The hypervolume is the same as `nas trials list`'s:
+feasible trials, (1 - accuracy, metric / target ...) against (1, 1, ...), computed by
 `optuna._hypervolume.compute_hypervolume`.
 """
 import json
+import re
 import subprocess
 import sys
 import time
@@ -24,13 +28,63 @@ from optuna._hypervolume import compute_hypervolume
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
+def flatten(value, path="", out=None):
+    """A concrete architecture as {path: leaf}, with `PATH#len` for each list's length."""
+    out = {} if out is None else out
+    if isinstance(value, dict):
+        for key, item in value.items():
+            flatten(item, f"{path}.{key}" if path else key, out)
+    elif isinstance(value, list):
+        out[f"{path}#len"] = len(value)
+        for index, item in enumerate(value):
+            flatten(item, f"{path}[{index}]", out)
+    else:
+        out[path] = json.dumps(value)
+    return out
+
+
 def load(path):
+    """The table, its rows by their parameters (a tuple of sorted (name, option) pairs) and each parameter's
+    options, in suggestion order."""
     with open(path) as f:
         table = json.load(f)
-    rows = {tuple(r["decisions"]): r for r in table["rows"]}
-    width = max(len(k) for k in rows)
-    options = [sorted({k[i] for k in rows if len(k) > i}) for i in range(width)]
+    flat = [flatten(r["value"]) for r in table["rows"]]
+    seen = {}
+    for item in flat:
+        for name, leaf in item.items():
+            seen.setdefault(name, set()).add(leaf)
+    # '#' sorts before '[' and '.', so a list's length comes before its items.
+    options = {name: sorted(leaves) for name, leaves in sorted(seen.items()) if len(leaves) > 1}
+    rows = {}
+    for row, item in zip(table["rows"], flat):
+        rows.setdefault(tuple(sorted((n, v) for n, v in item.items() if n in options)), row)
     return table, rows, options
+
+
+def suggest(trial, options):
+    """The architecture `trial` proposes, define-by-run: an item of a list only below the list's suggested length."""
+    chosen = {}
+    for name, leaves in options.items():
+        active = True
+        for match in re.finditer(r"\[(\d+)\]", name):
+            length = chosen.get(name[:match.start()] + "#len")
+            if length is not None and int(match.group(1)) >= length:
+                active = False
+                break
+        if active:
+            value = trial.suggest_categorical(name, leaves)
+            chosen[name] = value
+    return tuple(sorted(chosen.items()))
+
+
+def nearest(choice, keys, used):
+    """The row not yet used (any, once all are) with the fewest parameters differing from `choice`."""
+    mine = dict(choice)
+    left = [k for k in keys if k not in used] or keys
+    def distance(key):
+        theirs = dict(key)
+        return sum(mine.get(n) != theirs.get(n) for n in mine.keys() | theirs.keys())
+    return min(left, key=distance)
 
 
 def normalised(row, objectives):
@@ -70,10 +124,9 @@ def harness(path, seeds, budgets):
             used, feasible_points, history, repeats = set(), [], [], 0
             for _ in range(max(budgets)):
                 trial = study.ask()
-                choice = tuple(trial.suggest_categorical(f"d{i}", options[i]) for i in range(len(options)))
+                choice = suggest(trial, options)
                 if choice not in rows:
-                    left = [k for k in keys if k not in used] or keys
-                    choice = min(left, key=lambda k: sum(a != b for a, b in zip(k, choice)))
+                    choice = nearest(choice, keys, used)
                 repeats += choice in used
                 used.add(choice)
                 row = rows[choice]
@@ -89,7 +142,7 @@ def harness(path, seeds, budgets):
                                   "trials_to_95": reach, "repeats": repeats}))
 
 
-def cost(finished, proposals):
+def cost(finished, proposals, names=None):
     """Seconds per proposal (ask + the 8 suggestions) with `finished` trials of the landscape MOBench cost uses."""
     rng = np.random.default_rng(1)
     distributions = {f"d{i}": optuna.distributions.CategoricalDistribution(list(range(8))) for i in range(8)}
@@ -106,6 +159,8 @@ def cost(finished, proposals):
             params={f"d{i}": d[i] for i in range(8)}, distributions=distributions, values=values,
             user_attrs={"constraints": [values[1] / 10 - 1, values[2] / 40 - 1]}))
     for name, sampler in samplers(3, None).items():
+        if names and name not in names:
+            continue
         study = optuna.create_study(directions=["maximize", "minimize", "minimize"], sampler=sampler)
         study.add_trials(trials)
         times = []
@@ -142,7 +197,8 @@ if __name__ == "__main__":
         harness(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 20,
                 [int(b) for b in sys.argv[4].split(",")] if len(sys.argv) > 4 else [50, 100])
     elif command == "cost":
-        cost(int(sys.argv[2]) if len(sys.argv) > 2 else 1000, int(sys.argv[3]) if len(sys.argv) > 3 else 20)
+        cost(int(sys.argv[2]) if len(sys.argv) > 2 else 1000, int(sys.argv[3]) if len(sys.argv) > 3 else 20,
+             sys.argv[4].split(",") if len(sys.argv) > 4 else None)
     elif command == "hv-check":
         hv_check(sys.argv[2])
     else:

@@ -3,11 +3,11 @@
 # median hypervolume at budgets 50 and 100 over 20 seeds, trials to 95% of the table's true front hypervolume,
 # proposal cost at 1,000 finished trials, and our hypervolume against optuna._hypervolume on random sets.
 #
-#   bash bench/tabular/run.sh [TABLE.json]          (default bench/tabular/mnist_list_of_dictionary.json)
+#   bash bench/tabular/run.sh [TABLE.json]          (default bench/tabular/mobilenet_v2_mini.json)
 #   env: SEEDS (20), BUDGETS (50,100), FINISHED (1000), PY (/work/bench-venv/bin/python, with optuna)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-table=${1:-bench/tabular/mnist_list_of_dictionary.json}
+table=${1:-bench/tabular/mobilenet_v2_mini.json}
 py=${PY:-/work/bench-venv/bin/python}
 swift build -c release --product MOBench >/dev/null
 bin=.build/release/MOBench

@@ -64,14 +64,16 @@ struct ScoredTrial {
     var point: NonDominatedSorting.Point
 
     /// The finished trials that succeeded and report every objective.
+    ///
+    /// One look-up per metric: a constraint's feasibility value `m / T - 1` is its normalised objective minus 1
+    /// (`ObjectiveSpace`), so the violation comes from the objectives rather than a second pass over the metrics.
     static func from(_ finished: [TrialOutcome], objectives: ObjectiveSpace) -> [ScoredTrial] {
         finished.compactMap { outcome in
-            guard outcome.reward != nil, let values = objectives.objectives(outcome.metrics),
-                let feasibility = objectives.feasibility(outcome.metrics)
-            else { return nil }
+            guard outcome.reward != nil, let values = objectives.objectives(outcome.metrics) else { return nil }
+            var violation = 0.0
+            for value in values.dropFirst() { violation += max(0, value - 1) }
             return ScoredTrial(
-                choice: outcome.choice,
-                point: NonDominatedSorting.Point(objectives: values, feasibility: feasibility))
+                choice: outcome.choice, point: NonDominatedSorting.Point(objectives: values, violation: violation))
         }
     }
 }
