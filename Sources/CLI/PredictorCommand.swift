@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import System
 import Predictor
 import Search
 
@@ -89,7 +90,7 @@ struct PredictorCommand: ParsableCommand {
             let records = try source.records(needed: 2)
             let start = ContinuousClock.now
             let predictor = try LatencyPredictor.fit(records.compactMap(\.sample))
-            let seconds = (ContinuousClock.now - start).seconds
+            let seconds = (ContinuousClock.now - start).inSeconds
             let store = try source.store()
             try store.save(predictor, deviceType: source.deviceType)
             let band = predictor.relativeBand.isFinite ? predictor.relativeBand : nil
@@ -159,7 +160,7 @@ struct PredictorCommand: ParsableCommand {
             }
             let start = ContinuousClock.now
             let predictor = try LatencyPredictor.fit(train.compactMap(\.sample))
-            let seconds = (ContinuousClock.now - start).seconds
+            let seconds = (ContinuousClock.now - start).inSeconds
             let evaluation = PredictorEvaluation(
                 predicted: test.map { predictor.predict($0.features).milliseconds },
                 measured: test.map { $0.latencyMilliseconds! })
@@ -233,9 +234,4 @@ struct PredictorCommand: ParsableCommand {
             }
         }
     }
-}
-
-extension Duration {
-    /// The duration in seconds.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -60,70 +60,19 @@ struct Planner {
 
     private func isRuntime(_ name: String) -> Bool { storageOf[name] != nil }
 
-    /// The activation of the node that is the only consumer of `output`, when it can be fused into its producer.
-    /// Besides the activation ops, the decomposed hard activations other exporters (and ours) write:
-    /// `Clip(x + 3, 0, 6) * (1/6)` (or `/ 6`) is a hard sigmoid, and `x` times that is a hard swish. Returns the
-    /// activation and the nodes it replaces, the last of which writes the fused value.
+    /// The activation of the node that is the only consumer of `output`, when it can be fused into its producer,
+    /// or the decomposed hard sigmoid or hard swish that reads it (`GraphAnalysis.decomposedHardActivation`).
+    /// Returns the activation and the nodes it replaces, the last of which writes the fused value.
     private func fusableActivation(after output: String) -> (Activation, [Int])? {
         guard !analysis.outputs.contains(output), let users = consumers[output] else { return nil }
-        if users.count == 1 {
-            if let activation = try? activation(of: analysis.nodes[users[0]].node) { return (activation, users) }
-            if let chain = hardSigmoidChain(from: users[0], input: output) {
-                return (.hardSigmoid(alpha: 1.0 / 6, beta: 0.5), chain)
-            }
+        if users.count == 1, let activation = try? activation(of: analysis.nodes[users[0]].node) {
+            return (activation, users)
         }
-        if users.count == 2 {
-            for (start, multiply) in [(users[0], users[1]), (users[1], users[0])] {
-                guard let chain = hardSigmoidChain(from: start, input: output) else { continue }
-                let gate = analysis.nodes[chain[chain.count - 1]].node.outputs[0]
-                let node = analysis.nodes[multiply].node
-                guard node.opType == "Mul", Set(node.inputs) == [output, gate], soleConsumer(of: gate) == multiply,
-                    analysis.shape(node.outputs[0]) == analysis.shape(output)
-                else { continue }
-                return (.hardSwish, chain + [multiply])
-            }
+        switch analysis.decomposedHardActivation(after: output, consumers: consumers) {
+        case (.hardSigmoid, let nodes)?: return (.hardSigmoid(alpha: 1.0 / 6, beta: 0.5), nodes)
+        case (.hardSwish, let nodes)?: return (.hardSwish, nodes)
+        case nil: return nil
         }
-        return nil
-    }
-
-    /// The node that alone reads `value`, when `value` is not a graph output.
-    private func soleConsumer(of value: String) -> Int? {
-        guard !analysis.outputs.contains(value), let users = consumers[value], users.count == 1 else { return nil }
-        return users[0]
-    }
-
-    /// The value of a one-element float constant.
-    private func scalar(_ name: String) -> Float? {
-        guard let tensor = analysis.constant(name), tensor.floats.count == 1 else { return nil }
-        return tensor.floats[0]
-    }
-
-    /// The nodes of `Clip(input + 3, 0, 6) * (1/6)` (or `/ 6`) when node `start` is its Add, each intermediate read
-    /// only by the next and every value of `input`'s shape.
-    private func hardSigmoidChain(from start: Int, input: String) -> [Int]? {
-        let add = analysis.nodes[start].node
-        guard add.opType == "Add", add.inputs.count == 2, add.inputs.contains(input) else { return nil }
-        let three = add.inputs[0] == input ? add.inputs[1] : add.inputs[0]
-        guard scalar(three) == 3, let clipIndex = soleConsumer(of: add.outputs[0]) else { return nil }
-        let clip = analysis.nodes[clipIndex].node
-        guard clip.opType == "Clip", clip.inputs.first == add.outputs[0], let bounds = try? clipBounds(clip),
-            bounds == (0, 6), let scaleIndex = soleConsumer(of: clip.outputs[0])
-        else { return nil }
-        let scale = analysis.nodes[scaleIndex].node
-        guard scale.inputs.count == 2 else { return nil }
-        let clipped = clip.outputs[0]
-        switch scale.opType {
-        case "Mul" where scale.inputs.contains(clipped):
-            let sixth = scale.inputs[0] == clipped ? scale.inputs[1] : scale.inputs[0]
-            guard let value = scalar(sixth), abs(value - 1.0 / 6) <= 1e-6 else { return nil }
-        case "Div" where scale.inputs[0] == clipped:
-            guard scalar(scale.inputs[1]) == 6 else { return nil }
-        default:
-            return nil
-        }
-        let shape = analysis.shape(input)
-        guard [add, clip, scale].allSatisfy({ analysis.shape($0.outputs[0]) == shape }) else { return nil }
-        return [start, clipIndex, scaleIndex]
     }
 
     /// The activation a Relu, Clip, HardSigmoid or HardSwish node computes; nil for any other node.

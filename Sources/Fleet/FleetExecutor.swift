@@ -1,4 +1,5 @@
 import Foundation
+internal import System
 
 /// Threads of the fleet's own for its async work: the server's async handlers, the coordinator's deadline and
 /// lease checks, the worker's heartbeat loop and the file worker's lease renewals.
@@ -132,4 +133,11 @@ private final class ResumeOnce: @unchecked Sendable {
         }
         continuation?.resume()
     }
+}
+
+/// Sleeps `duration` on the fleet's own timer threads, or until the task is cancelled: code outside the module that
+/// polls the fleet (a trial waiting for a worker of its type to register) wakes on time however long Swift's
+/// cooperative pool is held by blocking work.
+public func fleetSleep(for duration: Duration) async {
+    await FleetExecutor.shared.sleep(milliseconds: Int((duration.inSeconds * 1000).rounded(.up)))
 }

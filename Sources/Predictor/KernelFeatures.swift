@@ -93,15 +93,16 @@ public struct ModelFeatures: Codable, Hashable, Sendable {
     /// The features of `model`.
     public init(model: OnnxModel) throws {
         let analysis = try GraphAnalysis(model: model)
-        var consumers: [String: Int] = [:]
-        for analyzed in analysis.nodes {
-            for input in analyzed.node.inputs where !input.isEmpty { consumers[input, default: 0] += 1 }
+        var consumers: [String: [Int]] = [:]
+        for (index, analyzed) in analysis.nodes.enumerated() {
+            for input in analyzed.node.inputs where !input.isEmpty { consumers[input, default: []].append(index) }
         }
         let graphOutputs = Set(analysis.outputs)
         var fused: Set<String> = []  // outputs of producers whose single activation consumer is fused into them
+        var absorbed: Set<Int> = []  // the nodes of decomposed hard activations fused into their producer
         var kernels: [Kernel] = []
         func isRuntime(_ name: String) -> Bool { analysis.constant(name) == nil }
-        for analyzed in analysis.nodes {
+        for (index, analyzed) in analysis.nodes.enumerated() where !absorbed.contains(index) {
             let node = analyzed.node
             let outputShape = analyzed.outputShapes.first ?? []
             let output = Double(ShapeMath.count(outputShape))
@@ -173,14 +174,16 @@ public struct ModelFeatures: Codable, Hashable, Sendable {
             default:
                 kind = node.opType.lowercased()
             }
-            // The planner's rule: an activation that is its producer's only consumer is fused into a Conv, a
-            // binary op, a BatchNormalization, a Gemm or a MatMul.
+            // The planner's rule: an activation that is its producer's only consumer, or a decomposed hard
+            // sigmoid or hard swish, is fused into a Conv, a binary op, a BatchNormalization, a Gemm or a MatMul.
             if Self.fusingOps.contains(node.opType), let out = node.outputs.first, !graphOutputs.contains(out),
-                consumers[out] == 1,
-                let user = analysis.nodes.first(where: { $0.node.inputs.contains(out) }),
-                Self.fusedActivations.contains(user.node.opType)
+                let users = consumers[out]
             {
-                fused.insert(out)
+                if users.count == 1, Self.fusedActivations.contains(analysis.nodes[users[0]].node.opType) {
+                    fused.insert(out)
+                } else if let chain = analysis.decomposedHardActivation(after: out, consumers: consumers) {
+                    absorbed.formUnion(chain.nodes)
+                }
             }
             kernels.append(
                 Kernel(

@@ -82,9 +82,10 @@ func writeSampleJob() throws -> String {
         try #require(dom.status == 0, "chromium failed: \(dom.stderr)")
         let page = dom.stdout
         #expect(page.contains("Search job latency-demo"))
-        #expect(page.components(separatedBy: "<svg").count - 1 == 3)
+        // Accuracy against each constraint's metric, the hypervolume history, and FLOPs against latency.
+        #expect(page.components(separatedBy: "<svg").count - 1 == 4)
         #expect(page.components(separatedBy: "class=\"target\"").count - 1 == 2)
-        #expect(page.components(separatedBy: "<circle").count - 1 == 8 + 5)
+        #expect(page.components(separatedBy: "<circle").count - 1 == 8 + 5 + 4)
         #expect(page.contains("<b class=\"hypervolume\">0.3383</b>"))
         #expect(page.components(separatedBy: "class=\"step\"").count - 1 == 5)
         #expect(page.components(separatedBy: "<tr").count - 1 == 6)

@@ -1,5 +1,6 @@
 import Fleet
 import Foundation
+import System
 
 /// How a job's trials reach their devices: through a coordinator given by the user, or one embedded in the
 /// job (with a worker for this machine), pushed or exchanged as files.
@@ -73,7 +74,7 @@ public final class JobFleet {
         }
         arguments = [
             "--coordinator", url, "--transport", settings.transport.rawValue, "--push-wait",
-            String(settings.pushWait.seconds),
+            String(settings.pushWait.inSeconds),
         ]
     }
 
@@ -93,13 +94,5 @@ public enum DeviceType {
         case "aarch64", "arm64": return "cpu-arm64"
         default: return "cpu-\(machine)"
         }
-    }
-}
-
-extension Duration {
-    /// The duration in seconds, fractions included.
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

@@ -213,7 +213,8 @@ public struct TransportMeasurer: DeviceMeasurer {
                 return false
             }
             guard ContinuousClock.now < deadline else { return false }
-            try await Task.sleep(for: .milliseconds(200))
+            await fleetSleep(for: .milliseconds(200))
+            try Task.checkCancellation()
         }
     }
 }
