@@ -3,6 +3,7 @@ import Constraints
 import Engine
 import Fleet
 import Foundation
+import HTTP2
 import NativeRunner
 import Plugins
 import Search
@@ -62,6 +63,8 @@ struct TrainerCommand: AsyncParsableCommand {
     var pushWait = 10.0
 
     @OptionGroup var token: FleetTokenOptions
+    /// How an `https://` --coordinator is checked, and the client certificate it may require.
+    @OptionGroup var tls: TLSClientOptions
 
     @Option(
         name: .customLong("retrain-search-job-dir"),
@@ -161,7 +164,7 @@ struct TrainerCommand: AsyncParsableCommand {
         var files = exchange
         files.perDeviceFolders = devices.count > 1
         let measurer = TransportMeasurer(
-            coordinator: fleet, transport: transport,
+            coordinator: fleet, tls: try tls.context(), transport: transport,
             pushWait: .seconds(pushWait),
             local: (DeviceType.local, NativeRunner(options: MeasurementOptions(warmup: 20, repeats: training.latencyRepeats))),
             files: files, log: log)

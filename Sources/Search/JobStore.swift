@@ -167,6 +167,12 @@ public struct JobFleetRecord: Codable, Hashable, Sendable {
     public var transport: String
     /// Seconds a trial waits for a worker of its type before `auto` uses files.
     public var pushWaitSeconds: Double
+    /// The client TLS files of an external `https://` coordinator (absent in jobs made before TLS: none).
+    public var tlsCA: String?
+    /// The client certificate presented to that coordinator.
+    public var tlsClientCert: String?
+    /// The private key of `tlsClientCert`.
+    public var tlsClientKey: String?
 
     /// A record.
     public init(

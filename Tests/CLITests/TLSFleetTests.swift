@@ -1,4 +1,5 @@
 import Foundation
+import Search
 import TestSupport
 import Testing
 import Trainer
@@ -48,6 +49,24 @@ import Trainer
         let metrics = try #require(answer["metrics"] as? [String: Double])
         #expect((metrics["latency_ms"] ?? 0) > 0)
         #expect(metrics["latency_runs"] == 5)
+
+        // A search through the same coordinator: its trial runners get the client TLS files and push over TLS (with
+        // `--transport push` there is no file fallback: without them the coordinator refuses the trial's push).
+        let root = try TestSupport.temporaryDirectory("tls-search").path
+        let search = try await TestSupport.nas(
+            ["search", "--root-output-dir", root, "--job-name", "tls", "--max-trials", "1", "--coordinator", url,
+             "--transport", "push", "--target-device-type", "cpu-tls", "--constraint", "latency_ms<=1000:soft",
+             "--num-epochs", "1", "--train-limit", "200", "--test-limit", "100", "--latency-repeats", "5",
+             "--threads", "1", "--quiet"] + client,
+            environment: Self.environment)
+        try #require(search.status == 0, "\(search.stderr)")
+        let trials = try JobStore.open(directory: root + "/tls").trials()
+        #expect(trials.count == 1 && trials[0].state == .succeeded, "\(trials.map { ($0.state, $0.error ?? "") })")
+        #expect((trials.first?.metrics["latency_ms"] ?? 0) > 0)
+        let untrusted = try await TestSupport.nas(
+            ["search", "--root-output-dir", root, "--job-name", "untrusted", "--max-trials", "1", "--coordinator", url,
+             "--target-device-type", "cpu-tls", "--tls-ca", certificates.otherCA], environment: Self.environment)
+        #expect(untrusted.status != 0 && untrusted.stderr.contains("certificate verify failed"), "\(untrusted.stderr)")
 
         let wrongCA = try await TestSupport.nas(
             evaluate + ["--tls-ca", certificates.otherCA, "--tls-client-cert", certificates.clientCertificate,

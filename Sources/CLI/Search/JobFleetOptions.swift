@@ -1,6 +1,7 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import HTTP2
 import Search
 
 /// Fleet flags of a search or train job.
@@ -25,6 +26,9 @@ struct JobFleetOptions: ParsableArguments {
 
     @OptionGroup var token: FleetTokenOptions
 
+    /// How an `https://` --coordinator is checked, and the client certificate it may require.
+    @OptionGroup var tls: TLSClientOptions
+
     func validate() throws {
         guard pushWait >= 0, pushWait.isFinite else { throw ValidationError("--push-wait must be 0 or more seconds") }
     }
@@ -32,7 +36,7 @@ struct JobFleetOptions: ParsableArguments {
     /// Refuses, before a job is created, a `--coordinator` that cannot be reached or refuses the token.
     func checkCoordinator() throws {
         guard let coordinator else { return }
-        let client = FleetClient(coordinator: coordinator, token: try token.token())
+        let client = FleetClient(coordinator: coordinator, token: try token.token(), tls: try tls.context())
         let answer = Answer()
         let done = DispatchSemaphore(value: 0)
         Task {
@@ -56,9 +60,11 @@ struct JobFleetOptions: ParsableArguments {
 
     /// The settings as the job stores them.
     var record: JobFleetRecord {
-        JobFleetRecord(
+        var record = JobFleetRecord(
             coordinator: coordinator, tokenFile: token.tokenFile, host: listen.host, port: listen.port,
             transport: transport.rawValue, pushWaitSeconds: pushWait)
+        (record.tlsCA, record.tlsClientCert, record.tlsClientKey) = (tls.tlsCA, tls.tlsClientCert, tls.tlsClientKey)
+        return record
     }
 
     /// `record` with the flags given on this command line (`given`, long names) laid over it: what a resumed job
@@ -70,6 +76,10 @@ struct JobFleetOptions: ParsableArguments {
         if given.contains("--listen") { (record.host, record.port) = (listen.host, listen.port) }
         if given.contains("--transport") { record.transport = transport.rawValue }
         if given.contains("--push-wait") { record.pushWaitSeconds = pushWait }
+        if given.contains("--tls-ca") { record.tlsCA = tls.tlsCA }
+        if given.contains("--tls-client-cert") || given.contains("--tls-client-key") {
+            (record.tlsClientCert, record.tlsClientKey) = (tls.tlsClientCert, tls.tlsClientKey)
+        }
         return record
     }
 
@@ -77,8 +87,12 @@ struct JobFleetOptions: ParsableArguments {
     static func settings(_ record: JobFleetRecord) throws -> JobFleetSettings {
         var token = FleetTokenOptions()
         token.tokenFile = record.tokenFile
+        let tls = record.tlsCA != nil || record.tlsClientCert != nil
+            ? TLSConfiguration(certificateFile: record.tlsClientCert, keyFile: record.tlsClientKey, caFile: record.tlsCA)
+            : nil
         return JobFleetSettings(
-            coordinator: try record.coordinator.map { ($0, try token.token()) }, host: record.host, port: record.port,
+            coordinator: try record.coordinator.map { ($0, try token.token()) }, coordinatorTLS: tls,
+            host: record.host, port: record.port,
             transport: Transport(rawValue: record.transport) ?? .auto, pushWait: .seconds(record.pushWaitSeconds))
     }
 }

@@ -1,5 +1,6 @@
 import Fleet
 import Foundation
+import HTTP2
 import System
 
 /// How a job's trials reach their devices: through a coordinator given by the user, or one embedded in the
@@ -15,13 +16,17 @@ public struct JobFleetSettings: Sendable {
     public var transport: Transport
     /// How long a trial waits for a worker of its type before `auto` uses files.
     public var pushWait: Duration
+    /// The client TLS files (CA, client certificate and key) of an external `https://` coordinator: the trial
+    /// runners get them as `--tls-ca`, `--tls-client-cert`, `--tls-client-key`.
+    public var coordinatorTLS: TLSConfiguration?
 
     /// Settings; by default an embedded coordinator on loopback, `auto` transport, a 10 s push wait.
     public init(
-        coordinator: (url: String, token: String)? = nil, host: String = "127.0.0.1", port: Int = 0,
-        transport: Transport = .auto, pushWait: Duration = .seconds(10)
+        coordinator: (url: String, token: String)? = nil, coordinatorTLS: TLSConfiguration? = nil,
+        host: String = "127.0.0.1", port: Int = 0, transport: Transport = .auto, pushWait: Duration = .seconds(10)
     ) {
         self.coordinator = coordinator
+        self.coordinatorTLS = coordinatorTLS
         self.host = host
         self.port = port
         self.transport = transport
@@ -60,10 +65,17 @@ public final class JobFleet {
             return
         }
         let url: String
+        var tlsArguments: [String] = []
         if let coordinator = settings.coordinator {
             url = coordinator.url
             environment = ["NAS_FLEET_TOKEN": coordinator.token]
             embedded = nil
+            if let tls = settings.coordinatorTLS {
+                for (flag, path) in [("--tls-ca", tls.caFile), ("--tls-client-cert", tls.certificateFile),
+                                     ("--tls-client-key", tls.keyFile)] {
+                    if let path { tlsArguments += [flag, Self.absolute(path)] }
+                }
+            }
         } else {
             let started = try EmbeddedFleet(
                 jobDirectory: directory, host: settings.host, port: settings.port,
@@ -75,7 +87,12 @@ public final class JobFleet {
         arguments = [
             "--coordinator", url, "--transport", settings.transport.rawValue, "--push-wait",
             String(settings.pushWait.inSeconds),
-        ]
+        ] + tlsArguments
+    }
+
+    /// `path` from the current folder: trial runners start in other folders (a Slurm node's, a trial's).
+    private static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 
     /// Stops the embedded coordinator and worker.

@@ -1,6 +1,7 @@
 import Fleet
 import FleetWire
 import Foundation
+import HTTP2
 import Synchronization
 
 /// How a trial's model reaches a device to be measured.
@@ -153,8 +154,9 @@ public struct TransportMeasurer: DeviceMeasurer {
     private let fleet: (client: FleetClient, workers: WorkerList)?
 
     /// A measurer choosing per device type.
+    /// `tls` checks an `https://` coordinator's certificate and holds the client certificate it may require.
     public init(
-        coordinator: (url: String, token: String)?, transport: Transport, pushWait: Duration,
+        coordinator: (url: String, token: String)?, tls: TLSContext? = nil, transport: Transport, pushWait: Duration,
         local: (deviceType: String, runner: any ModelRunner)?, files: ExchangeMeasurer,
         log: @escaping @Sendable (String) -> Void
     ) {
@@ -165,7 +167,7 @@ public struct TransportMeasurer: DeviceMeasurer {
         self.files = files
         self.log = log
         fleet = coordinator.map { coordinator in
-            let client = FleetClient(coordinator: coordinator.url, token: coordinator.token)
+            let client = FleetClient(coordinator: coordinator.url, token: coordinator.token, tls: tls)
             return (client, WorkerList(fetch: { try await client.workers() }))
         }
     }
