@@ -182,10 +182,20 @@ struct ExchangeTests {
                 workerID: "a"),
             log: { _ in })
         let pass = onFleetThreads { await worker.runOnce() }
-        #expect(try await eventually { FileManager.default.fileExists(atPath: pidFile) })
-        // Another worker's claim replaces ours (a new generation): the next renewal finds the claim is not ours.
+        // Another worker's claim replaces ours (a new generation) while the runner sleeps: the next renewal finds the
+        // claim is not ours. The usurper acts on the fleet's threads too: a test task on a cooperative pool that
+        // other suites hold could wake only after the runner's 60 s, when there is nothing left to take.
         let usurper = Array(#"{"worker": "b", "device_type": "cpu", "lease_expires_at": 9e12}"#.utf8)
-        try fixture.storage.write(JobLayout.claimKey(trial: 1), data: usurper)
+        let storage = fixture.storage
+        let usurped = onFleetThreads {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while !FileManager.default.fileExists(atPath: pidFile) {
+                guard ContinuousClock.now < deadline else { throw CancellationError() }
+                await FleetExecutor.shared.sleep(milliseconds: 20)
+            }
+            try storage.write(JobLayout.claimKey(trial: 1), data: usurper)
+        }
+        try await usurped.value
         let result = try await pass.value
         #expect(result.measured.isEmpty)
         #expect(result.problems.contains { $0.contains("trial 1") && $0.contains("lease") })
