@@ -1,4 +1,5 @@
 import ONNX
+import System
 
 /// The time one planned kernel of a model takes, as the engine runs it: the per-kernel measurements a kernel-level
 /// latency predictor (nn-Meter's idea) learns from.
@@ -54,8 +55,7 @@ extension OnnxEngine {
                 "profiling needs warmup >= 0, repeats >= 1 and a minimum time >= 0; got warmup \(options.warmup), repeats \(options.repeats), minimum \(options.minimumTime)"
             )
         }
-        let (seconds, attoseconds) = options.minimumTime.components
-        let minimumSeconds = Double(seconds) + Double(attoseconds) / 1e18
+        let minimumSeconds = options.minimumTime.inSeconds
         guard let first = inputs.first, let result = outputs.first else {
             throw OnnxError.invalidInput("the model has no run-time input or no output to profile")
         }
