@@ -63,8 +63,14 @@ struct JobFleetOptions: ParsableArguments {
         var record = JobFleetRecord(
             coordinator: coordinator, tokenFile: token.tokenFile, host: listen.host, port: listen.port,
             transport: transport.rawValue, pushWaitSeconds: pushWait)
-        (record.tlsCA, record.tlsClientCert, record.tlsClientKey) = (tls.tlsCA, tls.tlsClientCert, tls.tlsClientKey)
+        (record.tlsCA, record.tlsClientCert, record.tlsClientKey) = tlsFiles
         return record
+    }
+
+    /// The TLS files as absolute paths: the job keeps them for `--resume` from any folder, and its trial runners
+    /// start in folders of their own.
+    private var tlsFiles: (ca: String?, certificate: String?, key: String?) {
+        (tls.tlsCA.map(absolutePath), tls.tlsClientCert.map(absolutePath), tls.tlsClientKey.map(absolutePath))
     }
 
     /// `record` with the flags given on this command line (`given`, long names) laid over it: what a resumed job
@@ -76,9 +82,9 @@ struct JobFleetOptions: ParsableArguments {
         if given.contains("--listen") { (record.host, record.port) = (listen.host, listen.port) }
         if given.contains("--transport") { record.transport = transport.rawValue }
         if given.contains("--push-wait") { record.pushWaitSeconds = pushWait }
-        if given.contains("--tls-ca") { record.tlsCA = tls.tlsCA }
+        if given.contains("--tls-ca") { record.tlsCA = tlsFiles.ca }
         if given.contains("--tls-client-cert") || given.contains("--tls-client-key") {
-            (record.tlsClientCert, record.tlsClientKey) = (tls.tlsClientCert, tls.tlsClientKey)
+            (record.tlsClientCert, record.tlsClientKey) = (tlsFiles.certificate, tlsFiles.key)
         }
         return record
     }

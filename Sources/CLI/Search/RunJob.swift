@@ -68,7 +68,7 @@ func runJob(
 }
 
 /// `path` from the root, `.` and `..` resolved.
-private func absolutePath(_ path: String) -> String {
+func absolutePath(_ path: String) -> String {
     let full = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     return (full as NSString).standardizingPath
 }

@@ -73,7 +73,7 @@ public final class JobFleet {
             if let tls = settings.coordinatorTLS {
                 for (flag, path) in [("--tls-ca", tls.caFile), ("--tls-client-cert", tls.certificateFile),
                                      ("--tls-client-key", tls.keyFile)] {
-                    if let path { tlsArguments += [flag, Self.absolute(path)] }
+                    if let path { tlsArguments += [flag, path] }
                 }
             }
         } else {
@@ -88,11 +88,6 @@ public final class JobFleet {
             "--coordinator", url, "--transport", settings.transport.rawValue, "--push-wait",
             String(settings.pushWait.inSeconds),
         ] + tlsArguments
-    }
-
-    /// `path` from the current folder: trial runners start in other folders (a Slurm node's, a trial's).
-    private static func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 
     /// Stops the embedded coordinator and worker.
