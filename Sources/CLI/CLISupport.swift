@@ -15,6 +15,15 @@ struct PluginOptions: ParsableArguments {
     func registry() throws -> ConstraintRegistry {
         try ConstraintRegistry.standard(directories: directories)
     }
+
+    /// `registry()`, after loading each plugin of the user's directories in a child process first: for the
+    /// commands that run jobs, which a plugin crashing while it loads would otherwise take down without a word.
+    func registryCheckedInChildren() throws -> ConstraintRegistry {
+        for file in try ConstraintRegistry.userPluginFiles(directories: directories) {
+            try PluginsCommand.Check.loadInChild(file)
+        }
+        return try registry()
+    }
 }
 
 /// Writes text to standard error.

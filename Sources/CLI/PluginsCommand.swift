@@ -60,28 +60,47 @@ struct PluginsCommand: ParsableCommand {
         /// The prefix of the child's lines saying what it is about to do.
         static let stepPrefix = "nas plugins check: step: "
 
+        /// The child's half with `--in-this-process`: stop after loading (what `nas search` checks first).
+        @Flag(name: .customLong("load-only"), help: .private)
+        var loadOnly = false
+
         func run() async throws {
             if inThisProcess { return try exercise() }
             let arguments = ["plugins", "check", "--in-this-process", file] + (json ? ["--json"] : [])
             let result = try await Subprocess.run(TrialCommand.currentExecutable, arguments, timeout: Self.timeout)
+            print(try Self.verdict(file: file, result), terminator: "")
+        }
+
+        /// Loads `file` in a child process and throws what went wrong if that crashed, hung or failed: a plugin whose
+        /// loading would take the calling process down (a faulty constructor) is named in a clear error instead.
+        static func loadInChild(_ file: String) throws {
+            let child = try Subprocess(
+                executable: TrialCommand.currentExecutable,
+                arguments: ["plugins", "check", "--in-this-process", "--load-only", file], standardOutput: .pipe,
+                standardError: .pipe)
+            _ = try verdict(file: file, child.blockingCollect(timeout: timeout))
+        }
+
+        /// The standard output of a child that checked `file`, or the error saying at which step it failed.
+        private static func verdict(file: String, _ result: Subprocess.Collected) throws -> String {
             let lines = result.errorText.split(separator: "\n").map(String.init)
-            let step = lines.last { $0.hasPrefix(Self.stepPrefix) }.map { String($0.dropFirst(Self.stepPrefix.count)) }
+            let step = lines.last { $0.hasPrefix(stepPrefix) }.map { String($0.dropFirst(stepPrefix.count)) }
                 ?? "starting"
             if result.timedOut {
                 throw CLIError.badInput(
-                    "\(file): the plugin did not finish within \(Self.timeout) while \(step); a plugin must return "
+                    "\(file): the plugin did not finish within \(timeout) while \(step); a plugin must return "
                         + "from each call")
             }
             switch result.termination {
             case .exited(0):
-                print(result.outputText, terminator: "")
+                return result.outputText
             case .exited(let status):
                 let message = lines.last { $0.hasPrefix("Error: ") }.map { String($0.dropFirst(7)) }
                 throw CLIError(message ?? "the check's child process \(result.termination) while \(step)", status: status)
             case .signaled:
                 throw CLIError.badInput(
-                    "\(file): the plugin crashed (\(result.termination)) while \(step); fix the plugin (a search "
-                        + "would fail every trial it scores)")
+                    "\(file): the plugin crashed (\(result.termination)) while \(step); fix the plugin or remove it "
+                        + "from the plugin directories (a search would fail every trial it scores)")
             }
         }
 
@@ -91,6 +110,7 @@ struct PluginsCommand: ParsableCommand {
             func step(_ text: String) { printError(Self.stepPrefix + text) }
             step("loading it")
             let plugin = try ConstraintPlugin(path: file)
+            if loadOnly { return }
             if let scorer = plugin.scorer {
                 for (measured, target, exponents, weight) in Self.scoreCases {
                     let values = "measured \(measured), target \(target), alpha \(exponents.alpha), "

@@ -58,6 +58,20 @@ struct RewardCommand: ParsableCommand {
         if accuracy != nil, input != nil {
             throw ValidationError("--input reads JSON lines; flag mode (--accuracy) scores one trial: use one of them")
         }
+        _ = try metricValues()
+    }
+
+    /// The `--metric NAME=VALUE` flags, by name.
+    private func metricValues() throws -> [String: Double] {
+        var values: [String: Double] = [:]
+        for metric in metrics {
+            let parts = metric.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, let value = Constraint.parseNumber(parts[1]) else {
+                throw ValidationError("--metric '\(metric)' must be NAME=VALUE with a number, e.g. latency_ms=2.4")
+            }
+            values[parts[0]] = value
+        }
+        return values
     }
 
     func run() throws {
@@ -114,14 +128,7 @@ struct RewardCommand: ParsableCommand {
     }
 
     private func scoreOne(accuracy: Double, constraints: [Constraint]) throws {
-        var values: [String: Double] = [:]
-        for metric in metrics {
-            let parts = metric.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let value = Constraint.parseNumber(parts[1]) else {
-                throw ValidationError("--metric '\(metric)' must be NAME=VALUE with a number, e.g. latency_ms=2.4")
-            }
-            values[parts[0]] = value
-        }
+        let values = try metricValues()
         let result = try Reward(constraints: constraints).evaluate(accuracy: accuracy, metrics: values)
         if json {
             var scorer = RewardLineScorer(defaultConstraints: constraints)
@@ -142,10 +149,6 @@ struct RewardCommand: ParsableCommand {
         }
     }
 
-    private func flush(_ output: inout String) {
-        writeAll(output, to: STDOUT_FILENO)
-        output.removeAll(keepingCapacity: true)
-    }
 }
 
 /// One thread's scorer and output; `concurrentPerform` hands each lane to exactly one thread at a time.

@@ -49,11 +49,19 @@ public struct ConstraintRegistry: Sendable {
     ) throws -> ConstraintRegistry {
         var registry = ConstraintRegistry()
         try registry.loadShipped()
-        let fromEnvironment = (environment[environmentVariable] ?? "").split(separator: ":").map(String.init)
-        for directory in fromEnvironment + directories {
-            try registry.load(directory: directory)
+        for file in try userPluginFiles(directories: directories, environment: environment) {
+            try registry.load(file: file)
         }
         return registry
+    }
+
+    /// The plugin files `standard(directories:environment:)` loads besides the shipped ones: every `*.so` of
+    /// `NAS_PLUGIN_PATH`'s directories, then of `directories`, each directory in name order.
+    public static func userPluginFiles(
+        directories: [String], environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> [String] {
+        let fromEnvironment = (environment[environmentVariable] ?? "").split(separator: ":").map(String.init)
+        return try (fromEnvironment + directories).flatMap(pluginFiles(in:))
     }
 
     /// The kind with this name, or else the first kind reading this metric.
@@ -78,8 +86,8 @@ public struct ConstraintRegistry: Sendable {
         try register(ConstraintPlugin(path: path))
     }
 
-    /// Loads every `*.so` in a directory, in name order.
-    public mutating func load(directory: String) throws {
+    /// The `*.so` files of a directory, in name order.
+    static func pluginFiles(in directory: String) throws -> [String] {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory)
@@ -88,9 +96,7 @@ public struct ConstraintRegistry: Sendable {
                 .directoryUnreadable, directory,
                 "cannot read this plugin directory (\((error as NSError).localizedDescription)); check --plugin-dir and \(Self.environmentVariable)")
         }
-        for name in names.sorted() where name.hasSuffix(".so") {
-            try load(file: (directory as NSString).appendingPathComponent(name))
-        }
+        return names.sorted().filter { $0.hasSuffix(".so") }.map { (directory as NSString).appendingPathComponent($0) }
     }
 
     /// Loads the plugins this package ships, when they sit beside the running executable.

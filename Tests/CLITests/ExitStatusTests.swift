@@ -31,6 +31,7 @@ import Testing
         (["coordinator", "--max-attempts", "0"], "--max-attempts"),
         (["predictor", "eval", "--device-type", "x", "--test-fraction", "2"], "--test-fraction"),
         (["reward", "--metric", "latency_ms=1"], "--accuracy"),
+        (["reward", "--accuracy", "0.9", "--metric", "latency_ms=fast"], "NAME=VALUE"),
         (["trainer", "--job-dir", "j", "--latency-repeats", "0"], "--latency-repeats"),
     ]
 

@@ -94,4 +94,25 @@ func checkedPluginSource(name: String, score: String?, measure: String?) -> Stri
             #expect(reason.contains("score measured"), "\(reason)")
         }
     }
+
+    /// A plugin whose loading crashes (a faulty constructor) would take `nas search` down without a word if loaded
+    /// there first: the search loads each plugin in a child process beforehand and names the culprit instead.
+    @Test func aPluginCrashingWhileItLoadsStopsASearchWithItsName() async throws {
+        let directory = try TestSupport.temporaryDirectory("nas-crash-load")
+        let plugins = directory.appendingPathComponent("plugins")
+        try FileManager.default.createDirectory(at: plugins, withIntermediateDirectories: true)
+        let source = "__attribute__((constructor)) static void boom(void) { *(volatile int *)0 = 1; }\n"
+            + checkedPluginSource(name: "boom", score: nil, measure: nil)
+        let library = try await TestSupport.buildSharedLibrary(source: source, named: "boom", in: plugins)
+        for command in [["search"], ["train", "--search-job", directory.path, "--trials", "1"]] {
+            let result = try await TestSupport.nas(
+                command + ["--root-output-dir", directory.path, "--job-name", "j", "--plugin-dir", plugins.path]
+                    + SearchCommandTests.quick)
+            #expect(result.status == 2, "\(command): \(result.stdout)\(result.stderr)")
+            #expect(
+                result.stderr.contains("Error: \(library.path): the plugin crashed")
+                    && result.stderr.contains("while loading it"), "\(command): \(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("j").path))
+        }
+    }
 }

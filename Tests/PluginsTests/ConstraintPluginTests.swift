@@ -97,14 +97,15 @@ func pluginSource(
             #expect(error.code == .duplicateName)
             #expect(error.description.contains(first))
         }
-        var fresh = ConstraintRegistry()
-        #expect(throws: PluginError.self) { try fresh.load(directory: directory.path) }
+        #expect(throws: PluginError.self) {
+            try ConstraintRegistry.standard(directories: [directory.path], environment: [:])
+        }
     }
 
     @Test func unreadableDirectory() {
-        var registry = ConstraintRegistry()
         do {
-            try registry.load(directory: directory.appendingPathComponent("absent").path)
+            _ = try ConstraintRegistry.standard(
+                directories: [directory.appendingPathComponent("absent").path], environment: [:])
             Issue.record("a missing directory was accepted")
         } catch let error as PluginError {
             #expect(error.code == .directoryUnreadable)

@@ -80,7 +80,7 @@ struct SearchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let registry = try plugins.registry()
+        let registry = try plugins.registryCheckedInChildren()
         let store: JobStore
         if let resumed = try job.resumedJob(kind: "search", maxTrials: maxTrials, fleet: fleet) {
             store = resumed

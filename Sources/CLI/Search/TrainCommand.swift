@@ -50,7 +50,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let registry = try plugins.registry()
+        let registry = try plugins.registryCheckedInChildren()
         let store = try job.resumedJob(kind: "train", fleet: fleet) ?? create(registry: registry)
         try runJob(store, registry: registry, job: job, fleet: fleet, output: output, measurements: measurements) { _, _ in
             nil
