@@ -195,6 +195,12 @@ struct TrainerCommand: AsyncParsableCommand {
             if let fleet {
                 environment["NAS_COORDINATOR_URL"] = fleet.url
                 environment["NAS_FLEET_TOKEN"] = fleet.token
+                for (name, file) in [
+                    ("NAS_TLS_CA", tls.tlsCA), ("NAS_TLS_CLIENT_CERT", tls.tlsClientCert),
+                    ("NAS_TLS_CLIENT_KEY", tls.tlsClientKey),
+                ] {
+                    if let file { environment[name] = file }
+                }
             }
             let exchange = outputDirectory ?? (jobDirectory as NSString).deletingLastPathComponent
             if !exchange.hasPrefix("gs:") { environment["NAS_EXCHANGE_DIR"] = exchange }

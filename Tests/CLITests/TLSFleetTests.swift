@@ -63,6 +63,19 @@ import Trainer
         let trials = try JobStore.open(directory: root + "/tls").trials()
         #expect(trials.count == 1 && trials[0].state == .succeeded, "\(trials.map { ($0.state, $0.error ?? "") })")
         #expect((trials.first?.metrics["latency_ms"] ?? 0) > 0)
+        // A user's trainer asking the coordinator itself (the Python helper) gets the same files as NAS_TLS_*.
+        let example = TrainerCommandSearchTests.example
+        let userTrainer = try await TestSupport.nas(
+            ["search", "--root-output-dir", root, "--job-name", "tls-user", "--max-trials", "1", "--coordinator", url,
+             "--transport", "push", "--target-device-type", "cpu-tls", "--constraint", "latency_ms<=1000:soft",
+             "--trainer-command", "\(try TestSupport.python) \(example.appendingPathComponent("train.py").path)",
+             "--search-space", example.appendingPathComponent("space.json").path, "--trainer-flags", "num_epochs=1",
+             "train_limit=300", "test_limit=100", "ask_latency=true", "--latency-repeats", "5", "--quiet"] + client,
+            environment: Self.environment.merging(TrainerCommandSearchTests.environment) { $1 })
+        try #require(userTrainer.status == 0, "\(userTrainer.stderr)")
+        let userTrial = try #require(try JobStore.open(directory: root + "/tls-user").trials().first)
+        #expect(userTrial.state == .succeeded, "\(userTrial.error ?? "")")
+        #expect((userTrial.metrics["trainer_latency_ms"] ?? 0) > 0, "\(userTrial.metrics)")
         let untrusted = try await TestSupport.nas(
             ["search", "--root-output-dir", root, "--job-name", "untrusted", "--max-trials", "1", "--coordinator", url,
              "--target-device-type", "cpu-tls", "--tls-ca", certificates.otherCA], environment: Self.environment)

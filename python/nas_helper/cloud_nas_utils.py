@@ -2,8 +2,9 @@
 
 `nas` gives each trial `--nas_params_str=<JSON>` and `--job-dir=<the trial's folder>`, and the environment
 `CLOUD_ML_TRIAL_ID`, `AIP_MODEL_DIR` (`<trial>/saved_model`), `CLOUD_ML_HP_METRIC_TAG`, `CLOUD_ML_HP_METRIC_FILE`,
-plus `NAS_COORDINATOR_URL`, `NAS_FLEET_TOKEN`, `NAS_TARGET_DEVICE_TYPES` and `NAS_EXCHANGE_DIR` for a trainer that
-asks for latency itself.
+plus `NAS_COORDINATOR_URL`, `NAS_FLEET_TOKEN`, `NAS_TARGET_DEVICE_TYPES`, `NAS_EXCHANGE_DIR` and, for an https://
+coordinator, `NAS_TLS_CA`, `NAS_TLS_CLIENT_CERT` and `NAS_TLS_CLIENT_KEY` (the search's --tls-* flags, when given) for
+a trainer that asks for latency itself.
 """
 
 from __future__ import annotations
@@ -253,7 +254,9 @@ def wait_and_retrieve_latency(
 
     `saved_model_path` is an ONNX file, a folder holding `model.onnx`, or a TensorFlow SavedModel (converted with
     tf2onnx). With a coordinator (`NAS_COORDINATOR_URL`, `NAS_FLEET_TOKEN`) and `h2` installed, the model is sent
-    to a worker of the device type over HTTP/2 and the answer comes back as soon as it is measured; otherwise it
+    to a worker of the device type over HTTP/2 (over TLS for an https:// coordinator, with `NAS_TLS_CA`,
+    `NAS_TLS_CLIENT_CERT` and `NAS_TLS_CLIENT_KEY` as the search's --tls-* flags set them) and the answer comes
+    back as soon as it is measured; otherwise it
     goes through the file exchange (`NAS_EXCHANGE_DIR`), looking every `sleep_time` seconds (the seed: 30).
     """
     model = _onnx_bytes(saved_model_path)
@@ -273,7 +276,9 @@ def wait_and_retrieve_latency(
         if not device:
             raise RuntimeError("no device type to measure on: pass device_type= or give the search --target-device-type")
         start = time.monotonic()
-        answer = fleet.evaluate(url, token, model, device, timeout=timeout)
+        answer = fleet.evaluate(url, token, model, device, timeout=timeout, ca_file=os.environ.get("NAS_TLS_CA"),
+                                client_cert=os.environ.get("NAS_TLS_CLIENT_CERT"),
+                                client_key=os.environ.get("NAS_TLS_CLIENT_KEY"))
         metrics = dict(answer["metrics"])  # type: ignore[arg-type]
         logging.info("latency from worker %s in %.3f s", answer["worker_id"], time.monotonic() - start)
         stats = {key: float(value) for key, value in metrics.items()}

@@ -135,8 +135,12 @@ def decode_error(data: bytes) -> str:
 # MARK: - the coordinator over HTTP/2
 
 
-def evaluate(url: str, token: str, model: bytes, device_type: str, timeout: float = 600.0) -> Dict[str, object]:
-    """Measures `model` on a worker of `device_type` through the coordinator at `url` (h2c, prior knowledge)."""
+def evaluate(url: str, token: str, model: bytes, device_type: str, timeout: float = 600.0, *,
+             ca_file: Optional[str] = None, client_cert: Optional[str] = None,
+             client_key: Optional[str] = None) -> Dict[str, object]:
+    """Measures `model` on a worker of `device_type` through the coordinator at `url`: h2c with prior knowledge for
+    http://, HTTP/2 over TLS (ALPN h2, the server's name checked) for https://, trusting `ca_file` (else the
+    system's CAs; SSL_CERT_FILE works) and presenting `client_cert`/`client_key` when the coordinator asks."""
     try:
         import h2.config
         import h2.connection
@@ -144,18 +148,26 @@ def evaluate(url: str, token: str, model: bytes, device_type: str, timeout: floa
     except ImportError as error:
         raise FleetError("asking the coordinator needs the h2 package: pip install h2") from error
     parsed = urllib.parse.urlparse(url)
-    if parsed.scheme != "http" or not parsed.hostname or not parsed.port:
-        raise FleetError(f"coordinator URL {url!r} is not http://HOST:PORT (TLS coordinators need the file exchange)")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or not parsed.port:
+        raise FleetError(f"coordinator URL {url!r} is not http://HOST:PORT or https://HOST:PORT")
+    if (client_cert is None) != (client_key is None):
+        raise FleetError("a client certificate needs its key: give client_cert and client_key, or neither")
     deadline = time.monotonic() + timeout
     body = encode_evaluate_request(device_type, model, deadline_ms=int(timeout * 1000))
-    with socket.create_connection((parsed.hostname, parsed.port), timeout=timeout) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    plain = socket.create_connection((parsed.hostname, parsed.port), timeout=timeout)
+    try:
+        plain.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = _tls(plain, parsed.hostname, url, ca_file, client_cert, client_key) if parsed.scheme == "https" else plain
+    except BaseException:
+        plain.close()
+        raise
+    with sock:
         connection = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
         connection.initiate_connection()
         stream = connection.get_next_available_stream_id()
         authority = f"{parsed.hostname}:{parsed.port}"
         connection.send_headers(stream, [
-            (":method", "POST"), (":scheme", "http"), (":authority", authority), (":path", EVALUATE_PATH),
+            (":method", "POST"), (":scheme", parsed.scheme), (":authority", authority), (":path", EVALUATE_PATH),
             ("content-type", "application/x-protobuf"), ("authorization", f"Bearer {token}"),
             ("content-length", str(len(body))),
         ])
@@ -169,12 +181,14 @@ def evaluate(url: str, token: str, model: bytes, device_type: str, timeout: floa
                     break
                 connection.send_data(stream, body[sent:sent + room], end_stream=sent + room == len(body))
                 sent += room
-            sock.sendall(connection.data_to_send())
+            _send(sock, connection.data_to_send(), url)
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             try:
                 data = sock.recv(65536)
             except socket.timeout as error:
                 raise FleetError(f"the coordinator at {url} did not answer within {timeout:g} s") from error
+            except OSError as error:  # a TLS alert (a client certificate refused, TLS 1.3) lands here too
+                raise FleetError(f"the connection to the coordinator at {url} failed: {error}") from error
             if not data:
                 raise FleetError(f"the coordinator at {url} closed the connection before answering")
             for event in connection.receive_data(data):
@@ -189,10 +203,43 @@ def evaluate(url: str, token: str, model: bytes, device_type: str, timeout: floa
                     raise FleetError(f"the coordinator at {url} reset the request (error {event.error_code})")
                 elif isinstance(event, h2.events.ConnectionTerminated):
                     raise FleetError(f"the coordinator at {url} closed the connection ({event.error_code})")
-            sock.sendall(connection.data_to_send())
+            _send(sock, connection.data_to_send(), url)
     if status != 200:
         raise FleetError(f"the coordinator answered {status}: {decode_error(bytes(answer))}")
     return decode_evaluate_response(bytes(answer))
+
+
+def _send(sock: socket.socket, data: bytes, url: str) -> None:
+    try:
+        sock.sendall(data)
+    except OSError as error:  # the peer went away, or a TLS alert closed the connection
+        raise FleetError(f"the connection to the coordinator at {url} failed: {error}") from error
+
+
+def _tls(sock: socket.socket, hostname: str, url: str, ca_file: Optional[str], client_cert: Optional[str],
+         client_key: Optional[str]) -> socket.socket:
+    """The TLS client side of `sock`: ALPN h2 required, the certificate checked against `hostname`."""
+    import ssl
+
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+        if client_cert:
+            context.load_cert_chain(client_cert, client_key)
+    except (OSError, ssl.SSLError) as error:
+        raise FleetError(f"cannot read the TLS files (CA {ca_file}, client certificate {client_cert}): {error}") from error
+    context.set_alpn_protocols(["h2"])
+    try:
+        wrapped = context.wrap_socket(sock, server_hostname=hostname)
+    except ssl.SSLCertVerificationError as error:
+        raise FleetError(f"the coordinator at {url} has a certificate this caller does not trust ({error.verify_message});"
+                         " pass the CA that signed it (NAS_TLS_CA, ca_file=)") from error
+    except (OSError, ssl.SSLError) as error:
+        raise FleetError(f"the TLS handshake with {url} failed: {error}") from error
+    if wrapped.selected_alpn_protocol() != "h2":
+        wrapped.close()
+        raise FleetError(f"the server at {url} does not speak HTTP/2 over TLS (ALPN chose "
+                         f"{wrapped.selected_alpn_protocol()!r}, not 'h2')")
+    return wrapped
 
 
 # MARK: - the file exchange

@@ -238,6 +238,75 @@ def test_latency_from_a_registered_worker_over_http2(tmp_path, monkeypatch):
                 process.wait(timeout=10)
 
 
+def make_certificates(directory) -> dict:
+    """A CA, a server certificate it signed for 127.0.0.1, a client certificate it signed (openssl, EC P-256)."""
+    def openssl(*arguments):
+        subprocess.run(["openssl", *arguments], check=True, capture_output=True)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    path = lambda name: os.path.join(directory, name)  # noqa: E731
+    openssl("req", "-x509", *key, "-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "2",
+            "-subj", "/CN=helper test ca", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    for name, alt in (("server", "IP:127.0.0.1"), ("client", "DNS:helper-test-client")):
+        openssl("req", *key, "-keyout", path(f"{name}.key"), "-out", path(f"{name}.csr"), "-subj", f"/CN={name}")
+        with open(path(f"{name}.ext"), "w") as extensions:
+            extensions.write(f"subjectAltName={alt}\nbasicConstraints=CA:FALSE\n")
+        openssl("x509", "-req", "-in", path(f"{name}.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
+                "-CAcreateserial", "-out", path(f"{name}.pem"), "-days", "2", "-extfile", path(f"{name}.ext"))
+    return {name: path(name) for name in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+
+
+def test_latency_from_a_coordinator_over_tls_with_the_searchs_tls_files(tmp_path, monkeypatch):
+    """An https:// coordinator that requires client certificates, as `nas search --coordinator https://... --tls-*`
+    hands it to a user's trainer: NAS_TLS_CA, NAS_TLS_CLIENT_CERT and NAS_TLS_CLIENT_KEY."""
+    pytest.importorskip("h2")
+    need_nas()
+    files = make_certificates(str(tmp_path))
+    token = "helper-tls-token"
+    environment = dict(os.environ, NAS_FLEET_TOKEN=token)
+    coordinator = start(["coordinator", "--listen", "127.0.0.1:0", "--tls-cert", files["server.pem"], "--tls-key",
+                         files["server.key"], "--tls-client-ca", files["ca.pem"]], env=environment)
+    worker = None
+    try:
+        line = coordinator.stdout.readline()
+        match = re.search(r"https://[\d.]+:\d+", line)
+        assert match, line
+        url = match.group(0)
+        client = ["--tls-ca", files["ca.pem"], "--tls-client-cert", files["client.pem"], "--tls-client-key",
+                  files["client.key"]]
+        worker = start(["worker", "--coordinator", url, "--device-type", "cpu-x86", "--runner", "native"] + client,
+                       env=environment)
+        for name, file in (("NAS_TLS_CA", "ca.pem"), ("NAS_TLS_CLIENT_CERT", "client.pem"),
+                           ("NAS_TLS_CLIENT_KEY", "client.key")):
+            monkeypatch.setenv(name, files[file])
+        monkeypatch.setenv("NAS_COORDINATOR_URL", url)
+        monkeypatch.setenv("NAS_FLEET_TOKEN", token)
+        monkeypatch.setenv("NAS_TARGET_DEVICE_TYPES", "cpu-x86")
+        path = cloud_nas_utils.save_onnx(tiny_onnx(), str(tmp_path))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                stats = cloud_nas_utils.wait_and_retrieve_latency(path, timeout=10)
+                break
+            except fleet.FleetError as error:  # the worker may not have registered yet
+                if time.monotonic() > deadline:
+                    raise
+                assert "NO_WORKER" in str(error) or "TIMED_OUT" in str(error), error
+        assert stats["latency_ms"] > 0 and stats["memory_bytes"] > 0
+        # Without the CA the server's certificate is not trusted; without a client certificate it refuses us.
+        with pytest.raises(fleet.FleetError, match="does not trust"):
+            fleet.evaluate(url, token, tiny_onnx(), "cpu-x86", timeout=10)
+        with pytest.raises(fleet.FleetError):
+            fleet.evaluate(url, token, tiny_onnx(), "cpu-x86", timeout=10, ca_file=files["ca.pem"])
+        with pytest.raises(fleet.FleetError, match="needs its key"):
+            fleet.evaluate(url, token, tiny_onnx(), "cpu-x86", timeout=10, client_cert=files["client.pem"])
+    finally:
+        for process in (worker, coordinator):
+            if process:
+                process.terminate()
+                process.wait(timeout=10)
+
+
 def test_latency_through_the_file_exchange(tmp_path, monkeypatch):
     need_nas()
     job = tmp_path / "job"
