@@ -9,6 +9,43 @@ package protocol ProtobufCMessageConvertible {
     static func initialize(_ message: UnsafeMutablePointer<CMessage>)
     func fill(_ message: inout CMessage, arena: CArena)
     init(_ message: CMessage)
+    /// Fills `message` and runs `pack` while it is valid. By default `fill` copies every field into the arena; a
+    /// message with a model in it lends the model's bytes to protobuf-c instead, which reads them once, as it packs.
+    func withFilled<R>(_ message: UnsafeMutablePointer<CMessage>, arena: CArena, _ pack: () -> R) -> R
+}
+
+extension ProtobufCMessageConvertible {
+    package func withFilled<R>(_ message: UnsafeMutablePointer<CMessage>, arena: CArena, _ pack: () -> R) -> R {
+        fill(&message.pointee, arena: arena)
+        return pack()
+    }
+}
+
+/// A message with a model in it (an evaluation, a push): its model's bytes are lent to protobuf-c while it packs
+/// (the field points at the array's own storage), not copied into the arena first.
+package protocol CarriesModel: ProtobufCMessageConvertible {
+    var model: [UInt8] { get }
+    /// Fills every field, the model's with `model`.
+    func fill(_ message: inout CMessage, arena: CArena, model: ProtobufCBinaryData)
+}
+
+extension CarriesModel {
+    package func fill(_ message: inout CMessage, arena: CArena) {
+        fill(&message, arena: arena, model: arena.bytes(model))
+    }
+
+    package func withFilled<R>(_ message: UnsafeMutablePointer<CMessage>, arena: CArena, _ pack: () -> R) -> R {
+        // An empty model gets the arena's non-NULL empty block, as `CArena.bytes` gives it.
+        guard !model.isEmpty else {
+            fill(&message.pointee, arena: arena)
+            return pack()
+        }
+        return model.withUnsafeBufferPointer { buffer in
+            fill(&message.pointee, arena: arena,
+                 model: ProtobufCBinaryData(len: buffer.count, data: UnsafeMutablePointer(mutating: buffer.baseAddress)))
+            return pack()
+        }
+    }
 }
 
 extension ProtobufCMessageConvertible {
@@ -18,14 +55,15 @@ extension ProtobufCMessageConvertible {
         let message = UnsafeMutablePointer<CMessage>.allocate(capacity: 1)
         defer { message.deallocate() }
         Self.initialize(message)
-        fill(&message.pointee, arena: arena)
-        return message.withMemoryRebound(to: ProtobufCMessage.self, capacity: 1) { base in
-            let size = protobuf_c_message_get_packed_size(base)
-            var output = [UInt8](repeating: 0, count: size)
-            output.withUnsafeMutableBufferPointer { buffer in
-                if let address = buffer.baseAddress { _ = protobuf_c_message_pack(base, address) }
+        return withFilled(message, arena: arena) {
+            message.withMemoryRebound(to: ProtobufCMessage.self, capacity: 1) { base in
+                let size = protobuf_c_message_get_packed_size(base)
+                guard size > 0 else { return [] }
+                // Packed straight into the array's uninitialized storage: a model's bytes are written once.
+                return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                    count = protobuf_c_message_pack(base, buffer.baseAddress!)
+                }
             }
-            return output
         }
     }
 
@@ -200,13 +238,13 @@ extension DeregisterResponse: ProtobufCMessageConvertible {
     package init(_ message: Nas__Fleet__DeregisterResponse) {}
 }
 
-extension EvaluateRequest: ProtobufCMessageConvertible {
+extension EvaluateRequest: ProtobufCMessageConvertible, CarriesModel {
     package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__EvaluateRequest>) {
         nas__fleet__evaluate_request__init(message)
     }
-    package func fill(_ message: inout Nas__Fleet__EvaluateRequest, arena: CArena) {
+    package func fill(_ message: inout Nas__Fleet__EvaluateRequest, arena: CArena, model: ProtobufCBinaryData) {
         message.device_type = arena.string(deviceType)
-        message.model = arena.bytes(model)
+        message.model = model
         message.sha256 = arena.bytes(sha256)
         message.deadline_ms = deadlineMilliseconds
     }
@@ -288,13 +326,13 @@ extension ListWorkersResponse: ProtobufCMessageConvertible {
     }
 }
 
-extension RunRequest: ProtobufCMessageConvertible {
+extension RunRequest: ProtobufCMessageConvertible, CarriesModel {
     package static func initialize(_ message: UnsafeMutablePointer<Nas__Fleet__RunRequest>) {
         nas__fleet__run_request__init(message)
     }
-    package func fill(_ message: inout Nas__Fleet__RunRequest, arena: CArena) {
+    package func fill(_ message: inout Nas__Fleet__RunRequest, arena: CArena, model: ProtobufCBinaryData) {
         message.sha256 = arena.bytes(sha256)
-        message.model = arena.bytes(model)
+        message.model = model
         message.timeout_ms = timeoutMilliseconds
     }
     package init(_ message: Nas__Fleet__RunRequest) {

@@ -44,7 +44,7 @@ final class ClientSession: Session {
         ]
         if !token.isEmpty { fields.append(("authorization", "Bearer \(token)")) }
         let stream = withHeaderFields(fields) { nva, count in
-            nas_nghttp2_submit_request(session, nva, count, body.isEmpty ? nil : readRequestBody)
+            nas_nghttp2_submit_request(session, nva, count, body.isEmpty ? nil : readOutgoingBody)
         }
         guard stream > 0 else { return HTTP2Error(.transport, String(cString: nghttp2_strerror(stream))) }
         streams[stream] = Stream(call: call, body: OutgoingBody(body),
@@ -99,7 +99,7 @@ final class ClientSession: Session {
         results.append((stream.call, stream.answer.closed(reason: reason)))
     }
 
-    fileprivate func requestBody(_ id: Int32) -> OutgoingBody? { streams[id]?.body }
+    override func outgoingBody(_ id: Int32) -> OutgoingBody? { streams[id]?.body }
 }
 
 // MARK: nghttp2 callbacks
@@ -138,15 +138,4 @@ private func onCallClose(
 ) -> Int32 {
     owner(user).closed(streamID, errorCode: errorCode)
     return 0
-}
-
-private func readRequestBody(
-    _ session: OpaquePointer?, _ streamID: Int32, _ buffer: UnsafeMutablePointer<UInt8>?, _ length: Int,
-    _ flags: UnsafeMutablePointer<UInt32>?, _ source: UnsafeMutablePointer<nghttp2_data_source>?,
-    _ user: UnsafeMutableRawPointer?
-) -> Int {
-    guard let body = owner(user).requestBody(streamID), let buffer, let flags else {
-        return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
-    }
-    return body.copy(into: buffer, length: length, flags: flags)
 }

@@ -36,7 +36,7 @@ final class ServerSession: Session, @unchecked Sendable {
         ]
         _ = withHeaderFields(fields) { nva, count in
             // An empty body ends the stream with the headers, not with an empty DATA frame after them.
-            nas_nghttp2_submit_response(session, id, nva, count, response.body.isEmpty ? nil : readResponseBody)
+            nas_nghttp2_submit_response(session, id, nva, count, response.body.isEmpty ? nil : readOutgoingBody)
         }
         loop.flushLater(self)
     }
@@ -116,7 +116,7 @@ final class ServerSession: Session, @unchecked Sendable {
         if let bytes = held.removeValue(forKey: id) { server.bodyBytesHeld(-bytes) }
     }
 
-    fileprivate func responseBody(_ id: Int32) -> OutgoingBody? { responses[id] }
+    override func outgoingBody(_ id: Int32) -> OutgoingBody? { responses[id] }
 }
 
 /// Answers one request, from any thread: the response goes out on the loop.
@@ -191,15 +191,4 @@ private func onStreamClose(
 ) -> Int32 {
     owner(user).streamClosed(streamID)
     return 0
-}
-
-private func readResponseBody(
-    _ session: OpaquePointer?, _ streamID: Int32, _ buffer: UnsafeMutablePointer<UInt8>?, _ length: Int,
-    _ flags: UnsafeMutablePointer<UInt32>?, _ source: UnsafeMutablePointer<nghttp2_data_source>?,
-    _ user: UnsafeMutableRawPointer?
-) -> Int {
-    guard let body = owner(user).responseBody(streamID), let buffer, let flags else {
-        return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
-    }
-    return body.copy(into: buffer, length: length, flags: flags)
 }

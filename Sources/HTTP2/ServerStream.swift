@@ -83,6 +83,9 @@ public struct ServerStream: Sendable {
         return .none
     }
 
+    /// The most a body's declared length reserves before its bytes arrive.
+    static let reservedBodyBytes = 4 << 20
+
     /// A chunk of the body; `room` is what the server may still hold of bodies, over all its streams.
     public mutating func data(_ chunk: UnsafeBufferPointer<UInt8>, room: Int = .max) -> Action {
         guard state == .body else { return .none }
@@ -92,6 +95,12 @@ public struct ServerStream: Sendable {
         } else if chunk.count > room {
             refusal = .overloaded
         } else {
+            // Room for the declared length at the first chunk, so a large body is not copied as it grows; a length
+            // declared and never sent holds at most `reservedBodyBytes` of address space (the limits count bytes
+            // as they arrive).
+            if body.isEmpty, let contentLength, contentLength > 0 {
+                body.reserveCapacity(min(contentLength, Self.reservedBodyBytes))
+            }
             body.append(contentsOf: chunk)
             return .none
         }

@@ -50,6 +50,7 @@ class Session: EventLoopSource, EventLoopFlushable {
         guard nghttp2_session_callbacks_new(&callbacks) == 0 else { return false }
         defer { nghttp2_session_callbacks_del(callbacks) }
         install(callbacks)
+        nghttp2_session_callbacks_set_send_data_callback(callbacks, sendDataFrame)
         let user = Unmanaged.passUnretained(self).toOpaque()
         let made = client
             ? nghttp2_session_client_new(&session, callbacks, user)
@@ -84,6 +85,8 @@ class Session: EventLoopSource, EventLoopFlushable {
     func afterRead() {}
     /// The connection is gone (`reason`): the socket is closed.
     func didClose(_ reason: String) {}
+    /// The body being sent on stream `id` (a request's or a response's), whose DATA frames are being sent.
+    func outgoingBody(_ id: Int32) -> OutgoingBody? { nil }
 
     // MARK: The loop's side
 
@@ -173,10 +176,11 @@ class Session: EventLoopSource, EventLoopFlushable {
         guard !closed, !connecting else { return }
         while true {
             // Gather every frame nghttp2 has (up to 256 KiB) and send them in one call, not one call per frame.
+            // DATA frames are appended by `appendDataFrame`, during nghttp2_session_mem_send.
             if pendingOffset == pendingOutput.count {
                 pendingOutput.removeAll(keepingCapacity: true)
                 pendingOffset = 0
-                while pendingOutput.count < 256 << 10 {
+                while pendingOutput.count < Self.outputBatch {
                     var data: UnsafePointer<UInt8>?
                     let length = nghttp2_session_mem_send(session, &data)
                     if length < 0 {
@@ -212,6 +216,26 @@ class Session: EventLoopSource, EventLoopFlushable {
         }
     }
 
+    /// What one send gathers at most.
+    private static let outputBatch = 256 << 10
+
+    /// Appends a DATA frame nghttp2 prepared (its 9-byte header, then its payload straight from the body, so nghttp2
+    /// copies none of the body); `NGHTTP2_ERR_WOULDBLOCK` once the output holds a batch: nghttp2 offers the same
+    /// frame again after it went out.
+    fileprivate func appendDataFrame(_ frame: UnsafeMutablePointer<nghttp2_frame>, header: UnsafePointer<UInt8>,
+                                     length: Int) -> Int32 {
+        guard pendingOutput.count < Self.outputBatch else { return NGHTTP2_ERR_WOULDBLOCK.rawValue }
+        guard let body = outgoingBody(frame.pointee.hd.stream_id) else {
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
+        }
+        pendingOutput.append(contentsOf: UnsafeBufferPointer(start: header, count: 9))
+        let padding = Int(frame.pointee.data.padlen)
+        if padding > 0 { pendingOutput.append(UInt8(padding - 1)) }
+        guard body.send(length, into: &pendingOutput) else { return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
+        if padding > 1 { pendingOutput.append(contentsOf: repeatElement(0, count: padding - 1)) }
+        return 0
+    }
+
     private func watchWritable(_ writable: Bool) {
         waitingForWritable = writable
         loop.change(fd, token: token, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (writable ? EPOLLOUT.rawValue : 0))
@@ -241,27 +265,55 @@ class Session: EventLoopSource, EventLoopFlushable {
     }
 }
 
-/// A body handed to nghttp2 piece by piece through a read callback.
+/// A body handed to nghttp2 frame by frame without a copy: its read callback (`readOutgoingBody`) only sizes each
+/// DATA frame (`NGHTTP2_DATA_FLAG_NO_COPY`), and the session appends the frame's bytes to its output from here.
 final class OutgoingBody {
     let bytes: [UInt8]
-    var offset = 0
+    /// Bytes in DATA frames nghttp2 prepared.
+    private var framed = 0
+    /// Bytes appended to the output.
+    private var sent = 0
 
     init(_ bytes: [UInt8]) {
         self.bytes = bytes
     }
 
-    /// What a body's read callback gives nghttp2: the next bytes, up to `length`, with the end-of-data flag once
-    /// all of them went.
-    func copy(into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        let count = min(length, bytes.count - offset)
-        if count > 0 {
-            let start = offset
-            bytes.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress! + start, count: count) }
-        }
-        offset += count
-        if offset == bytes.count { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
+    /// The next DATA frame's length, up to `length`, with the end-of-data flag once every byte is in a frame.
+    fileprivate func frame(length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        let count = min(length, bytes.count - framed)
+        framed += count
+        flags.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
+        if framed == bytes.count { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
         return count
     }
+
+    /// Appends the payload of the frame prepared next (`length` bytes) to `output`; false if there are not that many.
+    fileprivate func send(_ length: Int, into output: inout [UInt8]) -> Bool {
+        guard length <= framed - sent else { return false }
+        bytes.withUnsafeBufferPointer { output.append(contentsOf: UnsafeBufferPointer(rebasing: $0[sent..<sent + length])) }
+        sent += length
+        return true
+    }
+}
+
+/// The read callback of every body a session sends (requests and responses): sizes the next DATA frame of the
+/// stream's `OutgoingBody`.
+func readOutgoingBody(
+    _ session: OpaquePointer?, _ streamID: Int32, _ buffer: UnsafeMutablePointer<UInt8>?, _ length: Int,
+    _ flags: UnsafeMutablePointer<UInt32>?, _ source: UnsafeMutablePointer<nghttp2_data_source>?,
+    _ user: UnsafeMutableRawPointer?
+) -> Int {
+    guard let user, let flags, let body = Unmanaged<Session>.fromOpaque(user).takeUnretainedValue().outgoingBody(streamID)
+    else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+    return body.frame(length: length, flags: flags)
+}
+
+private func sendDataFrame(
+    _ session: OpaquePointer?, _ frame: UnsafeMutablePointer<nghttp2_frame>?, _ header: UnsafePointer<UInt8>?,
+    _ length: Int, _ source: UnsafeMutablePointer<nghttp2_data_source>?, _ user: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let user, let frame, let header else { return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
+    return Unmanaged<Session>.fromOpaque(user).takeUnretainedValue().appendDataFrame(frame, header: header, length: length)
 }
 
 /// Header fields laid out for nghttp2: names and values in one buffer, `nghttp2_nv`s pointing into it, valid

@@ -159,6 +159,33 @@ final class TestFleet: @unchecked Sendable {
         #expect(runner.received == [model, model, model])
         await fleet.shutdown()
     }
+
+    @Test func aBytesRunnerWorkerRefusesPushedBytesThatDoNotMatchTheirHashAndCachesNothing() async throws {
+        let fleet = try TestFleet()
+        let runner = BytesEchoRunner()
+        let worker = try await fleet.addWorker("cpu", runner: runner)
+        let pusher = HTTP2Client(token: TestFleet.token)
+        defer { pusher.shutdown() }
+        let url = "http://127.0.0.1:\(worker.port)" + FleetPath.run
+        let claimed = SHA256.hash(Self.model)
+        let damaged = RunRequest(sha256: claimed, model: [0] + Self.model, timeoutMilliseconds: 10_000)
+        let refused = try await pusher.post(url: url, body: damaged.encoded(), timeout: .seconds(10))
+        #expect(refused.status == 422)
+        let error = try ErrorMessage(decoding: refused.body)
+        #expect(error.code == .badModel && error.message.contains("do not match its sha256"))
+        // The runner measured beside the check, and was done before the refusal went out.
+        #expect(runner.received == [[0] + Self.model])
+        // Nothing was cached under the claimed hash: a hash-only push is told to send the bytes.
+        let hashOnly = RunRequest(sha256: claimed, model: [], timeoutMilliseconds: 10_000)
+        let missing = try await pusher.post(url: url, body: hashOnly.encoded(), timeout: .seconds(10))
+        #expect(try ErrorMessage(decoding: missing.body).code == .modelNotCached)
+        // The right bytes are measured and answered.
+        let good = RunRequest(sha256: claimed, model: Self.model, timeoutMilliseconds: 10_000)
+        let answer = try await pusher.post(url: url, body: good.encoded(), timeout: .seconds(10))
+        #expect(answer.status == 200)
+        #expect(try RunResponse(decoding: answer.body).metrics["latency_ms"] == Double(Self.model.count))
+        await fleet.shutdown()
+    }
 }
 
 /// A bytes runner that reports what it got: the model's size as its latency, its first byte.

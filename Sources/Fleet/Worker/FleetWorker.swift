@@ -205,9 +205,9 @@ public final class FleetWorker: @unchecked Sendable {
             do {
                 if let bytesRunner = runner as? any ModelBytesRunner {
                     // The pushed bytes go to the runner as they are; the cache is written after the answer.
-                    let model = try await modelBytes(for: run)
-                    defer { if !run.model.isEmpty { cacheLater(run.sha256, model) } }
-                    metrics = try await bytesRunner.measure(model: model)
+                    metrics = run.model.isEmpty
+                        ? try await bytesRunner.measure(model: try await cachedBytes(for: run))
+                        : try await measureChecking(run, bytesRunner)
                 } else {
                     let path = try cachedModel(for: run, readsFile: true)
                     let runner = runner
@@ -248,16 +248,29 @@ public final class FleetWorker: @unchecked Sendable {
         }
     }
 
-    /// The model's bytes for a runner that takes them: the pushed ones (checked against their hash), else those of
-    /// the cache, or those still waiting to be written to it.
-    private func modelBytes(for run: RunRequest) async throws(FleetError) -> [UInt8] {
+    /// Measures pushed bytes while they are checked against their hash: the runner is handed them first (it
+    /// measures on a thread of its own), then the loop hashes them meanwhile, so the check adds nothing to the
+    /// turnaround when the machine has a core for each. Bytes that do not match are refused (and not cached) once
+    /// the runner is done with them, whatever it measured: the device never measures two models at once.
+    private func measureChecking(_ run: RunRequest, _ runner: any ModelBytesRunner) async throws -> [String: Double] {
         guard run.sha256.count == 32 else { throw FleetError.badRequest("run: sha256 must be 32 bytes") }
-        if !run.model.isEmpty {
-            guard SHA256.hash(run.model) == run.sha256 else {
-                throw FleetError.badModel("the model's bytes do not match its sha256")
-            }
-            return run.model
+        let model = run.model
+        // A child task on the loop, queued before this task yields: it runs up to its hand-off to the runner's
+        // thread before the hash takes the loop.
+        async let measured = runner.measure(model: model)
+        await Task.yield()
+        guard SHA256.hash(model) == run.sha256 else {
+            _ = try? await measured
+            throw FleetError.badModel("the model's bytes do not match its sha256")
         }
+        defer { cacheLater(run.sha256, model) }
+        return try await measured
+    }
+
+    /// The bytes of a cached model (a hash-only push) for a runner that takes them: those of the cache, or those
+    /// still waiting to be written to it.
+    private func cachedBytes(for run: RunRequest) async throws(FleetError) -> [UInt8] {
+        guard run.sha256.count == 32 else { throw FleetError.badRequest("run: sha256 must be 32 bytes") }
         if let pending = lock.withLock({ pendingWrites[run.sha256] }) { return pending }
         let hex = SHA256.hex(run.sha256)
         let path = cacheDirectory + "/" + hex + ".onnx"
