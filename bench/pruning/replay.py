@@ -4,6 +4,8 @@ SuccessiveHalvingPruner and HyperbandPruner, over the same architectures in the 
     python3 bench/pruning/replay.py export JOB_DIR OUT.json NOTE      a job's curves, latencies and accuracies
     /work/bench-venv/bin/python bench/pruning/replay.py run CURVES.json [SEEDS] [TRIAL_BUDGETS] [EPOCH_BUDGETS]
 
+(`swift build --product PruningBench` first; PRUNING_BENCH names another build of it.)
+
 `run` draws one order of the table's rows per seed (numpy's default_rng(seed).permutation: a random search without
 repeats), then runs each order as a sequential search, one trial at a time: a trial trains epoch after epoch (its
 recorded accuracy after each), reporting each to the pruner, until the pruner stops it or its curve ends. Optuna's
@@ -93,10 +95,10 @@ def optuna_epochs(table, order, pruner, seed, latency_first):
     return spent
 
 
-def nas_epochs(curves_path, orders_path, rule, latency_first):
+def nas_epochs(curves_path, orders_path, rule, flags):
     """Epochs each trial of each order spends under one of `nas`' rules (PruningBench)."""
-    binary = os.environ.get("PRUNING_BENCH", os.path.join(ROOT, ".build/release/PruningBench"))
-    command = [binary, curves_path, orders_path, rule] + (["--latency-first"] if latency_first else [])
+    binary = os.environ.get("PRUNING_BENCH", os.path.join(ROOT, ".build/debug/PruningBench"))
+    command = [binary, curves_path, orders_path, rule] + flags
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return [json.loads(line)["epochs"] for line in out.splitlines()]
 
@@ -116,6 +118,26 @@ def score(table, order, spent, trials=None, budget=None):
     return total, best, found
 
 
+def spearman(xs, ys):
+    """Spearman's rank correlation (average ranks for ties)."""
+    def ranks(values):
+        order = sorted(range(len(values)), key=values.__getitem__)
+        out = [0.0] * len(values)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                out[order[k]] = (i + j) / 2
+            i = j + 1
+        return out
+    rx, ry = ranks(xs), ranks(ys)
+    mx, my = statistics.fmean(rx), statistics.fmean(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    return cov / math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -132,10 +154,13 @@ def run(curves_path, seeds, trial_budgets, epoch_budgets):
         json.dump({"orders": orders}, f)
         orders_path = f.name
     modes = {}
-    for name, rule, lf in [("full training", "none", False), ("nas asha", "asha", False),
-                           ("nas hyperband", "hyperband", False), ("latency first", "none", True),
-                           ("nas asha + latency first", "asha", True), ("nas hyperband + latency first", "hyperband", True)]:
-        modes[name] = nas_epochs(curves_path, orders_path, rule, lf)
+    lf = ["--latency-first"]
+    for name, rule, flags in [
+            ("full training", "none", []), ("nas asha", "asha", []), ("nas hyperband", "hyperband", []),
+            ("nas asha, min resource 3", "asha", ["--min-resource", "3"]), ("latency first", "none", lf),
+            ("nas asha + latency first", "asha", lf), ("nas hyperband + latency first", "hyperband", lf),
+            ("nas asha, min resource 3 + latency first", "asha", ["--min-resource", "3"] + lf)]:
+        modes[name] = nas_epochs(curves_path, orders_path, rule, flags)
     os.unlink(orders_path)
     optuna_pruners = {
         "optuna SuccessiveHalvingPruner": lambda: optuna.pruners.SuccessiveHalvingPruner(
@@ -150,7 +175,11 @@ def run(curves_path, seeds, trial_budgets, epoch_budgets):
         for seed, order in zip(seeds, orders)]
 
     print(f"{len(table['rows'])} rows x {epochs} epochs, hard target latency_ms <= {table['latency_target_ms']:.4f}, "
-          f"{len(seeds)} seeds (medians over seeds)\n")
+          f"{len(seeds)} seeds (medians over seeds)")
+    finals = [r["curve"][-1] for r in table["rows"]]
+    print("Spearman rank correlation of the accuracy after epoch e with the final one: " + ", ".join(
+        f"e={e} {spearman([r['curve'][e - 1] for r in table['rows']], finals):.2f}" for e in range(1, epochs)))
+    print(f"final accuracies {min(finals):.4f} to {max(finals):.4f}, median {statistics.median(finals):.4f}\n")
     for trials in trial_budgets:
         full = [score(table, order, spent, trials=trials) for order, spent in zip(orders, modes["full training"])]
         print(f"Trial budget {trials}: full training's best feasible reward, median {median(f[1] for f in full):.4f}")
