@@ -88,6 +88,8 @@ let package = Package(
         .executableTarget(name: "SearchBench", dependencies: ["Search", "Trainer"], path: "bench/SearchBench"),
         // Multi-objective search on a tabular benchmark by lookup, against Optuna (bench/tabular/run.sh), on demand.
         .executableTarget(name: "MOBench", dependencies: ["Constraints", "Search", "Trainer"], path: "bench/MOBench"),
+        // Pruners over recorded learning curves, by replay, against Optuna's (bench/pruning/replay.py), on demand.
+        .executableTarget(name: "PruningBench", dependencies: ["Search"], path: "bench/PruningBench"),
         // Benchmarks of the fleet (bench/fleet-bench.sh), run on demand; the fleet alone, no engine or OpenBLAS.
         .executableTarget(name: "FleetBench", dependencies: ["Fleet", "FleetWire", "HTTP2"], path: "bench/FleetBench"),
         // The turnaround of a real evaluation on a native-runner worker (bench/fleet-bench.sh), run on demand.
