@@ -175,8 +175,15 @@ final class ConstantStore {
 
     /// A constant buffer the planner derives (folded BatchNormalization, broadcast index tables).
     func make(_ values: [Float]) -> UnsafeMutablePointer<Float> {
-        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(values.count, 1))
-        values.withUnsafeBufferPointer { pointer.initialize(from: $0.baseAddress!, count: values.count) }
+        let pointer = allocate(values.count)
+        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
+        return pointer
+    }
+
+    /// A zeroed constant buffer of `count` floats the planner fills itself (packed weights).
+    func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
         pointers["\u{0}derived\(pointers.count)"] = pointer
         return pointer
     }
