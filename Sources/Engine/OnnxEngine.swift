@@ -1,8 +1,9 @@
 // Engine owns running and timing models on this CPU: `OnnxEngine` (the planner that turns ONNX's graph analysis
-// into a fixed list of kernels over one preallocated arena, and the kernels: OpenBLAS sgemm/sgemv and the SIMD C
-// kernels of CEngineKernels) and the measurement harness (`MeasurementOptions`, `LatencyReport`, `measure`). It
-// depends on ONNX for the model and its analysis, and on OpenBLAS; not on the trainer, and the fleet reaches it
-// only through NativeRunner, so that neither links the other.
+// into a fixed list of kernels over one preallocated arena, and the kernels: the SIMD C kernels of CEngineKernels,
+// convolutions' packed GEMM among them, and OpenBLAS sgemm/sgemv for Gemm, MatMul and matrix-vector products) and
+// the measurement harness (`MeasurementOptions`, `LatencyReport`, `measure`). It depends on ONNX for the model and
+// its analysis, and on OpenBLAS; not on the trainer, and the fleet reaches it only through NativeRunner, so that
+// neither links the other.
 import ONNX
 
 #if canImport(Glibc)

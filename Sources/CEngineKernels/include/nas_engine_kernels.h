@@ -1,5 +1,5 @@
-/* SIMD kernels of the native engine (Sources/Engine): depthwise convolutions and pools, the bias/activation pass
- * that follows its sgemm and im2col convolutions, broadcast element-wise ops, per-channel affine maps
+/* SIMD kernels of the native engine (Sources/Engine): the packed GEMM of its convolutions, depthwise convolutions
+ * and pools, the bias/activation pass that follows its sgemv convolutions, broadcast element-wise ops, per-channel affine maps
  * (BatchNormalization) and plane means (GlobalAveragePool, ReduceMean). Each is compiled for AVX-512, AVX2 + FMA and plain SSE and picked
  * at run time (NAS_KERNELS=avx2 or NAS_KERNELS=portable caps the choice); Swift code is built for baseline x86-64
  * only. Apart from the trainer's kernels (CTrainerKernels) so that each module links only its own. */
