@@ -506,3 +506,184 @@ void nas_depthwise_channels(const float *x, int channels, int height, int width,
                                         high, out, tile, tile_h, tile_w);
     }
 }
+
+/* The packed GEMM (see nas_gemm in the header). A is packed once into panels of GEMM_MR rows, k-major
+ * (packed[panel][k][row]); B is packed per call, one panel of GEMM_KC rows by 16 * NV columns at a time, just
+ * before every panel of A multiplies it, so that the B panel stays in L1 and A's KC-deep slice in L2. A tile keeps
+ * MR x NV vectors of C in registers over the KC rows; tiles of a KC block after the first add to C, the last adds
+ * the bias and applies the activation. The panel sizes per level: AVX-512 8 rows by 32 columns (16 accumulators
+ * of 32 registers), AVX2 6 by 16 (12 of 16 ymm registers), SSE 2 by 16 (8 of 16 xmm registers). */
+#ifndef GEMM_KC
+#define GEMM_KC 128
+#endif
+
+/* activate16 with vector min / max instead of lanes: the tiles' epilogue runs it on every vector of C. */
+ALWAYS_INLINE v16 activate16_vector(v16 x, int activation, float low, float high) {
+    switch (activation) {
+        case 1: return __builtin_elementwise_max(x, splat16(0));
+        case 2: return __builtin_elementwise_min(__builtin_elementwise_max(x, splat16(low)), splat16(high));
+        case 3: return __builtin_elementwise_min(__builtin_elementwise_max(x * splat16(low) + splat16(high), splat16(0)), splat16(1));
+        case 4: {
+            const v16 h = x * splat16(1.0f / 6.0f) + splat16(0.5f);
+            return x * __builtin_elementwise_min(__builtin_elementwise_max(h, splat16(0)), splat16(1));
+        }
+        default: return x;
+    }
+}
+#define GEMM_NR_MAX 32
+#define GEMM_NC_MAX 1024
+
+static int gemm_mr(int level) { return level == 2 ? 8 : (level == 1 ? 6 : 2); }
+
+/* One tile: C[rows][cols] (+)= A panel (kc x MR) * B panel (kc x 16 NV, rows b_stride apart), then the bias and
+ * activation if last. */
+#define GEMM_TILE(NAME, MR, NV)                                                                                   \
+    ALWAYS_INLINE void NAME(const float *a, const float *b, long b_stride, int kc, float *c, long ldc, int rows,  \
+                            int cols, int first, int last, const float *bias, int activation, float low,          \
+                            float high) {                                                                         \
+        v16 acc[MR][NV];                                                                                          \
+        for (int i = 0; i < MR; i++)                                                                              \
+            for (int v = 0; v < NV; v++) acc[i][v] = splat16(0);                                                  \
+        for (int k = 0; k < kc; k++) {                                                                            \
+            v16 bv[NV];                                                                                           \
+            for (int v = 0; v < NV; v++) bv[v] = load16(b + (long)k * b_stride + v * 16);                          \
+            for (int i = 0; i < MR; i++) {                                                                        \
+                const v16 av = splat16(a[(long)k * MR + i]);                                                      \
+                for (int v = 0; v < NV; v++) acc[i][v] += av * bv[v];                                             \
+            }                                                                                                     \
+        }                                                                                                         \
+        for (int i = 0; i < rows; i++) {                                                                          \
+            const v16 shift = splat16(last && bias ? bias[i] : 0);                                                \
+            for (int v = 0; v < NV && v * 16 < cols; v++) {                                                       \
+                float *out = c + (long)i * ldc + v * 16;                                                          \
+                const int n = cols - v * 16 < 16 ? cols - v * 16 : 16;                                            \
+                v16 r = acc[i][v];                                                                                \
+                if (n == 16) {                                                                                    \
+                    if (!first) r += load16(out);                                                                 \
+                    if (last) r = activate16_vector(r + shift, activation, low, high);                            \
+                    store16(out, r);                                                                              \
+                } else {                                                                                          \
+                    float l[16] = {0};                                                                            \
+                    if (!first) memcpy(l, out, sizeof(float) * (size_t)n);                                        \
+                    r += load16(l);                                                                               \
+                    if (last) r = activate16_vector(r + shift, activation, low, high);                            \
+                    memcpy(l, &r, sizeof l);                                                                      \
+                    memcpy(out, l, sizeof(float) * (size_t)n);                                                    \
+                }                                                                                                 \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+
+GEMM_TILE(gemm_tile_8x2, 8, 2)
+GEMM_TILE(gemm_tile_8x1, 8, 1)
+GEMM_TILE(gemm_tile_6x1, 6, 1)
+GEMM_TILE(gemm_tile_2x1, 2, 1)
+
+/* B's rows k0..k0+kc and columns j0..j0+count into dst[kk][nr] (zeros past count). B(k, j) = b[row(k) + col(j)]
+ * with row(k) = rows ? rows[k] : k * ldb and col(j) = cols ? cols[j] : j; columns whose offsets are consecutive
+ * (all of them without cols, an output row's run for a stride-1 convolution) are copied as runs. */
+ALWAYS_INLINE void gemm_pack_b(float *dst, int nr, const float *b, const long *rows, long ldb, const long *cols,
+                               int k0, int kc, int j0, int count) {
+    int run_start[GEMM_NR_MAX + 1], runs = 0;
+    for (int j = 0; j < count; j++) {
+        if (j == 0 || !cols || cols[j0 + j] != cols[j0 + j - 1] + 1) run_start[runs++] = j;
+        if (!cols) break;
+    }
+    run_start[runs] = count;
+    for (int kk = 0; kk < kc; kk++) {
+        const float *src = b + (rows ? rows[k0 + kk] : (long)(k0 + kk) * ldb);
+        float *out = dst + (long)kk * nr;
+        if (runs == 1 && count == nr) {
+            const float *from = src + (cols ? cols[j0] : j0);
+            for (int v = 0; v < nr; v += 16) store16(out + v, load16(from + v));
+        } else if (runs <= 4) {
+            for (int r = 0; r < runs; r++) {
+                const int j = run_start[r];
+                memcpy(out + j, src + (cols ? cols[j0 + j] : j0 + j), sizeof(float) * (size_t)(run_start[r + 1] - j));
+            }
+            for (int j = count; j < nr; j++) out[j] = 0;
+        } else {
+            for (int j = 0; j < count; j++) out[j] = src[cols[j0 + j]];
+            for (int j = count; j < nr; j++) out[j] = 0;
+        }
+    }
+}
+
+/* One product in BLIS's loop order: column blocks of C small enough to stay in L2 (about 256 KiB of C, at most
+ * GEMM_NC_MAX columns), KC blocks of k, the B block of those (packed, or read in place when B is a plain matrix
+ * and the panel is full), then each A panel against every B panel of the block, so that the A panel stays in L1
+ * and the tile writes a few rows of C in long runs. A last B panel of 16 columns or fewer goes through the
+ * one-vector tile. */
+#define GEMM_BODY(MR, NV, TILE, NARROW_TILE)                                                                      \
+    do {                                                                                                          \
+        const int nr = NV * 16, direct = !b_rows && !b_cols;                                                      \
+        int nc = (65536 / (m > 0 ? m : 1)) / nr * nr;                                                             \
+        nc = nc < nr ? nr : (nc > GEMM_NC_MAX ? GEMM_NC_MAX : nc);                                                \
+        for (int j0 = 0; j0 < n; j0 += nc) {                                                                      \
+            const int block = n - j0 < nc ? n - j0 : nc;                                                          \
+            for (int k0 = 0; k0 < k; k0 += GEMM_KC) {                                                             \
+                const int kc = k - k0 < GEMM_KC ? k - k0 : GEMM_KC, first = k0 == 0, last = k0 + kc == k;         \
+                for (int jj = 0; jj < block; jj += nr) {                                                          \
+                    const int cols = block - jj < nr ? block - jj : nr;                                           \
+                    if (!direct || cols < nr)                                                                     \
+                        gemm_pack_b(scratch + (long)jj * kc, NV > 1 && cols <= 16 ? 16 : nr, b, b_rows, ldb,      \
+                                    b_cols, k0, kc, j0 + jj, cols);                                               \
+                }                                                                                                 \
+                for (int p = 0; p < m; p += MR) {                                                                 \
+                    const float *a = packed + (long)p * k + (long)k0 * MR;                                        \
+                    const int rows = m - p < MR ? m - p : MR;                                                     \
+                    const float *bias_p = bias ? bias + p : NULL;                                                 \
+                    float *c_p = c + (long)p * ldc + j0;                                                          \
+                    for (int jj = 0; jj < block; jj += nr) {                                                      \
+                        const int cols = block - jj < nr ? block - jj : nr;                                       \
+                        const int in_place = direct && cols == nr;                                                \
+                        const float *panel = in_place ? b + (long)k0 * ldb + j0 + jj : scratch + (long)jj * kc;   \
+                        if (NV > 1 && cols <= 16)                                                                 \
+                            NARROW_TILE(a, panel, 16, kc, c_p + jj, ldc, rows, cols, first, last, bias_p,         \
+                                        activation, low, high);                                                   \
+                        else                                                                                      \
+                            TILE(a, panel, in_place ? ldb : nr, kc, c_p + jj, ldc, rows, cols, first, last,       \
+                                 bias_p, activation, low, high);                                                  \
+                    }                                                                                             \
+                }                                                                                                 \
+            }                                                                                                     \
+        }                                                                                                         \
+    } while (0)
+
+#define GEMM_PARAMETERS                                                                                           \
+    const float *packed, int m, int k, int n, const float *b, const long *b_rows, long ldb, const long *b_cols,   \
+        float *c, long ldc, const float *bias, int activation, float low, float high, float *scratch
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void gemm_avx512(GEMM_PARAMETERS) {
+    GEMM_BODY(8, 2, gemm_tile_8x2, gemm_tile_8x1);
+}
+
+__attribute__((target("avx2,fma"))) static void gemm_avx2(GEMM_PARAMETERS) {
+    GEMM_BODY(6, 1, gemm_tile_6x1, gemm_tile_6x1);
+}
+
+static void gemm_portable(GEMM_PARAMETERS) { GEMM_BODY(2, 1, gemm_tile_2x1, gemm_tile_2x1); }
+
+long nas_gemm_packed_count(int m, int k) {
+    const int mr = gemm_mr(kernels_level());
+    return (long)((m + mr - 1) / mr) * mr * k;
+}
+
+long nas_gemm_scratch_count(void) { return GEMM_KC * GEMM_NC_MAX; }
+
+void nas_gemm_pack(const float *a, long lda, int m, int k, float *packed) {
+    const int mr = gemm_mr(kernels_level());
+    for (int p = 0; p < m; p += mr) {
+        for (int kk = 0; kk < k; kk++) {
+            for (int i = 0; i < mr; i++) *packed++ = p + i < m ? a[(long)(p + i) * lda + kk] : 0;
+        }
+    }
+}
+
+void nas_gemm(GEMM_PARAMETERS) {
+    switch (kernels_level()) {
+        case 2: gemm_avx512(packed, m, k, n, b, b_rows, ldb, b_cols, c, ldc, bias, activation, low, high, scratch); break;
+        case 1: gemm_avx2(packed, m, k, n, b, b_rows, ldb, b_cols, c, ldc, bias, activation, low, high, scratch); break;
+        default: gemm_portable(packed, m, k, n, b, b_rows, ldb, b_cols, c, ldc, bias, activation, low, high, scratch);
+    }
+}

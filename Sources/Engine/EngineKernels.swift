@@ -98,18 +98,17 @@ enum EngineKernels {
         var paddedW: Int { width + padLeft + padRight }
         /// Rows of the im2col matrix of one group.
         var patch: Int { channelsPerGroup * kernelH * kernelW }
-        /// The "wide" path computes stride-1 outputs over the padded width, so every im2col row is one
-        /// contiguous span of the padded input: one memcpy per row instead of one per output row.
-        var usesWidePath: Bool { strideH == 1 && strideW == 1 }
         var isPointwise: Bool {
             kernelH == 1 && kernelW == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0
                 && padBottom == 0 && padRight == 0
         }
+        var isPadded: Bool { padTop > 0 || padLeft > 0 || padBottom > 0 || padRight > 0 }
         var slack: Int { (kernelW - 1) * dilationW + 1 }
-        /// Columns of one im2col tile: about 512 KiB of patches, so that the tile and sgemm's packed copy of it
-        /// stay in L2, and at least 256, because sgemm packs the weights again for every tile (at 64 columns,
-        /// ResNet-18 spent 12% of its run in that packing).
-        var columnTile: Int { max(256, (131072 / max(patch, 1)) / 16 * 16) }
+        /// A pointwise convolution of a 1x1 plane (squeeze-and-excite's) is a matrix-vector product: sgemv on the
+        /// weights as they are. Every other convolution that is not depthwise runs as a packed GEMM
+        /// (`GemmConvolution`).
+        var isMatrixVector: Bool { isPointwise && outH * outW == 1 }
+        var runsAsGemm: Bool { !isDepthwise && !isMatrixVector }
 
         /// One input channel per group (depthwise): direct loops beat an sgemm with one row per channel.
         var isDepthwise: Bool { channelsPerGroup == 1 && groups > 1 }
@@ -129,17 +128,114 @@ enum EngineKernels {
         /// One padded plane, plus the slack the last 16-output block of a row reads.
         var windowScratch: Int { planeH * planeW + 16 * max(strideW, 1) + slack }
 
-        /// Floats of scratch memory one run needs.
+        /// Floats of scratch memory one depthwise or matrix-vector run needs (`GemmConvolution` has its own).
         var scratchCount: Int {
             if usesChannelVectors { return (planeH * planeW + kernelH * kernelW) * 16 }
             if isDepthwise { return windowScratch }
-            if isPointwise { return 0 }
-            if usesWidePath {
-                let columns = outH * paddedW
-                return channels * paddedH * paddedW + slack + patch * min(columns, columnTile) + filtersPerGroup
-                    * columns
+            return 0
+        }
+    }
+
+    /// A convolution as one GEMM per group, C (filters x output positions) = packed weights x im2col(input),
+    /// with the bias and the activation applied as C is stored. The im2col matrix is never built: `rows` holds
+    /// the offset of each (channel, ky, kx) in the input (zero-padded into scratch first when the convolution
+    /// pads) and `columns` that of each output position's window, and the C kernel packs B's panels straight
+    /// from them (nas_gemm). Weights are packed once when the model loads; a weight computed at run time is
+    /// packed into scratch on every run.
+    struct GemmConvolution {
+        let p: ConvParameters
+        /// Row offsets of one group's im2col matrix; nil for a 1x1 kernel (row k is input channel k).
+        let rows: [Int]?
+        /// Column offsets; nil when output position j reads input position j (stride 1 without padding).
+        let columns: [Int]?
+        /// Row stride and plane size of the input the offsets index: the padded plane, or the input's own.
+        let planeW: Int
+        let plane: Int
+        /// Floats of one group's packed weights.
+        let packedPerGroup: Int
+
+        init(_ p: ConvParameters) {
+            self.p = p
+            planeW = p.isPadded ? p.paddedW : p.width
+            plane = (p.isPadded ? p.paddedH : p.height) * planeW
+            if p.kernelH == 1 && p.kernelW == 1 {
+                rows = nil
+            } else {
+                var offsets: [Int] = []
+                offsets.reserveCapacity(p.patch)
+                for channel in 0..<p.channelsPerGroup {
+                    for ky in 0..<p.kernelH {
+                        for kx in 0..<p.kernelW {
+                            offsets.append(channel * plane + ky * p.dilationH * planeW + kx * p.dilationW)
+                        }
+                    }
+                }
+                rows = offsets
             }
-            return patch * outH * outW
+            var offsets: [Int] = []
+            offsets.reserveCapacity(p.outH * p.outW)
+            for oy in 0..<p.outH {
+                for ox in 0..<p.outW { offsets.append(oy * p.strideH * planeW + ox * p.strideW) }
+            }
+            columns = offsets.indices.elementsEqual(offsets) ? nil : offsets
+            packedPerGroup = nas_gemm_packed_count(Int32(p.filtersPerGroup), Int32(p.patch))
+        }
+
+        /// Entries of the offset tables, which the planner counts against the working-memory limit.
+        var tableCount: Int { (rows?.count ?? 0) + (columns?.count ?? 0) }
+        var packedCount: Int { packedPerGroup * p.groups }
+        private var paddedCount: Int { p.isPadded ? p.channels * plane : 0 }
+        /// Floats of scratch one run needs: the padded input and the kernel's B panels.
+        var scratchCount: Int { paddedCount + nas_gemm_scratch_count() }
+
+        /// Packs ONNX's weights (filters x channelsPerGroup x kernelH x kernelW) into `packedCount` floats.
+        func pack(_ weight: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
+            for group in 0..<p.groups {
+                nas_gemm_pack(
+                    weight + group * p.filtersPerGroup * p.patch, p.patch, Int32(p.filtersPerGroup), Int32(p.patch),
+                    packed + group * packedPerGroup)
+            }
+        }
+
+        func run(
+            input: UnsafePointer<Float>, packed: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+            output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, activation: Activation
+        ) {
+            let (kind, low, high) = activation.kernelCode
+            let inputPlane = p.height * p.width
+            let outputPlane = p.outH * p.outW
+            let padded = scratch
+            let work = scratch + paddedCount
+            Self.withOptional(rows) { rows in
+                Self.withOptional(columns) { columns in
+                    for image in 0..<p.batch {
+                        var x = input + image * p.channels * inputPlane
+                        if p.isPadded {
+                            padded.update(repeating: 0, count: paddedCount)
+                            for channel in 0..<p.channels {
+                                for row in 0..<p.height {
+                                    (padded + channel * plane + (row + p.padTop) * planeW + p.padLeft).update(
+                                        from: x + (channel * p.height + row) * p.width, count: p.width)
+                                }
+                            }
+                            x = UnsafePointer(padded)
+                        }
+                        let y = output + image * p.filters * outputPlane
+                        for group in 0..<p.groups {
+                            nas_gemm(
+                                packed + group * packedPerGroup, Int32(p.filtersPerGroup), Int32(p.patch),
+                                Int32(outputPlane), x + group * p.channelsPerGroup * plane, rows, plane, columns,
+                                y + group * p.filtersPerGroup * outputPlane, outputPlane,
+                                bias.map { $0 + group * p.filtersPerGroup }, kind, low, high, work)
+                        }
+                    }
+                }
+            }
+        }
+
+        private static func withOptional(_ values: [Int]?, _ body: (UnsafePointer<Int>?) -> Void) {
+            guard let values else { return body(nil) }
+            values.withUnsafeBufferPointer { body($0.baseAddress) }
         }
     }
 
@@ -154,7 +250,9 @@ enum EngineKernels {
             let y = output + image * p.filters * outputPlane
             if p.isDepthwise {
                 depthwise(p, x: x, weight: weight, bias: bias, y: y, scratch: scratch, activation: activation)
-            } else if p.isPointwise {
+            } else {
+                // A matrix-vector product per group (`isMatrixVector`); the planner sends every other
+                // convolution to `GemmConvolution`.
                 for group in 0..<p.groups {
                     sgemm(
                         transA: false, transB: false, m: p.filtersPerGroup, n: outputPlane, k: p.channelsPerGroup,
@@ -162,11 +260,6 @@ enum EngineKernels {
                         b: x + group * p.channelsPerGroup * inputPlane, ldb: inputPlane, beta: 0,
                         c: y + group * p.filtersPerGroup * outputPlane, ldc: outputPlane)
                 }
-                finish(y, filters: p.filters, plane: outputPlane, bias: bias, activation: activation)
-            } else if p.usesWidePath {
-                convWide(p, x: x, weight: weight, bias: bias, y: y, scratch: scratch, activation: activation)
-            } else {
-                convStrided(p, x: x, weight: weight, y: y, scratch: scratch)
                 finish(y, filters: p.filters, plane: outputPlane, bias: bias, activation: activation)
             }
         }
@@ -217,105 +310,6 @@ enum EngineKernels {
     private static func copy(_ p: ConvParameters, _ source: UnsafePointer<Float>, into plane: UnsafeMutablePointer<Float>) {
         for row in 0..<p.height {
             (plane + (row + p.padTop) * p.planeW + p.padLeft).update(from: source + row * p.width, count: p.width)
-        }
-    }
-
-    private static func convWide(
-        _ p: ConvParameters, x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, activation: Activation
-    ) {
-        let paddedPlane = p.paddedH * p.paddedW
-        let padded = scratch
-        let paddedCount = p.channels * paddedPlane + p.slack
-        let columns = p.outH * p.paddedW
-        let matrix = padded + paddedCount
-        let wide = matrix + p.patch * min(columns, p.columnTile)
-        // Copy the input into a zero-padded buffer; the tail slack keeps the last wide reads inside it.
-        padded.update(repeating: 0, count: paddedCount)
-        for channel in 0..<p.channels {
-            for row in 0..<p.height {
-                (padded + channel * paddedPlane + (row + p.padTop) * p.paddedW + p.padLeft)
-                    .update(from: x + (channel * p.height + row) * p.width, count: p.width)
-            }
-        }
-        let outputPlane = p.outH * p.outW
-        for group in 0..<p.groups {
-            // im2col in column tiles small enough to stay in cache, with sgemm on each tile.
-            let tile = p.columnTile
-            var start = 0
-            while start < columns {
-                let width = min(tile, columns - start)
-                var row = 0
-                for channel in 0..<p.channelsPerGroup {
-                    let source = padded + (group * p.channelsPerGroup + channel) * paddedPlane + start
-                    for ky in 0..<p.kernelH {
-                        for kx in 0..<p.kernelW {
-                            (matrix + row * width).update(
-                                from: source + ky * p.dilationH * p.paddedW + kx * p.dilationW, count: width)
-                            row += 1
-                        }
-                    }
-                }
-                sgemm(
-                    transA: false, transB: false, m: p.filtersPerGroup, n: width, k: p.patch, alpha: 1,
-                    a: weight + group * p.filtersPerGroup * p.patch, lda: p.patch, b: matrix, ldb: width, beta: 0,
-                    c: wide + start, ldc: columns)
-                start += width
-            }
-            // Keep the first outW of every paddedW columns, adding the bias and the activation on the way.
-            for filter in 0..<p.filtersPerGroup {
-                let global = group * p.filtersPerGroup + filter
-                let value = bias?[global] ?? 0
-                let destination = y + global * outputPlane
-                let source = wide + filter * columns
-                for oy in 0..<p.outH {
-                    let d = destination + oy * p.outW
-                    let s = source + oy * p.paddedW
-                    for ox in 0..<p.outW { d[ox] = s[ox] + value }
-                }
-                activation.apply(destination, outputPlane)
-            }
-        }
-    }
-
-    private static func convStrided(
-        _ p: ConvParameters, x: UnsafePointer<Float>, weight: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-        scratch: UnsafeMutablePointer<Float>
-    ) {
-        let outputPlane = p.outH * p.outW
-        let inputPlane = p.height * p.width
-        for group in 0..<p.groups {
-            var row = 0
-            for channel in 0..<p.channelsPerGroup {
-                let source = x + (group * p.channelsPerGroup + channel) * inputPlane
-                for ky in 0..<p.kernelH {
-                    for kx in 0..<p.kernelW {
-                        let destination = scratch + row * outputPlane
-                        for oy in 0..<p.outH {
-                            let iy = oy * p.strideH - p.padTop + ky * p.dilationH
-                            let line = destination + oy * p.outW
-                            if iy < 0 || iy >= p.height {
-                                line.update(repeating: 0, count: p.outW)
-                                continue
-                            }
-                            // Columns outside [first, last) read padding; the rest are a strided copy.
-                            let shift = kx * p.dilationW - p.padLeft
-                            let first = min(p.outW, shift >= 0 ? 0 : (-shift + p.strideW - 1) / p.strideW)
-                            let last = max(
-                                first, min(p.outW, p.width - 1 - shift < 0 ? 0 : (p.width - 1 - shift) / p.strideW + 1))
-                            let sourceRow = source + iy * p.width + shift
-                            line.update(repeating: 0, count: first)
-                            for ox in first..<last { line[ox] = sourceRow[ox * p.strideW] }
-                            (line + last).update(repeating: 0, count: p.outW - last)
-                        }
-                        row += 1
-                    }
-                }
-            }
-            sgemm(
-                transA: false, transB: false, m: p.filtersPerGroup, n: outputPlane, k: p.patch, alpha: 1,
-                a: weight + group * p.filtersPerGroup * p.patch, lda: p.patch, b: scratch, ldb: outputPlane, beta: 0,
-                c: y + group * p.filtersPerGroup * outputPlane, ldc: outputPlane)
         }
     }
 

@@ -1,8 +1,9 @@
 // Engine owns running and timing models on this CPU: `OnnxEngine` (the planner that turns ONNX's graph analysis
-// into a fixed list of kernels over one preallocated arena, and the kernels: OpenBLAS sgemm/sgemv and the SIMD C
-// kernels of CEngineKernels) and the measurement harness (`MeasurementOptions`, `LatencyReport`, `measure`). It
-// depends on ONNX for the model and its analysis, and on OpenBLAS; not on the trainer, and the fleet reaches it
-// only through NativeRunner, so that neither links the other.
+// into a fixed list of kernels over one preallocated arena, and the kernels: the SIMD C kernels of CEngineKernels,
+// convolutions' packed GEMM among them, and OpenBLAS sgemm/sgemv for Gemm, MatMul and matrix-vector products) and
+// the measurement harness (`MeasurementOptions`, `LatencyReport`, `measure`). It depends on ONNX for the model and
+// its analysis, and on OpenBLAS; not on the trainer, and the fleet reaches it only through NativeRunner, so that
+// neither links the other.
 import ONNX
 
 #if canImport(Glibc)
@@ -175,8 +176,15 @@ final class ConstantStore {
 
     /// A constant buffer the planner derives (folded BatchNormalization, broadcast index tables).
     func make(_ values: [Float]) -> UnsafeMutablePointer<Float> {
-        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(values.count, 1))
-        values.withUnsafeBufferPointer { pointer.initialize(from: $0.baseAddress!, count: values.count) }
+        let pointer = allocate(values.count)
+        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
+        return pointer
+    }
+
+    /// A zeroed constant buffer of `count` floats the planner fills itself (packed weights).
+    func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
         pointers["\u{0}derived\(pointers.count)"] = pointer
         return pointer
     }

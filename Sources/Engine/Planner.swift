@@ -229,6 +229,30 @@ struct Planner {
             let p = Self.parameters(
                 window: window, batch: xs[0], channels: xs[1], filters: ws[0], groups: node.int("group", default: 1))
             let (activation, target) = fuse(output)
+            if p.runsAsGemm {
+                let gemm = EngineKernels.GemmConvolution(p)
+                try reserveTable(gemm.tableCount, for: name)
+                let constantWeights = analysis.constant(w) != nil
+                let scratch = gemm.scratchCount + (constantWeights ? 0 : gemm.packedCount)
+                add([x, w] + (bias.map { [$0] } ?? []), target, count: outCount, scratch: scratch) {
+                    resolver, scratch in
+                    let input = resolver.pointer(x)
+                    let weight = resolver.pointer(w)
+                    let biasPointer = bias.map { UnsafePointer(resolver.pointer($0)) }
+                    let y = resolver.pointer(target)
+                    let work = scratch!
+                    let packed = constantWeights ? resolver.constants.allocate(gemm.packedCount) : work + gemm.scratchCount
+                    if constantWeights { gemm.pack(weight, into: packed) }
+                    return {
+                        if !constantWeights { gemm.pack(weight, into: packed) }
+                        gemm.run(
+                            input: input, packed: packed, bias: biasPointer, output: y, scratch: work,
+                            activation: activation)
+                    }
+                }
+                if target != output { storageOf[output] = storageOf[target] }
+                return
+            }
             add([x, w] + (bias.map { [$0] } ?? []), target, count: outCount, scratch: p.scratchCount) {
                 resolver, scratch in
                 let input = resolver.pointer(x)

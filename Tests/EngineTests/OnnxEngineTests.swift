@@ -173,6 +173,22 @@ import Trainer
              ceil_mode=1)], [1, 2, 11, 13], opset=19)
         case('matmul_one_column', [N('MatMul', ['x', 'w'], ['y'])], [2, 3, 4], {'w': f(4, 1)})
         case('gemm_trans_a_one_column', [N('Gemm', ['x', 'w', 'c'], ['y'], transA=1, alpha=0.5)], [6, 3], {'w': f(6, 1), 'c': f(1)})
+        # The packed GEMM's paths: several k blocks (k > 128), several column blocks (n > 1024) with a narrow tail,
+        # filters not a multiple of the panel height, strided 1x1 (column table, no row table), a 7x7 stem,
+        # pointwise with a tail panel, groups, and weights computed at run time (packed on every run).
+        case('gemm_conv_k_blocks_column_blocks', [N('Conv', ['x', 'w', 'b'], ['c'], pads=[1, 1, 1, 1]), N('Relu', ['c'], ['y'])],
+             [1, 20, 37, 41], {'w': f(19, 20, 3, 3), 'b': f(19)})
+        case('gemm_pointwise_stride2', [N('Conv', ['x', 'w', 'b'], ['y'], strides=[2, 2])], [1, 16, 15, 15],
+             {'w': f(33, 16, 1, 1), 'b': f(33)})
+        case('gemm_stem_7x7_s2', [N('Conv', ['x', 'w', 'b'], ['c'], strides=[2, 2], pads=[3, 3, 3, 3]), N('Relu', ['c'], ['y'])],
+             [1, 3, 30, 29], {'w': f(10, 3, 7, 7), 'b': f(10)})
+        case('gemm_pointwise_tail_clip', [N('Conv', ['x', 'w', 'b'], ['c']), N('Clip', ['c', 'lo', 'hi'], ['y'])], [1, 12, 35, 35],
+             {'w': f(40, 12, 1, 1), 'b': f(40), 'lo': np.array(0, np.float32), 'hi': np.array(6, np.float32)})
+        case('gemm_grouped_hardswish', [N('Conv', ['x', 'w', 'b'], ['c'], group=4, strides=[1, 2], pads=[1, 0, 1, 2]),
+             N('HardSwish', ['c'], ['y'])], [1, 8, 9, 11], {'w': f(12, 2, 3, 3) * 2, 'b': f(12)}, opset=14)
+        case('gemm_runtime_weights', [N('ReduceMean', ['x'], ['m'], keepdims=0), N('Mul', ['m', 'zero'], ['z']),
+             N('Add', ['wc', 'z'], ['w']), N('Conv', ['x', 'w', 'b'], ['y'], pads=[1, 1, 1, 1])], [1, 3, 6, 7],
+             {'wc': f(9, 3, 3, 3), 'zero': np.array(0, np.float32), 'b': f(9)})
         # Decomposed hard activations, fused into the op before them, and near misses that must not be.
         k = lambda v: np.array(v, np.float32)
         case('hardswish_decomposed_conv', [N('Conv', ['x', 'w', 'b'], ['c'], pads=[1, 1, 1, 1]), N('Add', ['c', 'three'], ['a']),

@@ -1,5 +1,5 @@
-/* SIMD kernels of the native engine (Sources/Engine): depthwise convolutions and pools, the bias/activation pass
- * that follows its sgemm and im2col convolutions, broadcast element-wise ops, per-channel affine maps
+/* SIMD kernels of the native engine (Sources/Engine): the packed GEMM of its convolutions, depthwise convolutions
+ * and pools, the bias/activation pass that follows its sgemv convolutions, broadcast element-wise ops, per-channel affine maps
  * (BatchNormalization) and plane means (GlobalAveragePool, ReduceMean). Each is compiled for AVX-512, AVX2 + FMA and plain SSE and picked
  * at run time (NAS_KERNELS=avx2 or NAS_KERNELS=portable caps the choice); Swift code is built for baseline x86-64
  * only. Apart from the trainer's kernels (CTrainerKernels) so that each module links only its own. */
@@ -53,4 +53,17 @@ void nas_channel_affine(const float *x, float *y, long outer, int channels, long
 
 /* y[p] = the mean of plane floats of x from p * plane on, for p < planes. */
 void nas_plane_mean(const float *x, float *y, long planes, long plane);
+
+/* C = activation(A * B + bias) for the engine's convolutions, A (m x k, the weights) packed once by nas_gemm_pack
+ * into nas_gemm_packed_count(m, k) floats (the layout depends on the CPU's level, so pack and multiply in the same
+ * process). B (k x n) is read as B(k, j) = b[row(k) + col(j)], row(k) = b_rows ? b_rows[k] : k * ldb, col(j) =
+ * b_cols ? b_cols[j] : j: the rows and columns of an im2col matrix without building it (b_rows the offset of each
+ * (channel, ky, kx) in the padded input, b_cols of each output position's window). C is row-major with row stride
+ * ldc; bias (per row) may be NULL; activation as for nas_window2d. scratch holds nas_gemm_scratch_count() floats. */
+long nas_gemm_packed_count(int m, int k);
+long nas_gemm_scratch_count(void);
+void nas_gemm_pack(const float *a, long lda, int m, int k, float *packed);
+void nas_gemm(const float *packed, int m, int k, int n, const float *b, const long *b_rows, long ldb,
+              const long *b_cols, float *c, long ldc, const float *bias, int activation, float low, float high,
+              float *scratch);
 #endif
