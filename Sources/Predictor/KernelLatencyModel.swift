@@ -12,9 +12,11 @@ struct KernelLatencyModel: Codable, Sendable {
         var trees: BoostedTrees
 
         func predict(_ kernel: Kernel) -> Double {
-            let row = KernelLatencyModel.linearRow(kernel)
-            let base = zip(row, linear).reduce(0) { $0 + $1.0 * $1.1 }
-            return exp(base + trees.predict(KernelLatencyModel.treeRow(kernel)))
+            predict(linearRow: KernelLatencyModel.linearRow(kernel), treeRow: KernelLatencyModel.treeRow(kernel))
+        }
+
+        func predict(linearRow: [Double], treeRow: [Double]) -> Double {
+            exp(zip(linearRow, linear).reduce(0) { $0 + $1.0 * $1.1 } + trees.predict(treeRow))
         }
     }
 
@@ -61,21 +63,19 @@ struct KernelTimings {
     var kinds: [String] = []
     var linearRows: [[Double]] = []
     var treeRows: [[Double]] = []
-    /// Per timed sample: the distinct kernel and the measured time of each of its kernels, and its latency.
+    /// Per timed sample: the distinct kernel and the measured time of each of its kernels (a time that is not a
+    /// positive number is not learnt from), and its latency.
     var kernels: [[Int]] = []
     var times: [[Double]] = []
     var latencies: [Double] = []
-    /// The timed samples' positions among the samples given.
-    var positions: [Int] = []
 
     init(_ samples: [LatencySample]) {
         var index: [Kernel: Int] = [:]
         var distinct: [Kernel] = []
-        for (position, sample) in samples.enumerated() {
+        for sample in samples {
             guard let measured = sample.kernelLatencies else { continue }
             var ids: [Int] = []
-            var kept: [Double] = []
-            for (kernel, time) in zip(sample.features.kernels, measured) where time > 0 && time.isFinite {
+            for kernel in sample.features.kernels {
                 var key = kernel
                 key.node = ""
                 if let id = index[key] {
@@ -85,12 +85,10 @@ struct KernelTimings {
                     ids.append(distinct.count)
                     distinct.append(key)
                 }
-                kept.append(time)
             }
             kernels.append(ids)
-            times.append(kept)
+            times.append(measured)
             latencies.append(sample.latencyMilliseconds)
-            positions.append(position)
         }
         // A fixed order (kind, then figures), whatever order the samples came in: the fits are deterministic.
         let rows = distinct.map { KernelLatencyModel.treeRow($0) }
@@ -106,13 +104,32 @@ struct KernelTimings {
         kernels = kernels.map { $0.map { rank[$0] } }
     }
 
+    /// `model`'s predicted latencies of the timed samples at `subset`, each distinct kernel predicted once (nil for
+    /// a sample with a kind the model never timed), as `KernelLatencyModel.predict` gives them.
+    func predict(_ model: KernelLatencyModel, _ subset: [Int]) -> [Double?] {
+        var cache = [Double?](repeating: nil, count: kinds.count)
+        return subset.map { sample in
+            var sum = 0.0
+            for id in kernels[sample] {
+                if cache[id] == nil {
+                    guard let regressor = model.kinds[kinds[id]] else { return nil }
+                    cache[id] = regressor.predict(linearRow: linearRows[id], treeRow: treeRows[id])
+                }
+                sum += cache[id]!
+            }
+            return max(model.overhead + model.scale * sum, 1e-6)
+        }
+    }
+
     /// The model fitted on the timed samples at `subset` (indices into `latencies`). Identical kernels (same kind
     /// and figures) measured in several models are one training row with the (lower) median of their times:
     /// searches repeat blocks, and the median damps the noise of single runs (which only ever slows a kernel down).
     func fit(_ subset: [Int], ridge: Double) throws -> KernelLatencyModel {
         var measured = [[Double]](repeating: [], count: kinds.count)
         for sample in subset {
-            for (id, time) in zip(kernels[sample], times[sample]) { measured[id].append(time) }
+            for (id, time) in zip(kernels[sample], times[sample]) where time > 0 && time.isFinite {
+                measured[id].append(time)
+            }
         }
         var models: [String: KernelLatencyModel.KindModel] = [:]
         var start = 0
@@ -136,7 +153,9 @@ struct KernelTimings {
         // latency ≈ overhead + scale * sum of measured kernel times, on relative error (rows over the latency),
         // fitted again without the measurements a busy machine slowed down (relative residual over three times the
         // median one): a few of those would otherwise pull the scale for every model.
-        var rows = subset.map { sample in [1, times[sample].reduce(0, +)].map { $0 / latencies[sample] } }
+        var rows = subset.map { sample in
+            [1, times[sample].reduce(0) { $1 > 0 && $1.isFinite ? $0 + $1 : $0 }].map { $0 / latencies[sample] }
+        }
         let count = rows.count
         guard count > 0 else { return KernelLatencyModel(kinds: models, overhead: 0, scale: 1, sampleCount: 0) }
         var fitted = (try? LatencyPredictor.solve(rows, ridge: 1e-9)) ?? [0, 1]  // degenerate: identical sums

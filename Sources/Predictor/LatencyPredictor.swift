@@ -127,7 +127,7 @@ public struct LatencyPredictor: Codable, Sendable {
         let timings = KernelTimings(samples)
         if timings.latencies.count >= minimumKernelSamples {
             var model = try timings.fit(Array(timings.latencies.indices), ridge: configuration.ridge)
-            model.relativeBand = try calibrateKernels(timings, samples, configuration: configuration)
+            model.relativeBand = try calibrateKernels(timings, configuration: configuration)
             predictor.kernelModel = model
         }
         return predictor
@@ -135,21 +135,16 @@ public struct LatencyPredictor: Codable, Sendable {
 
     /// The kernel-level model's conformal band, as `calibrate` does for the linear one: relative errors of
     /// K-fold cross-validated predictions of whole models (infinite where a fold never timed one of its kinds).
-    static func calibrateKernels(_ timings: KernelTimings, _ samples: [LatencySample], configuration: Configuration)
-        throws -> Double
-    {
+    static func calibrateKernels(_ timings: KernelTimings, configuration: Configuration) throws -> Double {
         let count = timings.latencies.count
         let folds = min(configuration.folds, count)
         guard folds >= 2 else { return .infinity }
         var errors: [Double] = []
         for fold in 0..<folds {
             let model = try timings.fit((0..<count).filter { $0 % folds != fold }, ridge: configuration.ridge)
-            for index in stride(from: fold, to: count, by: folds) {
-                guard let predicted = model.predict(samples[timings.positions[index]].features) else {
-                    errors.append(.infinity)
-                    continue
-                }
-                errors.append(abs(timings.latencies[index] - predicted) / predicted)
+            let held = Array(stride(from: fold, to: count, by: folds))
+            for (index, predicted) in zip(held, timings.predict(model, held)) {
+                errors.append(predicted.map { abs(timings.latencies[index] - $0) / $0 } ?? .infinity)
             }
         }
         return conformalQuantile(errors, coverage: configuration.coverage)
