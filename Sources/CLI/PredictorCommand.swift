@@ -53,13 +53,18 @@ struct PredictorCommand: ParsableCommand {
 
         /// The measurements of the device type, with at least `needed`.
         func records(needed: Int) throws -> [MeasurementRecord] {
-            let records: [MeasurementRecord]
+            var read = MeasurementRows()
             if jobs.isEmpty {
-                records = try store().records(deviceType: deviceType)
+                read = try store().read(deviceType: deviceType)
             } else {
-                records = try jobs.flatMap { try JobStore.open(directory: $0).measurements(deviceType: deviceType) }
+                for job in jobs {
+                    let rows = try JobStore.open(directory: job).readMeasurements(deviceType: deviceType)
+                    read.records += rows.records
+                    read.problems += rows.problems.map { MeasurementProblem(row: $0.row, reason: "\($0.reason) (job \(job))") }
+                }
             }
-            let usable = records.filter { $0.sample != nil }
+            for problem in read.problems { printError("nas predictor: \(problem)") }
+            let usable = read.records.filter { $0.sample != nil }
             guard usable.count >= needed else {
                 let from = jobs.isEmpty ? "the measurement store" : "the jobs \(jobs.joined(separator: ", "))"
                 throw CLIError.badInput(

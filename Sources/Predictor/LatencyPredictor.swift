@@ -124,10 +124,10 @@ public struct LatencyPredictor: Codable, Sendable {
         let rows = samples.map { sample in row(sample.features, kinds: kinds).map { $0 / sample.latencyMilliseconds } }
         predictor.coefficients = try solve(rows, ridge: configuration.ridge)
         predictor.relativeBand = try calibrate(rows, configuration: configuration)
-        let timed = samples.filter { $0.kernelLatencies != nil }
-        if timed.count >= minimumKernelSamples {
-            var model = try KernelLatencyModel.fit(timed, ridge: configuration.ridge)
-            model.relativeBand = try calibrateKernels(timed, configuration: configuration)
+        let timings = KernelTimings(samples)
+        if timings.latencies.count >= minimumKernelSamples {
+            var model = try timings.fit(Array(timings.latencies.indices), ridge: configuration.ridge)
+            model.relativeBand = try calibrateKernels(timings, configuration: configuration)
             predictor.kernelModel = model
         }
         return predictor
@@ -135,19 +135,16 @@ public struct LatencyPredictor: Codable, Sendable {
 
     /// The kernel-level model's conformal band, as `calibrate` does for the linear one: relative errors of
     /// K-fold cross-validated predictions of whole models (infinite where a fold never timed one of its kinds).
-    static func calibrateKernels(_ samples: [LatencySample], configuration: Configuration) throws -> Double {
-        let folds = min(configuration.folds, samples.count)
+    static func calibrateKernels(_ timings: KernelTimings, configuration: Configuration) throws -> Double {
+        let count = timings.latencies.count
+        let folds = min(configuration.folds, count)
         guard folds >= 2 else { return .infinity }
         var errors: [Double] = []
         for fold in 0..<folds {
-            let train = samples.indices.filter { $0 % folds != fold }.map { samples[$0] }
-            let model = try KernelLatencyModel.fit(train, ridge: configuration.ridge)
-            for index in samples.indices where index % folds == fold {
-                guard let predicted = model.predict(samples[index].features) else {
-                    errors.append(.infinity)
-                    continue
-                }
-                errors.append(abs(samples[index].latencyMilliseconds - predicted) / predicted)
+            let model = try timings.fit((0..<count).filter { $0 % folds != fold }, ridge: configuration.ridge)
+            let held = Array(stride(from: fold, to: count, by: folds))
+            for (index, predicted) in zip(held, timings.predict(model, held)) {
+                errors.append(predicted.map { abs(timings.latencies[index] - $0) / $0 } ?? .infinity)
             }
         }
         return conformalQuantile(errors, coverage: configuration.coverage)
@@ -204,28 +201,11 @@ public struct LatencyPredictor: Codable, Sendable {
     /// Ridge least squares of `targets` on `rows` (the first column the unpenalised intercept), columns scaled
     /// to unit RMS as `solve` does.
     static func ridge(_ rows: [[Double]], _ targets: [Double], penalty: Double) throws -> [Double] {
-        let width = rows[0].count
-        var scale = [Double](repeating: 0, count: width)
-        for row in rows { for j in 0..<width { scale[j] += row[j] * row[j] } }
-        scale = scale.map { $0 > 0 ? ($0 / Double(rows.count)).squareRoot() : 0 }
-        var normal = [Double](repeating: 0, count: width * width)
-        var rhs = [Double](repeating: 0, count: width)
-        for (row, y) in zip(rows, targets) {
-            for i in 0..<width where scale[i] > 0 {
-                rhs[i] += row[i] / scale[i] * y
-                for j in i..<width where scale[j] > 0 { normal[i * width + j] += row[i] / scale[i] * row[j] / scale[j] }
-            }
-        }
-        for i in 0..<width {
-            for j in 0..<i { normal[i * width + j] = normal[j * width + i] }
-            normal[i * width + i] += scale[i] == 0 ? 1 : (i == 0 ? 1e-9 : penalty) * Double(rows.count)
-        }
-        let solution = try cholesky(normal, rhs, width)
-        return (0..<width).map { scale[$0] > 0 ? solution[$0] / scale[$0] : 0 }
+        try NormalEquations(rows, targets).solve(penalty: penalty)
     }
 
     /// Solves the symmetric positive-definite system `a x = b`.
-    private static func cholesky(_ a: [Double], _ b: [Double], _ n: Int) throws -> [Double] {
+    static func cholesky(_ a: [Double], _ b: [Double], _ n: Int) throws -> [Double] {
         var l = [Double](repeating: 0, count: n * n)
         for i in 0..<n {
             for j in 0...i {
@@ -262,17 +242,20 @@ public struct LatencyPredictor: Codable, Sendable {
     static func calibrate(_ rows: [[Double]], configuration: Configuration) throws -> Double {
         let folds = min(configuration.folds, rows.count)
         guard folds >= 2 else { return .infinity }
+        // A fold's training problem is the whole one minus the fold's: one pass over the rows for every fold.
+        let width = rows[0].count
+        var parts = [NormalEquations](repeating: NormalEquations(width: width), count: folds)
+        for (index, row) in rows.enumerated() { parts[index % folds].add(row, 1) }
+        let whole = parts.dropFirst().reduce(parts[0]) { $0 + $1 }
         var errors: [Double] = []
         for fold in 0..<folds {
-            let train = rows.indices.filter { $0 % folds != fold }.map { rows[$0] }
+            let train = whole - parts[fold]
             guard train.count >= 2 else { continue }
-            let coefficients = try solve(train, ridge: configuration.ridge)
-            let width = rows[0].count
-            // Columns present in the fold's training rows: a kind's count column is nonzero where it has kernels.
-            let seen = (0..<width).map { column in train.contains { $0[column] != 0 } }
-            for index in rows.indices where index % folds == fold {
+            let coefficients = try train.solve(penalty: configuration.ridge)
+            for index in stride(from: fold, to: rows.count, by: folds) {
                 let row = rows[index]  // divided by the measured latency: the prediction over the measurement
-                if (0..<width).contains(where: { row[$0] != 0 && !seen[$0] }) {
+                // A column the fold's training rows never had (a kind's count column is nonzero where it has kernels).
+                if (0..<width).contains(where: { row[$0] != 0 && train.nonzero[$0] == 0 }) {
                     errors.append(.infinity)
                     continue
                 }
@@ -282,6 +265,79 @@ public struct LatencyPredictor: Codable, Sendable {
             }
         }
         return conformalQuantile(errors, coverage: configuration.coverage)
+    }
+}
+
+/// The sums a least-squares problem is solved from (the rows' Gram matrix, rows times targets, and per column how
+/// many rows are nonzero there), which add and subtract: a cross-validation fold's problem is the whole one minus
+/// the fold's.
+struct NormalEquations {
+    let width: Int
+    /// Row-major `width x width`; the upper triangle is kept.
+    private(set) var gram: [Double]
+    private(set) var rhs: [Double]
+    private(set) var nonzero: [Int]
+    private(set) var count = 0
+
+    init(width: Int) {
+        self.width = width
+        gram = [Double](repeating: 0, count: width * width)
+        rhs = [Double](repeating: 0, count: width)
+        nonzero = [Int](repeating: 0, count: width)
+    }
+
+    init(_ rows: [[Double]], _ targets: [Double]) {
+        self.init(width: rows[0].count)
+        for (row, y) in zip(rows, targets) { add(row, y) }
+    }
+
+    mutating func add(_ row: [Double], _ y: Double) {
+        count += 1
+        let width = width
+        gram.withUnsafeMutableBufferPointer { gram in
+            for i in 0..<width where row[i] != 0 {
+                nonzero[i] += 1
+                rhs[i] += row[i] * y
+                let base = i * width
+                for j in i..<width { gram[base + j] += row[i] * row[j] }
+            }
+        }
+    }
+
+    static func + (a: NormalEquations, b: NormalEquations) -> NormalEquations { a.combined(b, 1) }
+    static func - (a: NormalEquations, b: NormalEquations) -> NormalEquations { a.combined(b, -1) }
+
+    private func combined(_ other: NormalEquations, _ sign: Double) -> NormalEquations {
+        var result = self
+        for k in gram.indices { result.gram[k] += sign * other.gram[k] }
+        for k in rhs.indices {
+            result.rhs[k] += sign * other.rhs[k]
+            result.nonzero[k] += Int(sign) * other.nonzero[k]
+        }
+        result.count += Int(sign) * other.count
+        return result
+    }
+
+    /// The ridge solution on columns scaled to unit RMS: the first column (the intercept) is not penalised, and a
+    /// column that is zero in every row gets coefficient 0.
+    func solve(penalty: Double) throws -> [Double] {
+        let scale = (0..<width).map { j in
+            nonzero[j] > 0 ? (max(gram[j * width + j], 0) / Double(count)).squareRoot() : 0
+        }
+        var normal = [Double](repeating: 0, count: width * width)
+        var scaled = [Double](repeating: 0, count: width)
+        for i in 0..<width where scale[i] > 0 {
+            scaled[i] = rhs[i] / scale[i]
+            for j in i..<width where scale[j] > 0 {
+                normal[i * width + j] = gram[i * width + j] / (scale[i] * scale[j])
+                normal[j * width + i] = normal[i * width + j]
+            }
+        }
+        for i in 0..<width {
+            normal[i * width + i] += scale[i] == 0 ? 1 : (i == 0 ? 1e-9 : penalty) * Double(count)
+        }
+        let solution = try LatencyPredictor.cholesky(normal, scaled, width)
+        return (0..<width).map { scale[$0] > 0 ? solution[$0] / scale[$0] : 0 }
     }
 }
 

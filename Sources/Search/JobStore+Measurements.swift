@@ -7,10 +7,16 @@ extension JobStore {
         try MeasurementTable.insert(record, into: database)
     }
 
-    /// The job's measurements, oldest first (none in jobs written before measurements were kept).
+    /// The job's measurements, oldest first (none in jobs written before measurements were kept); rows that do
+    /// not decode are left out (`readMeasurements` says which and why).
     public func measurements(deviceType: String? = nil) throws -> [MeasurementRecord] {
+        try readMeasurements(deviceType: deviceType).records
+    }
+
+    /// The job's measurements, oldest first, with the rows that do not decode.
+    public func readMeasurements(deviceType: String? = nil) throws -> MeasurementRows {
         try MeasurementTable.prepare(database)
-        return try MeasurementTable.records(in: database, deviceType: deviceType)
+        return try MeasurementTable.read(in: database, deviceType: deviceType)
     }
 }
 

@@ -19,14 +19,17 @@ public struct DeviceMeasurement: Codable, Hashable, Sendable {
     public var kernelTimes: [String: Double]?
 
     /// A measurement. The runner's `kernel_latency_ms.<node>` metrics (`MetricName.kernelLatencyPrefix`) are
-    /// taken out of `metrics` into `kernelTimes` when `kernelTimes` is nil.
+    /// taken out of `metrics` into `kernelTimes` when `kernelTimes` is nil; one with no node name or a time that is
+    /// not a finite number of milliseconds (0 or more) is dropped, so its model is learnt as a whole.
     public init(
         deviceType: String, metrics: [String: Double], workerID: String? = nil, attributes: [String: String] = [:],
         runtime: String = "unknown", kernelTimes: [String: Double]? = nil
     ) {
         let prefix = MetricName.kernelLatencyPrefix
         var kernels: [String: Double] = [:]
-        for (name, value) in metrics where name.hasPrefix(prefix) { kernels[String(name.dropFirst(prefix.count))] = value }
+        for (name, value) in metrics where name.hasPrefix(prefix) && name.count > prefix.count {
+            if value.isFinite, value >= 0 { kernels[String(name.dropFirst(prefix.count))] = value }
+        }
         self.deviceType = deviceType
         self.metrics = metrics.filter { !$0.key.hasPrefix(prefix) }
         self.workerID = workerID

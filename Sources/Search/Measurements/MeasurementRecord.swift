@@ -101,28 +101,87 @@ enum MeasurementTable {
             ])
     }
 
-    /// The records, oldest first, of one device type or of all; rows that do not decode are skipped.
-    static func records(in database: Database, deviceType: String?) throws -> [MeasurementRecord] {
+    /// The records, oldest first, of one device type or of all, and the rows that were skipped (or kept without
+    /// their kernel times) because they do not decode, each with why.
+    static func read(in database: Database, deviceType: String?) throws -> MeasurementRows {
         let columns =
-            "device_type, worker_id, attributes, runtime, model_sha256, features, metrics, job, trial_id, measured_at, kernel_times"
+            "device_type, worker_id, attributes, runtime, model_sha256, features, metrics, job, trial_id, measured_at, kernel_times, id"
         let rows =
             try deviceType.map {
                 try database.query(
                     "SELECT \(columns) FROM measurements WHERE device_type = ? ORDER BY measured_at, id", [.text($0)])
             } ?? database.query("SELECT \(columns) FROM measurements ORDER BY measured_at, id")
-        let decoder = JSONDecoder()
-        return rows.compactMap { row in
-            guard let type = row[0].string, let attributes = row[2].string, let features = row[5].string,
-                let metrics = row[6].string,
-                let attributesValue = try? decoder.decode([String: String].self, from: Data(attributes.utf8)),
-                let featuresValue = try? decoder.decode(ModelFeatures.self, from: Data(features.utf8)),
-                let metricsValue = try? decoder.decode([String: Double].self, from: Data(metrics.utf8))
-            else { return nil }
-            return MeasurementRecord(
-                deviceType: type, workerID: row[1].string, attributes: attributesValue, runtime: row[3].string ?? "",
-                modelSHA256: row[4].string ?? "", features: featuresValue, metrics: metricsValue, job: row[7].string,
-                trialID: row[8].int, measuredAt: row[9].double ?? 0,
-                kernelTimes: row[10].string.flatMap { try? decoder.decode([String: Double].self, from: Data($0.utf8)) })
+        var result = MeasurementRows()
+        for row in rows {
+            let id = row[11].int ?? 0
+            do {
+                var record = try decode(row)
+                do {
+                    record.kernelTimes = try row[10].string.map { try decodeColumn("kernel_times", $0, as: [String: Double].self) }
+                } catch {
+                    result.problems.append(MeasurementProblem(row: id, reason: "\(error); kept without its kernel times"))
+                }
+                result.records.append(record)
+            } catch {
+                result.problems.append(MeasurementProblem(row: id, reason: "\(error); skipped"))
+            }
+        }
+        return result
+    }
+
+    /// One row as a record (its kernel times left out); a column that is missing or does not decode is an error
+    /// naming it.
+    private static func decode(_ row: [SQLValue]) throws -> MeasurementRecord {
+        func text(_ index: Int, _ name: String) throws -> String {
+            guard let value = row[index].string else { throw MeasurementStoreError("its \(name) is not text") }
+            return value
+        }
+        return MeasurementRecord(
+            deviceType: try text(0, "device_type"), workerID: row[1].string,
+            attributes: try decodeColumn("attributes", try text(2, "attributes"), as: [String: String].self),
+            runtime: row[3].string ?? "", modelSHA256: row[4].string ?? "",
+            features: try decodeColumn("features", try text(5, "features"), as: ModelFeatures.self),
+            metrics: try decodeColumn("metrics", try text(6, "metrics"), as: [String: Double].self), job: row[7].string,
+            trialID: row[8].int, measuredAt: row[9].double ?? 0)
+    }
+
+    private static func decodeColumn<T: Decodable>(_ name: String, _ text: String, as type: T.Type) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(text.utf8))
+        } catch {
+            let shown = text.count > 60 ? text.prefix(60) + "..." : Substring(text)
+            throw MeasurementStoreError("its \(name) do not decode as JSON of \(T.self) ('\(shown)')")
         }
     }
+}
+
+/// Measurements as read from a store, with the rows that could not be read whole.
+public struct MeasurementRows: Sendable {
+    /// The records, oldest first.
+    public var records: [MeasurementRecord] = []
+    /// The rows skipped, or kept without their kernel times, and why.
+    public var problems: [MeasurementProblem] = []
+
+    /// Rows read; none by default.
+    public init(records: [MeasurementRecord] = [], problems: [MeasurementProblem] = []) {
+        self.records = records
+        self.problems = problems
+    }
+}
+
+/// A row of a `measurements` table that does not decode: its id and what was wrong.
+public struct MeasurementProblem: Hashable, Sendable, CustomStringConvertible {
+    /// The row's id in the table.
+    public var row: Int
+    /// What was wrong, and whether the row was skipped or kept without its kernel times.
+    public var reason: String
+
+    /// A problem of row `row`.
+    public init(row: Int, reason: String) {
+        self.row = row
+        self.reason = reason
+    }
+
+    /// "measurement row N: reason".
+    public var description: String { "measurement row \(row): \(reason)" }
 }

@@ -42,7 +42,11 @@ public final class MeasurementStore {
             try database.transaction {
                 try database.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 let version = try database.query("SELECT value FROM meta WHERE key = 'schema'").first?.first?.string
-                if let version, (Int(version) ?? Int.max) > Self.schemaVersion {
+                if let version, Int(version) == nil {
+                    throw MeasurementStoreError(
+                        "the measurement store \(path) has schema '\(version)', which is no version number: the file is damaged; move it away (a new store is made) or use another --measurement-store")
+                }
+                if let version, let number = Int(version), number > Self.schemaVersion {
                     throw MeasurementStoreError(
                         "the measurement store \(path) has schema \(version), newer than this nas reads (\(Self.schemaVersion)); upgrade nas or use another --measurement-store")
                 }
@@ -65,9 +69,15 @@ public final class MeasurementStore {
         try MeasurementTable.insert(record, into: database)
     }
 
-    /// The measurements of `deviceType` (every type when nil), oldest first.
+    /// The measurements of `deviceType` (every type when nil), oldest first; rows that do not decode are left out
+    /// (`read` says which and why).
     public func records(deviceType: String? = nil) throws -> [MeasurementRecord] {
-        try MeasurementTable.records(in: database, deviceType: deviceType)
+        try read(deviceType: deviceType).records
+    }
+
+    /// The measurements of `deviceType` (every type when nil), oldest first, with the rows that do not decode.
+    public func read(deviceType: String? = nil) throws -> MeasurementRows {
+        try MeasurementTable.read(in: database, deviceType: deviceType)
     }
 
     /// Device types with measurements, and how many each.
