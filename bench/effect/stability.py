@@ -3,7 +3,7 @@
 time (`--preempted wall-time`, the harness before), alternating run by run so that the load hits both alike.
 
 Usage: python bench/effect/stability.py --nas .build/release/nas [--runs 10] [--space-dir DIR [--space-count 3]]
-           [--torchvision-dir DIR] [--peer OLD_NAS] [--min-time 1] [--max-time 3] [--precision 0.01]
+           [--torchvision-dir DIR] [--peer OLD_NAS] [--no-tutorial] [--min-time 1] [--max-time 3] [--precision 0.01]
 
 Models: the tutorial's three CNNs (bench/onnx_latency.py writes them), the .onnx files in --torchvision-dir
 (bench/export_torchvision.py) and the models of the first --space-count trials under --space-dir (architectures of
@@ -36,6 +36,7 @@ def main():
     parser.add_argument("--space-dir")
     parser.add_argument("--space-count", type=int, default=3)
     parser.add_argument("--peer")
+    parser.add_argument("--no-tutorial", dest="tutorial", action="store_false", help="leave the tutorial's CNNs out")
     parser.add_argument("--torchvision-dir")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--min-time", type=float, default=1.0)
@@ -44,7 +45,7 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         models = []
-        for seed, (name, layers) in enumerate(ARCHITECTURES.items()):
+        for seed, (name, layers) in enumerate(ARCHITECTURES.items() if args.tutorial else []):
             models.append((name, os.path.join(folder, name + ".onnx")))
             write_model(models[-1][1], layers, seed)
         if args.torchvision_dir:
