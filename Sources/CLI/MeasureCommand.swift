@@ -12,7 +12,10 @@ struct MeasureCommand: ParsableCommand {
             Runs --warmup untimed inferences, then at least --repeats timed samples and for at least --min-time \
             seconds, then goes on until the p50's 95% confidence interval (order statistics, no normality assumed) \
             lies within ±--precision of the p50 or --max-time seconds of timing are spent. Each sample averages \
-            back-to-back runs lasting --min-repeat-time together (TVM's min_repeat_ms). The interval is printed; \
+            back-to-back runs lasting --min-repeat-time together (TVM's min_repeat_ms). Each sample is timed by \
+            the wall clock and by the thread's CPU clock: one whose wall time exceeds its CPU time by more than 2% \
+            was descheduled (a busy machine) and, with --preempted thread-time (the default), counts its CPU time \
+            instead of the wait; how many were is printed. The interval is printed; \
             --json prints {"latency_ms" (the p50),"latency_mean_ms","latency_p90_ms","latency_p99_ms", \
             "latency_stddev_ms","latency_runs","memory_bytes"} (the names trials report) with \
             "latency_p50_interval": {"low_ms","high_ms","confidence"} and "latency_runs_per_sample".
@@ -47,6 +50,12 @@ struct MeasureCommand: ParsableCommand {
         help: ArgumentHelp("Each sample times back-to-back runs lasting at least this long and records their mean.", valueName: "SECONDS"))
     var minRepeatTime = 0.0
 
+    @Option(
+        help: ArgumentHelp(
+            "What a sample during which the thread was descheduled counts: its thread CPU time, or its wall time with the wait.",
+            valueName: "thread-time|wall-time"))
+    var preempted = PreemptedSamples.threadTime
+
     @Flag(help: "Print the report as one JSON object.")
     var json = false
 
@@ -72,7 +81,7 @@ struct MeasureCommand: ParsableCommand {
         let report: LatencyReport
         let options = MeasurementOptions(
             warmup: warmup, repeats: repeats, minimumTime: .seconds(minTime), precision: precision > 0 ? precision : nil,
-            maximumTime: .seconds(maxTime), minimumSampleTime: .seconds(minRepeatTime))
+            maximumTime: .seconds(maxTime), minimumSampleTime: .seconds(minRepeatTime), preempted: preempted)
         do {
             report = try measure(model: try readModelFile(model), options)
         } catch let error as OnnxError {
@@ -85,6 +94,10 @@ struct MeasureCommand: ParsableCommand {
         func ms(_ value: Double) -> String { String(format: "%.4f ms", value) }
         print("p50 \(ms(report.p50Ms))  mean \(ms(report.meanMs))  p90 \(ms(report.p90Ms))  p99 \(ms(report.p99Ms))")
         print("stddev \(ms(report.stddevMs))  runs \(report.count)  peak memory \(report.peakMemoryBytes) bytes")
+        if let descheduled = report.preemptedCount, descheduled > 0 {
+            let counted = preempted == .threadTime ? "counted at their thread CPU time" : "counted with the wait"
+            print("\(descheduled) of \(report.count) samples were descheduled (a busy machine), \(counted)")
+        }
         if let interval = report.p50Interval, let width = report.p50RelativeHalfWidth {
             var line = String(
                 format: "p50 %.0f%% interval %.4f-%.4f ms (±%.2f%%)", interval.confidence * 100, interval.low, interval.high,
@@ -99,3 +112,5 @@ struct MeasureCommand: ParsableCommand {
         }
     }
 }
+
+extension PreemptedSamples: ExpressibleByArgument {}

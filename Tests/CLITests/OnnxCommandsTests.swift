@@ -99,6 +99,8 @@ extension OnnxCommandsTests {
             #expect(result.status == 0, "\(result.stderr)")
             let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
             #expect(object?["latency_runs"] as? Int == 30)
+            let preempted = try #require(object?["latency_preempted_runs"] as? Int)
+            #expect(preempted >= 0 && preempted <= 30)
             #expect((object?["latency_ms"] as? Double ?? 0) > 0)
             #expect((object?["memory_bytes"] as? Int ?? 0) > 784 * 4)
             let text = try await Self.run(["measure", model.path, "--repeats", "5"])
@@ -125,7 +127,9 @@ extension OnnxCommandsTests {
             #expect((object?["latency_runs_per_sample"] as? Int ?? 0) >= 1)
             #expect(low <= p50 && p50 <= high && low > 0)
             #expect((interval?["confidence"] as? Double ?? 0) >= 0.95)
-            let text = try await Self.run(["measure", model.path, "--repeats", "20", "--max-time", "1"])
+            let text = try await Self.run([
+                "measure", model.path, "--repeats", "20", "--max-time", "1", "--preempted", "wall-time",
+            ])
             #expect(text.status == 0, "\(text.stderr)")
             #expect(text.stdout.contains("p50 ") && text.stdout.contains("% interval "))
             for (flags, message) in [
@@ -134,6 +138,7 @@ extension OnnxCommandsTests {
                 (["--min-time", "5", "--max-time", "2"], "--max-time must be between --min-time"),
                 (["--max-time", "nan"], "--max-time must be between"),
                 (["--min-repeat-time", "2"], "--min-repeat-time must be between 0 and 1 second"),
+                (["--preempted", "drop"], "--preempted"),
             ] {
                 let bad = try await Self.run(["measure", model.path] + flags)
                 #expect(bad.status == 64, "\(flags): \(bad.status)")

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import ONNXFixtures
 import Testing
 import Trainer
@@ -115,5 +116,58 @@ import Trainer
             #expect(throws: OnnxError.self) { try measure(model: bytes, options) }
         }
         #expect(MeasurementOptions(precision: 0.01).problem == nil)
+    }
+
+    @Test func aSampleIsPreemptedWhenItsWallTimeExceedsItsThreadTime() {
+        let rule = PreemptionRule()
+        #expect(!rule.preempted(wall: 1e-3, cpu: 1e-3))
+        #expect(!rule.preempted(wall: 1e-3, cpu: 1.0001e-3))  // the CPU clock read around the wall clock's window
+        #expect(!rule.preempted(wall: 1.015e-3, cpu: 1e-3))  // 1.5% over: an interrupt, not a time slice
+        #expect(rule.preempted(wall: 1.05e-3, cpu: 1e-3))
+        #expect(rule.preempted(wall: 4e-3, cpu: 1e-3))
+        // Below the floor the clocks' resolution decides: 1.5 us over 10 us is not counted, 2.5 us is.
+        #expect(!rule.preempted(wall: 11.5e-6, cpu: 10e-6))
+        #expect(rule.preempted(wall: 12.5e-6, cpu: 10e-6))
+        #expect(PreemptionRule(margin: 0, floor: .zero).preempted(wall: 1.0000001, cpu: 1))
+        for bad in [PreemptionRule(margin: -0.1), PreemptionRule(margin: .nan), PreemptionRule(floor: .microseconds(-1))] {
+            #expect(MeasurementOptions(preemption: bad).problem?.contains("preemption margin") == true)
+        }
+    }
+
+    @Test func samplesDescheduledByCompetingThreadsAreCountedAndReported() async throws {
+        let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 3)])
+        let bytes = try OnnxExport.serialized(
+            architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 3))
+        // Twice as many spinning threads as CPUs for the whole measurement, and samples of back-to-back runs lasting
+        // 10 ms together (on its CPU clock): time slices are a few milliseconds, so the scheduler must take the
+        // measuring thread off its CPU inside samples. (Between short samples it need not: the CPU clock's system
+        // calls around each sample are where the kernel likes to switch, outside the timed window.)
+        let stop = Atomic<Bool>(false)
+        let spinners = ProcessInfo.processInfo.activeProcessorCount * 2
+        for _ in 0..<spinners {
+            Thread.detachNewThread {
+                var x = 0
+                while !stop.load(ordering: .relaxed) { x &+= 1 }
+                _ = x
+            }
+        }
+        defer { stop.store(true, ordering: .relaxed) }
+        for policy in PreemptedSamples.allCases {
+            let report: LatencyReport = try await withCheckedThrowingContinuation { continuation in
+                Thread.detachNewThread {
+                    continuation.resume(
+                        with: Result {
+                            try measure(
+                                model: bytes,
+                                MeasurementOptions(
+                                    warmup: 2, repeats: 3, minimumSampleTime: .milliseconds(10), preempted: policy))
+                        })
+                }
+            }
+            let preempted = try #require(report.preemptedCount, "\(policy)")
+            #expect(preempted > 0 && preempted <= report.count, "\(policy): \(preempted) of \(report.count)")
+            let json = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(report)) as? [String: Any]
+            #expect(json?["latency_preempted_runs"] as? Int == preempted)
+        }
     }
 }

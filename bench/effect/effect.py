@@ -30,17 +30,28 @@ def run(command):
     return result.stdout
 
 
-def search(args, name, constraint, trials):
+def search_command(args, name, constraint, trials):
     command = [args.nas, "search", "--search-space", "mobilenet_v2_mini", "--algorithm", "random",
                "--seed", str(args.seed), "--max-trials", str(trials), "--max-parallel-trials", "1",
                "--num-epochs", "1", "--train-limit", str(args.train_limit), "--test-limit", str(args.test_limit),
                "--root-output-dir", args.out, "--job-name", name, "--measurement-store", "none", "--quiet"]
     # Latency is measured in every job (the FLOPs-constrained one too, to show its winner's latency).
-    command += ["--target-device-type", "cpu-x86"] + (["--constraint", constraint] if constraint else [])
+    return command + ["--target-device-type", "cpu-x86"] + (["--constraint", constraint] if constraint else [])
+
+
+def reused(args, name):
+    return args.reuse and os.path.exists(os.path.join(args.out, name, "nas_job.sqlite"))
+
+
+def job_rows(args, name):
+    return json.loads(run([args.nas, "trials", "list", os.path.join(args.out, name), "--json"]))
+
+
+def search(args, name, constraint, trials):
     start = time.monotonic()
-    if not (args.reuse and os.path.exists(os.path.join(args.out, name, "nas_job.sqlite"))):
-        run(command)
-    rows = json.loads(run([args.nas, "trials", "list", os.path.join(args.out, name), "--json"]))
+    if not reused(args, name):
+        run(search_command(args, name, constraint, trials))
+    rows = job_rows(args, name)
     print(f"  job {name}: {len(rows)} trials in {time.monotonic() - start:.0f} s", flush=True)
     return rows
 
@@ -58,17 +69,23 @@ def describe(row):
             f"{row['latency_ms']:.4f} ms, reward {row['nas_reward']:.4f}  [{shape}]")
 
 
-def main():
+def job_arguments(trials, seed, limit):
+    """The flags `search` reads (also bench/effect/searches.py's), with these defaults."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--nas", required=True)
-    parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--search-trials", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--train-limit", type=int, default=1000)
-    parser.add_argument("--test-limit", type=int, default=1000)
-    parser.add_argument("--ort-seconds", type=float, default=0.5)
+    parser.add_argument("--trials", type=int, default=trials)
+    parser.add_argument("--seed", type=int, default=seed)
+    parser.add_argument("--train-limit", type=int, default=limit)
+    parser.add_argument("--test-limit", type=int, default=limit)
     parser.add_argument("--out")
     parser.add_argument("--reuse", action="store_true", help="reuse the jobs already in --out (a run cut short)")
+    return parser
+
+
+def main():
+    parser = job_arguments(trials=100, seed=1, limit=1000)
+    parser.add_argument("--search-trials", type=int, default=30)
+    parser.add_argument("--ort-seconds", type=float, default=0.5)
     args = parser.parse_args()
     args.out = args.out or tempfile.mkdtemp(prefix="nas-effect-")
     print(f"effect: jobs in {args.out}; onnxruntime {ort.__version__}, 1 thread", flush=True)

@@ -26,11 +26,15 @@ public struct LatencyReport: Hashable, Sendable, Codable {
     public var p50Interval: MedianInterval?
     /// Back-to-back runs each timed sample averages (TVM's `number`); nil when the report was not measured here.
     public var runsPerSample: Int?
+    /// Timed samples during which the measuring thread was descheduled (`PreemptionRule`), out of `count`; with
+    /// `MeasurementOptions.preempted` `.threadTime` their thread CPU time stands for their wall time. Nil when the
+    /// report was not measured here.
+    public var preemptedCount: Int?
 
     /// Creates a report.
     public init(
         meanMs: Double, p50Ms: Double, p90Ms: Double, p99Ms: Double, stddevMs: Double, count: Int, peakMemoryBytes: Int,
-        p50Interval: MedianInterval? = nil, runsPerSample: Int? = nil
+        p50Interval: MedianInterval? = nil, runsPerSample: Int? = nil, preemptedCount: Int? = nil
     ) {
         self.meanMs = meanMs
         self.p50Ms = p50Ms
@@ -41,11 +45,12 @@ public struct LatencyReport: Hashable, Sendable, Codable {
         self.peakMemoryBytes = peakMemoryBytes
         self.p50Interval = p50Interval
         self.runsPerSample = runsPerSample
+        self.preemptedCount = preemptedCount
     }
 
     /// Summarises latencies (milliseconds, in the order they were timed); percentiles interpolate linearly between
     /// ranks, as numpy's default. The p50's interval is `MedianInterval(timed:)`'s.
-    public init(samples: [Double], peakMemoryBytes: Int, runsPerSample: Int? = nil) {
+    public init(samples: [Double], peakMemoryBytes: Int, runsPerSample: Int? = nil, preemptedCount: Int? = nil) {
         let sorted = samples.sorted()
         let count = sorted.count
         func percentile(_ p: Double) -> Double {
@@ -60,7 +65,8 @@ public struct LatencyReport: Hashable, Sendable, Codable {
         self.init(
             meanMs: mean, p50Ms: percentile(50), p90Ms: percentile(90), p99Ms: percentile(99),
             stddevMs: variance.squareRoot(), count: count, peakMemoryBytes: peakMemoryBytes,
-            p50Interval: MedianInterval(timed: samples, sorted: sorted), runsPerSample: runsPerSample)
+            p50Interval: MedianInterval(timed: samples, sorted: sorted), runsPerSample: runsPerSample,
+            preemptedCount: preemptedCount)
     }
 
     /// The half-width of the p50's interval as a share of the p50 (the larger side): 0.01 is ±1%; nil without an
@@ -80,6 +86,7 @@ public struct LatencyReport: Hashable, Sendable, Codable {
         case peakMemoryBytes = "memory_bytes"
         case p50Interval = "latency_p50_interval"
         case runsPerSample = "latency_runs_per_sample"
+        case preemptedCount = "latency_preempted_runs"
     }
 }
 
@@ -179,6 +186,41 @@ public struct MedianInterval: Hashable, Sendable, Codable {
     public func contains(_ value: Double) -> Bool { low <= value && value <= high }
 }
 
+/// Which timed samples the measuring thread spent partly off its CPU, and what such a sample's latency is.
+///
+/// A sample is timed by the wall clock and by the thread's CPU clock (`CLOCK_THREAD_CPUTIME_ID`, which counts only
+/// the time the thread ran; the engine runs on the calling thread alone). When the wall time exceeds the CPU time by
+/// more than `margin` of it (and `floor`), the scheduler ran something else in between (another process on a busy
+/// machine, a hypervisor's steal): the wall time is that wait plus the model's. Such a sample then counts its CPU
+/// time, which still includes what the interruption cost the model (caches and TLB refilled afterwards): what is
+/// removed is the time the model was not running, nothing the model did. Each report says how many samples were so.
+public struct PreemptionRule: Hashable, Sendable {
+    /// The share of the CPU time the wall time may exceed it by without the sample counting as preempted.
+    /// Default 0.02: an interrupt's few microseconds on a 0.05 ms model, far below a time slice (milliseconds).
+    public var margin: Double
+    /// The least excess that counts: below it the two clocks' reading order and resolution decide. Default 2 µs.
+    public var floor: Duration
+
+    /// A rule; the defaults are the harness's.
+    public init(margin: Double = 0.02, floor: Duration = .microseconds(2)) {
+        self.margin = margin
+        self.floor = floor
+    }
+
+    /// Whether a sample of `wall` seconds, `cpu` of them on the thread's CPU clock, was descheduled.
+    public func preempted(wall: Double, cpu: Double) -> Bool {
+        wall - cpu > max(margin * cpu, floor.inSeconds)
+    }
+}
+
+/// What a measurement does with a sample during which its thread was descheduled (`PreemptionRule`).
+public enum PreemptedSamples: String, Hashable, Sendable, CaseIterable {
+    /// The sample counts its thread CPU time: the time the model ran, without the wait. The default.
+    case threadTime = "thread-time"
+    /// The sample counts its wall time, wait included (what the harness did before; for comparison).
+    case wallTime = "wall-time"
+}
+
 /// How many runs a measurement makes.
 ///
 /// Without a `precision` it times `repeats` samples and for `minimumTime`. With one it goes on, as
@@ -199,13 +241,18 @@ public struct MeasurementOptions: Hashable, Sendable {
     public var maximumTime: Duration
     /// Each sample times back-to-back runs lasting at least this long together and records their mean, so that
     /// a sample of a tiny model is not one timer tick plus an interrupt (TVM's `min_repeat_ms`). How many runs
-    /// that takes is found once, after the warm-up. Default zero: one run per sample.
+    /// that takes is found once, after the warm-up, on the thread's CPU clock. Default zero: one run per sample.
     public var minimumSampleTime: Duration
+    /// What a descheduled sample counts (`PreemptedSamples`); default `.threadTime`.
+    public var preempted: PreemptedSamples
+    /// Which samples were descheduled.
+    public var preemption: PreemptionRule
 
     /// Creates options; the defaults suit the tutorial CNNs (about 0.05 ms each).
     public init(
         warmup: Int = 20, repeats: Int = 200, minimumTime: Duration = .zero, precision: Double? = nil,
-        maximumTime: Duration = .seconds(10), minimumSampleTime: Duration = .zero
+        maximumTime: Duration = .seconds(10), minimumSampleTime: Duration = .zero,
+        preempted: PreemptedSamples = .threadTime, preemption: PreemptionRule = PreemptionRule()
     ) {
         self.warmup = warmup
         self.repeats = repeats
@@ -213,6 +260,8 @@ public struct MeasurementOptions: Hashable, Sendable {
         self.precision = precision
         self.maximumTime = maximumTime
         self.minimumSampleTime = minimumSampleTime
+        self.preempted = preempted
+        self.preemption = preemption
     }
 
     /// What is wrong with these options, or nil.
@@ -225,6 +274,10 @@ public struct MeasurementOptions: Hashable, Sendable {
         }
         if let precision, !(precision > 0 && precision < 1) {
             return "the precision is a share of the p50 between 0 and 1 (0.01 for ±1%); got \(precision)"
+        }
+        let (margin, floor) = (preemption.margin, preemption.floor)
+        if !(margin >= 0 && margin.isFinite && floor >= .zero) {
+            return "the preemption margin must be finite and the floor 0 or more; got margin \(margin), floor \(floor)"
         }
         if precision != nil, maximumTime < minimumTime {
             return "the maximum time (\(maximumTime)) must be at least the minimum time (\(minimumTime))"
@@ -245,17 +298,19 @@ extension OnnxEngine {
         var samples: [Double] = []
         samples.reserveCapacity(options.repeats)
         var runsPerSample = 1
+        var preempted = 0
         input.withUnsafeBufferPointer { inputBuffer in
             output.withUnsafeMutableBufferPointer { outputBuffer in
                 for _ in 0..<options.warmup { run(input: inputBuffer, output: outputBuffer) }
                 let sampleSeconds = options.minimumSampleTime.inSeconds
                 if sampleSeconds > 0 {
                     // Doubled until a batch lasts long enough, as TVM grows `number`; found once, so that every
-                    // sample averages the same count.
+                    // sample averages the same count. Lasting is on the thread's CPU clock: on a busy machine the
+                    // wall clock would count waits and settle on too few runs.
                     while runsPerSample < 1 << 20 {
-                        let before = Self.now()
+                        let before = Self.threadCPUTime()
                         for _ in 0..<runsPerSample { run(input: inputBuffer, output: outputBuffer) }
-                        if Self.now() - before >= sampleSeconds { break }
+                        if Self.threadCPUTime() - before >= sampleSeconds { break }
                         runsPerSample *= 2
                     }
                 }
@@ -263,10 +318,19 @@ extension OnnxEngine {
                 var nextCheck = options.repeats
                 let start = Self.now()
                 while true {
+                    // The CPU clock is read outside the wall clock's window: its system call does not add to the
+                    // wall time, and an undisturbed sample's CPU time is a little longer than its wall time.
+                    let cpuBefore = Self.threadCPUTime()
                     let before = Self.now()
                     for _ in 0..<runsPerSample { run(input: inputBuffer, output: outputBuffer) }
                     let after = Self.now()
-                    samples.append((after - before) * 1000 / Double(runsPerSample))
+                    let cpu = Self.threadCPUTime() - cpuBefore
+                    var seconds = after - before
+                    if options.preemption.preempted(wall: seconds, cpu: cpu) {
+                        preempted += 1
+                        if options.preempted == .threadTime { seconds = cpu }
+                    }
+                    samples.append(seconds * 1000 / Double(runsPerSample))
                     guard samples.count >= options.repeats, after - start >= minimumSeconds else { continue }
                     guard let precision = options.precision, after - start < maximumSeconds else { break }
                     guard samples.count >= nextCheck else { continue }
@@ -281,7 +345,8 @@ extension OnnxEngine {
                 }
             }
         }
-        return LatencyReport(samples: samples, peakMemoryBytes: peakMemoryBytes, runsPerSample: runsPerSample)
+        return LatencyReport(
+            samples: samples, peakMemoryBytes: peakMemoryBytes, runsPerSample: runsPerSample, preemptedCount: preempted)
     }
 
     /// The fixed pseudo-random image measurements feed: the same values in every run and every process.
@@ -294,9 +359,14 @@ extension OnnxEngine {
     }
 
     /// Monotonic seconds.
-    static func now() -> Double {
+    static func now() -> Double { seconds(of: CLOCK_MONOTONIC) }
+
+    /// Seconds the calling thread has run on a CPU.
+    static func threadCPUTime() -> Double { seconds(of: CLOCK_THREAD_CPUTIME_ID) }
+
+    private static func seconds(of clock: clockid_t) -> Double {
         var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
+        clock_gettime(clock, &time)
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 }
