@@ -93,4 +93,47 @@ import Trainer
             #expect(trial.point.objectives == reference.objectives && trial.point.violation == reference.violation)
         }
     }
+
+    /// A memo fed a growing history (a few trials at a time, some failed, some infeasible) gives the same scored
+    /// trials and the same elite fronts as computing them afresh, at every step; a history that does not extend the
+    /// remembered one (shorter, or a trial changed) is computed afresh too.
+    @Test func memoMatchesAFreshComputationAsTheHistoryGrows() {
+        var state = Self.seed
+        func next() -> Double {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Double(state >> 11) * 0x1p-53
+        }
+        let objectives = ObjectiveSpace(metrics: ["latency_ms", "memory_bytes"], targets: [1, 1])
+        for limit in [4, 16] {
+            let memo = ProposalMemo()
+            var history: [TrialOutcome] = []
+            var proposed: [SearchChoice] = []
+            func check(_ history: [TrialOutcome], _ context: String) {
+                let (scored, fronts) = memo.elite(history, objectives: objectives, limit: limit)
+                let fresh = ScoredTrial.from(history, objectives: objectives)
+                #expect(scored.map(\.choice) == fresh.map(\.choice), "\(context)")
+                #expect(fronts == NonDominatedSorting.fronts(fresh.map(\.point), limit: limit), "\(context)")
+            }
+            while history.count < 300 {
+                for _ in 0..<(1 + Int(next() * 4)) {
+                    // Points closing in on a front over time, as a search's do, so that new points displace old.
+                    let progress = Double(history.count) / 300
+                    let metrics = [
+                        "top_1_accuracy": progress * next(), "latency_ms": 1.2 * next() * (1 - progress / 2),
+                        "memory_bytes": 1.1 * next(),
+                    ]
+                    let choice = SearchChoice([history.count])
+                    history.append(TrialOutcome(choice: choice, reward: next() < 0.1 ? nil : 1, metrics: metrics))
+                    proposed.append(choice)
+                }
+                check(history, "limit \(limit), \(history.count) trials")
+                #expect(memo.seen(proposed) == Set(proposed))
+            }
+            check(Array(history.prefix(150)), "a shorter history")
+            var changed = history
+            changed[10].reward = changed[10].reward == nil ? 1 : nil
+            check(changed, "a changed trial")
+            #expect(memo.seen(Array(proposed.prefix(20))) == Set(proposed.prefix(20)))
+        }
+    }
 }

@@ -1,7 +1,7 @@
 """Optuna's samplers over a tabular benchmark by ask-and-tell, the peer of `MOBench harness` in the same run.
 
     /work/bench-venv/bin/python bench/tabular/optuna_harness.py harness TABLE.json [SEEDS] [BUDGETS]
-    /work/bench-venv/bin/python bench/tabular/optuna_harness.py cost [FINISHED] [PROPOSALS] [SAMPLERS]
+    /work/bench-venv/bin/python bench/tabular/optuna_harness.py cost [FINISHED] [PROPOSALS] [SAMPLERS] [same|growing]
     /work/bench-venv/bin/python bench/tabular/optuna_harness.py hv-check MOBENCH_BINARY
 
 Each architecture is told to Optuna define-by-run, as a user would write the space: its concrete value (the row's
@@ -142,12 +142,13 @@ def harness(path, seeds, budgets):
                                   "trials_to_95": reach, "repeats": repeats}))
 
 
-def cost(finished, proposals, names=None):
-    """Seconds per proposal (ask + the 8 suggestions) with `finished` trials of the landscape MOBench cost uses."""
+def cost(finished, proposals, names=None, growing=False):
+    """Seconds per proposal (ask + the 8 suggestions) with `finished` trials of the landscape MOBench cost uses, or
+    (`growing`) each proposal after one more trial was told, as MOBench's `growing`."""
     rng = np.random.default_rng(1)
     distributions = {f"d{i}": optuna.distributions.CategoricalDistribution(list(range(8))) for i in range(8)}
     trials, seen = [], set()
-    while len(trials) < finished:
+    while len(trials) < finished + (proposals if growing else 0):
         d = tuple(int(x) for x in rng.integers(0, 8, 8))
         if d in seen:
             continue
@@ -162,9 +163,11 @@ def cost(finished, proposals, names=None):
         if names and name not in names:
             continue
         study = optuna.create_study(directions=["maximize", "minimize", "minimize"], sampler=sampler)
-        study.add_trials(trials)
+        study.add_trials(trials[:finished])
         times = []
-        for _ in range(proposals):
+        for index in range(proposals):
+            if growing:
+                study.add_trial(trials[finished + index])
             start = time.perf_counter()
             trial = study.ask()
             for i in range(8):
@@ -173,7 +176,8 @@ def cost(finished, proposals, names=None):
             # Told as failed, which both samplers ignore: every proposal sees the same `finished` trials, as MOBench's.
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         times.sort()
-        print(json.dumps({"sampler": name, "finished": finished, "median_seconds": times[len(times) // 2]}))
+        print(json.dumps({"sampler": name, "finished": finished, "history": "growing" if growing else "same",
+                          "median_seconds": times[len(times) // 2]}))
 
 
 def hv_check(binary):
@@ -198,7 +202,7 @@ if __name__ == "__main__":
                 [int(b) for b in sys.argv[4].split(",")] if len(sys.argv) > 4 else [50, 100])
     elif command == "cost":
         cost(int(sys.argv[2]) if len(sys.argv) > 2 else 1000, int(sys.argv[3]) if len(sys.argv) > 3 else 20,
-             sys.argv[4].split(",") if len(sys.argv) > 4 else None)
+             sys.argv[4].split(",") if len(sys.argv) > 4 else None, len(sys.argv) > 5 and sys.argv[5] == "growing")
     elif command == "hv-check":
         hv_check(sys.argv[2])
     else:

@@ -37,31 +37,45 @@ struct MOTPE: Sendable {
                 bad.append(decisions)
             }
         }
+        // Each decision's densities once per proposal, not once per attempt (normalised: a draw is then one pass).
+        var cache: [DecisionKey: (allowed: [Int], low: [Double], high: [Double])] = [:]
+        func densities(_ key: DecisionKey, _ allowed: [Int]) -> (low: [Double], high: [Double]) {
+            if let hit = cache[key], hit.allowed == allowed { return (hit.low, hit.high) }
+            var low = [Double](repeating: priorWeight / Double(allowed.count), count: allowed.count)
+            var high = low
+            for (decisions, weight) in good {
+                if let option = decisions[key], let slot = allowed.firstIndex(of: option) { low[slot] += weight }
+            }
+            for decisions in bad {
+                if let option = decisions[key], let slot = allowed.firstIndex(of: option) { high[slot] += 1 }
+            }
+            let lowTotal = low.reduce(0, +)
+            let highTotal = high.reduce(0, +)
+            low = low.map { $0 / lowTotal }
+            high = high.map { $0 / highTotal }
+            cache[key] = (allowed, low, high)
+            return (low, high)
+        }
+        func draw(_ low: [Double]) -> Int {
+            var target = unit(&generator)
+            var slot = 0
+            while slot < low.count - 1, target >= low[slot] {
+                target -= low[slot]
+                slot += 1
+            }
+            return slot
+        }
         // The first attempts take the best ratio among candidates; later ones sample the good density alone, so
         // that a small space's already tried best gives way to its next most likely neighbours.
         for attempt in 0..<32 {
             let draws = attempt < 4 ? candidates : 1
             let child = space.build { key, allowed in
-                var lowDensity = [Double](repeating: priorWeight / Double(allowed.count), count: allowed.count)
-                var highDensity = lowDensity
-                for (decisions, weight) in good {
-                    if let option = decisions[key], let slot = allowed.firstIndex(of: option) { lowDensity[slot] += weight }
-                }
-                for decisions in bad {
-                    if let option = decisions[key], let slot = allowed.firstIndex(of: option) { highDensity[slot] += 1 }
-                }
-                let lowTotal = lowDensity.reduce(0, +)
-                let highTotal = highDensity.reduce(0, +)
+                let (low, high) = densities(key, allowed)
                 var best = -Double.infinity
                 var chosen = allowed[0]
                 for _ in 0..<draws {
-                    var target = unit(&generator) * lowTotal
-                    var slot = 0
-                    while slot < allowed.count - 1, target >= lowDensity[slot] {
-                        target -= lowDensity[slot]
-                        slot += 1
-                    }
-                    let score = log(lowDensity[slot] / lowTotal) - log(highDensity[slot] / highTotal)
+                    let slot = draw(low)
+                    let score = log(low[slot]) - log(high[slot])
                     if score > best {
                         best = score
                         chosen = allowed[slot]
