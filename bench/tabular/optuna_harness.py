@@ -1,6 +1,6 @@
 """Optuna's samplers over a tabular benchmark by ask-and-tell, the peer of `MOBench harness` in the same run.
 
-    /work/bench-venv/bin/python bench/tabular/optuna_harness.py harness TABLE.json [SEEDS] [BUDGETS]
+    /work/bench-venv/bin/python bench/tabular/optuna_harness.py harness TABLE.json [SEEDS|FIRST:END] [BUDGETS]
     /work/bench-venv/bin/python bench/tabular/optuna_harness.py cost [FINISHED] [PROPOSALS] [SAMPLERS] [same|growing]
     /work/bench-venv/bin/python bench/tabular/optuna_harness.py hv-check MOBENCH_BINARY
 
@@ -110,6 +110,12 @@ def samplers(seed, objectives):
     }
 
 
+def seed_range(text):
+    """SEEDS as N (seeds 0 to N-1) or A:B (seeds A to B-1), so that seeds can be split among processes."""
+    first, _, last = text.rpartition(":")
+    return range(int(first or 0), int(last))
+
+
 def harness(path, seeds, budgets):
     table, rows, options = load(path)
     objectives = table["objectives"]
@@ -117,7 +123,7 @@ def harness(path, seeds, budgets):
     keys = sorted(rows)
     true_front = hypervolume([p for p, f in (normalised(rows[k], objectives) for k in keys) if f], dims)
     print(json.dumps({"true_front_hypervolume": true_front, "rows": len(rows)}))
-    for seed in range(seeds):
+    for seed in seeds:
         for name, sampler in samplers(seed, objectives).items():
             directions = ["maximize"] + ["minimize"] * len(objectives["metrics"])
             study = optuna.create_study(directions=directions, sampler=sampler)
@@ -198,7 +204,7 @@ def hv_check(binary):
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "harness":
-        harness(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 20,
+        harness(sys.argv[2], seed_range(sys.argv[3] if len(sys.argv) > 3 else "20"),
                 [int(b) for b in sys.argv[4].split(",")] if len(sys.argv) > 4 else [50, 100])
     elif command == "cost":
         cost(int(sys.argv[2]) if len(sys.argv) > 2 else 1000, int(sys.argv[3]) if len(sys.argv) > 3 else 20,
