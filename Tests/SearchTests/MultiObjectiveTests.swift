@@ -61,8 +61,7 @@ import Trainer
 
     /// The number of trials until the front's hypervolume first reaches 90% of the known front's, over 5
     /// seeds of 150 trials (151 for a run that never does): both samplers need fewer than random search (which
-    /// never gets there), and MOTPE with its good group of the best `ceil(0.15 n)` in a median of at most 60 (32 when
-    /// written; nsga2 83).
+    /// never gets there), and MOTPE in a median of at most 60 (37 when written; nsga2 83).
     @Test(arguments: [SearchAlgorithmKind.nsga2, .motpe])
     func reachesMostOfTheFrontSoonerThanRandom(kind: SearchAlgorithmKind) throws {
         let best = Self.hypervolume((0..<8).map { SearchChoice([$0, 0, 0, 0, 0]) })
