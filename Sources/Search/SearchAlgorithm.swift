@@ -51,6 +51,8 @@ public struct SearchAlgorithm: Sendable {
     public var tournamentSize: Int
     /// NSGA-II and MOTPE: what they maximise and minimise (accuracy alone unless set).
     public var objectives: ObjectiveSpace
+    /// What the last proposal worked out, extended by the next rather than rebuilt (shared by copies).
+    private let memo = ProposalMemo()
 
     /// Creates an algorithm; evolution's defaults suit small spaces such as the tutorial's 36 architectures.
     public init(
@@ -68,7 +70,7 @@ public struct SearchAlgorithm: Sendable {
     /// The architecture of trial number `trial` (0-based), given every architecture proposed so far and the
     /// finished trials in the order they finished.
     public func propose(trial: Int, proposed: [SearchChoice], finished: [TrialOutcome]) throws -> SearchChoice? {
-        let seen = Set(proposed)
+        let seen = memo.seen(proposed)
         guard seen.count < space.size else { return nil }
         var generator = SeededGenerator(seed: seed &+ UInt64(trial) &* 0x9E37_79B9_7F4A_7C15)
         switch kind {
@@ -91,13 +93,16 @@ public struct SearchAlgorithm: Sendable {
             }
             return try randomUnseen(seen, &generator)
         case .nsga2:
-            let scored = ScoredTrial.from(finished, objectives: objectives)
-            if let child = try NSGA2().propose(space: space, scored: scored, seen: seen, generator: &generator) {
+            let nsga2 = NSGA2()
+            let (scored, fronts) = memo.elite(finished, objectives: objectives, limit: nsga2.populationSize)
+            if let child = try nsga2.propose(
+                space: space, scored: scored, fronts: fronts, seen: seen, generator: &generator)
+            {
                 return child
             }
             return try randomUnseen(seen, &generator)
         case .motpe:
-            let scored = ScoredTrial.from(finished, objectives: objectives)
+            let scored = memo.scored(finished, objectives: objectives)
             if let child = try MOTPE().propose(space: space, scored: scored, seen: seen, generator: &generator) {
                 return child
             }

@@ -10,6 +10,12 @@ import Trainer
 
     typealias Point = NonDominatedSorting.Point
 
+    /// The next value in [0, 1) of a seeded linear congruential sequence.
+    static func unit(_ state: inout UInt64) -> Double {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return Double(state >> 11) * 0x1p-53
+    }
+
     @Test func constrainedDomination() {
         let feasible = Point(objectives: [0.5, 0.9], feasibility: [-0.1])
         let better = Point(objectives: [0.4, 0.9], feasibility: [0])
@@ -68,10 +74,7 @@ import Trainer
     /// inside, at and beyond their targets; trials that failed or lack a metric are left out.
     @Test func scoredViolationEqualsTheFeasibilityValues() {
         var state = Self.seed
-        func next() -> Double {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Double(state >> 11) * 0x1p-53
-        }
+        func next() -> Double { Self.unit(&state) }
         let objectives = ObjectiveSpace(metrics: ["latency_ms", "memory_bytes"], targets: [0.37, 183_456])
         var outcomes: [TrialOutcome] = []
         for index in 0..<500 {
@@ -92,5 +95,64 @@ import Trainer
             #expect(trial.choice == outcome.choice)
             #expect(trial.point.objectives == reference.objectives && trial.point.violation == reference.violation)
         }
+    }
+
+    /// A memo fed a growing history (a few trials at a time, some failed, some infeasible) gives the same scored
+    /// trials and the same elite fronts as computing them afresh, at every step; a history that does not extend the
+    /// remembered one (shorter, or a trial changed) is computed afresh too.
+    @Test func memoMatchesAFreshComputationAsTheHistoryGrows() {
+        var state = Self.seed
+        func next() -> Double { Self.unit(&state) }
+        let objectives = ObjectiveSpace(metrics: ["latency_ms", "memory_bytes"], targets: [1, 1])
+        for limit in [4, 16] {
+            let memo = ProposalMemo()
+            var history: [TrialOutcome] = []
+            var proposed: [SearchChoice] = []
+            func check(_ history: [TrialOutcome], _ context: String) {
+                let (scored, fronts) = memo.elite(history, objectives: objectives, limit: limit)
+                let fresh = ScoredTrial.from(history, objectives: objectives)
+                #expect(scored.map(\.choice) == fresh.map(\.choice), "\(context)")
+                #expect(fronts == NonDominatedSorting.fronts(fresh.map(\.point), limit: limit), "\(context)")
+            }
+            while history.count < 300 {
+                for _ in 0..<(1 + Int(next() * 4)) {
+                    // Points closing in on a front over time, as a search's do, so that new points displace old.
+                    let progress = Double(history.count) / 300
+                    let metrics = [
+                        "top_1_accuracy": progress * next(), "latency_ms": 1.2 * next() * (1 - progress / 2),
+                        "memory_bytes": 1.1 * next(),
+                    ]
+                    let choice = SearchChoice([history.count])
+                    history.append(TrialOutcome(choice: choice, reward: next() < 0.1 ? nil : 1, metrics: metrics))
+                    proposed.append(choice)
+                }
+                check(history, "limit \(limit), \(history.count) trials")
+                #expect(memo.seen(proposed) == Set(proposed))
+            }
+            check(Array(history.prefix(150)), "a shorter history")
+            var changed = history
+            changed[10].reward = changed[10].reward == nil ? 1 : nil
+            check(changed, "a changed trial")
+            #expect(memo.seen(Array(proposed.prefix(20))) == Set(proposed.prefix(20)))
+        }
+    }
+
+    /// MOTPE's good group is the best `ceil(0.1 n)` trials, at most 25: on a chain of feasible points (each front
+    /// one point) the first 4 of 40, 10 of 100 and 25 of 400; infeasible trials join it only when too few are
+    /// feasible, least violating first.
+    @Test func motpeGoodGroupIsTheBestShare() {
+        func chain(_ count: Int, infeasibleFrom: Int = .max) -> [ScoredTrial] {
+            (0..<count).map { index in
+                let value = Double(index) / Double(count)
+                return ScoredTrial(
+                    choice: SearchChoice([index]),
+                    point: Point(objectives: [value, value], violation: index >= infeasibleFrom ? 1 + value : 0))
+            }
+        }
+        for (count, good) in [(40, 4), (100, 10), (400, 25)] {
+            #expect(Set(MOTPE().split(chain(count)).below) == Set(0..<good), "\(count) trials")
+        }
+        #expect(Set(MOTPE().split(chain(40, infeasibleFrom: 2)).below) == Set(0..<4))
+        #expect(Set(MOTPE(gamma: 0.15).split(chain(40)).below) == Set(0..<6))
     }
 }

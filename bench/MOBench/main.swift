@@ -5,8 +5,10 @@
 // point sets for the cross-check against Optuna's.
 //
 // Usage:
-//   MOBench harness TABLE.json [SEEDS] [BUDGETS]   JSON lines: sampler, seed, budget, hypervolume, trials to 95%
-//   MOBench cost [FINISHED] [PROPOSALS] [SAMPLERS] JSON lines: sampler, median seconds per proposal
+//   MOBench harness TABLE.json [SEEDS] [BUDGETS] [SAMPLERS]
+//                                                 JSON lines: sampler, seed, budget, hypervolume, trials to 95%
+//   MOBench cost [FINISHED] [PROPOSALS] [SAMPLERS] [same|growing]
+//                                                 JSON lines: sampler, median seconds per proposal
 //   MOBench hv < POINTS.json                      {"points": [[...]], "reference": [...]} -> the hypervolume
 import Constraints
 import Foundation
@@ -87,10 +89,10 @@ struct Table {
     }
 }
 
-func harness(_ table: Table, seeds: Int, budgets: [Int]) throws {
+func harness(_ table: Table, seeds: Int, budgets: [Int], kinds: [SearchAlgorithmKind]) throws {
     let best = table.history(table.order).hypervolume
     line([("true_front_hypervolume", .number(best)), ("rows", .number(Double(table.order.count)))])
-    for kind in [SearchAlgorithmKind.nsga2, .motpe, .random, .evolution] {
+    for kind in kinds {
         for seed in 0..<seeds {
             let algorithm = SearchAlgorithm(kind: kind, space: table.space, seed: UInt64(seed), objectives: table.objectives)
             var proposed: [SearchChoice] = []
@@ -118,15 +120,17 @@ func harness(_ table: Table, seeds: Int, budgets: [Int]) throws {
     }
 }
 
-/// Seconds per proposal with `count` finished trials of a ZDT-like landscape over 8 decisions of 8 options.
-func cost(finished count: Int, proposals: Int, kinds: [SearchAlgorithmKind]) throws {
+/// Seconds per proposal with `count` finished trials of a ZDT-like landscape over 8 decisions of 8 options: every
+/// proposal of the same `count` trials (`same`, as parallel trials propose), or each after one more trial finished
+/// (`growing`, as a job with one trial at a time proposes).
+func cost(finished count: Int, proposals: Int, kinds: [SearchAlgorithmKind], growing: Bool) throws {
     let space = try SearchSpace(
         text: "[" + (0..<8).map { _ in #"{"one_of": [0, 1, 2, 3, 4, 5, 6, 7]}"# }.joined(separator: ",") + "]")
     let objectives = ObjectiveSpace(metrics: ["latency_ms", "memory_bytes"], targets: [10, 40])
     var generator = SeededGenerator(seed: 1)
     var seen = Set<SearchChoice>()
     var finished: [TrialOutcome] = []
-    while finished.count < count {
+    while finished.count < count + (growing ? proposals : 0) {
         let choice = space.sample(using: &generator)
         guard seen.insert(choice).inserted else { continue }
         let d = choice.decisions.map(Double.init)
@@ -140,37 +144,46 @@ func cost(finished count: Int, proposals: Int, kinds: [SearchAlgorithmKind]) thr
     let proposed = finished.map(\.choice)
     for kind in kinds {
         let algorithm = SearchAlgorithm(kind: kind, space: space, seed: 3, objectives: objectives)
+        // Not timed: the first proposal of a job's memo, which later ones extend.
+        _ = try algorithm.propose(trial: count, proposed: Array(proposed.prefix(count)), finished: Array(finished.prefix(count)))
         var times: [Double] = []
         for trial in 0..<proposals {
+            let seen = growing ? count + trial + 1 : count
+            let (history, done) = (Array(proposed.prefix(seen)), Array(finished.prefix(seen)))
             let start = ContinuousClock.now
-            _ = try algorithm.propose(trial: count + trial, proposed: proposed, finished: finished)
+            _ = try algorithm.propose(trial: count + trial, proposed: history, finished: done)
             let elapsed = ContinuousClock.now - start
             times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
         }
         times.sort()
         line([
             ("sampler", .string(kind.rawValue)), ("finished", .number(Double(count))),
-            ("median_seconds", .number(times[times.count / 2])),
+            ("history", .string(growing ? "growing" : "same")), ("median_seconds", .number(times[times.count / 2])),
         ])
     }
 }
 
 let arguments = CommandLine.arguments
+
+/// The samplers named by argument `index` (comma-separated), or all four multi-objective-comparable ones.
+func samplers(at index: Int) -> [SearchAlgorithmKind] {
+    let names = arguments.count > index ? arguments[index].split(separator: ",").map(String.init) : ["nsga2", "motpe", "random", "evolution"]
+    return names.map { name in
+        guard let kind = SearchAlgorithmKind(rawValue: name) else { fail("unknown sampler '\(name)'; use nsga2, motpe, random or evolution") }
+        return kind
+    }
+}
 switch arguments.count > 1 ? arguments[1] : "" {
 case "harness":
-    guard arguments.count > 2 else { fail("usage: MOBench harness TABLE.json [SEEDS] [BUDGETS]") }
+    guard arguments.count > 2 else { fail("usage: MOBench harness TABLE.json [SEEDS] [BUDGETS] [SAMPLERS]") }
     let seeds = arguments.count > 3 ? Int(arguments[3]) ?? 20 : 20
     let budgets = arguments.count > 4 ? arguments[4].split(separator: ",").compactMap { Int($0) } : [50, 100]
-    try harness(try Table(path: arguments[2]), seeds: seeds, budgets: budgets)
+    try harness(try Table(path: arguments[2]), seeds: seeds, budgets: budgets, kinds: samplers(at: 5))
 case "cost":
-    let kinds = arguments.count > 4 ? arguments[4].split(separator: ",").map(String.init) : ["nsga2", "motpe", "random", "evolution"]
     try cost(
         finished: arguments.count > 2 ? Int(arguments[2]) ?? 1000 : 1000,
         proposals: arguments.count > 3 ? Int(arguments[3]) ?? 20 : 20,
-        kinds: try kinds.map { name in
-            guard let kind = SearchAlgorithmKind(rawValue: name) else { fail("unknown sampler '\(name)'; use nsga2, motpe, random or evolution") }
-            return kind
-        })
+        kinds: samplers(at: 4), growing: arguments.count > 5 && arguments[5] == "growing")
 case "hv":
     let input = FileHandle.standardInput.readDataToEndOfFile()
     let json = try JSON.parse(String(decoding: input, as: UTF8.self))
@@ -184,5 +197,5 @@ case "hv":
         print(Hypervolume.of(points.map(numbers), reference: numbers(set["reference"])))
     }
 default:
-    fail("usage: MOBench harness TABLE.json [SEEDS] [BUDGETS] | cost [FINISHED] [PROPOSALS] [SAMPLERS] | hv < SETS.json")
+    fail("usage: MOBench harness TABLE.json [SEEDS] [BUDGETS] [SAMPLERS] | cost [FINISHED] [PROPOSALS] [SAMPLERS] [same|growing] | hv < SETS.json")
 }

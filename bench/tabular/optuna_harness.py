@@ -1,7 +1,7 @@
 """Optuna's samplers over a tabular benchmark by ask-and-tell, the peer of `MOBench harness` in the same run.
 
-    /work/bench-venv/bin/python bench/tabular/optuna_harness.py harness TABLE.json [SEEDS] [BUDGETS]
-    /work/bench-venv/bin/python bench/tabular/optuna_harness.py cost [FINISHED] [PROPOSALS] [SAMPLERS]
+    /work/bench-venv/bin/python bench/tabular/optuna_harness.py harness TABLE.json [SEEDS|FIRST:END] [BUDGETS]
+    /work/bench-venv/bin/python bench/tabular/optuna_harness.py cost [FINISHED] [PROPOSALS] [SAMPLERS] [same|growing]
     /work/bench-venv/bin/python bench/tabular/optuna_harness.py hv-check MOBENCH_BINARY
 
 Each architecture is told to Optuna define-by-run, as a user would write the space: its concrete value (the row's
@@ -110,6 +110,12 @@ def samplers(seed, objectives):
     }
 
 
+def seed_range(text):
+    """SEEDS as N (seeds 0 to N-1) or A:B (seeds A to B-1), so that seeds can be split among processes."""
+    first, _, last = text.rpartition(":")
+    return range(int(first or 0), int(last))
+
+
 def harness(path, seeds, budgets):
     table, rows, options = load(path)
     objectives = table["objectives"]
@@ -117,7 +123,7 @@ def harness(path, seeds, budgets):
     keys = sorted(rows)
     true_front = hypervolume([p for p, f in (normalised(rows[k], objectives) for k in keys) if f], dims)
     print(json.dumps({"true_front_hypervolume": true_front, "rows": len(rows)}))
-    for seed in range(seeds):
+    for seed in seeds:
         for name, sampler in samplers(seed, objectives).items():
             directions = ["maximize"] + ["minimize"] * len(objectives["metrics"])
             study = optuna.create_study(directions=directions, sampler=sampler)
@@ -142,12 +148,13 @@ def harness(path, seeds, budgets):
                                   "trials_to_95": reach, "repeats": repeats}))
 
 
-def cost(finished, proposals, names=None):
-    """Seconds per proposal (ask + the 8 suggestions) with `finished` trials of the landscape MOBench cost uses."""
+def cost(finished, proposals, names=None, growing=False):
+    """Seconds per proposal (ask + the 8 suggestions) with `finished` trials of the landscape MOBench cost uses, or
+    (`growing`) each proposal after one more trial was told, as MOBench's `growing`."""
     rng = np.random.default_rng(1)
     distributions = {f"d{i}": optuna.distributions.CategoricalDistribution(list(range(8))) for i in range(8)}
     trials, seen = [], set()
-    while len(trials) < finished:
+    while len(trials) < finished + (proposals if growing else 0):
         d = tuple(int(x) for x in rng.integers(0, 8, 8))
         if d in seen:
             continue
@@ -162,9 +169,11 @@ def cost(finished, proposals, names=None):
         if names and name not in names:
             continue
         study = optuna.create_study(directions=["maximize", "minimize", "minimize"], sampler=sampler)
-        study.add_trials(trials)
+        study.add_trials(trials[:finished])
         times = []
-        for _ in range(proposals):
+        for index in range(proposals):
+            if growing:
+                study.add_trial(trials[finished + index])
             start = time.perf_counter()
             trial = study.ask()
             for i in range(8):
@@ -173,7 +182,8 @@ def cost(finished, proposals, names=None):
             # Told as failed, which both samplers ignore: every proposal sees the same `finished` trials, as MOBench's.
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         times.sort()
-        print(json.dumps({"sampler": name, "finished": finished, "median_seconds": times[len(times) // 2]}))
+        print(json.dumps({"sampler": name, "finished": finished, "history": "growing" if growing else "same",
+                          "median_seconds": times[len(times) // 2]}))
 
 
 def hv_check(binary):
@@ -194,11 +204,11 @@ def hv_check(binary):
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "harness":
-        harness(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 20,
+        harness(sys.argv[2], seed_range(sys.argv[3] if len(sys.argv) > 3 else "20"),
                 [int(b) for b in sys.argv[4].split(",")] if len(sys.argv) > 4 else [50, 100])
     elif command == "cost":
         cost(int(sys.argv[2]) if len(sys.argv) > 2 else 1000, int(sys.argv[3]) if len(sys.argv) > 3 else 20,
-             sys.argv[4].split(",") if len(sys.argv) > 4 else None)
+             sys.argv[4].split(",") if len(sys.argv) > 4 else None, len(sys.argv) > 5 and sys.argv[5] == "growing")
     elif command == "hv-check":
         hv_check(sys.argv[2])
     else:

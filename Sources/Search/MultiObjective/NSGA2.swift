@@ -16,13 +16,14 @@ struct NSGA2: Sendable {
     /// Uniform crossover: the probability that a decision comes from the second parent (Optuna's 0.5).
     var swappingProbability = 0.5
 
-    /// A child no trial has tried, or nil when too few trials finished or no unseen child turned up.
+    /// A child no trial has tried, or nil when too few trials finished or no unseen child turned up; `fronts` are
+    /// the scored trials' first fronts, `NonDominatedSorting.fronts(_:limit: populationSize)`.
     func propose(
-        space: SearchSpace, scored: [ScoredTrial], seen: Set<SearchChoice>, generator: inout SeededGenerator
+        space: SearchSpace, scored: [ScoredTrial], fronts: [[Int]], seen: Set<SearchChoice>,
+        generator: inout SeededGenerator
     ) throws -> SearchChoice? {
         guard scored.count >= populationSize else { return nil }
         let points = scored.map(\.point)
-        let fronts = NonDominatedSorting.fronts(points, limit: populationSize)
         // Elitist selection: whole fronts while they fit, then the least crowded of the next.
         var population: [(index: Int, rank: Int, crowding: Double)] = []
         for (rank, front) in fronts.enumerated() where population.count < populationSize {
