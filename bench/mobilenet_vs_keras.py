@@ -9,7 +9,10 @@ pool, Dense(10) + softmax; TensorFlow's "same" padding), with the same recipe (G
 biases, Adam 1e-3 in Keras's form (epsilon 1e-7), batch 32, sparse categorical cross-entropy, batch norm momentum
 0.99 / epsilon 1e-3, pixels / 255, a reshuffle each epoch) on the same Fashion-MNIST slice and threads,
 alternating run by run; run r uses seed r everywhere. It prints per-architecture medians of images/s per epoch,
-the ratios, and the median test accuracy over the runs.
+the ratios, and the median test accuracy over the runs. With two or more epochs the first epoch of every run is
+left out of the images/s (Keras traces its graph and PyTorch warms its allocator there); accuracy uses them all.
+Besides the three named architectures, `sample-N` is the architecture drawn uniformly from the space with seed N
+(a mirror of `SearchSpace.mobileNetV2Mini` in Python, printed with its figures).
 
 Setup (once; the peers stay out of the test venv):
     python3 -m venv /work/bench-venv && /work/bench-venv/bin/pip install tensorflow-cpu torch numpy
@@ -17,11 +20,13 @@ Setup (once; the peers stay out of the test venv):
 Run:
     /work/bench-venv/bin/python bench/mobilenet_vs_keras.py                       # 3 seeds x 1 epoch, 10k images
     /work/bench-venv/bin/python bench/mobilenet_vs_keras.py --train-limit 60000 --runs 3
+    /work/bench-venv/bin/python bench/mobilenet_vs_keras.py --models sample-1,sample-2 --epochs 2   # throughput
 """
 import argparse
 import gzip
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -51,6 +56,26 @@ ARCHITECTURES = {
                                                 block(6, 3, True, "hswish")]},
         {"filters": 64, "stride": 2, "blocks": [block(6, 5, True, "hswish"), block(6, 3, True, "hswish")]}]},
 }
+
+
+def sample_architecture(seed):
+    """One architecture of mobilenet_v2_mini, each decision uniform (stages: filters 16/24, 24/32/40, 48/64 with
+    1-2, 1-3, 1-2 blocks; per block expansion 1/3/6, kernel 3/5/7, SE on/off, ReLU6 / hard-swish)."""
+    generator = random.Random(seed)
+    stages = []
+    for filters, stride, depth in (([16, 24], 1, 2), ([24, 32, 40], 2, 3), ([48, 64], 2, 2)):
+        blocks = [block(generator.choice([1, 3, 6]), generator.choice([3, 5, 7]), generator.choice([False, True]),
+                        generator.choice(["relu6", "hswish"])) for _ in range(generator.randint(1, depth))]
+        stages.append({"filters": generator.choice(filters), "stride": stride, "blocks": blocks})
+    return {"stem": {"filters": 16, "kernel_size": 3, "stride": 2, "activation": "hswish"}, "stages": stages}
+
+
+def architecture(name):
+    if name.startswith("sample-"):
+        return sample_architecture(int(name[len("sample-"):]))
+    if name not in ARCHITECTURES:
+        sys.exit(f"unknown model {name!r}: one of {', '.join(ARCHITECTURES)} or sample-N")
+    return ARCHITECTURES[name]
 
 
 def read_idx(name, offset):
@@ -242,8 +267,11 @@ def torch_run(value, epochs, threads, train_limit, test_limit, seed):
     return {"epoch_seconds": seconds, "test_accuracy": accuracy, "train_images": len(y_train)}
 
 
+NAS_BINARY = os.path.join(ROOT, ".build", "release", "TrainerBench")
+
+
 def nas_run(value, epochs, threads, train_limit, test_limit, seed):
-    binary = os.path.join(ROOT, ".build", "release", "TrainerBench")
+    binary = NAS_BINARY
     if not os.path.exists(binary):
         sys.exit("build the benchmark first: swift build -c release --product TrainerBench")
     # --calibration 0: the running statistics of training, as Keras and PyTorch keep them (the same recipe).
@@ -264,6 +292,7 @@ def in_subprocess(function, value, epochs, threads, train_limit, test_limit, see
 
 
 def main():
+    global NAS_BINARY
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
@@ -272,21 +301,27 @@ def main():
     parser.add_argument("--test-limit", type=int, default=10000)
     parser.add_argument("--models", default=",".join(ARCHITECTURES))
     parser.add_argument("--peers", default="keras,torch")
+    parser.add_argument("--nas", default=NAS_BINARY,
+                        help="the TrainerBench binary (a copy keeps a long session apart from rebuilds)")
     args = parser.parse_args()
+    NAS_BINARY = args.nas
     print(f"# {args.runs} run(s) of {args.epochs} epoch(s) on {args.train_limit} images, batch 32, "
           f"{args.threads} threads, load average {os.getloadavg()[0]:.2f}")
     engines = {"nas": lambda *a: nas_run(*a), "keras": lambda *a: in_subprocess("keras_run", *a),
                "torch": lambda *a: in_subprocess("torch_run", *a)}
     chosen = ["nas"] + [p for p in args.peers.split(",") if p]
     for name in args.models.split(","):
-        value = ARCHITECTURES[name]
+        value = architecture(name)
+        if name.startswith("sample-"):
+            print(f"# {name}: {json.dumps(value)}", flush=True)
         rates = {engine: [] for engine in chosen}
         accuracies = {engine: [] for engine in chosen}
         for run in range(args.runs):
             for engine in chosen:
                 result = engines[engine](value, args.epochs, args.threads, args.train_limit, args.test_limit, run)
                 images = result["train_images"]
-                rates[engine] += [images / seconds for seconds in result["epoch_seconds"]]
+                warm = result["epoch_seconds"][1:] or result["epoch_seconds"]
+                rates[engine] += [images / seconds for seconds in warm]
                 accuracies[engine].append(result["test_accuracy"])
                 print(json.dumps({"engine": engine, "model": name, "run": run,
                                   "epoch_seconds": [round(s, 3) for s in result["epoch_seconds"]],
@@ -297,7 +332,7 @@ def main():
             rate = statistics.median(rates[peer])
             line += (f"; {peer} {rate:7.0f} img/s ({nas / rate:.2f}x), "
                      f"acc {statistics.median(accuracies[peer]):.4f}")
-        print(line, flush=True)
+        print(line + f" (load average {os.getloadavg()[0]:.2f})", flush=True)
 
 
 if __name__ == "__main__":

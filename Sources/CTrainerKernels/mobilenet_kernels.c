@@ -36,12 +36,28 @@ ALWAYS_INLINE void depthwise_forward_body(const float *in, const float *w, float
                                           int hi, int wi, int ho, int wo, int k, int stride, int pad_top,
                                           int pad_left) {
     const int hp = (ho - 1) * stride + k, wp = (wo - 1) * stride + k;
-    float *pad = malloc(sizeof(float) * (size_t)hp * wp);
+    /* Stride 1 runs over the padded plane as one flat row: output (y, x) is flat[y * wp + x], a sum of k * k
+     * shifted copies of the plane, so each pass is one loop of (ho - 1) * wp + wo floats instead of ho loops of
+     * wo (7 to 14 here, too short to vectorise); the wp - wo columns between rows are computed and dropped. */
+    const size_t flat = (size_t)(ho - 1) * wp + wo;
+    float *pad = malloc(sizeof(float) * ((size_t)hp * wp + (size_t)ho * wp));
+    float *acc = pad + (size_t)hp * wp;
     for (int c = 0; c < channels; c++) {
         const float *kernel = w + (size_t)c * k * k;
         for (int i = 0; i < images; i++) {
             pad_plane(in + ((size_t)c * images + i) * hi * wi, pad, hi, wi, hp, wp, pad_top, pad_left);
             float *o = out + ((size_t)c * images + i) * ho * wo;
+            if (stride == 1) {
+                for (size_t j = 0; j < flat; j++) acc[j] = 0;
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        const float weight = kernel[ky * k + kx];
+                        const float *s = pad + (size_t)ky * wp + kx;
+                        for (size_t j = 0; j < flat; j++) acc[j] += weight * s[j];
+                    }
+                for (int y = 0; y < ho; y++) memcpy(o + (size_t)y * wo, acc + (size_t)y * wp, sizeof(float) * wo);
+                continue;
+            }
             for (int y = 0; y < ho; y++) {
                 float *row = o + (size_t)y * wo;
                 for (int x = 0; x < wo; x++) row[x] = 0;
@@ -50,11 +66,7 @@ ALWAYS_INLINE void depthwise_forward_body(const float *in, const float *w, float
                     for (int kx = 0; kx < k; kx++) {
                         const float weight = kernel[ky * k + kx];
                         const float *s = src + kx;
-                        if (stride == 1) {
-                            for (int x = 0; x < wo; x++) row[x] += weight * s[x];
-                        } else {
-                            for (int x = 0; x < wo; x++) row[x] += weight * s[x * stride];
-                        }
+                        for (int x = 0; x < wo; x++) row[x] += weight * s[x * stride];
                     }
                 }
             }
@@ -68,12 +80,30 @@ DISPATCH(depthwise_forward,
           int k, int stride, int pad_top, int pad_left),
          (in, w, out, channels, images, hi, wi, ho, wo, k, stride, pad_top, pad_left))
 
+/* A dot product in 16 independent lanes, summed at the end: a float reduction in order cannot be vectorised without
+ * reassociation, which the lanes make explicit (the same lanes, so the same bits, on every instruction set). */
+ALWAYS_INLINE float dot(const float *a, const float *b, size_t n) {
+    float lanes[16] = {0};
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int l = 0; l < 16; l++) lanes[l] += a[j + l] * b[j + l];
+    float sum = 0;
+    for (; j < n; j++) sum += a[j] * b[j];
+    for (int l = 0; l < 16; l++) sum += lanes[l];
+    return sum;
+}
+
 ALWAYS_INLINE void depthwise_backward_body(const float *in, const float *w, const float *dout, float *din, float *dw,
                                            int channels, int images, int hi, int wi, int ho, int wo, int k,
                                            int stride, int pad_top, int pad_left) {
     const int hp = (ho - 1) * stride + k, wp = (wo - 1) * stride + k;
-    float *pad = malloc(sizeof(float) * (size_t)hp * wp * 2);
+    /* Stride 1 as in the forward pass: the output's gradient laid out in rows of wp with zeros between them, so
+     * that each kernel tap is one dot product and one axpy over the flat plane. */
+    const size_t flat = (size_t)(ho - 1) * wp + wo;
+    float *pad = malloc(sizeof(float) * ((size_t)hp * wp * 2 + (size_t)ho * wp));
     float *dpad = pad + (size_t)hp * wp;
+    float *gflat = dpad + (size_t)hp * wp;
+    if (stride == 1) memset(gflat, 0, sizeof(float) * (size_t)ho * wp);
     float sums[49 * 4];
     float *acc = k * k <= 49 * 4 ? sums : malloc(sizeof(float) * (size_t)k * k);
     for (int c = 0; c < channels; c++) {
@@ -83,24 +113,32 @@ ALWAYS_INLINE void depthwise_backward_body(const float *in, const float *w, cons
             pad_plane(in + ((size_t)c * images + i) * hi * wi, pad, hi, wi, hp, wp, pad_top, pad_left);
             if (din) memset(dpad, 0, sizeof(float) * (size_t)hp * wp);
             const float *g = dout + ((size_t)c * images + i) * ho * wo;
-            for (int y = 0; y < ho; y++) {
-                const float *grow = g + (size_t)y * wo;
-                for (int ky = 0; ky < k; ky++) {
-                    const float *src = pad + (size_t)(y * stride + ky) * wp;
-                    float *dst = dpad + (size_t)(y * stride + ky) * wp;
+            if (stride == 1) {
+                for (int y = 0; y < ho; y++) memcpy(gflat + (size_t)y * wp, g + (size_t)y * wo, sizeof(float) * wo);
+                for (int ky = 0; ky < k; ky++)
                     for (int kx = 0; kx < k; kx++) {
-                        const float weight = kernel[ky * k + kx];
-                        float sum = 0;
-                        if (stride == 1) {
-                            for (int x = 0; x < wo; x++) sum += grow[x] * src[kx + x];
-                            if (din)
-                                for (int x = 0; x < wo; x++) dst[kx + x] += weight * grow[x];
-                        } else {
+                        const size_t shift = (size_t)ky * wp + kx;
+                        acc[ky * k + kx] += dot(gflat, pad + shift, flat);
+                        if (din) {
+                            const float weight = kernel[ky * k + kx];
+                            float *dst = dpad + shift;
+                            for (size_t j = 0; j < flat; j++) dst[j] += weight * gflat[j];
+                        }
+                    }
+            } else {
+                for (int y = 0; y < ho; y++) {
+                    const float *grow = g + (size_t)y * wo;
+                    for (int ky = 0; ky < k; ky++) {
+                        const float *src = pad + (size_t)(y * stride + ky) * wp;
+                        float *dst = dpad + (size_t)(y * stride + ky) * wp;
+                        for (int kx = 0; kx < k; kx++) {
+                            const float weight = kernel[ky * k + kx];
+                            float sum = 0;
                             for (int x = 0; x < wo; x++) sum += grow[x] * src[kx + x * stride];
                             if (din)
                                 for (int x = 0; x < wo; x++) dst[kx + x * stride] += weight * grow[x];
+                            acc[ky * k + kx] += sum;
                         }
-                        acc[ky * k + kx] += sum;
                     }
                 }
             }
