@@ -32,6 +32,9 @@ ALWAYS_INLINE void pad_plane(const float *in, float *pad, int hi, int wi, int hp
                                           sizeof(float) * (size_t)cols);
 }
 
+/* The flat loops below run over whole 16-float vectors; the tail past the plane reads zeros. */
+ALWAYS_INLINE size_t whole_vectors(size_t count) { return (count + 15) & ~(size_t)15; }
+
 ALWAYS_INLINE void depthwise_forward_body(const float *in, const float *w, float *out, int channels, int images,
                                           int hi, int wi, int ho, int wo, int k, int stride, int pad_top,
                                           int pad_left) {
@@ -39,21 +42,22 @@ ALWAYS_INLINE void depthwise_forward_body(const float *in, const float *w, float
     /* Stride 1 runs over the padded plane as one flat row: output (y, x) is flat[y * wp + x], a sum of k * k
      * shifted copies of the plane, so each pass is one loop of (ho - 1) * wp + wo floats instead of ho loops of
      * wo (7 to 14 here, too short to vectorise); the wp - wo columns between rows are computed and dropped. */
-    const size_t flat = (size_t)(ho - 1) * wp + wo;
-    float *pad = malloc(sizeof(float) * ((size_t)hp * wp + (size_t)ho * wp));
-    float *acc = pad + (size_t)hp * wp;
+    const size_t flat = (size_t)(ho - 1) * wp + wo, run = whole_vectors(flat);
+    /* The plane, 16 zeros after it (read by the last vector of the last taps), the flat output. */
+    float *pad = calloc((size_t)hp * wp + 16 + run, sizeof(float));
+    float *acc = pad + (size_t)hp * wp + 16;
     for (int c = 0; c < channels; c++) {
         const float *kernel = w + (size_t)c * k * k;
         for (int i = 0; i < images; i++) {
             pad_plane(in + ((size_t)c * images + i) * hi * wi, pad, hi, wi, hp, wp, pad_top, pad_left);
             float *o = out + ((size_t)c * images + i) * ho * wo;
             if (stride == 1) {
-                for (size_t j = 0; j < flat; j++) acc[j] = 0;
+                for (size_t j = 0; j < run; j++) acc[j] = 0;
                 for (int ky = 0; ky < k; ky++)
                     for (int kx = 0; kx < k; kx++) {
                         const float weight = kernel[ky * k + kx];
                         const float *s = pad + (size_t)ky * wp + kx;
-                        for (size_t j = 0; j < flat; j++) acc[j] += weight * s[j];
+                        for (size_t j = 0; j < run; j++) acc[j] += weight * s[j];
                     }
                 for (int y = 0; y < ho; y++) memcpy(o + (size_t)y * wo, acc + (size_t)y * wp, sizeof(float) * wo);
                 continue;
@@ -80,35 +84,26 @@ DISPATCH(depthwise_forward,
           int k, int stride, int pad_top, int pad_left),
          (in, w, out, channels, images, hi, wi, ho, wo, k, stride, pad_top, pad_left))
 
-/* A dot product in 16 independent lanes, summed at the end: a float reduction in order cannot be vectorised without
- * reassociation, which the lanes make explicit (the same lanes, so the same bits, on every instruction set). */
-ALWAYS_INLINE float dot(const float *a, const float *b, size_t n) {
-    float lanes[16] = {0};
-    size_t j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int l = 0; l < 16; l++) lanes[l] += a[j + l] * b[j + l];
-    float sum = 0;
-    for (; j < n; j++) sum += a[j] * b[j];
-    for (int l = 0; l < 16; l++) sum += lanes[l];
-    return sum;
-}
-
 ALWAYS_INLINE void depthwise_backward_body(const float *in, const float *w, const float *dout, float *din, float *dw,
                                            int channels, int images, int hi, int wi, int ho, int wo, int k,
                                            int stride, int pad_top, int pad_left) {
     const int hp = (ho - 1) * stride + k, wp = (wo - 1) * stride + k;
     /* Stride 1 as in the forward pass: the output's gradient laid out in rows of wp with zeros between them, so
      * that each kernel tap is one dot product and one axpy over the flat plane. */
-    const size_t flat = (size_t)(ho - 1) * wp + wo;
-    float *pad = malloc(sizeof(float) * ((size_t)hp * wp * 2 + (size_t)ho * wp));
-    float *dpad = pad + (size_t)hp * wp;
-    float *gflat = dpad + (size_t)hp * wp;
-    if (stride == 1) memset(gflat, 0, sizeof(float) * (size_t)ho * wp);
+    const size_t flat = (size_t)(ho - 1) * wp + wo, run = whole_vectors(flat), plane = (size_t)hp * wp + 16;
+    /* The plane and its gradient, each with 16 zeros after it, then the output's gradient in rows of wp (zeros
+     * between the rows and after them); then each tap's 16 lanes of the kernel gradient, summed over all images
+     * of a channel and reduced once at its end. */
+    float *pad = calloc(2 * plane + run + (size_t)k * k * 16, sizeof(float));
+    float *dpad = pad + plane;
+    float *gflat = dpad + plane;
+    float *lanes = gflat + run;
     float sums[49 * 4];
     float *acc = k * k <= 49 * 4 ? sums : malloc(sizeof(float) * (size_t)k * k);
     for (int c = 0; c < channels; c++) {
         const float *kernel = w + (size_t)c * k * k;
         for (int j = 0; j < k * k; j++) acc[j] = 0;
+        if (stride == 1) memset(lanes, 0, sizeof(float) * (size_t)k * k * 16);
         for (int i = 0; i < images; i++) {
             pad_plane(in + ((size_t)c * images + i) * hi * wi, pad, hi, wi, hp, wp, pad_top, pad_left);
             if (din) memset(dpad, 0, sizeof(float) * (size_t)hp * wp);
@@ -118,11 +113,17 @@ ALWAYS_INLINE void depthwise_backward_body(const float *in, const float *w, cons
                 for (int ky = 0; ky < k; ky++)
                     for (int kx = 0; kx < k; kx++) {
                         const size_t shift = (size_t)ky * wp + kx;
-                        acc[ky * k + kx] += dot(gflat, pad + shift, flat);
+                        const float *src = pad + shift;
+                        float *tap = lanes + (size_t)(ky * k + kx) * 16;
+                        float part[16];  /* a local copy: tap may alias the planes for all the compiler knows */
+                        for (int l = 0; l < 16; l++) part[l] = tap[l];
+                        for (size_t j = 0; j < run; j += 16)
+                            for (int l = 0; l < 16; l++) part[l] += gflat[j + l] * src[j + l];
+                        for (int l = 0; l < 16; l++) tap[l] = part[l];
                         if (din) {
                             const float weight = kernel[ky * k + kx];
                             float *dst = dpad + shift;
-                            for (size_t j = 0; j < flat; j++) dst[j] += weight * gflat[j];
+                            for (size_t j = 0; j < run; j++) dst[j] += weight * gflat[j];
                         }
                     }
             } else {
@@ -144,15 +145,20 @@ ALWAYS_INLINE void depthwise_backward_body(const float *in, const float *w, cons
             }
             if (din) {
                 float *d = din + ((size_t)c * images + i) * hi * wi;
+                /* Input pixels outside the padded plane (the odd column a stride-2 "same" leaves) get no gradient. */
+                const int cols = wi < wp - pad_left ? wi : wp - pad_left;
                 for (int y = 0; y < hi; y++) {
+                    float *row = d + (size_t)y * wi;
                     const int py = y + pad_top;
-                    for (int x = 0; x < wi; x++) {
-                        const int px = x + pad_left;
-                        d[(size_t)y * wi + x] = py < hp && px < wp ? dpad[(size_t)py * wp + px] : 0;
-                    }
+                    const int copied = py < hp ? cols : 0;
+                    if (copied > 0) memcpy(row, dpad + (size_t)py * wp + pad_left, sizeof(float) * (size_t)copied);
+                    for (int x = copied; x < wi; x++) row[x] = 0;
                 }
             }
         }
+        if (stride == 1)
+            for (int j = 0; j < k * k; j++)
+                for (int l = 0; l < 16; l++) acc[j] += lanes[(size_t)j * 16 + l];
         for (int j = 0; j < k * k; j++) dw[(size_t)c * k * k + j] = acc[j];
     }
     if (acc != sums) free(acc);
