@@ -9,7 +9,9 @@ pool, Dense(10) + softmax; TensorFlow's "same" padding), with the same recipe (G
 biases, Adam 1e-3 in Keras's form (epsilon 1e-7), batch 32, sparse categorical cross-entropy, batch norm momentum
 0.99 / epsilon 1e-3, pixels / 255, a reshuffle each epoch) on the same Fashion-MNIST slice and threads,
 alternating run by run; run r uses seed r everywhere. It prints per-architecture medians of images/s per epoch,
-the ratios, and the median test accuracy over the runs. With two or more epochs the first epoch of every run is
+the ratios, and the median test accuracy over the runs. Images per CPU-second (each process's CPU time, every
+thread) are printed beside images per wall second: on a shared machine a process's wall time depends on how many
+runnable threads it has against the other jobs', while its CPU time does not. With two or more epochs the first epoch of every run is
 left out of the images/s (Keras traces its graph and PyTorch warms its allocator there); accuracy uses them all.
 Besides the three named architectures, `sample-N` is the architecture drawn uniformly from the space with seed N
 (a mirror of `SearchSpace.mobileNetV2Mini` in Python, printed with its figures).
@@ -149,18 +151,20 @@ def keras_run(value, epochs, threads, train_limit, test_limit, seed):
     class Timer(tf.keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.seconds = []
+            self.seconds, self.cpu = [], []
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
+            self.start, self.start_cpu = time.perf_counter(), time.process_time()
 
         def on_epoch_end(self, epoch, logs=None):
             self.seconds.append(time.perf_counter() - self.start)
+            self.cpu.append(time.process_time() - self.start_cpu)
 
     timer = Timer()
     model.fit(x_train, y_train, batch_size=32, epochs=epochs, shuffle=True, verbose=0, callbacks=[timer])
     _, accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
-    return {"epoch_seconds": timer.seconds, "test_accuracy": float(accuracy), "train_images": len(y_train)}
+    return {"epoch_seconds": timer.seconds, "epoch_cpu_seconds": timer.cpu, "test_accuracy": float(accuracy),
+            "train_images": len(y_train)}
 
 
 def torch_run(value, epochs, threads, train_limit, test_limit, seed):
@@ -248,9 +252,9 @@ def torch_run(value, epochs, threads, train_limit, test_limit, seed):
     loss_function = nn.CrossEntropyLoss()
     x, y = torch.from_numpy(x_train), torch.from_numpy(y_train)
     generator = np.random.default_rng(seed)
-    seconds = []
+    seconds, cpu = [], []
     for _ in range(epochs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         model.train()
         order = torch.from_numpy(generator.permutation(len(y)))
         for lower in range(0, len(y), 32):
@@ -260,11 +264,12 @@ def torch_run(value, epochs, threads, train_limit, test_limit, seed):
             loss.backward()
             optimizer.step()
         seconds.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     model.eval()
     with torch.no_grad():
         predicted = torch.cat([model(torch.from_numpy(x_test[i:i + 256])).argmax(1) for i in range(0, len(y_test), 256)])
     accuracy = float((predicted.numpy() == y_test).mean())
-    return {"epoch_seconds": seconds, "test_accuracy": accuracy, "train_images": len(y_train)}
+    return {"epoch_seconds": seconds, "epoch_cpu_seconds": cpu, "test_accuracy": accuracy, "train_images": len(y_train)}
 
 
 NAS_BINARY = os.path.join(ROOT, ".build", "release", "TrainerBench")
@@ -315,6 +320,7 @@ def main():
         if name.startswith("sample-"):
             print(f"# {name}: {json.dumps(value)}", flush=True)
         rates = {engine: [] for engine in chosen}
+        cpu_rates = {engine: [] for engine in chosen}
         accuracies = {engine: [] for engine in chosen}
         for run in range(args.runs):
             for engine in chosen:
@@ -322,16 +328,21 @@ def main():
                 images = result["train_images"]
                 warm = result["epoch_seconds"][1:] or result["epoch_seconds"]
                 rates[engine] += [images / seconds for seconds in warm]
+                cpu_rates[engine] += [images / seconds for seconds in
+                                      result["epoch_cpu_seconds"][1:] or result["epoch_cpu_seconds"]]
                 accuracies[engine].append(result["test_accuracy"])
                 print(json.dumps({"engine": engine, "model": name, "run": run,
                                   "epoch_seconds": [round(s, 3) for s in result["epoch_seconds"]],
+                                  "epoch_cpu_seconds": [round(s, 3) for s in result["epoch_cpu_seconds"]],
+                                  "load": round(os.getloadavg()[0], 2),
                                   "test_accuracy": round(result["test_accuracy"], 4)}), flush=True)
-        nas = statistics.median(rates["nas"])
-        line = f"{name:>6}: nas {nas:7.0f} img/s, acc {statistics.median(accuracies['nas']):.4f}"
+        nas, nas_cpu = statistics.median(rates["nas"]), statistics.median(cpu_rates["nas"])
+        line = (f"{name:>6}: nas {nas:7.0f} img/s, {nas_cpu:7.0f} img per CPU-s, "
+                f"acc {statistics.median(accuracies['nas']):.4f}")
         for peer in chosen[1:]:
-            rate = statistics.median(rates[peer])
-            line += (f"; {peer} {rate:7.0f} img/s ({nas / rate:.2f}x), "
-                     f"acc {statistics.median(accuracies[peer]):.4f}")
+            rate, cpu_rate = statistics.median(rates[peer]), statistics.median(cpu_rates[peer])
+            line += (f"; {peer} {rate:7.0f} img/s ({nas / rate:.2f}x), {cpu_rate:7.0f} img per CPU-s "
+                     f"({nas_cpu / cpu_rate:.2f}x), acc {statistics.median(accuracies[peer]):.4f}")
         print(line + f" (load average {os.getloadavg()[0]:.2f})", flush=True)
 
 
