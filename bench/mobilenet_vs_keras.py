@@ -106,7 +106,8 @@ def blocks_of(value):
             channels = stage["filters"]
 
 
-def keras_run(value, epochs, threads, train_limit, test_limit, seed):
+def keras_run(value, epochs, threads, train_limit, test_limit, seed, calibration=0):
+    import numpy as np
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -162,12 +163,29 @@ def keras_run(value, epochs, threads, train_limit, test_limit, seed):
 
     timer = Timer()
     model.fit(x_train, y_train, batch_size=32, epochs=epochs, shuffle=True, verbose=0, callbacks=[timer])
+    if calibration:
+        # nas's default: each batch norm's statistics re-estimated as the mean over batches of 32 of the batch
+        # mean and (biased) variance, every layer in training mode, with the final weights.
+        norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+        probe = tf.keras.Model(model.inputs, [norm.input for norm in norms])
+        sums = [[0.0, 0.0] for _ in norms]
+        order = np.random.default_rng(seed).permutation(len(y_train))[:calibration]
+        batches = 0
+        for lower in range(0, len(order) - 31, 32):
+            for total, tensor in zip(sums, probe(x_train[order[lower:lower + 32]], training=True)):
+                mean, variance = tf.nn.moments(tensor, axes=[0, 1, 2])
+                total[0] += mean.numpy()
+                total[1] += variance.numpy()
+            batches += 1
+        for norm, (mean, variance) in zip(norms, sums):
+            norm.moving_mean.assign(mean / batches)
+            norm.moving_variance.assign(variance / batches)
     _, accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
     return {"epoch_seconds": timer.seconds, "epoch_cpu_seconds": timer.cpu, "test_accuracy": float(accuracy),
             "train_images": len(y_train)}
 
 
-def torch_run(value, epochs, threads, train_limit, test_limit, seed):
+def torch_run(value, epochs, threads, train_limit, test_limit, seed, calibration=0):
     import numpy as np
     import torch
     from torch import nn
@@ -265,6 +283,16 @@ def torch_run(value, epochs, threads, train_limit, test_limit, seed):
             optimizer.step()
         seconds.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
+    if calibration:
+        # As nas's default: a cumulative average of the batch statistics of `calibration` training images.
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.reset_running_stats()
+                module.momentum = None
+        order = torch.from_numpy(generator.permutation(len(y))[:calibration])
+        with torch.no_grad():
+            for lower in range(0, len(order) - 31, 32):
+                model(x[order[lower:lower + 32]])
     model.eval()
     with torch.no_grad():
         predicted = torch.cat([model(torch.from_numpy(x_test[i:i + 256])).argmax(1) for i in range(0, len(y_test), 256)])
@@ -275,22 +303,24 @@ def torch_run(value, epochs, threads, train_limit, test_limit, seed):
 NAS_BINARY = os.path.join(ROOT, ".build", "release", "TrainerBench")
 
 
-def nas_run(value, epochs, threads, train_limit, test_limit, seed):
+def nas_run(value, epochs, threads, train_limit, test_limit, seed, calibration=0):
     binary = NAS_BINARY
     if not os.path.exists(binary):
         sys.exit("build the benchmark first: swift build -c release --product TrainerBench")
-    # --calibration 0: the running statistics of training, as Keras and PyTorch keep them (the same recipe).
-    command = [binary, "--value", json.dumps(value), "--calibration", "0", "--epochs", str(epochs), "--threads", str(threads),
+    # --calibration 0: the running statistics of training, as Keras and PyTorch keep them (the same recipe); N:
+    # statistics re-estimated over N training images, which the peers then do too.
+    command = [binary, "--value", json.dumps(value), "--calibration", str(calibration), "--epochs", str(epochs), "--threads", str(threads),
                "--seed", str(seed), "--train-limit", str(train_limit), "--test-limit", str(test_limit)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
-def in_subprocess(function, value, epochs, threads, train_limit, test_limit, seed):
+def in_subprocess(function, value, epochs, threads, train_limit, test_limit, seed, calibration):
     # A fresh process per run, as for the native trainer, so that none keeps warm state between runs.
     code = (f"import json, sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
             f"import mobilenet_vs_keras as b; "
-            f"print(json.dumps(b.{function}({value!r}, {epochs}, {threads}, {train_limit}, {test_limit}, {seed})))")
+            f"print(json.dumps(b.{function}({value!r}, {epochs}, {threads}, {train_limit}, {test_limit}, {seed}, "
+            f"{calibration})))")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
     return json.loads(output.stdout.strip().splitlines()[-1])
@@ -306,12 +336,16 @@ def main():
     parser.add_argument("--test-limit", type=int, default=10000)
     parser.add_argument("--models", default=",".join(ARCHITECTURES))
     parser.add_argument("--peers", default="keras,torch")
+    parser.add_argument("--calibration", type=int, default=0,
+                        help="0: evaluate with the running statistics of training (Keras's way); N: every engine "
+                             "re-estimates its batch-norm statistics over N training images first (nas's default, "
+                             "2048)")
     parser.add_argument("--nas", default=NAS_BINARY,
                         help="the TrainerBench binary (a copy keeps a long session apart from rebuilds)")
     args = parser.parse_args()
     NAS_BINARY = args.nas
     print(f"# {args.runs} run(s) of {args.epochs} epoch(s) on {args.train_limit} images, batch 32, "
-          f"{args.threads} threads, load average {os.getloadavg()[0]:.2f}")
+          f"{args.threads} threads, calibration {args.calibration}, load average {os.getloadavg()[0]:.2f}")
     engines = {"nas": lambda *a: nas_run(*a), "keras": lambda *a: in_subprocess("keras_run", *a),
                "torch": lambda *a: in_subprocess("torch_run", *a)}
     chosen = ["nas"] + [p for p in args.peers.split(",") if p]
@@ -324,7 +358,8 @@ def main():
         accuracies = {engine: [] for engine in chosen}
         for run in range(args.runs):
             for engine in chosen:
-                result = engines[engine](value, args.epochs, args.threads, args.train_limit, args.test_limit, run)
+                result = engines[engine](value, args.epochs, args.threads, args.train_limit, args.test_limit, run,
+                                         args.calibration)
                 images = result["train_images"]
                 warm = result["epoch_seconds"][1:] or result["epoch_seconds"]
                 rates[engine] += [images / seconds for seconds in warm]
