@@ -35,48 +35,60 @@ ALWAYS_INLINE void pad_plane(const float *in, float *pad, int hi, int wi, int hp
 /* The flat loops below run over whole 16-float vectors; the tail past the plane reads zeros. */
 ALWAYS_INLINE size_t whole_vectors(size_t count) { return (count + 15) & ~(size_t)15; }
 
-ALWAYS_INLINE void depthwise_forward_body(const float *in, const float *w, float *out, int channels, int images,
-                                          int hi, int wi, int ho, int wo, int k, int stride, int pad_top,
-                                          int pad_left) {
-    const int hp = (ho - 1) * stride + k, wp = (wo - 1) * stride + k;
-    /* Stride 1 runs over the padded plane as one flat row: output (y, x) is flat[y * wp + x], a sum of k * k
-     * shifted copies of the plane, so each pass is one loop of (ho - 1) * wp + wo floats instead of ho loops of
-     * wo (7 to 14 here, too short to vectorise); the wp - wo columns between rows are computed and dropped. */
-    const size_t flat = (size_t)(ho - 1) * wp + wo, run = whole_vectors(flat);
-    /* The plane, 16 zeros after it (read by the last vector of the last taps), the flat output. */
-    float *pad = calloc((size_t)hp * wp + 16 + run, sizeof(float));
-    float *acc = pad + (size_t)hp * wp + 16;
-    for (int c = 0; c < channels; c++) {
-        const float *kernel = w + (size_t)c * k * k;
-        for (int i = 0; i < images; i++) {
-            pad_plane(in + ((size_t)c * images + i) * hi * wi, pad, hi, wi, hp, wp, pad_top, pad_left);
-            float *o = out + ((size_t)c * images + i) * ho * wo;
-            if (stride == 1) {
-                for (size_t j = 0; j < run; j++) acc[j] = 0;
-                for (int ky = 0; ky < k; ky++)
-                    for (int kx = 0; kx < k; kx++) {
-                        const float weight = kernel[ky * k + kx];
-                        const float *s = pad + (size_t)ky * wp + kx;
-                        for (size_t j = 0; j < run; j++) acc[j] += weight * s[j];
-                    }
-                for (int y = 0; y < ho; y++) memcpy(o + (size_t)y * wo, acc + (size_t)y * wp, sizeof(float) * wo);
-                continue;
-            }
-            for (int y = 0; y < ho; y++) {
-                float *row = o + (size_t)y * wo;
-                for (int x = 0; x < wo; x++) row[x] = 0;
-                for (int ky = 0; ky < k; ky++) {
-                    const float *src = pad + (size_t)(y * stride + ky) * wp;
-                    for (int kx = 0; kx < k; kx++) {
-                        const float weight = kernel[ky * k + kx];
-                        const float *s = src + kx;
-                        for (int x = 0; x < wo; x++) row[x] += weight * s[x * stride];
-                    }
+/* The zero-padded plane (hp x wp) split into stride x stride phase planes of ph x pw, phase (a, b) holding the
+ * padded pixels (r * stride + a, t * stride + b), each plane followed by 16 zeros. A tap (ky, kx) of the output
+ * (y, x) then reads phase (ky % stride, kx % stride) at (y + ky / stride, x + kx / stride): a stride-1 window in
+ * every phase, for stride 2 as for 1 (where the one phase is the padded plane). */
+ALWAYS_INLINE void phase_planes(const float *in, float *q, int s, int hi, int wi, int hp, int wp, int ph, int pw,
+                                size_t plane, int pad_top, int pad_left) {
+    if (s == 1) {
+        pad_plane(in, q, hi, wi, hp, wp, pad_top, pad_left);
+        return;
+    }
+    for (int a = 0; a < s; a++)
+        for (int b = 0; b < s; b++) {
+            float *phase = q + (size_t)(a * s + b) * plane;
+            for (int r = 0; r < ph; r++) {
+                const int py = r * s + a, yi = py - pad_top;
+                float *row = phase + (size_t)r * pw;
+                const int inside = py < hp && yi >= 0 && yi < hi;
+                for (int t = 0; t < pw; t++) {
+                    const int px = t * s + b, xi = px - pad_left;
+                    row[t] = inside && px < wp && xi >= 0 && xi < wi ? in[(size_t)yi * wi + xi] : 0;
                 }
             }
         }
+}
+
+/* Each output plane is computed as one flat row over the phases' pitch: output (y, x) is flat[y * pw + x], a sum
+ * of k * k shifted phase planes, so each tap is one loop over whole vectors of (ho - 1) * pw + wo floats instead
+ * of ho loops of wo (4 to 14 here, too short to vectorise); the pw - wo columns between rows are computed and
+ * dropped. */
+ALWAYS_INLINE void depthwise_forward_body(const float *in, const float *w, float *out, int channels, int images,
+                                          int hi, int wi, int ho, int wo, int k, int stride, int pad_top,
+                                          int pad_left) {
+    const int s = stride, hp = (ho - 1) * s + k, wp = (wo - 1) * s + k;
+    const int ph = (hp + s - 1) / s, pw = (wp + s - 1) / s;
+    const size_t plane = (size_t)ph * pw + 16, flat = (size_t)(ho - 1) * pw + wo, run = whole_vectors(flat);
+    float *q = calloc((size_t)s * s * plane + run, sizeof(float));
+    float *acc = q + (size_t)s * s * plane;
+    for (int c = 0; c < channels; c++) {
+        const float *kernel = w + (size_t)c * k * k;
+        for (int i = 0; i < images; i++) {
+            phase_planes(in + ((size_t)c * images + i) * hi * wi, q, s, hi, wi, hp, wp, ph, pw, plane, pad_top,
+                         pad_left);
+            for (size_t j = 0; j < run; j++) acc[j] = 0;
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    const float weight = kernel[ky * k + kx];
+                    const float *src = q + (size_t)((ky % s) * s + kx % s) * plane + (size_t)(ky / s) * pw + kx / s;
+                    for (size_t j = 0; j < run; j++) acc[j] += weight * src[j];
+                }
+            float *o = out + ((size_t)c * images + i) * ho * wo;
+            for (int y = 0; y < ho; y++) memcpy(o + (size_t)y * wo, acc + (size_t)y * pw, sizeof(float) * wo);
+        }
     }
-    free(pad);
+    free(q);
 }
 
 DISPATCH(depthwise_forward,
@@ -84,85 +96,72 @@ DISPATCH(depthwise_forward,
           int k, int stride, int pad_top, int pad_left),
          (in, w, out, channels, images, hi, wi, ho, wo, k, stride, pad_top, pad_left))
 
+/* The forward pass's layout backwards: the output's gradient in rows of pw (zeros between and after them), each
+ * tap one dot product (in 16 lanes per tap, summed over a channel's images and reduced once at its end) and one
+ * axpy into the phases' gradient, which is then gathered back into the input's. */
 ALWAYS_INLINE void depthwise_backward_body(const float *in, const float *w, const float *dout, float *din, float *dw,
                                            int channels, int images, int hi, int wi, int ho, int wo, int k,
                                            int stride, int pad_top, int pad_left) {
-    const int hp = (ho - 1) * stride + k, wp = (wo - 1) * stride + k;
-    /* Stride 1 as in the forward pass: the output's gradient laid out in rows of wp with zeros between them, so
-     * that each kernel tap is one dot product and one axpy over the flat plane. */
-    const size_t flat = (size_t)(ho - 1) * wp + wo, run = whole_vectors(flat), plane = (size_t)hp * wp + 16;
-    /* The plane and its gradient, each with 16 zeros after it, then the output's gradient in rows of wp (zeros
-     * between the rows and after them); then each tap's 16 lanes of the kernel gradient, summed over all images
-     * of a channel and reduced once at its end. */
-    float *pad = calloc(2 * plane + run + (size_t)k * k * 16, sizeof(float));
-    float *dpad = pad + plane;
-    float *gflat = dpad + plane;
+    const int s = stride, hp = (ho - 1) * s + k, wp = (wo - 1) * s + k;
+    const int ph = (hp + s - 1) / s, pw = (wp + s - 1) / s;
+    const size_t plane = (size_t)ph * pw + 16, flat = (size_t)(ho - 1) * pw + wo, run = whole_vectors(flat);
+    const size_t phases = (size_t)s * s * plane;
+    float *q = calloc(2 * phases + run + (size_t)k * k * 16, sizeof(float));
+    float *dq = q + phases;
+    float *gflat = dq + phases;
     float *lanes = gflat + run;
-    float sums[49 * 4];
-    float *acc = k * k <= 49 * 4 ? sums : malloc(sizeof(float) * (size_t)k * k);
     for (int c = 0; c < channels; c++) {
         const float *kernel = w + (size_t)c * k * k;
-        for (int j = 0; j < k * k; j++) acc[j] = 0;
-        if (stride == 1) memset(lanes, 0, sizeof(float) * (size_t)k * k * 16);
+        memset(lanes, 0, sizeof(float) * (size_t)k * k * 16);
         for (int i = 0; i < images; i++) {
-            pad_plane(in + ((size_t)c * images + i) * hi * wi, pad, hi, wi, hp, wp, pad_top, pad_left);
-            if (din) memset(dpad, 0, sizeof(float) * (size_t)hp * wp);
+            phase_planes(in + ((size_t)c * images + i) * hi * wi, q, s, hi, wi, hp, wp, ph, pw, plane, pad_top,
+                         pad_left);
+            if (din) memset(dq, 0, sizeof(float) * phases);
             const float *g = dout + ((size_t)c * images + i) * ho * wo;
-            if (stride == 1) {
-                for (int y = 0; y < ho; y++) memcpy(gflat + (size_t)y * wp, g + (size_t)y * wo, sizeof(float) * wo);
-                for (int ky = 0; ky < k; ky++)
-                    for (int kx = 0; kx < k; kx++) {
-                        const size_t shift = (size_t)ky * wp + kx;
-                        const float *src = pad + shift;
-                        float *tap = lanes + (size_t)(ky * k + kx) * 16;
-                        float part[16];  /* a local copy: tap may alias the planes for all the compiler knows */
-                        for (int l = 0; l < 16; l++) part[l] = tap[l];
-                        for (size_t j = 0; j < run; j += 16)
-                            for (int l = 0; l < 16; l++) part[l] += gflat[j + l] * src[j + l];
-                        for (int l = 0; l < 16; l++) tap[l] = part[l];
-                        if (din) {
-                            const float weight = kernel[ky * k + kx];
-                            float *dst = dpad + shift;
-                            for (size_t j = 0; j < run; j++) dst[j] += weight * gflat[j];
-                        }
-                    }
-            } else {
-                for (int y = 0; y < ho; y++) {
-                    const float *grow = g + (size_t)y * wo;
-                    for (int ky = 0; ky < k; ky++) {
-                        const float *src = pad + (size_t)(y * stride + ky) * wp;
-                        float *dst = dpad + (size_t)(y * stride + ky) * wp;
-                        for (int kx = 0; kx < k; kx++) {
-                            const float weight = kernel[ky * k + kx];
-                            float sum = 0;
-                            for (int x = 0; x < wo; x++) sum += grow[x] * src[kx + x * stride];
-                            if (din)
-                                for (int x = 0; x < wo; x++) dst[kx + x * stride] += weight * grow[x];
-                            acc[ky * k + kx] += sum;
-                        }
+            for (int y = 0; y < ho; y++) memcpy(gflat + (size_t)y * pw, g + (size_t)y * wo, sizeof(float) * wo);
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    const size_t shift = (size_t)((ky % s) * s + kx % s) * plane + (size_t)(ky / s) * pw + kx / s;
+                    const float *src = q + shift;
+                    float *tap = lanes + (size_t)(ky * k + kx) * 16;
+                    float part[16]; /* a local copy: tap may alias the planes for all the compiler knows */
+                    for (int l = 0; l < 16; l++) part[l] = tap[l];
+                    for (size_t j = 0; j < run; j += 16)
+                        for (int l = 0; l < 16; l++) part[l] += gflat[j + l] * src[j + l];
+                    for (int l = 0; l < 16; l++) tap[l] = part[l];
+                    if (din) {
+                        const float weight = kernel[ky * k + kx];
+                        float *dst = dq + shift;
+                        for (size_t j = 0; j < run; j++) dst[j] += weight * gflat[j];
                     }
                 }
-            }
             if (din) {
-                float *d = din + ((size_t)c * images + i) * hi * wi;
                 /* Input pixels outside the padded plane (the odd column a stride-2 "same" leaves) get no gradient. */
+                float *d = din + ((size_t)c * images + i) * hi * wi;
                 const int cols = wi < wp - pad_left ? wi : wp - pad_left;
                 for (int y = 0; y < hi; y++) {
                     float *row = d + (size_t)y * wi;
                     const int py = y + pad_top;
                     const int copied = py < hp ? cols : 0;
-                    if (copied > 0) memcpy(row, dpad + (size_t)py * wp + pad_left, sizeof(float) * (size_t)copied);
+                    if (s == 1) {
+                        if (copied > 0) memcpy(row, dq + (size_t)py * pw + pad_left, sizeof(float) * (size_t)copied);
+                    } else {
+                        for (int x = 0; x < copied; x++) {
+                            const int px = x + pad_left;
+                            row[x] = dq[(size_t)((py % s) * s + px % s) * plane + (size_t)(py / s) * pw + px / s];
+                        }
+                    }
                     for (int x = copied; x < wi; x++) row[x] = 0;
                 }
             }
         }
-        if (stride == 1)
-            for (int j = 0; j < k * k; j++)
-                for (int l = 0; l < 16; l++) acc[j] += lanes[(size_t)j * 16 + l];
-        for (int j = 0; j < k * k; j++) dw[(size_t)c * k * k + j] = acc[j];
+        for (int j = 0; j < k * k; j++) {
+            float sum = 0;
+            for (int l = 0; l < 16; l++) sum += lanes[(size_t)j * 16 + l];
+            dw[(size_t)c * k * k + j] = sum;
+        }
     }
-    if (acc != sums) free(acc);
-    free(pad);
+    free(q);
 }
 
 DISPATCH(depthwise_backward,
