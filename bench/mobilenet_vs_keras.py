@@ -9,7 +9,12 @@ pool, Dense(10) + softmax; TensorFlow's "same" padding), with the same recipe (G
 biases, Adam 1e-3 in Keras's form (epsilon 1e-7), batch 32, sparse categorical cross-entropy, batch norm momentum
 0.99 / epsilon 1e-3, pixels / 255, a reshuffle each epoch) on the same Fashion-MNIST slice and threads,
 alternating run by run; run r uses seed r everywhere. It prints per-architecture medians of images/s per epoch,
-the ratios, and the median test accuracy over the runs.
+the ratios, and the median test accuracy over the runs. Images per CPU-second (each process's CPU time, every
+thread) are printed beside images per wall second: on a shared machine a process's wall time depends on how many
+runnable threads it has against the other jobs', while its CPU time does not. With two or more epochs the first epoch of every run is
+left out of the images/s (Keras traces its graph and PyTorch warms its allocator there); accuracy uses them all.
+Besides the three named architectures, `sample-N` is the architecture drawn uniformly from the space with seed N
+(a mirror of `SearchSpace.mobileNetV2Mini` in Python, printed with its figures).
 
 Setup (once; the peers stay out of the test venv):
     python3 -m venv /work/bench-venv && /work/bench-venv/bin/pip install tensorflow-cpu torch numpy
@@ -17,11 +22,13 @@ Setup (once; the peers stay out of the test venv):
 Run:
     /work/bench-venv/bin/python bench/mobilenet_vs_keras.py                       # 3 seeds x 1 epoch, 10k images
     /work/bench-venv/bin/python bench/mobilenet_vs_keras.py --train-limit 60000 --runs 3
+    /work/bench-venv/bin/python bench/mobilenet_vs_keras.py --models sample-1,sample-2 --epochs 2   # throughput
 """
 import argparse
 import gzip
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -53,6 +60,26 @@ ARCHITECTURES = {
 }
 
 
+def sample_architecture(seed):
+    """One architecture of mobilenet_v2_mini, each decision uniform (stages: filters 16/24, 24/32/40, 48/64 with
+    1-2, 1-3, 1-2 blocks; per block expansion 1/3/6, kernel 3/5/7, SE on/off, ReLU6 / hard-swish)."""
+    generator = random.Random(seed)
+    stages = []
+    for filters, stride, depth in (([16, 24], 1, 2), ([24, 32, 40], 2, 3), ([48, 64], 2, 2)):
+        blocks = [block(generator.choice([1, 3, 6]), generator.choice([3, 5, 7]), generator.choice([False, True]),
+                        generator.choice(["relu6", "hswish"])) for _ in range(generator.randint(1, depth))]
+        stages.append({"filters": generator.choice(filters), "stride": stride, "blocks": blocks})
+    return {"stem": {"filters": 16, "kernel_size": 3, "stride": 2, "activation": "hswish"}, "stages": stages}
+
+
+def architecture(name):
+    if name.startswith("sample-"):
+        return sample_architecture(int(name[len("sample-"):]))
+    if name not in ARCHITECTURES:
+        sys.exit(f"unknown model {name!r}: one of {', '.join(ARCHITECTURES)} or sample-N")
+    return ARCHITECTURES[name]
+
+
 def read_idx(name, offset):
     import numpy as np
 
@@ -79,7 +106,8 @@ def blocks_of(value):
             channels = stage["filters"]
 
 
-def keras_run(value, epochs, threads, train_limit, test_limit, seed):
+def keras_run(value, epochs, threads, train_limit, test_limit, seed, calibration=0):
+    import numpy as np
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -124,21 +152,40 @@ def keras_run(value, epochs, threads, train_limit, test_limit, seed):
     class Timer(tf.keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.seconds = []
+            self.seconds, self.cpu = [], []
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
+            self.start, self.start_cpu = time.perf_counter(), time.process_time()
 
         def on_epoch_end(self, epoch, logs=None):
             self.seconds.append(time.perf_counter() - self.start)
+            self.cpu.append(time.process_time() - self.start_cpu)
 
     timer = Timer()
     model.fit(x_train, y_train, batch_size=32, epochs=epochs, shuffle=True, verbose=0, callbacks=[timer])
+    if calibration:
+        # nas's default: each batch norm's statistics re-estimated as the mean over batches of 32 of the batch
+        # mean and (biased) variance, every layer in training mode, with the final weights.
+        norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+        probe = tf.keras.Model(model.inputs, [norm.input for norm in norms])
+        sums = [[0.0, 0.0] for _ in norms]
+        order = np.random.default_rng(seed).permutation(len(y_train))[:calibration]
+        batches = 0
+        for lower in range(0, len(order) - 31, 32):
+            for total, tensor in zip(sums, probe(x_train[order[lower:lower + 32]], training=True)):
+                mean, variance = tf.nn.moments(tensor, axes=[0, 1, 2])
+                total[0] += mean.numpy()
+                total[1] += variance.numpy()
+            batches += 1
+        for norm, (mean, variance) in zip(norms, sums):
+            norm.moving_mean.assign(mean / batches)
+            norm.moving_variance.assign(variance / batches)
     _, accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
-    return {"epoch_seconds": timer.seconds, "test_accuracy": float(accuracy), "train_images": len(y_train)}
+    return {"epoch_seconds": timer.seconds, "epoch_cpu_seconds": timer.cpu, "test_accuracy": float(accuracy),
+            "train_images": len(y_train)}
 
 
-def torch_run(value, epochs, threads, train_limit, test_limit, seed):
+def torch_run(value, epochs, threads, train_limit, test_limit, seed, calibration=0):
     import numpy as np
     import torch
     from torch import nn
@@ -223,9 +270,9 @@ def torch_run(value, epochs, threads, train_limit, test_limit, seed):
     loss_function = nn.CrossEntropyLoss()
     x, y = torch.from_numpy(x_train), torch.from_numpy(y_train)
     generator = np.random.default_rng(seed)
-    seconds = []
+    seconds, cpu = [], []
     for _ in range(epochs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         model.train()
         order = torch.from_numpy(generator.permutation(len(y)))
         for lower in range(0, len(y), 32):
@@ -235,35 +282,52 @@ def torch_run(value, epochs, threads, train_limit, test_limit, seed):
             loss.backward()
             optimizer.step()
         seconds.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    if calibration:
+        # As nas's default: a cumulative average of the batch statistics of `calibration` training images.
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.reset_running_stats()
+                module.momentum = None
+        order = torch.from_numpy(generator.permutation(len(y))[:calibration])
+        with torch.no_grad():
+            for lower in range(0, len(order) - 31, 32):
+                model(x[order[lower:lower + 32]])
     model.eval()
     with torch.no_grad():
         predicted = torch.cat([model(torch.from_numpy(x_test[i:i + 256])).argmax(1) for i in range(0, len(y_test), 256)])
     accuracy = float((predicted.numpy() == y_test).mean())
-    return {"epoch_seconds": seconds, "test_accuracy": accuracy, "train_images": len(y_train)}
+    return {"epoch_seconds": seconds, "epoch_cpu_seconds": cpu, "test_accuracy": accuracy, "train_images": len(y_train)}
 
 
-def nas_run(value, epochs, threads, train_limit, test_limit, seed):
-    binary = os.path.join(ROOT, ".build", "release", "TrainerBench")
+NAS_BINARY = os.path.join(ROOT, ".build", "release", "TrainerBench")
+
+
+def nas_run(value, epochs, threads, train_limit, test_limit, seed, calibration=0):
+    binary = NAS_BINARY
     if not os.path.exists(binary):
         sys.exit("build the benchmark first: swift build -c release --product TrainerBench")
-    # --calibration 0: the running statistics of training, as Keras and PyTorch keep them (the same recipe).
-    command = [binary, "--value", json.dumps(value), "--calibration", "0", "--epochs", str(epochs), "--threads", str(threads),
+    # --calibration 0: the running statistics of training, as Keras and PyTorch keep them (the same recipe); N:
+    # statistics re-estimated over N training images, which the peers then do too.
+    command = [binary, "--value", json.dumps(value), "--calibration", str(calibration), "--epochs", str(epochs), "--threads", str(threads),
                "--seed", str(seed), "--train-limit", str(train_limit), "--test-limit", str(test_limit)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
-def in_subprocess(function, value, epochs, threads, train_limit, test_limit, seed):
+def in_subprocess(function, value, epochs, threads, train_limit, test_limit, seed, calibration):
     # A fresh process per run, as for the native trainer, so that none keeps warm state between runs.
     code = (f"import json, sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
             f"import mobilenet_vs_keras as b; "
-            f"print(json.dumps(b.{function}({value!r}, {epochs}, {threads}, {train_limit}, {test_limit}, {seed})))")
+            f"print(json.dumps(b.{function}({value!r}, {epochs}, {threads}, {train_limit}, {test_limit}, {seed}, "
+            f"{calibration})))")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
 def main():
+    global NAS_BINARY
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
@@ -272,32 +336,49 @@ def main():
     parser.add_argument("--test-limit", type=int, default=10000)
     parser.add_argument("--models", default=",".join(ARCHITECTURES))
     parser.add_argument("--peers", default="keras,torch")
+    parser.add_argument("--calibration", type=int, default=0,
+                        help="0: evaluate with the running statistics of training (Keras's way); N: every engine "
+                             "re-estimates its batch-norm statistics over N training images first (nas's default, "
+                             "2048)")
+    parser.add_argument("--nas", default=NAS_BINARY,
+                        help="the TrainerBench binary (a copy keeps a long session apart from rebuilds)")
     args = parser.parse_args()
+    NAS_BINARY = args.nas
     print(f"# {args.runs} run(s) of {args.epochs} epoch(s) on {args.train_limit} images, batch 32, "
-          f"{args.threads} threads, load average {os.getloadavg()[0]:.2f}")
+          f"{args.threads} threads, calibration {args.calibration}, load average {os.getloadavg()[0]:.2f}")
     engines = {"nas": lambda *a: nas_run(*a), "keras": lambda *a: in_subprocess("keras_run", *a),
                "torch": lambda *a: in_subprocess("torch_run", *a)}
     chosen = ["nas"] + [p for p in args.peers.split(",") if p]
     for name in args.models.split(","):
-        value = ARCHITECTURES[name]
+        value = architecture(name)
+        if name.startswith("sample-"):
+            print(f"# {name}: {json.dumps(value)}", flush=True)
         rates = {engine: [] for engine in chosen}
+        cpu_rates = {engine: [] for engine in chosen}
         accuracies = {engine: [] for engine in chosen}
         for run in range(args.runs):
             for engine in chosen:
-                result = engines[engine](value, args.epochs, args.threads, args.train_limit, args.test_limit, run)
+                result = engines[engine](value, args.epochs, args.threads, args.train_limit, args.test_limit, run,
+                                         args.calibration)
                 images = result["train_images"]
-                rates[engine] += [images / seconds for seconds in result["epoch_seconds"]]
+                warm = result["epoch_seconds"][1:] or result["epoch_seconds"]
+                rates[engine] += [images / seconds for seconds in warm]
+                cpu_rates[engine] += [images / seconds for seconds in
+                                      result["epoch_cpu_seconds"][1:] or result["epoch_cpu_seconds"]]
                 accuracies[engine].append(result["test_accuracy"])
                 print(json.dumps({"engine": engine, "model": name, "run": run,
                                   "epoch_seconds": [round(s, 3) for s in result["epoch_seconds"]],
+                                  "epoch_cpu_seconds": [round(s, 3) for s in result["epoch_cpu_seconds"]],
+                                  "load": round(os.getloadavg()[0], 2),
                                   "test_accuracy": round(result["test_accuracy"], 4)}), flush=True)
-        nas = statistics.median(rates["nas"])
-        line = f"{name:>6}: nas {nas:7.0f} img/s, acc {statistics.median(accuracies['nas']):.4f}"
+        nas, nas_cpu = statistics.median(rates["nas"]), statistics.median(cpu_rates["nas"])
+        line = (f"{name:>6}: nas {nas:7.0f} img/s, {nas_cpu:7.0f} img per CPU-s, "
+                f"acc {statistics.median(accuracies['nas']):.4f}")
         for peer in chosen[1:]:
-            rate = statistics.median(rates[peer])
-            line += (f"; {peer} {rate:7.0f} img/s ({nas / rate:.2f}x), "
-                     f"acc {statistics.median(accuracies[peer]):.4f}")
-        print(line, flush=True)
+            rate, cpu_rate = statistics.median(rates[peer]), statistics.median(cpu_rates[peer])
+            line += (f"; {peer} {rate:7.0f} img/s ({nas / rate:.2f}x), {cpu_rate:7.0f} img per CPU-s "
+                     f"({nas_cpu / cpu_rate:.2f}x), acc {statistics.median(accuracies[peer]):.4f}")
+        print(line + f" (load average {os.getloadavg()[0]:.2f})", flush=True)
 
 
 if __name__ == "__main__":

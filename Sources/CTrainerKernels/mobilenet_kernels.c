@@ -32,35 +32,63 @@ ALWAYS_INLINE void pad_plane(const float *in, float *pad, int hi, int wi, int hp
                                           sizeof(float) * (size_t)cols);
 }
 
-ALWAYS_INLINE void depthwise_forward_body(const float *in, const float *w, float *out, int channels, int images,
-                                          int hi, int wi, int ho, int wo, int k, int stride, int pad_top,
-                                          int pad_left) {
-    const int hp = (ho - 1) * stride + k, wp = (wo - 1) * stride + k;
-    float *pad = malloc(sizeof(float) * (size_t)hp * wp);
-    for (int c = 0; c < channels; c++) {
-        const float *kernel = w + (size_t)c * k * k;
-        for (int i = 0; i < images; i++) {
-            pad_plane(in + ((size_t)c * images + i) * hi * wi, pad, hi, wi, hp, wp, pad_top, pad_left);
-            float *o = out + ((size_t)c * images + i) * ho * wo;
-            for (int y = 0; y < ho; y++) {
-                float *row = o + (size_t)y * wo;
-                for (int x = 0; x < wo; x++) row[x] = 0;
-                for (int ky = 0; ky < k; ky++) {
-                    const float *src = pad + (size_t)(y * stride + ky) * wp;
-                    for (int kx = 0; kx < k; kx++) {
-                        const float weight = kernel[ky * k + kx];
-                        const float *s = src + kx;
-                        if (stride == 1) {
-                            for (int x = 0; x < wo; x++) row[x] += weight * s[x];
-                        } else {
-                            for (int x = 0; x < wo; x++) row[x] += weight * s[x * stride];
-                        }
-                    }
+/* The flat loops below run over whole 16-float vectors; the tail past the plane reads zeros. */
+ALWAYS_INLINE size_t whole_vectors(size_t count) { return (count + 15) & ~(size_t)15; }
+
+/* The zero-padded plane (hp x wp) split into stride x stride phase planes of ph x pw, phase (a, b) holding the
+ * padded pixels (r * stride + a, t * stride + b), each plane followed by 16 zeros. A tap (ky, kx) of the output
+ * (y, x) then reads phase (ky % stride, kx % stride) at (y + ky / stride, x + kx / stride): a stride-1 window in
+ * every phase, for stride 2 as for 1 (where the one phase is the padded plane). */
+ALWAYS_INLINE void phase_planes(const float *in, float *q, int s, int hi, int wi, int hp, int wp, int ph, int pw,
+                                size_t plane, int pad_top, int pad_left) {
+    if (s == 1) {
+        pad_plane(in, q, hi, wi, hp, wp, pad_top, pad_left);
+        return;
+    }
+    for (int a = 0; a < s; a++)
+        for (int b = 0; b < s; b++) {
+            float *phase = q + (size_t)(a * s + b) * plane;
+            for (int r = 0; r < ph; r++) {
+                const int py = r * s + a, yi = py - pad_top;
+                float *row = phase + (size_t)r * pw;
+                const int inside = py < hp && yi >= 0 && yi < hi;
+                for (int t = 0; t < pw; t++) {
+                    const int px = t * s + b, xi = px - pad_left;
+                    row[t] = inside && px < wp && xi >= 0 && xi < wi ? in[(size_t)yi * wi + xi] : 0;
                 }
             }
         }
+}
+
+/* Each output plane is computed as one flat row over the phases' pitch: output (y, x) is flat[y * pw + x], a sum
+ * of k * k shifted phase planes, so each tap is one loop over whole vectors of (ho - 1) * pw + wo floats instead
+ * of ho loops of wo (4 to 14 here, too short to vectorise); the pw - wo columns between rows are computed and
+ * dropped. */
+ALWAYS_INLINE void depthwise_forward_body(const float *in, const float *w, float *out, int channels, int images,
+                                          int hi, int wi, int ho, int wo, int k, int stride, int pad_top,
+                                          int pad_left) {
+    const int s = stride, hp = (ho - 1) * s + k, wp = (wo - 1) * s + k;
+    const int ph = (hp + s - 1) / s, pw = (wp + s - 1) / s;
+    const size_t plane = (size_t)ph * pw + 16, flat = (size_t)(ho - 1) * pw + wo, run = whole_vectors(flat);
+    float *q = calloc((size_t)s * s * plane + run, sizeof(float));
+    float *acc = q + (size_t)s * s * plane;
+    for (int c = 0; c < channels; c++) {
+        const float *kernel = w + (size_t)c * k * k;
+        for (int i = 0; i < images; i++) {
+            phase_planes(in + ((size_t)c * images + i) * hi * wi, q, s, hi, wi, hp, wp, ph, pw, plane, pad_top,
+                         pad_left);
+            for (size_t j = 0; j < run; j++) acc[j] = 0;
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    const float weight = kernel[ky * k + kx];
+                    const float *src = q + (size_t)((ky % s) * s + kx % s) * plane + (size_t)(ky / s) * pw + kx / s;
+                    for (size_t j = 0; j < run; j++) acc[j] += weight * src[j];
+                }
+            float *o = out + ((size_t)c * images + i) * ho * wo;
+            for (int y = 0; y < ho; y++) memcpy(o + (size_t)y * wo, acc + (size_t)y * pw, sizeof(float) * wo);
+        }
     }
-    free(pad);
+    free(q);
 }
 
 DISPATCH(depthwise_forward,
@@ -68,57 +96,72 @@ DISPATCH(depthwise_forward,
           int k, int stride, int pad_top, int pad_left),
          (in, w, out, channels, images, hi, wi, ho, wo, k, stride, pad_top, pad_left))
 
+/* The forward pass's layout backwards: the output's gradient in rows of pw (zeros between and after them), each
+ * tap one dot product (in 16 lanes per tap, summed over a channel's images and reduced once at its end) and one
+ * axpy into the phases' gradient, which is then gathered back into the input's. */
 ALWAYS_INLINE void depthwise_backward_body(const float *in, const float *w, const float *dout, float *din, float *dw,
                                            int channels, int images, int hi, int wi, int ho, int wo, int k,
                                            int stride, int pad_top, int pad_left) {
-    const int hp = (ho - 1) * stride + k, wp = (wo - 1) * stride + k;
-    float *pad = malloc(sizeof(float) * (size_t)hp * wp * 2);
-    float *dpad = pad + (size_t)hp * wp;
-    float sums[49 * 4];
-    float *acc = k * k <= 49 * 4 ? sums : malloc(sizeof(float) * (size_t)k * k);
+    const int s = stride, hp = (ho - 1) * s + k, wp = (wo - 1) * s + k;
+    const int ph = (hp + s - 1) / s, pw = (wp + s - 1) / s;
+    const size_t plane = (size_t)ph * pw + 16, flat = (size_t)(ho - 1) * pw + wo, run = whole_vectors(flat);
+    const size_t phases = (size_t)s * s * plane;
+    float *q = calloc(2 * phases + run + (size_t)k * k * 16, sizeof(float));
+    float *dq = q + phases;
+    float *gflat = dq + phases;
+    float *lanes = gflat + run;
     for (int c = 0; c < channels; c++) {
         const float *kernel = w + (size_t)c * k * k;
-        for (int j = 0; j < k * k; j++) acc[j] = 0;
+        memset(lanes, 0, sizeof(float) * (size_t)k * k * 16);
         for (int i = 0; i < images; i++) {
-            pad_plane(in + ((size_t)c * images + i) * hi * wi, pad, hi, wi, hp, wp, pad_top, pad_left);
-            if (din) memset(dpad, 0, sizeof(float) * (size_t)hp * wp);
+            phase_planes(in + ((size_t)c * images + i) * hi * wi, q, s, hi, wi, hp, wp, ph, pw, plane, pad_top,
+                         pad_left);
+            if (din) memset(dq, 0, sizeof(float) * phases);
             const float *g = dout + ((size_t)c * images + i) * ho * wo;
-            for (int y = 0; y < ho; y++) {
-                const float *grow = g + (size_t)y * wo;
-                for (int ky = 0; ky < k; ky++) {
-                    const float *src = pad + (size_t)(y * stride + ky) * wp;
-                    float *dst = dpad + (size_t)(y * stride + ky) * wp;
-                    for (int kx = 0; kx < k; kx++) {
+            for (int y = 0; y < ho; y++) memcpy(gflat + (size_t)y * pw, g + (size_t)y * wo, sizeof(float) * wo);
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    const size_t shift = (size_t)((ky % s) * s + kx % s) * plane + (size_t)(ky / s) * pw + kx / s;
+                    const float *src = q + shift;
+                    float *tap = lanes + (size_t)(ky * k + kx) * 16;
+                    float part[16]; /* a local copy: tap may alias the planes for all the compiler knows */
+                    for (int l = 0; l < 16; l++) part[l] = tap[l];
+                    for (size_t j = 0; j < run; j += 16)
+                        for (int l = 0; l < 16; l++) part[l] += gflat[j + l] * src[j + l];
+                    for (int l = 0; l < 16; l++) tap[l] = part[l];
+                    if (din) {
                         const float weight = kernel[ky * k + kx];
-                        float sum = 0;
-                        if (stride == 1) {
-                            for (int x = 0; x < wo; x++) sum += grow[x] * src[kx + x];
-                            if (din)
-                                for (int x = 0; x < wo; x++) dst[kx + x] += weight * grow[x];
-                        } else {
-                            for (int x = 0; x < wo; x++) sum += grow[x] * src[kx + x * stride];
-                            if (din)
-                                for (int x = 0; x < wo; x++) dst[kx + x * stride] += weight * grow[x];
-                        }
-                        acc[ky * k + kx] += sum;
+                        float *dst = dq + shift;
+                        for (size_t j = 0; j < run; j++) dst[j] += weight * gflat[j];
                     }
                 }
-            }
             if (din) {
+                /* Input pixels outside the padded plane (the odd column a stride-2 "same" leaves) get no gradient. */
                 float *d = din + ((size_t)c * images + i) * hi * wi;
+                const int cols = wi < wp - pad_left ? wi : wp - pad_left;
                 for (int y = 0; y < hi; y++) {
+                    float *row = d + (size_t)y * wi;
                     const int py = y + pad_top;
-                    for (int x = 0; x < wi; x++) {
-                        const int px = x + pad_left;
-                        d[(size_t)y * wi + x] = py < hp && px < wp ? dpad[(size_t)py * wp + px] : 0;
+                    const int copied = py < hp ? cols : 0;
+                    if (s == 1) {
+                        if (copied > 0) memcpy(row, dq + (size_t)py * pw + pad_left, sizeof(float) * (size_t)copied);
+                    } else {
+                        for (int x = 0; x < copied; x++) {
+                            const int px = x + pad_left;
+                            row[x] = dq[(size_t)((py % s) * s + px % s) * plane + (size_t)(py / s) * pw + px / s];
+                        }
                     }
+                    for (int x = copied; x < wi; x++) row[x] = 0;
                 }
             }
         }
-        for (int j = 0; j < k * k; j++) dw[(size_t)c * k * k + j] = acc[j];
+        for (int j = 0; j < k * k; j++) {
+            float sum = 0;
+            for (int l = 0; l < 16; l++) sum += lanes[(size_t)j * 16 + l];
+            dw[(size_t)c * k * k + j] = sum;
+        }
     }
-    if (acc != sums) free(acc);
-    free(pad);
+    free(q);
 }
 
 DISPATCH(depthwise_backward,
@@ -152,20 +195,39 @@ DISPATCH(im2col,
           int pad_top, int pad_left),
          (in, col, images, ci, hi, wi, ho, wo, k, stride, pad_top, pad_left))
 
+/* Sums for batch statistics in 8 double lanes: double as before, but vectorisable (an in-order sum is not). */
+ALWAYS_INLINE double sum_lanes(const float *x, long m) {
+    double lanes[8] = {0};
+    long j = 0;
+    for (; j + 8 <= m; j += 8)
+        for (int l = 0; l < 8; l++) lanes[l] += x[j + l];
+    double sum = 0;
+    for (; j < m; j++) sum += x[j];
+    for (int l = 0; l < 8; l++) sum += lanes[l];
+    return sum;
+}
+
+ALWAYS_INLINE double squares_lanes(const float *x, long m, double mu) {
+    double lanes[8] = {0};
+    long j = 0;
+    for (; j + 8 <= m; j += 8)
+        for (int l = 0; l < 8; l++) {
+            const double d = x[j + l] - mu;
+            lanes[l] += d * d;
+        }
+    double sum = 0;
+    for (; j < m; j++) sum += (x[j] - mu) * (x[j] - mu);
+    for (int l = 0; l < 8; l++) sum += lanes[l];
+    return sum;
+}
+
 ALWAYS_INLINE void batchnorm_train_body(float *z, float *y, int channels, long m, const float *gamma,
                                         const float *beta, float epsilon, float *mean, float *var, float *invstd) {
     for (int c = 0; c < channels; c++) {
         float *row = z + (size_t)c * m;
         float *out = y + (size_t)c * m;
-        double sum = 0;
-        for (long j = 0; j < m; j++) sum += row[j];
-        const double mu = sum / (double)m;
-        double squares = 0;
-        for (long j = 0; j < m; j++) {
-            const double d = row[j] - mu;
-            squares += d * d;
-        }
-        const double variance = squares / (double)m;
+        const double mu = sum_lanes(row, m) / (double)m;
+        const double variance = squares_lanes(row, m, mu) / (double)m;
         const float inv = (float)(1.0 / sqrt(variance + epsilon));
         const float fmu = (float)mu, g = gamma[c], b = beta[c];
         for (long j = 0; j < m; j++) {
@@ -207,10 +269,21 @@ ALWAYS_INLINE void batchnorm_backward_body(const float *dy, const float *xhat, c
         const float *g = dy + (size_t)c * m;
         const float *xh = xhat + (size_t)c * m;
         float *d = dz + (size_t)c * m;
+        double sums[8] = {0}, dots[8] = {0};
+        long j = 0;
+        for (; j + 8 <= m; j += 8)
+            for (int l = 0; l < 8; l++) {
+                sums[l] += g[j + l];
+                dots[l] += (double)g[j + l] * xh[j + l];
+            }
         double sum = 0, dot = 0;
-        for (long j = 0; j < m; j++) {
+        for (; j < m; j++) {
             sum += g[j];
             dot += (double)g[j] * xh[j];
+        }
+        for (int l = 0; l < 8; l++) {
+            sum += sums[l];
+            dot += dots[l];
         }
         dgamma[c] = (float)dot;
         dbeta[c] = (float)sum;

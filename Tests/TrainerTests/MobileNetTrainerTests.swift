@@ -21,6 +21,12 @@ enum SmallMobileNets {
         stemFilters: 3, stemStride: 1, stemActivation: .hardSwish,
         stages: [MobileNetStage(filters: 4, stride: 2, blocks: [block(1, 5, se: false, .hardSwish)])], height: 9,
         width: 7, channels: 1, classes: 3)
+    /// A stride-1 7x7 depthwise kernel as wide as the 9x7 plane (the flat-plane path, where most taps read the
+    /// padding), expansion 3, residual add.
+    static let wideDepthwise = MobileNetArchitecture(
+        stemFilters: 3, stemStride: 1, stemActivation: .relu6,
+        stages: [MobileNetStage(filters: 3, stride: 1, blocks: [block(3, 7, se: false, .hardSwish)])], height: 9,
+        width: 7, channels: 1, classes: 3)
     /// Expansion 3, squeeze-and-excite, ReLU6, stride 1 with a residual add, then a second block (expansion 6,
     /// kernel 3, SE, hard-swish) with another residual.
     static let expandedWithSE = MobileNetArchitecture(
@@ -65,6 +71,7 @@ enum SmallMobileNets {
     @Test(arguments: [
         ("stem, batch norm, ReLU6, pooling, dense", SmallMobileNets.stemOnly),
         ("depthwise stride 2, hard-swish", SmallMobileNets.depthwiseStride2),
+        ("depthwise 7x7 stride 1 on a 9x7 plane", SmallMobileNets.wideDepthwise),
         ("expansion, squeeze-and-excite, residual", SmallMobileNets.expandedWithSE),
         ("the whole network", SmallMobileNets.mixed),
     ])

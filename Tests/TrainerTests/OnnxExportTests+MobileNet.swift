@@ -19,7 +19,8 @@ import Testing
         }
         let cases: [(String, MobileNetArchitecture)] = [
             ("stem", SmallMobileNets.stemOnly), ("stride2", SmallMobileNets.depthwiseStride2),
-            ("se", SmallMobileNets.expandedWithSE), ("mixed", SmallMobileNets.mixed), ("sampled", sampled),
+            ("wide", SmallMobileNets.wideDepthwise), ("se", SmallMobileNets.expandedWithSE),
+            ("mixed", SmallMobileNets.mixed), ("sampled", sampled),
         ]
         let directory = try OnnxTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

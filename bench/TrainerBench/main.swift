@@ -32,12 +32,23 @@ do {
     let data = try IDXDataset.load(
         directory: options["data"] ?? IDXDataset.defaultDirectory, trainLimit: config.trainLimit,
         testLimit: config.testLimit)
+    // CPU seconds of the whole process (every thread) as well as wall seconds: on a shared machine the wall time
+    // says as much about the other jobs as about the trainer.
+    func processCPUSeconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
     var epochSeconds: [Double] = []
+    var epochCPUSeconds: [Double] = []
     var last = Date()
+    var lastCPU = processCPUSeconds()
     let progress: (TrainingProgress) -> Void = { progress in
         if progress.batch == progress.batchesPerEpoch {
             epochSeconds.append(Date().timeIntervalSince(last))
+            epochCPUSeconds.append(processCPUSeconds() - lastCPU)
             last = Date()
+            lastCPU = processCPUSeconds()
         }
     }
     let model = try options["value"].map { try BuiltInModel(value: JSON.parse($0)) } ?? .cnn(CNNArchitecture(layers: layers))
@@ -59,7 +70,7 @@ do {
         "{\"engine\":\"nas\",\"kernels\":\"\(Trainer.instructionSet)\",\(description),"
             + "\"epochs\":\(config.epochs),\"threads\":\(config.threads),"
             + "\"train_images\":\(data.train.count),\"images_per_second\":\(rate),"
-            + "\"epoch_seconds\":\(epochSeconds),\"loss\":\(losses),"
+            + "\"epoch_seconds\":\(epochSeconds),\"epoch_cpu_seconds\":\(epochCPUSeconds),\"loss\":\(losses),"
             + "\"test_accuracy\":\(accuracy ?? -1)}")
 } catch {
     FileHandle.standardError.write(Data("TrainerBench: \(error)\n".utf8))
