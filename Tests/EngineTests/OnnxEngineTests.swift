@@ -1,5 +1,6 @@
 import Foundation
 import ONNXFixtures
+import TestSupport
 import Testing
 import Trainer
 
@@ -240,6 +241,29 @@ import Trainer
             } catch {
                 Issue.record("\(name): \(error)")
             }
+        }
+    }
+
+    /// The C kernels pick AVX-512, AVX2 or portable code once per process: each capped level (`NAS_KERNELS`), in a
+    /// `nas infer` child of its own, matches onnxruntime on every case too, so a machine of another CPU level runs
+    /// tested code.
+    @Test(arguments: ["avx2", "portable"])
+    func everyOpMatchesOnnxRuntimeAtACappedKernelLevel(_ level: String) async throws {
+        let directory = try OnnxTestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        _ = try await OnnxTestSupport.runPython(Self.generator, [directory.path])
+        let names = try String(contentsOf: directory.appendingPathComponent("manifest.txt"), encoding: .utf8)
+            .split(separator: "\n").map(String.init)
+        for name in names {
+            let file = { (suffix: String) in directory.appendingPathComponent(name + suffix) }
+            let result = try await TestSupport.run(
+                try TestSupport.nasBinary(),
+                ["infer", file(".onnx").path, "--input", file(".in.bin").path, "--output", file(".\(level).bin").path],
+                environment: ["NAS_KERNELS": level])
+            try #require(result.status == 0, "\(name) at \(level): \(result.stderr)")
+            let output = try OnnxTestSupport.readFloats(file(".\(level).bin"))
+            let expected = try OnnxTestSupport.readFloats(file(".out.bin"))
+            #expect(Self.compare(output, expected) == nil, "\(name) at \(level): \(Self.compare(output, expected) ?? "")")
         }
     }
 
