@@ -50,17 +50,7 @@ import Trainer
         // A store as schema 1 wrote it (no kernel_times column), with intact and corrupted rows.
         var expected: [(kept: Bool, timed: Bool)] = []
         do {
-            let database = try Database(path: path, create: true)
-            try database.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            try database.execute("INSERT INTO meta VALUES ('schema', '1')")
-            try database.execute(
-                """
-                CREATE TABLE measurements (
-                    id INTEGER PRIMARY KEY, device_type TEXT NOT NULL, worker_id TEXT, attributes TEXT NOT NULL,
-                    runtime TEXT NOT NULL, model_sha256 TEXT NOT NULL, features TEXT NOT NULL, metrics TEXT NOT NULL,
-                    latency_ms REAL, memory_bytes REAL, job TEXT, trial_id INTEGER, measured_at REAL NOT NULL,
-                    UNIQUE (device_type, model_sha256, job, trial_id))
-                """)
+            let database = try MeasurementStoreTests.schemaOneStore(at: path)
             for index in 0..<300 {
                 var columns: [SQLValue] = [.text(Self.attributes), .text(Self.features), .text(Self.metrics)]
                 if index % 3 != 0 {  // every third row intact

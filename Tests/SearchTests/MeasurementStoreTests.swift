@@ -45,21 +45,27 @@ import Testing
         #expect(throws: MeasurementStoreError.self) { try MeasurementStore(path: text) }
     }
 
+    /// An empty store as schema 1 wrote it (no kernel_times column), open.
+    static func schemaOneStore(at path: String) throws -> Database {
+        let database = try Database(path: path, create: true)
+        try database.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        try database.execute("INSERT INTO meta VALUES ('schema', '1')")
+        try database.execute(
+            """
+            CREATE TABLE measurements (
+                id INTEGER PRIMARY KEY, device_type TEXT NOT NULL, worker_id TEXT, attributes TEXT NOT NULL,
+                runtime TEXT NOT NULL, model_sha256 TEXT NOT NULL, features TEXT NOT NULL, metrics TEXT NOT NULL,
+                latency_ms REAL, memory_bytes REAL, job TEXT, trial_id INTEGER, measured_at REAL NOT NULL,
+                UNIQUE (device_type, model_sha256, job, trial_id))
+            """)
+        return database
+    }
+
     @Test func migratesASchemaOneStoreAndKeepsKernelTimes() throws {
         let path = try TestSupport.temporaryDirectory("nas-ms").appendingPathComponent("m.sqlite").path
         // A store as schema 1 wrote it: no kernel_times column.
         do {
-            let database = try Database(path: path, create: true)
-            try database.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            try database.execute("INSERT INTO meta VALUES ('schema', '1')")
-            try database.execute(
-                """
-                CREATE TABLE measurements (
-                    id INTEGER PRIMARY KEY, device_type TEXT NOT NULL, worker_id TEXT, attributes TEXT NOT NULL,
-                    runtime TEXT NOT NULL, model_sha256 TEXT NOT NULL, features TEXT NOT NULL, metrics TEXT NOT NULL,
-                    latency_ms REAL, memory_bytes REAL, job TEXT, trial_id INTEGER, measured_at REAL NOT NULL,
-                    UNIQUE (device_type, model_sha256, job, trial_id))
-                """)
+            let database = try MeasurementStoreTests.schemaOneStore(at: path)
             try database.execute(
                 """
                 INSERT INTO measurements (device_type, attributes, runtime, model_sha256, features, metrics, measured_at)

@@ -199,6 +199,18 @@ def start(arguments, **kwargs):
     return subprocess.Popen([NAS] + arguments, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
+def retrieve_once_a_worker_registered(path: str) -> dict:
+    """`wait_and_retrieve_latency`, asked again while the job's worker has not registered yet (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return cloud_nas_utils.wait_and_retrieve_latency(path, timeout=10)
+        except fleet.FleetError as error:
+            if time.monotonic() > deadline:
+                raise
+            assert "NO_WORKER" in str(error) or "TIMED_OUT" in str(error), error
+
+
 def test_latency_from_a_registered_worker_over_http2(tmp_path, monkeypatch):
     pytest.importorskip("h2")
     need_nas()
@@ -217,15 +229,7 @@ def test_latency_from_a_registered_worker_over_http2(tmp_path, monkeypatch):
         monkeypatch.setenv("NAS_FLEET_TOKEN", token)
         monkeypatch.setenv("NAS_TARGET_DEVICE_TYPES", "cpu-x86")
         path = cloud_nas_utils.save_onnx(tiny_onnx(), str(tmp_path))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                stats = cloud_nas_utils.wait_and_retrieve_latency(path, timeout=10)
-                break
-            except fleet.FleetError as error:  # the worker may not have registered yet
-                if time.monotonic() > deadline:
-                    raise
-                assert "NO_WORKER" in str(error) or "TIMED_OUT" in str(error), error
+        stats = retrieve_once_a_worker_registered(path)
         assert stats["latency_in_milliseconds"] == stats["latency_ms"] > 0
         assert stats["model_memory"] == stats["memory_bytes"] > 0
         # A wrong token is refused, with the coordinator's reason.
@@ -283,15 +287,7 @@ def test_latency_from_a_coordinator_over_tls_with_the_searchs_tls_files(tmp_path
         monkeypatch.setenv("NAS_FLEET_TOKEN", token)
         monkeypatch.setenv("NAS_TARGET_DEVICE_TYPES", "cpu-x86")
         path = cloud_nas_utils.save_onnx(tiny_onnx(), str(tmp_path))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                stats = cloud_nas_utils.wait_and_retrieve_latency(path, timeout=10)
-                break
-            except fleet.FleetError as error:  # the worker may not have registered yet
-                if time.monotonic() > deadline:
-                    raise
-                assert "NO_WORKER" in str(error) or "TIMED_OUT" in str(error), error
+        stats = retrieve_once_a_worker_registered(path)
         assert stats["latency_ms"] > 0 and stats["memory_bytes"] > 0
         # Without the CA the server's certificate is not trusted; without a client certificate it refuses us.
         with pytest.raises(fleet.FleetError, match="does not trust"):
