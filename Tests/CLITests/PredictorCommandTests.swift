@@ -127,7 +127,7 @@ import Trainer
         let screened = trials.filter { $0.state == .screened }
         let trained = trials.filter { $0.state == .succeeded }
         #expect(trained.count == 3)
-        #expect(!screened.isEmpty, "\(search.stderr)")
+        #expect(!screened.isEmpty, "target \(target) latencies \(sorted) trained \(trained.map(\.metrics))")
         #expect(screened.allSatisfy { ($0.metrics["predicted_latency_ms"] ?? 0) > target })
         #expect(trained.allSatisfy { $0.metrics["predicted_latency_ms"] != nil && $0.metrics["latency_ms"] != nil })
         #expect(search.stderr.contains("screened, not trained"))

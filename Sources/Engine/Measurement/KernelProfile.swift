@@ -46,8 +46,8 @@ public struct KernelTiming: Hashable, Sendable, Codable {
 
 extension OnnxEngine {
     /// Times each planned kernel of batch-1 inferences: `options.warmup` untimed whole runs, then at least
-    /// `options.repeats` runs (and `options.minimumTime`) in which every kernel is timed on its own; returns one
-    /// timing per kernel in run order (the median of its runs). The sum of the medians is close to, not equal to,
+    /// `options.repeats` runs (and `options.minimumTime`) in which every kernel is timed on its own, a descheduled
+    /// kernel as `options.preempted` says; returns one timing per kernel in run order (the median of its runs). The sum of the medians is close to, not equal to,
     /// `measure`'s p50: the runs' medians are taken per kernel.
     public func profile(_ options: MeasurementOptions = MeasurementOptions()) throws -> [KernelTiming] {
         guard options.warmup >= 0, options.repeats >= 1, options.minimumTime >= .zero else {
@@ -71,12 +71,19 @@ extension OnnxEngine {
                 var runs = 0
                 while runs < options.repeats || Self.now() - start < minimumSeconds {
                     inputPointers[0].update(from: inputBuffer.baseAddress!, count: min(inputBuffer.count, first.count))
-                    var before = Self.now()
                     for (index, step) in steps.enumerated() {
+                        // As `measure` times a run: the CPU clock is read outside the wall clock's window, and a
+                        // kernel during which the thread was descheduled counts its CPU time (`options.preempted`),
+                        // so that kernel times and whole-model latencies follow one rule on a busy machine.
+                        let cpuBefore = Self.threadCPUTime()
+                        let before = Self.now()
                         step()
-                        let after = Self.now()
-                        samples[index].append((after - before) * 1000)
-                        before = after
+                        var seconds = Self.now() - before
+                        let cpu = Self.threadCPUTime() - cpuBefore
+                        if options.preempted == .threadTime, options.preemption.preempted(wall: seconds, cpu: cpu) {
+                            seconds = cpu
+                        }
+                        samples[index].append(seconds * 1000)
                     }
                     runs += 1
                 }
