@@ -49,7 +49,9 @@ if [ ! -f "$conf" ] || [ "$(cat "$conf")" != "$wanted" ]; then
 fi
 mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
 
-running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A daemon runs when its pid file names a live process of that name: a stale file's pid may belong to another
+# process by now (the daemon died without removing it), which must neither count as the daemon nor be killed.
+running() { [ -f "$1" ] && [ "$(cat "/proc/$(cat "$1")/comm" 2>/dev/null)" = "$2" ]; }
 
 # munged refuses to run unless its folders belong to it and are not writable by others.
 install -d -o munge -g munge -m 0755 /run/munge
@@ -60,19 +62,19 @@ if [ ! -s /etc/munge/munge.key ]; then
 fi
 chown munge:munge /etc/munge/munge.key
 chmod 0400 /etc/munge/munge.key
-if ! running /run/munge/munged.pid; then
+if ! running /run/munge/munged.pid munged; then
     echo "slurm-up: starting munged"
     runuser -u munge -- /usr/sbin/munged
 fi
 
 for daemon in slurmctld slurmd; do
     pidfile=/run/$daemon.pid
-    if running "$pidfile" && [ $changed -eq 1 ]; then
+    if running "$pidfile" "$daemon" && [ $changed -eq 1 ]; then
         echo "slurm-up: restarting $daemon (slurm.conf changed)"
         kill "$(cat "$pidfile")"
-        for _ in $(seq 50); do running "$pidfile" || break; sleep 0.1; done
+        for _ in $(seq 50); do running "$pidfile" "$daemon" || break; sleep 0.1; done
     fi
-    if ! running "$pidfile"; then
+    if ! running "$pidfile" "$daemon"; then
         echo "slurm-up: starting $daemon"
         "/usr/sbin/$daemon"
     fi
