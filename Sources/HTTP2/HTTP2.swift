@@ -51,7 +51,9 @@ public struct HTTP2Error: Error, Sendable, Equatable, CustomStringConvertible {
         case timedOut
         /// The address is not `https://host:port/path` or `http://host:port/path`.
         case invalidAddress
-        /// A setting cannot be used: a TLS certificate, key or CA file that cannot be read or does not fit.
+        /// A setting cannot be used: a TLS certificate, key or CA file that cannot be read or does not fit, or a
+        /// TLS handshake the peer and this side could not agree on (its certificate not signed by the CA, no ALPN
+        /// h2, a client certificate required): calling again does not help.
         case invalidConfiguration
     }
 

@@ -330,7 +330,9 @@ final class ClientCore: @unchecked Sendable {
         // An h2c connection that ends before a single byte came back is what a TLS server does with cleartext.
         let reason = !peer.target.secure && !session.receivedAny
             ? reason + " before any HTTP/2 answer (if the server serves TLS, call it with https://)" : reason
-        let actions = session.connecting ? peer.state.connectFailed(reason) : peer.state.connectionLost(reason)
+        let actions = session.connecting
+            ? peer.state.connectFailed(reason, kind: session.handshakeRefused ? .invalidConfiguration : .transport)
+            : peer.state.connectionLost(reason)
         perform(actions, on: peer)
     }
 

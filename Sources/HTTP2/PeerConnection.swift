@@ -83,10 +83,11 @@ public struct PeerConnection: Sendable {
         return ready.map { .submit(call: $0) }
     }
 
-    /// The connection could not be opened (`reason`): every waiting call fails.
-    public mutating func connectFailed(_ reason: String) -> [Action] {
+    /// The connection could not be opened (`reason`): every waiting call fails, as `kind` says
+    /// (`.invalidConfiguration` when the TLS handshake was refused, so that callers do not retry it).
+    public mutating func connectFailed(_ reason: String, kind: HTTP2Error.Kind = .transport) -> [Action] {
         guard phase == .connecting else { return [] }
-        return failEverything(HTTP2Error(.transport, "cannot connect to \(authority): \(reason)"))
+        return failEverything(HTTP2Error(kind, "cannot connect to \(authority): \(reason)"))
     }
 
     /// The open connection ended (`reason`): every call on it or waiting fails.

@@ -29,6 +29,8 @@ class Session: EventLoopSource, EventLoopFlushable {
     private(set) var closed = false
     /// Whether any byte came from the peer (through TLS: any decrypted byte).
     private(set) var receivedAny = false
+    /// Whether the TLS handshake was refused (certificate, CA, ALPN): a call again on a new connection cannot help.
+    private(set) var handshakeRefused = false
 
     /// A session on `fd`; with `tls`, every byte goes through that TLS connection, after its handshake.
     init(loop: EventLoop, fd: Int32, tls: TLSConnection?) {
@@ -123,6 +125,10 @@ class Session: EventLoopSource, EventLoopFlushable {
             case .failed(let reason):
                 close(reason)
                 return
+            case .refused(let reason):
+                handshakeRefused = true
+                close(reason)
+                return
             }
         }
         var lost: String?
@@ -163,7 +169,7 @@ class Session: EventLoopSource, EventLoopFlushable {
             readWaitsForWritable = writable
             return (false, nil)
         case .ended: return (false, "the peer closed the connection")
-        case .failed(let reason): return (false, reason)
+        case .failed(let reason), .refused(let reason): return (false, reason)
         }
         let consumed = nghttp2_session_mem_recv(session, buffer.baseAddress, count)
         // A negative result is a protocol error (HTTP/1.1, bytes that are no HTTP/2): this connection ends.

@@ -12,6 +12,8 @@ enum TransportStatus: Equatable {
     case ended
     /// The connection failed, for this reason.
     case failed(String)
+    /// The TLS handshake was refused (a certificate, a CA or the protocol does not fit): calling again cannot help.
+    case refused(String)
 }
 
 /// How a session's bytes cross its socket: as they are (h2c), or through TLS on the same non-blocking socket.
@@ -125,7 +127,7 @@ final class TLSConnection {
         SSL_get0_alpn_selected(ssl, &protocolName, &length)
         let agreed = protocolName.map { String(decoding: UnsafeBufferPointer(start: $0, count: Int(length)), as: UTF8.self) }
         guard agreed == "h2" else {
-            return .failed(role == .client
+            return .refused(role == .client
                 ? "TLS: the server at \(peer) did not agree on HTTP/2 (ALPN h2; it answered "
                     + (agreed.map { "'\($0)'" } ?? "no protocol") + "): it is not an HTTP/2 server over TLS"
                 : "TLS: the client did not offer HTTP/2 (ALPN h2)")
@@ -184,7 +186,8 @@ final class TLSConnection {
             }
             return .failed("TLS \(operation): \(String(cString: strerror(error)))")
         default:
-            return .failed("TLS \(operation) failed: \(explain())")
+            let reason = "TLS \(operation) failed: \(explain())"
+            return operation == "handshake" ? .refused(reason) : .failed(reason)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import FleetWire
 import HTTP2
 import TestSupport
 import Testing
@@ -84,6 +85,37 @@ import Testing
         #expect(message.contains("certificate verify failed"), "\(message)")
         #expect(message.contains("--tls-ca"), "\(message)")
         #expect(message.contains("cannot connect to https://127.0.0.1:\(server.port)"), "\(message)")
+        // A refused handshake is a setting to fix, not a connection to try again.
+        await #expect(throws: HTTP2Error.self) {
+            do {
+                _ = try await client.post(url: "https://127.0.0.1:\(server.port)\(Self.path)", body: [1],
+                                          timeout: .seconds(20))
+            } catch let error as HTTP2Error {
+                #expect(error.kind == .invalidConfiguration, "\(error)")
+                throw error
+            }
+        }
+    }
+
+    @Test func anEvaluationRefusedByTLSFailsAtOnceWithoutRetries() async throws {
+        let certificates = try await TestCertificates.make()
+        let server = try Self.echoServer(certificates)
+        defer { server.stop() }
+        // A certificate that will never verify is not called again: a retried call's message says "after N calls".
+        var retries = FleetClient.Retries()
+        retries.attempts = 3
+        retries.firstBackoff = .milliseconds(10)
+        let client = FleetClient(coordinator: "https://127.0.0.1:\(server.port)", token: Self.token,
+                                 tls: try TLSContext(client: TLSConfiguration(caFile: certificates.otherCA)),
+                                 retries: retries)
+        do {
+            _ = try await client.evaluateDetailed(model: [1, 2, 3], deviceType: "cpu", deadline: .seconds(60))
+            Issue.record("the evaluation succeeded against a server the CA did not sign")
+        } catch let error as FleetError {
+            #expect(error.code == .invalidConfiguration, "\(error)")
+            #expect(error.message.contains("certificate verify failed"), "\(error)")
+            #expect(!error.message.contains("calls)"), "retried: \(error)")
+        }
     }
 
     @Test func aCertificateForAnotherHostIsRefused() async throws {

@@ -145,7 +145,7 @@ public final class FleetWorker: @unchecked Sendable {
                 log("registered as \(response.workerID) (device type \(configuration.deviceType), \(address))")
             } catch {
                 // Refusals and TLS failures (a wrong CA, a missing client certificate) do not mend by retrying.
-                if error.code == .badRequest || error.code == .unauthenticated || error.message.contains("TLS") {
+                if error.code == .badRequest || error.code == .unauthenticated || error.code == .invalidConfiguration {
                     log("registration refused: \(error)")
                 }
                 // Full jitter: many workers coming back after a coordinator restart do not arrive all at once.
