@@ -281,8 +281,10 @@ public final class Coordinator: @unchecked Sendable {
     }
 
     private func finishPush(_ evaluation: UInt64, worker: String, result: Result<RunResponse, FleetError>) {
+        // A worker that cannot be reached, or whose TLS handshake refuses this coordinator (the transport's
+        // invalidConfiguration), is lost to this evaluation: it goes to another worker.
         let outcome: Result<[String: Double], FleetError> = result.map(\.metrics).mapError { error in
-            error.code == .transport ? .workerLost(worker, error.message) : error
+            error.code == .transport || error.code == .invalidConfiguration ? .workerLost(worker, error.message) : error
         }
         perform(lock.withLock { scheduler.finished(evaluation, worker: worker, result: outcome, now: now()) })
     }
