@@ -306,6 +306,10 @@ struct SessionOutput {
     private var pieces: [(body: OutgoingBody?, range: Range<Int>)] = []
     /// Where the next piece of `frames` starts.
     private var framesStart = 0
+    /// Payloads shorter than this are copied all the same: a small copy costs less than one more piece to send.
+    static let copiedBelow = 4096
+    /// The pieces of one `sendmsg`, kept for their capacity.
+    private var vectors: [iovec] = []
     /// The piece being sent and how much of it went.
     private var piece = 0
     private var sentOfPiece = 0
@@ -344,7 +348,7 @@ struct SessionOutput {
     /// A DATA frame's payload: `range` of `body`'s bytes.
     mutating func append(_ body: OutgoingBody, _ range: Range<Int>) {
         guard !range.isEmpty else { return }
-        if copiesPayloads {
+        if copiesPayloads || range.count < Self.copiedBelow {
             body.bytes.withUnsafeBufferPointer { append(UnsafeBufferPointer(rebasing: $0[range])) }
             return
         }
@@ -358,21 +362,29 @@ struct SessionOutput {
         framesStart = frames.count
     }
 
-    /// Sends what is left: `contiguous` with one buffer when payloads are copied (TLS), else one `sendmsg` of every
-    /// piece; the transport's status.
+    /// Sends what is left: `contiguous` with one buffer when only frame bytes are left (always, through TLS), else
+    /// one `sendmsg` of every piece (h2c); the transport's status.
     mutating func send(contiguous: (UnsafeRawBufferPointer) -> TransportStatus, fd: Int32) -> TransportStatus {
         closeFrames()
-        if copiesPayloads {
+        if piece == pieces.count - 1, pieces[piece].body == nil {
             let (range, offset) = (pieces[piece].range, sentOfPiece)
-            return frames.withUnsafeBytes { contiguous(UnsafeRawBufferPointer(rebasing: $0[range.lowerBound + offset..<range.upperBound])) }
+            return frames.withUnsafeBytes {
+                contiguous(UnsafeRawBufferPointer(rebasing: $0[range.lowerBound + offset..<range.upperBound]))
+            }
         }
+        var vectors: [iovec] = []
+        swap(&vectors, &self.vectors)
+        defer { swap(&vectors, &self.vectors) }
+        vectors.removeAll(keepingCapacity: true)
+        let (pieces, first, skip) = (self.pieces, piece, sentOfPiece)
         return frames.withUnsafeBytes { frames in
-            // An array held unchanged by its body keeps its storage where it is for as long as the body lives.
-            var vectors = pieces[piece...].enumerated().map { index, piece -> iovec in
-                let skip = index == 0 ? sentOfPiece : 0
-                let base = piece.body.map { body in body.bytes.withUnsafeBytes { $0.baseAddress! } } ?? frames.baseAddress!
-                return iovec(iov_base: UnsafeMutableRawPointer(mutating: base + piece.range.lowerBound + skip),
-                             iov_len: piece.range.count - skip)
+            for index in first..<pieces.count {
+                let (body, range) = pieces[index]
+                let start = range.lowerBound + (index == first ? skip : 0)
+                // An array held unchanged by its body keeps its storage where it is for as long as the body lives.
+                let base = body.map { body in body.bytes.withUnsafeBytes { $0.baseAddress! } } ?? frames.baseAddress!
+                vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: base + start),
+                                     iov_len: range.upperBound - start))
             }
             return vectors.withUnsafeMutableBufferPointer { Transport.sendPieces(fd, $0) }
         }
@@ -415,25 +427,55 @@ private func sendDataFrame(
     return Unmanaged<Session>.fromOpaque(user).takeUnretainedValue().appendDataFrame(frame, header: header, length: length)
 }
 
-/// Header fields laid out for nghttp2: names and values in one buffer, `nghttp2_nv`s pointing into it, valid
-/// during `body` (nghttp2 copies them when a frame is submitted).
-func withHeaderFields<R>(_ fields: [(String, String)], _ body: (UnsafeMutablePointer<nghttp2_nv>, Int) -> R) -> R {
-    var bytes: [UInt8] = []
-    var spans: [(Int, Int, Int, Int)] = []
-    for (name, value) in fields {
-        let nameStart = bytes.count
-        bytes.append(contentsOf: name.utf8)
-        let valueStart = bytes.count
-        bytes.append(contentsOf: value.utf8)
-        spans.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
+/// Header fields laid out for nghttp2: names and values in one buffer, `nghttp2_nv`s pointing into it, valid during
+/// `withFields` (nghttp2 copies them when a frame is submitted). A session keeps one and refills it for each call or
+/// response: the buffers keep their capacity, and numbers are written as digits, so no string is made per field.
+struct HeaderFields {
+    private var bytes: [UInt8] = []
+    private var spans: [(name: Range<Int>, value: Range<Int>)] = []
+    private var fields: [nghttp2_nv] = []
+
+    /// Starts a new block.
+    mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
+        spans.removeAll(keepingCapacity: true)
     }
-    bytes.append(0)
-    return bytes.withUnsafeMutableBufferPointer { buffer in
-        var fields = spans.map { span in
-            nghttp2_nv(name: buffer.baseAddress! + span.0, value: buffer.baseAddress! + span.2, namelen: span.1,
-                       valuelen: span.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+
+    mutating func add(_ name: StaticString, _ value: String) {
+        let start = bytes.count
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        let middle = bytes.count
+        bytes.append(contentsOf: value.utf8)
+        spans.append((start..<middle, middle..<bytes.count))
+    }
+
+    /// A field whose value is `number` in decimal.
+    mutating func add(_ name: StaticString, number: Int) {
+        let start = bytes.count
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        let middle = bytes.count
+        var value = max(0, number)
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
+            value /= 10
+        } while value > 0
+        bytes[middle...].reverse()
+        spans.append((start..<middle, middle..<bytes.count))
+    }
+
+    /// Runs `body` with the fields laid out for nghttp2.
+    mutating func withFields<R>(_ body: (UnsafeMutablePointer<nghttp2_nv>, Int) -> R) -> R {
+        bytes.append(0)  // never empty, so the buffer has an address
+        return bytes.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress!
+            fields.removeAll(keepingCapacity: true)
+            for span in spans {
+                fields.append(nghttp2_nv(name: base + span.name.lowerBound, value: base + span.value.lowerBound,
+                                         namelen: span.name.count, valuelen: span.value.count,
+                                         flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+            }
+            return fields.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
         }
-        return fields.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
     }
 }
 
