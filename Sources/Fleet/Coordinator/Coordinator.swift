@@ -216,9 +216,9 @@ public final class Coordinator: @unchecked Sendable {
             throw FleetError.badRequest("evaluate: sha256 is \(request.sha256.count) bytes; send the model's 32-byte "
                 + "SHA-256 digest, which the coordinator checks against the bytes")
         }
-        // A large model pushed at once with its bytes is hashed beside the push, on the fleet's threads, while it
-        // travels to a worker that checks them too; any other is checked here first, as a hash-only push (or a
-        // queued evaluation) lets no one else see the bytes before a worker measures.
+        // A large model pushed at once with its bytes is hashed beside the push, on the fleet's background thread,
+        // while it travels to a worker that checks them too; any other is checked here first, as a hash-only push
+        // (or a queued evaluation) lets no one else see the bytes before a worker measures.
         let besidePush = request.model.count >= Self.checkedBesidePush
             && lock.withLock { scheduler.pushesModelAtOnce(deviceType: request.deviceType, sha256: request.sha256) }
         if !besidePush {
@@ -240,7 +240,7 @@ public final class Coordinator: @unchecked Sendable {
         perform(actions)
         if besidePush {
             let (model, claimed) = (request.model, request.sha256)
-            Task(executorPreference: FleetExecutor.shared) { [self] in
+            Task(executorPreference: FleetExecutor.background) { [self] in
                 let hash = SHA256.hash(model)
                 checked(id, matches: hash == claimed, refusal: Self.damaged(hash, claimed))
             }
