@@ -295,6 +295,7 @@ package struct Scheduler: Sendable {
 
     /// Hands queued evaluations to the least-loaded live workers of their type that have room.
     private mutating func dispatchQueued(now: UInt64) -> [Action] {
+        guard !queues.isEmpty else { return [] }  // the common case: nothing waits (no sort, no array)
         var actions: [Action] = []
         for deviceType in queues.keys.sorted() {
             var queue = queues[deviceType] ?? []
