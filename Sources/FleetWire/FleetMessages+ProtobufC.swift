@@ -22,9 +22,10 @@ extension ProtobufCMessageConvertible {
 }
 
 /// A message with a model in it (an evaluation, a push): its model's bytes are lent to protobuf-c while it packs
-/// (the field points at the array's own storage), not copied into the arena first.
+/// (the field points at the array's own storage), not copied into the arena first, and are copied once from the body
+/// when it is decoded.
 package protocol CarriesModel: ProtobufCMessageConvertible {
-    var model: [UInt8] { get }
+    var model: [UInt8] { get set }
     /// Fills every field, the model's with `model`.
     func fill(_ message: inout CMessage, arena: CArena, model: ProtobufCBinaryData)
 }
@@ -46,6 +47,60 @@ extension CarriesModel {
             return pack()
         }
     }
+
+    /// Decodes one message; `FleetError.malformedMessage` when the bytes are not one. The model (field 2 of both
+    /// messages) is copied once, straight from `bytes`: protobuf-c decodes the other fields only, from the body
+    /// without the model's field, instead of copying the model into its own allocation first for it to be copied
+    /// again into the array. Bytes whose fields cannot be walked go to protobuf-c whole, which says what is wrong.
+    package init(decoding bytes: [UInt8]) throws(FleetError) {
+        guard let located = bytes.withUnsafeBufferPointer({ lastLengthDelimitedField(2, in: $0) }) else {
+            try self.init(unpacking: bytes)
+            return
+        }
+        var rest: [UInt8] = []
+        rest.reserveCapacity(bytes.count - located.field.count)
+        rest += bytes[..<located.field.lowerBound]
+        rest += bytes[located.field.upperBound...]
+        try self.init(unpacking: rest)
+        model = Array(bytes[located.value])
+    }
+}
+
+/// Where the last top-level length-delimited field `number` of a protobuf encoding lies (the whole field and its
+/// value), the one a decoder keeps; nil when there is none, or when the bytes are not a sequence of well-formed fields.
+func lastLengthDelimitedField(_ number: UInt64, in bytes: UnsafeBufferPointer<UInt8>)
+    -> (field: Range<Int>, value: Range<Int>)?
+{
+    var position = 0
+    func varint() -> UInt64? {
+        var value: UInt64 = 0
+        for shift in stride(from: 0, to: 64, by: 7) {
+            guard position < bytes.count else { return nil }
+            let byte = bytes[position]
+            position += 1
+            value |= UInt64(byte & 0x7f) << UInt64(shift)
+            if byte & 0x80 == 0 { return value }
+        }
+        return nil
+    }
+    var found: (field: Range<Int>, value: Range<Int>)?
+    while position < bytes.count {
+        let start = position
+        guard let key = varint() else { return nil }
+        switch key & 7 {
+        case 0: guard varint() != nil else { return nil }
+        case 1: position += 8
+        case 5: position += 4
+        case 2:
+            guard let length = varint(), length <= UInt64(bytes.count - position) else { return nil }
+            let value = position..<position + Int(length)
+            position = value.upperBound
+            if key >> 3 == number { found = (start..<position, value) }
+        default: return nil  // groups (3, 4) and unknown wire types: protobuf-c's to judge
+        }
+        guard position <= bytes.count else { return nil }
+    }
+    return found
 }
 
 extension ProtobufCMessageConvertible {
@@ -69,6 +124,11 @@ extension ProtobufCMessageConvertible {
 
     /// Decodes one message; `FleetError.malformedMessage` when the bytes are not one.
     package init(decoding bytes: [UInt8]) throws(FleetError) {
+        try self.init(unpacking: bytes)
+    }
+
+    /// Decodes one message with protobuf-c, every field copied out of its unpacked struct.
+    init(unpacking bytes: [UInt8]) throws(FleetError) {
         // The descriptor's address comes from the generated init: a C global copied into Swift would be a copy.
         let template = UnsafeMutablePointer<CMessage>.allocate(capacity: 1)
         Self.initialize(template)

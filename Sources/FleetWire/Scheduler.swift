@@ -270,8 +270,32 @@ package struct Scheduler: Sendable {
         return []
     }
 
+    /// Whether an evaluation of `deviceType` submitted now would be pushed at once, with its model's bytes (the
+    /// worker it would go to does not have `sha256` cached): none of that type waits and a worker has room.
+    package func pushesModelAtOnce(deviceType: String, sha256: [UInt8]) -> Bool {
+        guard queues[deviceType]?.isEmpty ?? true, let chosen = choice(deviceType: deviceType, tried: []) else {
+            return false
+        }
+        return !chosen.cached.contains(sha256)
+    }
+
+    /// The least-loaded live worker of `deviceType` that has room, preferring those not in `tried`; ties go to the
+    /// one that registered first.
+    private func choice(deviceType: String, tried: Set<String>) -> Worker? {
+        let candidates = workers.values.filter {
+            $0.deviceType == deviceType && $0.state == .live && $0.inFlight.count < $0.capacity
+        }
+        let fresh = candidates.filter { !tried.contains($0.id) }
+        return (fresh.isEmpty ? candidates : fresh).min { a, b in
+            let loadA = Double(a.inFlight.count) / Double(a.capacity)
+            let loadB = Double(b.inFlight.count) / Double(b.capacity)
+            return (loadA, a.inFlight.count, a.sequence) < (loadB, b.inFlight.count, b.sequence)
+        }
+    }
+
     /// Hands queued evaluations to the least-loaded live workers of their type that have room.
     private mutating func dispatchQueued(now: UInt64) -> [Action] {
+        guard !queues.isEmpty else { return [] }  // the common case: nothing waits (no sort, no array)
         var actions: [Action] = []
         for deviceType in queues.keys.sorted() {
             var queue = queues[deviceType] ?? []
@@ -279,22 +303,12 @@ package struct Scheduler: Sendable {
             while !queue.isEmpty {
                 let id = queue.removeFirst()
                 guard var evaluation = evaluations[id] else { continue }
-                let candidates = workers.values.filter {
-                    $0.deviceType == deviceType && $0.state == .live && $0.inFlight.count < $0.capacity
-                }
-                if candidates.isEmpty {
+                // Another worker than those that already failed it, when there is one.
+                guard let chosen = choice(deviceType: deviceType, tried: evaluation.tried) else {
                     kept.append(id)
                     kept.append(contentsOf: queue)
                     break
                 }
-                // Another worker than those that already failed it, when there is one.
-                let fresh = candidates.filter { !evaluation.tried.contains($0.id) }
-                let pool = fresh.isEmpty ? candidates : fresh
-                let chosen = pool.min { a, b in
-                    let loadA = Double(a.inFlight.count) / Double(a.capacity)
-                    let loadB = Double(b.inFlight.count) / Double(b.capacity)
-                    return (loadA, a.inFlight.count, a.sequence) < (loadB, b.inFlight.count, b.sequence)
-                }!
                 evaluation.attempts += 1
                 evaluation.tried.insert(chosen.id)
                 evaluation.worker = chosen.id

@@ -19,6 +19,9 @@ final class ClientSession: Session {
     private var streams: [Int32: Stream] = [:]
     /// Calls whose stream ended in this batch of reads, with their results.
     private var results: [(call: UInt64, result: Result<HTTP2Response, HTTP2Error>)] = []
+    /// The header block of the call being submitted, and the `authorization` value of the last token.
+    private var headers = HeaderFields()
+    private var bearer: (token: String, value: String)?
 
     init?(fd: Int32, target: HTTP2Client.Target, tls: TLSConnection?, client: ClientCore) {
         authority = target.authority
@@ -38,12 +41,15 @@ final class ClientSession: Session {
     /// Submits a call as a new stream, sent at the end of the loop's turn; the error when nghttp2 refuses it.
     func submit(call: UInt64, path: String, body: [UInt8], token: String, contentType: String,
                 maxResponseBytes: Int) -> HTTP2Error? {
-        var fields = [
-            (":method", "POST"), (":scheme", scheme), (":authority", authority), (":path", path),
-            ("content-type", contentType), ("content-length", String(body.count)),
-        ]
-        if !token.isEmpty { fields.append(("authorization", "Bearer \(token)")) }
-        let stream = withHeaderFields(fields) { nva, count in
+        headers.reset()
+        headers.add(":method", "POST")
+        headers.add(":scheme", scheme)
+        headers.add(":authority", authority)
+        headers.add(":path", path)
+        headers.add("content-type", contentType)
+        headers.add("content-length", number: body.count)
+        if !token.isEmpty { headers.add("authorization", authorization(token)) }
+        let stream = headers.withFields { nva, count in
             nas_nghttp2_submit_request(session, nva, count, body.isEmpty ? nil : readOutgoingBody)
         }
         guard stream > 0 else { return HTTP2Error(.transport, String(cString: nghttp2_strerror(stream))) }
@@ -51,6 +57,14 @@ final class ClientSession: Session {
                                  answer: ClientStream(maxResponseBytes: maxResponseBytes))
         loop.flushLater(self)
         return nil
+    }
+
+    /// `Bearer <token>`, made once per token rather than per call.
+    private func authorization(_ token: String) -> String {
+        if let bearer, bearer.token == token { return bearer.value }
+        let value = "Bearer " + token
+        bearer = (token, value)
+        return value
     }
 
     /// Resets the call's stream (it timed out); its end is not reported.

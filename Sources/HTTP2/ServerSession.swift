@@ -10,6 +10,8 @@ final class ServerSession: Session, @unchecked Sendable {
     private var deadlines: ConnectionDeadlines
     /// The request-body bytes each stream holds of the server's budget, until the stream closes.
     private var held: [Int32: Int] = [:]
+    /// The header block of the response being submitted.
+    private var headers = HeaderFields()
 
     init?(fd: Int32, tls: TLSConnection?, server: ServerCore) {
         self.server = server
@@ -30,11 +32,11 @@ final class ServerSession: Session, @unchecked Sendable {
         guard !closed, streams[id] != nil, responses[id] == nil else { return }
         let body = OutgoingBody(response.body)
         responses[id] = body
-        let fields = [
-            (":status", String(response.status)), ("content-type", server.configuration.contentType),
-            ("content-length", String(response.body.count)),
-        ]
-        _ = withHeaderFields(fields) { nva, count in
+        headers.reset()
+        headers.add(":status", number: response.status)
+        headers.add("content-type", server.configuration.contentType)
+        headers.add("content-length", number: response.body.count)
+        _ = headers.withFields { nva, count in
             // An empty body ends the stream with the headers, not with an empty DATA frame after them.
             nas_nghttp2_submit_response(session, id, nva, count, response.body.isEmpty ? nil : readOutgoingBody)
         }

@@ -13,8 +13,8 @@ class Session: EventLoopSource, EventLoopFlushable {
     /// Made by the subclass, whose instance is the session's user data.
     var session: OpaquePointer?
     private var token: UInt64 = 0
-    private var pendingOutput: [UInt8] = []
-    private var pendingOffset = 0
+    /// What the session has gathered to send and not yet sent.
+    private var output: SessionOutput
     private var waitingForWritable = false
     /// True while the connection is not yet open (a non-blocking connect or a TLS handshake is under way): frames
     /// wait in the session.
@@ -37,6 +37,8 @@ class Session: EventLoopSource, EventLoopFlushable {
         self.loop = loop
         self.fd = fd
         transport = tls.map { .tls($0) } ?? .plain
+        // Through TLS every byte is copied into one buffer for SSL_write; h2c sends bodies from where they are.
+        output = SessionOutput(copiesPayloads: tls != nil)
     }
 
     deinit {
@@ -183,10 +185,9 @@ class Session: EventLoopSource, EventLoopFlushable {
         while true {
             // Gather every frame nghttp2 has (up to 256 KiB) and send them in one call, not one call per frame.
             // DATA frames are appended by `appendDataFrame`, during nghttp2_session_mem_send.
-            if pendingOffset == pendingOutput.count {
-                pendingOutput.removeAll(keepingCapacity: true)
-                pendingOffset = 0
-                while pendingOutput.count < Self.outputBatch {
+            if output.isDrained {
+                output.reset()
+                while output.count < Self.outputBatch {
                     var data: UnsafePointer<UInt8>?
                     let length = nghttp2_session_mem_send(session, &data)
                     if length < 0 {
@@ -194,13 +195,11 @@ class Session: EventLoopSource, EventLoopFlushable {
                         return
                     }
                     if length == 0 { break }
-                    pendingOutput.append(contentsOf: UnsafeBufferPointer(start: data, count: length))
+                    output.append(UnsafeBufferPointer(start: data, count: length))
                 }
-                if pendingOutput.isEmpty { break }
+                if output.count == 0 { break }
             }
-            let status = pendingOutput.withUnsafeBytes { [offset = pendingOffset] in
-                transport.send(fd, UnsafeRawBufferPointer(rebasing: $0[offset...]))
-            }
+            let status = output.send(contiguous: { transport.send(fd, $0) }, fd: fd)
             writeWaitsForReadable = status == .wouldBlock(writable: false)
             guard case .done(let written) = status else {
                 if case .failed(let reason) = status {
@@ -211,10 +210,10 @@ class Session: EventLoopSource, EventLoopFlushable {
                 // them: the socket is always watched for reading.
                 break
             }
-            pendingOffset += written
-            if pendingOffset < pendingOutput.count { break }
+            output.advance(written)
+            if !output.isDrained { break }
         }
-        let blocked = pendingOffset < pendingOutput.count
+        let blocked = !output.isDrained
         let writable = (blocked && !writeWaitsForReadable) || readWaitsForWritable
         if writable != waitingForWritable { watchWritable(writable) }
         if !blocked && nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
@@ -226,19 +225,20 @@ class Session: EventLoopSource, EventLoopFlushable {
     private static let outputBatch = 256 << 10
 
     /// Appends a DATA frame nghttp2 prepared (its 9-byte header, then its payload straight from the body, so nghttp2
-    /// copies none of the body); `NGHTTP2_ERR_WOULDBLOCK` once the output holds a batch: nghttp2 offers the same
-    /// frame again after it went out.
+    /// copies none of the body, and h2c does not either: the payload is sent from the body's own storage);
+    /// `NGHTTP2_ERR_WOULDBLOCK` once the output holds a batch: nghttp2 offers the same frame again after it went out.
     fileprivate func appendDataFrame(_ frame: UnsafeMutablePointer<nghttp2_frame>, header: UnsafePointer<UInt8>,
                                      length: Int) -> Int32 {
-        guard pendingOutput.count < Self.outputBatch else { return NGHTTP2_ERR_WOULDBLOCK.rawValue }
+        guard output.count < Self.outputBatch else { return NGHTTP2_ERR_WOULDBLOCK.rawValue }
         guard let body = outgoingBody(frame.pointee.hd.stream_id) else {
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
         }
-        pendingOutput.append(contentsOf: UnsafeBufferPointer(start: header, count: 9))
+        output.append(UnsafeBufferPointer(start: header, count: 9))
         let padding = Int(frame.pointee.data.padlen)
-        if padding > 0 { pendingOutput.append(UInt8(padding - 1)) }
-        guard body.send(length, into: &pendingOutput) else { return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
-        if padding > 1 { pendingOutput.append(contentsOf: repeatElement(0, count: padding - 1)) }
+        if padding > 0 { output.append(UInt8(padding - 1)) }
+        guard let payload = body.take(length) else { return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
+        output.append(body, payload)
+        if padding > 1 { output.append(repeatElement(0, count: padding - 1)) }
         return 0
     }
 
@@ -293,12 +293,123 @@ final class OutgoingBody {
         return count
     }
 
-    /// Appends the payload of the frame prepared next (`length` bytes) to `output`; false if there are not that many.
-    fileprivate func send(_ length: Int, into output: inout [UInt8]) -> Bool {
-        guard length <= framed - sent else { return false }
-        bytes.withUnsafeBufferPointer { output.append(contentsOf: UnsafeBufferPointer(rebasing: $0[sent..<sent + length])) }
-        sent += length
-        return true
+    /// The bytes of the payload of the frame prepared next (`length` bytes); nil if there are not that many.
+    fileprivate func take(_ length: Int) -> Range<Int>? {
+        guard length <= framed - sent else { return nil }
+        defer { sent += length }
+        return sent..<sent + length
+    }
+}
+
+/// A session's output between two sends: frame bytes in one buffer, and the payloads of DATA frames as ranges of
+/// their bodies, in order. Over h2c the payloads are not copied: one `sendmsg` takes the frame bytes and the bodies'
+/// storage as its pieces (a 190 KB model crossed the loop's memory once more per hop before). Through TLS they are
+/// copied into the buffer, which goes to `SSL_write` whole.
+struct SessionOutput {
+    private let copiesPayloads: Bool
+    private var frames: [UInt8] = []
+    /// The output in order: ranges of `frames`, or of a body's bytes (the body is held until they are sent).
+    private var pieces: [(body: OutgoingBody?, range: Range<Int>)] = []
+    /// Where the next piece of `frames` starts.
+    private var framesStart = 0
+    /// Payloads shorter than this are copied all the same: a small copy costs less than one more piece to send.
+    static let copiedBelow = 4096
+    /// The pieces of one `sendmsg`, kept for their capacity.
+    private var vectors: [iovec] = []
+    /// The piece being sent and how much of it went.
+    private var piece = 0
+    private var sentOfPiece = 0
+    /// Bytes gathered since the last reset.
+    private(set) var count = 0
+
+    init(copiesPayloads: Bool) {
+        self.copiesPayloads = copiesPayloads
+    }
+
+    /// Whether every gathered byte was sent.
+    var isDrained: Bool { piece == pieces.count && framesStart == frames.count }
+
+    /// Forgets what was sent, keeping the buffers' capacity.
+    mutating func reset() {
+        frames.removeAll(keepingCapacity: true)
+        pieces.removeAll(keepingCapacity: true)
+        (framesStart, piece, sentOfPiece, count) = (0, 0, 0, 0)
+    }
+
+    mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        frames.append(contentsOf: bytes)
+        count += bytes.count
+    }
+
+    mutating func append(_ byte: UInt8) {
+        frames.append(byte)
+        count += 1
+    }
+
+    mutating func append(_ bytes: Repeated<UInt8>) {
+        frames.append(contentsOf: bytes)
+        count += bytes.count
+    }
+
+    /// A DATA frame's payload: `range` of `body`'s bytes.
+    mutating func append(_ body: OutgoingBody, _ range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        if copiesPayloads || range.count < Self.copiedBelow {
+            body.bytes.withUnsafeBufferPointer { append(UnsafeBufferPointer(rebasing: $0[range])) }
+            return
+        }
+        closeFrames()
+        pieces.append((body, range))
+        count += range.count
+    }
+
+    private mutating func closeFrames() {
+        if framesStart < frames.count { pieces.append((nil, framesStart..<frames.count)) }
+        framesStart = frames.count
+    }
+
+    /// Sends what is left: `contiguous` with one buffer when only frame bytes are left (always, through TLS), else
+    /// one `sendmsg` of every piece (h2c); the transport's status.
+    mutating func send(contiguous: (UnsafeRawBufferPointer) -> TransportStatus, fd: Int32) -> TransportStatus {
+        closeFrames()
+        if piece == pieces.count - 1, pieces[piece].body == nil {
+            let (range, offset) = (pieces[piece].range, sentOfPiece)
+            return frames.withUnsafeBytes {
+                contiguous(UnsafeRawBufferPointer(rebasing: $0[range.lowerBound + offset..<range.upperBound]))
+            }
+        }
+        var vectors: [iovec] = []
+        swap(&vectors, &self.vectors)
+        defer { swap(&vectors, &self.vectors) }
+        vectors.removeAll(keepingCapacity: true)
+        let (pieces, first, skip) = (self.pieces, piece, sentOfPiece)
+        return frames.withUnsafeBytes { frames in
+            for index in first..<pieces.count {
+                let (body, range) = pieces[index]
+                let start = range.lowerBound + (index == first ? skip : 0)
+                // An array held unchanged by its body keeps its storage where it is for as long as the body lives.
+                let base = body.map { body in body.bytes.withUnsafeBytes { $0.baseAddress! } } ?? frames.baseAddress!
+                vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: base + start),
+                                     iov_len: range.upperBound - start))
+            }
+            return vectors.withUnsafeMutableBufferPointer { Transport.sendPieces(fd, $0) }
+        }
+    }
+
+    /// `written` more bytes went out.
+    mutating func advance(_ written: Int) {
+        var left = written
+        while left > 0, piece < pieces.count {
+            let remaining = pieces[piece].range.count - sentOfPiece
+            if left < remaining {
+                sentOfPiece += left
+                return
+            }
+            left -= remaining
+            pieces[piece].body = nil
+            piece += 1
+            sentOfPiece = 0
+        }
     }
 }
 
@@ -322,25 +433,55 @@ private func sendDataFrame(
     return Unmanaged<Session>.fromOpaque(user).takeUnretainedValue().appendDataFrame(frame, header: header, length: length)
 }
 
-/// Header fields laid out for nghttp2: names and values in one buffer, `nghttp2_nv`s pointing into it, valid
-/// during `body` (nghttp2 copies them when a frame is submitted).
-func withHeaderFields<R>(_ fields: [(String, String)], _ body: (UnsafeMutablePointer<nghttp2_nv>, Int) -> R) -> R {
-    var bytes: [UInt8] = []
-    var spans: [(Int, Int, Int, Int)] = []
-    for (name, value) in fields {
-        let nameStart = bytes.count
-        bytes.append(contentsOf: name.utf8)
-        let valueStart = bytes.count
-        bytes.append(contentsOf: value.utf8)
-        spans.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
+/// Header fields laid out for nghttp2: names and values in one buffer, `nghttp2_nv`s pointing into it, valid during
+/// `withFields` (nghttp2 copies them when a frame is submitted). A session keeps one and refills it for each call or
+/// response: the buffers keep their capacity, and numbers are written as digits, so no string is made per field.
+struct HeaderFields {
+    private var bytes: [UInt8] = []
+    private var spans: [(name: Range<Int>, value: Range<Int>)] = []
+    private var fields: [nghttp2_nv] = []
+
+    /// Starts a new block.
+    mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
+        spans.removeAll(keepingCapacity: true)
     }
-    bytes.append(0)
-    return bytes.withUnsafeMutableBufferPointer { buffer in
-        var fields = spans.map { span in
-            nghttp2_nv(name: buffer.baseAddress! + span.0, value: buffer.baseAddress! + span.2, namelen: span.1,
-                       valuelen: span.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+
+    mutating func add(_ name: StaticString, _ value: String) {
+        let start = bytes.count
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        let middle = bytes.count
+        bytes.append(contentsOf: value.utf8)
+        spans.append((start..<middle, middle..<bytes.count))
+    }
+
+    /// A field whose value is `number` in decimal.
+    mutating func add(_ name: StaticString, number: Int) {
+        let start = bytes.count
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        let middle = bytes.count
+        var value = max(0, number)
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
+            value /= 10
+        } while value > 0
+        bytes[middle...].reverse()
+        spans.append((start..<middle, middle..<bytes.count))
+    }
+
+    /// Runs `body` with the fields laid out for nghttp2.
+    mutating func withFields<R>(_ body: (UnsafeMutablePointer<nghttp2_nv>, Int) -> R) -> R {
+        bytes.append(0)  // never empty, so the buffer has an address
+        return bytes.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress!
+            fields.removeAll(keepingCapacity: true)
+            for span in spans {
+                fields.append(nghttp2_nv(name: base + span.name.lowerBound, value: base + span.value.lowerBound,
+                                         namelen: span.name.count, valuelen: span.value.count,
+                                         flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+            }
+            return fields.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
         }
-        return fields.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
     }
 }
 

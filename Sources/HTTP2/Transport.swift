@@ -61,6 +61,23 @@ enum Transport {
         }
     }
 
+    /// Writes as much of `pieces` as the socket takes, in order, with one `sendmsg` (h2c only).
+    static func sendPieces(_ fd: Int32, _ pieces: UnsafeMutableBufferPointer<iovec>) -> TransportStatus {
+        // At most IOV_MAX (1024 on Linux) pieces per call, the rest at the next; a batch holds far fewer (16 KiB
+        // DATA frames, 256 KiB a batch).
+        var message = msghdr()
+        message.msg_iov = pieces.baseAddress
+        message.msg_iovlen = min(pieces.count, 1024)
+        while true {
+            let written = sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
+            if written >= 0 { return .done(written) }
+            let error = nas_errno()
+            if error == EINTR { continue }
+            if error == EAGAIN || error == EWOULDBLOCK { return .wouldBlock(writable: true) }
+            return .failed(String(cString: strerror(error)))
+        }
+    }
+
     /// Whether bytes already read from the socket wait in TLS's buffers: epoll will not report them.
     var hasBufferedInput: Bool {
         if case .tls(let connection) = self { return connection.hasBufferedInput }

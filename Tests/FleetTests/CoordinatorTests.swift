@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import HTTP2
 import Testing
 
@@ -184,6 +185,40 @@ final class TestFleet: @unchecked Sendable {
         let answer = try await pusher.post(url: url, body: good.encoded(), timeout: .seconds(10))
         #expect(answer.status == 200)
         #expect(try RunResponse(decoding: answer.body).metrics["latency_ms"] == Double(Self.model.count))
+        await fleet.shutdown()
+    }
+
+    /// A large model pushed with its bytes is hashed beside the push: damaged bytes still get the coordinator's 422,
+    /// even through a worker of someone's own that measures whatever it is pushed, and that worker is free again
+    /// for the next evaluation; a hash-only push is not made for the damaged model's claimed hash.
+    @Test func aLargeDamagedModelIsRefusedEvenThroughAWorkerThatChecksNothing() async throws {
+        let fleet = try TestFleet()
+        let pushes = Mutex<[RunRequest]>([])
+        let worker = HTTP2Server(configuration: .init(token: TestFleet.token, routes: [FleetPath.run])) { request, responder in
+            if let run = try? RunRequest(decoding: request.body) { pushes.withLock { $0.append(run) } }
+            responder.respond(HTTP2Response(status: 200, body: RunResponse(metrics: ["latency_ms": 1]).encoded()))
+        }
+        let port = try worker.start()
+        defer { worker.stop() }
+        _ = try await fleet.client.register(RegisterRequest(deviceType: "own", capacity: 1,
+                                                            address: "http://127.0.0.1:\(port)"))
+        let model = [UInt8](repeating: 3, count: Coordinator.checkedBesidePush)
+        let claimed = SHA256.hash([9])
+        let damaged = EvaluateRequest(deviceType: "own", model: model, sha256: claimed)
+        let refused = try await ServerInputTests.rawCall(fleet.coordinator.port, path: FleetPath.evaluate,
+                                                         body: damaged.encoded(), token: TestFleet.token)
+        #expect(refused.status == 422)
+        let error = try ErrorMessage(decoding: refused.body)
+        #expect(error.code == .badModel && error.message.contains("damaged on the way"), "\(error.message)")
+        // The same bytes again, still damaged: refused again, and if pushed (the worker may still be busy with the
+        // first), then with the bytes: the claimed hash was not taken for one the worker has.
+        let again = try await ServerInputTests.rawCall(fleet.coordinator.port, path: FleetPath.evaluate,
+                                                       body: damaged.encoded(), token: TestFleet.token)
+        #expect(again.status == 422)
+        #expect(try await fleet.client.evaluate(model: model, deviceType: "own", deadline: .seconds(10))
+            == ["latency_ms": 1])
+        let sizes = pushes.withLock { $0.map(\.model.count) }
+        #expect(sizes.count >= 2 && sizes.allSatisfy { $0 == model.count }, "\(sizes)")
         await fleet.shutdown()
     }
 }

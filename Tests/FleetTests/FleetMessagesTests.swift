@@ -26,6 +26,25 @@ import Testing
         #expect(try ListWorkersRequest(decoding: []) == ListWorkersRequest())
     }
 
+    /// A model is taken straight from the body (the other fields through protobuf-c): any field order, the last of
+    /// repeated model fields (as protobuf keeps), unknown fields skipped, and a body that is no message refused.
+    @Test func modelsAreDecodedFromTheBodyWhateverTheFieldOrder() throws {
+        let model: [UInt8] = (0..<300).map { UInt8($0 % 251) }
+        let push = RunRequest(sha256: SHA256.hash(model), model: model, timeoutMilliseconds: 77)
+        #expect(try RunRequest(decoding: push.encoded()) == push)
+        #expect(try RunRequest(decoding: RunRequest(sha256: [9], timeoutMilliseconds: 5).encoded())
+            == RunRequest(sha256: [9], timeoutMilliseconds: 5))
+        // deadline_ms (4) = 1234, an older model (2), an unknown fixed64 field (9), the model (2), sha256 (3), then
+        // device_type (1) last.
+        var body: [UInt8] = [0x20, 0xd2, 0x09, 0x12, 0x02, 0xaa, 0xbb, 0x49] + [UInt8](repeating: 1, count: 8)
+        body += [0x12, 0xac, 0x02] + model + [0x1a, 0x01, 0x07, 0x0a, 0x03] + Array("cpu".utf8)
+        #expect(try EvaluateRequest(decoding: body)
+            == EvaluateRequest(deviceType: "cpu", model: model, sha256: [7], deadlineMilliseconds: 1234))
+        // The model's length runs past the end; then a well-formed model beside a truncated varint.
+        #expect(throws: FleetError.self) { try EvaluateRequest(decoding: [0x12, 0x05, 0x01]) }
+        #expect(throws: FleetError.self) { try RunRequest(decoding: [0x12, 0x01, 0x01, 0x18, 0xff]) }
+    }
+
     @Test func malformedBytesAreATypedError() {
         // Field 1 as a length-delimited string whose length runs past the end.
         #expect(throws: FleetError.self) { try RegisterRequest(decoding: [0x0a, 0x7f, 0x41]) }

@@ -197,6 +197,24 @@ import Testing
         #expect(second == [.dispatch(evaluation: 2, worker: a, address: "http://127.0.0.1:1/cpu", sendModel: false)])
     }
 
+    /// What the coordinator asks before hashing a model beside its push: whether a submit now pushes it at once
+    /// with its bytes, which is what the next submit then does.
+    @Test func pushesModelAtOnceSaysWhatTheNextSubmitDoes() throws {
+        var scheduler = Scheduler()
+        #expect(!scheduler.pushesModelAtOnce(deviceType: "cpu", sha256: [9]))  // no worker
+        let a = try Self.register(&scheduler, "cpu")
+        #expect(scheduler.pushesModelAtOnce(deviceType: "cpu", sha256: [9]))
+        #expect(!scheduler.pushesModelAtOnce(deviceType: "gpu", sha256: [9]))
+        _ = scheduler.submit(id: 1, deviceType: "cpu", sha256: [9], deadline: 100, now: 0)
+        #expect(!scheduler.pushesModelAtOnce(deviceType: "cpu", sha256: [8]))  // the only worker is busy
+        _ = scheduler.submit(id: 2, deviceType: "cpu", sha256: [8], deadline: 100, now: 0)
+        let freed = scheduler.finished(1, worker: a, result: .success([:]), now: 1)
+        #expect(freed.contains(.dispatch(evaluation: 2, worker: a, address: "http://127.0.0.1:1/cpu", sendModel: true)))
+        _ = scheduler.finished(2, worker: a, result: .success([:]), now: 2)
+        #expect(!scheduler.pushesModelAtOnce(deviceType: "cpu", sha256: [9]))  // cached: a hash-only push
+        #expect(scheduler.pushesModelAtOnce(deviceType: "cpu", sha256: [7]))
+    }
+
     @Test func reRegisteringKeepsTheIDAndBadRegistrationsAreRejected() throws {
         var scheduler = Scheduler()
         let first = try Self.identity(&scheduler, "cpu")

@@ -45,6 +45,15 @@ public final class Coordinator: @unchecked Sendable {
     private var scheduler: Scheduler
     private var waiters: [UInt64: @Sendable (Result<EvaluateResponse, FleetError>) -> Void] = [:]
     private var models: [UInt64: [UInt8]] = [:]
+    /// Evaluations whose model is being hashed beside its push (`checkedBesidePush`), and the push results and
+    /// answers that came before their check ended, held until it did (so a worker that measured damaged bytes is
+    /// never thought to have the model cached, and no caller gets their metrics).
+    private var checking: Set<UInt64> = []
+    private var heldPushes: [UInt64: (worker: String, result: Result<RunResponse, FleetError>)] = [:]
+    private var heldAnswers: [UInt64: Result<EvaluateResponse, FleetError>] = [:]
+    /// Evaluations whose bytes did not match their hash, found beside their push: the caller has its answer, and
+    /// what the worker answers ends the evaluation as a bad model.
+    private var refused: Set<UInt64> = []
     private var nextEvaluation: UInt64 = 1
     private var server: HTTP2Server?
     /// Sends the pushes to workers, on the same event loop as the server.
@@ -122,6 +131,10 @@ public final class Coordinator: @unchecked Sendable {
             let waiting = waiters
             waiters.removeAll()
             models.removeAll()
+            checking.removeAll()
+            heldPushes.removeAll()
+            heldAnswers.removeAll()
+            refused.removeAll()
             return waiting
         }
         for waiter in waiting.values {
@@ -203,23 +216,59 @@ public final class Coordinator: @unchecked Sendable {
             throw FleetError.badRequest("evaluate: sha256 is \(request.sha256.count) bytes; send the model's 32-byte "
                 + "SHA-256 digest, which the coordinator checks against the bytes")
         }
-        let hash = SHA256.hash(request.model)
-        guard request.sha256 == hash else {
-            throw FleetError.badModel("the model's sha256 is \(SHA256.hex(hash)), the request says "
-                + "\(SHA256.hex(request.sha256)): the bytes were damaged on the way")
+        // A large model pushed at once with its bytes is hashed beside the push, on the fleet's background thread,
+        // while it travels to a worker that checks them too; any other is checked here first, as a hash-only push
+        // (or a queued evaluation) lets no one else see the bytes before a worker measures.
+        let besidePush = request.model.count >= Self.checkedBesidePush
+            && lock.withLock { scheduler.pushesModelAtOnce(deviceType: request.deviceType, sha256: request.sha256) }
+        if !besidePush {
+            let hash = SHA256.hash(request.model)
+            guard request.sha256 == hash else { throw Self.damaged(hash, request.sha256) }
         }
         let deadline = request.deadlineMilliseconds > 0
             ? Int(request.deadlineMilliseconds) : milliseconds(configuration.defaultDeadline)
-        let actions = lock.withLock {
+        let (id, actions) = lock.withLock {
             let id = nextEvaluation
             nextEvaluation += 1
             waiters[id] = answer
             models[id] = request.model
+            if besidePush { checking.insert(id) }
             let now = now()
-            return scheduler.submit(id: id, deviceType: request.deviceType, sha256: hash,
-                                    deadline: now + UInt64(deadline), now: now)
+            return (id, scheduler.submit(id: id, deviceType: request.deviceType, sha256: request.sha256,
+                                         deadline: now + UInt64(deadline), now: now))
         }
         perform(actions)
+        if besidePush {
+            let (model, claimed) = (request.model, request.sha256)
+            Task(executorPreference: FleetExecutor.background) { [self] in
+                let hash = SHA256.hash(model)
+                checked(id, matches: hash == claimed, refusal: Self.damaged(hash, claimed))
+            }
+        }
+    }
+
+    /// The smallest model hashed beside its push (64 KiB); a smaller one takes less time to hash than to hand over.
+    static let checkedBesidePush = 64 << 10
+
+    private static func damaged(_ hash: [UInt8], _ claimed: [UInt8]) -> FleetError {
+        FleetError.badModel("the model's sha256 is \(SHA256.hex(hash)), the request says \(SHA256.hex(claimed)): the "
+            + "bytes were damaged on the way")
+    }
+
+    /// The hash check beside a push ended: the caller gets what was held for it, or the refusal; a refused
+    /// evaluation still in the scheduler ends as a bad model when its push does.
+    private func checked(_ evaluation: UInt64, matches: Bool, refusal: FleetError) {
+        let (push, held) = lock.withLock {
+            checking.remove(evaluation)
+            if !matches && scheduler.evaluations[evaluation] != nil { refused.insert(evaluation) }
+            return (heldPushes.removeValue(forKey: evaluation), heldAnswers.removeValue(forKey: evaluation))
+        }
+        if !matches {
+            answer(evaluation, .failure(refusal))
+        } else if let held {
+            answer(evaluation, held)
+        }
+        if let push { finishPush(evaluation, worker: push.worker, result: push.result) }
     }
 
     // MARK: Actions
@@ -239,7 +288,12 @@ public final class Coordinator: @unchecked Sendable {
     }
 
     private func answer(_ evaluation: UInt64, _ result: Result<EvaluateResponse, FleetError>) {
-        let waiter = lock.withLock {
+        let waiter = lock.withLock { () -> (@Sendable (Result<EvaluateResponse, FleetError>) -> Void)? in
+            if checking.contains(evaluation) {
+                heldAnswers[evaluation] = result
+                return nil
+            }
+            if scheduler.evaluations[evaluation] == nil { refused.remove(evaluation) }
             models[evaluation] = nil
             return waiters.removeValue(forKey: evaluation)
         }
@@ -254,7 +308,12 @@ public final class Coordinator: @unchecked Sendable {
             let queued = scheduler.evaluations[evaluation]
             return (self.pusher, models[evaluation], queued?.deadline, queued?.sha256)
         }
-        guard let model, let deadline, let hash else { return }
+        guard let deadline, let hash else { return }
+        guard let model else {
+            // Answered already: its bytes did not match their hash (found beside an earlier push).
+            finishPush(evaluation, worker: worker, result: .failure(.badModel("the model's bytes do not match its sha256")))
+            return
+        }
         guard let pusher else {
             finishPush(evaluation, worker: worker, result: .failure(.transport("the coordinator is stopping")))
             return
@@ -281,12 +340,21 @@ public final class Coordinator: @unchecked Sendable {
     }
 
     private func finishPush(_ evaluation: UInt64, worker: String, result: Result<RunResponse, FleetError>) {
+        let held = lock.withLock { () -> Bool in
+            guard checking.contains(evaluation) else { return false }
+            heldPushes[evaluation] = (worker, result)
+            return true
+        }
+        if held { return }
         // A worker that cannot be reached, or whose TLS handshake refuses this coordinator (the transport's
         // invalidConfiguration), is lost to this evaluation: it goes to another worker.
-        let outcome: Result<[String: Double], FleetError> = result.map(\.metrics).mapError { error in
+        var outcome: Result<[String: Double], FleetError> = result.map(\.metrics).mapError { error in
             error.code == .transport || error.code == .invalidConfiguration ? .workerLost(worker, error.message) : error
         }
-        perform(lock.withLock { scheduler.finished(evaluation, worker: worker, result: outcome, now: now()) })
+        perform(lock.withLock {
+            if refused.contains(evaluation) { outcome = .failure(.badModel("the model's bytes do not match its sha256")) }
+            return scheduler.finished(evaluation, worker: worker, result: outcome, now: now())
+        })
     }
 }
 

@@ -280,9 +280,9 @@ public final class FleetWorker: @unchecked Sendable {
         return Array(data)
     }
 
-    /// Writes a measured model to the cache off the answer's path, on the fleet's threads; hash-only pushes that
-    /// come meanwhile get its bytes from memory. A write that fails leaves it uncached: the coordinator sends the
-    /// bytes again when a later push finds it missing.
+    /// Writes a measured model to the cache off the answer's path, on the fleet's background thread; hash-only
+    /// pushes that come meanwhile get its bytes from memory. A write that fails leaves it uncached: the coordinator
+    /// sends the bytes again when a later push finds it missing.
     private func cacheLater(_ hash: [UInt8], _ model: [UInt8]) {
         let first = lock.withLock {
             guard pendingWrites[hash] == nil else { return false }
@@ -290,7 +290,8 @@ public final class FleetWorker: @unchecked Sendable {
             return true
         }
         guard first else { return }
-        Task(executorPreference: FleetExecutor.shared) { [self] in
+        // On the background thread, which never preempts the loop that is sending the answer.
+        Task(executorPreference: FleetExecutor.background) { [self] in
             _ = try? writeToCache(hash, model)
             lock.withLock { pendingWrites[hash] = nil }
         }
