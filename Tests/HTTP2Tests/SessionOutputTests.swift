@@ -21,7 +21,7 @@ struct SocketFailure: Error, CustomStringConvertible {
                 output.advance(written)
                 if !output.isDrained { partial += 1 }
             case .wouldBlock: break
-            case .ended, .failed: throw SocketFailure(description: "send failed: \(status)")
+            case .ended, .failed, .refused: throw SocketFailure(description: "send failed: \(status)")
             }
             // The reader takes what arrived, so the writer can go on.
             while true {
