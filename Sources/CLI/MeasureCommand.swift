@@ -21,7 +21,7 @@ struct MeasureCommand: ParsableCommand {
             (a 1x1 convolution of the engine's GEMM and an affine pass) in blocks as long as a sample on either side \
             of each sample and reports the median of the samples' ratios to it: on a shared machine the host's \
             clock and the caches other processes share move a model's time by tens of percent within seconds, and \
-            the ratio moves far less (bench/README.md); --precision is not applied to it. The interval is printed; \
+            the ratio moves far less (bench/README.md); --precision and --min-repeat-time are not applied with it. The interval is printed; \
             --json prints {"latency_ms" (the p50),"latency_mean_ms","latency_p90_ms","latency_p99_ms", \
             "latency_stddev_ms","latency_runs","memory_bytes"} (the names trials report) with \
             "latency_p50_interval": {"low_ms","high_ms","confidence"} and "latency_runs_per_sample" (with \

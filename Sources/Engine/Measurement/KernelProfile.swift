@@ -82,7 +82,7 @@ extension OnnxEngine {
                     if let reference {
                         let cpuBefore = Self.threadCPUTime()
                         reference.run()
-                        unit = (Self.threadCPUTime() - cpuBefore) * 1000
+                        unit = max((Self.threadCPUTime() - cpuBefore) * 1000, 1e-6)
                     }
                     inputPointers[0].update(from: inputBuffer.baseAddress!, count: min(inputBuffer.count, first.count))
                     for (index, step) in steps.enumerated() {

@@ -439,7 +439,8 @@ extension OnnxEngine {
     /// time over the mean of the blocks on either side, and a pair one of whose parts was descheduled follows
     /// `options.preempted` (`.discard`: left out, until ten times `repeats` attempts). The samples' own figures are
     /// reported as `measure` does, with `referenceMs` (one reference run) and `referenceRatio` (the median ratio).
-    /// `precision` is not applied: the ratio's spread is not the samples'.
+    /// `precision` and `minimumSampleTime` are not applied: the ratio's spread is not the samples', and each
+    /// sample is one run, its neighbouring blocks as long.
     func measureAgainstReference(_ options: MeasurementOptions, input first: Tensor, output result: Tensor) -> LatencyReport {
         let reference = ReferenceWorkload()
         let input = Self.benchmarkInput(count: first.count)
