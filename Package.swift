@@ -106,7 +106,7 @@ let package = Package(
         .target(name: "ONNXFixtures", dependencies: ["ONNX", "TestSupport"], path: "Tests/ONNXFixtures"),
         // ONNX's and the engine's tests also read models Trainer's OnnxExport writes (the tutorial CNNs).
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "ONNXFixtures", "Trainer", "TestSupport"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "ONNX", "ONNXFixtures", "Trainer", "TestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "ONNX", "ONNXFixtures", "Trainer", "TestSupport", "System"]),
         // The trainer's tests run its exports through the engine.
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ONNX", "Engine", "ONNXFixtures", "TestSupport"]),
         .testTarget(name: "PredictorTests", dependencies: ["Predictor", "ONNX", "Engine", "Trainer", "TestSupport"]),

@@ -15,10 +15,17 @@ struct MeasureCommand: ParsableCommand {
             back-to-back runs lasting --min-repeat-time together (TVM's min_repeat_ms). Each sample is timed by \
             the wall clock and by the thread's CPU clock: one whose wall time exceeds its CPU time by more than 2% \
             was descheduled (a busy machine) and, with --preempted thread-time (the default), counts its CPU time \
-            instead of the wait; how many were is printed. The interval is printed; \
+            instead of the wait, with --preempted discard is dropped and timed again (its CPU time still holds what \
+            the interruption cost: private caches refilled after another process ran); how many were is printed. \
+            --pin keeps the measuring thread on the CPU it starts on. --reference times a fixed reference workload \
+            (a 1x1 convolution of the engine's GEMM and an affine pass) in blocks as long as a sample on either side \
+            of each sample and reports the median of the samples' ratios to it: on a shared machine the host's \
+            clock and the caches other processes share move a model's time by tens of percent within seconds, and \
+            the ratio moves far less (bench/README.md); --precision and --min-repeat-time are not applied with it. The interval is printed; \
             --json prints {"latency_ms" (the p50),"latency_mean_ms","latency_p90_ms","latency_p99_ms", \
             "latency_stddev_ms","latency_runs","memory_bytes"} (the names trials report) with \
-            "latency_p50_interval": {"low_ms","high_ms","confidence"} and "latency_runs_per_sample".
+            "latency_p50_interval": {"low_ms","high_ms","confidence"} and "latency_runs_per_sample" (with \
+            --reference, "latency_reference_ms" and "latency_reference_ratio").
             """
     )
 
@@ -53,8 +60,14 @@ struct MeasureCommand: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             "What a sample during which the thread was descheduled counts: its thread CPU time, or its wall time with the wait.",
-            valueName: "thread-time|wall-time"))
+            valueName: "thread-time|wall-time|discard"))
     var preempted = PreemptedSamples.threadTime
+
+    @Flag(help: "Pin the measuring thread to the CPU it starts on for the measurement.")
+    var pin = false
+
+    @Flag(help: "Also time a fixed reference workload beside every sample and report the model's ratio to it.")
+    var reference = false
 
     @Flag(help: "Print the report as one JSON object.")
     var json = false
@@ -81,7 +94,8 @@ struct MeasureCommand: ParsableCommand {
         let report: LatencyReport
         let options = MeasurementOptions(
             warmup: warmup, repeats: repeats, minimumTime: .seconds(minTime), precision: precision > 0 ? precision : nil,
-            maximumTime: .seconds(maxTime), minimumSampleTime: .seconds(minRepeatTime), preempted: preempted)
+            maximumTime: .seconds(maxTime), minimumSampleTime: .seconds(minRepeatTime), preempted: preempted, pinned: pin,
+            reference: reference)
         do {
             report = try measure(model: try readModelFile(model), options)
         } catch let error as OnnxError {
@@ -95,8 +109,14 @@ struct MeasureCommand: ParsableCommand {
         print("p50 \(ms(report.p50Ms))  mean \(ms(report.meanMs))  p90 \(ms(report.p90Ms))  p99 \(ms(report.p99Ms))")
         print("stddev \(ms(report.stddevMs))  runs \(report.count)  peak memory \(report.peakMemoryBytes) bytes")
         if let descheduled = report.preemptedCount, descheduled > 0 {
-            let counted = preempted == .threadTime ? "counted at their thread CPU time" : "counted with the wait"
-            print("\(descheduled) of \(report.count) samples were descheduled (a busy machine), \(counted)")
+            switch preempted {
+            case .threadTime: print("\(descheduled) of \(report.count) samples were descheduled (a busy machine), counted at their thread CPU time")
+            case .wallTime: print("\(descheduled) of \(report.count) samples were descheduled (a busy machine), counted with the wait")
+            case .discard: print("\(descheduled) descheduled samples (a busy machine) were dropped and timed again")
+            }
+        }
+        if let ratio = report.referenceRatio, let unit = report.referenceMs {
+            print(String(format: "%.4f times the reference workload (%.4f ms a run during this measurement)", ratio, unit))
         }
         if let interval = report.p50Interval, let width = report.p50RelativeHalfWidth {
             var line = String(

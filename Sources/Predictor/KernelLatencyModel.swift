@@ -69,7 +69,9 @@ struct KernelTimings {
     var times: [[Double]] = []
     var latencies: [Double] = []
 
-    init(_ samples: [LatencySample]) {
+    /// The samples' kernels and times; `rescaled`: each sample's times scaled to sum to its latency
+    /// (`LatencyPredictor.Configuration.rescaleKernels`).
+    init(_ samples: [LatencySample], rescaled: Bool = false) {
         var index: [Kernel: Int] = [:]
         var distinct: [Kernel] = []
         for sample in samples {
@@ -90,6 +92,7 @@ struct KernelTimings {
             times.append(measured)
             latencies.append(sample.latencyMilliseconds)
         }
+        if rescaled { rescaleTimes() }
         // A fixed order (kind, then figures), whatever order the samples came in: the fits are deterministic.
         let rows = distinct.map { KernelLatencyModel.treeRow($0) }
         let order = distinct.indices.sorted {
@@ -102,6 +105,20 @@ struct KernelTimings {
         linearRows = order.map { KernelLatencyModel.linearRow(distinct[$0]) }
         treeRows = order.map { rows[$0] }
         kernels = kernels.map { $0.map { rank[$0] } }
+    }
+
+    /// Scales each sample's kernel times so that `overhead + scale * their sum` is its latency, with the overhead
+    /// and scale fitted (relative error) on all samples' unscaled sums: what each sample's profile says beyond that
+    /// fit is taken as the machine's speed at that moment and undone. Samples the fit leaves nothing positive for
+    /// keep their times.
+    private mutating func rescaleTimes() {
+        let totals = times.map { $0.reduce(0) { $1 > 0 && $1.isFinite ? $0 + $1 : $0 } }
+        let rows = zip(totals, latencies).map { total, latency in [1 / latency, total / latency] }
+        guard rows.count >= 2, let fitted = try? LatencyPredictor.solve(rows, ridge: 1e-9), fitted[1] > 0 else { return }
+        for index in times.indices where totals[index] > 0 {
+            let factor = (latencies[index] - fitted[0]) / (fitted[1] * totals[index])
+            if factor > 0, factor.isFinite { times[index] = times[index].map { $0 * factor } }
+        }
     }
 
     /// `model`'s predicted latencies of the timed samples at `subset`, each distinct kernel predicted once (nil for

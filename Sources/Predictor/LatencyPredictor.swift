@@ -74,12 +74,32 @@ public struct LatencyPredictor: Codable, Sendable {
         public var coverage: Double
         /// Folds of the cross-validation that calibrates the band; 5 by default.
         public var folds: Int
+        /// Whether each measurement's kernel times are scaled to sum to its whole-model latency before the kernel
+        /// regressors learn from them. The profile runs after the whole-model runs, so on a shared machine the two
+        /// are taken at different speeds of the machine; scaled, a kernel's share of its model is learnt from the
+        /// profile and the total from the whole-model figure. False by default.
+        public var rescaleKernels: Bool
 
         /// Settings; the defaults suit a few tens to thousands of measurements.
-        public init(ridge: Double = 1e-3, coverage: Double = 0.9, folds: Int = 5) {
+        public init(ridge: Double = 1e-3, coverage: Double = 0.9, folds: Int = 5, rescaleKernels: Bool = false) {
             self.ridge = ridge
             self.coverage = coverage
             self.folds = folds
+            self.rescaleKernels = rescaleKernels
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case ridge, coverage, folds
+            case rescaleKernels = "rescale_kernels"
+        }
+
+        /// Decodes settings; `rescale_kernels` is optional (false) so that predictors kept before it still read.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            ridge = try container.decode(Double.self, forKey: .ridge)
+            coverage = try container.decode(Double.self, forKey: .coverage)
+            folds = try container.decode(Int.self, forKey: .folds)
+            rescaleKernels = try container.decodeIfPresent(Bool.self, forKey: .rescaleKernels) ?? false
         }
     }
 
@@ -124,7 +144,7 @@ public struct LatencyPredictor: Codable, Sendable {
         let rows = samples.map { sample in row(sample.features, kinds: kinds).map { $0 / sample.latencyMilliseconds } }
         predictor.coefficients = try solve(rows, ridge: configuration.ridge)
         predictor.relativeBand = try calibrate(rows, configuration: configuration)
-        let timings = KernelTimings(samples)
+        let timings = KernelTimings(samples, rescaled: configuration.rescaleKernels)
         if timings.latencies.count >= minimumKernelSamples {
             var model = try timings.fit(Array(timings.latencies.indices), ridge: configuration.ridge)
             model.relativeBand = try calibrateKernels(timings, configuration: configuration)

@@ -5,7 +5,8 @@ import Predictor
 extension Report {
     /// The latency predictor's section: per device type, how many trainings screening saved, the predictions
     /// against the measurements of every trial predicted before it was measured, and the predictor's running
-    /// accuracy (share within ±10% of the predictions so far, in trial order). Empty when nothing was predicted.
+    /// accuracy (share within ±10% of the predictions so far, in trial order) and how many measurements fell inside
+    /// their prediction's band (what the screen's trust rule checks). Empty when nothing was predicted.
     static func predictorSection(_ trials: [TrialRecord]) -> String {
         let prefix = LatencyScreen.predictedMetric.rawValue
         let names = Set(trials.flatMap(\.metrics.keys)).filter { $0.hasPrefix(prefix) }.sorted()
@@ -17,11 +18,18 @@ extension Report {
         for name in names {
             let suffix = String(name.dropFirst(prefix.count))
             let measuredName = MetricName.latency.rawValue + suffix
+            let bandName = LatencyScreen.bandMetric.rawValue + suffix
             let pairs = trials.sorted { $0.id < $1.id }.compactMap { trial -> (Int, Double, Double)? in
                 guard trial.state == .succeeded, let predicted = trial.metrics[name],
                     let measured = trial.metrics[measuredName], measured > 0
                 else { return nil }
                 return (trial.id, predicted, measured)
+            }
+            let banded = trials.filter { $0.state == .succeeded }.compactMap { trial -> Bool? in
+                guard let predicted = trial.metrics[name], let band = trial.metrics[bandName], band.isFinite,
+                    let measured = trial.metrics[measuredName]
+                else { return nil }
+                return predicted * (1 - band) <= measured && measured <= predicted * (1 + band)
             }
             let device = suffix.isEmpty ? "" : " on \(escape(String(suffix.dropFirst())))"
             let evaluation = PredictorEvaluation(predicted: pairs.map(\.1), measured: pairs.map(\.2))
@@ -33,6 +41,9 @@ extension Report {
                     evaluation.within5 * 100, evaluation.rmspe * 100)
                 if let spearman = evaluation.spearman { html += String(format: ", Spearman %.3f", spearman) }
                 if let kendall = evaluation.kendall { html += String(format: ", Kendall %.3f", kendall) }
+                if !banded.isEmpty {
+                    html += "; \(banded.filter { $0 }.count) of \(banded.count) with a finite band measured inside it"
+                }
             }
             html += ".</div>\n"
             guard !pairs.isEmpty else { continue }

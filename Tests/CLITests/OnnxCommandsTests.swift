@@ -132,6 +132,17 @@ extension OnnxCommandsTests {
             ])
             #expect(text.status == 0, "\(text.stderr)")
             #expect(text.stdout.contains("p50 ") && text.stdout.contains("% interval "))
+            let referenced = try await Self.run([
+                "measure", model.path, "--warmup", "2", "--repeats", "20", "--preempted", "discard", "--pin",
+                "--reference", "--json",
+            ])
+            #expect(referenced.status == 0, "\(referenced.stderr)")
+            let figures = try JSONSerialization.jsonObject(with: Data(referenced.stdout.utf8)) as? [String: Any]
+            #expect((figures?["latency_reference_ratio"] as? Double ?? 0) > 0)
+            #expect((figures?["latency_reference_ms"] as? Double ?? 0) > 0)
+            #expect((figures?["latency_runs"] as? Int ?? 0) >= 20)
+            let referencedText = try await Self.run(["measure", model.path, "--repeats", "10", "--reference"])
+            #expect(referencedText.stdout.contains("times the reference workload"), "\(referencedText.stdout)")
             for (flags, message) in [
                 (["--precision", "1.5"], "--precision must be a share of the p50"),
                 (["--precision=-0.1"], "--precision must be a share of the p50"),

@@ -117,8 +117,8 @@ import Trainer
             ["search", "--root-output-dir", root.path, "--job-name", "screened", "--search-space", spacePath,
              "--algorithm", "random", "--seed", "5", "--max-trials", "3", "--max-parallel-trials", "1",
              "--constraint", "latency_ms<=\(target)", "--predictor", "screen", "--measurement-store", store,
-             // Trust is not what this test is about (LatencyScreenTests): a busy machine's measurements of the
-             // trained trials may land over 10% from their predictions, and the slow side is still too slow.
+             // Trust is not what this test is about (LatencyScreenTests): on a busy machine one of three trained
+             // trials measured outside its band would stop screening, and the slow side is still too slow.
              "--predictor-min-accuracy", "0"]
                 + SearchCommandTests.quick)
         try #require(search.status == 0, "\(search.stdout)\(search.stderr)")
@@ -159,5 +159,6 @@ import Trainer
         let report = try String(contentsOfFile: job.directory + "/report.html", encoding: .utf8)
         #expect(report.contains("Latency predictor") && report.contains("Screening saved \(screened.count) training"))
         #expect(report.contains("Predicted against measured latency_ms"))
+        #expect(report.contains("with a finite band measured inside it"))
     }
 }

@@ -211,6 +211,36 @@ struct SeededGenerator: RandomNumberGenerator {
         #expect(again.predict(test[0].features) == kernelLevel.predict(test[0].features))
     }
 
+    /// A shared machine: each model's profile ran at another speed than its whole-model runs (its kernel times all
+    /// 0.7x to 1.4x what they were then, by a seeded draw). Scaled to sum to the latency, the kernel times teach the
+    /// regressors each kernel's share again, and held-out models are predicted within ±5% where the unscaled fit
+    /// is not; the setting is kept with the predictor, and text without it reads as unscaled.
+    @Test func kernelTimesRescaledToTheLatencyUndoASpeedChangeBetweenProfileAndRuns() throws {
+        var generator = SeededGenerator(seed: 21)
+        let drifted = Self.samples(80, seed: 3).map { sample -> LatencySample in
+            let speed = Double.random(in: 0.7...1.4, using: &generator)
+            return LatencySample(
+                features: sample.features, latencyMilliseconds: sample.latencyMilliseconds,
+                kernelLatencies: sample.kernelLatencies!.map { $0 * speed })
+        }
+        let test = Self.samples(200, seed: 9)
+        func evaluate(_ predictor: LatencyPredictor) -> PredictorEvaluation {
+            PredictorEvaluation(
+                predicted: test.map { predictor.predict($0.features).milliseconds }, measured: test.map(\.latencyMilliseconds))
+        }
+        let rescaled = try LatencyPredictor.fit(drifted, configuration: .init(rescaleKernels: true))
+        let plain = try LatencyPredictor.fit(drifted, configuration: .init(rescaleKernels: false))
+        let (good, bad) = (evaluate(rescaled), evaluate(plain))
+        #expect(good.within10 >= 0.9, "rescaled within ±10%: \(good.within10) (unscaled \(bad.within10)), ±5% \(good.within5) (\(bad.within5))")
+        #expect(good.rmspe < bad.rmspe && good.within5 > bad.within5, "\(good.rmspe) vs \(bad.rmspe)")
+        let again = try LatencyPredictor(jsonText: try rescaled.jsonText())
+        #expect(again.configuration.rescaleKernels)
+        #expect(again.predict(test[0].features) == rescaled.predict(test[0].features))
+        let text = try plain.jsonText().replacingOccurrences(of: ",\"rescale_kernels\":false", with: "")
+        #expect(!text.contains("rescale_kernels"))
+        #expect(try LatencyPredictor(jsonText: text).configuration.rescaleKernels == false)
+    }
+
     @Test func aKindNeverTimedFallsBackToTheLinearModel() throws {
         let predictor = try LatencyPredictor.fit(Self.samples(20, seed: 4))
         var features = Self.samples(1, seed: 5)[0].features

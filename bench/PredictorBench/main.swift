@@ -10,39 +10,60 @@ import Engine
 import Foundation
 import Predictor
 
-/// One way of measuring a model: its figure, then the same figure measured again later in the run.
+func argument(_ name: String, _ fallback: String) -> String {
+    let arguments = CommandLine.arguments
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return fallback }
+    return arguments[index + 1]
+}
+
+/// One way of measuring a model: the engine's harness with these settings for the whole model and its kernels.
+struct Way {
+    var name: String
+    var preempted: PreemptedSamples
+    var pinned: Bool
+    /// The figure is the model's time over a reference workload's timed beside each sample.
+    var reference = false
+    /// Measured on the first this many models only (the baseline, to keep the run short).
+    var models = Int.max
+}
+
+/// The ways compared: what a search recorded before (a descheduled sample counts its thread CPU time, the thread
+/// free to move between cores), descheduled samples dropped, and dropped with the thread pinned to one CPU.
+let baselineModels = Int(argument("--baseline-models", "400"))!
+let ways = [
+    Way(name: "thread-time", preempted: .threadTime, pinned: false, models: baselineModels),
+    Way(name: "reference ratio", preempted: .discard, pinned: true, reference: true),
+]
+/// The noise floor is measured on every this many models.
+let floorEvery = Int(argument("--floor-every", "3"))!
+
+/// A model measured one way: the whole model's p50, the same measured again after every model's first
+/// measurement (the noise floor), and its kernels' times (aligned with the features' kernels).
 struct Timing: Codable {
     var first: Double
-    var again: Double
+    var again: Double?
+    var kernels: [Double]
+    /// The reference workload's median time in that measurement, for a way with the reference.
+    var reference: Double?
 }
 
 struct Measured: Codable {
     var file: String
     var flops: Double
-    /// The engine's wall-clock p50 (`OnnxEngine.measure`).
-    var latencyMilliseconds: Double
-    /// A second measurement of the same model, later in the run: the noise floor.
-    var again: Double
-    var kernelLatencies: [Double]
     var features: ModelFeatures
-    /// The p50 of the runs' thread CPU times, and the lowest of ten blocks' wall-clock medians.
-    var threadCPU: Timing
-    var quietestBlock: Timing
+    /// One per way, in `ways`' order; nil for a way not measured on this model.
+    var timings: [Timing?]
+    /// The 1-minute load average when the model was first measured, and again.
+    var load: Double
+    var loadAgain: Double?
 
-    func sample(_ latency: Double) -> LatencySample {
-        LatencySample(features: features, latencyMilliseconds: latency, kernelLatencies: kernelLatencies)
+    func sample(_ way: Int) -> LatencySample {
+        LatencySample(features: features, latencyMilliseconds: timings[way]!.first, kernelLatencies: timings[way]!.kernels)
     }
-    func wholeModelSample(_ latency: Double) -> LatencySample {
-        LatencySample(features: features, latencyMilliseconds: latency)
+    func wholeModelSample(_ way: Int) -> LatencySample {
+        LatencySample(features: features, latencyMilliseconds: timings[way]!.first)
     }
 }
-
-/// The ways of measuring compared, by name.
-let ways: [(name: String, figure: (Measured) -> Timing)] = [
-    ("wall p50", { Timing(first: $0.latencyMilliseconds, again: $0.again) }),
-    ("thread-CPU p50", \.threadCPU),
-    ("quietest block", \.quietestBlock),
-]
 
 /// Seconds of the clock `id`.
 func seconds(_ id: clockid_t) -> Double {
@@ -51,73 +72,90 @@ func seconds(_ id: clockid_t) -> Double {
     return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
-/// `repeats` runs after `warmup`, each timed on the wall clock and on this thread's CPU clock (the engine runs
-/// single-threaded on the caller's thread): the p50 of the CPU times and the lowest of ten blocks' wall medians.
-func robustTimings(_ engine: OnnxEngine, warmup: Int, repeats: Int) throws -> (threadCPU: Double, quietestBlock: Double) {
-    let input = [Float](repeating: 0.5, count: engine.inputs[0].count)
-    for _ in 0..<warmup { _ = try engine.run(input) }
-    var (wall, cpu) = ([Double](), [Double]())
-    for _ in 0..<repeats {
-        let (w0, c0) = (seconds(CLOCK_MONOTONIC), seconds(CLOCK_THREAD_CPUTIME_ID))
-        _ = try engine.run(input)
-        let (c1, w1) = (seconds(CLOCK_THREAD_CPUTIME_ID), seconds(CLOCK_MONOTONIC))
-        wall.append((w1 - w0) * 1000)
-        cpu.append((c1 - c0) * 1000)
-    }
-    let block = max(repeats / 10, 1)
-    let blocks = stride(from: 0, to: wall.count, by: block).map { median(Array(wall[$0..<min($0 + block, wall.count)])) }
-    return (median(cpu), blocks.min()!)
-}
-
-func argument(_ name: String, _ fallback: String) -> String {
-    let arguments = CommandLine.arguments
-    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return fallback }
-    return arguments[index + 1]
+func loadAverage() -> Double {
+    var loads = [Double](repeating: 0, count: 3)
+    return getloadavg(&loads, 3) > 0 ? loads[0] : .nan
 }
 
 let models = argument("--models", "bench/predictor/models")
-let cache = argument("--cache", models + "/measurements-kernels.json")
+let cache = argument("--cache", models + "/measurements-ways.json")
 let warmup = Int(argument("--warmup", "10"))!
 let repeats = Int(argument("--repeats", "50"))!
 let seeds = Int(argument("--seeds", "5"))!
+let limit = Int(argument("--limit", "100000"))!
 
-// 1. Measure every model (or read the cache of an earlier run's measurements).
+// 1. Measure every model every way (or read the cache of an earlier run's measurements; an unfinished one,
+// `CACHE.partial`, is carried on from where it stopped).
+func options(_ way: Way) -> MeasurementOptions {
+    MeasurementOptions(
+        warmup: warmup, repeats: repeats, preempted: way.preempted, pinned: way.pinned, reference: way.reference)
+}
+/// The figure a way records.
+func figure(_ report: LatencyReport) -> Double { report.referenceRatio ?? report.p50Ms }
+func kernelOptions(_ way: Way) -> MeasurementOptions {
+    MeasurementOptions(
+        warmup: 0, repeats: min(repeats, 50), preempted: way.preempted, pinned: way.pinned, reference: way.reference)
+}
 var measured: [Measured] = []
-if let data = FileManager.default.contents(atPath: cache) {
+if let data = FileManager.default.contents(atPath: CommandLine.arguments.contains("--partial") ? cache + ".partial" : cache) {
     measured = try JSONDecoder().decode([Measured].self, from: data)
     print("read \(measured.count) measurements from \(cache)")
 } else {
-    let files = try FileManager.default.contentsOfDirectory(atPath: models).filter { $0.hasSuffix(".onnx") }.sorted()
-    let options = MeasurementOptions(warmup: warmup, repeats: repeats)
-    for (index, file) in files.enumerated() {
+    let partial = cache + ".partial"
+    if let data = FileManager.default.contents(atPath: partial) {
+        measured = try JSONDecoder().decode([Measured].self, from: data)
+        print("carrying on from \(measured.count) models in \(partial)")
+    }
+    let files = Array(
+        try FileManager.default.contentsOfDirectory(atPath: models).filter { $0.hasSuffix(".onnx") }.sorted().prefix(limit))
+    func save() throws { try JSONEncoder().encode(measured).write(to: URL(fileURLWithPath: partial)) }
+    /// The second measurement of model `index` (every `floorEvery`-th), for the noise floor.
+    func measureAgain(_ index: Int) throws {
+        guard index % floorEvery == 0, measured[index].loadAgain == nil else { return }
+        let bytes = Array(FileManager.default.contents(atPath: models + "/" + measured[index].file)!)
+        let engine = try OnnxEngine(bytes: bytes)
+        measured[index].loadAgain = loadAverage()
+        for (number, way) in ways.enumerated() where measured[index].timings[number] != nil {
+            measured[index].timings[number]!.again = figure(try engine.measure(options(way)))
+        }
+    }
+    for (index, file) in files.enumerated() where index >= measured.count {
         let bytes = Array(FileManager.default.contents(atPath: models + "/" + file)!)
         let features = try ModelFeatures(onnx: bytes)
         let engine = try OnnxEngine(bytes: bytes)
-        let report = try engine.measure(options)
-        let robust = try robustTimings(engine, warmup: warmup, repeats: repeats)
-        let kernels = try engine.profile(MeasurementOptions(warmup: 0, repeats: min(repeats, 50)))
-        let times = Dictionary(uniqueKeysWithValues: kernels.map { ($0.node.output, $0.p50Ms) })
-        guard let aligned = LatencySample(features: features, latencyMilliseconds: report.p50Ms, kernelTimes: times)
-            .kernelLatencies
-        else { fatalError("\(file): the features' kernels do not pair with the engine's profile") }
-        measured.append(
-            Measured(
-                file: file, flops: features.totalFlops, latencyMilliseconds: report.p50Ms, again: 0,
-                kernelLatencies: aligned, features: features, threadCPU: Timing(first: robust.threadCPU, again: 0),
-                quietestBlock: Timing(first: robust.quietestBlock, again: 0)))
-        if index % 25 == 0 { print("measured \(index + 1)/\(files.count): \(file) \(report.p50Ms) ms") }
+        var timings: [Timing?] = []
+        let load = loadAverage()
+        for way in ways {
+            guard index < way.models else {
+                timings.append(nil)
+                continue
+            }
+            let report = try engine.measure(options(way))
+            let latency = figure(report)
+            let kernels = try engine.profile(kernelOptions(way))
+            let times = Dictionary(uniqueKeysWithValues: kernels.map { ($0.node.output, $0.p50Ms) })
+            guard let aligned = LatencySample(features: features, latencyMilliseconds: latency, kernelTimes: times)
+                .kernelLatencies
+            else { fatalError("\(file): the features' kernels do not pair with the engine's profile") }
+            timings.append(Timing(first: latency, again: nil, kernels: aligned, reference: report.referenceMs))
+        }
+        measured.append(Measured(file: file, flops: features.totalFlops, features: features, timings: timings, load: load))
+        // Measured again 60 models later (a minute or more), so that an interrupted run has its noise floor too.
+        if index >= 60 { try measureAgain(index - 60) }
+        if index % 25 == 0 {
+            print("measured \(index + 1)/\(files.count): \(file) \(timings.map { $0?.first ?? .nan }), load \(load)")
+            fflush(nil)
+            try save()
+        }
     }
-    // The second measurement of every model, after all the first ones: what the machine's noise alone moves.
-    for index in measured.indices {
-        let bytes = Array(FileManager.default.contents(atPath: models + "/" + measured[index].file)!)
-        let engine = try OnnxEngine(bytes: bytes)
-        measured[index].again = try engine.measure(options).p50Ms
-        let robust = try robustTimings(engine, warmup: warmup, repeats: repeats)
-        measured[index].threadCPU.again = robust.threadCPU
-        measured[index].quietestBlock.again = robust.quietestBlock
-    }
+    // The second measurements not made yet: the last models', and those of a run begun before they were interleaved.
+    for index in measured.indices { try measureAgain(index) }
     try JSONEncoder().encode(measured).write(to: URL(fileURLWithPath: cache))
+    try? FileManager.default.removeItem(atPath: partial)
 }
+let allMeasured = measured
+let loads = measured.map(\.load) + measured.compactMap(\.loadAgain)
+print(String(format: "load average (1 min) while measuring: %.1f to %.1f, median %.1f", loads.min()!, loads.max()!, median(loads)))
 
 /// latency = a + b * FLOPs, least squares on relative error.
 func flopsBaseline(_ train: [(flops: Double, latency: Double)]) -> (Double) -> Double {
@@ -150,39 +188,51 @@ struct Generator: RandomNumberGenerator {
 
 // 2. Accuracy after n measurements, on held-out architectures, medians over seeded splits; under each way of
 // measuring, the noise floor first.
-let pool = measured.count * 3 / 4
-var sizes = [10, 50, 200, 1000].filter { $0 <= pool }
-if !sizes.contains(pool) { sizes.append(pool) }
-for (way, figure) in ways {
-    let timings = measured.map(figure)
-    let latencies = timings.map(\.first).sorted()
-    let floor = PredictorEvaluation(predicted: timings.map(\.first), measured: timings.map(\.again))
+for (number, way) in ways.enumerated() {
+    let measured = allMeasured.filter { $0.timings[number] != nil }
+    let pool = measured.count * 3 / 4
+    var sizes = [10, 50, 200, 1000].filter { $0 <= pool }
+    if !sizes.contains(pool) { sizes.append(pool) }
+    let latencies = measured.map { $0.timings[number]!.first }.sorted()
+    let twice = measured.compactMap { $0.timings[number] }.filter { $0.again != nil }
+    let floor = PredictorEvaluation(predicted: twice.map(\.first), measured: twice.map { $0.again! })
+    let floorLoads = measured.compactMap(\.loadAgain)
     print(String(
         format: "\n%@: noise floor: a second measurement of the same model within ±10%% of the first for %.1f%% of the models (±5%%: %.1f%%)",
-        way, floor.within10 * 100, floor.within5 * 100))
+        way.name, floor.within10 * 100, floor.within5 * 100))
+    print(String(
+        format: "  (%d models measured twice, load average %.1f-%.1f then %.1f-%.1f)", twice.count,
+        measured.filter { $0.loadAgain != nil }.map(\.load).min() ?? .nan, measured.filter { $0.loadAgain != nil }.map(\.load).max() ?? .nan,
+        floorLoads.min() ?? .nan, floorLoads.max() ?? .nan))
     print("\(measured.count) models, latency from \(String(format: "%.3f", latencies.first!)) to \(String(format: "%.3f", latencies.last!)) ms (median \(String(format: "%.3f", median(latencies))))")
     print("held out: \(measured.count - pool) models per split, \(seeds) splits; medians over the splits")
     print("train  model           within10  within5  RMSPE   Spearman  Kendall")
     for n in sizes {
         var ours: [PredictorEvaluation] = []
+        var rescaled: [PredictorEvaluation] = []
         var linear: [PredictorEvaluation] = []
         var baseline: [PredictorEvaluation] = []
         for seed in 0..<seeds {
             var generator = Generator(state: UInt64(seed) &* 7919 &+ 1)
-            let shuffled = Array(zip(measured, timings.map(\.first))).shuffled(using: &generator)
+            let shuffled = measured.shuffled(using: &generator)
             let test = Array(shuffled[pool...])
             let train = Array(shuffled[..<n])
-            let truth = test.map(\.1)
-            let predictor = try LatencyPredictor.fit(train.map { $0.0.sample($0.1) })
-            ours.append(PredictorEvaluation(predicted: test.map { predictor.predict($0.0.features).milliseconds }, measured: truth))
-            let whole = try LatencyPredictor.fit(train.map { $0.0.wholeModelSample($0.1) })
-            linear.append(PredictorEvaluation(predicted: test.map { whole.predict($0.0.features).milliseconds }, measured: truth))
-            let flops = flopsBaseline(train.map { ($0.0.flops, $0.1) })
-            baseline.append(PredictorEvaluation(predicted: test.map { flops($0.0.flops) }, measured: truth))
+            let truth = test.map { $0.timings[number]!.first }
+            let predictor = try LatencyPredictor.fit(train.map { $0.sample(number) })
+            ours.append(PredictorEvaluation(predicted: test.map { predictor.predict($0.features).milliseconds }, measured: truth))
+            let scaled = try LatencyPredictor.fit(
+                train.map { $0.sample(number) }, configuration: LatencyPredictor.Configuration(rescaleKernels: true))
+            rescaled.append(PredictorEvaluation(predicted: test.map { scaled.predict($0.features).milliseconds }, measured: truth))
+            let whole = try LatencyPredictor.fit(train.map { $0.wholeModelSample(number) })
+            linear.append(PredictorEvaluation(predicted: test.map { whole.predict($0.features).milliseconds }, measured: truth))
+            let flops = flopsBaseline(train.map { ($0.flops, $0.timings[number]!.first) })
+            baseline.append(PredictorEvaluation(predicted: test.map { flops($0.flops) }, measured: truth))
         }
-        for (name, results) in [("kernel-level", ours), ("linear whole", linear), ("FLOPs linear", baseline)] {
+        for (name, results) in [
+            ("kernel-level", ours), ("kernel rescaled", rescaled), ("linear whole", linear), ("FLOPs linear", baseline),
+        ] {
             print(String(
-                format: "%5d  %-14@  %7.1f%%  %6.1f%%  %5.1f%%  %8.3f  %7.3f", n, name as NSString,
+                format: "%5d  %-15@  %7.1f%%  %6.1f%%  %5.1f%%  %8.3f  %7.3f", n, name as NSString,
                 median(results.map(\.within10)) * 100, median(results.map(\.within5)) * 100, median(results.map(\.rmspe)) * 100,
                 median(results.compactMap(\.spearman)), median(results.compactMap(\.kendall))))
         }
@@ -191,12 +241,13 @@ for (way, figure) in ways {
 
 // 3. Fit time for thousands of measurements: the measured models repeated (with 2% noise) up to 3000.
 var generator = Generator(state: 42)
+let baseline = allMeasured.filter { $0.timings[0] != nil }
 let many = (0..<3000).map { index -> LatencySample in
-    let m = measured[index % measured.count]
+    let m = baseline[index % baseline.count]
     let noise = { Double.random(in: 0.98...1.02, using: &generator) }
     return LatencySample(
-        features: m.features, latencyMilliseconds: m.latencyMilliseconds * noise(),
-        kernelLatencies: m.kernelLatencies.map { $0 * noise() })
+        features: m.features, latencyMilliseconds: m.timings[0]!.first * noise(),
+        kernelLatencies: m.timings[0]!.kernels.map { $0 * noise() })
 }
 var (times, cpuTimes) = ([Double](), [Double]())
 for _ in 0..<5 {

@@ -34,7 +34,7 @@ struct PredictorOptions: ParsableArguments {
     @Option(help: "Measurements of a device type before its predictor screens.")
     var predictorMinMeasurements = 10
 
-    @Option(help: "Screening of a device type stops while fewer than this share of its recent predictions are within ±10%.")
+    @Option(help: "Screening of a device type stops while fewer than this share of its recent measurements fell inside their predictions' bands.")
     var predictorMinAccuracy = 0.8
 
     @Option(help: "How many recent predicted-then-measured trials that share is taken over.")

@@ -133,4 +133,17 @@ int nas_signal_unblock_all(void);
 
 /* The handler currently installed for `signo`: 0 default, 1 ignored, 2 a handler; -1 with errno set. */
 int nas_signal_disposition(int signo);
+
+/* The size of a cpu_set_t, for the buffer nas_pin_to_current_cpu saves the thread's CPU set in. */
+size_t nas_cpu_set_size(void);
+
+/* Saves the calling thread's CPU set in `saved` (nas_cpu_set_size() bytes) and pins the thread to the CPU it is
+ * running on; returns that CPU, or -1 with errno set (the thread is then as it was). */
+int nas_pin_to_current_cpu(void *saved);
+
+/* Writes the calling thread's CPU set into `set` (nas_cpu_set_size() bytes); 0, or -1 with errno set. */
+int nas_thread_cpus(void *set);
+
+/* Gives the calling thread back the CPU set `saved`; 0, or -1 with errno set. */
+int nas_restore_affinity(const void *saved);
 #endif

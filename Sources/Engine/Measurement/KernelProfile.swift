@@ -47,7 +47,9 @@ public struct KernelTiming: Hashable, Sendable, Codable {
 extension OnnxEngine {
     /// Times each planned kernel of batch-1 inferences: `options.warmup` untimed whole runs, then at least
     /// `options.repeats` runs (and `options.minimumTime`) in which every kernel is timed on its own, a descheduled
-    /// kernel as `options.preempted` says; returns one timing per kernel in run order (the median of its runs). The sum of the medians is close to, not equal to,
+    /// kernel as `options.preempted` says (with `.discard` a kernel's descheduled runs are left out unless it has no
+    /// other), pinned to one CPU with `options.pinned`, and with `options.reference` each time over the reference
+    /// workload's time in the same run (a ratio, as `LatencyReport.referenceRatio`, not milliseconds); returns one timing per kernel in run order (the median of its runs). The sum of the medians is close to, not equal to,
     /// `measure`'s p50: the runs' medians are taken per kernel.
     public func profile(_ options: MeasurementOptions = MeasurementOptions()) throws -> [KernelTiming] {
         guard options.warmup >= 0, options.repeats >= 1, options.minimumTime >= .zero else {
@@ -64,12 +66,24 @@ extension OnnxEngine {
         // samples[k][r]: kernel k's time in run r.
         var samples: [[Double]] = Array(repeating: [], count: steps.count)
         for index in samples.indices { samples[index].reserveCapacity(options.repeats) }
+        // With `.discard`: each kernel's descheduled runs at their thread CPU time, used when it has no other.
+        var dropped: [[Double]] = Array(repeating: [], count: steps.count)
+        let reference = options.reference ? ReferenceWorkload() : nil
+        options.pinning {
         input.withUnsafeBufferPointer { inputBuffer in
             output.withUnsafeMutableBufferPointer { outputBuffer in
                 for _ in 0..<options.warmup { run(input: inputBuffer, output: outputBuffer) }
                 let start = Self.now()
                 var runs = 0
                 while runs < options.repeats || Self.now() - start < minimumSeconds {
+                    // With the reference, each kernel's time in this run is over the reference's just before it
+                    // (its thread CPU time: a reference sample is short, and the rule is the same either way).
+                    var unit = 1.0
+                    if let reference {
+                        let cpuBefore = Self.threadCPUTime()
+                        reference.run()
+                        unit = max((Self.threadCPUTime() - cpuBefore) * 1000, 1e-6)
+                    }
                     inputPointers[0].update(from: inputBuffer.baseAddress!, count: min(inputBuffer.count, first.count))
                     for (index, step) in steps.enumerated() {
                         // As `measure` times a run: the CPU clock is read outside the wall clock's window, and a
@@ -80,17 +94,23 @@ extension OnnxEngine {
                         step()
                         var seconds = Self.now() - before
                         let cpu = Self.threadCPUTime() - cpuBefore
-                        if options.preempted == .threadTime, options.preemption.preempted(wall: seconds, cpu: cpu) {
+                        if options.preempted != .wallTime, options.preemption.preempted(wall: seconds, cpu: cpu) {
+                            if options.preempted == .discard {
+                                dropped[index].append(cpu * 1000 / unit)
+                                continue
+                            }
                             seconds = cpu
                         }
-                        samples[index].append(seconds * 1000)
+                        samples[index].append(seconds * 1000 / unit)
                     }
                     runs += 1
                 }
             }
         }
-        return zip(stepNodes, samples).map { node, times in
-            KernelTiming(node: node, p50Ms: LatencyReport(samples: times, peakMemoryBytes: 0).p50Ms)
+        }
+        return stepNodes.indices.map { index in
+            let times = samples[index].isEmpty ? dropped[index] : samples[index]
+            return KernelTiming(node: stepNodes[index], p50Ms: LatencyReport(samples: times, peakMemoryBytes: 0).p50Ms)
         }
     }
 }

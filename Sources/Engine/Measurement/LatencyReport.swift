@@ -30,6 +30,11 @@ public struct LatencyReport: Hashable, Sendable, Codable {
     /// `MeasurementOptions.preempted` `.threadTime` their thread CPU time stands for their wall time. Nil when the
     /// report was not measured here.
     public var preemptedCount: Int?
+    /// With `MeasurementOptions.reference`: the median time of the reference workload timed before each sample,
+    /// milliseconds, and the median over the samples of each one's latency over its reference's time. The ratio is
+    /// what repeats on a shared machine (`ReferenceWorkload`); nil without the reference.
+    public var referenceMs: Double?
+    public var referenceRatio: Double?
 
     /// Creates a report.
     public init(
@@ -87,6 +92,8 @@ public struct LatencyReport: Hashable, Sendable, Codable {
         case p50Interval = "latency_p50_interval"
         case runsPerSample = "latency_runs_per_sample"
         case preemptedCount = "latency_preempted_runs"
+        case referenceMs = "latency_reference_ms"
+        case referenceRatio = "latency_reference_ratio"
     }
 }
 
@@ -219,6 +226,11 @@ public enum PreemptedSamples: String, Hashable, Sendable, CaseIterable {
     case threadTime = "thread-time"
     /// The sample counts its wall time, wait included (what the harness did before; for comparison).
     case wallTime = "wall-time"
+    /// The sample is dropped and another timed in its place: its CPU time still holds what the interruption cost
+    /// the model (private caches refilled after the other process ran), which moves with the machine's load. After
+    /// ten times `repeats` attempts the measurement stops dropping and counts the descheduled samples' thread CPU
+    /// time, so a model longer than the scheduler's time slices is still measured, in bounded time.
+    case discard
 }
 
 /// How many runs a measurement makes.
@@ -247,12 +259,21 @@ public struct MeasurementOptions: Hashable, Sendable {
     public var preempted: PreemptedSamples
     /// Which samples were descheduled.
     public var preemption: PreemptionRule
+    /// Whether the measuring thread is pinned to the CPU it starts on for the measurement
+    /// (`ThreadAffinity.pinnedToCurrentCPU`), so that a busy machine's scheduler does not move it to the other
+    /// core halfway, onto cold private caches. Its CPU set is given back afterwards.
+    public var pinned: Bool
+    /// Whether a fixed reference workload (`ReferenceWorkload`) is timed before each sample, under the same
+    /// preemption rule (a pair one of whose halves is dropped is dropped), for the report's `referenceMs` and
+    /// `referenceRatio`.
+    public var reference: Bool
 
     /// Creates options; the defaults suit the tutorial CNNs (about 0.05 ms each).
     public init(
         warmup: Int = 20, repeats: Int = 200, minimumTime: Duration = .zero, precision: Double? = nil,
         maximumTime: Duration = .seconds(10), minimumSampleTime: Duration = .zero,
-        preempted: PreemptedSamples = .threadTime, preemption: PreemptionRule = PreemptionRule()
+        preempted: PreemptedSamples = .threadTime, preemption: PreemptionRule = PreemptionRule(), pinned: Bool = false,
+        reference: Bool = false
     ) {
         self.warmup = warmup
         self.repeats = repeats
@@ -262,6 +283,14 @@ public struct MeasurementOptions: Hashable, Sendable {
         self.minimumSampleTime = minimumSampleTime
         self.preempted = preempted
         self.preemption = preemption
+        self.pinned = pinned
+        self.reference = reference
+    }
+
+    /// Runs `body` pinned to one CPU when `pinned` says so.
+    func pinning<T>(_ body: () throws -> T) rethrows -> T {
+        guard pinned else { return try body() }
+        return try ThreadAffinity.pinnedToCurrentCPU { _ in try body() }
     }
 
     /// What is wrong with these options, or nil.
@@ -293,12 +322,18 @@ extension OnnxEngine {
         guard let first = inputs.first, let result = outputs.first else {
             throw OnnxError.invalidInput("the model has no run-time input or no output to measure")
         }
+        if options.reference { return measureAgainstReference(options, input: first, output: result) }
         let input = Self.benchmarkInput(count: first.count)
         var output = [Float](repeating: 0, count: result.count)
         var samples: [Double] = []
         samples.reserveCapacity(options.repeats)
         var runsPerSample = 1
         var preempted = 0
+        // With `.discard`, the descheduled samples at their thread CPU time, in case too few others come.
+        var dropped: [Double] = []
+        let attempts = options.repeats.multipliedReportingOverflow(by: 10)
+        let discardUntil = attempts.overflow ? Int.max : attempts.partialValue
+        options.pinning {
         input.withUnsafeBufferPointer { inputBuffer in
             output.withUnsafeMutableBufferPointer { outputBuffer in
                 for _ in 0..<options.warmup { run(input: inputBuffer, output: outputBuffer) }
@@ -328,9 +363,24 @@ extension OnnxEngine {
                     var seconds = after - before
                     if options.preemption.preempted(wall: seconds, cpu: cpu) {
                         preempted += 1
-                        if options.preempted == .threadTime { seconds = cpu }
+                        switch options.preempted {
+                        case .threadTime: seconds = cpu
+                        case .wallTime: break
+                        case .discard:
+                            if samples.count + dropped.count < discardUntil {
+                                dropped.append(cpu * 1000 / Double(runsPerSample))
+                                continue
+                            }
+                            seconds = cpu
+                        }
                     }
                     samples.append(seconds * 1000 / Double(runsPerSample))
+                    if samples.count < options.repeats, samples.count + dropped.count >= discardUntil {
+                        // Too few undisturbed samples in ten times the attempts: the dropped ones count their
+                        // thread CPU time, as with `.threadTime`.
+                        samples += dropped
+                        dropped = []
+                    }
                     guard samples.count >= options.repeats, after - start >= minimumSeconds else { continue }
                     guard let precision = options.precision, after - start < maximumSeconds else { break }
                     guard samples.count >= nextCheck else { continue }
@@ -344,6 +394,7 @@ extension OnnxEngine {
                     nextCheck = samples.count + max(16, samples.count / 8)
                 }
             }
+        }
         }
         return LatencyReport(
             samples: samples, peakMemoryBytes: peakMemoryBytes, runsPerSample: runsPerSample, preemptedCount: preempted)
@@ -380,4 +431,75 @@ public func measure(model: [UInt8], warmup: Int, repeats: Int, minimumTime: Dura
 /// Loads an ONNX model into the native engine and measures it with `options`.
 public func measure(model: [UInt8], _ options: MeasurementOptions) throws -> LatencyReport {
     try OnnxEngine(bytes: model).measure(options)
+}
+
+extension OnnxEngine {
+    /// `measure` with `options.reference`: samples of the model alternate with blocks of the reference workload
+    /// as long as one sample (as many runs as make it so, found once after the warm-up), each sample's ratio is its
+    /// time over the mean of the blocks on either side, and a pair one of whose parts was descheduled follows
+    /// `options.preempted` (`.discard`: left out, until ten times `repeats` attempts). The samples' own figures are
+    /// reported as `measure` does, with `referenceMs` (one reference run) and `referenceRatio` (the median ratio).
+    /// `precision` and `minimumSampleTime` are not applied: the ratio's spread is not the samples', and each
+    /// sample is one run, its neighbouring blocks as long.
+    func measureAgainstReference(_ options: MeasurementOptions, input first: Tensor, output result: Tensor) -> LatencyReport {
+        let reference = ReferenceWorkload()
+        let input = Self.benchmarkInput(count: first.count)
+        var output = [Float](repeating: 0, count: result.count)
+        var (samples, ratios, references) = ([Double](), [Double](), [Double]())
+        var (preempted, attempted) = (0, 0)
+        let attempts = options.repeats.multipliedReportingOverflow(by: 10)
+        let discardUntil = attempts.overflow ? Int.max : attempts.partialValue
+        options.pinning {
+            input.withUnsafeBufferPointer { inputBuffer in
+                output.withUnsafeMutableBufferPointer { outputBuffer in
+                    func model() { self.run(input: inputBuffer, output: outputBuffer) }
+                    for _ in 0..<options.warmup {
+                        model()
+                        reference.run()
+                    }
+                    let cpu = Self.threadCPUTime()
+                    for _ in 0..<3 { model() }
+                    let modelTime = Self.threadCPUTime() - cpu
+                    for _ in 0..<3 { reference.run() }
+                    let referenceTime = Self.threadCPUTime() - cpu - modelTime
+                    let blockRuns = max(1, min(1 << 16, Int((modelTime / max(referenceTime, 1e-9)).rounded())))
+                    // One timed piece of work: milliseconds, or nil when it was descheduled and is to be dropped.
+                    func timed(_ runs: Int, _ body: () -> Void) -> Double? {
+                        let cpuBefore = Self.threadCPUTime()
+                        let before = Self.now()
+                        for _ in 0..<runs { body() }
+                        let after = Self.now()
+                        let cpu = Self.threadCPUTime() - cpuBefore
+                        var seconds = after - before
+                        if options.preemption.preempted(wall: seconds, cpu: cpu) {
+                            preempted += 1
+                            switch options.preempted {
+                            case .discard where attempted < discardUntil: return nil
+                            case .wallTime: break
+                            default: seconds = cpu
+                            }
+                        }
+                        return seconds * 1000 / Double(runs)
+                    }
+                    var before = timed(blockRuns, reference.run)
+                    let start = Self.now()
+                    while ratios.count < options.repeats || Self.now() - start < options.minimumTime.inSeconds {
+                        let sample = timed(1, model)
+                        let after = timed(blockRuns, reference.run)
+                        attempted += 1
+                        if let sample { samples.append(sample) }
+                        if let sample, let low = before, let high = after {
+                            ratios.append(sample / ((low + high) / 2))
+                        }
+                        if let after { references.append(after) }
+                        before = after
+                    }
+                }
+            }
+        }
+        var report = LatencyReport(samples: samples, peakMemoryBytes: peakMemoryBytes, runsPerSample: 1, preemptedCount: preempted)
+        report.referenceMs = LatencyReport(samples: references, peakMemoryBytes: 0).p50Ms
+        report.referenceRatio = LatencyReport(samples: ratios, peakMemoryBytes: 0).p50Ms
+        return report
+    }
 }
