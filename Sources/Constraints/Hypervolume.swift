@@ -14,17 +14,6 @@ public enum Hypervolume {
         return wfg(nonDominated(inside), reference)
     }
 
-    /// How much each point adds alone: the hypervolume of all minus that of all but the point (0 for a dominated
-    /// or duplicated point).
-    public static func contributions(_ points: [[Double]], reference: [Double]) -> [Double] {
-        let total = of(points, reference: reference)
-        return points.indices.map { index in
-            var others = points
-            others.remove(at: index)
-            return max(0, total - of(others, reference: reference))
-        }
-    }
-
     private static func wfg(_ points: [[Double]], _ reference: [Double]) -> Double {
         switch reference.count {
         case 1:

@@ -150,9 +150,61 @@ import Trainer
             }
         }
         for (count, good) in [(40, 4), (100, 10), (400, 25)] {
-            #expect(Set(MOTPE().split(chain(count)).below) == Set(0..<good), "\(count) trials")
+            #expect(Set(MOTPE().split(chain(count))) == Set(0..<good), "\(count) trials")
         }
-        #expect(Set(MOTPE().split(chain(40, infeasibleFrom: 2)).below) == Set(0..<4))
-        #expect(Set(MOTPE(gamma: 0.15).split(chain(40)).below) == Set(0..<6))
+        #expect(Set(MOTPE().split(chain(40, infeasibleFrom: 2))) == Set(0..<4))
+        #expect(Set(MOTPE(gamma: 0.15).split(chain(40))) == Set(0..<6))
+    }
+
+    /// Optuna 5.1's categorical kernels, by hand: with prior weight 1 and one observation of option 2 among 4, the
+    /// observation's kernel is (1/2 + [own]) / 3 and the prior 1/4, each half of the mixture: 0.375 on option 2 and
+    /// 0.2083 on each other; a place no trial reached is uniform.
+    @Test func motpeKernelsAreOptunas() {
+        var estimator = MOTPE.Estimator(priorWeight: 1)
+        estimator.add([DecisionKey("$.k"): 2], weight: 1)
+        let density = estimator.density(DecisionKey("$.k"), [0, 1, 2, 3])
+        let expected: [Double] = [0.208_333_333_333_333_3, 0.208_333_333_333_333_3, 0.375, 0.208_333_333_333_333_3]
+        let worst = zip(density, expected).map { abs($0 - $1) }.max()!
+        #expect(worst < 1e-12, "\(density)")
+        let unseen = estimator.density(DecisionKey("$.other"), [0, 1, 2])
+        let third: [Double] = [1.0 / 3, 1.0 / 3, 1.0 / 3]
+        #expect(unseen == third)
+    }
+
+    /// The bad group's weights are Optuna's `default_weights`: 1 each up to 25 trials; with 30, the oldest 5 rise
+    /// as `numpy.linspace(1/30, 1, 5)` and the latest 25 weigh 1.
+    @Test func motpeBadWeightsRampTheOldest() {
+        #expect(MOTPE.badWeights(25) == [Double](repeating: 1, count: 25))
+        let weights = MOTPE.badWeights(30)
+        let ramp: [Double] = [1.0 / 30, 0.275, 31.0 / 60, 0.758_333_333_333_333_3, 1]
+        let worst = zip(weights.prefix(5), ramp).map { abs($0 - $1) }.max()!
+        #expect(weights.count == 30)
+        #expect(worst < 1e-12, "\(weights)")
+        #expect(weights.suffix(25).allSatisfy { $0 == 1 })
+    }
+
+    /// A decision learns from every trial that decided at its place, whichever enclosing candidate led there: the
+    /// good trials all have one block with kernel option 5, and a two-block architecture's first block (another
+    /// key, `$.blocks/1[0].k`) gets most of its good density on option 5 too, as Optuna's define-by-run
+    /// `blocks[0].k` would; the second block, which no good trial has, stays at the prior.
+    @Test func motpeSharesADecisionAcrossCandidates() throws {
+        let block = #"{"k": {"one_of": [0, 1, 2, 3, 4, 5, 6, 7]}}"#
+        let space = try SearchSpace(text: #"{"blocks": {"one_of": [["# + block + "], [" + block + "," + block + "]]}}")
+        // Good: one block, k = 5, best accuracy; bad: two blocks, k spread over the other options.
+        var scored: [ScoredTrial] = (0..<4).map { index in
+            ScoredTrial(choice: SearchChoice([0, 5]), point: Point(objectives: [0.1 + 0.01 * Double(index), 0.5], violation: 0))
+        }
+        for index in 0..<36 {
+            let k = [0, 1, 2, 3, 4, 6, 7][index % 7]
+            scored.append(
+                ScoredTrial(
+                    choice: SearchChoice([1, k, index % 8]), point: Point(objectives: [0.5 + 0.01 * Double(index), 0.9], violation: 0)))
+        }
+        var (good, _) = try MOTPE().estimators(space: space, scored: scored)
+        let first = good.density(DecisionKey("$.blocks/1[0].k").place, Array(0..<8))
+        #expect(DecisionKey("$.blocks/1[0].k").place == DecisionKey("$.blocks/0[0].k").place)
+        #expect(first.indices.allSatisfy { $0 == 5 || first[5] > 4 * first[$0] }, "\(first)")
+        let second = good.density(DecisionKey("$.blocks/1[1].k").place, Array(0..<8))
+        #expect(second.allSatisfy { abs($0 - 0.125) < 1e-12 }, "\(second)")
     }
 }

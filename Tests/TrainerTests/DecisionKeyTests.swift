@@ -41,4 +41,22 @@ import Trainer
         // An index outside the allowed ones falls back to the first allowed.
         #expect(Self.nested.build { _, _ in 99 } == SearchChoice([0, 0, 0, 1]))
     }
+
+    /// A key's place drops the candidates taken on the way, so that the first layer's kernel size is one place in
+    /// both depth candidates; a sublist's slots keep theirs; and no two decisions of one choice share a place, in
+    /// every choice of the nested space and in samples of `mobilenet_v2_mini`.
+    @Test func placesNameTheDecisionInTheBuiltValue() throws {
+        #expect(DecisionKey("$.layers/1[0].kernel_size").place == DecisionKey("$.layers[0].kernel_size"))
+        #expect(DecisionKey("$.stages[1].blocks/12[0].se").place == DecisionKey("$.stages[1].blocks[0].se"))
+        #expect(DecisionKey("$.extras#1/2.a/b").place == DecisionKey("$.extras#1.a/b"))
+        #expect(DecisionKey("$.layers").place == DecisionKey("$.layers"))
+        var generator = SeededGenerator(seed: 5)
+        let mobile = try SearchSpace.load("mobilenet_v2_mini")
+        let choices = try Self.nested.allChoices().map { (Self.nested, $0) }
+            + (0..<50).map { _ in (mobile, mobile.sample(using: &generator)) }
+        for (space, choice) in choices {
+            let keys = try space.keyedDecisions(of: choice).keys
+            #expect(Set(keys.map(\.place)).count == keys.count, "\(choice)")
+        }
+    }
 }

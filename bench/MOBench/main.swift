@@ -67,8 +67,12 @@ struct Table {
         }
     }
 
+    /// The decisions made differently or by only one of the two (the keys of either that the other differs on).
     func distance(_ a: [DecisionKey: Int], _ b: [DecisionKey: Int]) -> Int {
-        Set(a.keys).union(b.keys).filter { a[$0] != b[$0] }.count
+        var count = 0
+        for (key, option) in a where b[key] != option { count += 1 }
+        for key in b.keys where a[key] == nil { count += 1 }
+        return count
     }
 
     /// Accuracy times one MnasNet hard factor per constraint: the reward evolution maximises.
@@ -89,11 +93,11 @@ struct Table {
     }
 }
 
-func harness(_ table: Table, seeds: Int, budgets: [Int], kinds: [SearchAlgorithmKind]) throws {
+func harness(_ table: Table, seeds: Range<Int>, budgets: [Int], kinds: [SearchAlgorithmKind]) throws {
     let best = table.history(table.order).hypervolume
     line([("true_front_hypervolume", .number(best)), ("rows", .number(Double(table.order.count)))])
     for kind in kinds {
-        for seed in 0..<seeds {
+        for seed in seeds {
             let algorithm = SearchAlgorithm(kind: kind, space: table.space, seed: UInt64(seed), objectives: table.objectives)
             var proposed: [SearchChoice] = []
             var finished: [TrialOutcome] = []
@@ -176,7 +180,13 @@ func samplers(at index: Int) -> [SearchAlgorithmKind] {
 switch arguments.count > 1 ? arguments[1] : "" {
 case "harness":
     guard arguments.count > 2 else { fail("usage: MOBench harness TABLE.json [SEEDS] [BUDGETS] [SAMPLERS]") }
-    let seeds = arguments.count > 3 ? Int(arguments[3]) ?? 20 : 20
+    // SEEDS as N (seeds 0 to N-1) or A:B (seeds A to B-1), as optuna_harness.py reads them.
+    let seedText = arguments.count > 3 ? arguments[3] : "20"
+    let bounds = seedText.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
+    let first = bounds.count == 2 ? bounds[0] ?? 0 : 0
+    guard bounds.count <= 2, let last = bounds.last!, first < last
+    else { fail("SEEDS '\(seedText)' is neither N nor A:B with A < B") }
+    let seeds = first..<last
     let budgets = arguments.count > 4 ? arguments[4].split(separator: ",").compactMap { Int($0) } : [50, 100]
     try harness(try Table(path: arguments[2]), seeds: seeds, budgets: budgets, kinds: samplers(at: 5))
 case "cost":

@@ -2,15 +2,22 @@ import Constraints
 import Foundation
 import Trainer
 
-/// Multi-objective TPE (Ozaki et al. 2020), as Optuna's `TPESampler` runs it for several objectives with
+/// Multi-objective TPE (Ozaki et al. 2020), as Optuna 5.1's `TPESampler` runs it for several objectives with
 /// `constraints_func`: the finished trials split into a good and a bad group, each decision gets a categorical
 /// Parzen estimator per group, and the option with the best ratio of good to bad density among sampled
 /// candidates wins.
 ///
-/// The split follows Optuna's: `min(ceil(gamma n), 25)` good trials (gamma 0.1); feasible trials first (infeasible ones, least violating first, only when too few are feasible); among feasible
-/// ones whole non-dominated fronts, the last front cut by greedy hypervolume subset selection. Good trials weigh by their hypervolume contribution, bad
-/// ones equally. Decisions are estimated independently (Optuna's default, `multivariate=False`), keyed by
-/// `DecisionKey` so that a decision beneath a `one_of` learns only from trials that reached it.
+/// As Optuna 5.1: `ceil(gamma n)` good trials (gamma 0.1; at most 25 here, which only budgets above 250 trials
+/// reach); feasible trials first (infeasible ones, least violating first, only when too few are feasible); among
+/// feasible ones whole non-dominated fronts, the last front cut by greedy hypervolume subset selection. Good trials
+/// weigh alike; bad ones alike up to 25, beyond that the oldest less (Optuna's `default_weights` ramp). Each
+/// observation's kernel puts `1 + p / (n + 1)` on its option and `p / (n + 1)` on every other (p the prior weight,
+/// n the observations), beside a uniform prior of weight p. Decisions are estimated independently (Optuna's
+/// default, `multivariate=False`).
+///
+/// A decision's estimators learn from every trial that made a decision at the same place in the built value
+/// (`DecisionKey.place`), whichever candidates of enclosing `one_of`s led there, as Optuna's define-by-run
+/// parameters do: the first block of a stage is one set of decisions whether the stage has one block or three.
 struct MOTPE: Sendable {
     /// Random proposals until this many trials finished (Optuna's 10).
     var startupTrials = 10
@@ -28,42 +35,12 @@ struct MOTPE: Sendable {
         space: SearchSpace, scored: [ScoredTrial], seen: Set<SearchChoice>, generator: inout SeededGenerator
     ) throws -> SearchChoice? {
         guard scored.count >= max(1, startupTrials) else { return nil }
-        let (below, weights) = split(scored)
-        let belowSet = Set(below)
-        var good: [(decisions: [DecisionKey: Int], weight: Double)] = []
-        var bad: [[DecisionKey: Int]] = []
-        for (index, trial) in scored.enumerated() {
-            let decisions = try space.keyedDecisions(of: trial.choice)
-            if belowSet.contains(index) {
-                good.append((decisions, weights[below.firstIndex(of: index)!]))
-            } else {
-                bad.append(decisions)
-            }
-        }
-        // Each decision's densities once per proposal, not once per attempt (normalised: a draw is then one pass).
-        var cache: [DecisionKey: (allowed: [Int], low: [Double], high: [Double])] = [:]
-        func densities(_ key: DecisionKey, _ allowed: [Int]) -> (low: [Double], high: [Double]) {
-            if let hit = cache[key], hit.allowed == allowed { return (hit.low, hit.high) }
-            var low = [Double](repeating: priorWeight / Double(allowed.count), count: allowed.count)
-            var high = low
-            for (decisions, weight) in good {
-                if let option = decisions[key], let slot = allowed.firstIndex(of: option) { low[slot] += weight }
-            }
-            for decisions in bad {
-                if let option = decisions[key], let slot = allowed.firstIndex(of: option) { high[slot] += 1 }
-            }
-            let lowTotal = low.reduce(0, +)
-            let highTotal = high.reduce(0, +)
-            low = low.map { $0 / lowTotal }
-            high = high.map { $0 / highTotal }
-            cache[key] = (allowed, low, high)
-            return (low, high)
-        }
-        func draw(_ low: [Double]) -> Int {
+        var (good, bad) = try estimators(space: space, scored: scored)
+        func draw(_ density: [Double]) -> Int {
             var target = unit(&generator)
             var slot = 0
-            while slot < low.count - 1, target >= low[slot] {
-                target -= low[slot]
+            while slot < density.count - 1, target >= density[slot] {
+                target -= density[slot]
                 slot += 1
             }
             return slot
@@ -73,7 +50,9 @@ struct MOTPE: Sendable {
         for attempt in 0..<32 {
             let draws = attempt < 4 ? candidates : 1
             let child = space.build { key, allowed in
-                let (low, high) = densities(key, allowed)
+                let place = key.place
+                let low = good.density(place, allowed)
+                let high = bad.density(place, allowed)
                 var best = -Double.infinity
                 var chosen = allowed[0]
                 for _ in 0..<draws {
@@ -91,35 +70,93 @@ struct MOTPE: Sendable {
         return nil
     }
 
-    /// The good trials (indices into `scored`) and their weights.
-    func split(_ scored: [ScoredTrial]) -> (below: [Int], weights: [Double]) {
+    /// The good and the bad group's estimators over `scored`, keyed by decision place.
+    func estimators(space: SearchSpace, scored: [ScoredTrial]) throws -> (good: Estimator, bad: Estimator) {
+        let below = Set(split(scored))
+        var good = Estimator(priorWeight: priorWeight)
+        var bad = Estimator(priorWeight: priorWeight)
+        var badTrials: [[DecisionKey: Int]] = []
+        for (index, trial) in scored.enumerated() {
+            var decisions: [DecisionKey: Int] = [:]
+            for (key, option) in try space.keyedDecisions(of: trial.choice) { decisions[key.place] = option }
+            if below.contains(index) { good.add(decisions, weight: 1) } else { badTrials.append(decisions) }
+        }
+        for (decisions, weight) in zip(badTrials, Self.badWeights(badTrials.count)) { bad.add(decisions, weight: weight) }
+        return (good, bad)
+    }
+
+    /// The bad group's weights in the order its trials finished: 1 each up to 25; beyond, Optuna's
+    /// `default_weights`, the 25 latest 1 and the others rising linearly from 1 / n to 1.
+    static func badWeights(_ count: Int) -> [Double] {
+        guard count >= 25 else { return [Double](repeating: 1, count: count) }
+        let ramp = count - 25
+        let low = 1 / Double(count)
+        return (0..<ramp).map { ramp == 1 ? low : low + (1 - low) * Double($0) / Double(ramp - 1) }
+            + [Double](repeating: 1, count: 25)
+    }
+
+    /// One group's categorical Parzen estimators, one per decision place, as Optuna's
+    /// `_calculate_categorical_distributions` with the uniform prior as one more mixture component.
+    struct Estimator {
+        var priorWeight: Double
+        /// Each place's observations: the option and the trial's weight.
+        private var observations: [DecisionKey: [(option: Int, weight: Double)]] = [:]
+        private var cache: [DecisionKey: (allowed: [Int], density: [Double])] = [:]
+
+        init(priorWeight: Double) { self.priorWeight = priorWeight }
+
+        mutating func add(_ decisions: [DecisionKey: Int], weight: Double) {
+            for (place, option) in decisions { observations[place, default: []].append((option, weight)) }
+        }
+
+        /// The mixture's density over `allowed` (normalised); uniform where no trial decided there.
+        mutating func density(_ place: DecisionKey, _ allowed: [Int]) -> [Double] {
+            if let hit = cache[place], hit.allowed == allowed { return hit.density }
+            let count = Double(allowed.count)
+            var density = [Double](repeating: 1 / count, count: allowed.count)
+            let seen = (observations[place] ?? []).compactMap { item in
+                allowed.firstIndex(of: item.option).map { (slot: $0, weight: item.weight) }
+            }
+            if !seen.isEmpty {
+                // Each kernel: p / (n + 1) on every option, 1 more on its own, normalised; the prior: uniform.
+                let spread = priorWeight / Double(seen.count + 1)
+                let norm = 1 + count * spread
+                var total = priorWeight
+                density = density.map { $0 * priorWeight }
+                for (slot, weight) in seen {
+                    total += weight
+                    for index in density.indices { density[index] += weight * spread / norm }
+                    density[slot] += weight / norm
+                }
+                density = density.map { $0 / total }
+            }
+            cache[place] = (allowed, density)
+            return density
+        }
+    }
+
+    /// The good trials: indices into `scored`.
+    func split(_ scored: [ScoredTrial]) -> [Int] {
         let count = max(1, min(Int((gamma * Double(scored.count)).rounded(.up)), 25))
         let feasible = scored.indices.filter { scored[$0].point.isFeasible }
-        var below: [Int] = []
-        if feasible.count <= count {
-            below = feasible
+        guard feasible.count > count else {
             let infeasible = scored.indices.filter { !scored[$0].point.isFeasible }
                 .sorted { (scored[$0].point.violation, $0) < (scored[$1].point.violation, $1) }
-            below += infeasible.prefix(count - below.count)
-        } else {
-            let points = feasible.map { scored[$0].point }
-            for front in NonDominatedSorting.fronts(points, limit: count) {
-                let members = front.map { feasible[$0] }
-                if below.count + members.count <= count {
-                    below += members
-                    if below.count == count { break }
-                    continue
-                }
-                below += greedySubset(members, size: count - below.count, chosen: below, scored)
-                break
-            }
+            return feasible + infeasible.prefix(count - feasible.count)
         }
-        let reference = Self.reference(scored.map(\.point.objectives))
-        let objectives = below.map { scored[$0].point.objectives }
-        var weights = Hypervolume.contributions(objectives, reference: reference)
-        let top = weights.max() ?? 0
-        weights = top > 0 ? weights.map { max($0 / top, 1e-12) } : weights.map { _ in 1 }
-        return (below, weights)
+        var below: [Int] = []
+        let points = feasible.map { scored[$0].point }
+        for front in NonDominatedSorting.fronts(points, limit: count) {
+            let members = front.map { feasible[$0] }
+            if below.count + members.count <= count {
+                below += members
+                if below.count == count { break }
+                continue
+            }
+            below += greedySubset(members, size: count - below.count, chosen: below, scored)
+            break
+        }
+        return below
     }
 
     /// Greedy hypervolume subset selection: `size` of `candidates`, each adding the most to `chosen`'s volume.

@@ -13,6 +13,24 @@ public struct DecisionKey: Hashable, Sendable, Comparable, CustomStringConvertib
     public var description: String { path }
 
     public static func < (lhs: DecisionKey, rhs: DecisionKey) -> Bool { lhs.path < rhs.path }
+
+    /// The key without the candidates taken on the way (`$.stages[1].blocks/2[0].kernel_size` ->
+    /// `$.stages[1].blocks[0].kernel_size`): the decision's place in the built value, as a define-by-run space
+    /// names it (Optuna's `stages[1].blocks[0].kernel_size`), shared by every candidate that holds a decision there.
+    /// Two decisions of one choice never share it (a `one_of` takes one candidate; a `sublist_of`'s slots keep
+    /// their `#slot`).
+    public var place: DecisionKey {
+        var out = ""
+        var rest = Substring(path)
+        while let slash = rest.firstIndex(of: "/") {
+            out += rest[..<slash]
+            let digits = rest[rest.index(after: slash)...].prefix { $0.isASCII && $0.isNumber }
+            if digits.isEmpty { out += "/" }
+            rest = rest[rest.index(after: slash)...].dropFirst(digits.count)
+        }
+        out += rest
+        return DecisionKey(out)
+    }
 }
 
 extension SearchSpace {
