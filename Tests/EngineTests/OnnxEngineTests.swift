@@ -176,6 +176,9 @@ import Trainer
         case('maxpool_5x5_s2_rows', [N('MaxPool', ['x'], ['y'], kernel_shape=[5, 5], strides=[2, 2], pads=[2, 2, 2, 2])],
              [1, 2, 13, 21])
         case('avgpool_7x7_s1_rows', [N('AveragePool', ['x'], ['y'], kernel_shape=[7, 7], pads=[3, 3, 3, 3])], [1, 2, 9, 18])
+        case('depthwise3x3_s1_channels_clip', [N('Conv', ['x', 'w', 'b'], ['c'], group=19, pads=[1, 1, 1, 1]),
+             N('Clip', ['c', 'lo', 'hi'], ['y'])], [1, 19, 6, 7],
+             {'w': f(19, 1, 3, 3), 'b': f(19), 'lo': np.array(0, np.float32), 'hi': np.array(6, np.float32)})
         case('depthwise7x7_channels_eight_wide', [N('Conv', ['x', 'w', 'b'], ['c'], group=18, pads=[3, 3, 3, 3]),
              N('Relu', ['c'], ['y'])], [1, 18, 5, 8], {'w': f(18, 1, 7, 7), 'b': f(18)})
         case('maxpool_3x3_s1_same', [N('MaxPool', ['x'], ['y'], kernel_shape=[3, 3], pads=[1, 1, 1, 1])], [1, 3, 6, 19])
