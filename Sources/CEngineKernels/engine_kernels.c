@@ -509,6 +509,34 @@ void nas_plane_mean(const float *x, float *y, long planes, long plane) {
  * every tap's weight vector is loaded once for the P positions, whose P independent accumulators keep the FMA
  * unit busy (one accumulator waits out each FMA's latency). top is the tile's first row of this output row's
  * windows; out the row in channel c0's plane, the lanes' planes out_plane apart. */
+/* The 16 x 16 transpose of v[0..15] in place: four stages, each exchanging one bit of the row and lane indices. */
+ALWAYS_INLINE void transpose16(v16 *v) {
+    for (int i = 0; i < 16; i++) {
+        if (i & 1) continue;
+        const v16 a = v[i], b = v[i + 1];
+        v[i] = __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+        v[i + 1] = __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i & 2) continue;
+        const v16 a = v[i], b = v[i + 2];
+        v[i] = __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+        v[i + 2] = __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i & 4) continue;
+        const v16 a = v[i], b = v[i + 4];
+        v[i] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+        v[i + 4] = __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i & 8) continue;
+        const v16 a = v[i], b = v[i + 8];
+        v[i] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+        v[i + 8] = __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    }
+}
+
 #define DW_POSITIONS 8
 ALWAYS_INLINE void depthwise_channels_positions(const float *top, int tile_w, const struct nas_window *g,
                                                 const float *weights, v16 vb, const int P, int ox, int activation,
@@ -545,11 +573,25 @@ ALWAYS_INLINE void depthwise_channels_body(const float *x, int channels, int hei
     for (int c0 = 0; c0 < channels; c0 += 16) {
         const int lanes = channels - c0 < 16 ? channels - c0 : 16;
         float b[16] = {0};
+        const int plane = height * width;
+        int q = 0;
+        if (lanes == 16) {
+            /* 16 positions of the 16 planes at a time, transposed in registers into 16 position vectors. */
+            for (; q + 16 <= plane; q += 16) {
+                v16 v[16];
+                for (int lane = 0; lane < 16; lane++) v[lane] = load16(x + (size_t)(c0 + lane) * plane + q);
+                transpose16(v);
+                for (int i = 0; i < 16; i++) {
+                    const int iy = (q + i) / width, ix = (q + i) % width;
+                    store16(tile + ((size_t)(iy + pad_top) * tile_w + ix + pad_left) * 16, v[i]);
+                }
+            }
+        }
         for (int lane = 0; lane < lanes; lane++) {
-            const float *source = x + (size_t)(c0 + lane) * height * width;
-            for (int iy = 0; iy < height; iy++) {
-                float *line = tile + ((size_t)(iy + pad_top) * tile_w + pad_left) * 16 + lane;
-                for (int ix = 0; ix < width; ix++) line[(size_t)ix * 16] = source[(size_t)iy * width + ix];
+            const float *source = x + (size_t)(c0 + lane) * plane;
+            for (int p = q; p < plane; p++) {
+                const int iy = p / width, ix = p % width;
+                tile[((size_t)(iy + pad_top) * tile_w + ix + pad_left) * 16 + lane] = source[p];
             }
             for (int t = 0; t < taps; t++) weights[t * 16 + lane] = w[(size_t)(c0 + lane) * taps + t];
             b[lane] = bias ? bias[c0 + lane] : 0;
