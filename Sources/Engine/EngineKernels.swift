@@ -280,8 +280,9 @@ enum EngineKernels {
 
     /// Depthwise convolution: each channel's input is copied into a zero-padded plane, then a C kernel (AVX-512,
     /// AVX2 or SSE, picked at run time: Swift here is built for baseline x86-64) accumulates every tap of 16
-    /// outputs of a row in one vector, with the bias and the activation fused; narrow planes under large windows
-    /// go 16 channels per vector instead (`usesChannelVectors`).
+    /// outputs of a row in one vector (5x5 and 7x7 windows: four rows at a time), with the bias and the activation
+    /// fused; narrow planes under large windows or at stride 1 go 16 channels per vector instead
+    /// (`usesChannelVectors`).
     private static func depthwise(
         _ p: ConvParameters, x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, activation: Activation
