@@ -7,7 +7,9 @@ Usage: python bench/engine_vs_ort.py --nas .build/release/nas --space-dir DIR --
 --space-dir holds the architectures sampled from `mobilenet_v2_mini` (one `<trial>/saved_model/model.onnx` each, as
 `nas search` leaves them); --torchvision-dir the four models of bench/export_torchvision.py. Every round measures
 every model once with each runtime, the two runtimes alternating which goes first, so that machine noise hits
-both alike; a model's figure is the median over rounds of each runtime's p50. Prints per model the two p50s and
+both alike; a model's figure is the median over rounds of each runtime's p50. Both runtimes' runs follow `nas
+measure`'s preemption rule (a run during which the thread was descheduled counts its thread CPU time; onnxruntime
+with one intra-op thread computes on the calling thread), so that a busy machine's waits land on neither. Prints per model the two p50s and
 their ratio (engine / onnxruntime: below 1 means the engine is faster), then the median ratio over the space's
 models. Targets (issue 12): median over the space <= 0.8x, each torchvision model <= 1.0x.
 """

@@ -72,6 +72,11 @@ struct MeasureCommand: ParsableCommand {
     @Flag(help: "Print the report as one JSON object.")
     var json = false
 
+    @Flag(
+        help: ArgumentHelp(
+            "Time each kernel on its own instead (--warmup, then --repeats runs): the time per op type and the slowest kernels, or with --json one {\"node\",\"latency_ms\"} per kernel in run order."))
+    var profile = false
+
     /// Out-of-range values are usage errors (exit 64), as the parser's own.
     func validate() throws {
         guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more; got \(warmup)") }
@@ -91,6 +96,7 @@ struct MeasureCommand: ParsableCommand {
     }
 
     func run() throws {
+        if profile { return try runProfile() }
         let report: LatencyReport
         let options = MeasurementOptions(
             warmup: warmup, repeats: repeats, minimumTime: .seconds(minTime), precision: precision > 0 ? precision : nil,
@@ -129,6 +135,38 @@ struct MeasureCommand: ParsableCommand {
                     precision * 100, maxTime)
             }
             print(line)
+        }
+    }
+}
+
+extension MeasureCommand {
+    /// `--profile`: `OnnxEngine.profile`'s per-kernel medians, summed per op type and the slowest listed.
+    private func runProfile() throws {
+        let timings: [KernelTiming]
+        do {
+            let engine = try OnnxEngine(bytes: try readModelFile(model))
+            timings = try engine.profile(
+                MeasurementOptions(warmup: warmup, repeats: repeats, minimumTime: .seconds(minTime), preempted: preempted))
+        } catch let error as OnnxError {
+            throw CLIError.badInput("\(model): \(error)")
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(timings), as: UTF8.self))
+            return
+        }
+        let total = timings.reduce(0) { $0 + $1.p50Ms }
+        func share(_ ms: Double) -> String { String(format: "%9.4f ms %5.1f%%", ms, total > 0 ? ms / total * 100 : 0) }
+        print("\(timings.count) kernels, sum of their p50s \(String(format: "%.4f", total)) ms")
+        var byType: [String: (count: Int, ms: Double)] = [:]
+        for timing in timings { byType[timing.node.opType, default: (0, 0)].count += 1; byType[timing.node.opType]!.ms += timing.p50Ms }
+        for (type, entry) in byType.sorted(by: { $0.value.ms > $1.value.ms }) {
+            print("\(type.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%4d", entry.count)) \(share(entry.ms))")
+        }
+        print("slowest kernels:")
+        for (index, timing) in timings.enumerated().sorted(by: { $0.element.p50Ms > $1.element.p50Ms }).prefix(20) {
+            print("  #\(String(format: "%-4d", index)) \(timing.node.opType.padding(toLength: 18, withPad: " ", startingAt: 0)) \(share(timing.p50Ms))  \(timing.node.output)")
         }
     }
 }

@@ -111,6 +111,22 @@ extension OnnxCommandsTests {
         }
     }
 
+    @Test func measureProfilePrintsEachKernelsTime() async throws {
+        try await Self.withTutorialModel { _, model in
+            let result = try await Self.run(["measure", model.path, "--warmup", "1", "--repeats", "5", "--profile", "--json"])
+            #expect(result.status == 0, "\(result.stderr)")
+            let timings = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+            // Conv + Relu, Conv + Relu, Gemm, Softmax: the Relus are fused, Flatten is an alias.
+            let types = timings.compactMap { ($0["node"] as? [String: Any])?["op_type"] as? String }
+            #expect(types == ["Conv", "Conv", "Gemm", "Softmax"], "\(result.stdout)")
+            #expect(timings.allSatisfy { ($0["latency_ms"] as? Double ?? -1) >= 0 })
+            let text = try await Self.run(["measure", model.path, "--warmup", "1", "--repeats", "5", "--profile"])
+            #expect(text.status == 0, "\(text.stderr)")
+            #expect(text.stdout.contains("4 kernels, sum of their p50s"), "\(text.stdout)")
+            #expect(text.stdout.contains("slowest kernels:") && text.stdout.contains("Conv "))
+        }
+    }
+
     @Test func measureReportsThePercentileIntervalAndValidatesItsFlags() async throws {
         try await Self.withTutorialModel { _, model in
             // One sample asked for, but ±40% needs six at least: the interval of fewer covers the median < 95%.

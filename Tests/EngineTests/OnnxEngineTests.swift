@@ -169,6 +169,18 @@ import Trainer
              N('Relu', ['c'], ['y'])], [1, 20, 6, 7], {'w': f(20, 1, 5, 5), 'b': f(20)})
         case('depthwise5x5_narrow_dilated_hardswish', [N('Conv', ['x', 'w'], ['c'], group=17, dilations=[2, 2], pads=[4, 4, 4, 4]),
              N('HardSwish', ['c'], ['y'])], [1, 17, 9, 8], {'w': f(17, 1, 5, 5)}, opset=14)
+        # 5x5 and 7x7 windows four output rows at a time, the rows left over one by one (depthwise, max, average);
+        # narrow planes 16 channels per vector, 8, 4, 2 and 1 positions at a time.
+        case('depthwise5x5_s1_rows_tail', [N('Conv', ['x', 'w', 'b'], ['y'], group=3, pads=[2, 2, 2, 2])], [1, 3, 7, 20],
+             {'w': f(3, 1, 5, 5), 'b': f(3)})
+        case('maxpool_5x5_s2_rows', [N('MaxPool', ['x'], ['y'], kernel_shape=[5, 5], strides=[2, 2], pads=[2, 2, 2, 2])],
+             [1, 2, 13, 21])
+        case('avgpool_7x7_s1_rows', [N('AveragePool', ['x'], ['y'], kernel_shape=[7, 7], pads=[3, 3, 3, 3])], [1, 2, 9, 18])
+        case('depthwise3x3_s1_channels_clip', [N('Conv', ['x', 'w', 'b'], ['c'], group=19, pads=[1, 1, 1, 1]),
+             N('Clip', ['c', 'lo', 'hi'], ['y'])], [1, 19, 6, 7],
+             {'w': f(19, 1, 3, 3), 'b': f(19), 'lo': np.array(0, np.float32), 'hi': np.array(6, np.float32)})
+        case('depthwise7x7_channels_eight_wide', [N('Conv', ['x', 'w', 'b'], ['c'], group=18, pads=[3, 3, 3, 3]),
+             N('Relu', ['c'], ['y'])], [1, 18, 5, 8], {'w': f(18, 1, 7, 7), 'b': f(18)})
         case('maxpool_3x3_s1_same', [N('MaxPool', ['x'], ['y'], kernel_shape=[3, 3], pads=[1, 1, 1, 1])], [1, 3, 6, 19])
         case('avgpool_s3_ceil', [N('AveragePool', ['x'], ['y'], kernel_shape=[3, 2], strides=[3, 3], pads=[1, 1, 0, 1],
              ceil_mode=1)], [1, 2, 11, 13], opset=19)
@@ -183,6 +195,8 @@ import Trainer
              {'w': f(33, 16, 1, 1), 'b': f(33)})
         case('gemm_stem_7x7_s2', [N('Conv', ['x', 'w', 'b'], ['c'], strides=[2, 2], pads=[3, 3, 3, 3]), N('Relu', ['c'], ['y'])],
              [1, 3, 30, 29], {'w': f(10, 3, 7, 7), 'b': f(10)})
+        case('gemm_3x3_s2_wide_rows', [N('Conv', ['x', 'w', 'b'], ['y'], strides=[2, 2], pads=[1, 1, 1, 1])], [1, 3, 9, 70],
+             {'w': f(11, 3, 3, 3), 'b': f(11)})
         case('gemm_pointwise_tail_clip', [N('Conv', ['x', 'w', 'b'], ['c']), N('Clip', ['c', 'lo', 'hi'], ['y'])], [1, 12, 35, 35],
              {'w': f(40, 12, 1, 1), 'b': f(40), 'lo': np.array(0, np.float32), 'hi': np.array(6, np.float32)})
         case('gemm_grouped_hardswish', [N('Conv', ['x', 'w', 'b'], ['c'], group=4, strides=[1, 2], pads=[1, 0, 1, 2]),
