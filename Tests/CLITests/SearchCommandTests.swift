@@ -76,7 +76,7 @@ import Testing
         let search = try start(
             ["search", "--root-output-dir", root.path, "--job-name", "phone", "--max-trials", "2",
              "--max-parallel-trials", "2", "--target-device-type", "phone", "--constraint", "latency_ms<=2:soft",
-             "--push-wait", "1", "--poll-interval", "0.1", "--latency-timeout", "120"] + Self.quick)
+             "--push-wait", "1", "--poll-interval", "0.1", "--latency-timeout", "600"] + Self.quick)
         try await waitFor("the job folder") { FileManager.default.fileExists(atPath: job.path + "/job_status.json") }
         let worker = try start([
             "worker", "--job-dir", job.path, "--device-type", "phone", "--poll-interval", "0.1",

@@ -119,14 +119,15 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: root.path + "/builtin"))
     }
 
-    /// Starts a search whose trainer command sleeps; returns the search and the sleeper's pid once it runs.
+    /// Starts a search whose trainer command sleeps until the test ends it (a sleep that ended by itself while a test
+    /// waited on a loaded machine failed the test once); returns the search and the sleeper's pid once it runs.
     func searchWithASleepingTrainer(_ root: URL, _ name: String, _ extra: [String] = []) async throws
         -> (TestProcess, pid_t)
     {
         let search = try TestSupport.startNas(
             [
                 "search", "--root-output-dir", root.path, "--job-name", name, "--max-trials", "1",
-                "--trainer-command", "sleep 120 & echo $! > $NAS_TRIAL_DIR/sleep.pid; wait; true",
+                "--trainer-command", "sleep 100000 & echo $! > $NAS_TRIAL_DIR/sleep.pid; wait; true",
             ] + extra)
         let pidFile = root.path + "/\(name)/1/sleep.pid"
         func sleeper() -> pid_t? {

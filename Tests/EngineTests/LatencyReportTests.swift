@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import System
 import ONNXFixtures
+import TestSupport
 import Testing
 import Trainer
 
@@ -31,25 +32,27 @@ import Trainer
         #expect(try JSONDecoder().decode(LatencyReport.self, from: try JSONEncoder().encode(report)) == report)
     }
 
-    @Test func measuringAModelRunsTheRequestedRepetitions() throws {
-        let architecture = CNNArchitecture(layers: [
-            ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6),
-        ])
-        let bytes = try OnnxExport.serialized(
-            architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 4))
-        let report = try measure(model: bytes, warmup: 3, repeats: 25)
-        #expect(report.count == 25)
-        #expect(report.p50Ms > 0)
-        #expect(report.p50Ms <= report.p90Ms && report.p90Ms <= report.p99Ms)
-        // The arena holds at least the two 28x28x6 and 28x28x3 activations live across the second conv.
-        let engine = try OnnxEngine(bytes: bytes)
-        #expect(report.peakMemoryBytes == engine.peakMemoryBytes)
-        #expect(engine.peakMemoryBytes >= (784 * 3 + 784 * 6) * 4)
-        // The minimum time is on the wall clock: long enough that no descheduling of one ~0.05 ms run outlasts it
-        // on a loaded machine (50 ms did once, at load 17).
-        let timed = try measure(model: bytes, warmup: 0, repeats: 1, minimumTime: .milliseconds(500))
-        #expect(timed.count > 1)
-        #expect(throws: OnnxError.self) { try measure(model: bytes, warmup: 0, repeats: 0) }
+    @Test func measuringAModelRunsTheRequestedRepetitions() async throws {
+        try await TestSupport.onOwnThread {
+            let architecture = CNNArchitecture(layers: [
+                ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6),
+            ])
+            let bytes = try OnnxExport.serialized(
+                architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 4))
+            let report = try measure(model: bytes, warmup: 3, repeats: 25)
+            #expect(report.count == 25)
+            #expect(report.p50Ms > 0)
+            #expect(report.p50Ms <= report.p90Ms && report.p90Ms <= report.p99Ms)
+            // The arena holds at least the two 28x28x6 and 28x28x3 activations live across the second conv.
+            let engine = try OnnxEngine(bytes: bytes)
+            #expect(report.peakMemoryBytes == engine.peakMemoryBytes)
+            #expect(engine.peakMemoryBytes >= (784 * 3 + 784 * 6) * 4)
+            // The minimum time is on the wall clock: long enough that no descheduling of one ~0.05 ms run outlasts it
+            // on a loaded machine (50 ms did once, at load 17).
+            let timed = try measure(model: bytes, warmup: 0, repeats: 1, minimumTime: .milliseconds(500))
+            #expect(timed.count > 1)
+            #expect(throws: OnnxError.self) { try measure(model: bytes, warmup: 0, repeats: 0) }
+        }
     }
 
     @Test func medianIntervalRanksMatchTheBinomialTable() throws {
@@ -74,51 +77,55 @@ import Trainer
         #expect(abs((report.p50RelativeHalfWidth ?? 0) - 10.5 / 50.5) < 1e-12)
     }
 
-    @Test func aLoadDriftDuringTheRunWidensTheInterval() throws {
-        // 200 samples near 1.0 ms, 200 near 1.1, 200 near 1.2: the machine got busier twice. Taken as independent,
-        // the median's interval is the middle group's, ±0.5%; the medians of the ten blocks see 1.0 to 1.2.
-        let samples = (0..<600).map { (i: Int) -> Double in
-            let level = Double(i / 200) * 0.1
-            let noise = Double(i % 7) * 0.001
-            return 1.0 + level + noise
+    @Test func aLoadDriftDuringTheRunWidensTheInterval() async throws {
+        try await TestSupport.onOwnThread {
+            // 200 samples near 1.0 ms, 200 near 1.1, 200 near 1.2: the machine got busier twice. Taken as independent,
+            // the median's interval is the middle group's, ±0.5%; the medians of the ten blocks see 1.0 to 1.2.
+            let samples = (0..<600).map { (i: Int) -> Double in
+                let level = Double(i / 200) * 0.1
+                let noise = Double(i % 7) * 0.001
+                return 1.0 + level + noise
+            }
+            let report = LatencyReport(samples: samples, peakMemoryBytes: 0)
+            let independent = try #require(MedianInterval(sorted: samples.sorted()))
+            #expect(independent.relativeHalfWidth(around: report.p50Ms) < 0.01)
+            let interval = try #require(report.p50Interval)
+            #expect(interval.low < 1.01 && interval.high > 1.19)
+            #expect(interval.contains(report.p50Ms) && interval.confidence >= 0.95)
+            #expect((report.p50RelativeHalfWidth ?? 0) > 0.05)
         }
-        let report = LatencyReport(samples: samples, peakMemoryBytes: 0)
-        let independent = try #require(MedianInterval(sorted: samples.sorted()))
-        #expect(independent.relativeHalfWidth(around: report.p50Ms) < 0.01)
-        let interval = try #require(report.p50Interval)
-        #expect(interval.low < 1.01 && interval.high > 1.19)
-        #expect(interval.contains(report.p50Ms) && interval.confidence >= 0.95)
-        #expect((report.p50RelativeHalfWidth ?? 0) > 0.05)
     }
 
-    @Test func measuringWithAPrecisionReportsAnIntervalAroundTheP50() throws {
-        let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 3)])
-        let bytes = try OnnxExport.serialized(
-            architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 2))
-        // One sample asked for, but a precision needs an interval of 95% coverage: six samples at least.
-        let report = try measure(
-            model: bytes,
-            MeasurementOptions(
-                warmup: 1, repeats: 1, precision: 0.5, maximumTime: .seconds(60),
-                minimumSampleTime: .microseconds(200)))
-        #expect(report.count >= 6)
-        let interval = try #require(report.p50Interval)
-        #expect(interval.contains(report.p50Ms) && interval.low > 0 && interval.confidence >= 0.95)
-        #expect((report.runsPerSample ?? 0) >= 1)
-        let json = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(report)) as? [String: Any]
-        // JSONSerialization may round the last digit: compare with a relative tolerance.
-        let low = (json?["latency_p50_interval"] as? [String: Any])?["low_ms"] as? Double ?? .nan
-        #expect(abs(low - interval.low) <= 1e-12 * interval.low)
-        #expect(try JSONDecoder().decode(LatencyReport.self, from: try JSONEncoder().encode(report)) == report)
-        for options in [
-            MeasurementOptions(precision: 1.5), MeasurementOptions(precision: .nan),
-            MeasurementOptions(minimumTime: .seconds(5), precision: 0.01, maximumTime: .seconds(1)),
-            MeasurementOptions(minimumSampleTime: .seconds(2)),
-        ] {
-            #expect(options.problem != nil)
-            #expect(throws: OnnxError.self) { try measure(model: bytes, options) }
+    @Test func measuringWithAPrecisionReportsAnIntervalAroundTheP50() async throws {
+        try await TestSupport.onOwnThread {
+            let architecture = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 3)])
+            let bytes = try OnnxExport.serialized(
+                architecture: architecture, weights: OnnxExport.randomWeights(for: architecture, seed: 2))
+            // One sample asked for, but a precision needs an interval of 95% coverage: six samples at least.
+            let report = try measure(
+                model: bytes,
+                MeasurementOptions(
+                    warmup: 1, repeats: 1, precision: 0.5, maximumTime: .seconds(60),
+                    minimumSampleTime: .microseconds(200)))
+            #expect(report.count >= 6)
+            let interval = try #require(report.p50Interval)
+            #expect(interval.contains(report.p50Ms) && interval.low > 0 && interval.confidence >= 0.95)
+            #expect((report.runsPerSample ?? 0) >= 1)
+            let json = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(report)) as? [String: Any]
+            // JSONSerialization may round the last digit: compare with a relative tolerance.
+            let low = (json?["latency_p50_interval"] as? [String: Any])?["low_ms"] as? Double ?? .nan
+            #expect(abs(low - interval.low) <= 1e-12 * interval.low)
+            #expect(try JSONDecoder().decode(LatencyReport.self, from: try JSONEncoder().encode(report)) == report)
+            for options in [
+                MeasurementOptions(precision: 1.5), MeasurementOptions(precision: .nan),
+                MeasurementOptions(minimumTime: .seconds(5), precision: 0.01, maximumTime: .seconds(1)),
+                MeasurementOptions(minimumSampleTime: .seconds(2)),
+            ] {
+                #expect(options.problem != nil)
+                #expect(throws: OnnxError.self) { try measure(model: bytes, options) }
+            }
+            #expect(MeasurementOptions(precision: 0.01).problem == nil)
         }
-        #expect(MeasurementOptions(precision: 0.01).problem == nil)
     }
 
     @Test func aSampleIsPreemptedWhenItsWallTimeExceedsItsThreadTime() {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Trainer
@@ -113,70 +114,76 @@ enum SmallMobileNets {
 
     /// The whole batch's statistics: two threads split channels and matrix columns, not images, so the loss and
     /// gradient of one and two threads agree to rounding.
-    @Test func threadsShareTheBatchStatistics() {
-        let architecture = SmallMobileNets.mixed
-        let data = syntheticData(count: 6, channels: 1, height: 9, width: 7, classes: 3, seed: 5)
-        let parameters = SmallMobileNets.perturbed(architecture, seed: 2).parameters
-        let one = Trainer.lossAndGradient(
-            mobileNet: architecture, parameters: parameters, data: data, indices: Array(0..<6), threads: 1)
-        let two = Trainer.lossAndGradient(
-            mobileNet: architecture, parameters: parameters, data: data, indices: Array(0..<6), threads: 2)
-        #expect(abs(one.loss - two.loss) < 1e-6)
-        let worst = zip(one.gradient, two.gradient).map { abs($0 - $1) }.max() ?? 0
-        #expect(worst < 1e-5, "largest difference \(worst)")
+    @Test func threadsShareTheBatchStatistics() async throws {
+        try await TestSupport.onOwnThread {
+            let architecture = SmallMobileNets.mixed
+            let data = syntheticData(count: 6, channels: 1, height: 9, width: 7, classes: 3, seed: 5)
+            let parameters = SmallMobileNets.perturbed(architecture, seed: 2).parameters
+            let one = Trainer.lossAndGradient(
+                mobileNet: architecture, parameters: parameters, data: data, indices: Array(0..<6), threads: 1)
+            let two = Trainer.lossAndGradient(
+                mobileNet: architecture, parameters: parameters, data: data, indices: Array(0..<6), threads: 2)
+            #expect(abs(one.loss - two.loss) < 1e-6)
+            let worst = zip(one.gradient, two.gradient).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst < 1e-5, "largest difference \(worst)")
+        }
     }
 
-    @Test func oneEpochOnASliceBeatsChanceAndRepeats() throws {
-        func block(_ e: Int, _ k: Int, se: Bool, _ a: MobileNetActivation) -> MobileNetBlock {
-            SmallMobileNets.block(e, k, se: se, a)
+    @Test func oneEpochOnASliceBeatsChanceAndRepeats() async throws {
+        try await TestSupport.onOwnThread {
+            func block(_ e: Int, _ k: Int, se: Bool, _ a: MobileNetActivation) -> MobileNetBlock {
+                SmallMobileNets.block(e, k, se: se, a)
+            }
+            let architecture = MobileNetArchitecture(stages: [
+                MobileNetStage(filters: 16, stride: 1, blocks: [block(1, 3, se: false, .relu6)]),
+                MobileNetStage(filters: 24, stride: 2, blocks: [block(3, 5, se: true, .hardSwish)]),
+                MobileNetStage(filters: 48, stride: 2, blocks: [block(3, 3, se: false, .hardSwish)]),
+            ])
+            let config = TrainingConfig(epochs: 1, seed: 4, trainLimit: 1200, testLimit: 400, progressInterval: 10)
+            var reports: [TrainingProgress] = []
+            let result = try Trainer.train(mobileNet: architecture, data: fashionSlice, config: config) {
+                reports.append($0)
+            }
+            let accuracy = try #require(result.testAccuracy)
+            #expect(accuracy > 0.4, "test accuracy \(accuracy) after one epoch of 1,200 images (chance: 0.1)")
+            #expect(result.epochAccuracies[0] > 0.3)
+            // 1,200 images in batches of 32: 38 batches, reported every 10 and at the end.
+            #expect(reports.map(\.batch) == [10, 20, 30, 38])
+            #expect(result.weights.parameters.count == MobileNetLayout(architecture).count)
+            // The running variances moved from their initial 1 towards the batches'.
+            #expect(result.weights.statistics != Trainer.initialWeights(mobileNet: architecture, seed: 4).statistics)
+            let again = try Trainer.train(mobileNet: architecture, data: fashionSlice, config: config)
+            #expect(again.weights == result.weights, "the same seed and threads give the same weights")
+            let test = fashionSlice.test.prefix(400)
+            #expect(try Trainer.evaluate(mobileNet: architecture, weights: result.weights, data: test) == accuracy)
         }
-        let architecture = MobileNetArchitecture(stages: [
-            MobileNetStage(filters: 16, stride: 1, blocks: [block(1, 3, se: false, .relu6)]),
-            MobileNetStage(filters: 24, stride: 2, blocks: [block(3, 5, se: true, .hardSwish)]),
-            MobileNetStage(filters: 48, stride: 2, blocks: [block(3, 3, se: false, .hardSwish)]),
-        ])
-        let config = TrainingConfig(epochs: 1, seed: 4, trainLimit: 1200, testLimit: 400, progressInterval: 10)
-        var reports: [TrainingProgress] = []
-        let result = try Trainer.train(mobileNet: architecture, data: fashionSlice, config: config) {
-            reports.append($0)
-        }
-        let accuracy = try #require(result.testAccuracy)
-        #expect(accuracy > 0.4, "test accuracy \(accuracy) after one epoch of 1,200 images (chance: 0.1)")
-        #expect(result.epochAccuracies[0] > 0.3)
-        // 1,200 images in batches of 32: 38 batches, reported every 10 and at the end.
-        #expect(reports.map(\.batch) == [10, 20, 30, 38])
-        #expect(result.weights.parameters.count == MobileNetLayout(architecture).count)
-        // The running variances moved from their initial 1 towards the batches'.
-        #expect(result.weights.statistics != Trainer.initialWeights(mobileNet: architecture, seed: 4).statistics)
-        let again = try Trainer.train(mobileNet: architecture, data: fashionSlice, config: config)
-        #expect(again.weights == result.weights, "the same seed and threads give the same weights")
-        let test = fashionSlice.test.prefix(400)
-        #expect(try Trainer.evaluate(mobileNet: architecture, weights: result.weights, data: test) == accuracy)
     }
 
     /// The end-of-epoch hook (early stopping's intermediate results) sees, after epoch k, the weights a k-epoch
     /// training ends with, statistics re-estimated alike, and leaves the training as it is without it.
-    @Test func eachEpochEndsWithTheWeightsOfThatManyEpochs() throws {
-        let architecture = SmallMobileNets.mixed
-        let data = syntheticData(count: 40, channels: 1, height: 9, width: 7, classes: 3, seed: 8)
-        func config(_ epochs: Int) -> TrainingConfig {
-            TrainingConfig(epochs: epochs, batchSize: 8, seed: 3, threads: 2, batchNormCalibration: 16)
-        }
-        var seen: [(Int, MobileNetWeights)] = []
-        let hooked = try Trainer.train(mobileNet: architecture, training: data, config: config(3)) { _ in
-        } epochEnded: { seen.append(($0, $1)) }
-        #expect(seen.map(\.0) == [1, 2])
-        let plain = try Trainer.train(mobileNet: architecture, training: data, config: config(3))
-        #expect(hooked.weights == plain.weights)
-        #expect(hooked.epochLosses == plain.epochLosses)
-        let two = try Trainer.train(mobileNet: architecture, training: data, config: config(2))
-        #expect(seen.last?.1 == two.weights)
-        #expect(seen.first?.1 != two.weights)
-        // What the hook throws ends the training.
-        struct Stop: Error {}
-        #expect(throws: Stop.self) {
-            try Trainer.train(mobileNet: architecture, training: data, config: config(3)) { _ in
-            } epochEnded: { _, _ in throw Stop() }
+    @Test func eachEpochEndsWithTheWeightsOfThatManyEpochs() async throws {
+        try await TestSupport.onOwnThread {
+            let architecture = SmallMobileNets.mixed
+            let data = syntheticData(count: 40, channels: 1, height: 9, width: 7, classes: 3, seed: 8)
+            func config(_ epochs: Int) -> TrainingConfig {
+                TrainingConfig(epochs: epochs, batchSize: 8, seed: 3, threads: 2, batchNormCalibration: 16)
+            }
+            var seen: [(Int, MobileNetWeights)] = []
+            let hooked = try Trainer.train(mobileNet: architecture, training: data, config: config(3)) { _ in
+            } epochEnded: { seen.append(($0, $1)) }
+            #expect(seen.map(\.0) == [1, 2])
+            let plain = try Trainer.train(mobileNet: architecture, training: data, config: config(3))
+            #expect(hooked.weights == plain.weights)
+            #expect(hooked.epochLosses == plain.epochLosses)
+            let two = try Trainer.train(mobileNet: architecture, training: data, config: config(2))
+            #expect(seen.last?.1 == two.weights)
+            #expect(seen.first?.1 != two.weights)
+            // What the hook throws ends the training.
+            struct Stop: Error {}
+            #expect(throws: Stop.self) {
+                try Trainer.train(mobileNet: architecture, training: data, config: config(3)) { _ in
+                } epochEnded: { _, _ in throw Stop() }
+            }
         }
     }
 

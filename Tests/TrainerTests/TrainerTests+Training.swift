@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Trainer
@@ -15,69 +16,76 @@ let fashionSlice: IDXDataset = {
 @Suite struct TrainerTrainingTests {
     let small = CNNArchitecture(layers: [ConvLayer(kernelSize: 3, filters: 3), ConvLayer(kernelSize: 3, filters: 6)])
 
-    @Test func learnsFashionMNISTWellAboveChance() throws {
-        var reports: [TrainingProgress] = []
-        let result = try Trainer.train(
-            architecture: small, data: fashionSlice, config: TrainingConfig(epochs: 1, seed: 1, progressInterval: 20)
-        ) { reports.append($0) }
-        let accuracy = try #require(result.testAccuracy)
-        #expect(accuracy > 0.6, "test accuracy \(accuracy) after one epoch of 3,000 images")
-        #expect(result.epochLosses.count == 1 && result.epochLosses[0] < 1.5)
-        #expect(result.epochAccuracies[0] > 0.4)
-        // 3,000 images in batches of 32: 94 batches, reported at 20, 40, 60, 80 and at the end.
-        #expect(reports.map(\.batch) == [20, 40, 60, 80, 94])
-        #expect(reports.allSatisfy { $0.batchesPerEpoch == 94 && $0.epoch == 1 && $0.imagesPerSecond > 0 })
-        #expect(reports.last!.loss == result.epochLosses[0])
-        #expect(result.imagesPerSecond > 0 && result.elapsedSeconds > 0)
-        // The weights come in ONNX's layouts and sizes.
-        #expect(result.weights.convKernels.map(\.count) == [3 * 1 * 3 * 3, 6 * 3 * 3 * 3])
-        #expect(result.weights.convBiases.map(\.count) == [3, 6])
-        #expect(result.weights.denseKernel.count == 6 * 28 * 28 * 10)
-        #expect(result.weights.denseBias.count == 10)
-        // evaluate and predict agree with the accuracy training reported.
-        let test = fashionSlice.test
-        #expect(try Trainer.evaluate(architecture: small, weights: result.weights, data: test) == accuracy)
-        let probabilities = try Trainer.predict(architecture: small, weights: result.weights, images: test.images)
-        #expect(probabilities.count == test.count * 10)
-        var correct = 0
-        for index in 0..<test.count {
-            let row = probabilities[(index * 10)..<(index * 10 + 10)]
-            #expect(abs(row.reduce(0, +) - 1) < 1e-4)
-            if row.firstIndex(of: row.max()!)! - index * 10 == Int(test.labels[index]) { correct += 1 }
+    @Test func learnsFashionMNISTWellAboveChance() async throws {
+        try await TestSupport.onOwnThread {
+            var reports: [TrainingProgress] = []
+            let result = try Trainer.train(
+                architecture: small, data: fashionSlice,
+                config: TrainingConfig(epochs: 1, seed: 1, progressInterval: 20)
+            ) { reports.append($0) }
+            let accuracy = try #require(result.testAccuracy)
+            #expect(accuracy > 0.6, "test accuracy \(accuracy) after one epoch of 3,000 images")
+            #expect(result.epochLosses.count == 1 && result.epochLosses[0] < 1.5)
+            #expect(result.epochAccuracies[0] > 0.4)
+            // 3,000 images in batches of 32: 94 batches, reported at 20, 40, 60, 80 and at the end.
+            #expect(reports.map(\.batch) == [20, 40, 60, 80, 94])
+            #expect(reports.allSatisfy { $0.batchesPerEpoch == 94 && $0.epoch == 1 && $0.imagesPerSecond > 0 })
+            #expect(reports.last!.loss == result.epochLosses[0])
+            #expect(result.imagesPerSecond > 0 && result.elapsedSeconds > 0)
+            // The weights come in ONNX's layouts and sizes.
+            #expect(result.weights.convKernels.map(\.count) == [3 * 1 * 3 * 3, 6 * 3 * 3 * 3])
+            #expect(result.weights.convBiases.map(\.count) == [3, 6])
+            #expect(result.weights.denseKernel.count == 6 * 28 * 28 * 10)
+            #expect(result.weights.denseBias.count == 10)
+            // evaluate and predict agree with the accuracy training reported.
+            let test = fashionSlice.test
+            #expect(try Trainer.evaluate(architecture: small, weights: result.weights, data: test) == accuracy)
+            let probabilities = try Trainer.predict(architecture: small, weights: result.weights, images: test.images)
+            #expect(probabilities.count == test.count * 10)
+            var correct = 0
+            for index in 0..<test.count {
+                let row = probabilities[(index * 10)..<(index * 10 + 10)]
+                #expect(abs(row.reduce(0, +) - 1) < 1e-4)
+                if row.firstIndex(of: row.max()!)! - index * 10 == Int(test.labels[index]) { correct += 1 }
+            }
+            #expect(Double(correct) / Double(test.count) == accuracy)
         }
-        #expect(Double(correct) / Double(test.count) == accuracy)
     }
 
-    @Test func sameSeedGivesBitIdenticalWeights() throws {
-        let data = IDXDataset(train: fashionSlice.train.prefix(400), test: fashionSlice.test.prefix(100))
-        let config = TrainingConfig(epochs: 2, seed: 42, threads: 2)
-        let first = try Trainer.train(architecture: small, data: data, config: config)
-        let second = try Trainer.train(architecture: small, data: data, config: config)
-        #expect(first.weights == second.weights)
-        #expect(first.epochLosses == second.epochLosses)
-        var other = config
-        other.seed = 43
-        #expect(try Trainer.train(architecture: small, data: data, config: other).weights != first.weights)
-        // Bit-identical at one thread too, and the same up to rounding (not bit for bit) across thread counts.
-        var single = config
-        single.threads = 1
-        let one = try Trainer.train(architecture: small, data: data, config: single)
-        #expect(try Trainer.train(architecture: small, data: data, config: single).weights == one.weights)
-        #expect(abs(one.epochLosses[1] - first.epochLosses[1]) < 1e-3)
+    @Test func sameSeedGivesBitIdenticalWeights() async throws {
+        try await TestSupport.onOwnThread {
+            let data = IDXDataset(train: fashionSlice.train.prefix(400), test: fashionSlice.test.prefix(100))
+            let config = TrainingConfig(epochs: 2, seed: 42, threads: 2)
+            let first = try Trainer.train(architecture: small, data: data, config: config)
+            let second = try Trainer.train(architecture: small, data: data, config: config)
+            #expect(first.weights == second.weights)
+            #expect(first.epochLosses == second.epochLosses)
+            var other = config
+            other.seed = 43
+            #expect(try Trainer.train(architecture: small, data: data, config: other).weights != first.weights)
+            // Bit-identical at one thread too, and the same up to rounding (not bit for bit) across thread counts.
+            var single = config
+            single.threads = 1
+            let one = try Trainer.train(architecture: small, data: data, config: single)
+            #expect(try Trainer.train(architecture: small, data: data, config: single).weights == one.weights)
+            #expect(abs(one.epochLosses[1] - first.epochLosses[1]) < 1e-3)
+        }
     }
 
-    @Test func limitsInTheConfigurationSliceTheData() throws {
-        var batches = 0
-        let config = TrainingConfig(epochs: 1, trainLimit: 500, testLimit: 200, progressInterval: 1000)
-        let result = try Trainer.train(architecture: small, data: fashionSlice, config: config) {
-            batches = $0.batchesPerEpoch
+    @Test func limitsInTheConfigurationSliceTheData() async throws {
+        try await TestSupport.onOwnThread {
+            var batches = 0
+            let config = TrainingConfig(epochs: 1, trainLimit: 500, testLimit: 200, progressInterval: 1000)
+            let result = try Trainer.train(architecture: small, data: fashionSlice, config: config) {
+                batches = $0.batchesPerEpoch
+            }
+            #expect(batches == 16)
+            let accuracy = try #require(result.testAccuracy)
+            let expected = try Trainer.evaluate(
+                architecture: small, weights: result.weights, data: fashionSlice.test.prefix(200))
+            #expect(accuracy == expected)
+            #expect(["avx512", "avx2", "portable"].contains(Trainer.instructionSet))
         }
-        #expect(batches == 16)
-        let accuracy = try #require(result.testAccuracy)
-        let expected = try Trainer.evaluate(
-            architecture: small, weights: result.weights, data: fashionSlice.test.prefix(200))
-        #expect(accuracy == expected)
-        #expect(["avx512", "avx2", "portable"].contains(Trainer.instructionSet))
     }
 
     @Test func nanLossIsATypedError() throws {
