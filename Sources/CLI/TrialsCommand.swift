@@ -21,7 +21,8 @@ struct TrialsCommand: ParsableCommand {
                 succeeded trial has a higher top_1_accuracy and a lower or equal value of every metric the job \
                 constrains. After the table: the hypervolume of the feasible front over accuracy and each \
                 constrained metric (normalised by the targets) and its history trial by trial; --json adds each \
-                trial's 'hypervolume' (the front's, up to that trial). --reference-point sets the reference in \
+                trial's 'hypervolume' (the front's, up to that trial) and, for a trial that reported intermediate \
+                results (--pruner), its learning 'curve' ([{"step": 1, "value": 0.71}, ...]). --reference-point sets the reference in \
                 the metrics' own units (default: accuracy 0, every metric at its target).
 
                 Examples:
@@ -53,7 +54,7 @@ struct TrialsCommand: ParsableCommand {
         func run() throws {
             let (store, table) = try JobResults.load(jobDirectory, sort: sort, plugins: plugins)
             let history = try hypervolume.history(store, plugins: plugins)
-            print(json ? table.json(with: history) : csv ? table.csv : table.text)
+            print(json ? table.json(with: history, curves: try store.curves()) : csv ? table.csv : table.text)
             if !json && !csv {
                 print("\n" + history.text)
                 if !table.failures.isEmpty { print("\nFailed:\n" + table.failures) }

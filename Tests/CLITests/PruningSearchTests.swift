@@ -86,7 +86,8 @@ import Testing
             root, rule, trials: 6,
             ["--pruner", rule, "--pruner-reduction-factor", "2", "--pruner-startup-trials", "1"])
         try #require(result.status == 0, "\(result.stdout)\(result.stderr)")
-        let store = try JobStore.open(directory: root.appendingPathComponent(rule).path)
+        let jobDirectory = root.appendingPathComponent(rule).path
+        let store = try JobStore.open(directory: jobDirectory)
         let trials = try store.trials()
         #expect(trials.map(\.state) == states, "\(trials.map { ($0.state, $0.error ?? "") })")
         let curves = try store.curves()
@@ -113,6 +114,19 @@ import Testing
         }
         #expect(spent < trials.count * 4, "\(spent) epochs spent")
         #expect(Set(trials.filter { $0.state == .pruned }.map(\.id)) == (try replayedPrunes(store)))
+        // `nas trials list --json` shows each trial's curve as the store keeps it, a pruned one's up to its stop.
+        let list = try await TestSupport.nas(["trials", "list", jobDirectory, "--json"])
+        struct Listed: Decodable {
+            struct Point: Decodable, Equatable { var step: Double, value: Double }
+            var trial_id: Int
+            var curve: [Point]?
+        }
+        let listed = try JSONDecoder().decode([Listed].self, from: Data(list.stdout.utf8))
+        #expect(Set(listed.map(\.trial_id)) == Set(trials.map(\.id)))
+        for item in listed {
+            let curve = try #require(item.curve, "trial \(item.trial_id) has no curve in \(list.stdout)")
+            #expect(curve == curves[item.trial_id]?.map { Listed.Point(step: $0.step, value: $0.value) })
+        }
         let pruned = states.filter { $0 == .pruned }.count
         #expect(result.stdout.contains("\(6 - pruned) succeeded, 0 failed, \(pruned) pruned"), "\(result.stdout)")
     }

@@ -1,5 +1,5 @@
 // Early stopping over recorded learning curves, by replay: the pruners of `nas search --pruner` (PruningRule, the
-// rule the job loop drives) fed the per-epoch accuracies of bench/pruning/curves_mobilenet_v2_mini.json one trial
+// rule the job loop drives) fed the per-epoch accuracies of bench/pruning/curves_mobilenet_v2_mini_2k.json one trial
 // after another, in the orders bench/pruning/replay.py gives them, which replays Optuna's pruners over the same
 // orders and scores both the same way.
 //

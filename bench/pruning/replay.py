@@ -27,7 +27,6 @@ Two scores, medians over the seeds:
 import json
 import math
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -42,19 +41,16 @@ def export(job_dir, out, note):
         [os.environ.get("NAS", os.path.join(ROOT, ".build/release/nas")), "trials", "list", job_dir, "--json"],
         check=True, capture_output=True, text=True).stdout
     trials = {t["trial_id"]: t for t in json.loads(listed)}
-    db = sqlite3.connect(f"file:{os.path.join(job_dir, 'nas_job.sqlite')}?mode=ro", uri=True)
-    curves = {}
-    for trial, step, value in db.execute("SELECT trial_id, step, value FROM curves ORDER BY seq"):
-        curves.setdefault(trial, {})[step] = value
+    curves = {i: {p["step"]: p["value"] for p in t.get("curve", [])} for i, t in trials.items()}
     epochs = max(len(c) for c in curves.values())
     rows = []
     for trial_id, t in sorted(trials.items()):
-        curve = curves.get(trial_id, {})
-        if t["state"] != "succeeded" or sorted(curve) != [float(s) for s in range(1, epochs + 1)]:
+        curve = curves[trial_id]
+        if t["state"] != "succeeded" or sorted(curve) != list(range(1, epochs + 1)):
             continue
         rows.append({
             "trial_id": trial_id, "decisions": t["nas_params"]["decisions"], "value": t["nas_params"]["value"],
-            "curve": [curve[float(s)] for s in range(1, epochs + 1)], "top_1_accuracy": t["top_1_accuracy"],
+            "curve": [curve[s] for s in range(1, epochs + 1)], "top_1_accuracy": t["top_1_accuracy"],
             "latency_ms": t["latency_ms"], "flops_million": t["flops_million"], "train_seconds": t["train_seconds"]})
     target = statistics.median(r["latency_ms"] for r in rows)
     with open(out, "w") as f:

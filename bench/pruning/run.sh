@@ -12,6 +12,10 @@
 # curves recording of bench/pruning/replay.py, whose median pruner never prunes: its curves only): its first TRIALS
 # trials, wall time from the first one's start to the TRIALS-th's end; the hard target is still the probe's.
 # THREADS (default 1) is each trainer's --threads; NAS_FLAGS more flags for every search (--measurement-store FILE).
+#
+# With an existing ROOT, a mode whose job is listed there ($ROOT/MODE.json) is not run again and the probe's target
+# is kept: a stopped run goes on where it was. MODES="asha hyperband" runs only those modes; two runs with disjoint
+# MODES can share a ROOT (the table lists the modes that have finished).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TRIALS=${TRIALS:-16} EPOCHS=${EPOCHS:-3} TRAIN_LIMIT=${TRAIN_LIMIT:-3000} TEST_LIMIT=${TEST_LIMIT:-1000}
@@ -26,25 +30,32 @@ common=(--search-space mobilenet_v2_mini --algorithm random --seed "$SEED" --max
 common+=(${NAS_FLAGS:-})
 modes=(full asha hyperband latency_first asha_latency_first)
 
-"$NAS" search --job-name probe "${common[@]}" --latency-first --target-latency-millisec 0.000001 >/dev/null
-target=$("$NAS" trials list "$ROOT/probe" --json | python3 -c '
+[ -f "$ROOT/probe.json" ] || {
+    "$NAS" search --job-name probe "${common[@]}" --latency-first --target-latency-millisec 0.000001 >/dev/null
+    "$NAS" trials list "$ROOT/probe" --json > "$ROOT/probe.json"
+}
+target=$(python3 -c '
 import json, statistics, sys
-print("%.4f" % statistics.median(t["latency_ms"] for t in json.load(sys.stdin)))')
+print("%.4f" % statistics.median(t["latency_ms"] for t in json.load(sys.stdin)))' < "$ROOT/probe.json")
 echo "root $ROOT; hard target: latency_ms <= $target (median of the untrained candidates)"
 [ -z "$FULL_JOB" ] || modes=(asha hyperband latency_first asha_latency_first)
+# shellcheck disable=SC2206
+[ -z "${MODES:-}" ] || modes=($MODES)
 
 declare -A flags=(
     [full]="" [asha]="--pruner asha" [hyperband]="--pruner hyperband" [latency_first]="--latency-first"
     [asha_latency_first]="--pruner asha --latency-first"
 )
 for mode in "${modes[@]}"; do
+    [ ! -f "$ROOT/$mode.json" ] || continue
+    rm -rf "${ROOT:?}/$mode"
     start=$(date +%s.%N)
     # shellcheck disable=SC2086
     "$NAS" search --job-name "$mode" "${common[@]}" --target-latency-millisec "$target" ${flags[$mode]} >/dev/null
     echo "$mode $(echo "$(date +%s.%N) - $start" | bc)" >> "$ROOT/wall"
     "$NAS" trials list "$ROOT/$mode" --json > "$ROOT/$mode.json"
 done
-if [ -n "$FULL_JOB" ]; then
+if [ -n "$FULL_JOB" ] && [ ! -f "$ROOT/full.json" ]; then
     "$NAS" trials list "$FULL_JOB" --json | python3 -c '
 import json, sys
 trials = [t for t in json.load(sys.stdin) if t["trial_id"] <= int(sys.argv[1])]
@@ -59,9 +70,9 @@ PY
 fi
 
 python3 - "$ROOT" "$EPOCHS" "$target" <<'PY'
-import json, sys
+import json, os, sys
 root, epochs, target = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-wall = dict(line.split() for line in open(root + "/wall"))
+wall = dict(line.split() for line in open(root + "/wall"))  # a mode run again (its job removed) counts its last run
 def trials(mode): return json.load(open(f"{root}/{mode}.json"))
 def spent(t):
     if t["state"] == "succeeded": return epochs
@@ -72,6 +83,8 @@ best_full = max((t["nas_reward"] for t in trials("full") if feasible(t)), defaul
 print(f"| mode | wall s | epochs spent | best feasible reward | epochs to reach full's best ({best_full}) |")
 print("|---|---|---|---|---|")
 for mode in ["full", "asha", "hyperband", "latency_first", "asha_latency_first"]:
+    if mode not in wall or not os.path.exists(f"{root}/{mode}.json"):
+        continue
     ts = sorted(trials(mode), key=lambda t: t["trial_id"])
     total, reach = 0, None
     for t in ts:

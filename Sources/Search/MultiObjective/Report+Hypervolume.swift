@@ -2,15 +2,18 @@ import Constraints
 
 extension ResultsTable {
     /// The JSON array of `json` with each trial's `hypervolume`: the front's hypervolume over the trials up to
-    /// and including it (the history of `history`, trial by trial).
-    public func json(with history: HypervolumeHistory) -> String {
+    /// and including it (the history of `history`, trial by trial), and, for a trial with intermediate results,
+    /// its learning `curve`: `[{"step": s, "value": v}, ...]` in step order (`JobStore.curves()`).
+    public func json(with history: HypervolumeHistory, curves: [Int: [CurvePoint]] = [:]) -> String {
         let byTrial = Dictionary(history.steps.map { ($0.trial, $0.hypervolume) }, uniquingKeysWith: { $1 })
         guard case .array(let items)? = try? JSON.parse(json) else { return json }
         let rows = items.map { item -> JSON in
-            guard case .object(var members) = item, case .number(let id)? = item["trial_id"],
-                let value = byTrial[Int(id)]
-            else { return item }
-            members.append(("hypervolume", .number(value)))
+            guard case .object(var members) = item, case .number(let id)? = item["trial_id"] else { return item }
+            if let value = byTrial[Int(id)] { members.append(("hypervolume", .number(value))) }
+            if let curve = curves[Int(id)], !curve.isEmpty {
+                members.append(
+                    ("curve", .array(curve.map { .object([("step", .number($0.step)), ("value", .number($0.value))]) })))
+            }
             return .object(members)
         }
         return JSON.array(rows).integerText
