@@ -192,7 +192,8 @@ final class TestFleet: @unchecked Sendable {
     /// even through a worker of someone's own that measures whatever it is pushed, and that worker is free again
     /// for the next evaluation; a hash-only push is not made for the damaged model's claimed hash.
     @Test func aLargeDamagedModelIsRefusedEvenThroughAWorkerThatChecksNothing() async throws {
-        let fleet = try TestFleet()
+        // The worker below never heartbeats: a lease longer than the test takes on a loaded machine (63 s once).
+        let fleet = try TestFleet(lease: .seconds(600))
         let pushes = Mutex<[RunRequest]>([])
         let worker = HTTP2Server(configuration: .init(token: TestFleet.token, routes: [FleetPath.run])) { request, responder in
             if let run = try? RunRequest(decoding: request.body) { pushes.withLock { $0.append(run) } }
