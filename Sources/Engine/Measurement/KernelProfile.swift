@@ -70,43 +70,40 @@ extension OnnxEngine {
         var dropped: [[Double]] = Array(repeating: [], count: steps.count)
         let reference = options.reference ? ReferenceWorkload() : nil
         options.pinning {
-        input.withUnsafeBufferPointer { inputBuffer in
-            output.withUnsafeMutableBufferPointer { outputBuffer in
-                for _ in 0..<options.warmup { run(input: inputBuffer, output: outputBuffer) }
-                let start = Self.now()
-                var runs = 0
-                while runs < options.repeats || Self.now() - start < minimumSeconds {
-                    // With the reference, each kernel's time in this run is over the reference's just before it
-                    // (its thread CPU time: a reference sample is short, and the rule is the same either way).
-                    var unit = 1.0
-                    if let reference {
-                        let cpuBefore = Self.threadCPUTime()
-                        reference.run()
-                        unit = max((Self.threadCPUTime() - cpuBefore) * 1000, 1e-6)
-                    }
-                    inputPointers[0].update(from: inputBuffer.baseAddress!, count: min(inputBuffer.count, first.count))
-                    for (index, step) in steps.enumerated() {
-                        // As `measure` times a run: the CPU clock is read outside the wall clock's window, and a
-                        // kernel during which the thread was descheduled counts its CPU time (`options.preempted`),
-                        // so that kernel times and whole-model latencies follow one rule on a busy machine.
-                        let cpuBefore = Self.threadCPUTime()
-                        let before = Self.now()
-                        step()
-                        var seconds = Self.now() - before
-                        let cpu = Self.threadCPUTime() - cpuBefore
-                        if options.preempted != .wallTime, options.preemption.preempted(wall: seconds, cpu: cpu) {
-                            if options.preempted == .discard {
+            input.withUnsafeBufferPointer { inputBuffer in
+                output.withUnsafeMutableBufferPointer { outputBuffer in
+                    for _ in 0..<options.warmup { run(input: inputBuffer, output: outputBuffer) }
+                    let start = Self.now()
+                    var runs = 0
+                    while runs < options.repeats || Self.now() - start < minimumSeconds {
+                        // With the reference, each kernel's time in this run is over the reference's just before it
+                        // (its thread CPU time: a reference sample is short, and the rule is the same either way).
+                        var unit = 1.0
+                        if let reference {
+                            let cpuBefore = Self.threadCPUTime()
+                            reference.run()
+                            unit = max((Self.threadCPUTime() - cpuBefore) * 1000, 1e-6)
+                        }
+                        inputPointers[0].update(from: inputBuffer.baseAddress!, count: min(inputBuffer.count, first.count))
+                        for (index, step) in steps.enumerated() {
+                            // As `measure` times a run: the CPU clock is read outside the wall clock's window, and a
+                            // kernel during which the thread was descheduled counts its CPU time (`options.preempted`),
+                            // so that kernel times and whole-model latencies follow one rule on a busy machine.
+                            let cpuBefore = Self.threadCPUTime()
+                            let before = Self.now()
+                            step()
+                            let wall = Self.now() - before
+                            let cpu = Self.threadCPUTime() - cpuBefore
+                            guard let seconds = options.counted(wall: wall, cpu: cpu, mayDrop: true).seconds else {
                                 dropped[index].append(cpu * 1000 / unit)
                                 continue
                             }
-                            seconds = cpu
+                            samples[index].append(seconds * 1000 / unit)
                         }
-                        samples[index].append(seconds * 1000 / unit)
+                        runs += 1
                     }
-                    runs += 1
                 }
             }
-        }
         }
         return stepNodes.indices.map { index in
             let times = samples[index].isEmpty ? dropped[index] : samples[index]

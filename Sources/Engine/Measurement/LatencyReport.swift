@@ -30,10 +30,11 @@ public struct LatencyReport: Hashable, Sendable, Codable {
     /// `MeasurementOptions.preempted` `.threadTime` their thread CPU time stands for their wall time. Nil when the
     /// report was not measured here.
     public var preemptedCount: Int?
-    /// With `MeasurementOptions.reference`: the median time of the reference workload timed before each sample,
-    /// milliseconds, and the median over the samples of each one's latency over its reference's time. The ratio is
-    /// what repeats on a shared machine (`ReferenceWorkload`); nil without the reference.
+    /// With `MeasurementOptions.reference`: the median time of one run of the reference workload timed beside the
+    /// samples, milliseconds; nil without the reference.
     public var referenceMs: Double?
+    /// With `MeasurementOptions.reference`: the median over the samples of each one's latency over the time of the
+    /// reference blocks beside it, what repeats on a shared machine (`ReferenceWorkload`); nil without it.
     public var referenceRatio: Double?
 
     /// Creates a report.
@@ -287,6 +288,26 @@ public struct MeasurementOptions: Hashable, Sendable {
         self.reference = reference
     }
 
+    /// What a timed piece of work counts, in seconds, under `preemption` and `preempted`: its wall time, or when
+    /// the thread was descheduled during it its thread CPU time (`.threadTime`, and `.discard` once `mayDrop` is
+    /// false) or its wall time (`.wallTime`); nil when it is to be dropped (`.discard` while `mayDrop`).
+    /// `descheduled` tells whether it was. The one rule of `measure`, `measureAgainstReference` and `profile`.
+    func counted(wall: Double, cpu: Double, mayDrop: Bool) -> (seconds: Double?, descheduled: Bool) {
+        guard preemption.preempted(wall: wall, cpu: cpu) else { return (wall, false) }
+        switch preempted {
+        case .wallTime: return (wall, true)
+        case .threadTime: return (cpu, true)
+        case .discard: return (mayDrop ? nil : cpu, true)
+        }
+    }
+
+    /// With `.discard`, how many samples are attempted before the descheduled ones count their thread CPU time:
+    /// ten times `repeats`.
+    var discardLimit: Int {
+        let attempts = repeats.multipliedReportingOverflow(by: 10)
+        return attempts.overflow ? Int.max : attempts.partialValue
+    }
+
     /// Runs `body` pinned to one CPU when `pinned` says so.
     func pinning<T>(_ body: () throws -> T) rethrows -> T {
         guard pinned else { return try body() }
@@ -331,70 +352,62 @@ extension OnnxEngine {
         var preempted = 0
         // With `.discard`, the descheduled samples at their thread CPU time, in case too few others come.
         var dropped: [Double] = []
-        let attempts = options.repeats.multipliedReportingOverflow(by: 10)
-        let discardUntil = attempts.overflow ? Int.max : attempts.partialValue
+        let discardUntil = options.discardLimit
         options.pinning {
-        input.withUnsafeBufferPointer { inputBuffer in
-            output.withUnsafeMutableBufferPointer { outputBuffer in
-                for _ in 0..<options.warmup { run(input: inputBuffer, output: outputBuffer) }
-                let sampleSeconds = options.minimumSampleTime.inSeconds
-                if sampleSeconds > 0 {
-                    // Doubled until a batch lasts long enough, as TVM grows `number`; found once, so that every
-                    // sample averages the same count. Lasting is on the thread's CPU clock: on a busy machine the
-                    // wall clock would count waits and settle on too few runs.
-                    while runsPerSample < 1 << 20 {
-                        let before = Self.threadCPUTime()
-                        for _ in 0..<runsPerSample { run(input: inputBuffer, output: outputBuffer) }
-                        if Self.threadCPUTime() - before >= sampleSeconds { break }
-                        runsPerSample *= 2
-                    }
-                }
-                let (minimumSeconds, maximumSeconds) = (options.minimumTime.inSeconds, options.maximumTime.inSeconds)
-                var nextCheck = options.repeats
-                let start = Self.now()
-                while true {
-                    // The CPU clock is read outside the wall clock's window: its system call does not add to the
-                    // wall time, and an undisturbed sample's CPU time is a little longer than its wall time.
-                    let cpuBefore = Self.threadCPUTime()
-                    let before = Self.now()
-                    for _ in 0..<runsPerSample { run(input: inputBuffer, output: outputBuffer) }
-                    let after = Self.now()
-                    let cpu = Self.threadCPUTime() - cpuBefore
-                    var seconds = after - before
-                    if options.preemption.preempted(wall: seconds, cpu: cpu) {
-                        preempted += 1
-                        switch options.preempted {
-                        case .threadTime: seconds = cpu
-                        case .wallTime: break
-                        case .discard:
-                            if samples.count + dropped.count < discardUntil {
-                                dropped.append(cpu * 1000 / Double(runsPerSample))
-                                continue
-                            }
-                            seconds = cpu
+            input.withUnsafeBufferPointer { inputBuffer in
+                output.withUnsafeMutableBufferPointer { outputBuffer in
+                    for _ in 0..<options.warmup { run(input: inputBuffer, output: outputBuffer) }
+                    let sampleSeconds = options.minimumSampleTime.inSeconds
+                    if sampleSeconds > 0 {
+                        // Doubled until a batch lasts long enough, as TVM grows `number`; found once, so that every
+                        // sample averages the same count. Lasting is on the thread's CPU clock: on a busy machine the
+                        // wall clock would count waits and settle on too few runs.
+                        while runsPerSample < 1 << 20 {
+                            let before = Self.threadCPUTime()
+                            for _ in 0..<runsPerSample { run(input: inputBuffer, output: outputBuffer) }
+                            if Self.threadCPUTime() - before >= sampleSeconds { break }
+                            runsPerSample *= 2
                         }
                     }
-                    samples.append(seconds * 1000 / Double(runsPerSample))
-                    if samples.count < options.repeats, samples.count + dropped.count >= discardUntil {
-                        // Too few undisturbed samples in ten times the attempts: the dropped ones count their
-                        // thread CPU time, as with `.threadTime`.
-                        samples += dropped
-                        dropped = []
+                    let (minimumSeconds, maximumSeconds) = (options.minimumTime.inSeconds, options.maximumTime.inSeconds)
+                    var nextCheck = options.repeats
+                    let start = Self.now()
+                    while true {
+                        // The CPU clock is read outside the wall clock's window: its system call does not add to the
+                        // wall time, and an undisturbed sample's CPU time is a little longer than its wall time.
+                        let cpuBefore = Self.threadCPUTime()
+                        let before = Self.now()
+                        for _ in 0..<runsPerSample { run(input: inputBuffer, output: outputBuffer) }
+                        let after = Self.now()
+                        let cpu = Self.threadCPUTime() - cpuBefore
+                        let (counted, descheduled) = options.counted(
+                            wall: after - before, cpu: cpu, mayDrop: samples.count + dropped.count < discardUntil)
+                        if descheduled { preempted += 1 }
+                        guard let seconds = counted else {
+                            dropped.append(cpu * 1000 / Double(runsPerSample))
+                            continue
+                        }
+                        samples.append(seconds * 1000 / Double(runsPerSample))
+                        if samples.count < options.repeats, samples.count + dropped.count >= discardUntil {
+                            // Too few undisturbed samples in ten times the attempts: the dropped ones count their
+                            // thread CPU time, as with `.threadTime`.
+                            samples += dropped
+                            dropped = []
+                        }
+                        guard samples.count >= options.repeats, after - start >= minimumSeconds else { continue }
+                        guard let precision = options.precision, after - start < maximumSeconds else { break }
+                        guard samples.count >= nextCheck else { continue }
+                        let report = LatencyReport(samples: samples, peakMemoryBytes: 0)
+                        // Six samples at least: below that the whole range covers the median less than 95% of the time.
+                        if let interval = report.p50Interval, interval.confidence >= 0.95,
+                            interval.relativeHalfWidth(around: report.p50Ms) <= precision
+                        {
+                            break
+                        }
+                        nextCheck = samples.count + max(16, samples.count / 8)
                     }
-                    guard samples.count >= options.repeats, after - start >= minimumSeconds else { continue }
-                    guard let precision = options.precision, after - start < maximumSeconds else { break }
-                    guard samples.count >= nextCheck else { continue }
-                    let report = LatencyReport(samples: samples, peakMemoryBytes: 0)
-                    // Six samples at least: below that the whole range covers the median less than 95% of the time.
-                    if let interval = report.p50Interval, interval.confidence >= 0.95,
-                        interval.relativeHalfWidth(around: report.p50Ms) <= precision
-                    {
-                        break
-                    }
-                    nextCheck = samples.count + max(16, samples.count / 8)
                 }
             }
-        }
         }
         return LatencyReport(
             samples: samples, peakMemoryBytes: peakMemoryBytes, runsPerSample: runsPerSample, preemptedCount: preempted)
@@ -441,14 +454,15 @@ extension OnnxEngine {
     /// reported as `measure` does, with `referenceMs` (one reference run) and `referenceRatio` (the median ratio).
     /// `precision` and `minimumSampleTime` are not applied: the ratio's spread is not the samples', and each
     /// sample is one run, its neighbouring blocks as long.
-    func measureAgainstReference(_ options: MeasurementOptions, input first: Tensor, output result: Tensor) -> LatencyReport {
+    func measureAgainstReference(_ options: MeasurementOptions, input first: Tensor, output result: Tensor)
+        -> LatencyReport
+    {
         let reference = ReferenceWorkload()
         let input = Self.benchmarkInput(count: first.count)
         var output = [Float](repeating: 0, count: result.count)
         var (samples, ratios, references) = ([Double](), [Double](), [Double]())
         var (preempted, attempted) = (0, 0)
-        let attempts = options.repeats.multipliedReportingOverflow(by: 10)
-        let discardUntil = attempts.overflow ? Int.max : attempts.partialValue
+        let discardUntil = options.discardLimit
         options.pinning {
             input.withUnsafeBufferPointer { inputBuffer in
                 output.withUnsafeMutableBufferPointer { outputBuffer in
@@ -469,17 +483,11 @@ extension OnnxEngine {
                         let before = Self.now()
                         for _ in 0..<runs { body() }
                         let after = Self.now()
-                        let cpu = Self.threadCPUTime() - cpuBefore
-                        var seconds = after - before
-                        if options.preemption.preempted(wall: seconds, cpu: cpu) {
-                            preempted += 1
-                            switch options.preempted {
-                            case .discard where attempted < discardUntil: return nil
-                            case .wallTime: break
-                            default: seconds = cpu
-                            }
-                        }
-                        return seconds * 1000 / Double(runs)
+                        let (counted, descheduled) = options.counted(
+                            wall: after - before, cpu: Self.threadCPUTime() - cpuBefore,
+                            mayDrop: attempted < discardUntil)
+                        if descheduled { preempted += 1 }
+                        return counted.map { $0 * 1000 / Double(runs) }
                     }
                     var before = timed(blockRuns, reference.run)
                     let start = Self.now()
@@ -497,7 +505,8 @@ extension OnnxEngine {
                 }
             }
         }
-        var report = LatencyReport(samples: samples, peakMemoryBytes: peakMemoryBytes, runsPerSample: 1, preemptedCount: preempted)
+        var report = LatencyReport(
+            samples: samples, peakMemoryBytes: peakMemoryBytes, runsPerSample: 1, preemptedCount: preempted)
         report.referenceMs = LatencyReport(samples: references, peakMemoryBytes: 0).p50Ms
         report.referenceRatio = LatencyReport(samples: ratios, peakMemoryBytes: 0).p50Ms
         return report
