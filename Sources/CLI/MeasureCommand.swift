@@ -93,6 +93,10 @@ struct MeasureCommand: ParsableCommand {
         guard minRepeatTime >= 0, minRepeatTime <= 1 else {
             throw ValidationError("--min-repeat-time must be between 0 and 1 second; got \(minRepeatTime)")
         }
+        if profile && reference {
+            throw ValidationError(
+                "--profile prints each kernel's time in milliseconds; --reference would make them ratios: use one or the other")
+        }
     }
 
     func run() throws {
@@ -146,7 +150,8 @@ extension MeasureCommand {
         do {
             let engine = try OnnxEngine(bytes: try readModelFile(model))
             timings = try engine.profile(
-                MeasurementOptions(warmup: warmup, repeats: repeats, minimumTime: .seconds(minTime), preempted: preempted))
+                MeasurementOptions(warmup: warmup, repeats: repeats, minimumTime: .seconds(minTime), preempted: preempted,
+                                   pinned: pin))
         } catch let error as OnnxError {
             throw CLIError.badInput("\(model): \(error)")
         }

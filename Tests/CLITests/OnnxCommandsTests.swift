@@ -124,6 +124,10 @@ extension OnnxCommandsTests {
             #expect(text.status == 0, "\(text.stderr)")
             #expect(text.stdout.contains("4 kernels, sum of their p50s"), "\(text.stdout)")
             #expect(text.stdout.contains("slowest kernels:") && text.stdout.contains("Conv "))
+            let pinned = try await Self.run(["measure", model.path, "--repeats", "5", "--profile", "--pin"])
+            #expect(pinned.status == 0 && pinned.stdout.contains("4 kernels"), "\(pinned.stderr)")
+            let ratios = try await Self.run(["measure", model.path, "--profile", "--reference"])
+            #expect(ratios.status == 64 && ratios.stderr.contains("use one or the other"), "\(ratios.stderr)")
         }
     }
 
