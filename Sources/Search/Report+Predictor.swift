@@ -26,10 +26,10 @@ extension Report {
                 return (trial.id, predicted, measured)
             }
             let banded = trials.filter { $0.state == .succeeded }.compactMap { trial -> Bool? in
-                guard let predicted = trial.metrics[name], let band = trial.metrics[bandName], band.isFinite,
+                guard let predicted = trial.metrics[name], let band = trial.metrics[bandName],
                     let measured = trial.metrics[measuredName]
                 else { return nil }
-                return predicted * (1 - band) <= measured && measured <= predicted * (1 + band)
+                return LatencyScreen.bandHeld(predicted: predicted, band: band, measured: measured)
             }
             let device = suffix.isEmpty ? "" : " on \(escape(String(suffix.dropFirst())))"
             let evaluation = PredictorEvaluation(predicted: pairs.map(\.1), measured: pairs.map(\.2))

@@ -236,8 +236,13 @@ public final class LatencyScreen {
     /// Whether `measured` fell inside the band of `prediction`; nil when the band was infinite (the predictor did
     /// not know, and claimed nothing to check).
     static func bandHeld(_ prediction: LatencyPrediction, measured: Double) -> Bool? {
-        guard prediction.relativeBand.isFinite else { return nil }
-        return prediction.lower <= measured && measured <= prediction.upper
+        bandHeld(predicted: prediction.milliseconds, band: prediction.relativeBand, measured: measured)
+    }
+
+    /// The same from a trial's recorded metrics: the prediction, its relative band and the measurement.
+    static func bandHeld(predicted: Double, band: Double, measured: Double) -> Bool? {
+        guard band.isFinite else { return nil }
+        return predicted * (1 - band) <= measured && measured <= predicted * (1 + band)
     }
 
     private func refit(_ deviceType: String) {
