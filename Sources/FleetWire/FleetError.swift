@@ -64,6 +64,8 @@ public struct FleetError: Error, CustomStringConvertible, Sendable, Equatable {
     }
     /// The model is not a valid one (final: no other worker can measure it); for runners outside the fleet too.
     public static func badModel(_ detail: String) -> FleetError { FleetError(.badModel, "bad model: \(detail)") }
+    /// Bytes that are not the ones their SHA-256 names (a worker's check, or the coordinator's beside a push).
+    package static let hashMismatch = badModel("the model's bytes do not match its sha256")
     /// The runner cannot run one of the model's operators (final); for runners outside the fleet too.
     public static func modelNotSupported(_ detail: String) -> FleetError {
         FleetError(.modelNotSupported, "model not supported: \(detail)")

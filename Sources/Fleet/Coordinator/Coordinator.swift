@@ -311,7 +311,7 @@ public final class Coordinator: @unchecked Sendable {
         guard let deadline, let hash else { return }
         guard let model else {
             // Answered already: its bytes did not match their hash (found beside an earlier push).
-            finishPush(evaluation, worker: worker, result: .failure(.badModel("the model's bytes do not match its sha256")))
+            finishPush(evaluation, worker: worker, result: .failure(.hashMismatch))
             return
         }
         guard let pusher else {
@@ -352,7 +352,7 @@ public final class Coordinator: @unchecked Sendable {
             error.code == .transport || error.code == .invalidConfiguration ? .workerLost(worker, error.message) : error
         }
         perform(lock.withLock {
-            if refused.contains(evaluation) { outcome = .failure(.badModel("the model's bytes do not match its sha256")) }
+            if refused.contains(evaluation) { outcome = .failure(.hashMismatch) }
             return scheduler.finished(evaluation, worker: worker, result: outcome, now: now())
         })
     }

@@ -261,7 +261,7 @@ public final class FleetWorker: @unchecked Sendable {
         await Task.yield()
         guard SHA256.hash(model) == run.sha256 else {
             _ = try? await measured
-            throw FleetError.badModel("the model's bytes do not match its sha256")
+            throw FleetError.hashMismatch
         }
         defer { cacheLater(run.sha256, model) }
         return try await measured
@@ -311,7 +311,7 @@ public final class FleetWorker: @unchecked Sendable {
             return path
         }
         guard SHA256.hash(run.model) == run.sha256 else {
-            throw FleetError.badModel("the model's bytes do not match its sha256")
+            throw FleetError.hashMismatch
         }
         return try writeToCache(run.sha256, run.model)
     }
